@@ -1,1 +1,216 @@
-//! placeholder
+//! The rvisor sentry: a user-space implementation of the Linux system call
+//! interface. Application code runs in stub processes on the ptrace
+//! platform; every syscall it makes is emulated here, and files come from
+//! the gofer. See docs/architecture.md for the layers.
+
+pub mod fsimpl;
+pub mod kernel;
+pub mod loader;
+pub mod mm;
+pub mod platform;
+pub mod syscalls;
+pub mod vfs;
+
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+
+use nix::errno::Errno;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use fsimpl::host::{HostFile, HostKind};
+use fsimpl::overlay::OverlayFs;
+use kernel::fd_table::FdTable;
+use kernel::{Credentials, FsContext, Kernel, KernelConfig, RLIM_NLIMITS};
+use vfs::{FileType, Inode, OpenFile, Vfs};
+
+/// Filesystems the sentry can mount at a spec mount's destination.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum MountKind {
+    Proc,
+    Dev,
+    Sys,
+    Tmpfs { mode: u32 },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MountSpec {
+    pub destination: String,
+    pub kind: MountKind,
+}
+
+/// Everything the sentry needs to start a container, passed by the CLI.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BootConfig {
+    pub argv: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub hostname: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub umask: u32,
+    /// (resource, soft, hard) overrides of the host's limits.
+    pub rlimits: Vec<(u32, u64, u64)>,
+    pub mounts: Vec<MountSpec>,
+    /// The sentry's end of the gofer socket.
+    pub gofer_fd: i32,
+}
+
+#[derive(Debug, Error)]
+pub enum BootError {
+    #[error("creating the stub image: {0}")]
+    StubImage(std::io::Error),
+    #[error("connecting to the gofer: {0}")]
+    Gofer(String),
+    #[error("confining the sentry ({what}): {errno}")]
+    Confine { what: &'static str, errno: Errno },
+    #[error("the container's cwd {cwd:?}: {errno}")]
+    Cwd { cwd: String, errno: Errno },
+    #[error("no command given")]
+    NoCommand,
+    #[error("starting the first task: {0}")]
+    Task(std::io::Error),
+}
+
+/// Output for --strace.
+pub type StraceSink = Box<dyn Write + Send>;
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Boots the sandbox kernel, runs the container's init to completion and
+/// returns its wait status. Call in a fresh mount namespace: the sentry
+/// pivots into an empty, read-only tmpfs before running any application code.
+pub fn boot(cfg: BootConfig, strace: Option<StraceSink>) -> Result<i32, BootError> {
+    if cfg.argv.is_empty() {
+        return Err(BootError::NoCommand);
+    }
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let stub_image = platform::stub_image::StubImage::create().map_err(BootError::StubImage)?;
+    // SAFETY: the CLI handed us this fd for our exclusive use.
+    let sock = unsafe { OwnedFd::from_raw_fd(cfg.gofer_fd) };
+    let client = gofer::client::GoferClient::connect(sock).map_err(|e| BootError::Gofer(e.to_string()))?;
+    let lower = fsimpl::gofer::GoferInode::root(Arc::new(client)).map_err(|e| BootError::Gofer(e.to_string()))?;
+    let root = OverlayFs::over(lower).map_err(|e| BootError::Gofer(e.to_string()))?;
+    let vfs = Vfs::new(root);
+    vfs.mount(b"/proc", fsimpl::proc::new_procfs());
+    vfs.mount(b"/dev", fsimpl::dev::new_devfs());
+    vfs.mount(b"/sys", Arc::new(fsimpl::simple::StaticDir::new(0o555)));
+    for m in &cfg.mounts {
+        let fs: Arc<dyn Inode> = match m.kind {
+            MountKind::Proc => fsimpl::proc::new_procfs(),
+            MountKind::Dev => fsimpl::dev::new_devfs(),
+            MountKind::Sys => Arc::new(fsimpl::simple::StaticDir::new(0o555)),
+            MountKind::Tmpfs { mode } => OverlayFs::tmpfs(mode),
+        };
+        vfs.mount(m.destination.as_bytes(), fs);
+    }
+    let stdio = take_stdio();
+    confine()?;
+    let k = Kernel::install(vfs, stub_image, KernelConfig { hostname: cfg.hostname.clone(), strace }, cpuinfo);
+
+    let root_loc = k.vfs.root();
+    let cwd = k
+        .vfs
+        .resolve(&root_loc, &root_loc, cfg.cwd.as_bytes(), true)
+        .and_then(|l| if l.inode().file_type() == FileType::Directory { Ok(l) } else { Err(Errno::ENOTDIR) })
+        .map_err(|errno| BootError::Cwd { cwd: cfg.cwd.clone(), errno })?;
+    let fs = FsContext { root: root_loc.clone(), cwd: cwd.clone(), umask: cfg.umask & 0o777 };
+    let creds = Credentials {
+        ruid: cfg.uid,
+        euid: cfg.uid,
+        suid: cfg.uid,
+        rgid: cfg.gid,
+        egid: cfg.gid,
+        sgid: cfg.gid,
+        groups: cfg.additional_gids.clone(),
+    };
+    let mut rlimits = [libc::rlimit64 { rlim_cur: 0, rlim_max: 0 }; RLIM_NLIMITS];
+    for (i, r) in rlimits.iter_mut().enumerate() {
+        // SAFETY: getrlimit64 fills a struct we own.
+        unsafe { libc::getrlimit64(i as _, r) };
+    }
+    for (res, soft, hard) in &cfg.rlimits {
+        if let Some(r) = rlimits.get_mut(*res as usize) {
+            *r = libc::rlimit64 { rlim_cur: *soft, rlim_max: *hard };
+        }
+    }
+    let mut fds = FdTable::default();
+    for (i, fd) in stdio.into_iter().enumerate() {
+        if let Some(fd) = fd {
+            let acc = match nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL) {
+                Ok(fl) => fl & (libc::O_ACCMODE | libc::O_APPEND),
+                Err(_) => libc::O_RDWR,
+            };
+            let file = OpenFile::with_display(
+                Arc::new(HostFile::new(fd, HostKind::Stdio)),
+                format!("host:[{i}]").into_bytes(),
+                acc,
+            );
+            fds.install(i as i32, file, false);
+        }
+    }
+    let argv: Vec<Vec<u8>> = cfg.argv.iter().map(|s| s.as_bytes().to_vec()).collect();
+    let envp: Vec<Vec<u8>> = cfg.env.iter().map(|s| s.as_bytes().to_vec()).collect();
+    let path = resolve_command(k, &fs, &argv[0], &cfg.env);
+    kernel::task::start_init_process(fs, creds, rlimits, fds, path, argv, envp).map_err(BootError::Task)?;
+    let status = kernel::task::wait_for_init();
+    // Like a pid namespace whose init died: everything else is killed.
+    let others: Vec<_> = kernel::lock(&k.tree).procs.values().filter(|e| e.zombie.is_none()).map(|e| e.proc.clone()).collect();
+    for p in others {
+        k.kill_process(&p, libc::SIGKILL);
+    }
+    Ok(status)
+}
+
+/// Duplicates the sentry's stdio for the container (fds 0-2 may be closed).
+fn take_stdio() -> Vec<Option<OwnedFd>> {
+    (0..3)
+        .map(|fd| {
+            nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
+                .ok()
+                // SAFETY: F_DUPFD_CLOEXEC returned a new fd that only we own.
+                .map(|n| unsafe { OwnedFd::from_raw_fd(n) })
+        })
+        .collect()
+}
+
+/// Finds the program to run: a path with a slash as is, else the first
+/// executable regular file along the container's PATH (as runc does).
+fn resolve_command(k: &Kernel, fs: &FsContext, cmd: &[u8], env: &[String]) -> Vec<u8> {
+    if cmd.contains(&b'/') {
+        return cmd.to_vec();
+    }
+    let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let mut cand = dir.as_bytes().to_vec();
+        cand.push(b'/');
+        cand.extend_from_slice(cmd);
+        if let Ok(loc) = k.vfs.resolve(&fs.root, &fs.cwd, &cand, true) {
+            if let Ok(st) = loc.inode().stat() {
+                if loc.inode().file_type() == FileType::Regular && st.mode & 0o111 != 0 {
+                    return cand;
+                }
+            }
+        }
+    }
+    cmd.to_vec()
+}
+
+/// Gives up the host filesystem: pivot_root into an empty tmpfs, made
+/// read-only, in the sentry's own mount namespace.
+fn confine() -> Result<(), BootError> {
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    let err = |what: &'static str| move |errno: Errno| BootError::Confine { what, errno };
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).map_err(err("make / private"))?;
+    mount(Some("rvisor-sentry"), "/tmp", Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some("size=64k,mode=0555"))
+        .map_err(err("mount empty tmpfs"))?;
+    nix::unistd::chdir("/tmp").map_err(err("chdir"))?;
+    nix::unistd::pivot_root(".", ".").map_err(err("pivot_root"))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(err("detach old root"))?;
+    nix::unistd::chdir("/").map_err(err("chdir /"))?;
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None::<&str>)
+        .map_err(err("remount read-only"))?;
+    Ok(())
+}

@@ -1,0 +1,304 @@
+//! The sentry's side of the gofer protocol.
+
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::{Mutex, PoisonError};
+
+use nix::errno::Errno;
+use nix::sys::socket::{
+    getsockopt, recvmsg, sendmsg, setsockopt, sockopt, AddressFamily, ControlMessageOwned,
+    MsgFlags, SockFlag, SockType,
+};
+use tracing::{error, warn};
+
+use crate::protocol::{
+    decode_response, encode_request, Dirent, FileStat, Handle, Request, Response, MAX_MESSAGE,
+    PROTOCOL_VERSION, ROOT_HANDLE,
+};
+use crate::sys;
+
+/// Why [`GoferClient::connect`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("gofer socket: {0}")]
+    Socket(#[source] Errno),
+    #[error("gofer refused the handshake: {0}")]
+    Refused(#[source] Errno),
+    #[error("gofer speaks protocol version {theirs}, we speak {ours}")]
+    VersionMismatch { ours: u32, theirs: u32 },
+    #[error("gofer sent an unexpected reply to the handshake")]
+    UnexpectedResponse,
+}
+
+/// Space for the fds one reply may carry. A correct gofer sends at most one;
+/// room for a few more means stray extras are received (and closed) rather
+/// than truncated away.
+const MAX_FDS_PER_REPLY: usize = 8;
+
+/// Room the kernel needs in the send buffer for one [`MAX_MESSAGE`] message:
+/// a unix datagram larger than `sk_sndbuf - 32` fails with `EMSGSIZE`, and
+/// the default buffer (`wmem_default`, ~208 KiB) is smaller than that.
+const WANTED_SNDBUF: usize = MAX_MESSAGE + 64 * 1024;
+
+/// Checks that `sock` is a `SOCK_SEQPACKET` socket and grows its send buffer
+/// so that a [`MAX_MESSAGE`]-byte message can be sent at all.
+pub(crate) fn ensure_send_buffer(sock: BorrowedFd<'_>) -> Result<(), Errno> {
+    if getsockopt(&sock, sockopt::SockType)? != SockType::SeqPacket {
+        return Err(Errno::EPROTOTYPE);
+    }
+    if getsockopt(&sock, sockopt::SndBuf)? >= WANTED_SNDBUF {
+        return Ok(());
+    }
+    setsockopt(&sock, sockopt::SndBuf, &WANTED_SNDBUF)?;
+    if getsockopt(&sock, sockopt::SndBuf)? < WANTED_SNDBUF {
+        // wmem_max is low; root may exceed it. Failing that, only unusually
+        // large messages are affected, so carry on.
+        if let Err(e) = setsockopt(&sock, sockopt::SndBufForce, &WANTED_SNDBUF) {
+            warn!(error = %e, "gofer socket: cannot grow the send buffer");
+        }
+    }
+    Ok(())
+}
+
+/// A connected `SOCK_SEQPACKET|SOCK_CLOEXEC` socketpair (sentry end, gofer end).
+pub fn socketpair() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let (a, b) = nix::sys::socket::socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?;
+    ensure_send_buffer(a.as_fd())?;
+    ensure_send_buffer(b.as_fd())?;
+    Ok((a, b))
+}
+
+/// The sentry's connection to its gofer.
+///
+/// Thread-safe: the sentry calls it from many threads (one request/response
+/// at a time under an internal Mutex).
+pub struct GoferClient {
+    conn: Mutex<Conn>,
+}
+
+struct Conn {
+    sock: OwnedFd,
+    /// Reused receive buffer of [`MAX_MESSAGE`] bytes.
+    buf: Vec<u8>,
+    /// Set once a request/response exchange failed half-way: requests and
+    /// replies could then be out of step, so every later call fails with EIO.
+    broken: bool,
+}
+
+impl std::fmt::Debug for GoferClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GoferClient").finish_non_exhaustive()
+    }
+}
+
+impl Conn {
+    fn exchange(&mut self, request: &[u8]) -> Result<(Response, Vec<OwnedFd>), Errno> {
+        let iov = [IoSlice::new(request)];
+        loop {
+            match sendmsg::<()>(
+                self.sock.as_raw_fd(),
+                &iov,
+                &[],
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
+                Ok(_) => break,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        let mut cmsg = nix::cmsg_space!([RawFd; MAX_FDS_PER_REPLY]);
+        let (len, flags, fds) = loop {
+            let mut iov = [IoSliceMut::new(&mut self.buf)];
+            match recvmsg::<()>(
+                self.sock.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Ok(msg) => {
+                    let mut fds = Vec::new();
+                    // cmsgs() refuses to iterate a truncated control buffer;
+                    // with room for MAX_FDS_PER_REPLY that means a broken gofer.
+                    for c in msg.cmsgs()? {
+                        if let ControlMessageOwned::ScmRights(raw) = c {
+                            fds.extend(raw.into_iter().map(sys::adopt_received_fd));
+                        }
+                    }
+                    break (msg.bytes, msg.flags, fds);
+                }
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        if len == 0 {
+            // The gofer never sends empty replies: it has gone away.
+            return Err(Errno::ECONNRESET);
+        }
+        if flags.contains(MsgFlags::MSG_TRUNC) {
+            return Err(Errno::EMSGSIZE);
+        }
+        let bytes = self.buf.get(..len).ok_or(Errno::EMSGSIZE)?;
+        let resp = decode_response(bytes).map_err(|e| {
+            error!(error = %e, "gofer client: malformed reply");
+            Errno::EBADMSG
+        })?;
+        Ok((resp, fds))
+    }
+}
+
+/// The errno a gofer `Error` reply stands for; nonsense values become EIO.
+fn reply_errno(errno: i32) -> Errno {
+    match Errno::from_raw(errno) {
+        Errno::UnknownErrno => Errno::EIO,
+        e => e,
+    }
+}
+
+/// A reply that does not fit the request: a protocol bug, reported as EIO.
+fn unexpected(what: &str, resp: &Response) -> Errno {
+    match resp {
+        Response::Error { errno } => reply_errno(*errno),
+        other => {
+            error!(request = what, reply = ?other, "gofer client: unexpected reply");
+            Errno::EIO
+        }
+    }
+}
+
+impl GoferClient {
+    /// Takes the connected socket and performs the version handshake.
+    pub fn connect(sock: OwnedFd) -> Result<GoferClient, ClientError> {
+        ensure_send_buffer(sock.as_fd()).map_err(ClientError::Socket)?;
+        let client = GoferClient {
+            conn: Mutex::new(Conn {
+                sock,
+                buf: vec![0u8; MAX_MESSAGE],
+                broken: false,
+            }),
+        };
+        match client.call(&Request::Version {
+            version: PROTOCOL_VERSION,
+        }) {
+            Ok((Response::Version { version }, _)) if version == PROTOCOL_VERSION => Ok(client),
+            Ok((Response::Version { version }, _)) => Err(ClientError::VersionMismatch {
+                ours: PROTOCOL_VERSION,
+                theirs: version,
+            }),
+            Ok((Response::Error { errno }, _)) => Err(ClientError::Refused(reply_errno(errno))),
+            Ok(_) => Err(ClientError::UnexpectedResponse),
+            Err(e) => Err(ClientError::Socket(e)),
+        }
+    }
+
+    /// One request/response exchange. Transport failures poison the
+    /// connection (see [`Conn::broken`]) and surface as EIO.
+    fn call(&self, req: &Request) -> Result<(Response, Vec<OwnedFd>), Errno> {
+        let bytes = encode_request(req).map_err(|e| {
+            warn!(error = %e, "gofer client: cannot encode request");
+            Errno::EINVAL
+        })?;
+        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        if conn.broken {
+            return Err(Errno::EIO);
+        }
+        conn.exchange(&bytes).map_err(|e| {
+            error!(error = %e, "gofer client: connection to the gofer failed");
+            conn.broken = true;
+            Errno::EIO
+        })
+    }
+
+    /// Stat of [`ROOT_HANDLE`].
+    pub fn root_stat(&self) -> Result<FileStat, Errno> {
+        self.stat(ROOT_HANDLE)
+    }
+
+    /// Looks up one path component in directory `dir` without following
+    /// symlinks; the caller owns the new handle and should [`close`] it.
+    ///
+    /// [`close`]: GoferClient::close
+    pub fn walk(&self, dir: Handle, name: &[u8]) -> Result<(Handle, FileStat), Errno> {
+        match self.call(&Request::Walk {
+            dir,
+            name: name.to_vec(),
+        })? {
+            (Response::Node { handle, stat }, _) => Ok((handle, stat)),
+            (other, _) => Err(unexpected("walk", &other)),
+        }
+    }
+
+    pub fn stat(&self, node: Handle) -> Result<FileStat, Errno> {
+        match self.call(&Request::Stat { node })? {
+            (Response::Stat(stat), _) => Ok(stat),
+            (other, _) => Err(unexpected("stat", &other)),
+        }
+    }
+
+    /// Opens a regular file or directory; the returned fd is a real host fd.
+    pub fn open(&self, node: Handle, flags: i32) -> Result<OwnedFd, Errno> {
+        match self.call(&Request::Open { node, flags })? {
+            // Any fds beyond the first are dropped (closed) here.
+            (Response::Opened, fds) => fds.into_iter().next().ok_or_else(|| {
+                error!("gofer client: Opened reply without an fd");
+                Errno::EIO
+            }),
+            (other, _) => Err(unexpected("open", &other)),
+        }
+    }
+
+    /// The raw target of a symlink node.
+    pub fn readlink(&self, node: Handle) -> Result<Vec<u8>, Errno> {
+        match self.call(&Request::ReadLink { node })? {
+            (Response::Link(target), _) => Ok(target),
+            (other, _) => Err(unexpected("readlink", &other)),
+        }
+    }
+
+    /// All entries except "." and "..", following next_offset pages until the end.
+    pub fn getdents(&self, node: Handle) -> Result<Vec<Dirent>, Errno> {
+        let mut all = Vec::new();
+        let mut offset = 0u64;
+        loop {
+            match self.call(&Request::Getdents { node, offset })? {
+                (
+                    Response::Dirents {
+                        entries,
+                        next_offset,
+                    },
+                    _,
+                ) => {
+                    all.extend(
+                        entries
+                            .into_iter()
+                            .filter(|d| d.name != b"." && d.name != b".."),
+                    );
+                    match next_offset {
+                        None => return Ok(all),
+                        // A gofer that does not move forward would loop us forever.
+                        Some(next) if next <= offset => {
+                            error!(offset, next, "gofer client: getdents made no progress");
+                            return Err(Errno::EIO);
+                        }
+                        Some(next) => offset = next,
+                    }
+                }
+                (other, _) => return Err(unexpected("getdents", &other)),
+            }
+        }
+    }
+
+    /// Forgets a handle. Best effort, never fails loudly.
+    pub fn close(&self, node: Handle) {
+        match self.call(&Request::Close { node }) {
+            Ok((Response::Ok, _)) => {}
+            Ok((other, _)) => tracing::debug!(node, reply = ?other, "gofer client: close refused"),
+            Err(e) => tracing::debug!(node, error = %e, "gofer client: close failed"),
+        }
+    }
+}

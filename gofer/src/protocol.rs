@@ -1,0 +1,333 @@
+//! The wire protocol between the sentry (client) and the gofer (server).
+//!
+//! Every request and every reply is exactly one `SOCK_SEQPACKET` message
+//! holding one [postcard]-encoded [`Request`] or [`Response`]. Message
+//! boundaries are kept by the socket, so there is no length prefix. A reply
+//! to [`Request::Open`] carries the opened host fd as `SCM_RIGHTS` ancillary
+//! data on the same message.
+//!
+//! Decoding is total: any byte string yields either a value or a
+//! [`CodecError`], never a panic, because the gofer must survive a
+//! compromised sentry sending it anything.
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped on any incompatible change to [`Request`] or [`Response`].
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Maximum size of one message on the socket (both directions).
+pub const MAX_MESSAGE: usize = 256 * 1024;
+
+/// Names a node the gofer holds an `O_PATH` fd for.
+///
+/// Handles are never reused within one connection, so a stale handle can
+/// never silently alias a different file.
+pub type Handle = u64;
+
+/// The handle of the root directory, valid from the start of a connection.
+pub const ROOT_HANDLE: Handle = 0;
+
+/// The host `struct stat` of a node, field for field.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct FileStat {
+    pub dev: u64,
+    pub ino: u64,
+    pub mode: u32,
+    pub nlink: u64,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u64,
+    pub size: i64,
+    pub blksize: i64,
+    pub blocks: i64,
+    pub atime_sec: i64,
+    pub atime_nsec: i64,
+    pub mtime_sec: i64,
+    pub mtime_nsec: i64,
+    pub ctime_sec: i64,
+    pub ctime_nsec: i64,
+}
+
+impl FileStat {
+    /// Converts a host `stat`. The field widths of `libc::stat` differ
+    /// between architectures (e.g. `st_nlink` is `u32` on aarch64), hence the
+    /// `From` conversions that are no-ops on some targets.
+    #[allow(clippy::useless_conversion)]
+    pub fn from_host(st: &libc::stat) -> FileStat {
+        FileStat {
+            dev: u64::from(st.st_dev),
+            ino: u64::from(st.st_ino),
+            mode: u32::from(st.st_mode),
+            nlink: u64::from(st.st_nlink),
+            uid: u32::from(st.st_uid),
+            gid: u32::from(st.st_gid),
+            rdev: u64::from(st.st_rdev),
+            size: i64::from(st.st_size),
+            blksize: i64::from(st.st_blksize),
+            blocks: i64::from(st.st_blocks),
+            atime_sec: i64::from(st.st_atime),
+            atime_nsec: i64::from(st.st_atime_nsec),
+            mtime_sec: i64::from(st.st_mtime),
+            mtime_nsec: i64::from(st.st_mtime_nsec),
+            ctime_sec: i64::from(st.st_ctime),
+            ctime_nsec: i64::from(st.st_ctime_nsec),
+        }
+    }
+
+    /// The `S_IFMT` bits of [`FileStat::mode`].
+    pub fn file_type(&self) -> u32 {
+        self.mode & libc::S_IFMT
+    }
+
+    /// Whether the node is a directory.
+    pub fn is_dir(&self) -> bool {
+        self.file_type() == libc::S_IFDIR
+    }
+
+    /// Whether the node is a regular file.
+    pub fn is_file(&self) -> bool {
+        self.file_type() == libc::S_IFREG
+    }
+
+    /// Whether the node is a symbolic link.
+    pub fn is_symlink(&self) -> bool {
+        self.file_type() == libc::S_IFLNK
+    }
+}
+
+/// One directory entry, as `getdents64` reports it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Dirent {
+    pub ino: u64,
+    /// One of the `DT_*` constants (`DT_UNKNOWN` when the filesystem does not
+    /// say).
+    pub d_type: u8,
+    pub name: Vec<u8>,
+}
+
+/// A request from the sentry.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Handshake; answered by [`Response::Version`] when the versions match.
+    Version { version: u32 },
+    /// Looks up one path component `name` in directory `dir`, without
+    /// following a symlink. Answered by [`Response::Node`].
+    Walk { dir: Handle, name: Vec<u8> },
+    /// Answered by [`Response::Stat`].
+    Stat { node: Handle },
+    /// Opens the node with `open(2)` flags; answered by [`Response::Opened`]
+    /// with the fd attached.
+    Open { node: Handle, flags: i32 },
+    /// Reads the target of a symlink node; answered by [`Response::Link`].
+    ReadLink { node: Handle },
+    /// Reads directory entries starting at entry index `offset` (as returned
+    /// in a previous `next_offset`, or 0); answered by [`Response::Dirents`].
+    Getdents { node: Handle, offset: u64 },
+    /// Forgets a handle; answered by [`Response::Ok`].
+    Close { node: Handle },
+}
+
+/// A reply from the gofer.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum Response {
+    Version {
+        version: u32,
+    },
+    Node {
+        handle: Handle,
+        stat: FileStat,
+    },
+    Stat(FileStat),
+    /// The fd travels as `SCM_RIGHTS` with this message.
+    Opened,
+    Link(Vec<u8>),
+    Dirents {
+        entries: Vec<Dirent>,
+        /// `None` = end of directory.
+        next_offset: Option<u64>,
+    },
+    Ok,
+    /// The request failed with this host errno.
+    Error {
+        errno: i32,
+    },
+}
+
+/// Why a message could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("encoding message: {0}")]
+    Encode(#[source] postcard::Error),
+    #[error("decoding message: {0}")]
+    Decode(#[source] postcard::Error),
+    #[error("message has {count} trailing bytes after a complete value")]
+    TrailingBytes { count: usize },
+    #[error("message of {len} bytes exceeds the limit of {MAX_MESSAGE}")]
+    TooLarge { len: usize },
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
+    let bytes = postcard::to_stdvec(value).map_err(CodecError::Encode)?;
+    if bytes.len() > MAX_MESSAGE {
+        return Err(CodecError::TooLarge { len: bytes.len() });
+    }
+    Ok(bytes)
+}
+
+/// Decodes exactly one value. Trailing bytes are an error rather than
+/// ignored so that two peers can never disagree about what a message meant.
+fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, CodecError> {
+    if bytes.len() > MAX_MESSAGE {
+        return Err(CodecError::TooLarge { len: bytes.len() });
+    }
+    let (value, rest) = postcard::take_from_bytes(bytes).map_err(CodecError::Decode)?;
+    if !rest.is_empty() {
+        return Err(CodecError::TrailingBytes { count: rest.len() });
+    }
+    Ok(value)
+}
+
+/// Encodes a request into one message.
+pub fn encode_request(req: &Request) -> Result<Vec<u8>, CodecError> {
+    encode(req)
+}
+
+/// Decodes one message into a request. Never panics, whatever the bytes.
+pub fn decode_request(bytes: &[u8]) -> Result<Request, CodecError> {
+    decode(bytes)
+}
+
+/// Encodes a response into one message.
+pub fn encode_response(resp: &Response) -> Result<Vec<u8>, CodecError> {
+    encode(resp)
+}
+
+/// Decodes one message into a response. Never panics, whatever the bytes.
+pub fn decode_response(bytes: &[u8]) -> Result<Response, CodecError> {
+    decode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip() {
+        let reqs = [
+            Request::Version {
+                version: PROTOCOL_VERSION,
+            },
+            Request::Walk {
+                dir: 7,
+                name: b"etc".to_vec(),
+            },
+            Request::Stat { node: u64::MAX },
+            Request::Open {
+                node: 1,
+                flags: libc::O_RDONLY | libc::O_DIRECTORY,
+            },
+            Request::ReadLink { node: 3 },
+            Request::Getdents {
+                node: 0,
+                offset: 4096,
+            },
+            Request::Close { node: 9 },
+        ];
+        for req in reqs {
+            let bytes = encode_request(&req).unwrap();
+            assert_eq!(decode_request(&bytes).unwrap(), req);
+        }
+    }
+
+    #[test]
+    fn responses_round_trip() {
+        let resps = [
+            Response::Version { version: 1 },
+            Response::Node {
+                handle: 5,
+                stat: FileStat {
+                    ino: 42,
+                    mode: 0o100644,
+                    ..Default::default()
+                },
+            },
+            Response::Stat(FileStat {
+                size: -1,
+                ..Default::default()
+            }),
+            Response::Opened,
+            Response::Link(b"/etc/passwd".to_vec()),
+            Response::Dirents {
+                entries: vec![Dirent {
+                    ino: 1,
+                    d_type: libc::DT_REG,
+                    name: b"a".to_vec(),
+                }],
+                next_offset: Some(1),
+            },
+            Response::Ok,
+            Response::Error {
+                errno: libc::ENOENT,
+            },
+        ];
+        for resp in resps {
+            let bytes = encode_response(&resp).unwrap();
+            assert_eq!(decode_response(&bytes).unwrap(), resp);
+        }
+    }
+
+    #[test]
+    fn trailing_and_truncated_bytes_are_rejected() {
+        let mut bytes = encode_request(&Request::Walk {
+            dir: 0,
+            name: b"name".to_vec(),
+        })
+        .unwrap();
+        assert!(decode_request(&bytes[..bytes.len() - 1]).is_err());
+        bytes.push(0);
+        assert!(matches!(
+            decode_request(&bytes),
+            Err(CodecError::TrailingBytes { count: 1 })
+        ));
+        assert!(decode_request(&[]).is_err());
+    }
+
+    #[test]
+    fn oversized_is_rejected() {
+        let req = Request::Walk {
+            dir: 0,
+            name: vec![b'x'; MAX_MESSAGE],
+        };
+        assert!(matches!(
+            encode_request(&req),
+            Err(CodecError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            decode_request(&vec![0u8; MAX_MESSAGE + 1]),
+            Err(CodecError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn decode_never_panics_on_noise() {
+        // xorshift: deterministic noise without a rand dependency.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..2000usize {
+            let bytes: Vec<u8> = (0..len % 97)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state as u8
+                })
+                .collect();
+            let _ = decode_request(&bytes);
+            let _ = decode_response(&bytes);
+        }
+        // A huge declared length must not allocate or panic.
+        let _ = decode_request(&[1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f]);
+        let _ = decode_response(&[
+            5, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+        ]);
+    }
+}

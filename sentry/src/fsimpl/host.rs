@@ -1,0 +1,143 @@
+//! Files backed by a host fd the sentry holds: files the gofer donated,
+//! sentry-owned pipes, and the container's stdio.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+
+use crate::vfs::{FileOps, FileStat, VfsResult};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum HostKind {
+    /// A regular file or directory the gofer opened: positional I/O.
+    File,
+    /// A pipe end created by the sentry.
+    Pipe,
+    /// Anything else inherited as stdio (terminal, pipe, /dev/null, file).
+    Stdio,
+}
+
+pub struct HostFile {
+    fd: OwnedFd,
+    kind: HostKind,
+    tty: bool,
+    seekable: bool,
+}
+
+impl HostFile {
+    pub fn new(fd: OwnedFd, kind: HostKind) -> HostFile {
+        // SAFETY: isatty only inspects the fd we own.
+        let tty = unsafe { libc::isatty(fd.as_raw_fd()) } == 1;
+        let seekable = match kind {
+            HostKind::File => true,
+            HostKind::Pipe => false,
+            HostKind::Stdio => {
+                !tty && nix::unistd::lseek(fd.as_raw_fd(), 0, nix::unistd::Whence::SeekCur).is_ok()
+            }
+        };
+        HostFile { fd, kind, tty, seekable }
+    }
+
+    fn retry<T>(mut f: impl FnMut() -> Result<T, Errno>) -> Result<T, Errno> {
+        loop {
+            match f() {
+                Err(Errno::EINTR) if !crate::kernel::interrupted() => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+impl FileOps for HostFile {
+    fn seekable(&self) -> bool {
+        self.seekable
+    }
+
+    fn read_at(&self, buf: &mut [u8], off: u64) -> VfsResult<usize> {
+        let fd = self.fd.as_raw_fd();
+        if self.seekable {
+            Self::retry(|| nix::sys::uio::pread(&self.fd, buf, off as i64))
+        } else {
+            Self::retry(|| nix::unistd::read(fd, buf))
+        }
+    }
+
+    fn write_at(&self, buf: &[u8], off: u64) -> VfsResult<usize> {
+        if self.kind == HostKind::File {
+            // Gofer files are read-only in this version; writes go to the overlay.
+            return Err(Errno::EBADF);
+        }
+        if self.seekable {
+            Self::retry(|| nix::sys::uio::pwrite(&self.fd, buf, off as i64))
+        } else {
+            Self::retry(|| nix::unistd::write(&self.fd, buf))
+        }
+    }
+
+    fn host_offset(&self) -> bool {
+        self.kind == HostKind::Stdio
+    }
+
+    fn read_stream(&self, buf: &mut [u8]) -> VfsResult<usize> {
+        Self::retry(|| nix::unistd::read(self.fd.as_raw_fd(), buf))
+    }
+
+    fn write_stream(&self, buf: &[u8]) -> VfsResult<usize> {
+        if self.kind == HostKind::File {
+            return Err(Errno::EBADF);
+        }
+        Self::retry(|| nix::unistd::write(&self.fd, buf))
+    }
+
+    fn host_lseek(&self, off: i64, whence: i32) -> VfsResult<u64> {
+        let whence = match whence {
+            libc::SEEK_SET => nix::unistd::Whence::SeekSet,
+            libc::SEEK_CUR => nix::unistd::Whence::SeekCur,
+            libc::SEEK_END => nix::unistd::Whence::SeekEnd,
+            _ => return Err(Errno::EINVAL),
+        };
+        Ok(nix::unistd::lseek(self.fd.as_raw_fd(), off, whence)? as u64)
+    }
+
+    fn stat(&self) -> VfsResult<FileStat> {
+        let st = nix::sys::stat::fstat(self.fd.as_raw_fd())?;
+        Ok(stat_from_host(&st))
+    }
+
+    fn host_fd(&self) -> Option<RawFd> {
+        Some(self.fd.as_raw_fd())
+    }
+
+    fn is_dir(&self) -> bool {
+        false
+    }
+
+    fn is_tty(&self) -> bool {
+        self.tty
+    }
+
+    fn is_pipe(&self) -> bool {
+        self.kind == HostKind::Pipe || (!self.seekable && !self.tty)
+    }
+}
+
+pub fn stat_from_host(st: &libc::stat) -> FileStat {
+    FileStat {
+        dev: st.st_dev,
+        ino: st.st_ino,
+        mode: st.st_mode,
+        nlink: st.st_nlink,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        rdev: st.st_rdev,
+        size: st.st_size,
+        blksize: st.st_blksize,
+        blocks: st.st_blocks,
+        atime_sec: st.st_atime,
+        atime_nsec: st.st_atime_nsec,
+        mtime_sec: st.st_mtime,
+        mtime_nsec: st.st_mtime_nsec,
+        ctime_sec: st.st_ctime,
+        ctime_nsec: st.st_ctime_nsec,
+    }
+}

@@ -1,0 +1,8 @@
+//! Filesystem implementations behind the VFS (gVisor's `pkg/sentry/fsimpl`).
+
+pub mod dev;
+pub mod gofer;
+pub mod host;
+pub mod overlay;
+pub mod proc;
+pub mod simple;

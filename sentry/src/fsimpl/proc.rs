@@ -1,0 +1,219 @@
+//! /proc: generated from the sentry's own state, never the host's (except
+//! /proc/cpuinfo, read once before confinement).
+
+use std::any::Any;
+use std::sync::Arc;
+
+use nix::errno::Errno;
+
+use super::simple::{next_ino, synthetic_stat, DirFile, GeneratedFile, StaticDir, Symlink};
+use crate::kernel::{self, kernel, lock};
+use crate::vfs::{DirEntry, FileOps, FileStat, FileType, Inode, VfsResult};
+
+type LookupFn = dyn Fn(&[u8]) -> VfsResult<Arc<dyn Inode>> + Send + Sync;
+type ListFn = dyn Fn() -> Vec<(Vec<u8>, FileType)> + Send + Sync;
+
+/// A directory whose entries are computed on each lookup and listing.
+pub struct FnDir {
+    ino: u64,
+    lookup: Box<LookupFn>,
+    list: Box<ListFn>,
+}
+
+impl FnDir {
+    fn new(
+        lookup: impl Fn(&[u8]) -> VfsResult<Arc<dyn Inode>> + Send + Sync + 'static,
+        list: impl Fn() -> Vec<(Vec<u8>, FileType)> + Send + Sync + 'static,
+    ) -> FnDir {
+        FnDir { ino: next_ino(), lookup: Box::new(lookup), list: Box::new(list) }
+    }
+}
+
+impl Inode for FnDir {
+    fn stat(&self) -> VfsResult<FileStat> {
+        Ok(synthetic_stat(self.ino, libc::S_IFDIR | 0o555, 0))
+    }
+    fn file_type(&self) -> FileType {
+        FileType::Directory
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn lookup(&self, name: &[u8]) -> VfsResult<Arc<dyn Inode>> {
+        (self.lookup)(name)
+    }
+    fn readdir(&self) -> VfsResult<Vec<DirEntry>> {
+        Ok((self.list)().into_iter().map(|(name, ftype)| DirEntry { name, ino: next_ino(), ftype }).collect())
+    }
+    fn open(&self, _flags: i32) -> VfsResult<Arc<dyn FileOps>> {
+        Ok(Arc::new(DirFile { stat: self.stat()? }))
+    }
+    fn read_only(&self) -> bool {
+        true
+    }
+}
+
+fn text(f: impl Fn() -> String + Send + Sync + 'static) -> Arc<dyn Inode> {
+    Arc::new(GeneratedFile::new(move || Ok(f().into_bytes())))
+}
+
+fn current_pid() -> i32 {
+    kernel::current().map(|p| p.pid).unwrap_or(1)
+}
+
+fn meminfo() -> String {
+    let si = nix::sys::sysinfo::sysinfo();
+    let (total, free) = si.map(|s| (s.ram_total() / 1024, s.ram_unused() / 1024)).unwrap_or((0, 0));
+    format!(
+        "MemTotal:       {total:>8} kB\nMemFree:        {free:>8} kB\nMemAvailable:   {free:>8} kB\nBuffers:               0 kB\nCached:                0 kB\nSwapCached:            0 kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\n"
+    )
+}
+
+fn mounts() -> String {
+    let mut s = String::from("none / rootfs rw 0 0\n");
+    for p in kernel().vfs.mount_points() {
+        let p = String::from_utf8_lossy(&p).into_owned();
+        let fstype = match p.as_str() {
+            "/proc" => "proc",
+            "/sys" => "sysfs",
+            "/dev" => "tmpfs",
+            _ => "tmpfs",
+        };
+        s.push_str(&format!("none {p} {fstype} rw 0 0\n"));
+    }
+    s
+}
+
+fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
+    let proc = kernel().process(pid).ok_or(Errno::ENOENT)?;
+    let p = Arc::downgrade(&proc);
+    let exe = {
+        let p = p.clone();
+        Symlink::dynamic(move || Ok(lock(&p.upgrade().ok_or(Errno::ESRCH)?.exe).path.clone()))
+    };
+    let cwd = {
+        let p = p.clone();
+        Symlink::dynamic(move || Ok(lock(&p.upgrade().ok_or(Errno::ESRCH)?.fs).cwd.path()))
+    };
+    let cmdline = {
+        let p = p.clone();
+        GeneratedFile::new(move || {
+            let proc = p.upgrade().ok_or(Errno::ESRCH)?;
+            let mut out = Vec::new();
+            for a in lock(&proc.exe).argv.iter() {
+                out.extend_from_slice(a);
+                out.push(0);
+            }
+            Ok(out)
+        })
+    };
+    let comm = {
+        let p = p.clone();
+        GeneratedFile::new(move || {
+            let mut c = lock(&p.upgrade().ok_or(Errno::ESRCH)?.exe).comm.clone();
+            c.push(b'\n');
+            Ok(c)
+        })
+    };
+    let status = {
+        let p = p.clone();
+        GeneratedFile::new(move || {
+            let proc = p.upgrade().ok_or(Errno::ESRCH)?;
+            let name = String::from_utf8_lossy(&lock(&proc.exe).comm).into_owned();
+            let ppid = lock(&kernel().tree).procs.get(&proc.pid).map(|e| e.ppid).unwrap_or(0);
+            let c = lock(&proc.creds).clone();
+            Ok(format!(
+                "Name:\t{name}\nState:\tR (running)\nTgid:\t{pid}\nPid:\t{pid}\nPPid:\t{ppid}\nUid:\t{r}\t{e}\t{s}\t{e}\nGid:\t{rg}\t{eg}\t{sg}\t{eg}\nThreads:\t1\n",
+                pid = proc.pid,
+                r = c.ruid,
+                e = c.euid,
+                s = c.suid,
+                rg = c.rgid,
+                eg = c.egid,
+                sg = c.sgid
+            )
+            .into_bytes())
+        })
+    };
+    let fd_dir = {
+        let p1 = p.clone();
+        let p2 = p.clone();
+        FnDir::new(
+            move |name| {
+                let proc = p1.upgrade().ok_or(Errno::ENOENT)?;
+                let fd: i32 = std::str::from_utf8(name).ok().and_then(|s| s.parse().ok()).ok_or(Errno::ENOENT)?;
+                let file = lock(&proc.fds).get(fd).map_err(|_| Errno::ENOENT)?;
+                let link = file.proc_link();
+                Ok(Arc::new(Symlink::dynamic(move || Ok(link.clone()))) as Arc<dyn Inode>)
+            },
+            move || {
+                p2.upgrade()
+                    .map(|proc| {
+                        lock(&proc.fds).fds().into_iter().map(|fd| (fd.to_string().into_bytes(), FileType::Symlink)).collect()
+                    })
+                    .unwrap_or_default()
+            },
+        )
+    };
+    Ok(Arc::new(
+        StaticDir::new(0o555)
+            .with("exe", Arc::new(exe))
+            .with("cwd", Arc::new(cwd))
+            .with("root", Arc::new(Symlink::fixed("/")))
+            .with("cmdline", Arc::new(cmdline))
+            .with("comm", Arc::new(comm))
+            .with("status", Arc::new(status))
+            .with("fd", Arc::new(fd_dir))
+            .with("mounts", text(mounts)),
+    ))
+}
+
+/// Builds the /proc root.
+pub fn new_procfs() -> Arc<dyn Inode> {
+    let sys = Arc::new(
+        StaticDir::new(0o555).with(
+            "kernel",
+            Arc::new(
+                StaticDir::new(0o555)
+                    .with("hostname", text(|| format!("{}\n", lock(&kernel().hostname))))
+                    .with("osrelease", text(|| format!("{}\n", kernel().release)))
+                    .with("ostype", text(|| "Linux\n".into()))
+                    .with("pid_max", text(|| "4194304\n".into()))
+                    .with("ngroups_max", text(|| "65536\n".into())),
+            ),
+        ),
+    );
+    let fixed: Vec<(&'static str, Arc<dyn Inode>)> = vec![
+        ("self", Arc::new(Symlink::dynamic(|| Ok(current_pid().to_string().into_bytes())))),
+        ("thread-self", Arc::new(Symlink::dynamic(|| Ok(current_pid().to_string().into_bytes())))),
+        ("meminfo", text(meminfo)),
+        ("cpuinfo", text(|| kernel().cpuinfo.clone())),
+        ("uptime", text(|| {
+            let up = kernel().boot.elapsed().as_secs_f64();
+            format!("{up:.2} {up:.2}\n")
+        })),
+        ("version", text(|| format!("Linux version {} (rvisor)\n", kernel().release))),
+        ("loadavg", text(|| "0.00 0.00 0.00 1/1 1\n".into())),
+        ("mounts", text(mounts)),
+        ("filesystems", text(|| "nodev\tproc\nnodev\ttmpfs\nnodev\tsysfs\n".into())),
+        ("sys", sys),
+    ];
+    let names: Vec<(Vec<u8>, FileType)> = fixed.iter().map(|(n, i)| (n.as_bytes().to_vec(), i.file_type())).collect();
+    let table: std::collections::HashMap<Vec<u8>, Arc<dyn Inode>> =
+        fixed.into_iter().map(|(n, i)| (n.as_bytes().to_vec(), i)).collect();
+    Arc::new(FnDir::new(
+        move |name| {
+            if let Some(i) = table.get(name) {
+                return Ok(i.clone());
+            }
+            let pid: i32 = std::str::from_utf8(name).ok().and_then(|s| s.parse().ok()).ok_or(Errno::ENOENT)?;
+            pid_dir(pid)
+        },
+        move || {
+            let mut v = names.clone();
+            let pids: Vec<i32> = lock(&kernel().tree).procs.iter().filter(|(_, e)| e.zombie.is_none()).map(|(p, _)| *p).collect();
+            v.extend(pids.into_iter().map(|p| (p.to_string().into_bytes(), FileType::Directory)));
+            v
+        },
+    ))
+}

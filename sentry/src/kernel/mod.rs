@@ -1,0 +1,337 @@
+//! Processes, the process tree, signals and credentials (gVisor's
+//! `pkg/sentry/kernel`). One sentry OS thread runs each application task
+//! (see `task.rs`); shared state lives here behind locks.
+
+pub mod fd_table;
+pub mod signals;
+pub mod task;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::Write;
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
+
+use fd_table::FdTable;
+use signals::{default_action, sig_bit, DefaultAction, SignalState, SIG_IGN};
+
+use crate::platform::stub_image::StubImage;
+use crate::vfs::{Location, Vfs};
+
+/// Host signal used to interrupt a sentry thread blocked in a host call
+/// (a pipe read, a sleep) when its process must die.
+pub const INTERRUPT_SIGNAL: i32 = libc::SIGUSR2;
+
+/// Emulated credentials (the spec's user).
+#[derive(Clone, Debug, Default)]
+pub struct Credentials {
+    pub ruid: u32,
+    pub euid: u32,
+    pub suid: u32,
+    pub rgid: u32,
+    pub egid: u32,
+    pub sgid: u32,
+    pub groups: Vec<u32>,
+}
+
+/// Working directory, root and umask (CLONE_FS state).
+#[derive(Clone)]
+pub struct FsContext {
+    pub root: Location,
+    pub cwd: Location,
+    pub umask: u32,
+}
+
+/// What /proc shows about a process's program.
+#[derive(Clone, Default)]
+pub struct ExeInfo {
+    pub path: Vec<u8>,
+    pub argv: Vec<Vec<u8>>,
+    pub comm: Vec<u8>,
+}
+
+/// Host identities of a process's stub and the sentry thread driving it.
+#[derive(Clone, Copy, Default)]
+pub struct HostIds {
+    pub stub_pid: i32,
+    pub tracer_tid: i32,
+}
+
+pub const RLIM_NLIMITS: usize = 16;
+
+/// A thread group. Every process has exactly one task in this version.
+pub struct Process {
+    pub pid: i32,
+    pub fds: Mutex<FdTable>,
+    pub fs: Mutex<FsContext>,
+    pub sig: Mutex<SignalState>,
+    pub creds: Mutex<Credentials>,
+    pub rlimits: Mutex<[libc::rlimit64; RLIM_NLIMITS]>,
+    pub exe: Mutex<ExeInfo>,
+    pub host: Mutex<HostIds>,
+    /// Set when the process must die with this signal.
+    pub fatal_signal: AtomicI32,
+    /// vfork: set when the child execs or exits.
+    pub vfork_done: (Mutex<bool>, Condvar),
+    pub start: Instant,
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it
+/// (the sentry keeps serving the other tasks).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Process {
+    pub fn rlimit(&self, res: u32) -> libc::rlimit64 {
+        lock(&self.rlimits).get(res as usize).copied().unwrap_or(libc::rlimit64 {
+            rlim_cur: libc::RLIM64_INFINITY,
+            rlim_max: libc::RLIM64_INFINITY,
+        })
+    }
+
+    pub fn nofile_limit(&self) -> u64 {
+        self.rlimit(libc::RLIMIT_NOFILE as u32).rlim_cur
+    }
+
+    pub fn signal_vfork_parent(&self) {
+        let (m, cv) = &self.vfork_done;
+        *lock(m) = true;
+        cv.notify_all();
+    }
+}
+
+/// One process's place in the tree.
+pub struct ProcEntry {
+    pub proc: Arc<Process>,
+    pub ppid: i32,
+    pub pgid: i32,
+    pub sid: i32,
+    pub children: BTreeSet<i32>,
+    /// Wait status once the process has exited (a zombie).
+    pub zombie: Option<i32>,
+}
+
+#[derive(Default)]
+pub struct ProcessTree {
+    pub procs: BTreeMap<i32, ProcEntry>,
+    next_pid: i32,
+}
+
+impl ProcessTree {
+    pub fn alloc_pid(&mut self) -> i32 {
+        loop {
+            self.next_pid = if self.next_pid >= 4_194_304 || self.next_pid < 1 { 1 } else { self.next_pid + 1 };
+            if !self.procs.contains_key(&self.next_pid) {
+                return self.next_pid;
+            }
+        }
+    }
+}
+
+pub struct KernelConfig {
+    pub hostname: String,
+    pub strace: Option<Box<dyn Write + Send>>,
+}
+
+pub struct Kernel {
+    pub vfs: Vfs,
+    pub hostname: Mutex<String>,
+    pub release: String,
+    pub stub_image: StubImage,
+    pub tree: Mutex<ProcessTree>,
+    /// Signalled whenever a process exits (wait4) or the tree changes.
+    pub tree_cv: Condvar,
+    pub strace: Option<Mutex<Box<dyn Write + Send>>>,
+    logged_unimplemented: Mutex<HashSet<u64>>,
+    pub cpu_count: usize,
+    next_cpu: AtomicUsize,
+    pub boot: Instant,
+    /// Host text served as /proc/cpuinfo (read before confinement).
+    pub cpuinfo: String,
+}
+
+static KERNEL: OnceLock<Arc<Kernel>> = OnceLock::new();
+
+/// The sandbox's kernel (one per sentry process).
+pub fn kernel() -> &'static Arc<Kernel> {
+    KERNEL.get().expect("kernel used before boot")
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Arc<Process>>> = const { RefCell::new(None) };
+}
+
+/// The process the calling sentry thread runs, if any.
+pub fn current() -> Option<Arc<Process>> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
+pub fn set_current(p: Option<Arc<Process>>) {
+    CURRENT.with(|c| *c.borrow_mut() = p);
+}
+
+/// Whether the calling thread's process must stop what it is doing (a
+/// fatal signal is pending): blocking host calls give up on EINTR then.
+pub fn interrupted() -> bool {
+    current().map(|p| p.fatal_signal.load(Ordering::Relaxed) != 0).unwrap_or(false)
+}
+
+extern "C" fn on_interrupt(_: libc::c_int) {}
+
+impl Kernel {
+    pub fn install(vfs: Vfs, stub_image: StubImage, cfg: KernelConfig, cpuinfo: String) -> &'static Arc<Kernel> {
+        let release = nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "6.1.0".into());
+        let k = Arc::new(Kernel {
+            vfs,
+            hostname: Mutex::new(cfg.hostname),
+            release,
+            stub_image,
+            tree: Mutex::new(ProcessTree::default()),
+            tree_cv: Condvar::new(),
+            strace: cfg.strace.map(Mutex::new),
+            logged_unimplemented: Mutex::new(HashSet::new()),
+            cpu_count: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            next_cpu: AtomicUsize::new(0),
+            boot: Instant::now(),
+            cpuinfo,
+        });
+        // SAFETY: installing a handler that does nothing, without SA_RESTART,
+        // so blocking host calls of sentry threads return EINTR.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_interrupt as *const () as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(INTERRUPT_SIGNAL, &sa, std::ptr::null_mut());
+        }
+        let _ = KERNEL.set(k);
+        kernel()
+    }
+
+    /// Logs an unimplemented syscall the first time it is seen.
+    pub fn log_unimplemented(&self, nr: u64, name: &str) {
+        if lock(&self.logged_unimplemented).insert(nr) {
+            tracing::warn!("unimplemented syscall {name} ({nr})");
+        }
+    }
+
+    /// CPU for a new task: round robin. A task's sentry thread and its stub
+    /// share one CPU, where a ptrace round trip is several times cheaper.
+    pub fn pick_cpu(&self) -> usize {
+        self.next_cpu.fetch_add(1, Ordering::Relaxed) % self.cpu_count.max(1)
+    }
+
+    pub fn process(&self, pid: i32) -> Option<Arc<Process>> {
+        lock(&self.tree).procs.get(&pid).filter(|e| e.zombie.is_none()).map(|e| e.proc.clone())
+    }
+
+    pub fn strace_line(&self, line: &str) {
+        if let Some(s) = &self.strace {
+            let mut w = lock(s);
+            let _ = writeln!(w, "{line}");
+            let _ = w.flush();
+        }
+    }
+
+    /// Delivers `sig` to a process, following Linux's rules for default
+    /// actions. Handlers are not run yet: a caught signal stays pending.
+    pub fn send_signal(&self, target: &Arc<Process>, sig: i32) {
+        if sig == 0 {
+            return;
+        }
+        let fatal = {
+            let mut ss = lock(&target.sig);
+            let act = ss.action(sig);
+            if sig == libc::SIGKILL {
+                true
+            } else if ss.mask & sig_bit(sig) != 0 {
+                ss.pending |= sig_bit(sig);
+                false
+            } else if act.handler == SIG_IGN {
+                false
+            } else if act.handler == signals::SIG_DFL {
+                match default_action(sig) {
+                    DefaultAction::Terminate | DefaultAction::CoreDump => true,
+                    DefaultAction::Ignore | DefaultAction::Continue => false,
+                    DefaultAction::Stop => {
+                        tracing::warn!("job-control stop of pid {} not supported yet; ignored", target.pid);
+                        false
+                    }
+                }
+            } else {
+                ss.pending |= sig_bit(sig);
+                tracing::warn!("signal {sig} to pid {} has a handler; handlers are not run yet", target.pid);
+                false
+            }
+        };
+        if fatal {
+            self.kill_process(target, sig);
+        }
+    }
+
+    /// Makes `target` die of `sig`: stops its stub and wakes its sentry
+    /// thread wherever it waits.
+    pub fn kill_process(&self, target: &Arc<Process>, sig: i32) {
+        if target.fatal_signal.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+            return;
+        }
+        let ids = *lock(&target.host);
+        if ids.stub_pid > 0 {
+            // SAFETY: plain kill(2) of our own traced stub.
+            unsafe { libc::kill(ids.stub_pid, libc::SIGKILL) };
+        }
+        if ids.tracer_tid > 0 && ids.tracer_tid != nix::unistd::gettid().as_raw() {
+            // SAFETY: tgkill of one of the sentry's own threads.
+            unsafe { libc::syscall(libc::SYS_tgkill, nix::unistd::getpid().as_raw(), ids.tracer_tid, INTERRUPT_SIGNAL) };
+        }
+        let _guard = lock(&self.tree);
+        self.tree_cv.notify_all();
+    }
+
+    /// Records that `pid` exited with wait status `status`: it becomes a
+    /// zombie for its parent, its children go to init.
+    pub fn exit_process(&self, proc: &Arc<Process>, status: i32) {
+        // Close files first so pipe readers see EOF.
+        let files = lock(&proc.fds).take_all();
+        drop(files);
+        proc.signal_vfork_parent();
+        let mut tree = lock(&self.tree);
+        let pid = proc.pid;
+        let (ppid, children) = match tree.procs.get_mut(&pid) {
+            Some(e) => {
+                e.zombie = Some(status);
+                (e.ppid, std::mem::take(&mut e.children))
+            }
+            None => return,
+        };
+        // Orphans go to init (pid 1); zombies among them stay reapable there.
+        if pid != 1 {
+            for c in &children {
+                if let Some(ce) = tree.procs.get_mut(c) {
+                    ce.ppid = 1;
+                }
+            }
+            if let Some(init) = tree.procs.get_mut(&1) {
+                init.children.extend(children.iter().copied());
+            }
+        }
+        // A parent that ignores SIGCHLD never sees zombies.
+        let autoreap = match tree.procs.get(&ppid) {
+            Some(parent) => {
+                let a = lock(&parent.proc.sig).action(libc::SIGCHLD);
+                a.handler == SIG_IGN || a.flags & libc::SA_NOCLDWAIT as u64 != 0
+            }
+            None => pid != 1,
+        };
+        if autoreap && pid != 1 {
+            tree.procs.remove(&pid);
+            if let Some(parent) = tree.procs.get_mut(&ppid) {
+                parent.children.remove(&pid);
+            }
+        }
+        self.tree_cv.notify_all();
+    }
+}

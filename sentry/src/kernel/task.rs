@@ -1,0 +1,513 @@
+//! A task: one application thread, its stub, and the sentry OS thread that
+//! runs it. The loop is: run the stub until it traps, emulate the syscall
+//! (or act on the fault), repeat.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
+
+use nix::errno::Errno;
+
+use super::fd_table::FdTable;
+use super::signals::{SignalState, SIG_DFL};
+use super::{kernel, lock, set_current, Credentials, ExeInfo, FsContext, HostIds, ProcEntry, Process};
+use crate::loader::{self, elf, AuxIds};
+use crate::mm::MemoryManager;
+use crate::platform::{Regs, StopEvent, Stub};
+use crate::vfs::{FileOps, FileType, PATH_MAX};
+
+/// Plain-old-data types that may be copied to and from application memory.
+///
+/// # Safety
+/// Implementors must be `repr(C)` types valid for every bit pattern.
+pub unsafe trait Pod: Copy {}
+// SAFETY: all of these are repr(C) structs of integers.
+unsafe impl Pod for libc::stat {}
+unsafe impl Pod for libc::statx {}
+unsafe impl Pod for libc::timespec {}
+unsafe impl Pod for libc::timeval {}
+unsafe impl Pod for libc::rlimit64 {}
+unsafe impl Pod for libc::sysinfo {}
+unsafe impl Pod for libc::utsname {}
+unsafe impl Pod for libc::iovec {}
+unsafe impl Pod for libc::winsize {}
+unsafe impl Pod for libc::termios {}
+unsafe impl Pod for libc::rusage {}
+unsafe impl Pod for libc::tms {}
+unsafe impl Pod for libc::statfs {}
+unsafe impl Pod for u64 {}
+unsafe impl Pod for i64 {}
+unsafe impl Pod for u32 {}
+unsafe impl Pod for i32 {}
+unsafe impl Pod for [i32; 2] {}
+unsafe impl Pod for [u64; 4] {}
+
+pub fn pod_bytes<T: Pod>(v: &T) -> &[u8] {
+    // SAFETY: T is Pod, so viewing its bytes is fine.
+    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
+}
+
+pub fn pod_zeroed<T: Pod>() -> T {
+    // SAFETY: Pod types are valid for the all-zero pattern.
+    unsafe { std::mem::zeroed() }
+}
+
+/// How a task begins.
+pub enum TaskStart {
+    /// The container's first process: a fresh stub and an execve.
+    Init { path: Vec<u8>, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>> },
+    /// A fork: the host child of the parent's stub, parked in `pause()`.
+    Forked { host_pid: i32, regs: Box<Regs>, mm: MemoryManager, child_tid: Option<u64>, clear_tid: u64 },
+}
+
+pub struct Task {
+    pub proc: Arc<Process>,
+    pub stub: Stub,
+    pub regs: Regs,
+    pub mm: MemoryManager,
+    pub clear_child_tid: u64,
+    pub robust_list: (u64, u64),
+    /// Wait status to exit with; set by exit, exit_group or a fatal signal.
+    pub exit: Option<i32>,
+}
+
+pub fn exit_status(code: i32) -> i32 {
+    (code & 0xff) << 8
+}
+
+impl Task {
+    pub fn pid(&self) -> i32 {
+        self.proc.pid
+    }
+
+    // ---- application memory -------------------------------------------
+
+    pub fn read_bytes(&self, addr: u64, len: usize) -> Result<Vec<u8>, Errno> {
+        let mut v = vec![0u8; len];
+        self.stub.read_mem(addr, &mut v)?;
+        Ok(v)
+    }
+
+    pub fn write_bytes(&self, addr: u64, data: &[u8]) -> Result<(), Errno> {
+        self.stub.write_mem(addr, data)
+    }
+
+    pub fn read_obj<T: Pod>(&self, addr: u64) -> Result<T, Errno> {
+        let mut v: T = pod_zeroed();
+        // SAFETY: T is Pod; we fill exactly its bytes.
+        let bytes = unsafe { std::slice::from_raw_parts_mut((&mut v as *mut T).cast::<u8>(), std::mem::size_of::<T>()) };
+        self.stub.read_mem(addr, bytes)?;
+        Ok(v)
+    }
+
+    pub fn write_obj<T: Pod>(&self, addr: u64, v: &T) -> Result<(), Errno> {
+        self.stub.write_mem(addr, pod_bytes(v))
+    }
+
+    /// A NUL-terminated string of at most `max` bytes (ENAMETOOLONG beyond).
+    pub fn read_cstr(&self, addr: u64, max: usize) -> Result<Vec<u8>, Errno> {
+        if addr == 0 {
+            return Err(Errno::EFAULT);
+        }
+        let mut out = Vec::new();
+        let mut cur = addr;
+        while out.len() <= max {
+            let chunk = (4096 - (cur % 4096) as usize).min(256);
+            let mut buf = vec![0u8; chunk];
+            let got = self.stub.read_mem_partial(cur, &mut buf);
+            if got == 0 {
+                return Err(Errno::EFAULT);
+            }
+            if let Some(nul) = buf[..got].iter().position(|&b| b == 0) {
+                out.extend_from_slice(&buf[..nul]);
+                if out.len() > max {
+                    break;
+                }
+                return Ok(out);
+            }
+            out.extend_from_slice(&buf[..got]);
+            cur += got as u64;
+        }
+        Err(Errno::ENAMETOOLONG)
+    }
+
+    pub fn read_path(&self, addr: u64) -> Result<Vec<u8>, Errno> {
+        self.read_cstr(addr, PATH_MAX - 1)
+    }
+
+    /// argv/envp: a NULL-terminated array of string pointers.
+    pub fn read_str_array(&self, addr: u64) -> Result<Vec<Vec<u8>>, Errno> {
+        let mut out = Vec::new();
+        if addr == 0 {
+            return Ok(out);
+        }
+        let mut total = 0usize;
+        for i in 0.. {
+            if i > 0x10000 {
+                return Err(Errno::E2BIG);
+            }
+            let p: u64 = self.read_obj(addr + 8 * i)?;
+            if p == 0 {
+                break;
+            }
+            let s = self.read_cstr(p, 128 * 1024)?;
+            total += s.len() + 1;
+            if total > 2 * 1024 * 1024 {
+                return Err(Errno::E2BIG);
+            }
+            out.push(s);
+        }
+        Ok(out)
+    }
+
+    // ---- execve ---------------------------------------------------------
+
+    /// Replaces the program. On error the old image is untouched (errors
+    /// before the point of no return), as Linux.
+    pub fn execve(&mut self, path: &[u8], mut argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> Result<(), Errno> {
+        let k = kernel();
+        let fs = lock(&self.proc.fs).clone();
+        let mut target = path.to_vec();
+        let mut depth = 0;
+        let (exe_loc, exe) = loop {
+            let loc = k.vfs.resolve(&fs.root, &fs.cwd, &target, true)?;
+            let inode = loc.inode().clone();
+            match inode.file_type() {
+                FileType::Regular => {}
+                FileType::Directory => return Err(Errno::EACCES),
+                _ => return Err(Errno::EACCES),
+            }
+            let st = inode.stat()?;
+            if st.mode & 0o111 == 0 {
+                return Err(Errno::EACCES);
+            }
+            let ops = inode.open(libc::O_RDONLY)?;
+            let mut head = [0u8; 256];
+            let n = ops.read_at(&mut head, 0)?;
+            if let Some(sb) = loader::parse_shebang(&head[..n]) {
+                let sb = sb?;
+                depth += 1;
+                if depth > 4 {
+                    return Err(Errno::ELOOP);
+                }
+                let mut new_argv = vec![sb.interp.clone()];
+                if let Some(a) = sb.arg {
+                    new_argv.push(a);
+                }
+                new_argv.push(target.clone());
+                new_argv.extend(argv.into_iter().skip(1));
+                argv = new_argv;
+                target = sb.interp;
+                continue;
+            }
+            if !elf::is_elf(&head[..n]) {
+                return Err(Errno::ENOEXEC);
+            }
+            break (loc, ops);
+        };
+        let parsed = elf::ElfFile::parse(exe.as_ref())?;
+        let interp: Option<Arc<dyn FileOps>> = match parsed.interp(exe.as_ref())? {
+            Some(p) => {
+                let loc = k.vfs.resolve(&fs.root, &fs.cwd, &p, true).map_err(|e| {
+                    if e == Errno::ENOENT {
+                        Errno::ENOENT
+                    } else {
+                        Errno::ELIBBAD
+                    }
+                })?;
+                Some(loc.inode().open(libc::O_RDONLY)?)
+            }
+            None => None,
+        };
+        let creds = lock(&self.proc.creds).clone();
+        let ids = AuxIds { uid: creds.ruid, euid: creds.euid, gid: creds.rgid, egid: creds.egid };
+        let mut stub = Stub::spawn(&k.stub_image).map_err(|e| {
+            tracing::error!("stub creation failed: {e}");
+            Errno::ENOMEM
+        })?;
+        let loaded = loader::load_elf(&mut stub, &exe, interp.as_ref(), &argv, &envp, path, &ids)?;
+        // Point of no return.
+        let mut old = std::mem::replace(&mut self.stub, stub);
+        old.kill();
+        lock(&self.proc.host).stub_pid = self.stub.pid();
+        self.regs = loaded.regs;
+        self.mm = loaded.mm;
+        self.clear_child_tid = 0;
+        self.robust_list = (0, 0);
+        drop(lock(&self.proc.fds).close_on_exec());
+        lock(&self.proc.sig).reset_for_exec();
+        let exe_path = exe_loc.path();
+        let comm = exe_path.rsplit(|&b| b == b'/').next().unwrap_or(b"").iter().take(15).copied().collect();
+        *lock(&self.proc.exe) = ExeInfo { path: exe_path, argv, comm };
+        self.proc.signal_vfork_parent();
+        Ok(())
+    }
+
+    // ---- fork -------------------------------------------------------------
+
+    /// fork/vfork/clone without CLONE_VM sharing: the host forks the stub
+    /// (copy-on-write), and a new sentry thread takes the child over.
+    pub fn fork(&mut self, flags: u64, child_stack: u64, ptid: u64, ctid: u64, tls: u64) -> Result<u64, Errno> {
+        let k = kernel();
+        let raw = self.stub.inject_fork().map_err(|e| {
+            tracing::error!("fork injection failed: {e}");
+            Errno::EAGAIN
+        })?;
+        if raw < 0 {
+            return Err(Errno::from_raw(-raw as i32));
+        }
+        let host_pid = raw as i32;
+        let parent = &self.proc;
+        let mut tree = lock(&k.tree);
+        let pid = tree.alloc_pid();
+        let mut sig: SignalState = lock(&parent.sig).clone();
+        sig.pending = 0;
+        let child = Arc::new(Process {
+            pid,
+            fds: Mutex::new(lock(&parent.fds).clone()),
+            fs: Mutex::new(lock(&parent.fs).clone()),
+            sig: Mutex::new(sig),
+            creds: Mutex::new(lock(&parent.creds).clone()),
+            rlimits: Mutex::new(*lock(&parent.rlimits)),
+            exe: Mutex::new(lock(&parent.exe).clone()),
+            host: Mutex::new(HostIds { stub_pid: host_pid, tracer_tid: 0 }),
+            fatal_signal: Default::default(),
+            vfork_done: (Mutex::new(false), Condvar::new()),
+            start: Instant::now(),
+        });
+        let (pgid, sid) = tree.procs.get(&parent.pid).map(|e| (e.pgid, e.sid)).unwrap_or((1, 1));
+        tree.procs.insert(
+            pid,
+            ProcEntry { proc: child.clone(), ppid: parent.pid, pgid, sid, children: Default::default(), zombie: None },
+        );
+        if let Some(e) = tree.procs.get_mut(&parent.pid) {
+            e.children.insert(pid);
+        }
+        drop(tree);
+
+        let mut regs = self.regs;
+        regs.rax = 0;
+        if child_stack != 0 {
+            regs.rsp = child_stack;
+        }
+        if flags & libc::CLONE_SETTLS as u64 != 0 {
+            regs.fs_base = tls;
+        }
+        let start = TaskStart::Forked {
+            host_pid,
+            regs: Box::new(regs),
+            mm: self.mm.clone(),
+            child_tid: (flags & libc::CLONE_CHILD_SETTID as u64 != 0).then_some(ctid),
+            clear_tid: if flags & libc::CLONE_CHILD_CLEARTID as u64 != 0 { ctid } else { 0 },
+        };
+        if let Err(e) = spawn_task(child.clone(), start) {
+            tracing::error!("cannot start a sentry thread: {e}");
+            // SAFETY: kill(2) of the host child we just forked.
+            unsafe { libc::kill(host_pid, libc::SIGKILL) };
+            k.exit_process(&child, libc::SIGKILL);
+            return Err(Errno::EAGAIN);
+        }
+        if flags & libc::CLONE_PARENT_SETTID as u64 != 0 {
+            let _ = self.write_obj(ptid, &pid);
+        }
+        if flags & libc::CLONE_VFORK as u64 != 0 {
+            let (m, cv) = &child.vfork_done;
+            let mut done = lock(m);
+            while !*done && !super::interrupted() {
+                done = cv.wait_timeout(done, std::time::Duration::from_millis(50)).map(|r| r.0).unwrap_or_else(|p| p.into_inner().0);
+            }
+        }
+        Ok(pid as u64)
+    }
+
+    // ---- the loop ---------------------------------------------------------
+
+    fn run(&mut self) {
+        loop {
+            let fatal = self.proc.fatal_signal.load(Ordering::SeqCst);
+            if fatal != 0 {
+                self.exit = Some(fatal & 0x7f);
+            }
+            if self.exit.is_some() {
+                break;
+            }
+            match self.stub.run(&self.regs) {
+                Ok(StopEvent::Syscall) => match self.stub.get_regs() {
+                    Ok(r) => {
+                        self.regs = r;
+                        crate::syscalls::dispatch(self);
+                    }
+                    Err(_) => continue,
+                },
+                Ok(StopEvent::Signal { signo, si_code, addr }) => self.on_signal(signo, si_code, addr),
+                Ok(StopEvent::Gone) => {
+                    let sig = self.proc.fatal_signal.load(Ordering::SeqCst);
+                    self.exit = Some(if sig != 0 { sig } else { libc::SIGKILL });
+                }
+                Err(e) => {
+                    tracing::error!("pid {}: platform failure: {e}", self.pid());
+                    self.exit = Some(libc::SIGKILL);
+                }
+            }
+        }
+    }
+
+    /// A signal stopped the stub: a fault of the application's own code, or
+    /// a stray host signal (ignored: the application only gets signals the
+    /// sentry sends).
+    fn on_signal(&mut self, signo: i32, si_code: i32, addr: u64) {
+        let synchronous = matches!(
+            signo,
+            libc::SIGSEGV | libc::SIGBUS | libc::SIGFPE | libc::SIGILL | libc::SIGTRAP | libc::SIGSYS
+        );
+        if !synchronous || si_code <= 0 {
+            return;
+        }
+        if let Ok(r) = self.stub.get_regs() {
+            self.regs = r;
+        }
+        let act = lock(&self.proc.sig).action(signo);
+        if act.handler != SIG_DFL {
+            tracing::warn!("pid {}: signal {signo} has a handler; running handlers is not supported yet", self.pid());
+        }
+        tracing::info!(
+            "pid {}: fatal signal {signo} (code {si_code}) at rip {:#x} addr {addr:#x}",
+            self.pid(),
+            self.regs.rip
+        );
+        self.exit = Some(signo);
+    }
+}
+
+/// Starts the sentry thread of a new task.
+pub fn spawn_task(proc: Arc<Process>, start: TaskStart) -> std::io::Result<()> {
+    let name = format!("task-{}", proc.pid);
+    std::thread::Builder::new().name(name).stack_size(256 * 1024).spawn(move || task_main(proc, start))?;
+    Ok(())
+}
+
+fn pin_to(cpu: usize, pid: i32) {
+    let mut set = nix::sched::CpuSet::new();
+    if set.set(cpu).is_ok() {
+        let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(pid), &set);
+    }
+}
+
+fn task_main(proc: Arc<Process>, start: TaskStart) {
+    let k = kernel();
+    set_current(Some(proc.clone()));
+    let cpu = k.pick_cpu();
+    pin_to(cpu, 0);
+    lock(&proc.host).tracer_tid = nix::unistd::gettid().as_raw();
+    let task = match start {
+        TaskStart::Init { path, argv, envp } => start_init(&proc, &path, argv, envp),
+        TaskStart::Forked { host_pid, regs, mm, child_tid, clear_tid } => match Stub::attach_forked(host_pid) {
+            Ok(stub) => {
+                pin_to(cpu, host_pid);
+                let t = Task {
+                    proc: proc.clone(),
+                    stub,
+                    regs: *regs,
+                    mm,
+                    clear_child_tid: clear_tid,
+                    robust_list: (0, 0),
+                    exit: None,
+                };
+                if let Some(addr) = child_tid {
+                    let _ = t.write_obj(addr, &proc.pid);
+                }
+                Ok(t)
+            }
+            Err(e) => {
+                tracing::error!("pid {}: cannot attach forked stub: {e}", proc.pid);
+                Err(libc::SIGKILL)
+            }
+        },
+    };
+    let status = match task {
+        Ok(mut t) => {
+            t.run();
+            t.stub.kill();
+            t.exit.unwrap_or(libc::SIGKILL)
+        }
+        Err(status) => status,
+    };
+    lock(&proc.host).stub_pid = 0;
+    k.exit_process(&proc, status);
+    set_current(None);
+}
+
+fn start_init(proc: &Arc<Process>, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> Result<Task, i32> {
+    let k = kernel();
+    let stub = Stub::spawn(&k.stub_image).map_err(|e| {
+        eprintln!("rvisor: cannot create the sandbox's first process: {e}");
+        exit_status(126)
+    })?;
+    lock(&proc.host).stub_pid = stub.pid();
+    let regs = stub.initial_regs;
+    let mut t = Task {
+        proc: proc.clone(),
+        stub,
+        regs,
+        mm: MemoryManager::default(),
+        clear_child_tid: 0,
+        robust_list: (0, 0),
+        exit: None,
+    };
+    let shown = String::from_utf8_lossy(path).into_owned();
+    match t.execve(path, argv, envp) {
+        Ok(()) => Ok(t),
+        Err(e) => {
+            // runc's wording, so scripts that match on it keep working.
+            eprintln!("rvisor: unable to start container process: exec: \"{shown}\": {}", e.desc());
+            Err(exit_status(if e == Errno::ENOENT || e == Errno::ENOTDIR { 127 } else { 126 }))
+        }
+    }
+}
+
+/// Creates the init process (pid 1) and starts it.
+pub fn start_init_process(
+    fs: FsContext,
+    creds: Credentials,
+    rlimits: [libc::rlimit64; super::RLIM_NLIMITS],
+    fds: FdTable,
+    path: Vec<u8>,
+    argv: Vec<Vec<u8>>,
+    envp: Vec<Vec<u8>>,
+) -> std::io::Result<Arc<Process>> {
+    let k = kernel();
+    let mut tree = lock(&k.tree);
+    let pid = tree.alloc_pid();
+    let proc = Arc::new(Process {
+        pid,
+        fds: Mutex::new(fds),
+        fs: Mutex::new(fs),
+        sig: Mutex::new(SignalState::default()),
+        creds: Mutex::new(creds),
+        rlimits: Mutex::new(rlimits),
+        exe: Mutex::new(ExeInfo { path: path.clone(), argv: argv.clone(), comm: Vec::new() }),
+        host: Mutex::new(HostIds::default()),
+        fatal_signal: Default::default(),
+        vfork_done: (Mutex::new(false), Condvar::new()),
+        start: Instant::now(),
+    });
+    tree.procs.insert(pid, ProcEntry { proc: proc.clone(), ppid: 0, pgid: pid, sid: pid, children: Default::default(), zombie: None });
+    drop(tree);
+    spawn_task(proc.clone(), TaskStart::Init { path, argv, envp })?;
+    Ok(proc)
+}
+
+/// Blocks until pid 1 exits; returns its wait status.
+pub fn wait_for_init() -> i32 {
+    let k = kernel();
+    let mut tree = lock(&k.tree);
+    loop {
+        if let Some(status) = tree.procs.get(&1).and_then(|e| e.zombie) {
+            return status;
+        }
+        if !tree.procs.contains_key(&1) {
+            return libc::SIGKILL;
+        }
+        tree = k.tree_cv.wait(tree).unwrap_or_else(|p| p.into_inner());
+    }
+}

@@ -1,0 +1,301 @@
+//! Program loading (gVisor's `pkg/sentry/loader`): ELF executables (static,
+//! static-PIE, dynamic with PT_INTERP) and `#!` scripts, mapped into a fresh
+//! stub, with the initial stack (argv, envp, auxv) Linux builds.
+
+pub mod elf;
+
+use std::sync::Arc;
+
+use nix::errno::Errno;
+
+use crate::mm::{self, page_down, page_up, MemoryManager, PAGE_SIZE};
+use crate::platform::{Regs, Stub};
+use crate::vfs::FileOps;
+use elf::{ElfFile, PT_LOAD};
+
+/// Base for position-independent executables (Linux's ELF_ET_DYN_BASE).
+const ET_DYN_BASE: u64 = 0x5555_5555_4000;
+/// Bytes of argv + envp strings we accept (Linux allows 1/4 of the stack
+/// rlimit; the kernel-made stack we reuse has at least 128 KiB).
+const MAX_ARG_BYTES: usize = 100 * 1024;
+
+/// Everything needed to start the new image.
+pub struct Loaded {
+    pub regs: Regs,
+    pub mm: MemoryManager,
+}
+
+/// Credentials shown in the auxv.
+pub struct AuxIds {
+    pub uid: u32,
+    pub euid: u32,
+    pub gid: u32,
+    pub egid: u32,
+}
+
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    let _ = crate::fsimpl::dev::fill_random(&mut b);
+    u64::from_le_bytes(b)
+}
+
+/// Maps one ELF image. Returns the load bias.
+fn map_image(stub: &mut Stub, file: &dyn FileOps, elf: &ElfFile, base_hint: Option<u64>) -> Result<u64, Errno> {
+    let loads: Vec<_> = elf.phdrs.iter().filter(|p| p.p_type == PT_LOAD && p.p_memsz > 0).collect();
+    if loads.is_empty() {
+        return Err(Errno::ENOEXEC);
+    }
+    let lo = loads.iter().map(|p| page_down(p.p_vaddr)).min().ok_or(Errno::ENOEXEC)?;
+    let hi = loads
+        .iter()
+        .map(|p| p.p_vaddr.checked_add(p.p_memsz).and_then(page_up))
+        .try_fold(0u64, |acc, e| e.map(|e| acc.max(e)))
+        .ok_or(Errno::ENOEXEC)?;
+    let span = hi.checked_sub(lo).ok_or(Errno::ENOEXEC)?;
+    if span == 0 || span > (1 << 40) {
+        return Err(Errno::ENOEXEC);
+    }
+    let rw = libc::PROT_READ | libc::PROT_WRITE;
+    let flags = libc::MAP_PRIVATE;
+    let bias = if elf.is_dyn {
+        let hint = base_hint.unwrap_or(0);
+        let f = if hint != 0 { flags | libc::MAP_FIXED_NOREPLACE } else { flags };
+        let got = mm::host_mmap(stub, hint, span, rw, f).or_else(|_| mm::host_mmap(stub, 0, span, rw, flags))?;
+        got.wrapping_sub(lo)
+    } else {
+        if lo < PAGE_SIZE * 16 || hi > mm::TASK_SIZE || mm::overlaps_stub(lo, span) {
+            return Err(Errno::ENOEXEC);
+        }
+        mm::host_mmap(stub, lo, span, rw, flags | libc::MAP_FIXED_NOREPLACE).map_err(|_| Errno::ENOMEM)?;
+        0
+    };
+    // Copy file contents.
+    let mut buf = vec![0u8; 1 << 20];
+    for p in &loads {
+        let mut done = 0u64;
+        while done < p.p_filesz {
+            let n = (p.p_filesz - done).min(buf.len() as u64) as usize;
+            let got = file.read_at(&mut buf[..n], p.p_offset + done)?;
+            if got == 0 {
+                break;
+            }
+            stub.write_mem(bias.wrapping_add(p.p_vaddr + done), &buf[..got])?;
+            done += got as u64;
+        }
+    }
+    // Final protections: gaps none, each segment its own (a page shared by
+    // two segments gets both).
+    mm::host_mprotect(stub, bias.wrapping_add(lo), span, libc::PROT_NONE)?;
+    let mut prev: Option<(u64, i32)> = None;
+    for p in &loads {
+        let start = page_down(p.p_vaddr);
+        let end = page_up(p.p_vaddr + p.p_memsz).ok_or(Errno::ENOEXEC)?;
+        let mut prot = p.prot();
+        if let Some((prev_end, prev_prot)) = prev {
+            if start < prev_end {
+                prot |= prev_prot;
+            }
+        }
+        mm::host_mprotect(stub, bias.wrapping_add(start), end - start, prot)?;
+        prev = Some((end, p.prot()));
+    }
+    Ok(bias)
+}
+
+/// Loads `exe` (already known to be ELF) into the fresh `stub`.
+#[allow(clippy::too_many_arguments)]
+pub fn load_elf(
+    stub: &mut Stub,
+    exe: &Arc<dyn FileOps>,
+    interp: Option<&Arc<dyn FileOps>>,
+    argv: &[Vec<u8>],
+    envp: &[Vec<u8>],
+    execfn: &[u8],
+    ids: &AuxIds,
+) -> Result<Loaded, Errno> {
+    let elf = ElfFile::parse(exe.as_ref())?;
+    let exe_hint = if elf.is_dyn { Some(ET_DYN_BASE + ((random_u64() % (1 << 16)) << 12)) } else { None };
+    let bias = map_image(stub, exe.as_ref(), &elf, exe_hint)?;
+    let exe_end = elf
+        .phdrs
+        .iter()
+        .filter(|p| p.p_type == PT_LOAD)
+        .map(|p| bias.wrapping_add(p.p_vaddr + p.p_memsz))
+        .max()
+        .unwrap_or(bias);
+    let mut entry = bias.wrapping_add(elf.entry);
+    let mut interp_base = 0;
+    if let Some(interp) = interp {
+        let ielf = ElfFile::parse(interp.as_ref())?;
+        if !ielf.is_dyn {
+            return Err(Errno::ELIBBAD);
+        }
+        interp_base = map_image(stub, interp.as_ref(), &ielf, None)?;
+        entry = interp_base.wrapping_add(ielf.entry);
+    }
+    let phdr_addr = bias.wrapping_add(elf.phdr_vaddr().ok_or(Errno::ENOEXEC)?);
+
+    // The heap starts after the executable, at a random page offset (up to
+    // 32 MiB, as Linux).
+    let brk_start = page_up(exe_end).ok_or(Errno::ENOEXEC)? + ((random_u64() % 0x2000) << 12);
+    let mm = MemoryManager { brk_start, brk: brk_start };
+
+    let hwcap = unsafe_getauxval(libc::AT_HWCAP);
+    let hwcap2 = unsafe_getauxval(libc::AT_HWCAP2);
+    let minsig = unsafe_getauxval(51);
+    let mut auxv: Vec<(u64, u64)> = Vec::new();
+    if stub.vdso_base != 0 {
+        auxv.push((libc::AT_SYSINFO_EHDR, stub.vdso_base));
+    }
+    if minsig != 0 {
+        auxv.push((51, minsig));
+    }
+    auxv.extend_from_slice(&[
+        (libc::AT_HWCAP, hwcap),
+        (libc::AT_PAGESZ, PAGE_SIZE),
+        (libc::AT_CLKTCK, 100),
+        (libc::AT_PHDR, phdr_addr),
+        (libc::AT_PHENT, elf.phentsize as u64),
+        (libc::AT_PHNUM, elf.phdrs.len() as u64),
+        (libc::AT_BASE, interp_base),
+        (libc::AT_FLAGS, 0),
+        (libc::AT_ENTRY, bias.wrapping_add(elf.entry)),
+        (libc::AT_UID, ids.uid as u64),
+        (libc::AT_EUID, ids.euid as u64),
+        (libc::AT_GID, ids.gid as u64),
+        (libc::AT_EGID, ids.egid as u64),
+        (libc::AT_SECURE, 0),
+    ]);
+    let sp = build_stack(stub, argv, envp, execfn, &mut auxv, hwcap2)?;
+
+    let mut regs = stub.initial_regs;
+    regs.rax = 0;
+    regs.rbx = 0;
+    regs.rcx = 0;
+    regs.rdx = 0;
+    regs.rsi = 0;
+    regs.rdi = 0;
+    regs.rbp = 0;
+    regs.r8 = 0;
+    regs.r9 = 0;
+    regs.r10 = 0;
+    regs.r11 = 0;
+    regs.r12 = 0;
+    regs.r13 = 0;
+    regs.r14 = 0;
+    regs.r15 = 0;
+    regs.fs_base = 0;
+    regs.gs_base = 0;
+    regs.eflags = 0x202;
+    regs.rip = entry;
+    regs.rsp = sp;
+    regs.orig_rax = u64::MAX;
+    Ok(Loaded { regs, mm })
+}
+
+fn unsafe_getauxval(key: u64) -> u64 {
+    // SAFETY: getauxval only reads the sentry's own auxv.
+    unsafe { libc::getauxval(key) }
+}
+
+/// Writes strings, auxv, envp, argv and argc below the stub's initial stack
+/// pointer (inside the stack VMA the kernel made at exec). Returns the new sp.
+fn build_stack(
+    stub: &mut Stub,
+    argv: &[Vec<u8>],
+    envp: &[Vec<u8>],
+    execfn: &[u8],
+    auxv: &mut Vec<(u64, u64)>,
+    hwcap2: u64,
+) -> Result<u64, Errno> {
+    let total: usize = argv.iter().chain(envp.iter()).map(|s| s.len() + 1).sum::<usize>() + execfn.len() + 1;
+    if total > MAX_ARG_BYTES {
+        return Err(Errno::E2BIG);
+    }
+    let mut sp = stub.initial_sp & !0xf;
+    let push_bytes = |stub: &mut Stub, data: &[u8], sp: &mut u64| -> Result<u64, Errno> {
+        *sp -= data.len() as u64;
+        stub.write_mem(*sp, data).map_err(|_| Errno::E2BIG)?;
+        Ok(*sp)
+    };
+    let cstr = |s: &[u8]| {
+        let mut v = s.to_vec();
+        v.push(0);
+        v
+    };
+    let execfn_addr = push_bytes(stub, &cstr(execfn), &mut sp)?;
+    let mut env_ptrs = Vec::with_capacity(envp.len());
+    for e in envp.iter().rev() {
+        env_ptrs.push(push_bytes(stub, &cstr(e), &mut sp)?);
+    }
+    env_ptrs.reverse();
+    let mut arg_ptrs = Vec::with_capacity(argv.len());
+    for a in argv.iter().rev() {
+        arg_ptrs.push(push_bytes(stub, &cstr(a), &mut sp)?);
+    }
+    arg_ptrs.reverse();
+    let platform = push_bytes(stub, b"x86_64\0", &mut sp)?;
+    let mut random = [0u8; 16];
+    crate::fsimpl::dev::fill_random(&mut random)?;
+    let random_addr = push_bytes(stub, &random, &mut sp)?;
+    auxv.push((libc::AT_RANDOM, random_addr));
+    auxv.push((libc::AT_HWCAP2, hwcap2));
+    auxv.push((libc::AT_EXECFN, execfn_addr));
+    auxv.push((libc::AT_PLATFORM, platform));
+    auxv.push((libc::AT_NULL, 0));
+
+    let words = 1 + arg_ptrs.len() + 1 + env_ptrs.len() + 1 + auxv.len() * 2;
+    sp = (sp - (words as u64) * 8) & !0xf;
+    let mut block = Vec::with_capacity(words * 8);
+    block.extend_from_slice(&(arg_ptrs.len() as u64).to_le_bytes());
+    for p in &arg_ptrs {
+        block.extend_from_slice(&p.to_le_bytes());
+    }
+    block.extend_from_slice(&0u64.to_le_bytes());
+    for p in &env_ptrs {
+        block.extend_from_slice(&p.to_le_bytes());
+    }
+    block.extend_from_slice(&0u64.to_le_bytes());
+    for (k, v) in auxv.iter() {
+        block.extend_from_slice(&k.to_le_bytes());
+        block.extend_from_slice(&v.to_le_bytes());
+    }
+    stub.write_mem(sp, &block).map_err(|_| Errno::E2BIG)?;
+    Ok(sp)
+}
+
+/// What a `#!` line asks for.
+pub struct Shebang {
+    pub interp: Vec<u8>,
+    pub arg: Option<Vec<u8>>,
+}
+
+/// Parses the first line of a script (Linux reads at most 256 bytes).
+pub fn parse_shebang(head: &[u8]) -> Option<Result<Shebang, Errno>> {
+    if !head.starts_with(b"#!") {
+        return None;
+    }
+    let line = &head[2..];
+    let line = match line.iter().position(|&b| b == b'\n') {
+        Some(i) => &line[..i],
+        None => line,
+    };
+    let is_ws = |b: &u8| *b == b' ' || *b == b'\t';
+    let line: &[u8] = {
+        let start = line.iter().position(|b| !is_ws(b)).unwrap_or(line.len());
+        let end = line.iter().rposition(|b| !is_ws(b)).map(|i| i + 1).unwrap_or(start);
+        &line[start..end.max(start)]
+    };
+    if line.is_empty() {
+        return Some(Err(Errno::ENOEXEC));
+    }
+    let (interp, rest) = match line.iter().position(is_ws) {
+        Some(i) => (&line[..i], Some(&line[i..])),
+        None => (line, None),
+    };
+    let arg = rest.and_then(|r| {
+        let start = r.iter().position(|b| !is_ws(b))?;
+        Some(r[start..].to_vec())
+    });
+    Some(Ok(Shebang { interp: interp.to_vec(), arg }))
+}

@@ -1,0 +1,141 @@
+//! Address spaces (gVisor's `pkg/sentry/mm`).
+//!
+//! Private memory lives in the stub and is managed by host mmap, munmap,
+//! mprotect, mremap and madvise calls that the sentry validates and injects:
+//! flags and advice are allowlisted and nothing may touch the stub's page.
+//! The sentry keeps the program break itself.
+
+use nix::errno::Errno;
+
+use crate::platform::stub_image::{STUB_BASE, STUB_SIZE};
+use crate::platform::{PlatformError, Stub};
+
+pub const PAGE_SIZE: u64 = 4096;
+/// End of the x86_64 user address space with 4-level paging.
+pub const TASK_SIZE: u64 = 0x7fff_ffff_f000;
+
+pub fn page_down(x: u64) -> u64 {
+    x & !(PAGE_SIZE - 1)
+}
+
+pub fn page_up(x: u64) -> Option<u64> {
+    x.checked_add(PAGE_SIZE - 1).map(|v| v & !(PAGE_SIZE - 1))
+}
+
+/// Whether [addr, addr+len) touches the stub's reserved region.
+pub fn overlaps_stub(addr: u64, len: u64) -> bool {
+    let end = addr.saturating_add(len);
+    addr < STUB_BASE + STUB_SIZE && end > STUB_BASE
+}
+
+/// Per-address-space state the sentry keeps.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryManager {
+    /// Where the heap starts (just after the executable, randomised).
+    pub brk_start: u64,
+    /// Current program break.
+    pub brk: u64,
+}
+
+fn platform_errno(e: PlatformError) -> Errno {
+    tracing::warn!("memory injection failed: {e}");
+    Errno::EFAULT
+}
+
+fn result(raw: i64) -> Result<u64, Errno> {
+    if (-4095..0).contains(&raw) {
+        Err(Errno::from_raw(-raw as i32))
+    } else {
+        Ok(raw as u64)
+    }
+}
+
+/// mmap flags an application may pass (everything else is EINVAL).
+pub const ALLOWED_MMAP_FLAGS: i32 = libc::MAP_SHARED
+    | libc::MAP_PRIVATE
+    | libc::MAP_SHARED_VALIDATE
+    | libc::MAP_FIXED
+    | libc::MAP_ANONYMOUS
+    | libc::MAP_NORESERVE
+    | libc::MAP_POPULATE
+    | libc::MAP_STACK
+    | libc::MAP_GROWSDOWN
+    | libc::MAP_DENYWRITE
+    | libc::MAP_EXECUTABLE
+    | libc::MAP_LOCKED
+    | libc::MAP_NONBLOCK
+    | libc::MAP_FIXED_NOREPLACE;
+
+pub const ALLOWED_PROT: i32 = libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC;
+
+/// Injects an anonymous mmap; `flags` must already be validated.
+pub fn host_mmap(stub: &mut Stub, addr: u64, len: u64, prot: i32, flags: i32) -> Result<u64, Errno> {
+    let flags = flags | libc::MAP_ANONYMOUS;
+    let raw = stub
+        .inject(libc::SYS_mmap as u64, [addr, len, prot as u64, flags as u64, u64::MAX, 0])
+        .map_err(platform_errno)?;
+    let got = result(raw)?;
+    if overlaps_stub(got, len) {
+        // Cannot happen (the stub page is mapped), but never hand it out.
+        let _ = host_munmap(stub, got, len);
+        return Err(Errno::ENOMEM);
+    }
+    Ok(got)
+}
+
+pub fn host_munmap(stub: &mut Stub, addr: u64, len: u64) -> Result<u64, Errno> {
+    if overlaps_stub(addr, len) {
+        return Err(Errno::EINVAL);
+    }
+    result(stub.inject(libc::SYS_munmap as u64, [addr, len, 0, 0, 0, 0]).map_err(platform_errno)?)
+}
+
+pub fn host_mprotect(stub: &mut Stub, addr: u64, len: u64, prot: i32) -> Result<u64, Errno> {
+    if overlaps_stub(addr, len) {
+        return Err(Errno::EINVAL);
+    }
+    result(stub.inject(libc::SYS_mprotect as u64, [addr, len, prot as u64, 0, 0, 0]).map_err(platform_errno)?)
+}
+
+pub fn host_mremap(stub: &mut Stub, old: u64, old_len: u64, new_len: u64, flags: i32, new_addr: u64) -> Result<u64, Errno> {
+    if overlaps_stub(old, old_len) || (flags & libc::MREMAP_FIXED != 0 && overlaps_stub(new_addr, new_len)) {
+        return Err(Errno::EINVAL);
+    }
+    let raw = stub
+        .inject(libc::SYS_mremap as u64, [old, old_len, new_len, flags as u64, new_addr, 0])
+        .map_err(platform_errno)?;
+    result(raw)
+}
+
+pub fn host_madvise(stub: &mut Stub, addr: u64, len: u64, advice: i32) -> Result<u64, Errno> {
+    if overlaps_stub(addr, len) {
+        return Err(Errno::EINVAL);
+    }
+    result(stub.inject(libc::SYS_madvise as u64, [addr, len, advice as u64, 0, 0, 0]).map_err(platform_errno)?)
+}
+
+/// madvise advice values that only affect the calling address space.
+pub fn advice_allowed(advice: i32) -> bool {
+    matches!(
+        advice,
+        libc::MADV_NORMAL
+            | libc::MADV_RANDOM
+            | libc::MADV_SEQUENTIAL
+            | libc::MADV_WILLNEED
+            | libc::MADV_DONTNEED
+            | libc::MADV_FREE
+            | libc::MADV_REMOVE
+            | libc::MADV_DONTFORK
+            | libc::MADV_DOFORK
+            | libc::MADV_MERGEABLE
+            | libc::MADV_UNMERGEABLE
+            | libc::MADV_HUGEPAGE
+            | libc::MADV_NOHUGEPAGE
+            | libc::MADV_DONTDUMP
+            | libc::MADV_DODUMP
+            | libc::MADV_WIPEONFORK
+            | libc::MADV_KEEPONFORK
+            | libc::MADV_COLD
+            | libc::MADV_PAGEOUT
+    )
+}

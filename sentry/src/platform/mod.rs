@@ -1,0 +1,30 @@
+//! How application code runs and traps (gVisor's `pkg/sentry/platform`).
+//!
+//! Only the ptrace platform exists so far: every application thread runs in a
+//! *stub* process that is stopped at each system call with `PTRACE_SYSEMU`,
+//! so the host kernel never executes the application's own system calls.
+//! Memory-management calls are *injected* into the stub by the sentry after
+//! validation (see `mm`), at the stub's own `syscall; int3` sequence.
+
+pub mod ptrace;
+pub mod stub_image;
+
+pub use ptrace::{Stub, StopEvent};
+
+use thiserror::Error;
+
+/// Failures of the platform itself (not of the application's syscalls).
+#[derive(Debug, Error)]
+pub enum PlatformError {
+    #[error("creating the stub process: {0}")]
+    Spawn(nix::errno::Errno),
+    #[error("ptrace {op} on stub {pid}: {errno}")]
+    Ptrace { op: &'static str, pid: i32, errno: nix::errno::Errno },
+    #[error("stub {pid} stopped unexpectedly: {what}")]
+    Unexpected { pid: i32, what: String },
+    #[error("stub {pid} is gone")]
+    Gone { pid: i32 },
+}
+
+/// Registers of a stopped application thread (x86_64).
+pub type Regs = libc::user_regs_struct;

@@ -1,0 +1,383 @@
+//! The ptrace platform: one stub process per application address space, one
+//! sentry OS thread driving it (only the thread that attached may issue
+//! ptrace requests for a tracee).
+
+use std::ffi::CString;
+use std::os::fd::AsRawFd;
+
+use nix::errno::Errno;
+use nix::sys::ptrace;
+use nix::sys::signal::Signal;
+use nix::sys::uio::{process_vm_readv, process_vm_writev, RemoteIoVec};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use super::stub_image::{StubImage, FORK_TRAP_RIP, INJECT_FORK, INJECT_SYSCALL, INJECT_TRAP_RIP};
+use super::{PlatformError, Regs};
+
+/// Why a stub stopped.
+#[derive(Debug, Clone, Copy)]
+pub enum StopEvent {
+    /// The application made a system call (registers hold it).
+    Syscall,
+    /// A signal arrived: either a fault of the application's own code
+    /// (SIGSEGV, SIGTRAP from int3, ...) or a stray host signal.
+    Signal { signo: i32, si_code: i32, addr: u64 },
+    /// The stub is gone: it exited or was killed (by the sentry, or by the
+    /// host, e.g. the OOM killer).
+    Gone,
+}
+
+/// A stopped-or-running stub process traced by the calling thread.
+pub struct Stub {
+    pid: Pid,
+    /// Address of the stub's vDSO, as the kernel told it in its auxv.
+    pub vdso_base: u64,
+    /// Stack pointer at exec; the kernel's stack VMA around it becomes the
+    /// application's stack.
+    pub initial_sp: u64,
+    /// Registers captured at creation, a template for segment registers.
+    pub initial_regs: Regs,
+    alive: bool,
+}
+
+fn ptrace_err(op: &'static str, pid: Pid) -> impl Fn(Errno) -> PlatformError {
+    move |errno| PlatformError::Ptrace { op, pid: pid.as_raw(), errno }
+}
+
+const PTRACE_OPTIONS: ptrace::Options = ptrace::Options::PTRACE_O_EXITKILL
+    .union(ptrace::Options::PTRACE_O_TRACESYSGOOD);
+
+impl Stub {
+    /// Creates a fresh stub by `execveat`ing the stub image in a child that
+    /// asked to be traced by the calling thread.
+    pub fn spawn(image: &StubImage) -> Result<Stub, PlatformError> {
+        let argv0 = CString::new("rvisor-stub").map_err(|_| PlatformError::Spawn(Errno::EINVAL))?;
+        let argv: [*const libc::c_char; 2] = [argv0.as_ptr(), std::ptr::null()];
+        let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+        let empty = c"";
+        let image_fd = image.fd().as_raw_fd();
+        // SAFETY: between fork and execveat the child only makes raw system
+        // calls on memory prepared before the fork (no allocation, no locks),
+        // which is what is allowed in the child of a multi-threaded process.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(PlatformError::Spawn(Errno::last()));
+        }
+        if pid == 0 {
+            // SAFETY: see above; every call is a plain syscall wrapper.
+            unsafe { stub_child(image_fd, argv.as_ptr(), envp.as_ptr(), empty.as_ptr()) }
+        }
+        let pid = Pid::from_raw(pid);
+        let mut stub = Stub {
+            pid,
+            vdso_base: 0,
+            initial_sp: 0,
+            // SAFETY: user_regs_struct is plain old data; all-zero is valid.
+            initial_regs: unsafe { std::mem::zeroed() },
+            alive: true,
+        };
+        match waitpid(pid, Some(WaitPidFlag::__WALL)) {
+            Ok(WaitStatus::Stopped(_, Signal::SIGTRAP)) => {}
+            Ok(other) => {
+                stub.alive = !matches!(other, WaitStatus::Exited(..) | WaitStatus::Signaled(..));
+                return Err(PlatformError::Unexpected { pid: pid.as_raw(), what: format!("{other:?} at exec") });
+            }
+            Err(e) => return Err(PlatformError::Spawn(e)),
+        }
+        ptrace::setoptions(pid, PTRACE_OPTIONS).map_err(ptrace_err("SETOPTIONS", pid))?;
+        stub.initial_regs = stub.get_regs()?;
+        stub.initial_sp = stub.initial_regs.rsp;
+        stub.vdso_base = stub.find_vdso()?;
+        Ok(stub)
+    }
+
+    /// Takes over a stub that another stub just forked (it parks in `pause()`).
+    pub fn attach_forked(pid: i32) -> Result<Stub, PlatformError> {
+        let pid = Pid::from_raw(pid);
+        ptrace::seize(pid, PTRACE_OPTIONS).map_err(ptrace_err("SEIZE", pid))?;
+        ptrace::interrupt(pid).map_err(ptrace_err("INTERRUPT", pid))?;
+        loop {
+            match waitpid(pid, Some(WaitPidFlag::__WALL)) {
+                Ok(WaitStatus::PtraceEvent(_, _, libc::PTRACE_EVENT_STOP)) => break,
+                // A signal raced with the attach: swallow it and wait again.
+                Ok(WaitStatus::Stopped(_, _)) => {
+                    ptrace::cont(pid, None).map_err(ptrace_err("CONT", pid))?;
+                    ptrace::interrupt(pid).map_err(ptrace_err("INTERRUPT", pid))?;
+                }
+                Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..)) => {
+                    return Err(PlatformError::Gone { pid: pid.as_raw() })
+                }
+                Ok(other) => {
+                    return Err(PlatformError::Unexpected { pid: pid.as_raw(), what: format!("{other:?} at attach") })
+                }
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(PlatformError::Spawn(e)),
+            }
+        }
+        let regs = ptrace::getregs(pid).map_err(ptrace_err("GETREGS", pid))?;
+        Ok(Stub { pid, vdso_base: 0, initial_sp: regs.rsp, initial_regs: regs, alive: true })
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid.as_raw()
+    }
+
+    pub fn get_regs(&self) -> Result<Regs, PlatformError> {
+        ptrace::getregs(self.pid).map_err(ptrace_err("GETREGS", self.pid))
+    }
+
+    pub fn set_regs(&self, regs: &Regs) -> Result<(), PlatformError> {
+        ptrace::setregs(self.pid, *regs).map_err(ptrace_err("SETREGS", self.pid))
+    }
+
+    /// Runs the application with `regs` until its next syscall, fault or exit.
+    pub fn run(&mut self, regs: &Regs) -> Result<StopEvent, PlatformError> {
+        let mut r = *regs;
+        // Never let the host restart a "syscall" on our behalf.
+        r.orig_rax = u64::MAX;
+        if self.set_regs(&r).is_err() {
+            return self.wait_gone();
+        }
+        if ptrace::sysemu(self.pid, None).is_err() {
+            return self.wait_gone();
+        }
+        self.wait_event()
+    }
+
+    fn wait_gone(&mut self) -> Result<StopEvent, PlatformError> {
+        // The tracee died under us (killed by the sentry); reap it.
+        self.kill();
+        Ok(StopEvent::Gone)
+    }
+
+    fn wait_event(&mut self) -> Result<StopEvent, PlatformError> {
+        loop {
+            match waitpid(self.pid, Some(WaitPidFlag::__WALL)) {
+                Ok(WaitStatus::PtraceSyscall(_)) => return Ok(StopEvent::Syscall),
+                Ok(WaitStatus::Stopped(_, sig)) => {
+                    let (si_code, addr) = match ptrace::getsiginfo(self.pid) {
+                        // SAFETY: reading the union field that holds si_addr for faults.
+                        Ok(info) => (info.si_code, unsafe { info.si_addr() } as u64),
+                        Err(_) => (0, 0),
+                    };
+                    return Ok(StopEvent::Signal { signo: sig as i32, si_code, addr });
+                }
+                Ok(WaitStatus::PtraceEvent(..)) => {
+                    // Group-stop or similar; resume.
+                    if ptrace::sysemu(self.pid, None).is_err() {
+                        return self.wait_gone();
+                    }
+                }
+                Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..)) => {
+                    self.alive = false;
+                    return Ok(StopEvent::Gone);
+                }
+                Ok(_) => continue,
+                Err(Errno::EINTR) => continue,
+                Err(Errno::ECHILD) => {
+                    self.alive = false;
+                    return Ok(StopEvent::Gone);
+                }
+                Err(e) => return Err(ptrace_err("WAIT", self.pid)(e)),
+            }
+        }
+    }
+
+    /// Executes one host system call inside the stub and returns its raw
+    /// result (negative errno on failure). Callers validate the arguments:
+    /// this is only ever used for memory management and stub control.
+    pub fn inject(&mut self, nr: u64, args: [u64; 6]) -> Result<i64, PlatformError> {
+        self.inject_at(INJECT_SYSCALL, INJECT_TRAP_RIP, nr, args)
+    }
+
+    /// Forks the stub (host copy-on-write of the whole address space). The
+    /// child parks in `pause()`; the caller hands its pid to a new sentry
+    /// thread, which calls [`Stub::attach_forked`].
+    pub fn inject_fork(&mut self) -> Result<i64, PlatformError> {
+        let flags = (libc::CLONE_PARENT as u64) | (libc::SIGCHLD as u64);
+        self.inject_at(INJECT_FORK, FORK_TRAP_RIP, libc::SYS_clone as u64, [flags, 0, 0, 0, 0, 0])
+    }
+
+    fn inject_at(&mut self, entry: u64, trap_rip: u64, nr: u64, args: [u64; 6]) -> Result<i64, PlatformError> {
+        let mut r = self.initial_regs;
+        r.rip = entry;
+        r.rax = nr;
+        r.orig_rax = u64::MAX;
+        r.rdi = args[0];
+        r.rsi = args[1];
+        r.rdx = args[2];
+        r.r10 = args[3];
+        r.r8 = args[4];
+        r.r9 = args[5];
+        // The stub runs on whatever stack the application has; injected calls
+        // never touch the stack, so that is harmless.
+        self.set_regs(&r)?;
+        ptrace::cont(self.pid, None).map_err(ptrace_err("CONT", self.pid))?;
+        loop {
+            match waitpid(self.pid, Some(WaitPidFlag::__WALL)) {
+                Ok(WaitStatus::Stopped(_, Signal::SIGTRAP)) => break,
+                Ok(WaitStatus::Stopped(_, _)) | Ok(WaitStatus::PtraceEvent(..)) => {
+                    // A stray signal while the stub ran our sequence: drop it.
+                    ptrace::cont(self.pid, None).map_err(ptrace_err("CONT", self.pid))?;
+                }
+                Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..)) => {
+                    self.alive = false;
+                    return Err(PlatformError::Gone { pid: self.pid.as_raw() });
+                }
+                Ok(_) | Err(Errno::EINTR) => continue,
+                Err(e) => return Err(ptrace_err("WAIT", self.pid)(e)),
+            }
+        }
+        let out = self.get_regs()?;
+        if out.rip != trap_rip {
+            return Err(PlatformError::Unexpected {
+                pid: self.pid.as_raw(),
+                what: format!("injected syscall trapped at {:#x}", out.rip),
+            });
+        }
+        Ok(out.rax as i64)
+    }
+
+    /// Reads application memory. Short reads (unmapped pages) give EFAULT.
+    pub fn read_mem(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let mut done = 0;
+        while done < buf.len() {
+            let remote = [RemoteIoVec { base: (addr as usize).wrapping_add(done), len: buf.len() - done }];
+            let mut local = [std::io::IoSliceMut::new(&mut buf[done..])];
+            match process_vm_readv(self.pid, &mut local, &remote) {
+                Ok(0) | Err(Errno::EFAULT) => return Err(Errno::EFAULT),
+                Ok(n) => done += n,
+                Err(Errno::EINTR) => continue,
+                Err(_) => return Err(Errno::EFAULT),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads up to `buf.len()` bytes, stopping at the first unreadable page.
+    pub fn read_mem_partial(&self, addr: u64, buf: &mut [u8]) -> usize {
+        let mut done = 0;
+        while done < buf.len() {
+            // Never cross a page boundary in one read so a fault stops us at
+            // the exact page.
+            let cur = addr.wrapping_add(done as u64);
+            let page_left = 4096 - (cur % 4096) as usize;
+            let n = page_left.min(buf.len() - done);
+            if self.read_mem(cur, &mut buf[done..done + n]).is_err() {
+                break;
+            }
+            done += n;
+        }
+        done
+    }
+
+    /// Writes application memory (the pages must be writable by the app).
+    pub fn write_mem(&self, addr: u64, data: &[u8]) -> Result<(), Errno> {
+        let mut done = 0;
+        while done < data.len() {
+            let remote = [RemoteIoVec { base: (addr as usize).wrapping_add(done), len: data.len() - done }];
+            let local = [std::io::IoSlice::new(&data[done..])];
+            match process_vm_writev(self.pid, &local, &remote) {
+                Ok(0) | Err(Errno::EFAULT) => return Err(Errno::EFAULT),
+                Ok(n) => done += n,
+                Err(Errno::EINTR) => continue,
+                Err(_) => return Err(Errno::EFAULT),
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds AT_SYSINFO_EHDR in the auxv the kernel put on the stub's stack.
+    fn find_vdso(&self) -> Result<u64, PlatformError> {
+        let mut sp = self.initial_sp;
+        let mut word = [0u8; 8];
+        let mut read = |addr: u64| -> Result<u64, PlatformError> {
+            self.read_mem(addr, &mut word)
+                .map_err(|_| PlatformError::Unexpected { pid: self.pid.as_raw(), what: "unreadable stack".into() })?;
+            Ok(u64::from_le_bytes(word))
+        };
+        let argc = read(sp)?;
+        sp += 8 * (argc + 2); // argc, argv..., NULL
+        while read(sp)? != 0 {
+            sp += 8; // envp
+        }
+        sp += 8;
+        for _ in 0..64 {
+            let key = read(sp)?;
+            let val = read(sp + 8)?;
+            if key == libc::AT_SYSINFO_EHDR {
+                return Ok(val);
+            }
+            if key == libc::AT_NULL {
+                break;
+            }
+            sp += 16;
+        }
+        Ok(0)
+    }
+
+    /// Kills the stub and reaps it.
+    pub fn kill(&mut self) {
+        if !self.alive {
+            return;
+        }
+        let _ = nix::sys::signal::kill(self.pid, Signal::SIGKILL);
+        loop {
+            match waitpid(self.pid, Some(WaitPidFlag::__WALL)) {
+                Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..)) | Err(Errno::ECHILD) => break,
+                Err(Errno::EINTR) | Ok(_) => continue,
+                Err(_) => break,
+            }
+        }
+        self.alive = false;
+    }
+}
+
+impl Drop for Stub {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The child side of [`Stub::spawn`].
+///
+/// # Safety
+/// Must only be called in the child of `fork()`; uses only raw syscalls.
+unsafe fn stub_child(
+    image_fd: i32,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    empty: *const libc::c_char,
+) -> ! {
+    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+    // Out of the terminal's process group: host job-control signals must
+    // never reach application code directly.
+    libc::setsid();
+    // Default dispositions and an empty mask; SIG_IGN would survive exec.
+    for sig in 1..libc::SIGRTMAX() {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+    }
+    let mut empty_set: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut empty_set);
+    libc::sigprocmask(libc::SIG_SETMASK, &empty_set, std::ptr::null_mut());
+    // Keep only the image, as fd 3 with close-on-exec: the stub runs with
+    // no host fds at all.
+    let fd = if image_fd == 3 { 3 } else { libc::dup2(image_fd, 3) };
+    if fd != 3 {
+        libc::_exit(126);
+    }
+    libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC);
+    libc::syscall(libc::SYS_close_range, 0u32, 2u32, 0u32);
+    libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32);
+    if libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) != 0 {
+        libc::_exit(125);
+    }
+    libc::syscall(libc::SYS_execveat, 3, empty, argv, envp, libc::AT_EMPTY_PATH);
+    libc::_exit(127);
+}

@@ -1,0 +1,115 @@
+//! The stub executable: a one-page static ELF built in memory at start-up.
+//!
+//! Each application address space starts life as a fresh `execveat` of this
+//! image, so a stub never contains any sentry memory: its address space holds
+//! only this page, the kernel-made stack (reused as the application's stack),
+//! the vDSO and vvar. The image lives in a sealed memfd that the sentry keeps
+//! open, so stubs can be created after the sentry has given up its view of the
+//! host filesystem.
+
+use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
+
+/// Where the stub's code page is mapped in every application address space.
+/// Below the range the kernel randomises the stack into (top of the 47-bit
+/// space minus up to 16 GiB) and far above where programs map things.
+pub const STUB_BASE: u64 = 0x7ff0_0000_0000;
+/// Size of the region reserved for the stub; applications may not map,
+/// unmap or protect anything that overlaps it.
+pub const STUB_SIZE: u64 = 0x1000;
+/// `syscall; int3`: the sentry sets registers, continues, and collects the
+/// result at the `int3` trap.
+pub const INJECT_SYSCALL: u64 = STUB_BASE + CODE_OFFSET;
+/// Address right after the `int3` of the injection sequence.
+pub const INJECT_TRAP_RIP: u64 = INJECT_SYSCALL + 3;
+/// `syscall; test rax,rax; jz child; int3; child: pause loop`: used to fork the
+/// stub. The parent traps at the `int3`; the untraced child parks in `pause()`
+/// until its own sentry thread seizes it.
+pub const INJECT_FORK: u64 = STUB_BASE + CODE_OFFSET + 3;
+/// Address right after the parent's `int3` in the fork sequence.
+pub const FORK_TRAP_RIP: u64 = STUB_BASE + CODE_OFFSET + 0x0b;
+
+const CODE_OFFSET: u64 = 0x80;
+
+const CODE: &[u8] = &[
+    0x0f, 0x05, // +0x00 syscall
+    0xcc, // +0x02 int3
+    0x0f, 0x05, // +0x03 syscall            (fork entry)
+    0x48, 0x85, 0xc0, // +0x05 test rax, rax
+    0x74, 0x01, // +0x08 jz +1 -> 0x0b
+    0xcc, // +0x0a int3                     (parent)
+    0xb8, 0x22, 0x00, 0x00, 0x00, // +0x0b mov eax, 34 (pause)   (child)
+    0x0f, 0x05, // +0x10 syscall
+    0xeb, 0xf7, // +0x12 jmp 0x0b
+];
+
+/// Builds the ELF image: one PT_LOAD, read+execute, at `STUB_BASE`.
+fn build_image() -> Vec<u8> {
+    let mut img = vec![0u8; CODE_OFFSET as usize];
+    // ELF header.
+    img[0..4].copy_from_slice(b"\x7fELF");
+    img[4] = 2; // ELFCLASS64
+    img[5] = 1; // little endian
+    img[6] = 1; // EV_CURRENT
+    put16(&mut img, 16, 2); // ET_EXEC
+    put16(&mut img, 18, 62); // EM_X86_64
+    put32(&mut img, 20, 1);
+    put64(&mut img, 24, INJECT_SYSCALL + 2); // e_entry: the int3, never reached
+    put64(&mut img, 32, 64); // e_phoff
+    put16(&mut img, 52, 64); // e_ehsize
+    put16(&mut img, 54, 56); // e_phentsize
+    put16(&mut img, 56, 1); // e_phnum
+    // Program header.
+    let ph = 64;
+    put32(&mut img, ph, 1); // PT_LOAD
+    put32(&mut img, ph + 4, 5); // PF_R | PF_X
+    put64(&mut img, ph + 8, 0); // p_offset
+    put64(&mut img, ph + 16, STUB_BASE); // p_vaddr
+    put64(&mut img, ph + 24, STUB_BASE); // p_paddr
+    let total = CODE_OFFSET + CODE.len() as u64;
+    put64(&mut img, ph + 32, total); // p_filesz
+    put64(&mut img, ph + 40, total); // p_memsz
+    put64(&mut img, ph + 48, 0x1000); // p_align
+    img.extend_from_slice(CODE);
+    img
+}
+
+fn put16(b: &mut [u8], off: usize, v: u16) {
+    b[off..off + 2].copy_from_slice(&v.to_le_bytes());
+}
+fn put32(b: &mut [u8], off: usize, v: u32) {
+    b[off..off + 4].copy_from_slice(&v.to_le_bytes());
+}
+fn put64(b: &mut [u8], off: usize, v: u64) {
+    b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// The stub image, ready to be `execveat`ed.
+pub struct StubImage {
+    fd: OwnedFd,
+}
+
+impl StubImage {
+    pub fn create() -> std::io::Result<StubImage> {
+        let fd = memfd_create(
+            c"rvisor-stub",
+            MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING,
+        )?;
+        let mut file = std::fs::File::from(fd);
+        file.write_all(&build_image())?;
+        let fd = OwnedFd::from(file);
+        // Seal it so nothing can change the code every stub runs.
+        let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+        nix::fcntl::fcntl(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            nix::fcntl::FcntlArg::F_ADD_SEALS(nix::fcntl::SealFlag::from_bits_truncate(seals)),
+        )?;
+        Ok(StubImage { fd })
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}

@@ -1,0 +1,540 @@
+//! File descriptor I/O: read/write families, dup, fcntl, ioctl, pipes,
+//! getdents64.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+
+use nix::errno::Errno;
+
+use super::{arg_fd, SysResult};
+use crate::fsimpl::host::{HostFile, HostKind};
+use crate::kernel::task::Task;
+use crate::kernel::{kernel, lock};
+use crate::vfs::{DirEntry, FileType, OpenFile};
+
+/// Largest single transfer, as Linux's MAX_RW_COUNT.
+const MAX_RW: u64 = 0x7fff_f000;
+/// Bytes moved per chunk between a file and application memory.
+const CHUNK: usize = 1 << 20;
+
+pub fn get_file(t: &Task, fd: i32) -> Result<Arc<OpenFile>, Errno> {
+    lock(&t.proc.fds).get(fd)
+}
+
+pub fn install_fd(t: &Task, file: Arc<OpenFile>, cloexec: bool) -> SysResult {
+    let limit = t.proc.nofile_limit();
+    Ok(lock(&t.proc.fds).alloc(file, cloexec, 0, limit)? as u64)
+}
+
+/// A write that hit a closed pipe raises SIGPIPE, as Linux does.
+fn check_epipe(t: &Task, file: &OpenFile, r: Result<usize, Errno>) -> Result<usize, Errno> {
+    if r == Err(Errno::EPIPE) && file.ops.is_pipe() {
+        kernel().send_signal(&t.proc, libc::SIGPIPE);
+    }
+    r
+}
+
+/// Reads into application memory at `buf` from `read` (one call per chunk;
+/// stops at a short read, as a single read(2) would return it).
+fn read_into(
+    t: &Task,
+    buf: u64,
+    count: u64,
+    mut read: impl FnMut(&mut [u8], u64) -> Result<usize, Errno>,
+) -> SysResult {
+    let count = count.min(MAX_RW) as usize;
+    let mut tmp = vec![0u8; count.min(CHUNK)];
+    let mut done = 0usize;
+    while done < count {
+        let want = (count - done).min(CHUNK);
+        let n = match read(&mut tmp[..want], done as u64) {
+            Ok(n) => n,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        if n == 0 {
+            break;
+        }
+        t.write_bytes(buf + done as u64, &tmp[..n])?;
+        done += n;
+        if n < want {
+            break;
+        }
+    }
+    Ok(done as u64)
+}
+
+pub fn read(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let f = get_file(t, arg_fd(a[0]))?;
+    if !f.readable() {
+        return Err(Errno::EBADF);
+    }
+    if f.ops.is_dir() {
+        return Err(Errno::EISDIR);
+    }
+    let seekable = f.ops.seekable();
+    let stream = !seekable || f.ops.host_offset();
+    read_into(t, a[1], a[2], |b, done| if !stream || done == 0 { f.read(b) } else { Ok(0) })
+}
+
+pub fn pread64(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let f = get_file(t, arg_fd(a[0]))?;
+    if !f.readable() {
+        return Err(Errno::EBADF);
+    }
+    if f.ops.is_dir() {
+        return Err(Errno::EISDIR);
+    }
+    if !f.ops.seekable() {
+        return Err(Errno::ESPIPE);
+    }
+    let off = a[3] as i64;
+    if off < 0 {
+        return Err(Errno::EINVAL);
+    }
+    read_into(t, a[1], a[2], |b, done| f.ops.read_at(b, off as u64 + done))
+}
+
+fn write_common(t: &Task, f: &OpenFile, buf: u64, count: u64, off: Option<u64>) -> SysResult {
+    let count = count.min(MAX_RW) as usize;
+    let mut done = 0usize;
+    while done < count || count == 0 {
+        let want = (count - done).min(CHUNK);
+        let data = t.read_bytes(buf + done as u64, want)?;
+        let r = match off {
+            Some(o) => f.ops.write_at(&data, o + done as u64),
+            None => f.write(&data),
+        };
+        let n = match check_epipe(t, f, r) {
+            Ok(n) => n,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        done += n;
+        if n < want || count == 0 {
+            break;
+        }
+    }
+    Ok(done as u64)
+}
+
+pub fn write(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let f = get_file(t, arg_fd(a[0]))?;
+    if !f.writable() {
+        return Err(Errno::EBADF);
+    }
+    write_common(t, &f, a[1], a[2], None)
+}
+
+pub fn pwrite64(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let f = get_file(t, arg_fd(a[0]))?;
+    if !f.writable() {
+        return Err(Errno::EBADF);
+    }
+    if !f.ops.seekable() {
+        return Err(Errno::ESPIPE);
+    }
+    let off = a[3] as i64;
+    if off < 0 {
+        return Err(Errno::EINVAL);
+    }
+    write_common(t, &f, a[1], a[2], Some(off as u64))
+}
+
+fn read_iovecs(t: &Task, iov: u64, cnt: u64) -> Result<Vec<(u64, u64)>, Errno> {
+    if cnt > 1024 {
+        return Err(Errno::EINVAL);
+    }
+    let mut out = Vec::with_capacity(cnt as usize);
+    let mut total: u64 = 0;
+    for i in 0..cnt {
+        let v: libc::iovec = t.read_obj(iov + i * 16)?;
+        let len = v.iov_len as u64;
+        total = total.checked_add(len).ok_or(Errno::EINVAL)?;
+        if total > isize::MAX as u64 {
+            return Err(Errno::EINVAL);
+        }
+        out.push((v.iov_base as u64, len));
+    }
+    Ok(out)
+}
+
+pub fn readv(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let f = get_file(t, arg_fd(a[0]))?;
+    if !f.readable() {
+        return Err(Errno::EBADF);
+    }
+    if f.ops.is_dir() {
+        return Err(Errno::EISDIR);
+    }
+    let iovs = read_iovecs(t, a[1], a[2])?;
+    let total: u64 = iovs.iter().map(|v| v.1).sum::<u64>().min(MAX_RW);
+    let mut tmp = vec![0u8; (total as usize).min(CHUNK * 4)];
+    let n = f.read(&mut tmp)?;
+    let mut left = &tmp[..n];
+    for (base, len) in iovs {
+        if left.is_empty() {
+            break;
+        }
+        let k = (len as usize).min(left.len());
+        t.write_bytes(base, &left[..k])?;
+        left = &left[k..];
+    }
+    Ok(n as u64)
+}
+
+pub fn writev(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let f = get_file(t, arg_fd(a[0]))?;
+    if !f.writable() {
+        return Err(Errno::EBADF);
+    }
+    let iovs = read_iovecs(t, a[1], a[2])?;
+    let mut data = Vec::new();
+    for (base, len) in iovs {
+        let len = (len as usize).min(MAX_RW as usize - data.len());
+        data.extend_from_slice(&t.read_bytes(base, len)?);
+    }
+    let n = check_epipe(t, &f, f.write(&data))?;
+    Ok(n as u64)
+}
+
+pub fn close(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let entry = lock(&t.proc.fds).remove(arg_fd(a[0]))?;
+    drop(entry);
+    Ok(0)
+}
+
+pub fn close_range(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (first, last, flags) = (a[0] as u32, a[1] as u32, a[2] as u32);
+    if first > last || flags & !(libc::CLOSE_RANGE_CLOEXEC | libc::CLOSE_RANGE_UNSHARE) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mut fds = lock(&t.proc.fds);
+    let mut doomed = Vec::new();
+    for fd in fds.fds() {
+        let u = fd as u32;
+        if u >= first && u <= last {
+            if flags & libc::CLOSE_RANGE_CLOEXEC != 0 {
+                let _ = fds.set_cloexec(fd, true);
+            } else if let Ok(e) = fds.remove(fd) {
+                doomed.push(e);
+            }
+        }
+    }
+    drop(fds);
+    drop(doomed);
+    Ok(0)
+}
+
+pub fn lseek(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let f = get_file(t, arg_fd(a[0]))?;
+    let off = a[1] as i64;
+    if !f.ops.seekable() {
+        return Err(Errno::ESPIPE);
+    }
+    if f.ops.host_offset() {
+        return f.ops.host_lseek(off, a[2] as i32);
+    }
+    let mut cur = f.offset.lock().map_err(|_| Errno::EIO)?;
+    let base: i64 = match a[2] as i32 {
+        libc::SEEK_SET => 0,
+        libc::SEEK_CUR => *cur as i64,
+        libc::SEEK_END => f.ops.size()? as i64,
+        _ => return Err(Errno::EINVAL),
+    };
+    let new = base.checked_add(off).ok_or(Errno::EOVERFLOW)?;
+    if new < 0 {
+        return Err(Errno::EINVAL);
+    }
+    *cur = new as u64;
+    if f.ops.is_dir() && new == 0 {
+        *lock(&f.dir_entries) = None;
+    }
+    Ok(new as u64)
+}
+
+pub fn dup(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let f = get_file(t, arg_fd(a[0]))?;
+    install_fd(t, f, false)
+}
+
+fn dup_to(t: &Task, old: i32, new: i32, cloexec: bool) -> SysResult {
+    if new < 0 || new as u64 >= t.proc.nofile_limit() {
+        return Err(Errno::EBADF);
+    }
+    let mut fds = lock(&t.proc.fds);
+    let f = fds.get(old)?;
+    let replaced = fds.install(new, f, cloexec);
+    drop(fds);
+    drop(replaced);
+    Ok(new as u64)
+}
+
+pub fn dup2(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (old, new) = (arg_fd(a[0]), arg_fd(a[1]));
+    if old == new {
+        get_file(t, old)?;
+        return Ok(new as u64);
+    }
+    dup_to(t, old, new, false)
+}
+
+pub fn dup3(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (old, new, flags) = (arg_fd(a[0]), arg_fd(a[1]), a[2] as i32);
+    if old == new || flags & !libc::O_CLOEXEC != 0 {
+        return Err(Errno::EINVAL);
+    }
+    dup_to(t, old, new, flags & libc::O_CLOEXEC != 0)
+}
+
+pub fn fcntl(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let fd = arg_fd(a[0]);
+    let cmd = a[1] as i32;
+    let f = get_file(t, fd)?;
+    match cmd {
+        libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => {
+            let min = a[2] as i64;
+            if min < 0 || min as u64 >= t.proc.nofile_limit() {
+                return Err(Errno::EINVAL);
+            }
+            let limit = t.proc.nofile_limit();
+            Ok(lock(&t.proc.fds).alloc(f, cmd == libc::F_DUPFD_CLOEXEC, min as i32, limit)? as u64)
+        }
+        libc::F_GETFD => Ok(if lock(&t.proc.fds).entry(fd)?.cloexec { libc::FD_CLOEXEC as u64 } else { 0 }),
+        libc::F_SETFD => {
+            lock(&t.proc.fds).set_cloexec(fd, a[2] as i32 & libc::FD_CLOEXEC != 0)?;
+            Ok(0)
+        }
+        libc::F_GETFL => Ok(f.flags() as u64),
+        libc::F_SETFL => {
+            let new = a[2] as i32;
+            f.set_status_flags(new);
+            if let Some(hfd) = f.ops.host_fd() {
+                if f.ops.is_pipe() {
+                    // Sentry-owned pipes: the host fd is this description's own.
+                    let _ = nix::fcntl::fcntl(
+                        hfd,
+                        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::from_bits_truncate(new & libc::O_NONBLOCK)),
+                    );
+                }
+            }
+            Ok(0)
+        }
+        libc::F_GETLK | libc::F_OFD_GETLK => {
+            // No other lock holder can exist in this version: report unlocked.
+            let mut fl: [u8; 32] = [0; 32];
+            fl[0..2].copy_from_slice(&(libc::F_UNLCK as i16).to_le_bytes());
+            let cur = t.read_bytes(a[2], 32)?;
+            fl[2..].copy_from_slice(&cur[2..]);
+            t.write_bytes(a[2], &fl)?;
+            Ok(0)
+        }
+        libc::F_SETLK | libc::F_SETLKW | libc::F_OFD_SETLK | libc::F_OFD_SETLKW => {
+            t.read_bytes(a[2], 32)?;
+            Ok(0)
+        }
+        libc::F_GETPIPE_SZ if f.ops.is_pipe() => Ok(65536),
+        libc::F_SETPIPE_SZ if f.ops.is_pipe() => Ok((a[2]).max(4096)),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+const TCGETS: u64 = 0x5401;
+const TCSETS: u64 = 0x5402;
+const TCSETSW: u64 = 0x5403;
+const TCSETSF: u64 = 0x5404;
+const TIOCGPGRP: u64 = 0x540f;
+const TIOCSPGRP: u64 = 0x5410;
+const TIOCGWINSZ: u64 = 0x5413;
+const TIOCSWINSZ: u64 = 0x5414;
+const FIONREAD: u64 = 0x541b;
+const FIONBIO: u64 = 0x5421;
+const FIONCLEX: u64 = 0x5450;
+const FIOCLEX: u64 = 0x5451;
+
+pub fn ioctl(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let fd = arg_fd(a[0]);
+    let f = get_file(t, fd)?;
+    let (cmd, arg) = (a[1] & 0xffff_ffff, a[2]);
+    match cmd {
+        FIOCLEX | FIONCLEX => {
+            lock(&t.proc.fds).set_cloexec(fd, cmd == FIOCLEX)?;
+            return Ok(0);
+        }
+        FIONBIO => {
+            let on: i32 = t.read_obj(arg)?;
+            let fl = f.flags();
+            f.set_status_flags(if on != 0 { fl | libc::O_NONBLOCK } else { fl & !libc::O_NONBLOCK });
+            return Ok(0);
+        }
+        FIONREAD => {
+            let n: i32 = if let (true, Some(hfd)) = (f.ops.is_pipe() || f.ops.is_tty(), f.ops.host_fd()) {
+                let mut v: libc::c_int = 0;
+                // SAFETY: FIONREAD writes one int into our own variable.
+                if unsafe { libc::ioctl(hfd, libc::FIONREAD, &mut v) } < 0 {
+                    return Err(Errno::last());
+                }
+                v
+            } else if f.ops.seekable() && !f.ops.is_dir() {
+                let off = *f.offset.lock().map_err(|_| Errno::EIO)?;
+                f.ops.size()?.saturating_sub(off).min(i32::MAX as u64) as i32
+            } else {
+                return Err(Errno::ENOTTY);
+            };
+            t.write_obj(arg, &n)?;
+            return Ok(0);
+        }
+        _ => {}
+    }
+    if !f.ops.is_tty() {
+        return Err(Errno::ENOTTY);
+    }
+    let hfd = f.ops.host_fd().ok_or(Errno::ENOTTY)?;
+    // Terminal requests answered on the sentry's own terminal fd, with
+    // buffers the sentry owns and validated sizes.
+    match cmd {
+        TCGETS => {
+            let mut tio: libc::termios = crate::kernel::task::pod_zeroed();
+            // SAFETY: TCGETS fills a termios we own.
+            if unsafe { libc::ioctl(hfd, libc::TCGETS, &mut tio) } < 0 {
+                return Err(Errno::last());
+            }
+            t.write_obj(arg, &tio)?;
+            Ok(0)
+        }
+        TCSETS | TCSETSW | TCSETSF => {
+            let tio: libc::termios = t.read_obj(arg)?;
+            let req = match cmd {
+                TCSETS => libc::TCSETS,
+                TCSETSW => libc::TCSETSW,
+                _ => libc::TCSETSF,
+            };
+            // SAFETY: reads a termios we own.
+            if unsafe { libc::ioctl(hfd, req, &tio) } < 0 {
+                return Err(Errno::last());
+            }
+            Ok(0)
+        }
+        TIOCGWINSZ => {
+            let mut ws: libc::winsize = crate::kernel::task::pod_zeroed();
+            // SAFETY: fills a winsize we own.
+            if unsafe { libc::ioctl(hfd, libc::TIOCGWINSZ, &mut ws) } < 0 {
+                return Err(Errno::last());
+            }
+            t.write_obj(arg, &ws)?;
+            Ok(0)
+        }
+        TIOCSWINSZ => {
+            let ws: libc::winsize = t.read_obj(arg)?;
+            // SAFETY: reads a winsize we own.
+            if unsafe { libc::ioctl(hfd, libc::TIOCSWINSZ, &ws) } < 0 {
+                return Err(Errno::last());
+            }
+            Ok(0)
+        }
+        TIOCGPGRP => {
+            let pgid = lock(&kernel().tree).procs.get(&t.pid()).map(|e| e.pgid).unwrap_or(t.pid());
+            t.write_obj(arg, &pgid)?;
+            Ok(0)
+        }
+        TIOCSPGRP => {
+            let _: i32 = t.read_obj(arg)?;
+            Ok(0)
+        }
+        _ => Err(Errno::ENOTTY),
+    }
+}
+
+fn make_pipe(t: &mut Task, fds_addr: u64, flags: i32) -> SysResult {
+    if flags & !(libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_DIRECT) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mut raw = [0i32; 2];
+    // SAFETY: pipe2 writes two fds into our array; the flags are validated.
+    if unsafe { libc::pipe2(raw.as_mut_ptr(), libc::O_CLOEXEC | (flags & (libc::O_NONBLOCK | libc::O_DIRECT))) } < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the fds were just created and are owned by nobody else.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(raw[0]), OwnedFd::from_raw_fd(raw[1])) };
+    let ino = nix::sys::stat::fstat(r.as_raw_fd()).map(|s| s.st_ino).unwrap_or(0);
+    let display = format!("pipe:[{ino}]").into_bytes();
+    let status = flags & libc::O_NONBLOCK;
+    let rf = OpenFile::with_display(Arc::new(HostFile::new(r, HostKind::Pipe)), display.clone(), libc::O_RDONLY | status);
+    let wf = OpenFile::with_display(Arc::new(HostFile::new(w, HostKind::Pipe)), display, libc::O_WRONLY | status);
+    let cloexec = flags & libc::O_CLOEXEC != 0;
+    let limit = t.proc.nofile_limit();
+    let mut fds = lock(&t.proc.fds);
+    let rfd = fds.alloc(rf, cloexec, 0, limit)?;
+    let wfd = match fds.alloc(wf, cloexec, 0, limit) {
+        Ok(fd) => fd,
+        Err(e) => {
+            let _ = fds.remove(rfd);
+            return Err(e);
+        }
+    };
+    drop(fds);
+    if let Err(e) = t.write_obj(fds_addr, &[rfd, wfd]) {
+        let mut fds = lock(&t.proc.fds);
+        let _ = fds.remove(rfd);
+        let _ = fds.remove(wfd);
+        return Err(e);
+    }
+    Ok(0)
+}
+
+pub fn pipe(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    make_pipe(t, a[0], 0)
+}
+
+pub fn pipe2(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    make_pipe(t, a[0], a[1] as i32)
+}
+
+pub fn fsync(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    get_file(t, arg_fd(a[0]))?;
+    Ok(0)
+}
+
+pub fn getdents64(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let f = get_file(t, arg_fd(a[0]))?;
+    let loc = match (&f.location, f.ops.is_dir()) {
+        (Some(l), true) => l.clone(),
+        _ => return Err(Errno::ENOTDIR),
+    };
+    let count = (a[2] as usize).min(1 << 20);
+    let mut snap = lock(&f.dir_entries);
+    if snap.is_none() {
+        let me = loc.inode().stat()?.ino;
+        let parent = loc.parent().inode().stat().map(|s| s.ino).unwrap_or(me);
+        let mut v = vec![
+            DirEntry { name: b".".to_vec(), ino: me, ftype: FileType::Directory },
+            DirEntry { name: b"..".to_vec(), ino: parent, ftype: FileType::Directory },
+        ];
+        v.extend(loc.inode().readdir()?);
+        *snap = Some(v);
+    }
+    let entries = snap.as_ref().ok_or(Errno::EIO)?;
+    let mut off = f.offset.lock().map_err(|_| Errno::EIO)?;
+    let mut out = Vec::with_capacity(count.min(65536));
+    let mut idx = *off as usize;
+    while idx < entries.len() {
+        let e = &entries[idx];
+        let reclen = (19 + e.name.len() + 1 + 7) & !7;
+        if out.len() + reclen > count {
+            break;
+        }
+        out.extend_from_slice(&e.ino.to_le_bytes());
+        out.extend_from_slice(&((idx + 1) as i64).to_le_bytes());
+        out.extend_from_slice(&(reclen as u16).to_le_bytes());
+        out.push(e.ftype.dtype());
+        out.extend_from_slice(&e.name);
+        out.resize(out.len() + (reclen - 19 - e.name.len()), 0);
+        idx += 1;
+    }
+    if out.is_empty() && idx < entries.len() {
+        return Err(Errno::EINVAL);
+    }
+    t.write_bytes(a[1], &out)?;
+    *off = idx as u64;
+    Ok(out.len() as u64)
+}

@@ -1,0 +1,699 @@
+//! Path-based syscalls: open, stat, access, readlink, cwd, directory and
+//! metadata changes. Every path is resolved by the sentry's VFS.
+
+
+use std::sync::Arc;
+
+use nix::errno::Errno;
+
+use super::file::{get_file, install_fd};
+use super::{arg_fd, SysResult};
+use crate::kernel::task::{pod_zeroed, Task};
+use crate::kernel::{kernel, lock, Credentials};
+use crate::vfs::{CreateCtx, FileOps, FileStat, FileType, Inode, Location, OpenFile, SetAttr, VfsResult};
+
+const AT_FDCWD: i32 = libc::AT_FDCWD;
+
+/// The directory a *at() call starts from.
+fn start_dir(t: &Task, dirfd: i32) -> Result<Location, Errno> {
+    if dirfd == AT_FDCWD {
+        return Ok(lock(&t.proc.fs).cwd.clone());
+    }
+    let f = get_file(t, dirfd)?;
+    let loc = f.location.clone().ok_or(Errno::ENOTDIR)?;
+    if loc.inode().file_type() != FileType::Directory {
+        return Err(Errno::ENOTDIR);
+    }
+    Ok(loc)
+}
+
+/// Resolves (dirfd, path). An empty path refers to dirfd itself when
+/// `empty_ok` (AT_EMPTY_PATH).
+fn resolve_at(t: &Task, dirfd: i32, path: &[u8], follow: bool, empty_ok: bool) -> Result<Location, Errno> {
+    if path.is_empty() {
+        if !empty_ok {
+            return Err(Errno::ENOENT);
+        }
+        if dirfd == AT_FDCWD {
+            return Ok(lock(&t.proc.fs).cwd.clone());
+        }
+        return get_file(t, dirfd)?.location.clone().ok_or(Errno::EBADF);
+    }
+    let root = lock(&t.proc.fs).root.clone();
+    let start = if path.first() == Some(&b'/') { root.clone() } else { start_dir(t, dirfd)? };
+    kernel().vfs.resolve(&root, &start, path, follow)
+}
+
+fn resolve_parent_at(t: &Task, dirfd: i32, path: &[u8]) -> Result<(Location, Vec<u8>), Errno> {
+    let root = lock(&t.proc.fs).root.clone();
+    let start = if path.first() == Some(&b'/') { root.clone() } else { start_dir(t, dirfd)? };
+    kernel().vfs.resolve_parent(&root, &start, path)
+}
+
+fn ctx(t: &Task) -> CreateCtx {
+    let c = lock(&t.proc.creds);
+    CreateCtx { uid: c.euid, gid: c.egid }
+}
+
+fn current_umask(t: &Task) -> u32 {
+    lock(&t.proc.fs).umask
+}
+
+/// Permission check against the emulated credentials (`mask` of R_OK=4,
+/// W_OK=2, X_OK=1). Root passes read/write and needs one x bit to execute.
+pub fn check_access(c: &Credentials, uid: u32, st: &FileStat, mask: u32, use_real: bool) -> Result<(), Errno> {
+    let _ = uid;
+    let (who, gid) = if use_real { (c.ruid, c.rgid) } else { (c.euid, c.egid) };
+    let mode = st.mode;
+    if who == 0 {
+        if mask & 1 != 0 && mode & libc::S_IFMT != libc::S_IFDIR && mode & 0o111 == 0 {
+            return Err(Errno::EACCES);
+        }
+        return Ok(());
+    }
+    let bits = if who == st.uid {
+        (mode >> 6) & 7
+    } else if gid == st.gid || c.groups.contains(&st.gid) {
+        (mode >> 3) & 7
+    } else {
+        mode & 7
+    };
+    if bits & mask == mask {
+        Ok(())
+    } else {
+        Err(Errno::EACCES)
+    }
+}
+
+fn may_write(t: &Task, inode: &Arc<dyn Inode>) -> Result<(), Errno> {
+    if inode.read_only() {
+        return Err(Errno::EROFS);
+    }
+    let st = inode.stat()?;
+    check_access(&lock(&t.proc.creds), 0, &st, 2, false)
+}
+
+/// Open description of an O_PATH fd: no I/O, only a location.
+struct PathFile {
+    stat: FileStat,
+    dir: bool,
+}
+
+impl FileOps for PathFile {
+    fn stat(&self) -> VfsResult<FileStat> {
+        Ok(self.stat.clone())
+    }
+    fn is_dir(&self) -> bool {
+        self.dir
+    }
+}
+
+fn do_open(t: &mut Task, dirfd: i32, path_addr: u64, flags: i32, mode: u32) -> SysResult {
+    let path = t.read_path(path_addr)?;
+    if flags & libc::O_TMPFILE == libc::O_TMPFILE {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let follow = flags & libc::O_NOFOLLOW == 0;
+    let acc = flags & libc::O_ACCMODE;
+    if acc == 3 {
+        return Err(Errno::EINVAL);
+    }
+    let loc = if flags & libc::O_CREAT != 0 && flags & libc::O_PATH == 0 {
+        let (parent, name) = resolve_parent_at(t, dirfd, &path)?;
+        if name.is_empty() || name == b"." || name == b".." {
+            return Err(Errno::EISDIR);
+        }
+        match kernel().vfs.step(&parent, &name) {
+            Ok(loc) => {
+                if flags & libc::O_EXCL != 0 {
+                    return Err(Errno::EEXIST);
+                }
+                if loc.inode().file_type() == FileType::Symlink {
+                    if !follow {
+                        return Err(Errno::ELOOP);
+                    }
+                    resolve_at(t, dirfd, &path, true, false)?
+                } else {
+                    loc
+                }
+            }
+            Err(Errno::ENOENT) => {
+                may_write(t, parent.inode())?;
+                let m = mode & 0o7777 & !current_umask(t);
+                parent.inode().create(&name, m, ctx(t))?;
+                kernel().vfs.step(&parent, &name)?
+            }
+            Err(e) => return Err(e),
+        }
+    } else {
+        resolve_at(t, dirfd, &path, follow, false)?
+    };
+    let inode = loc.inode().clone();
+    let ftype = inode.file_type();
+    if flags & libc::O_PATH != 0 {
+        let ops = Arc::new(PathFile { stat: inode.stat()?, dir: ftype == FileType::Directory });
+        let file = OpenFile::new(ops, Some(loc), flags & (libc::O_PATH | libc::O_NOFOLLOW | libc::O_DIRECTORY));
+        return install_fd(t, file, flags & libc::O_CLOEXEC != 0);
+    }
+    if ftype == FileType::Symlink {
+        return Err(Errno::ELOOP);
+    }
+    if flags & libc::O_DIRECTORY != 0 && ftype != FileType::Directory {
+        return Err(Errno::ENOTDIR);
+    }
+    let writing = acc != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
+    if ftype == FileType::Directory && (acc != libc::O_RDONLY || flags & libc::O_CREAT != 0) {
+        return Err(Errno::EISDIR);
+    }
+    let st = inode.stat()?;
+    {
+        let creds = lock(&t.proc.creds);
+        let mut mask = 0;
+        if acc == libc::O_RDONLY || acc == libc::O_RDWR {
+            mask |= 4;
+        }
+        if acc == libc::O_WRONLY || acc == libc::O_RDWR {
+            mask |= 2;
+        }
+        // A file just created by this open is accessible whatever its mode.
+        let just_created = flags & libc::O_CREAT != 0 && st.size == 0 && creds.euid == st.uid;
+        if !just_created {
+            check_access(&creds, 0, &st, mask, false)?;
+        }
+    }
+    if writing && ftype == FileType::Regular && inode.read_only() {
+        return Err(Errno::EROFS);
+    }
+    let ops = inode.open(flags)?;
+    let file = OpenFile::new(ops, Some(loc), flags);
+    install_fd(t, file, flags & libc::O_CLOEXEC != 0)
+}
+
+pub fn open(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    do_open(t, AT_FDCWD, a[0], a[1] as i32, a[2] as u32)
+}
+
+pub fn openat(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    do_open(t, arg_fd(a[0]), a[1], a[2] as i32, a[3] as u32)
+}
+
+pub fn creat(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    do_open(t, AT_FDCWD, a[0], libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC, a[1] as u32)
+}
+
+// ---- stat family ------------------------------------------------------------
+
+pub fn to_libc_stat(s: &FileStat) -> libc::stat {
+    let mut st: libc::stat = pod_zeroed();
+    st.st_dev = s.dev;
+    st.st_ino = s.ino;
+    st.st_nlink = s.nlink;
+    st.st_mode = s.mode;
+    st.st_uid = s.uid;
+    st.st_gid = s.gid;
+    st.st_rdev = s.rdev;
+    st.st_size = s.size;
+    st.st_blksize = s.blksize;
+    st.st_blocks = s.blocks;
+    st.st_atime = s.atime_sec;
+    st.st_atime_nsec = s.atime_nsec;
+    st.st_mtime = s.mtime_sec;
+    st.st_mtime_nsec = s.mtime_nsec;
+    st.st_ctime = s.ctime_sec;
+    st.st_ctime_nsec = s.ctime_nsec;
+    st
+}
+
+fn write_stat(t: &Task, addr: u64, s: &FileStat) -> SysResult {
+    t.write_obj(addr, &to_libc_stat(s))?;
+    Ok(0)
+}
+
+fn stat_path(t: &mut Task, dirfd: i32, path_addr: u64, buf: u64, flags: i32) -> SysResult {
+    if flags & !(libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH | libc::AT_NO_AUTOMOUNT) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let path = t.read_path(path_addr)?;
+    if path.is_empty() && flags & libc::AT_EMPTY_PATH != 0 && dirfd != AT_FDCWD {
+        let f = get_file(t, dirfd)?;
+        return write_stat(t, buf, &f.ops.stat()?);
+    }
+    let loc = resolve_at(t, dirfd, &path, flags & libc::AT_SYMLINK_NOFOLLOW == 0, flags & libc::AT_EMPTY_PATH != 0)?;
+    write_stat(t, buf, &loc.inode().stat()?)
+}
+
+pub fn stat(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    stat_path(t, AT_FDCWD, a[0], a[1], 0)
+}
+
+pub fn lstat(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    stat_path(t, AT_FDCWD, a[0], a[1], libc::AT_SYMLINK_NOFOLLOW)
+}
+
+pub fn newfstatat(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    stat_path(t, arg_fd(a[0]), a[1], a[2], a[3] as i32)
+}
+
+pub fn fstat(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let f = get_file(t, arg_fd(a[0]))?;
+    write_stat(t, a[1], &f.ops.stat()?)
+}
+
+pub fn statx(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (dirfd, path_addr, flags, _mask, buf) = (arg_fd(a[0]), a[1], a[2] as i32, a[3] as u32, a[4]);
+    let allowed = libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH | libc::AT_NO_AUTOMOUNT | libc::AT_STATX_SYNC_TYPE;
+    if flags & !allowed != 0 || flags & libc::AT_STATX_SYNC_TYPE == libc::AT_STATX_SYNC_TYPE {
+        return Err(Errno::EINVAL);
+    }
+    let path = t.read_path(path_addr)?;
+    let s = if path.is_empty() && flags & libc::AT_EMPTY_PATH != 0 && dirfd != AT_FDCWD {
+        get_file(t, dirfd)?.ops.stat()?
+    } else {
+        resolve_at(t, dirfd, &path, flags & libc::AT_SYMLINK_NOFOLLOW == 0, flags & libc::AT_EMPTY_PATH != 0)?
+            .inode()
+            .stat()?
+    };
+    let mut x: libc::statx = pod_zeroed();
+    x.stx_mask = libc::STATX_BASIC_STATS;
+    x.stx_blksize = s.blksize as u32;
+    x.stx_nlink = s.nlink as u32;
+    x.stx_uid = s.uid;
+    x.stx_gid = s.gid;
+    x.stx_mode = s.mode as u16;
+    x.stx_ino = s.ino;
+    x.stx_size = s.size as u64;
+    x.stx_blocks = s.blocks as u64;
+    x.stx_atime.tv_sec = s.atime_sec;
+    x.stx_atime.tv_nsec = s.atime_nsec as u32;
+    x.stx_mtime.tv_sec = s.mtime_sec;
+    x.stx_mtime.tv_nsec = s.mtime_nsec as u32;
+    x.stx_ctime.tv_sec = s.ctime_sec;
+    x.stx_ctime.tv_nsec = s.ctime_nsec as u32;
+    x.stx_rdev_major = libc::major(s.rdev);
+    x.stx_rdev_minor = libc::minor(s.rdev);
+    x.stx_dev_major = libc::major(s.dev);
+    x.stx_dev_minor = libc::minor(s.dev);
+    t.write_obj(buf, &x)?;
+    Ok(0)
+}
+
+fn write_statfs(t: &Task, buf: u64, inode: &Arc<dyn Inode>) -> SysResult {
+    let mut s: libc::statfs = pod_zeroed();
+    s.f_type = if inode.as_any().type_id() == std::any::TypeId::of::<crate::fsimpl::overlay::OvNode>() {
+        0x0102_1994 // TMPFS_MAGIC: the upper layer lives in memory
+    } else {
+        0x9fa0 // PROC_SUPER_MAGIC and friends
+    };
+    s.f_bsize = 4096;
+    s.f_blocks = 1 << 20;
+    s.f_bfree = 1 << 19;
+    s.f_bavail = 1 << 19;
+    s.f_files = 1 << 20;
+    s.f_ffree = 1 << 19;
+    s.f_namelen = 255;
+    s.f_frsize = 4096;
+    t.write_obj(buf, &s)?;
+    Ok(0)
+}
+
+pub fn statfs(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let path = t.read_path(a[0])?;
+    let loc = resolve_at(t, AT_FDCWD, &path, true, false)?;
+    write_statfs(t, a[1], loc.inode())
+}
+
+pub fn fstatfs(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let f = get_file(t, arg_fd(a[0]))?;
+    match &f.location {
+        Some(l) => write_statfs(t, a[1], l.inode()),
+        None => {
+            let mut s: libc::statfs = pod_zeroed();
+            s.f_type = 0x5049_5045; // PIPEFS_MAGIC
+            s.f_bsize = 4096;
+            s.f_namelen = 255;
+            t.write_obj(a[1], &s)?;
+            Ok(0)
+        }
+    }
+}
+
+// ---- access, readlink, cwd -----------------------------------------------------
+
+fn do_access(t: &mut Task, dirfd: i32, path_addr: u64, mode: u32, flags: i32) -> SysResult {
+    if mode & !7 != 0 || flags & !(libc::AT_EACCESS | libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let path = t.read_path(path_addr)?;
+    let loc = resolve_at(t, dirfd, &path, flags & libc::AT_SYMLINK_NOFOLLOW == 0, flags & libc::AT_EMPTY_PATH != 0)?;
+    if mode == 0 {
+        return Ok(0);
+    }
+    let inode = loc.inode();
+    if mode & 2 != 0 && inode.read_only() && inode.file_type() != FileType::CharDev {
+        return Err(Errno::EROFS);
+    }
+    let st = inode.stat()?;
+    check_access(&lock(&t.proc.creds), 0, &st, mode, flags & libc::AT_EACCESS == 0)?;
+    Ok(0)
+}
+
+pub fn access(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    do_access(t, AT_FDCWD, a[0], a[1] as u32, 0)
+}
+
+pub fn faccessat(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    do_access(t, arg_fd(a[0]), a[1], a[2] as u32, 0)
+}
+
+pub fn faccessat2(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    do_access(t, arg_fd(a[0]), a[1], a[2] as u32, a[3] as i32)
+}
+
+fn do_readlink(t: &mut Task, dirfd: i32, path_addr: u64, buf: u64, size: u64) -> SysResult {
+    if (size as i64) <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let path = t.read_path(path_addr)?;
+    let loc = resolve_at(t, dirfd, &path, false, true)?;
+    let target = loc.inode().readlink()?;
+    let n = target.len().min(size as usize);
+    t.write_bytes(buf, &target[..n])?;
+    Ok(n as u64)
+}
+
+pub fn readlink(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    do_readlink(t, AT_FDCWD, a[0], a[1], a[2])
+}
+
+pub fn readlinkat(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    do_readlink(t, arg_fd(a[0]), a[1], a[2], a[3])
+}
+
+pub fn getcwd(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let mut p = lock(&t.proc.fs).cwd.path();
+    p.push(0);
+    if (a[1] as usize) < p.len() {
+        return Err(Errno::ERANGE);
+    }
+    t.write_bytes(a[0], &p)?;
+    Ok(p.len() as u64)
+}
+
+fn set_cwd(t: &Task, loc: Location) -> SysResult {
+    if loc.inode().file_type() != FileType::Directory {
+        return Err(Errno::ENOTDIR);
+    }
+    let st = loc.inode().stat()?;
+    check_access(&lock(&t.proc.creds), 0, &st, 1, false)?;
+    lock(&t.proc.fs).cwd = loc;
+    Ok(0)
+}
+
+pub fn chdir(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let path = t.read_path(a[0])?;
+    let loc = resolve_at(t, AT_FDCWD, &path, true, false)?;
+    set_cwd(t, loc)
+}
+
+pub fn fchdir(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let f = get_file(t, arg_fd(a[0]))?;
+    let loc = f.location.clone().ok_or(Errno::ENOTDIR)?;
+    set_cwd(t, loc)
+}
+
+pub fn umask(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let mut fs = lock(&t.proc.fs);
+    let old = fs.umask;
+    fs.umask = a[0] as u32 & 0o777;
+    Ok(old as u64)
+}
+
+// ---- namespace changes -------------------------------------------------------------
+
+fn do_mkdir(t: &mut Task, dirfd: i32, path_addr: u64, mode: u32) -> SysResult {
+    let path = t.read_path(path_addr)?;
+    let (parent, name) = resolve_parent_at(t, dirfd, &path)?;
+    if name.is_empty() || name == b"." || name == b".." {
+        return Err(Errno::EEXIST);
+    }
+    if kernel().vfs.step(&parent, &name).is_ok() {
+        return Err(Errno::EEXIST);
+    }
+    may_write(t, parent.inode())?;
+    let m = mode & 0o7777 & !current_umask(t);
+    parent.inode().mkdir(&name, m, ctx(t))?;
+    Ok(0)
+}
+
+pub fn mkdir(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    do_mkdir(t, AT_FDCWD, a[0], a[1] as u32)
+}
+
+pub fn mkdirat(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    do_mkdir(t, arg_fd(a[0]), a[1], a[2] as u32)
+}
+
+fn do_unlink(t: &mut Task, dirfd: i32, path_addr: u64, flags: i32) -> SysResult {
+    if flags & !libc::AT_REMOVEDIR != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let path = t.read_path(path_addr)?;
+    let (parent, name) = resolve_parent_at(t, dirfd, &path)?;
+    let rmdir = flags & libc::AT_REMOVEDIR != 0;
+    if rmdir {
+        if name == b"." {
+            return Err(Errno::EINVAL);
+        }
+        if name == b".." || name.is_empty() {
+            return Err(Errno::ENOTEMPTY);
+        }
+    } else if name.is_empty() || name == b"." || name == b".." {
+        return Err(Errno::EISDIR);
+    }
+    let target = kernel().vfs.step(&parent, &name)?;
+    if kernel().vfs.mount_at(&target.path()).is_some() {
+        return Err(Errno::EBUSY);
+    }
+    if !rmdir && path.last() == Some(&b'/') {
+        return Err(if target.inode().file_type() == FileType::Directory { Errno::EISDIR } else { Errno::ENOTDIR });
+    }
+    may_write(t, parent.inode())?;
+    if rmdir {
+        parent.inode().rmdir(&name)?;
+    } else {
+        parent.inode().unlink(&name)?;
+    }
+    Ok(0)
+}
+
+pub fn unlink(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    do_unlink(t, AT_FDCWD, a[0], 0)
+}
+
+pub fn rmdir(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    do_unlink(t, AT_FDCWD, a[0], libc::AT_REMOVEDIR)
+}
+
+pub fn unlinkat(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    do_unlink(t, arg_fd(a[0]), a[1], a[2] as i32)
+}
+
+fn do_rename(t: &mut Task, olddir: i32, old_addr: u64, newdir: i32, new_addr: u64, flags: u32) -> SysResult {
+    if flags & !libc::RENAME_NOREPLACE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let old = t.read_path(old_addr)?;
+    let new = t.read_path(new_addr)?;
+    let (op, oname) = resolve_parent_at(t, olddir, &old)?;
+    let (np, nname) = resolve_parent_at(t, newdir, &new)?;
+    for n in [&oname, &nname] {
+        if n.is_empty() || n.as_slice() == b"." || n.as_slice() == b".." {
+            return Err(Errno::EBUSY);
+        }
+    }
+    let src = kernel().vfs.step(&op, &oname)?;
+    // A directory cannot move below itself.
+    if src.inode().file_type() == FileType::Directory && np.is_within(&src) {
+        return Err(Errno::EINVAL);
+    }
+    if flags & libc::RENAME_NOREPLACE != 0 && kernel().vfs.step(&np, &nname).is_ok() {
+        return Err(Errno::EEXIST);
+    }
+    may_write(t, op.inode())?;
+    may_write(t, np.inode())?;
+    op.inode().rename(&oname, np.inode(), &nname)?;
+    Ok(0)
+}
+
+pub fn rename(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    do_rename(t, AT_FDCWD, a[0], AT_FDCWD, a[1], 0)
+}
+
+pub fn renameat(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    do_rename(t, arg_fd(a[0]), a[1], arg_fd(a[2]), a[3], 0)
+}
+
+pub fn renameat2(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    do_rename(t, arg_fd(a[0]), a[1], arg_fd(a[2]), a[3], a[4] as u32)
+}
+
+fn do_symlink(t: &mut Task, target_addr: u64, dirfd: i32, path_addr: u64) -> SysResult {
+    let target = t.read_path(target_addr)?;
+    if target.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    let path = t.read_path(path_addr)?;
+    let (parent, name) = resolve_parent_at(t, dirfd, &path)?;
+    if name.is_empty() || name == b"." || name == b".." || kernel().vfs.step(&parent, &name).is_ok() {
+        return Err(Errno::EEXIST);
+    }
+    may_write(t, parent.inode())?;
+    parent.inode().symlink(&name, &target, ctx(t))?;
+    Ok(0)
+}
+
+pub fn symlink(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    do_symlink(t, a[0], AT_FDCWD, a[1])
+}
+
+pub fn symlinkat(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    do_symlink(t, a[0], arg_fd(a[1]), a[2])
+}
+
+// ---- attributes ------------------------------------------------------------------
+
+fn owner_or_root(t: &Task, inode: &Arc<dyn Inode>) -> Result<(), Errno> {
+    let st = inode.stat()?;
+    let euid = lock(&t.proc.creds).euid;
+    if euid != 0 && euid != st.uid {
+        return Err(Errno::EPERM);
+    }
+    if inode.read_only() {
+        return Err(Errno::EROFS);
+    }
+    Ok(())
+}
+
+fn set_attr(t: &Task, inode: &Arc<dyn Inode>, attr: SetAttr) -> SysResult {
+    owner_or_root(t, inode)?;
+    inode.set_attr(&attr)?;
+    Ok(0)
+}
+
+fn fd_or_path(t: &Task, dirfd: i32, path_addr: u64, follow: bool, empty_ok: bool) -> Result<Arc<dyn Inode>, Errno> {
+    let path = t.read_path(path_addr)?;
+    if path.is_empty() && empty_ok && dirfd != AT_FDCWD {
+        return get_file(t, dirfd)?.inode().cloned().ok_or(Errno::EBADF);
+    }
+    Ok(resolve_at(t, dirfd, &path, follow, empty_ok)?.inode().clone())
+}
+
+fn fd_inode(t: &Task, fd: i32) -> Result<Arc<dyn Inode>, Errno> {
+    get_file(t, fd)?.inode().cloned().ok_or(Errno::EBADF)
+}
+
+pub fn chmod(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let i = fd_or_path(t, AT_FDCWD, a[0], true, false)?;
+    set_attr(t, &i, SetAttr { mode: Some(a[1] as u32), ..Default::default() })
+}
+
+pub fn fchmod(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let i = fd_inode(t, arg_fd(a[0]))?;
+    set_attr(t, &i, SetAttr { mode: Some(a[1] as u32), ..Default::default() })
+}
+
+pub fn fchmodat(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let i = fd_or_path(t, arg_fd(a[0]), a[1], true, false)?;
+    set_attr(t, &i, SetAttr { mode: Some(a[2] as u32), ..Default::default() })
+}
+
+fn chown_attr(uid: u64, gid: u64) -> SetAttr {
+    let conv = |v: u64| if v as u32 == u32::MAX { None } else { Some(v as u32) };
+    SetAttr { uid: conv(uid), gid: conv(gid), ..Default::default() }
+}
+
+pub fn chown(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let i = fd_or_path(t, AT_FDCWD, a[0], true, false)?;
+    set_attr(t, &i, chown_attr(a[1], a[2]))
+}
+
+pub fn lchown(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let i = fd_or_path(t, AT_FDCWD, a[0], false, false)?;
+    set_attr(t, &i, chown_attr(a[1], a[2]))
+}
+
+pub fn fchown(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let i = fd_inode(t, arg_fd(a[0]))?;
+    set_attr(t, &i, chown_attr(a[1], a[2]))
+}
+
+pub fn fchownat(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let flags = a[4] as i32;
+    if flags & !(libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let i = fd_or_path(t, arg_fd(a[0]), a[1], flags & libc::AT_SYMLINK_NOFOLLOW == 0, flags & libc::AT_EMPTY_PATH != 0)?;
+    set_attr(t, &i, chown_attr(a[2], a[3]))
+}
+
+pub fn utimensat(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (dirfd, path_addr, times, flags) = (arg_fd(a[0]), a[1], a[2], a[3] as i32);
+    if flags & !(libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let inode = if path_addr == 0 {
+        fd_inode(t, dirfd)?
+    } else {
+        fd_or_path(t, dirfd, path_addr, flags & libc::AT_SYMLINK_NOFOLLOW == 0, flags & libc::AT_EMPTY_PATH != 0)?
+    };
+    let now = crate::vfs::now();
+    let (at, mt) = if times == 0 {
+        (Some(now), Some(now))
+    } else {
+        let ts: [libc::timespec; 2] = [t.read_obj(times)?, t.read_obj(times + 16)?];
+        let conv = |x: &libc::timespec| -> Result<Option<(i64, i64)>, Errno> {
+            match x.tv_nsec {
+                libc::UTIME_NOW => Ok(Some(now)),
+                libc::UTIME_OMIT => Ok(None),
+                n if (0..1_000_000_000).contains(&n) => Ok(Some((x.tv_sec, n))),
+                _ => Err(Errno::EINVAL),
+            }
+        };
+        (conv(&ts[0])?, conv(&ts[1])?)
+    };
+    if inode.read_only() {
+        return Err(Errno::EROFS);
+    }
+    inode.set_attr(&SetAttr { atime: at, mtime: mt, ..Default::default() })?;
+    Ok(0)
+}
+
+pub fn truncate(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let len = a[1] as i64;
+    if len < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let path = t.read_path(a[0])?;
+    let loc = resolve_at(t, AT_FDCWD, &path, true, false)?;
+    let inode = loc.inode();
+    if inode.file_type() == FileType::Directory {
+        return Err(Errno::EISDIR);
+    }
+    may_write(t, inode)?;
+    inode.set_attr(&SetAttr { size: Some(len as u64), ..Default::default() })?;
+    Ok(0)
+}
+
+pub fn ftruncate(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let len = a[1] as i64;
+    if len < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let f = get_file(t, arg_fd(a[0]))?;
+    if !f.writable() || f.ops.is_dir() {
+        return Err(Errno::EINVAL);
+    }
+    f.ops.truncate(len as u64)?;
+    Ok(0)
+}
+

@@ -1,0 +1,172 @@
+//! Memory syscalls: validated, then injected into the stub.
+
+use nix::errno::Errno;
+
+use super::file::get_file;
+use super::{arg_fd, SysResult};
+use crate::kernel::task::Task;
+use crate::mm::{self, overlaps_stub, page_up, PAGE_SIZE, TASK_SIZE};
+
+pub fn brk(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let want = a[0];
+    let cur = t.mm.brk;
+    if want < t.mm.brk_start || want > TASK_SIZE {
+        return Ok(cur);
+    }
+    let (Some(old_top), Some(new_top)) = (page_up(cur), page_up(want)) else {
+        return Ok(cur);
+    };
+    if new_top > old_top {
+        let flags = libc::MAP_PRIVATE | libc::MAP_FIXED_NOREPLACE;
+        if overlaps_stub(old_top, new_top - old_top)
+            || mm::host_mmap(&mut t.stub, old_top, new_top - old_top, libc::PROT_READ | libc::PROT_WRITE, flags).is_err()
+        {
+            return Ok(cur);
+        }
+    } else if new_top < old_top && mm::host_munmap(&mut t.stub, new_top, old_top - new_top).is_err() {
+        return Ok(cur);
+    }
+    t.mm.brk = want;
+    Ok(want)
+}
+
+pub fn mmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (addr, len, prot, flags, fd, off) = (a[0], a[1], a[2] as i32, a[3] as i32, arg_fd(a[4]), a[5]);
+    if len == 0 || prot & !mm::ALLOWED_PROT != 0 || flags & !mm::ALLOWED_MMAP_FLAGS != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let shared = match flags & (libc::MAP_SHARED | libc::MAP_PRIVATE | libc::MAP_SHARED_VALIDATE) {
+        libc::MAP_SHARED | libc::MAP_SHARED_VALIDATE => true,
+        libc::MAP_PRIVATE => false,
+        _ => return Err(Errno::EINVAL),
+    };
+    if off % PAGE_SIZE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len_pg = page_up(len).ok_or(Errno::ENOMEM)?;
+    let fixed = flags & (libc::MAP_FIXED | libc::MAP_FIXED_NOREPLACE) != 0;
+    let mut hint = addr;
+    if fixed {
+        if addr % PAGE_SIZE != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if addr.checked_add(len_pg).map(|e| e > TASK_SIZE).unwrap_or(true) || overlaps_stub(addr, len_pg) {
+            return Err(Errno::ENOMEM);
+        }
+    } else if overlaps_stub(addr, len_pg) || addr >= TASK_SIZE {
+        hint = 0;
+    }
+    if flags & libc::MAP_ANONYMOUS != 0 {
+        return mm::host_mmap(&mut t.stub, hint, len_pg, prot, flags);
+    }
+    // File mapping: a private copy of the file's bytes.
+    let file = get_file(t, fd)?;
+    if !file.readable() {
+        return Err(Errno::EACCES);
+    }
+    if !file.ops.seekable() || file.ops.is_dir() {
+        return Err(Errno::ENODEV);
+    }
+    if shared && prot & libc::PROT_WRITE != 0 {
+        crate::kernel::kernel().log_unimplemented(u64::MAX, "mmap(MAP_SHARED|PROT_WRITE) of a file");
+        return Err(Errno::ENODEV);
+    }
+    let map_flags = (flags & !(libc::MAP_SHARED | libc::MAP_SHARED_VALIDATE)) | libc::MAP_PRIVATE;
+    let rw = libc::PROT_READ | libc::PROT_WRITE;
+    let base = mm::host_mmap(&mut t.stub, hint, len_pg, rw, map_flags)?;
+    let size = file.ops.size()?;
+    let avail = size.saturating_sub(off).min(len);
+    let mut buf = vec![0u8; (avail as usize).min(1 << 20)];
+    let mut done = 0u64;
+    while done < avail {
+        let want = ((avail - done) as usize).min(buf.len());
+        let n = match file.ops.read_at(&mut buf[..want], off + done) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => {
+                let _ = mm::host_munmap(&mut t.stub, base, len_pg);
+                return Err(e);
+            }
+        };
+        if let Err(e) = t.stub.write_mem(base + done, &buf[..n]) {
+            let _ = mm::host_munmap(&mut t.stub, base, len_pg);
+            return Err(e);
+        }
+        done += n as u64;
+    }
+    if prot != rw {
+        mm::host_mprotect(&mut t.stub, base, len_pg, prot)?;
+    }
+    Ok(base)
+}
+
+fn check_range(addr: u64, len: u64) -> Result<u64, Errno> {
+    if addr % PAGE_SIZE != 0 || len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len_pg = page_up(len).ok_or(Errno::EINVAL)?;
+    if addr.checked_add(len_pg).map(|e| e > TASK_SIZE).unwrap_or(true) {
+        return Err(Errno::EINVAL);
+    }
+    if overlaps_stub(addr, len_pg) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(len_pg)
+}
+
+pub fn munmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let len = check_range(a[0], a[1])?;
+    mm::host_munmap(&mut t.stub, a[0], len)
+}
+
+pub fn mprotect(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let prot = a[2] as i32;
+    if prot & !(mm::ALLOWED_PROT | libc::PROT_GROWSDOWN) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if a[1] == 0 && a[0] % PAGE_SIZE == 0 {
+        return Ok(0);
+    }
+    let len = check_range(a[0], a[1])?;
+    mm::host_mprotect(&mut t.stub, a[0], len, prot)
+}
+
+pub fn mremap(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (old, old_len, new_len, flags, new_addr) = (a[0], a[1], a[2], a[3] as i32, a[4]);
+    if flags & !(libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED | libc::MREMAP_DONTUNMAP) != 0 || old % PAGE_SIZE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let new_pg = page_up(new_len).ok_or(Errno::EINVAL)?;
+    if new_len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & libc::MREMAP_FIXED != 0
+        && (new_addr % PAGE_SIZE != 0 || new_addr.checked_add(new_pg).map(|e| e > TASK_SIZE).unwrap_or(true))
+    {
+        return Err(Errno::EINVAL);
+    }
+    mm::host_mremap(&mut t.stub, old, old_len, new_len, flags, new_addr)
+}
+
+pub fn madvise(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let advice = a[2] as i32;
+    if !mm::advice_allowed(advice) || a[0] % PAGE_SIZE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if a[1] == 0 {
+        return Ok(0);
+    }
+    let len = check_range(a[0], a[1])?;
+    mm::host_madvise(&mut t.stub, a[0], len, advice)
+}
+
+pub fn msync(_t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let flags = a[2] as i32;
+    if a[0] % PAGE_SIZE != 0 || flags & !(libc::MS_ASYNC | libc::MS_SYNC | libc::MS_INVALIDATE) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & libc::MS_ASYNC != 0 && flags & libc::MS_SYNC != 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(0)
+}

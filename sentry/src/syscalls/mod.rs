@@ -1,0 +1,314 @@
+//! System call dispatch (gVisor's `pkg/sentry/syscalls/linux`).
+//!
+//! [`TABLE`] has one row per syscall the sentry handles, with its support
+//! level; everything else gets ENOSYS (or the errno in [`UNSUPPORTED`]) and is
+//! logged once by name. The same rows generate `rvisor syscalls` and
+//! docs/compatibility.md, so the documentation cannot drift from the code.
+//!
+//! Handlers live in one module per family: `file` (fd I/O), `fs` (paths and
+//! metadata), `mm` (memory), `process`, `signal`, `time` and `sys` (system
+//! information).
+
+mod file;
+mod fs;
+mod futex;
+mod mm;
+mod process;
+mod signal;
+mod sys;
+mod time;
+
+use std::sync::OnceLock;
+
+use nix::errno::Errno;
+
+use crate::kernel::task::Task;
+use crate::kernel::kernel;
+
+pub type SysResult = Result<u64, Errno>;
+pub type Handler = fn(&mut Task, &[u64; 6]) -> SysResult;
+
+/// How completely a syscall is emulated.
+#[derive(Clone, Copy, Debug)]
+pub enum Support {
+    Full,
+    Partial(&'static str),
+}
+
+pub struct Row {
+    pub nr: i64,
+    pub handler: Handler,
+    pub support: Support,
+}
+
+macro_rules! rows {
+    ($($nr:ident => $h:path, $s:expr;)*) => {
+        &[$(Row { nr: libc::$nr, handler: $h, support: $s },)*]
+    };
+}
+
+use Support::{Full, Partial};
+
+/// Every implemented syscall. Keep sorted by family, then name.
+pub static TABLE: &[Row] = rows! {
+    // file: fd I/O
+    SYS_read => file::read, Full;
+    SYS_write => file::write, Full;
+    SYS_pread64 => file::pread64, Full;
+    SYS_pwrite64 => file::pwrite64, Full;
+    SYS_readv => file::readv, Full;
+    SYS_writev => file::writev, Full;
+    SYS_close => file::close, Full;
+    SYS_close_range => file::close_range, Partial("CLOSE_RANGE_UNSHARE is a no-op (fd tables are never shared)");
+    SYS_lseek => file::lseek, Partial("SEEK_DATA/SEEK_HOLE unsupported");
+    SYS_dup => file::dup, Full;
+    SYS_dup2 => file::dup2, Full;
+    SYS_dup3 => file::dup3, Full;
+    SYS_fcntl => file::fcntl, Partial("record locks always succeed; no F_SETOWN/F_*SIG/leases/seals");
+    SYS_ioctl => file::ioctl, Partial("FIOCLEX, FIONCLEX, FIONBIO, FIONREAD, and termios/window size on terminals; ENOTTY otherwise");
+    SYS_pipe => file::pipe, Full;
+    SYS_pipe2 => file::pipe2, Full;
+    SYS_getdents64 => file::getdents64, Full;
+    SYS_fsync => file::fsync, Full;
+    SYS_fdatasync => file::fsync, Full;
+    // fs: paths and metadata
+    SYS_open => fs::open, Partial("no O_TMPFILE; O_CREAT through a dangling symlink gives ENOENT");
+    SYS_openat => fs::openat, Partial("no O_TMPFILE; O_CREAT through a dangling symlink gives ENOENT");
+    SYS_creat => fs::creat, Full;
+    SYS_stat => fs::stat, Full;
+    SYS_lstat => fs::lstat, Full;
+    SYS_fstat => fs::fstat, Full;
+    SYS_newfstatat => fs::newfstatat, Full;
+    SYS_statx => fs::statx, Partial("no btime; STATX_BASIC_STATS only");
+    SYS_statfs => fs::statfs, Partial("synthetic values");
+    SYS_fstatfs => fs::fstatfs, Partial("synthetic values");
+    SYS_access => fs::access, Full;
+    SYS_faccessat => fs::faccessat, Full;
+    SYS_faccessat2 => fs::faccessat2, Full;
+    SYS_readlink => fs::readlink, Full;
+    SYS_readlinkat => fs::readlinkat, Full;
+    SYS_getcwd => fs::getcwd, Full;
+    SYS_chdir => fs::chdir, Full;
+    SYS_fchdir => fs::fchdir, Full;
+    SYS_umask => fs::umask, Full;
+    SYS_mkdir => fs::mkdir, Full;
+    SYS_mkdirat => fs::mkdirat, Full;
+    SYS_unlink => fs::unlink, Full;
+    SYS_unlinkat => fs::unlinkat, Full;
+    SYS_rmdir => fs::rmdir, Full;
+    SYS_rename => fs::rename, Full;
+    SYS_renameat => fs::renameat, Full;
+    SYS_renameat2 => fs::renameat2, Partial("RENAME_NOREPLACE only");
+    SYS_symlink => fs::symlink, Full;
+    SYS_symlinkat => fs::symlinkat, Full;
+    SYS_chmod => fs::chmod, Full;
+    SYS_fchmod => fs::fchmod, Full;
+    SYS_fchmodat => fs::fchmodat, Full;
+    SYS_chown => fs::chown, Full;
+    SYS_lchown => fs::lchown, Full;
+    SYS_fchown => fs::fchown, Full;
+    SYS_fchownat => fs::fchownat, Full;
+    SYS_utimensat => fs::utimensat, Full;
+    SYS_truncate => fs::truncate, Full;
+    SYS_ftruncate => fs::ftruncate, Full;
+    // mm
+    SYS_brk => mm::brk, Full;
+    SYS_mmap => mm::mmap, Partial("file mappings are private copies: MAP_SHARED of a file is read-only and does not see later writes");
+    SYS_munmap => mm::munmap, Full;
+    SYS_mprotect => mm::mprotect, Full;
+    SYS_mremap => mm::mremap, Full;
+    SYS_madvise => mm::madvise, Partial("allowlisted advice values");
+    SYS_msync => mm::msync, Partial("no-op: file mappings are private copies");
+    // process
+    SYS_getpid => process::getpid, Full;
+    SYS_getppid => process::getppid, Full;
+    SYS_gettid => process::gettid, Full;
+    SYS_getuid => process::getuid, Full;
+    SYS_geteuid => process::geteuid, Full;
+    SYS_getgid => process::getgid, Full;
+    SYS_getegid => process::getegid, Full;
+    SYS_getresuid => process::getresuid, Full;
+    SYS_getresgid => process::getresgid, Full;
+    SYS_getgroups => process::getgroups, Full;
+    SYS_getpgrp => process::getpgrp, Full;
+    SYS_getpgid => process::getpgid, Full;
+    SYS_setpgid => process::setpgid, Full;
+    SYS_getsid => process::getsid, Full;
+    SYS_setsid => process::setsid, Full;
+    SYS_clone => process::clone, Partial("processes only: threads (CLONE_VM without CLONE_VFORK) are not supported yet; CLONE_VM|CLONE_VFORK runs the child in a copy of the address space");
+    SYS_fork => process::fork, Full;
+    SYS_vfork => process::vfork, Partial("the child runs in a copy of the address space");
+    SYS_execve => process::execve, Full;
+    SYS_exit => process::exit, Full;
+    SYS_exit_group => process::exit_group, Full;
+    SYS_wait4 => process::wait4, Partial("no stopped/continued children (no job control yet); rusage is zero");
+    SYS_waitid => process::waitid, Partial("no stopped/continued children (no job control yet)");
+    SYS_set_tid_address => process::set_tid_address, Full;
+    SYS_set_robust_list => process::set_robust_list, Partial("recorded; robust futexes are not processed at exit");
+    SYS_arch_prctl => process::arch_prctl, Partial("ARCH_SET_FS/GET_FS/SET_GS/GET_GS");
+    SYS_prctl => process::prctl, Partial("names, dumpable, no_new_privs, pdeathsig, subreaper accepted");
+    SYS_sched_getaffinity => process::sched_getaffinity, Full;
+    SYS_sched_setaffinity => process::sched_setaffinity, Partial("accepted, not applied");
+    SYS_sched_yield => process::sched_yield, Full;
+    SYS_getcpu => process::getcpu, Partial("always CPU 0");
+    SYS_prlimit64 => process::prlimit64, Partial("RLIMIT_NOFILE enforced; other limits recorded");
+    SYS_getrlimit => process::getrlimit, Full;
+    SYS_setrlimit => process::setrlimit, Full;
+    SYS_getrusage => process::getrusage, Partial("zero usage");
+    SYS_times => process::times, Partial("zero CPU times");
+    // signal
+    SYS_rt_sigaction => signal::rt_sigaction, Partial("handlers are recorded but not yet run");
+    SYS_rt_sigprocmask => signal::rt_sigprocmask, Full;
+    SYS_rt_sigpending => signal::rt_sigpending, Full;
+    SYS_sigaltstack => signal::sigaltstack, Partial("recorded");
+    SYS_kill => signal::kill, Partial("default actions only; stop signals ignored");
+    SYS_tkill => signal::tkill, Partial("default actions only");
+    SYS_tgkill => signal::tgkill, Partial("default actions only");
+    // futex
+    SYS_futex => futex::futex, Partial("WAIT, WAKE and their BITSET forms; no requeue, WAKE_OP or PI");
+    // time
+    SYS_clock_gettime => time::clock_gettime, Partial("CPU-time clocks of other processes unsupported");
+    SYS_clock_getres => time::clock_getres, Full;
+    SYS_gettimeofday => time::gettimeofday, Full;
+    SYS_time => time::time, Full;
+    SYS_nanosleep => time::nanosleep, Full;
+    SYS_clock_nanosleep => time::clock_nanosleep, Full;
+    // sys
+    SYS_uname => sys::uname, Full;
+    SYS_getrandom => sys::getrandom, Full;
+    SYS_sysinfo => sys::sysinfo, Partial("host memory figures, sandbox process count");
+    SYS_sethostname => sys::sethostname, Full;
+};
+
+/// Syscalls deliberately answered with a specific errno instead of ENOSYS,
+/// because that is what Linux gives when the feature is absent (programs
+/// probe with them). They are still logged once.
+pub static UNSUPPORTED: &[(i64, Errno, &str)] = &[
+    (libc::SYS_socket, Errno::EAFNOSUPPORT, "networking is not implemented yet"),
+    (libc::SYS_socketpair, Errno::EAFNOSUPPORT, "unix sockets are not implemented yet"),
+    (libc::SYS_link, Errno::EPERM, "hard links are not supported by the overlay yet"),
+    (libc::SYS_linkat, Errno::EPERM, "hard links are not supported by the overlay yet"),
+    (libc::SYS_getxattr, Errno::EOPNOTSUPP, "no extended attributes yet"),
+    (libc::SYS_lgetxattr, Errno::EOPNOTSUPP, "no extended attributes yet"),
+    (libc::SYS_fgetxattr, Errno::EOPNOTSUPP, "no extended attributes yet"),
+    (libc::SYS_listxattr, Errno::EOPNOTSUPP, "no extended attributes yet"),
+    (libc::SYS_llistxattr, Errno::EOPNOTSUPP, "no extended attributes yet"),
+    (libc::SYS_flistxattr, Errno::EOPNOTSUPP, "no extended attributes yet"),
+];
+
+fn dispatch_table() -> &'static Vec<Option<&'static Row>> {
+    static T: OnceLock<Vec<Option<&'static Row>>> = OnceLock::new();
+    T.get_or_init(|| {
+        let mut v: Vec<Option<&'static Row>> = vec![None; 512];
+        for row in TABLE {
+            if let Some(slot) = v.get_mut(row.nr as usize) {
+                *slot = Some(row);
+            }
+        }
+        v
+    })
+}
+
+/// One row of the support table for docs and `rvisor syscalls`.
+pub struct SupportRow {
+    pub nr: u32,
+    pub name: &'static str,
+    pub level: &'static str,
+    pub note: String,
+}
+
+/// The support level of every syscall in the x86_64 table.
+pub fn support_table() -> Vec<SupportRow> {
+    syscall_tables::x86_64::SYSCALLS
+        .iter()
+        .map(|info| {
+            let nr = info.nr as i64;
+            let (level, note) = if let Some(row) = dispatch_table().get(nr as usize).copied().flatten() {
+                match row.support {
+                    Full => ("full", String::new()),
+                    Partial(n) => ("partial", n.to_string()),
+                }
+            } else if let Some((_, e, n)) = UNSUPPORTED.iter().find(|(n2, _, _)| *n2 == nr) {
+                ("unimplemented", format!("returns {}: {n}", syscall_tables::errno_name(*e as i32).unwrap_or("?")))
+            } else {
+                ("unimplemented", "returns ENOSYS".to_string())
+            };
+            SupportRow { nr: info.nr, name: info.name, level, note }
+        })
+        .collect()
+}
+
+struct TaskMem<'a>(&'a Task);
+
+impl syscall_tables::MemReader for TaskMem<'_> {
+    fn read_bytes(&self, addr: u64, len: usize) -> Option<Vec<u8>> {
+        self.0.read_bytes(addr, len).ok()
+    }
+    fn read_cstr(&self, addr: u64, max: usize) -> Option<Vec<u8>> {
+        let mut buf = vec![0u8; max.min(4096)];
+        let n = self.0.stub.read_mem_partial(addr, &mut buf);
+        buf.truncate(n);
+        if let Some(nul) = buf.iter().position(|&b| b == 0) {
+            buf.truncate(nul);
+        }
+        Some(buf)
+    }
+}
+
+/// Emulates the syscall in `t.regs` and stores its result in `rax`.
+pub fn dispatch(t: &mut Task) {
+    let nr = t.regs.orig_rax;
+    let args = [t.regs.rdi, t.regs.rsi, t.regs.rdx, t.regs.r10, t.regs.r8, t.regs.r9];
+    let k = kernel();
+    let info = syscall_tables::x86_64::by_number(nr);
+    let strace = k.strace.is_some();
+    // Calls that never return (or replace the memory the arguments live
+    // in) are printed before they run.
+    let print_entry = strace
+        && matches!(nr as i64, libc::SYS_execve | libc::SYS_execveat | libc::SYS_exit | libc::SYS_exit_group);
+    if print_entry {
+        if let Some(info) = info {
+            let line = syscall_tables::format_entry(info, &args, &TaskMem(t));
+            k.strace_line(&format!("[{:>5}] {line}", t.pid()));
+        }
+    }
+    let result = match dispatch_table().get(nr as usize).copied().flatten() {
+        Some(row) => (row.handler)(t, &args),
+        None => {
+            let name = info.map(|i| i.name).unwrap_or("unknown");
+            k.log_unimplemented(nr, name);
+            match UNSUPPORTED.iter().find(|(n, _, _)| *n == nr as i64) {
+                Some((_, e, _)) => Err(*e),
+                None => Err(Errno::ENOSYS),
+            }
+        }
+    };
+    let ret: i64 = match result {
+        Ok(v) => v as i64,
+        Err(e) => -(e as i64),
+    };
+    if strace {
+        let line = match (info, print_entry) {
+            (Some(info), true) => format!("{}(...) = {}", info.name, ret),
+            (Some(info), false) => syscall_tables::format_call(info, &args, ret, &TaskMem(t)),
+            (None, _) => syscall_tables::format_unknown(nr, &args, ret),
+        };
+        if t.exit.is_none() {
+            k.strace_line(&format!("[{:>5}] {line}", t.pid()));
+        }
+    }
+    if t.exit.is_none() {
+        t.regs.rax = ret as u64;
+    }
+}
+
+// ---- helpers shared by the handlers ----------------------------------------
+
+/// Arguments arrive as u64 registers; these give them their C types.
+pub fn arg_i32(a: u64) -> i32 {
+    a as i32
+}
+
+pub fn arg_fd(a: u64) -> i32 {
+    a as i32
+}

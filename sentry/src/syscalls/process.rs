@@ -1,0 +1,479 @@
+//! Process syscalls: ids, fork/exec/exit/wait, limits, scheduling hints.
+
+use std::time::Duration;
+
+use nix::errno::Errno;
+
+use super::SysResult;
+use crate::kernel::task::{exit_status, pod_zeroed, Task};
+use crate::kernel::{interrupted, kernel, lock, RLIM_NLIMITS};
+
+pub fn getpid(t: &mut Task, _a: &[u64; 6]) -> SysResult {
+    Ok(t.pid() as u64)
+}
+
+pub fn gettid(t: &mut Task, _a: &[u64; 6]) -> SysResult {
+    Ok(t.pid() as u64)
+}
+
+pub fn getppid(t: &mut Task, _a: &[u64; 6]) -> SysResult {
+    Ok(lock(&kernel().tree).procs.get(&t.pid()).map(|e| e.ppid).unwrap_or(0) as u64)
+}
+
+pub fn getuid(t: &mut Task, _a: &[u64; 6]) -> SysResult {
+    Ok(lock(&t.proc.creds).ruid as u64)
+}
+pub fn geteuid(t: &mut Task, _a: &[u64; 6]) -> SysResult {
+    Ok(lock(&t.proc.creds).euid as u64)
+}
+pub fn getgid(t: &mut Task, _a: &[u64; 6]) -> SysResult {
+    Ok(lock(&t.proc.creds).rgid as u64)
+}
+pub fn getegid(t: &mut Task, _a: &[u64; 6]) -> SysResult {
+    Ok(lock(&t.proc.creds).egid as u64)
+}
+
+fn write_three(t: &Task, addrs: &[u64], vals: [u32; 3]) -> SysResult {
+    for (addr, v) in addrs.iter().zip(vals) {
+        t.write_obj(*addr, &v)?;
+    }
+    Ok(0)
+}
+
+pub fn getresuid(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let c = lock(&t.proc.creds).clone();
+    write_three(t, &a[..3], [c.ruid, c.euid, c.suid])
+}
+
+pub fn getresgid(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let c = lock(&t.proc.creds).clone();
+    write_three(t, &a[..3], [c.rgid, c.egid, c.sgid])
+}
+
+pub fn getgroups(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let size = a[0] as i32;
+    let groups = lock(&t.proc.creds).groups.clone();
+    if size < 0 {
+        return Err(Errno::EINVAL);
+    }
+    if size == 0 {
+        return Ok(groups.len() as u64);
+    }
+    if (size as usize) < groups.len() {
+        return Err(Errno::EINVAL);
+    }
+    let bytes: Vec<u8> = groups.iter().flat_map(|g| g.to_le_bytes()).collect();
+    t.write_bytes(a[1], &bytes)?;
+    Ok(groups.len() as u64)
+}
+
+pub fn getpgrp(t: &mut Task, _a: &[u64; 6]) -> SysResult {
+    Ok(lock(&kernel().tree).procs.get(&t.pid()).map(|e| e.pgid).unwrap_or(0) as u64)
+}
+
+fn target_pid(t: &Task, pid: i32) -> i32 {
+    if pid == 0 {
+        t.pid()
+    } else {
+        pid
+    }
+}
+
+pub fn getpgid(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let pid = target_pid(t, a[0] as i32);
+    lock(&kernel().tree).procs.get(&pid).map(|e| e.pgid as u64).ok_or(Errno::ESRCH)
+}
+
+pub fn getsid(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let pid = target_pid(t, a[0] as i32);
+    lock(&kernel().tree).procs.get(&pid).map(|e| e.sid as u64).ok_or(Errno::ESRCH)
+}
+
+pub fn setpgid(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let pid = target_pid(t, a[0] as i32);
+    let pgid = a[1] as i32;
+    if pgid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mut tree = lock(&kernel().tree);
+    let me = t.pid();
+    let my_sid = tree.procs.get(&me).map(|e| e.sid).ok_or(Errno::ESRCH)?;
+    let e = tree.procs.get(&pid).ok_or(Errno::ESRCH)?;
+    if pid != me && e.ppid != me {
+        return Err(Errno::ESRCH);
+    }
+    if e.sid != my_sid {
+        return Err(Errno::EPERM);
+    }
+    if e.sid == pid {
+        return Err(Errno::EPERM);
+    }
+    let new = if pgid == 0 { pid } else { pgid };
+    if new != pid && !tree.procs.values().any(|p| p.pgid == new && p.sid == my_sid && p.zombie.is_none()) {
+        return Err(Errno::EPERM);
+    }
+    if let Some(e) = tree.procs.get_mut(&pid) {
+        e.pgid = new;
+    }
+    Ok(0)
+}
+
+pub fn setsid(t: &mut Task, _a: &[u64; 6]) -> SysResult {
+    let mut tree = lock(&kernel().tree);
+    let me = t.pid();
+    if tree.procs.values().any(|p| p.pgid == me) {
+        return Err(Errno::EPERM);
+    }
+    let e = tree.procs.get_mut(&me).ok_or(Errno::ESRCH)?;
+    e.sid = me;
+    e.pgid = me;
+    Ok(me as u64)
+}
+
+const THREAD_FLAGS: u64 = (libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64;
+const NS_FLAGS: u64 = (libc::CLONE_NEWNS
+    | libc::CLONE_NEWCGROUP
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET) as u64;
+
+pub fn clone(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (flags, stack, ptid, ctid, tls) = (a[0], a[1], a[2], a[3], a[4]);
+    if flags & NS_FLAGS != 0 {
+        return Err(Errno::EPERM);
+    }
+    let vm = flags & libc::CLONE_VM as u64 != 0;
+    let vfork = flags & libc::CLONE_VFORK as u64 != 0;
+    if flags & THREAD_FLAGS != 0 || (vm && !vfork) {
+        kernel().log_unimplemented(libc::SYS_clone as u64 | 1 << 32, "clone (threads)");
+        return Err(Errno::ENOSYS);
+    }
+    t.fork(flags, stack, ptid, ctid, tls)
+}
+
+pub fn fork(t: &mut Task, _a: &[u64; 6]) -> SysResult {
+    t.fork(libc::SIGCHLD as u64, 0, 0, 0, 0)
+}
+
+pub fn vfork(t: &mut Task, _a: &[u64; 6]) -> SysResult {
+    t.fork((libc::CLONE_VFORK | libc::SIGCHLD) as u64, 0, 0, 0, 0)
+}
+
+pub fn execve(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let path = t.read_path(a[0])?;
+    let argv = t.read_str_array(a[1])?;
+    let envp = t.read_str_array(a[2])?;
+    t.execve(&path, argv, envp)?;
+    Ok(0)
+}
+
+pub fn exit(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    t.exit = Some(exit_status(a[0] as i32));
+    Ok(0)
+}
+
+pub fn exit_group(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    t.exit = Some(exit_status(a[0] as i32));
+    Ok(0)
+}
+
+/// Which children a wait call is about.
+enum Which {
+    Any,
+    Pid(i32),
+    Pgid(i32),
+}
+
+/// Finds (and unless `keep`, reaps) a zombie child matching `which`.
+/// Returns Ok(None) when matching children exist but none has exited yet.
+fn wait_common(t: &Task, which: Which, nohang: bool, keep: bool) -> Result<Option<(i32, i32)>, Errno> {
+    let k = kernel();
+    let me = t.pid();
+    let mut tree = lock(&k.tree);
+    loop {
+        let my_pgid = tree.procs.get(&me).map(|e| e.pgid).unwrap_or(0);
+        let children: Vec<i32> = tree.procs.get(&me).map(|e| e.children.iter().copied().collect()).unwrap_or_default();
+        let matching: Vec<i32> = children
+            .into_iter()
+            .filter(|c| match which {
+                Which::Any => true,
+                Which::Pid(p) => *c == p,
+                Which::Pgid(g) => tree.procs.get(c).map(|e| e.pgid == if g == 0 { my_pgid } else { g }).unwrap_or(false),
+            })
+            .collect();
+        if matching.is_empty() {
+            return Err(Errno::ECHILD);
+        }
+        if let Some((pid, status)) =
+            matching.iter().find_map(|c| tree.procs.get(c).and_then(|e| e.zombie.map(|s| (*c, s))))
+        {
+            if !keep {
+                tree.procs.remove(&pid);
+                if let Some(e) = tree.procs.get_mut(&me) {
+                    e.children.remove(&pid);
+                }
+            }
+            return Ok(Some((pid, status)));
+        }
+        if nohang {
+            return Ok(None);
+        }
+        if interrupted() {
+            return Err(Errno::EINTR);
+        }
+        tree = k.tree_cv.wait_timeout(tree, Duration::from_millis(100)).map(|r| r.0).unwrap_or_else(|p| p.into_inner().0);
+    }
+}
+
+pub fn wait4(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (pid, wstatus, options, rusage) = (a[0] as i32, a[1], a[2] as i32, a[3]);
+    let allowed = libc::WNOHANG | libc::WUNTRACED | libc::WCONTINUED | libc::__WALL | libc::__WCLONE | libc::__WNOTHREAD;
+    if options & !allowed != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let which = match pid {
+        -1 => Which::Any,
+        0 => Which::Pgid(0),
+        p if p < -1 => Which::Pgid(-p),
+        p => Which::Pid(p),
+    };
+    match wait_common(t, which, options & libc::WNOHANG != 0, false)? {
+        None => Ok(0),
+        Some((child, status)) => {
+            if wstatus != 0 {
+                t.write_obj(wstatus, &status)?;
+            }
+            if rusage != 0 {
+                t.write_obj(rusage, &pod_zeroed::<libc::rusage>())?;
+            }
+            Ok(child as u64)
+        }
+    }
+}
+
+pub fn waitid(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (idtype, id, infop, options) = (a[0] as u32, a[1] as i32, a[2], a[3] as i32);
+    let allowed = libc::WNOHANG | libc::WEXITED | libc::WSTOPPED | libc::WCONTINUED | libc::WNOWAIT | libc::__WALL | libc::__WCLONE | libc::__WNOTHREAD;
+    if options & !allowed != 0 || options & (libc::WEXITED | libc::WSTOPPED | libc::WCONTINUED) == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let which = match idtype {
+        libc::P_ALL => Which::Any,
+        libc::P_PID => Which::Pid(id),
+        libc::P_PGID => Which::Pgid(id),
+        _ => return Err(Errno::EINVAL),
+    };
+    if options & libc::WEXITED == 0 {
+        // Only stop/continue events were asked for; there are none yet.
+        if options & libc::WNOHANG != 0 {
+            return Ok(0);
+        }
+        return Err(Errno::ECHILD);
+    }
+    let found = wait_common(t, which, options & libc::WNOHANG != 0, options & libc::WNOWAIT != 0)?;
+    if infop != 0 {
+        let mut info = [0u8; 128];
+        if let Some((pid, status)) = found {
+            let (code, st) = if status & 0x7f == 0 {
+                (1, (status >> 8) & 0xff) // CLD_EXITED
+            } else if status & 0x80 != 0 {
+                (3, status & 0x7f) // CLD_DUMPED
+            } else {
+                (2, status & 0x7f) // CLD_KILLED
+            };
+            info[0..4].copy_from_slice(&libc::SIGCHLD.to_le_bytes());
+            info[8..12].copy_from_slice(&(code as i32).to_le_bytes());
+            info[16..20].copy_from_slice(&pid.to_le_bytes());
+            info[20..24].copy_from_slice(&lock(&t.proc.creds).ruid.to_le_bytes());
+            info[24..28].copy_from_slice(&st.to_le_bytes());
+        }
+        t.write_bytes(infop, &info)?;
+    }
+    Ok(0)
+}
+
+pub fn set_tid_address(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    t.clear_child_tid = a[0];
+    Ok(t.pid() as u64)
+}
+
+pub fn set_robust_list(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    if a[1] != 24 {
+        return Err(Errno::EINVAL);
+    }
+    t.robust_list = (a[0], a[1]);
+    Ok(0)
+}
+
+const ARCH_SET_GS: u64 = 0x1001;
+const ARCH_SET_FS: u64 = 0x1002;
+const ARCH_GET_FS: u64 = 0x1003;
+const ARCH_GET_GS: u64 = 0x1004;
+
+pub fn arch_prctl(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (code, addr) = (a[0], a[1]);
+    match code {
+        ARCH_SET_FS | ARCH_SET_GS => {
+            if addr >= crate::mm::TASK_SIZE {
+                return Err(Errno::EPERM);
+            }
+            if code == ARCH_SET_FS {
+                t.regs.fs_base = addr;
+            } else {
+                t.regs.gs_base = addr;
+            }
+            Ok(0)
+        }
+        ARCH_GET_FS => {
+            t.write_obj(addr, &t.regs.fs_base)?;
+            Ok(0)
+        }
+        ARCH_GET_GS => {
+            t.write_obj(addr, &t.regs.gs_base)?;
+            Ok(0)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn prctl(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    match a[0] as i32 {
+        libc::PR_SET_NAME => {
+            let mut name = t.read_cstr(a[1], 4096).or_else(|e| if e == Errno::ENAMETOOLONG { Ok(Vec::new()) } else { Err(e) })?;
+            name.truncate(15);
+            lock(&t.proc.exe).comm = name;
+            Ok(0)
+        }
+        libc::PR_GET_NAME => {
+            let mut name = lock(&t.proc.exe).comm.clone();
+            name.resize(16, 0);
+            t.write_bytes(a[1], &name)?;
+            Ok(0)
+        }
+        libc::PR_SET_PDEATHSIG => {
+            if a[1] > 64 {
+                return Err(Errno::EINVAL);
+            }
+            Ok(0)
+        }
+        libc::PR_GET_PDEATHSIG => {
+            t.write_obj(a[1], &0i32)?;
+            Ok(0)
+        }
+        libc::PR_GET_DUMPABLE => Ok(1),
+        libc::PR_SET_DUMPABLE => {
+            if a[1] > 1 {
+                return Err(Errno::EINVAL);
+            }
+            Ok(0)
+        }
+        libc::PR_SET_NO_NEW_PRIVS | libc::PR_SET_CHILD_SUBREAPER => Ok(0),
+        libc::PR_GET_NO_NEW_PRIVS | libc::PR_GET_SECUREBITS => Ok(0),
+        libc::PR_GET_CHILD_SUBREAPER => {
+            t.write_obj(a[1], &0i32)?;
+            Ok(0)
+        }
+        libc::PR_CAPBSET_READ => {
+            if a[1] > 63 {
+                return Err(Errno::EINVAL);
+            }
+            Ok(if lock(&t.proc.creds).euid == 0 { 1 } else { 0 })
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn sched_getaffinity(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let len = a[1] as usize;
+    if len < 8 || len % 8 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let n = kernel().cpu_count.min(64);
+    let mask: u64 = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+    t.write_obj(a[2], &mask)?;
+    Ok(8)
+}
+
+pub fn sched_setaffinity(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let _: u64 = t.read_obj(a[2])?;
+    Ok(0)
+}
+
+pub fn sched_yield(_t: &mut Task, _a: &[u64; 6]) -> SysResult {
+    std::thread::yield_now();
+    Ok(0)
+}
+
+pub fn getcpu(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    for addr in [a[0], a[1]] {
+        if addr != 0 {
+            t.write_obj(addr, &0u32)?;
+        }
+    }
+    Ok(0)
+}
+
+fn rlimit_target(t: &Task, pid: i32) -> Result<std::sync::Arc<crate::kernel::Process>, Errno> {
+    if pid == 0 || pid == t.pid() {
+        return Ok(t.proc.clone());
+    }
+    kernel().process(pid).ok_or(Errno::ESRCH)
+}
+
+fn do_prlimit(t: &Task, pid: i32, res: u32, new: u64, old: u64) -> SysResult {
+    if res as usize >= RLIM_NLIMITS {
+        return Err(Errno::EINVAL);
+    }
+    let target = rlimit_target(t, pid)?;
+    let new_lim: Option<libc::rlimit64> = if new != 0 { Some(t.read_obj(new)?) } else { None };
+    let mut lims = lock(&target.rlimits);
+    let cur = lims[res as usize];
+    if let Some(n) = new_lim {
+        if n.rlim_cur > n.rlim_max {
+            return Err(Errno::EINVAL);
+        }
+        if n.rlim_max > cur.rlim_max && lock(&t.proc.creds).euid != 0 {
+            return Err(Errno::EPERM);
+        }
+        if res == libc::RLIMIT_NOFILE as u32 && n.rlim_max > 1 << 20 {
+            return Err(Errno::EPERM);
+        }
+    }
+    if old != 0 {
+        t.write_obj(old, &cur)?;
+    }
+    if let Some(n) = new_lim {
+        lims[res as usize] = n;
+    }
+    Ok(0)
+}
+
+pub fn prlimit64(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    do_prlimit(t, a[0] as i32, a[1] as u32, a[2], a[3])
+}
+
+pub fn getrlimit(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    do_prlimit(t, 0, a[0] as u32, 0, a[1])
+}
+
+pub fn setrlimit(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    do_prlimit(t, 0, a[0] as u32, a[1], 0)
+}
+
+pub fn getrusage(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let who = a[0] as i32;
+    if who != libc::RUSAGE_SELF && who != libc::RUSAGE_CHILDREN && who != libc::RUSAGE_THREAD {
+        return Err(Errno::EINVAL);
+    }
+    t.write_obj(a[1], &pod_zeroed::<libc::rusage>())?;
+    Ok(0)
+}
+
+pub fn times(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    if a[0] != 0 {
+        t.write_obj(a[0], &pod_zeroed::<libc::tms>())?;
+    }
+    Ok((kernel().boot.elapsed().as_millis() / 10) as u64)
+}

@@ -1,0 +1,203 @@
+//! Signal syscalls. Dispositions and masks are emulated per process; a
+//! signal whose action is "terminate" ends the process. Handlers are
+//! recorded but not yet run (signal frames come with the process-semantics
+//! work).
+
+use nix::errno::Errno;
+
+use super::SysResult;
+use crate::kernel::signals::{default_action, sig_bit, DefaultAction, SigAction, NSIG, SIG_DFL, UNBLOCKABLE};
+use crate::kernel::task::Task;
+use crate::kernel::{kernel, lock};
+
+fn valid_sig(sig: i32) -> bool {
+    (1..NSIG as i32).contains(&sig)
+}
+
+pub fn rt_sigaction(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (sig, act, oact, size) = (a[0] as i32, a[1], a[2], a[3]);
+    if size != 8 || !valid_sig(sig) {
+        return Err(Errno::EINVAL);
+    }
+    if act != 0 && (sig == libc::SIGKILL || sig == libc::SIGSTOP) {
+        return Err(Errno::EINVAL);
+    }
+    let new = if act != 0 {
+        let raw: [u64; 4] = t.read_obj(act)?;
+        Some(SigAction { handler: raw[0], flags: raw[1], restorer: raw[2], mask: raw[3] & !UNBLOCKABLE })
+    } else {
+        None
+    };
+    let mut ss = lock(&t.proc.sig);
+    let old = ss.action(sig);
+    if oact != 0 {
+        t.write_obj(oact, &[old.handler, old.flags, old.restorer, old.mask])?;
+    }
+    if let Some(n) = new {
+        ss.actions[sig as usize] = n;
+        // Ignoring a pending signal discards it.
+        if n.handler == crate::kernel::signals::SIG_IGN
+            || (n.handler == SIG_DFL && default_action(sig) == DefaultAction::Ignore)
+        {
+            ss.pending &= !sig_bit(sig);
+        }
+    }
+    Ok(0)
+}
+
+pub fn rt_sigprocmask(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (how, set, oset, size) = (a[0] as i32, a[1], a[2], a[3]);
+    if size != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let new: Option<u64> = if set != 0 { Some(t.read_obj(set)?) } else { None };
+    let (old, unblocked_pending) = {
+        let mut ss = lock(&t.proc.sig);
+        let old = ss.mask;
+        if let Some(n) = new {
+            let n = n & !UNBLOCKABLE;
+            ss.mask = match how {
+                libc::SIG_BLOCK => old | n,
+                libc::SIG_UNBLOCK => old & !n,
+                libc::SIG_SETMASK => n,
+                _ => return Err(Errno::EINVAL),
+            };
+        }
+        let ready = ss.pending & !ss.mask;
+        ss.pending &= !ready;
+        (old, ready)
+    };
+    if oset != 0 {
+        t.write_obj(oset, &old)?;
+    }
+    // Signals that were waiting behind the mask are delivered now.
+    for sig in 1..NSIG as i32 {
+        if unblocked_pending & sig_bit(sig) != 0 {
+            kernel().send_signal(&t.proc, sig);
+        }
+    }
+    Ok(0)
+}
+
+pub fn rt_sigpending(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    if a[1] != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let ss = lock(&t.proc.sig);
+    let pending = ss.pending & ss.mask;
+    drop(ss);
+    t.write_obj(a[0], &pending)?;
+    Ok(0)
+}
+
+pub fn sigaltstack(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (ss_addr, old_addr) = (a[0], a[1]);
+    let new = if ss_addr != 0 {
+        let raw = t.read_bytes(ss_addr, 24)?;
+        let sp = u64::from_le_bytes(raw[0..8].try_into().map_err(|_| Errno::EFAULT)?);
+        let flags = i32::from_le_bytes(raw[8..12].try_into().map_err(|_| Errno::EFAULT)?);
+        let size = u64::from_le_bytes(raw[16..24].try_into().map_err(|_| Errno::EFAULT)?);
+        if flags & !(libc::SS_DISABLE | (1 << 31)) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if flags & libc::SS_DISABLE == 0 && size < libc::MINSIGSTKSZ as u64 {
+            return Err(Errno::ENOMEM);
+        }
+        Some((sp, flags, size))
+    } else {
+        None
+    };
+    let mut ss = lock(&t.proc.sig);
+    let old = ss.altstack;
+    if let Some(n) = new {
+        ss.altstack = n;
+    }
+    drop(ss);
+    if old_addr != 0 {
+        let mut raw = [0u8; 24];
+        raw[0..8].copy_from_slice(&old.0.to_le_bytes());
+        raw[8..12].copy_from_slice(&old.1.to_le_bytes());
+        raw[16..24].copy_from_slice(&old.2.to_le_bytes());
+        t.write_bytes(old_addr, &raw)?;
+    }
+    Ok(0)
+}
+
+/// Sends to one process, honouring pid 1's protection: the container's
+/// init only receives signals it has a handler for (as in any pid
+/// namespace), except from the sentry itself.
+fn signal_one(t: &Task, pid: i32, sig: i32) -> Result<(), Errno> {
+    let target = kernel().process(pid).ok_or(Errno::ESRCH)?;
+    if sig == 0 {
+        return Ok(());
+    }
+    if pid == 1 {
+        let act = lock(&target.sig).action(sig);
+        if act.handler == SIG_DFL {
+            return Ok(());
+        }
+    }
+    let _ = t;
+    kernel().send_signal(&target, sig);
+    Ok(())
+}
+
+pub fn kill(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (pid, sig) = (a[0] as i32, a[1] as i32);
+    if !(0..NSIG as i32).contains(&sig) {
+        return Err(Errno::EINVAL);
+    }
+    if pid > 0 {
+        signal_one(t, pid, sig)?;
+        return Ok(0);
+    }
+    let targets: Vec<i32> = {
+        let tree = lock(&kernel().tree);
+        let my_pgid = tree.procs.get(&t.pid()).map(|e| e.pgid).unwrap_or(0);
+        tree.procs
+            .iter()
+            .filter(|(p, e)| {
+                e.zombie.is_none()
+                    && match pid {
+                        0 => e.pgid == my_pgid,
+                        -1 => **p != 1,
+                        g => e.pgid == -g,
+                    }
+            })
+            .map(|(p, _)| *p)
+            .collect()
+    };
+    if targets.is_empty() {
+        return Err(Errno::ESRCH);
+    }
+    // Signal others first, so a fatal signal to ourselves cannot cut the loop short.
+    let me = t.pid();
+    for p in targets.iter().filter(|p| **p != me) {
+        let _ = signal_one(t, *p, sig);
+    }
+    if targets.contains(&me) {
+        let _ = signal_one(t, me, sig);
+    }
+    Ok(0)
+}
+
+pub fn tkill(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (tid, sig) = (a[0] as i32, a[1] as i32);
+    if tid <= 0 || !(0..NSIG as i32).contains(&sig) {
+        return Err(Errno::EINVAL);
+    }
+    signal_one(t, tid, sig)?;
+    Ok(0)
+}
+
+pub fn tgkill(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (tgid, tid, sig) = (a[0] as i32, a[1] as i32, a[2] as i32);
+    if tgid <= 0 || tid <= 0 || !(0..NSIG as i32).contains(&sig) {
+        return Err(Errno::EINVAL);
+    }
+    if tgid != tid {
+        return Err(Errno::ESRCH);
+    }
+    signal_one(t, tid, sig)?;
+    Ok(0)
+}

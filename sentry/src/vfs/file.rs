@@ -1,0 +1,172 @@
+//! Open file descriptions: what an fd table entry points to.
+
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use nix::errno::Errno;
+
+use super::{DirEntry, FileStat, Inode, Location, VfsResult};
+
+/// Operations of an open file. Seekable files implement `read_at`/`write_at`
+/// (the description owns the offset); streams (pipes, terminals, devices)
+/// ignore offsets.
+pub trait FileOps: Send + Sync {
+    /// Whether the description has a file offset (lseek works).
+    fn seekable(&self) -> bool {
+        true
+    }
+    fn read_at(&self, _buf: &mut [u8], _off: u64) -> VfsResult<usize> {
+        Err(Errno::EINVAL)
+    }
+    fn write_at(&self, _buf: &[u8], _off: u64) -> VfsResult<usize> {
+        Err(Errno::EINVAL)
+    }
+    /// Whether the file offset lives in a host open file description shared
+    /// with processes outside the sandbox (the container's stdio): then
+    /// read/write/lseek use the host's offset, never the sentry's.
+    fn host_offset(&self) -> bool {
+        false
+    }
+    /// read(2) for streams and host-offset files.
+    fn read_stream(&self, buf: &mut [u8]) -> VfsResult<usize> {
+        self.read_at(buf, 0)
+    }
+    /// write(2) for streams and host-offset files.
+    fn write_stream(&self, buf: &[u8]) -> VfsResult<usize> {
+        self.write_at(buf, 0)
+    }
+    /// lseek(2) for host-offset files.
+    fn host_lseek(&self, _off: i64, _whence: i32) -> VfsResult<u64> {
+        Err(Errno::ESPIPE)
+    }
+    /// Appends atomically; returns bytes written and the new end.
+    fn append(&self, buf: &[u8]) -> VfsResult<(usize, u64)> {
+        let end = self.size()?;
+        let n = self.write_at(buf, end)?;
+        Ok((n, end + n as u64))
+    }
+    fn size(&self) -> VfsResult<u64> {
+        Ok(self.stat()?.size.max(0) as u64)
+    }
+    fn stat(&self) -> VfsResult<FileStat>;
+    fn truncate(&self, _size: u64) -> VfsResult<()> {
+        Err(Errno::EINVAL)
+    }
+    /// The host fd behind this file, when there is one (pipes, stdio,
+    /// gofer-donated files), for the few operations done on it directly.
+    fn host_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
+    /// Whether this is a directory (read gives EISDIR, getdents works).
+    fn is_dir(&self) -> bool {
+        false
+    }
+    /// A terminal the sentry may answer termios ioctls for.
+    fn is_tty(&self) -> bool {
+        false
+    }
+    /// Whether a failing write with EPIPE should raise SIGPIPE.
+    fn is_pipe(&self) -> bool {
+        false
+    }
+}
+
+/// An open file description, shared by dup'd fds and across fork.
+pub struct OpenFile {
+    pub ops: Arc<dyn FileOps>,
+    /// Where the file was opened, for fchdir, *at() calls and /proc links.
+    pub location: Option<Location>,
+    /// What /proc/PID/fd/N shows, when there is no location ("pipe:[N]").
+    pub display: Vec<u8>,
+    /// Access mode and status flags (O_APPEND, O_NONBLOCK, ...).
+    flags: AtomicI32,
+    pub offset: Mutex<u64>,
+    /// getdents snapshot, taken at the first call and dropped on rewind.
+    pub dir_entries: Mutex<Option<Vec<DirEntry>>>,
+}
+
+impl OpenFile {
+    pub fn new(ops: Arc<dyn FileOps>, location: Option<Location>, flags: i32) -> Arc<OpenFile> {
+        Arc::new(OpenFile {
+            ops,
+            location,
+            display: Vec::new(),
+            flags: AtomicI32::new(flags & !(libc::O_CLOEXEC | libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC | libc::O_NOCTTY)),
+            offset: Mutex::new(0),
+            dir_entries: Mutex::new(None),
+        })
+    }
+
+    pub fn with_display(ops: Arc<dyn FileOps>, display: Vec<u8>, flags: i32) -> Arc<OpenFile> {
+        Arc::new(OpenFile {
+            ops,
+            location: None,
+            display,
+            flags: AtomicI32::new(flags & !libc::O_CLOEXEC),
+            offset: Mutex::new(0),
+            dir_entries: Mutex::new(None),
+        })
+    }
+
+    pub fn flags(&self) -> i32 {
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    pub fn set_status_flags(&self, new: i32) {
+        const CHANGEABLE: i32 = libc::O_APPEND | libc::O_NONBLOCK | libc::O_ASYNC | libc::O_DIRECT | libc::O_NOATIME;
+        let old = self.flags();
+        self.flags.store((old & !CHANGEABLE) | (new & CHANGEABLE), Ordering::Relaxed);
+    }
+
+    pub fn readable(&self) -> bool {
+        let acc = self.flags() & libc::O_ACCMODE;
+        (acc == libc::O_RDONLY || acc == libc::O_RDWR) && self.flags() & libc::O_PATH == 0
+    }
+
+    pub fn writable(&self) -> bool {
+        let acc = self.flags() & libc::O_ACCMODE;
+        (acc == libc::O_WRONLY || acc == libc::O_RDWR) && self.flags() & libc::O_PATH == 0
+    }
+
+    pub fn inode(&self) -> Option<&Arc<dyn Inode>> {
+        self.location.as_ref().map(|l| l.inode())
+    }
+
+    /// What /proc/PID/fd/N points to.
+    pub fn proc_link(&self) -> Vec<u8> {
+        match &self.location {
+            Some(l) => l.path(),
+            None => self.display.clone(),
+        }
+    }
+
+    /// read(2) at the description's offset.
+    pub fn read(&self, buf: &mut [u8]) -> VfsResult<usize> {
+        if self.ops.is_dir() {
+            return Err(Errno::EISDIR);
+        }
+        if !self.ops.seekable() || self.ops.host_offset() {
+            return self.ops.read_stream(buf);
+        }
+        let mut off = self.offset.lock().map_err(|_| Errno::EIO)?;
+        let n = self.ops.read_at(buf, *off)?;
+        *off += n as u64;
+        Ok(n)
+    }
+
+    /// write(2) at the description's offset (or the end with O_APPEND).
+    pub fn write(&self, buf: &[u8]) -> VfsResult<usize> {
+        if !self.ops.seekable() || self.ops.host_offset() {
+            return self.ops.write_stream(buf);
+        }
+        let mut off = self.offset.lock().map_err(|_| Errno::EIO)?;
+        if self.flags() & libc::O_APPEND != 0 {
+            let (n, end) = self.ops.append(buf)?;
+            *off = end;
+            return Ok(n);
+        }
+        let n = self.ops.write_at(buf, *off)?;
+        *off += n as u64;
+        Ok(n)
+    }
+}

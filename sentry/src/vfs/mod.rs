@@ -1,0 +1,217 @@
+//! The sentry's virtual filesystem: inodes, open file descriptions, mounts
+//! and path resolution (gVisor's `pkg/sentry/vfs`).
+//!
+//! Path walks happen here, one component at a time, with symlinks and `..`
+//! resolved by the sentry itself; filesystems (`fsimpl`) only ever see
+//! single-component lookups. A [`Location`] keeps the whole chain of
+//! directories from the root, so `..` never asks a filesystem anything and
+//! can never climb above the sandbox's root.
+
+pub mod file;
+pub mod path;
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use nix::errno::Errno;
+
+pub use file::{FileOps, OpenFile};
+pub use gofer::protocol::FileStat;
+pub use path::Location;
+
+pub type VfsResult<T> = Result<T, Errno>;
+
+/// Longest path the syscalls accept (Linux's PATH_MAX, with the NUL).
+pub const PATH_MAX: usize = 4096;
+/// Longest single component (NAME_MAX).
+pub const NAME_MAX: usize = 255;
+/// Symlinks followed in one resolution before ELOOP (Linux's MAXSYMLINKS).
+pub const MAX_SYMLINKS: u32 = 40;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum FileType {
+    Regular,
+    Directory,
+    Symlink,
+    CharDev,
+    BlockDev,
+    Fifo,
+    Socket,
+}
+
+impl FileType {
+    pub fn from_mode(mode: u32) -> FileType {
+        match mode & libc::S_IFMT {
+            libc::S_IFDIR => FileType::Directory,
+            libc::S_IFLNK => FileType::Symlink,
+            libc::S_IFCHR => FileType::CharDev,
+            libc::S_IFBLK => FileType::BlockDev,
+            libc::S_IFIFO => FileType::Fifo,
+            libc::S_IFSOCK => FileType::Socket,
+            _ => FileType::Regular,
+        }
+    }
+
+    pub fn mode_bits(self) -> u32 {
+        match self {
+            FileType::Regular => libc::S_IFREG,
+            FileType::Directory => libc::S_IFDIR,
+            FileType::Symlink => libc::S_IFLNK,
+            FileType::CharDev => libc::S_IFCHR,
+            FileType::BlockDev => libc::S_IFBLK,
+            FileType::Fifo => libc::S_IFIFO,
+            FileType::Socket => libc::S_IFSOCK,
+        }
+    }
+
+    /// The `d_type` of getdents64.
+    pub fn dtype(self) -> u8 {
+        match self {
+            FileType::Regular => libc::DT_REG,
+            FileType::Directory => libc::DT_DIR,
+            FileType::Symlink => libc::DT_LNK,
+            FileType::CharDev => libc::DT_CHR,
+            FileType::BlockDev => libc::DT_BLK,
+            FileType::Fifo => libc::DT_FIFO,
+            FileType::Socket => libc::DT_SOCK,
+        }
+    }
+
+    pub fn from_dtype(d: u8) -> FileType {
+        match d {
+            libc::DT_DIR => FileType::Directory,
+            libc::DT_LNK => FileType::Symlink,
+            libc::DT_CHR => FileType::CharDev,
+            libc::DT_BLK => FileType::BlockDev,
+            libc::DT_FIFO => FileType::Fifo,
+            libc::DT_SOCK => FileType::Socket,
+            _ => FileType::Regular,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct DirEntry {
+    pub name: Vec<u8>,
+    pub ino: u64,
+    pub ftype: FileType,
+}
+
+/// Who creates a file, for the new inode's owner and mode.
+#[derive(Clone, Copy, Debug)]
+pub struct CreateCtx {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Attribute changes (chmod, chown, utimensat, truncate).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SetAttr {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<(i64, i64)>,
+    pub mtime: Option<(i64, i64)>,
+}
+
+/// A filesystem object. Directory operations take single names only.
+pub trait Inode: Send + Sync {
+    fn stat(&self) -> VfsResult<FileStat>;
+    fn file_type(&self) -> FileType;
+    fn as_any(&self) -> &dyn Any;
+
+    fn lookup(&self, _name: &[u8]) -> VfsResult<Arc<dyn Inode>> {
+        Err(Errno::ENOTDIR)
+    }
+    /// Entries other than "." and "..".
+    fn readdir(&self) -> VfsResult<Vec<DirEntry>> {
+        Err(Errno::ENOTDIR)
+    }
+    fn readlink(&self) -> VfsResult<Vec<u8>> {
+        Err(Errno::EINVAL)
+    }
+    /// Opens the inode; `flags` are the open(2) flags already checked by the VFS.
+    fn open(&self, flags: i32) -> VfsResult<Arc<dyn FileOps>>;
+    fn create(&self, _name: &[u8], _mode: u32, _ctx: CreateCtx) -> VfsResult<Arc<dyn Inode>> {
+        Err(Errno::EACCES)
+    }
+    fn mkdir(&self, _name: &[u8], _mode: u32, _ctx: CreateCtx) -> VfsResult<()> {
+        Err(Errno::EACCES)
+    }
+    fn symlink(&self, _name: &[u8], _target: &[u8], _ctx: CreateCtx) -> VfsResult<()> {
+        Err(Errno::EACCES)
+    }
+    fn unlink(&self, _name: &[u8]) -> VfsResult<()> {
+        Err(Errno::EACCES)
+    }
+    fn rmdir(&self, _name: &[u8]) -> VfsResult<()> {
+        Err(Errno::EACCES)
+    }
+    fn rename(&self, _old: &[u8], _new_dir: &Arc<dyn Inode>, _new: &[u8]) -> VfsResult<()> {
+        Err(Errno::EXDEV)
+    }
+    fn set_attr(&self, _attr: &SetAttr) -> VfsResult<()> {
+        Err(Errno::EPERM)
+    }
+    /// Whether writes are refused (EROFS) on this inode's filesystem.
+    fn read_only(&self) -> bool {
+        false
+    }
+}
+
+/// The mount table plus the root: path resolution lives in `path.rs`.
+pub struct Vfs {
+    root: Arc<dyn Inode>,
+    /// Mounted filesystems by absolute path ("/proc"). Mount points are
+    /// looked up when a walk steps onto them.
+    mounts: RwLock<HashMap<Vec<u8>, Arc<dyn Inode>>>,
+}
+
+impl Vfs {
+    pub fn new(root: Arc<dyn Inode>) -> Vfs {
+        Vfs { root, mounts: RwLock::new(HashMap::new()) }
+    }
+
+    pub fn root(&self) -> Location {
+        Location::root(self.root.clone())
+    }
+
+    /// Mounts `fs` at absolute path `at` (the directory needs not exist in
+    /// the underlying filesystem).
+    pub fn mount(&self, at: &[u8], fs: Arc<dyn Inode>) {
+        let key = normalize_mount_path(at);
+        if let Ok(mut m) = self.mounts.write() {
+            m.insert(key, fs);
+        }
+    }
+
+    pub fn mount_at(&self, path: &[u8]) -> Option<Arc<dyn Inode>> {
+        self.mounts.read().ok().and_then(|m| m.get(path).cloned())
+    }
+
+    pub fn mount_points(&self) -> Vec<Vec<u8>> {
+        let mut v: Vec<Vec<u8>> = self.mounts.read().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        v.sort();
+        v
+    }
+}
+
+fn normalize_mount_path(p: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in p.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".") {
+        out.push(b'/');
+        out.extend_from_slice(c);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+/// Current wall-clock time as (sec, nsec), for new inodes and writes.
+pub fn now() -> (i64, i64) {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    (d.as_secs() as i64, d.subsec_nanos() as i64)
+}

@@ -1,0 +1,180 @@
+//! Path resolution: symlinks, `.`, `..`, mount crossings, trailing slashes.
+
+use std::sync::Arc;
+
+use nix::errno::Errno;
+
+use super::{FileType, Inode, Vfs, VfsResult, MAX_SYMLINKS, NAME_MAX, PATH_MAX};
+
+/// A resolved position in the tree: the chain of (name, inode) from the
+/// root. `..` pops the chain, so it can never leave the root.
+#[derive(Clone)]
+pub struct Location {
+    chain: Vec<(Vec<u8>, Arc<dyn Inode>)>,
+}
+
+impl Location {
+    pub fn root(root: Arc<dyn Inode>) -> Location {
+        Location { chain: vec![(Vec::new(), root)] }
+    }
+
+    pub fn inode(&self) -> &Arc<dyn Inode> {
+        // The chain always holds the root.
+        &self.chain[self.chain.len() - 1].1
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.chain.len() == 1
+    }
+
+    /// The last component's name ("" for the root).
+    pub fn name(&self) -> &[u8] {
+        &self.chain[self.chain.len() - 1].0
+    }
+
+    /// The absolute path, as getcwd and /proc show it.
+    pub fn path(&self) -> Vec<u8> {
+        if self.is_root() {
+            return b"/".to_vec();
+        }
+        let mut out = Vec::new();
+        for (name, _) in &self.chain[1..] {
+            out.push(b'/');
+            out.extend_from_slice(name);
+        }
+        out
+    }
+
+    pub fn parent(&self) -> Location {
+        let mut p = self.clone();
+        p.pop();
+        p
+    }
+
+    fn pop(&mut self) {
+        if self.chain.len() > 1 {
+            self.chain.pop();
+        }
+    }
+
+    fn push(&mut self, name: &[u8], inode: Arc<dyn Inode>) {
+        self.chain.push((name.to_vec(), inode));
+    }
+
+    /// Whether `self` is `other` or lies below it (for rename's EINVAL).
+    pub fn is_within(&self, other: &Location) -> bool {
+        self.chain.len() >= other.chain.len()
+            && self.chain.iter().zip(other.chain.iter()).all(|(a, b)| Arc::ptr_eq(&a.1, &b.1))
+    }
+}
+
+impl Vfs {
+    /// Resolves `path` relative to `start` (ignored for absolute paths).
+    /// `follow` says whether a symlink in the last component is followed.
+    pub fn resolve(&self, root: &Location, start: &Location, path: &[u8], follow: bool) -> VfsResult<Location> {
+        check_path(path)?;
+        let mut depth = 0;
+        self.walk(root, start, path, follow, &mut depth)
+    }
+
+    /// Resolves everything but the last component: returns the parent
+    /// directory and the final name ("." or ".." possible, and "" for "/").
+    pub fn resolve_parent(&self, root: &Location, start: &Location, path: &[u8]) -> VfsResult<(Location, Vec<u8>)> {
+        check_path(path)?;
+        let trimmed = trim_trailing_slashes(path);
+        let (dir, name) = match trimmed.iter().rposition(|&b| b == b'/') {
+            Some(i) => (&trimmed[..=i], &trimmed[i + 1..]),
+            None => (&b""[..], trimmed),
+        };
+        if name.len() > NAME_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let parent = if dir.is_empty() {
+            start.clone()
+        } else {
+            let mut depth = 0;
+            self.walk(root, start, dir, true, &mut depth)?
+        };
+        if parent.inode().file_type() != FileType::Directory {
+            return Err(Errno::ENOTDIR);
+        }
+        Ok((parent, name.to_vec()))
+    }
+
+    /// Looks up one name in a directory location, crossing mounts.
+    pub fn step(&self, loc: &Location, name: &[u8]) -> VfsResult<Location> {
+        let dir = loc.inode();
+        if dir.file_type() != FileType::Directory {
+            return Err(Errno::ENOTDIR);
+        }
+        let child = dir.lookup(name)?;
+        let mut next = loc.clone();
+        next.push(name, child);
+        if let Some(mounted) = self.mount_at(&next.path()) {
+            next.pop();
+            next.push(name, mounted);
+        }
+        Ok(next)
+    }
+
+    fn walk(&self, root: &Location, start: &Location, path: &[u8], follow: bool, depth: &mut u32) -> VfsResult<Location> {
+        let mut loc = if path.first() == Some(&b'/') { root.clone() } else { start.clone() };
+        let trailing_slash = path.len() > 1 && path.last() == Some(&b'/');
+        let comps: Vec<&[u8]> = path.split(|&b| b == b'/').filter(|c| !c.is_empty()).collect();
+        for (i, comp) in comps.iter().enumerate() {
+            let last = i + 1 == comps.len();
+            if loc.inode().file_type() != FileType::Directory {
+                return Err(Errno::ENOTDIR);
+            }
+            if *comp == b"." {
+                continue;
+            }
+            if *comp == b".." {
+                // Never above the task's root.
+                if loc.chain.len() > root.chain.len() || !loc.is_within(root) {
+                    loc.pop();
+                }
+                continue;
+            }
+            if comp.len() > NAME_MAX {
+                return Err(Errno::ENAMETOOLONG);
+            }
+            let next = self.step(&loc, comp)?;
+            if next.inode().file_type() == FileType::Symlink && (!last || follow || trailing_slash) {
+                *depth += 1;
+                if *depth > MAX_SYMLINKS {
+                    return Err(Errno::ELOOP);
+                }
+                let target = next.inode().readlink()?;
+                if target.is_empty() {
+                    return Err(Errno::ENOENT);
+                }
+                loc = self.walk(root, &loc, &target, true, depth)?;
+                continue;
+            }
+            loc = next;
+        }
+        if trailing_slash && loc.inode().file_type() != FileType::Directory {
+            return Err(Errno::ENOTDIR);
+        }
+        Ok(loc)
+    }
+}
+
+fn check_path(path: &[u8]) -> VfsResult<()> {
+    if path.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    if path.len() >= PATH_MAX {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    Ok(())
+}
+
+fn trim_trailing_slashes(p: &[u8]) -> &[u8] {
+    let mut end = p.len();
+    while end > 1 && p[end - 1] == b'/' {
+        end -= 1;
+    }
+    &p[..end]
+}

@@ -1,0 +1,148 @@
+//! Differential tests: each C program under tests/programs/<family>/ is run
+//! natively and under `rvisor do`; stdout and exit status must be identical.
+//! Each program is also built with -static and run the same way (exercising
+//! the ELF loader's static path, no dynamic loader involved).
+//!
+//! The runs of one program happen sequentially inside one test, since a
+//! program may use a fixed scratch path under /tmp.
+
+mod common;
+
+use common::*;
+use std::collections::HashMap;
+use std::process::Output;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+/// Programs use fixed scratch paths under /tmp: two runs of the same program
+/// must never overlap (tests run in parallel threads).
+fn program_lock(prog: &str) -> Arc<Mutex<()>> {
+    static LOCKS: OnceLock<Mutex<HashMap<String, Arc<Mutex<()>>>>> = OnceLock::new();
+    let mut map = LOCKS.get_or_init(|| Mutex::new(HashMap::new())).lock().unwrap();
+    map.entry(prog.to_string()).or_default().clone()
+}
+
+fn lock(m: &Mutex<()>) -> MutexGuard<'_, ()> {
+    // A panicking holder poisons the mutex; the scratch files are still fine.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Directories whose programs are not differential (run by other tests).
+const NOT_DIFFERENTIAL: &[&str] = &["unimplemented"];
+
+fn sanity_check_native(prog: &str, label: &str, out: &Output) {
+    let text = stdout_str(out);
+    if text.contains("FATAL") || text.is_empty() {
+        panic!(
+            "the native run of {prog} ({label}) is broken — fix the test program or the \
+             environment before blaming rvisor:\n{}",
+            describe_output(label, out)
+        );
+    }
+}
+
+fn differential(prog: &str) {
+    let m = program_lock(prog);
+    let _guard = lock(&m);
+    let dynamic = compile_c(prog);
+    let static_bin = compile_c_static(prog);
+
+    // The native reference, and a check that the static build agrees with it.
+    let native = run_native(&dynamic, &[] as &[&str]);
+    sanity_check_native(prog, "native dynamic", &native);
+    let native_static = run_native(&static_bin, &[] as &[&str]);
+    sanity_check_native(prog, "native static", &native_static);
+    if let Err(msg) = check_same_output(&native, &native_static) {
+        panic!("{prog}: native dynamic and static builds disagree (test program bug):\n{msg}");
+    }
+
+    let mut failures = Vec::new();
+    for (label, bin) in [("dynamic", &dynamic), ("static", &static_bin)] {
+        let sandboxed = run_do(&[bin]);
+        if let Err(msg) = check_same_output(&native, &sandboxed) {
+            failures.push(format!("--- {prog} ({label} build) under `rvisor do` ---\n{msg}"));
+        }
+    }
+    if !failures.is_empty() {
+        panic!("{prog}: sandboxed output differs from native\n{}", failures.join("\n"));
+    }
+}
+
+macro_rules! differential_tests {
+    ($($name:ident => $prog:expr,)*) => {
+        $(
+            #[test]
+            fn $name() {
+                differential($prog);
+            }
+        )*
+        /// Every differential program (one test each).
+        const TESTED: &[&str] = &[$($prog),*];
+    };
+}
+
+differential_tests! {
+    file_io => "file/io.c",
+    file_stat => "file/stat.c",
+    file_dir => "file/dir.c",
+    file_fd => "file/fd.c",
+    file_errors => "file/errors.c",
+    mm_brk => "mm/brk.c",
+    mm_mmap => "mm/mmap.c",
+    mm_mmap_file => "mm/mmap_file.c",
+    process_ids => "process/ids.c",
+    process_wait => "process/wait.c",
+    process_signals => "process/signals.c",
+    process_exit_group => "process/exit_group.c",
+    time_clocks => "time/clocks.c",
+    misc_sysinfo => "misc/sysinfo.c",
+    misc_sched => "misc/sched.c",
+}
+
+/// Every .c file under tests/programs/<family>/ has a differential test
+/// (except the non-differential families).
+#[test]
+fn all_programs_have_a_test() {
+    let mut on_disk = Vec::new();
+    for family in std::fs::read_dir(programs_dir()).unwrap() {
+        let family = family.unwrap();
+        if !family.file_type().unwrap().is_dir() {
+            continue;
+        }
+        let fname = family.file_name().to_string_lossy().into_owned();
+        if NOT_DIFFERENTIAL.contains(&fname.as_str()) {
+            continue;
+        }
+        for f in std::fs::read_dir(family.path()).unwrap() {
+            let f = f.unwrap();
+            let name = f.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".c") {
+                on_disk.push(format!("{fname}/{name}"));
+            }
+        }
+    }
+    on_disk.sort();
+    let mut tested: Vec<String> = TESTED.iter().map(|s| s.to_string()).collect();
+    tested.sort();
+    assert_eq!(on_disk, tested, "a program in tests/programs has no differential test");
+}
+
+/// The test programs themselves are known-good: each compiles (dynamic and
+/// static) and runs natively without a setup failure. This does not need
+/// rvisor, so it passes even while the sandbox is incomplete.
+#[test]
+fn programs_run_natively() {
+    for prog in TESTED {
+        let m = program_lock(prog);
+        let _guard = lock(&m);
+        let dynamic = compile_c(prog);
+        let out = run_native(&dynamic, &[] as &[&str]);
+        sanity_check_native(prog, "native dynamic", &out);
+        let expected_code = if *prog == "process/exit_group.c" { 3 } else { 0 };
+        assert_eq!(
+            out.status.code(),
+            Some(expected_code),
+            "{prog} natively:\n{}",
+            describe_output(prog, &out)
+        );
+    }
+}
