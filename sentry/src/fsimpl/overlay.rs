@@ -60,6 +60,8 @@ struct OvState {
     children: HashMap<Vec<u8>, Child>,
     /// A directory created in the upper layer hides the lower one.
     opaque: bool,
+    /// Removed from the tree (last link gone, or an rmdir'ed directory).
+    unlinked: bool,
 }
 
 pub struct OvNode {
@@ -141,6 +143,9 @@ impl OvNode {
         if self.ftype != FileType::Directory {
             return Err(Errno::ENOTDIR);
         }
+        if self.lock()?.unlinked {
+            return Err(Errno::ENOENT);
+        }
         // Make sure a lower entry of that name is known before deciding it
         // does not exist.
         match self.child(name) {
@@ -160,7 +165,26 @@ impl OvNode {
         Ok(node)
     }
 
+    /// Removes `name`, dropping one link of the node it named.
     fn remove_entry(&self, name: &[u8]) -> VfsResult<()> {
+        if let Ok(child) = self.child(name) {
+            let mut cs = child.lock()?;
+            child.copy_up_meta(&mut cs)?;
+            if let Some(m) = cs.meta.as_mut() {
+                m.nlink = m.nlink.saturating_sub(1);
+                let (s, ns) = now();
+                m.ctime_sec = s;
+                m.ctime_nsec = ns;
+                if m.nlink == 0 || child.ftype == FileType::Directory {
+                    cs.unlinked = true;
+                }
+            }
+        }
+        self.unlink_name(name)
+    }
+
+    /// Takes `name` out of the directory without touching the node (rename).
+    fn unlink_name(&self, name: &[u8]) -> VfsResult<()> {
         let mut st = self.lock()?;
         if self.lower_visible(&st).is_some() {
             st.children.insert(name.to_vec(), Child::Whiteout);
@@ -374,6 +398,43 @@ impl Inode for OvNode {
         Ok(())
     }
 
+    fn link(&self, name: &[u8], target: &Arc<dyn Inode>) -> VfsResult<()> {
+        let target = OvNode::downcast(target)?;
+        if !Arc::ptr_eq(&self.fs, &target.fs) {
+            return Err(Errno::EXDEV);
+        }
+        if target.ftype == FileType::Directory {
+            return Err(Errno::EPERM);
+        }
+        if self.lock()?.unlinked {
+            return Err(Errno::ENOENT);
+        }
+        match self.child(name) {
+            Ok(_) => return Err(Errno::EEXIST),
+            Err(Errno::ENOENT) => {}
+            Err(e) => return Err(e),
+        }
+        {
+            let mut ts = target.lock()?;
+            if ts.unlinked {
+                return Err(Errno::ENOENT);
+            }
+            target.copy_up_meta(&mut ts)?;
+            if let Some(m) = ts.meta.as_mut() {
+                m.nlink += 1;
+                let (s, ns) = now();
+                m.ctime_sec = s;
+                m.ctime_nsec = ns;
+            }
+        }
+        self.lock()?.children.insert(name.to_vec(), Child::Node(target));
+        self.touch()
+    }
+
+    fn unlinked(&self) -> bool {
+        self.lock().map(|s| s.unlinked).unwrap_or(false)
+    }
+
     fn unlink(&self, name: &[u8]) -> VfsResult<()> {
         let child = self.child(name)?;
         if child.ftype == FileType::Directory {
@@ -414,7 +475,12 @@ impl Inode for OvNode {
             Err(Errno::ENOENT) => {}
             Err(e) => return Err(e),
         }
-        self.remove_entry(old)?;
+        if let Ok(target) = new_dir.child(new) {
+            if !Arc::ptr_eq(&target, &node) {
+                new_dir.remove_entry(new)?;
+            }
+        }
+        self.unlink_name(old)?;
         new_dir.lock()?.children.insert(new.to_vec(), Child::Node(node));
         new_dir.touch()
     }

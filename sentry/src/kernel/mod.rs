@@ -75,6 +75,60 @@ pub struct Process {
     /// vfork: set when the child execs or exits.
     pub vfork_done: (Mutex<bool>, Condvar),
     pub start: Instant,
+    /// Usage of the process's earlier images (before execve) and, once it
+    /// exited, of its whole life.
+    pub rusage_self: Mutex<Rusage>,
+    /// Usage of reaped children (RUSAGE_CHILDREN).
+    pub rusage_children: Mutex<Rusage>,
+}
+
+/// Resource usage in the units of struct rusage.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Rusage {
+    pub utime_us: i64,
+    pub stime_us: i64,
+    pub maxrss_kb: i64,
+    pub minflt: i64,
+    pub majflt: i64,
+    pub nvcsw: i64,
+    pub nivcsw: i64,
+}
+
+impl Rusage {
+    pub fn from_host(r: &libc::rusage) -> Rusage {
+        Rusage {
+            utime_us: r.ru_utime.tv_sec * 1_000_000 + r.ru_utime.tv_usec,
+            stime_us: r.ru_stime.tv_sec * 1_000_000 + r.ru_stime.tv_usec,
+            maxrss_kb: r.ru_maxrss,
+            minflt: r.ru_minflt,
+            majflt: r.ru_majflt,
+            nvcsw: r.ru_nvcsw,
+            nivcsw: r.ru_nivcsw,
+        }
+    }
+
+    pub fn add(&mut self, o: &Rusage) {
+        self.utime_us += o.utime_us;
+        self.stime_us += o.stime_us;
+        self.maxrss_kb = self.maxrss_kb.max(o.maxrss_kb);
+        self.minflt += o.minflt;
+        self.majflt += o.majflt;
+        self.nvcsw += o.nvcsw;
+        self.nivcsw += o.nivcsw;
+    }
+
+    pub fn to_host(self) -> libc::rusage {
+        // SAFETY: rusage is plain old data; all-zero is valid.
+        let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+        r.ru_utime = libc::timeval { tv_sec: self.utime_us / 1_000_000, tv_usec: self.utime_us % 1_000_000 };
+        r.ru_stime = libc::timeval { tv_sec: self.stime_us / 1_000_000, tv_usec: self.stime_us % 1_000_000 };
+        r.ru_maxrss = self.maxrss_kb;
+        r.ru_minflt = self.minflt;
+        r.ru_majflt = self.majflt;
+        r.ru_nvcsw = self.nvcsw;
+        r.ru_nivcsw = self.nivcsw;
+        r
+    }
 }
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it
@@ -224,6 +278,11 @@ impl Kernel {
         self.next_cpu.fetch_add(1, Ordering::Relaxed) % self.cpu_count.max(1)
     }
 
+    /// A process by pid, zombies included (they can still be signalled).
+    pub fn process_or_zombie(&self, pid: i32) -> Option<(Arc<Process>, bool)> {
+        lock(&self.tree).procs.get(&pid).map(|e| (e.proc.clone(), e.zombie.is_some()))
+    }
+
     pub fn process(&self, pid: i32) -> Option<Arc<Process>> {
         lock(&self.tree).procs.get(&pid).filter(|e| e.zombie.is_none()).map(|e| e.proc.clone())
     }
@@ -245,6 +304,12 @@ impl Kernel {
         let fatal = {
             let mut ss = lock(&target.sig);
             let act = ss.action(sig);
+            let blocked = ss.mask & sig_bit(sig) != 0;
+            if target.pid == 1 && act.handler == signals::SIG_DFL && !blocked {
+                // The container's init, like any pid namespace's init, only
+                // gets signals it handles (or has blocked, to handle later).
+                return;
+            }
             if sig == libc::SIGKILL {
                 true
             } else if ss.mask & sig_bit(sig) != 0 {

@@ -10,7 +10,7 @@ use nix::errno::Errno;
 
 use super::fd_table::FdTable;
 use super::signals::{SignalState, SIG_DFL};
-use super::{kernel, lock, set_current, Credentials, ExeInfo, FsContext, HostIds, ProcEntry, Process};
+use super::{kernel, lock, set_current, Credentials, ExeInfo, FsContext, HostIds, ProcEntry, Process, Rusage};
 use crate::loader::{self, elf, AuxIds};
 use crate::mm::MemoryManager;
 use crate::platform::{Regs, StopEvent, Stub};
@@ -78,6 +78,15 @@ pub fn exit_status(code: i32) -> i32 {
 impl Task {
     pub fn pid(&self) -> i32 {
         self.proc.pid
+    }
+
+    /// Usage of this process so far: earlier images plus the live stub.
+    pub fn rusage_now(&mut self) -> Rusage {
+        let mut r = *lock(&self.proc.rusage_self);
+        if let Ok(ru) = self.stub.rusage() {
+            r.add(&Rusage::from_host(&ru));
+        }
+        r
     }
 
     // ---- application memory -------------------------------------------
@@ -228,6 +237,9 @@ impl Task {
         let loaded = loader::load_elf(&mut stub, &exe, interp.as_ref(), &argv, &envp, path, &ids)?;
         // Point of no return.
         let mut old = std::mem::replace(&mut self.stub, stub);
+        if let Ok(ru) = old.rusage() {
+            lock(&self.proc.rusage_self).add(&Rusage::from_host(&ru));
+        }
         old.kill();
         lock(&self.proc.host).stub_pid = self.stub.pid();
         self.regs = loaded.regs;
@@ -274,6 +286,8 @@ impl Task {
             fatal_signal: Default::default(),
             vfork_done: (Mutex::new(false), Condvar::new()),
             start: Instant::now(),
+            rusage_self: Default::default(),
+            rusage_children: Default::default(),
         });
         let (pgid, sid) = tree.procs.get(&parent.pid).map(|e| (e.pgid, e.sid)).unwrap_or((1, 1));
         tree.procs.insert(
@@ -427,6 +441,9 @@ fn task_main(proc: Arc<Process>, start: TaskStart) {
     let status = match task {
         Ok(mut t) => {
             t.run();
+            if let Ok(ru) = t.stub.rusage() {
+                lock(&proc.rusage_self).add(&Rusage::from_host(&ru));
+            }
             t.stub.kill();
             t.exit.unwrap_or(libc::SIGKILL)
         }
@@ -490,6 +507,8 @@ pub fn start_init_process(
         fatal_signal: Default::default(),
         vfork_done: (Mutex::new(false), Condvar::new()),
         start: Instant::now(),
+        rusage_self: Default::default(),
+        rusage_children: Default::default(),
     });
     tree.procs.insert(pid, ProcEntry { proc: proc.clone(), ppid: 0, pgid: pid, sid: pid, children: Default::default(), zombie: None });
     drop(tree);

@@ -12,7 +12,7 @@ use nix::sys::uio::{process_vm_readv, process_vm_writev, RemoteIoVec};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use super::stub_image::{StubImage, FORK_TRAP_RIP, INJECT_FORK, INJECT_SYSCALL, INJECT_TRAP_RIP};
+use super::stub_image::{StubImage, FORK_TRAP_RIP, INJECT_FORK, INJECT_SYSCALL, INJECT_TRAP_RIP, STUB_SCRATCH};
 use super::{PlatformError, Regs};
 
 /// Why a stub stopped.
@@ -89,6 +89,12 @@ impl Stub {
         stub.initial_regs = stub.get_regs()?;
         stub.initial_sp = stub.initial_regs.rsp;
         stub.vdso_base = stub.find_vdso()?;
+        let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE) as u64;
+        let rw = (libc::PROT_READ | libc::PROT_WRITE) as u64;
+        let got = stub.inject(libc::SYS_mmap as u64, [STUB_SCRATCH, 0x1000, rw, flags, u64::MAX, 0])?;
+        if got as u64 != STUB_SCRATCH {
+            return Err(PlatformError::Unexpected { pid: pid.as_raw(), what: format!("scratch page mmap gave {got:#x}") });
+        }
         Ok(stub)
     }
 
@@ -237,6 +243,24 @@ impl Stub {
             });
         }
         Ok(out.rax as i64)
+    }
+
+    /// The stub's own resource usage (its CPU times and peak RSS are the
+    /// application's), via an injected getrusage(RUSAGE_SELF) into the
+    /// scratch page.
+    pub fn rusage(&mut self) -> Result<libc::rusage, PlatformError> {
+        let raw = self.inject(libc::SYS_getrusage as u64, [libc::RUSAGE_SELF as u64, STUB_SCRATCH, 0, 0, 0, 0, ])?;
+        if raw != 0 {
+            return Err(PlatformError::Unexpected { pid: self.pid.as_raw(), what: format!("getrusage gave {raw}") });
+        }
+        // SAFETY: rusage is plain old data; all-zero is valid.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: we fill exactly the bytes of `ru`.
+        let bytes = unsafe {
+            std::slice::from_raw_parts_mut((&mut ru as *mut libc::rusage).cast::<u8>(), std::mem::size_of::<libc::rusage>())
+        };
+        self.read_mem(STUB_SCRATCH, bytes).map_err(|e| PlatformError::Ptrace { op: "read rusage", pid: self.pid.as_raw(), errno: e })?;
+        Ok(ru)
     }
 
     /// Reads application memory. Short reads (unmapped pages) give EFAULT.

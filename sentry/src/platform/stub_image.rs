@@ -16,9 +16,13 @@ use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
 /// Below the range the kernel randomises the stack into (top of the 47-bit
 /// space minus up to 16 GiB) and far above where programs map things.
 pub const STUB_BASE: u64 = 0x7ff0_0000_0000;
-/// Size of the region reserved for the stub; applications may not map,
-/// unmap or protect anything that overlaps it.
-pub const STUB_SIZE: u64 = 0x1000;
+/// Size of the region reserved for the stub (its code page and a scratch
+/// page); applications may not map, unmap or protect anything in it.
+pub const STUB_SIZE: u64 = 0x2000;
+/// A read-write page the sentry's own injected calls use for their results
+/// (e.g. getrusage). The application can write it, so what is read back is
+/// only ever its own information.
+pub const STUB_SCRATCH: u64 = STUB_BASE + 0x1000;
 /// `syscall; int3`: the sentry sets registers, continues, and collects the
 /// result at the `int3` trap.
 pub const INJECT_SYSCALL: u64 = STUB_BASE + CODE_OFFSET;

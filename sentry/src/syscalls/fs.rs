@@ -111,6 +111,10 @@ impl FileOps for PathFile {
 fn do_open(t: &mut Task, dirfd: i32, path_addr: u64, flags: i32, mode: u32) -> SysResult {
     let path = t.read_path(path_addr)?;
     if flags & libc::O_TMPFILE == libc::O_TMPFILE {
+        // O_TMPFILE needs a writable access mode (EINVAL), then support.
+        if flags & libc::O_ACCMODE == libc::O_RDONLY {
+            return Err(Errno::EINVAL);
+        }
         return Err(Errno::EOPNOTSUPP);
     }
     let follow = flags & libc::O_NOFOLLOW == 0;
@@ -260,7 +264,11 @@ pub fn fstat(t: &mut Task, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn statx(t: &mut Task, a: &[u64; 6]) -> SysResult {
-    let (dirfd, path_addr, flags, _mask, buf) = (arg_fd(a[0]), a[1], a[2] as i32, a[3] as u32, a[4]);
+    let (dirfd, path_addr, flags, mask, buf) = (arg_fd(a[0]), a[1], a[2] as i32, a[3] as u32, a[4]);
+    if mask & 0x8000_0000 != 0 {
+        // STATX__RESERVED
+        return Err(Errno::EINVAL);
+    }
     let allowed = libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH | libc::AT_NO_AUTOMOUNT | libc::AT_STATX_SYNC_TYPE;
     if flags & !allowed != 0 || flags & libc::AT_STATX_SYNC_TYPE == libc::AT_STATX_SYNC_TYPE {
         return Err(Errno::EINVAL);
@@ -390,7 +398,11 @@ pub fn readlinkat(t: &mut Task, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn getcwd(t: &mut Task, a: &[u64; 6]) -> SysResult {
-    let mut p = lock(&t.proc.fs).cwd.path();
+    let cwd = lock(&t.proc.fs).cwd.clone();
+    if cwd.unlinked() {
+        return Err(Errno::ENOENT);
+    }
+    let mut p = cwd.path();
     p.push(0);
     if (a[1] as usize) < p.len() {
         return Err(Errno::ERANGE);
@@ -464,7 +476,10 @@ fn do_unlink(t: &mut Task, dirfd: i32, path_addr: u64, flags: i32) -> SysResult 
         if name == b"." {
             return Err(Errno::EINVAL);
         }
-        if name == b".." || name.is_empty() {
+        if name.is_empty() {
+            return Err(Errno::EBUSY);
+        }
+        if name == b".." {
             return Err(Errno::ENOTEMPTY);
         }
     } else if name.is_empty() || name == b"." || name == b".." {
@@ -697,3 +712,30 @@ pub fn ftruncate(t: &mut Task, a: &[u64; 6]) -> SysResult {
     Ok(0)
 }
 
+
+fn do_link(t: &mut Task, olddir: i32, old_addr: u64, newdir: i32, new_addr: u64, flags: i32) -> SysResult {
+    if flags & !(libc::AT_SYMLINK_FOLLOW | libc::AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let old = t.read_path(old_addr)?;
+    let new = t.read_path(new_addr)?;
+    let src = resolve_at(t, olddir, &old, flags & libc::AT_SYMLINK_FOLLOW != 0, flags & libc::AT_EMPTY_PATH != 0)?;
+    if src.inode().file_type() == FileType::Directory {
+        return Err(Errno::EPERM);
+    }
+    let (parent, name) = resolve_parent_at(t, newdir, &new)?;
+    if name.is_empty() || name == b"." || name == b".." || kernel().vfs.step(&parent, &name).is_ok() {
+        return Err(Errno::EEXIST);
+    }
+    may_write(t, parent.inode())?;
+    parent.inode().link(&name, src.inode())?;
+    Ok(0)
+}
+
+pub fn link(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    do_link(t, AT_FDCWD, a[0], AT_FDCWD, a[1], 0)
+}
+
+pub fn linkat(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    do_link(t, arg_fd(a[0]), a[1], arg_fd(a[2]), a[3], a[4] as i32)
+}

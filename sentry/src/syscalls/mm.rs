@@ -68,6 +68,9 @@ pub fn mmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
         return Err(Errno::ENODEV);
     }
     if shared && prot & libc::PROT_WRITE != 0 {
+        if !file.writable() || file.flags() & libc::O_APPEND != 0 {
+            return Err(Errno::EACCES);
+        }
         crate::kernel::kernel().log_unimplemented(u64::MAX, "mmap(MAP_SHARED|PROT_WRITE) of a file");
         return Err(Errno::ENODEV);
     }

@@ -9,6 +9,7 @@
 //! metadata), `mm` (memory), `process`, `signal`, `time` and `sys` (system
 //! information).
 
+mod creds;
 mod file;
 mod fs;
 mod futex;
@@ -99,6 +100,8 @@ pub static TABLE: &[Row] = rows! {
     SYS_rename => fs::rename, Full;
     SYS_renameat => fs::renameat, Full;
     SYS_renameat2 => fs::renameat2, Partial("RENAME_NOREPLACE only");
+    SYS_link => fs::link, Full;
+    SYS_linkat => fs::linkat, Full;
     SYS_symlink => fs::symlink, Full;
     SYS_symlinkat => fs::symlinkat, Full;
     SYS_chmod => fs::chmod, Full;
@@ -130,6 +133,15 @@ pub static TABLE: &[Row] = rows! {
     SYS_getresuid => process::getresuid, Full;
     SYS_getresgid => process::getresgid, Full;
     SYS_getgroups => process::getgroups, Full;
+    SYS_setuid => creds::setuid, Partial("privilege is euid 0; capabilities are not modelled yet");
+    SYS_setgid => creds::setgid, Partial("privilege is euid 0; capabilities are not modelled yet");
+    SYS_setreuid => creds::setreuid, Partial("privilege is euid 0; capabilities are not modelled yet");
+    SYS_setregid => creds::setregid, Partial("privilege is euid 0; capabilities are not modelled yet");
+    SYS_setresuid => creds::setresuid, Partial("privilege is euid 0; capabilities are not modelled yet");
+    SYS_setresgid => creds::setresgid, Partial("privilege is euid 0; capabilities are not modelled yet");
+    SYS_setgroups => creds::setgroups, Partial("privilege is euid 0; capabilities are not modelled yet");
+    SYS_setfsuid => creds::setfsuid, Partial("returns the effective id; fs ids follow the effective ids");
+    SYS_setfsgid => creds::setfsgid, Partial("returns the effective id; fs ids follow the effective ids");
     SYS_getpgrp => process::getpgrp, Full;
     SYS_getpgid => process::getpgid, Full;
     SYS_setpgid => process::setpgid, Full;
@@ -141,7 +153,7 @@ pub static TABLE: &[Row] = rows! {
     SYS_execve => process::execve, Full;
     SYS_exit => process::exit, Full;
     SYS_exit_group => process::exit_group, Full;
-    SYS_wait4 => process::wait4, Partial("no stopped/continued children (no job control yet); rusage is zero");
+    SYS_wait4 => process::wait4, Partial("no stopped/continued children (no job control yet)");
     SYS_waitid => process::waitid, Partial("no stopped/continued children (no job control yet)");
     SYS_set_tid_address => process::set_tid_address, Full;
     SYS_set_robust_list => process::set_robust_list, Partial("recorded; robust futexes are not processed at exit");
@@ -150,12 +162,17 @@ pub static TABLE: &[Row] = rows! {
     SYS_sched_getaffinity => process::sched_getaffinity, Full;
     SYS_sched_setaffinity => process::sched_setaffinity, Partial("accepted, not applied");
     SYS_sched_yield => process::sched_yield, Full;
+    SYS_sched_getscheduler => process::sched_getscheduler, Partial("always SCHED_OTHER");
+    SYS_sched_getparam => process::sched_getparam, Partial("always priority 0");
+    SYS_sched_setscheduler => process::sched_setscheduler, Partial("SCHED_OTHER/BATCH/IDLE with priority 0 accepted, not applied");
+    SYS_sched_get_priority_max => process::sched_get_priority_max, Full;
+    SYS_sched_get_priority_min => process::sched_get_priority_min, Full;
     SYS_getcpu => process::getcpu, Partial("always CPU 0");
     SYS_prlimit64 => process::prlimit64, Partial("RLIMIT_NOFILE enforced; other limits recorded");
     SYS_getrlimit => process::getrlimit, Full;
     SYS_setrlimit => process::setrlimit, Full;
-    SYS_getrusage => process::getrusage, Partial("zero usage");
-    SYS_times => process::times, Partial("zero CPU times");
+    SYS_getrusage => process::getrusage, Partial("usage of killed processes is lost");
+    SYS_times => process::times, Full;
     // signal
     SYS_rt_sigaction => signal::rt_sigaction, Partial("handlers are recorded but not yet run");
     SYS_rt_sigprocmask => signal::rt_sigprocmask, Full;
@@ -186,8 +203,6 @@ pub static TABLE: &[Row] = rows! {
 pub static UNSUPPORTED: &[(i64, Errno, &str)] = &[
     (libc::SYS_socket, Errno::EAFNOSUPPORT, "networking is not implemented yet"),
     (libc::SYS_socketpair, Errno::EAFNOSUPPORT, "unix sockets are not implemented yet"),
-    (libc::SYS_link, Errno::EPERM, "hard links are not supported by the overlay yet"),
-    (libc::SYS_linkat, Errno::EPERM, "hard links are not supported by the overlay yet"),
     (libc::SYS_getxattr, Errno::EOPNOTSUPP, "no extended attributes yet"),
     (libc::SYS_lgetxattr, Errno::EOPNOTSUPP, "no extended attributes yet"),
     (libc::SYS_fgetxattr, Errno::EOPNOTSUPP, "no extended attributes yet"),

@@ -5,8 +5,8 @@ use std::time::Duration;
 use nix::errno::Errno;
 
 use super::SysResult;
-use crate::kernel::task::{exit_status, pod_zeroed, Task};
-use crate::kernel::{interrupted, kernel, lock, RLIM_NLIMITS};
+use crate::kernel::task::{exit_status, Task};
+use crate::kernel::{interrupted, kernel, lock, Rusage, RLIM_NLIMITS};
 
 pub fn getpid(t: &mut Task, _a: &[u64; 6]) -> SysResult {
     Ok(t.pid() as u64)
@@ -188,7 +188,7 @@ enum Which {
 
 /// Finds (and unless `keep`, reaps) a zombie child matching `which`.
 /// Returns Ok(None) when matching children exist but none has exited yet.
-fn wait_common(t: &Task, which: Which, nohang: bool, keep: bool) -> Result<Option<(i32, i32)>, Errno> {
+fn wait_common(t: &Task, which: Which, nohang: bool, keep: bool) -> Result<Option<(i32, i32, Rusage)>, Errno> {
     let k = kernel();
     let me = t.pid();
     let mut tree = lock(&k.tree);
@@ -209,13 +209,19 @@ fn wait_common(t: &Task, which: Which, nohang: bool, keep: bool) -> Result<Optio
         if let Some((pid, status)) =
             matching.iter().find_map(|c| tree.procs.get(c).and_then(|e| e.zombie.map(|s| (*c, s))))
         {
+            let mut total = Rusage::default();
+            if let Some(e) = tree.procs.get(&pid) {
+                total = *lock(&e.proc.rusage_self);
+                total.add(&lock(&e.proc.rusage_children));
+            }
             if !keep {
                 tree.procs.remove(&pid);
+                lock(&t.proc.rusage_children).add(&total);
                 if let Some(e) = tree.procs.get_mut(&me) {
                     e.children.remove(&pid);
                 }
             }
-            return Ok(Some((pid, status)));
+            return Ok(Some((pid, status, total)));
         }
         if nohang {
             return Ok(None);
@@ -241,12 +247,14 @@ pub fn wait4(t: &mut Task, a: &[u64; 6]) -> SysResult {
     };
     match wait_common(t, which, options & libc::WNOHANG != 0, false)? {
         None => Ok(0),
-        Some((child, status)) => {
+        Some((child, status, usage)) => {
             if wstatus != 0 {
                 t.write_obj(wstatus, &status)?;
             }
             if rusage != 0 {
-                t.write_obj(rusage, &pod_zeroed::<libc::rusage>())?;
+                // The reaped child's usage was just added to ours; report it
+                // alone.
+                t.write_obj(rusage, &usage.to_host())?;
             }
             Ok(child as u64)
         }
@@ -275,7 +283,7 @@ pub fn waitid(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let found = wait_common(t, which, options & libc::WNOHANG != 0, options & libc::WNOWAIT != 0)?;
     if infop != 0 {
         let mut info = [0u8; 128];
-        if let Some((pid, status)) = found {
+        if let Some((pid, status, _)) = found {
             let (code, st) = if status & 0x7f == 0 {
                 (1, (status >> 8) & 0xff) // CLD_EXITED
             } else if status & 0x80 != 0 {
@@ -467,13 +475,77 @@ pub fn getrusage(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if who != libc::RUSAGE_SELF && who != libc::RUSAGE_CHILDREN && who != libc::RUSAGE_THREAD {
         return Err(Errno::EINVAL);
     }
-    t.write_obj(a[1], &pod_zeroed::<libc::rusage>())?;
+    let r = if who == libc::RUSAGE_CHILDREN { *lock(&t.proc.rusage_children) } else { t.rusage_now() };
+    t.write_obj(a[1], &r.to_host())?;
     Ok(0)
 }
 
 pub fn times(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if a[0] != 0 {
-        t.write_obj(a[0], &pod_zeroed::<libc::tms>())?;
+        let me = t.rusage_now();
+        let ch = *lock(&t.proc.rusage_children);
+        let ticks = |us: i64| us / 10_000;
+        let tms = libc::tms {
+            tms_utime: ticks(me.utime_us),
+            tms_stime: ticks(me.stime_us),
+            tms_cutime: ticks(ch.utime_us),
+            tms_cstime: ticks(ch.stime_us),
+        };
+        t.write_obj(a[0], &tms)?;
     }
     Ok((kernel().boot.elapsed().as_millis() / 10) as u64)
+}
+
+fn check_sched_target(t: &Task, pid: i32) -> Result<(), Errno> {
+    if pid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    if pid != 0 && pid != t.pid() && kernel().process(pid).is_none() {
+        return Err(Errno::ESRCH);
+    }
+    Ok(())
+}
+
+pub fn sched_getscheduler(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    check_sched_target(t, a[0] as i32)?;
+    Ok(libc::SCHED_OTHER as u64)
+}
+
+pub fn sched_getparam(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    check_sched_target(t, a[0] as i32)?;
+    if a[1] == 0 {
+        return Err(Errno::EINVAL);
+    }
+    t.write_obj(a[1], &0i32)?;
+    Ok(0)
+}
+
+pub fn sched_setscheduler(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    check_sched_target(t, a[0] as i32)?;
+    if a[2] == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let prio: i32 = t.read_obj(a[2])?;
+    match a[1] as i32 & !libc::SCHED_RESET_ON_FORK {
+        libc::SCHED_OTHER | libc::SCHED_BATCH | libc::SCHED_IDLE if prio == 0 => Ok(0),
+        libc::SCHED_OTHER | libc::SCHED_BATCH | libc::SCHED_IDLE => Err(Errno::EINVAL),
+        libc::SCHED_FIFO | libc::SCHED_RR => Err(Errno::EPERM),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn sched_get_priority_max(_t: &mut Task, a: &[u64; 6]) -> SysResult {
+    match a[0] as i32 {
+        libc::SCHED_FIFO | libc::SCHED_RR => Ok(99),
+        libc::SCHED_OTHER | libc::SCHED_BATCH | libc::SCHED_IDLE => Ok(0),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn sched_get_priority_min(_t: &mut Task, a: &[u64; 6]) -> SysResult {
+    match a[0] as i32 {
+        libc::SCHED_FIFO | libc::SCHED_RR => Ok(1),
+        libc::SCHED_OTHER | libc::SCHED_BATCH | libc::SCHED_IDLE => Ok(0),
+        _ => Err(Errno::EINVAL),
+    }
 }

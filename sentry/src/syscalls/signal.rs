@@ -123,22 +123,13 @@ pub fn sigaltstack(t: &mut Task, a: &[u64; 6]) -> SysResult {
     Ok(0)
 }
 
-/// Sends to one process, honouring pid 1's protection: the container's
-/// init only receives signals it has a handler for (as in any pid
-/// namespace), except from the sentry itself.
-fn signal_one(t: &Task, pid: i32, sig: i32) -> Result<(), Errno> {
-    let target = kernel().process(pid).ok_or(Errno::ESRCH)?;
-    if sig == 0 {
-        return Ok(());
+/// Sends to one process (pid 1's protection is in `Kernel::send_signal`).
+/// A zombie still exists for kill(2): the signal is accepted and dropped.
+fn signal_one(pid: i32, sig: i32) -> Result<(), Errno> {
+    let (target, zombie) = kernel().process_or_zombie(pid).ok_or(Errno::ESRCH)?;
+    if sig != 0 && !zombie {
+        kernel().send_signal(&target, sig);
     }
-    if pid == 1 {
-        let act = lock(&target.sig).action(sig);
-        if act.handler == SIG_DFL {
-            return Ok(());
-        }
-    }
-    let _ = t;
-    kernel().send_signal(&target, sig);
     Ok(())
 }
 
@@ -148,7 +139,7 @@ pub fn kill(t: &mut Task, a: &[u64; 6]) -> SysResult {
         return Err(Errno::EINVAL);
     }
     if pid > 0 {
-        signal_one(t, pid, sig)?;
+        signal_one(pid, sig)?;
         return Ok(0);
     }
     let targets: Vec<i32> = {
@@ -173,24 +164,24 @@ pub fn kill(t: &mut Task, a: &[u64; 6]) -> SysResult {
     // Signal others first, so a fatal signal to ourselves cannot cut the loop short.
     let me = t.pid();
     for p in targets.iter().filter(|p| **p != me) {
-        let _ = signal_one(t, *p, sig);
+        let _ = signal_one(*p, sig);
     }
     if targets.contains(&me) {
-        let _ = signal_one(t, me, sig);
+        let _ = signal_one(me, sig);
     }
     Ok(0)
 }
 
-pub fn tkill(t: &mut Task, a: &[u64; 6]) -> SysResult {
+pub fn tkill(_t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (tid, sig) = (a[0] as i32, a[1] as i32);
     if tid <= 0 || !(0..NSIG as i32).contains(&sig) {
         return Err(Errno::EINVAL);
     }
-    signal_one(t, tid, sig)?;
+    signal_one(tid, sig)?;
     Ok(0)
 }
 
-pub fn tgkill(t: &mut Task, a: &[u64; 6]) -> SysResult {
+pub fn tgkill(_t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (tgid, tid, sig) = (a[0] as i32, a[1] as i32, a[2] as i32);
     if tgid <= 0 || tid <= 0 || !(0..NSIG as i32).contains(&sig) {
         return Err(Errno::EINVAL);
@@ -198,6 +189,6 @@ pub fn tgkill(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if tgid != tid {
         return Err(Errno::ESRCH);
     }
-    signal_one(t, tid, sig)?;
+    signal_one(tid, sig)?;
     Ok(0)
 }

@@ -23,9 +23,11 @@ fn host_clock(t: &Task, clk: i32) -> Result<libc::clockid_t, Errno> {
         libc::CLOCK_BOOTTIME_ALARM => Ok(libc::CLOCK_BOOTTIME),
         libc::CLOCK_PROCESS_CPUTIME_ID | libc::CLOCK_THREAD_CPUTIME_ID => {
             // The stub's own CPU clock: (~pid << 3) | CPUCLOCK_SCHED.
+            // Each task has its own single-threaded stub, so the stub's
+            // process clock is also the thread's (a host thread clock of
+            // another process would be EINVAL).
             let pid = lock(&t.proc.host).stub_pid;
-            let per_thread = if clk == libc::CLOCK_THREAD_CPUTIME_ID { 4 } else { 0 };
-            Ok(((!pid) << 3) | 2 | per_thread)
+            Ok(((!pid) << 3) | 2)
         }
         _ => Err(Errno::EINVAL),
     }

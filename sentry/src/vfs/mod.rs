@@ -143,6 +143,14 @@ pub trait Inode: Send + Sync {
     fn symlink(&self, _name: &[u8], _target: &[u8], _ctx: CreateCtx) -> VfsResult<()> {
         Err(Errno::EACCES)
     }
+    /// Makes `name` a new hard link to `target`.
+    fn link(&self, _name: &[u8], _target: &Arc<dyn Inode>) -> VfsResult<()> {
+        Err(Errno::EPERM)
+    }
+    /// Whether the inode has been removed from the tree (a deleted cwd).
+    fn unlinked(&self) -> bool {
+        false
+    }
     fn unlink(&self, _name: &[u8]) -> VfsResult<()> {
         Err(Errno::EACCES)
     }

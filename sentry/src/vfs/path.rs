@@ -61,6 +61,11 @@ impl Location {
         self.chain.push((name.to_vec(), inode));
     }
 
+    /// Whether any directory on the chain was removed (getcwd's ENOENT).
+    pub fn unlinked(&self) -> bool {
+        self.chain.iter().any(|(_, i)| i.unlinked())
+    }
+
     /// Whether `self` is `other` or lies below it (for rename's EINVAL).
     pub fn is_within(&self, other: &Location) -> bool {
         self.chain.len() >= other.chain.len()
