@@ -381,6 +381,12 @@ unsafe fn stub_child(
     // Out of the terminal's process group: host job-control signals must
     // never reach application code directly.
     libc::setsid();
+    // No capabilities after exec (an emptied bounding set leaves root's
+    // exec nothing to gain) and no way to gain privileges.
+    for cap in 0..64 {
+        libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0);
+    }
+    libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0);
     // Default dispositions and an empty mask; SIG_IGN would survive exec.
     for sig in 1..libc::SIGRTMAX() {
         if sig != libc::SIGKILL && sig != libc::SIGSTOP {
