@@ -31,23 +31,37 @@ fn rlimit_resource(name: &str) -> Option<u32> {
         "RLIMIT_RTPRIO" => libc::RLIMIT_RTPRIO,
         "RLIMIT_RTTIME" => libc::RLIMIT_RTTIME,
         _ => return None,
-    } as u32)
+    })
 }
 
 pub fn load(bundle_dir: &Path) -> Result<Bundle> {
     let config_path = bundle_dir.join("config.json");
-    let text = std::fs::read_to_string(&config_path).with_context(|| format!("reading {}", config_path.display()))?;
-    let spec: Spec = serde_json::from_str(&text).with_context(|| format!("parsing {}", config_path.display()))?;
+    let text = std::fs::read_to_string(&config_path)
+        .with_context(|| format!("reading {}", config_path.display()))?;
+    let spec: Spec = serde_json::from_str(&text)
+        .with_context(|| format!("parsing {}", config_path.display()))?;
     if !spec.version().starts_with("1.") {
-        bail!("unsupported ociVersion {:?} (rvisor supports 1.x)", spec.version());
+        bail!(
+            "unsupported ociVersion {:?} (rvisor supports 1.x)",
+            spec.version()
+        );
     }
     let root = spec.root().as_ref().context("config.json has no root")?;
-    let rootfs = if root.path().is_absolute() { root.path().clone() } else { bundle_dir.join(root.path()) };
-    let rootfs = rootfs.canonicalize().with_context(|| format!("rootfs {}", rootfs.display()))?;
+    let rootfs = if root.path().is_absolute() {
+        root.path().clone()
+    } else {
+        bundle_dir.join(root.path())
+    };
+    let rootfs = rootfs
+        .canonicalize()
+        .with_context(|| format!("rootfs {}", rootfs.display()))?;
     if !rootfs.is_dir() {
         bail!("rootfs {} is not a directory", rootfs.display());
     }
-    let process = spec.process().as_ref().context("config.json has no process")?;
+    let process = spec
+        .process()
+        .as_ref()
+        .context("config.json has no process")?;
     let argv = process.args().clone().unwrap_or_default();
     if argv.is_empty() {
         bail!("process.args must not be empty");
@@ -55,7 +69,10 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
     let user = process.user();
     let mut rlimits = Vec::new();
     for r in process.rlimits().clone().unwrap_or_default() {
-        let name = serde_json::to_value(r.typ())?.as_str().unwrap_or_default().to_string();
+        let name = serde_json::to_value(r.typ())?
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let res = rlimit_resource(&name).with_context(|| format!("unknown rlimit {name}"))?;
         rlimits.push((res, r.soft(), r.hard()));
     }
@@ -72,19 +89,30 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
                     .clone()
                     .unwrap_or_default()
                     .iter()
-                    .find_map(|o| o.strip_prefix("mode=").and_then(|v| u32::from_str_radix(v, 8).ok()))
+                    .find_map(|o| {
+                        o.strip_prefix("mode=")
+                            .and_then(|v| u32::from_str_radix(v, 8).ok())
+                    })
                     .unwrap_or(0o1777);
                 Some(MountKind::Tmpfs { mode })
             }
             // devpts, mqueue, cgroup: an empty directory for now.
-            (Some("devpts") | Some("mqueue") | Some("cgroup") | Some("cgroup2"), _) => Some(MountKind::Tmpfs { mode: 0o755 }),
+            (Some("devpts") | Some("mqueue") | Some("cgroup") | Some("cgroup2"), _) => {
+                Some(MountKind::Tmpfs { mode: 0o755 })
+            }
             _ => {
-                tracing::warn!("mount of {dest} ({:?}) is not supported yet; skipped", m.typ());
+                tracing::warn!(
+                    "mount of {dest} ({:?}) is not supported yet; skipped",
+                    m.typ()
+                );
                 None
             }
         };
         if let Some(kind) = kind {
-            mounts.push(MountSpec { destination: dest, kind });
+            mounts.push(MountSpec {
+                destination: dest,
+                kind,
+            });
         }
     }
     let boot = BootConfig {
@@ -100,5 +128,9 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
         mounts,
         gofer_fd: -1,
     };
-    Ok(Bundle { rootfs, read_only: root.readonly().unwrap_or(false), boot })
+    Ok(Bundle {
+        rootfs,
+        read_only: root.readonly().unwrap_or(false),
+        boot,
+    })
 }

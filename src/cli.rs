@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "rvisor", version, about = "rvisor: a user-space application kernel for containers (an OCI runtime)")]
+#[command(
+    name = "rvisor",
+    version,
+    about = "rvisor: a user-space application kernel for containers (an OCI runtime)"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalOpts,

@@ -24,9 +24,14 @@ pub fn init(debug_log: Option<&Path>, name: &str, debug: bool) -> Result<()> {
 }
 
 pub fn open_log(dir: &Path, name: &str) -> Result<File> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating log directory {}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating log directory {}", dir.display()))?;
     let path = dir.join(format!("{name}.log"));
-    OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("opening {}", path.display()))
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))
 }
 
 /// The gofer closes every fd it does not need, so it logs to its stderr,

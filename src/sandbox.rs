@@ -45,8 +45,14 @@ fn global_args(g: &GlobalOpts) -> Vec<String> {
 
 /// Runs a sandbox to completion and returns the container init's wait
 /// status.
-pub fn run_sandbox(g: &GlobalOpts, rootfs: &Path, read_only: bool, mut boot: sentry::BootConfig) -> Result<i32> {
-    let (sentry_end, gofer_end) = gofer::client::socketpair().context("creating the gofer socket")?;
+pub fn run_sandbox(
+    g: &GlobalOpts,
+    rootfs: &Path,
+    read_only: bool,
+    mut boot: sentry::BootConfig,
+) -> Result<i32> {
+    let (sentry_end, gofer_end) =
+        gofer::client::socketpair().context("creating the gofer socket")?;
     let gofer_fd = gofer_end.as_raw_fd();
     let mut gofer_cmd = Command::new("/proc/self/exe");
     gofer_cmd
@@ -70,7 +76,13 @@ pub fn run_sandbox(g: &GlobalOpts, rootfs: &Path, read_only: bool, mut boot: sen
         gofer_cmd.pre_exec(move || {
             place_fd(gofer_fd, 3)?;
             nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(std::io::Error::from)?;
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
             Ok(())
         });
     }
@@ -79,22 +91,39 @@ pub fn run_sandbox(g: &GlobalOpts, rootfs: &Path, read_only: bool, mut boot: sen
 
     // The next child (the sentry) becomes pid 1 of a new pid namespace, so
     // the stubs it creates live and die with it.
-    nix::sched::unshare(CloneFlags::CLONE_NEWPID).context("creating the sandbox's pid namespace")?;
-    let (status_r, status_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("status pipe")?;
+    nix::sched::unshare(CloneFlags::CLONE_NEWPID)
+        .context("creating the sandbox's pid namespace")?;
+    let (status_r, status_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("status pipe")?;
     let sentry_fd = sentry_end.as_raw_fd();
     let status_fd = status_w.as_raw_fd();
     boot.gofer_fd = 3;
     let config = serde_json::to_string(&boot)?;
     let mut sentry_cmd = Command::new("/proc/self/exe");
-    sentry_cmd.args(global_args(g)).arg("boot").arg("--config").arg(config).arg("--status-fd").arg("4");
+    sentry_cmd
+        .args(global_args(g))
+        .arg("boot")
+        .arg("--config")
+        .arg(config)
+        .arg("--status-fd")
+        .arg("4");
     // SAFETY: as above.
     unsafe {
         sentry_cmd.pre_exec(move || {
             place_fd(sentry_fd, 3)?;
             place_fd(status_fd, 4)?;
-            let ns = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWNET;
+            let ns = CloneFlags::CLONE_NEWNS
+                | CloneFlags::CLONE_NEWIPC
+                | CloneFlags::CLONE_NEWUTS
+                | CloneFlags::CLONE_NEWNET;
             nix::sched::unshare(ns).map_err(std::io::Error::from)?;
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
             Ok(())
         });
     }
@@ -111,7 +140,7 @@ pub fn run_sandbox(g: &GlobalOpts, rootfs: &Path, read_only: bool, mut boot: sen
     };
     let sentry_exit = sentry.wait().context("waiting for the sentry")?;
     let mut buf = Vec::new();
-    let _ = std::fs::File::from(OwnedFd::from(status_r)).read_to_end(&mut buf);
+    let _ = std::fs::File::from(status_r).read_to_end(&mut buf);
     // The gofer exits when the sentry's end of the socket closes.
     let _ = gofer.wait();
     if buf.len() == 4 {
@@ -129,7 +158,10 @@ pub fn exit_like(status: i32) -> ! {
     let sig = status & 0x7f;
     // SAFETY: resetting our own signal state right before dying.
     unsafe {
-        let r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         libc::setrlimit(libc::RLIMIT_CORE, &r);
         libc::signal(sig, libc::SIG_DFL);
         let mut set: libc::sigset_t = std::mem::zeroed();

@@ -13,11 +13,20 @@ use common::*;
 fn children_of(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").expect("read /proc").flatten() {
-        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
+        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
         // ppid is the 2nd field after the parenthesised comm.
         let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
-        if after.split_whitespace().nth(1).and_then(|s| s.parse::<u32>().ok()) == Some(pid) {
+        if after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse::<u32>().ok())
+            == Some(pid)
+        {
             out.push(p);
         }
     }
@@ -37,18 +46,26 @@ fn descendants(pid: u32) -> Vec<u32> {
 }
 
 fn comm(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string()
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 fn cmdline(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default().replace('\0', " ")
+    std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .replace('\0', " ")
 }
 
 fn status_field(pid: u32, field: &str) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
+        .find_map(|l| {
+            l.strip_prefix(&format!("{field}:"))
+                .map(|v| v.trim().to_string())
+        })
         .unwrap_or_default()
 }
 
@@ -93,13 +110,27 @@ impl Drop for Running {
 #[test]
 fn stubs_hold_no_fds_no_capabilities_and_no_sentry_memory() {
     let (_r, procs) = Running::start();
-    let stubs: Vec<u32> = procs.iter().copied().filter(|p| comm(*p).starts_with("memfd:rvisor")).collect();
+    let stubs: Vec<u32> = procs
+        .iter()
+        .copied()
+        .filter(|p| comm(*p).starts_with("memfd:rvisor"))
+        .collect();
     assert!(!stubs.is_empty());
     for s in stubs {
-        let fds: Vec<_> = std::fs::read_dir(format!("/proc/{s}/fd")).expect("fd dir").collect();
+        let fds: Vec<_> = std::fs::read_dir(format!("/proc/{s}/fd"))
+            .expect("fd dir")
+            .collect();
         assert!(fds.is_empty(), "stub {s} holds host fds: {fds:?}");
-        assert_eq!(status_field(s, "CapEff"), "0000000000000000", "stub {s} has capabilities");
-        assert_eq!(status_field(s, "CapBnd"), "0000000000000000", "stub {s} could regain capabilities");
+        assert_eq!(
+            status_field(s, "CapEff"),
+            "0000000000000000",
+            "stub {s} has capabilities"
+        );
+        assert_eq!(
+            status_field(s, "CapBnd"),
+            "0000000000000000",
+            "stub {s} could regain capabilities"
+        );
         assert_eq!(status_field(s, "NoNewPrivs"), "1");
         assert_ne!(status_field(s, "TracerPid"), "0", "stub {s} is not traced");
         let maps = std::fs::read_to_string(format!("/proc/{s}/maps")).expect("maps");
@@ -109,7 +140,10 @@ fn stubs_hold_no_fds_no_capabilities_and_no_sentry_memory() {
                 path.is_empty() || path.starts_with('[') || path.starts_with("/memfd:rvisor-stub"),
                 "stub {s} maps a host file: {line}"
             );
-            assert!(!line.contains("[heap]"), "stub {s} carries a heap from its parent: {line}");
+            assert!(
+                !line.contains("[heap]"),
+                "stub {s} carries a heap from its parent: {line}"
+            );
         }
     }
 }
@@ -117,10 +151,21 @@ fn stubs_hold_no_fds_no_capabilities_and_no_sentry_memory() {
 #[test]
 fn sentry_has_no_view_of_the_host_filesystem() {
     let (_r, procs) = Running::start();
-    let sentry = procs.iter().copied().find(|p| cmdline(*p).contains(" boot ")).expect("a sentry process");
+    let sentry = procs
+        .iter()
+        .copied()
+        .find(|p| cmdline(*p).contains(" boot "))
+        .expect("a sentry process");
     let root = format!("/proc/{sentry}/root");
-    let entries: Vec<_> = std::fs::read_dir(&root).expect("sentry root").flatten().map(|e| e.file_name()).collect();
-    assert!(entries.is_empty(), "the sentry's root is not empty: {entries:?}");
+    let entries: Vec<_> = std::fs::read_dir(&root)
+        .expect("sentry root")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        entries.is_empty(),
+        "the sentry's root is not empty: {entries:?}"
+    );
     assert!(!Path::new(&format!("{root}/etc/passwd")).exists());
     // Its mount namespace differs from ours.
     let ours = std::fs::read_link("/proc/self/ns/mnt").expect("our mnt ns");
@@ -148,7 +193,10 @@ fn gofer_is_chrooted_into_the_rootfs() {
         .expect("start");
     let deadline = Instant::now() + Duration::from_secs(20);
     let gofer = loop {
-        if let Some(g) = descendants(child.id()).into_iter().find(|p| cmdline(*p).contains(" gofer ")) {
+        if let Some(g) = descendants(child.id())
+            .into_iter()
+            .find(|p| cmdline(*p).contains(" gofer "))
+        {
             break g;
         }
         assert!(Instant::now() < deadline, "no gofer process");
@@ -158,7 +206,11 @@ fn gofer_is_chrooted_into_the_rootfs() {
     let root = std::fs::read_link(format!("/proc/{gofer}/root")).expect("gofer root");
     let _ = child.kill();
     let _ = child.wait();
-    assert_eq!(root, rootfs.canonicalize().expect("rootfs"), "the gofer's root is not the container's rootfs");
+    assert_eq!(
+        root,
+        rootfs.canonicalize().expect("rootfs"),
+        "the gofer's root is not the container's rootfs"
+    );
 }
 
 /// Symlinks, `..` and /proc/self/root must all stay inside the container's
@@ -170,9 +222,13 @@ fn paths_cannot_escape_the_rootfs() {
                   cat /proc/self/root/etc/passwd; cat /proc/1/root/../../etc/passwd; ls /proc/self/cwd/../.. | wc -l";
     let out = run_bundle(&busybox_rootfs(), &["sh", "-c", script], &["PATH=/bin"]);
     assert_success("escape attempts", &out);
-    let inside = std::fs::read_to_string(busybox_rootfs().join("etc/passwd")).expect("image passwd");
+    let inside =
+        std::fs::read_to_string(busybox_rootfs().join("etc/passwd")).expect("image passwd");
     let host = std::fs::read_to_string("/etc/passwd").expect("host passwd");
-    assert_ne!(inside, host, "the fixture must differ from the host for this test to mean anything");
+    assert_ne!(
+        inside, host,
+        "the fixture must differ from the host for this test to mean anything"
+    );
     let roots = std::fs::read_dir(busybox_rootfs()).expect("rootfs").count();
     let expected = format!("{inside}{inside}/\n{inside}{inside}{inside}{roots}\n");
     assert_eq!(stdout_str(&out), expected);

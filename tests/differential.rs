@@ -20,7 +20,10 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 /// must never overlap (tests run in parallel threads).
 fn program_lock(prog: &str) -> Arc<Mutex<()>> {
     static LOCKS: OnceLock<Mutex<HashMap<String, Arc<Mutex<()>>>>> = OnceLock::new();
-    let mut map = LOCKS.get_or_init(|| Mutex::new(HashMap::new())).lock().unwrap();
+    let mut map = LOCKS
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .unwrap();
     map.entry(prog.to_string()).or_default().clone()
 }
 
@@ -63,11 +66,16 @@ fn differential(prog: &str) {
     for (label, bin) in [("dynamic", &dynamic), ("static", &static_bin)] {
         let sandboxed = run_do(&[bin]);
         if let Err(msg) = check_same_output(&native, &sandboxed) {
-            failures.push(format!("--- {prog} ({label} build) under `rvisor do` ---\n{msg}"));
+            failures.push(format!(
+                "--- {prog} ({label} build) under `rvisor do` ---\n{msg}"
+            ));
         }
     }
     if !failures.is_empty() {
-        panic!("{prog}: sandboxed output differs from native\n{}", failures.join("\n"));
+        panic!(
+            "{prog}: sandboxed output differs from native\n{}",
+            failures.join("\n")
+        );
     }
 }
 
@@ -131,7 +139,10 @@ fn all_programs_have_a_test() {
     on_disk.sort();
     let mut tested: Vec<String> = TESTED.iter().map(|s| s.to_string()).collect();
     tested.sort();
-    assert_eq!(on_disk, tested, "a program in tests/programs has no differential test");
+    assert_eq!(
+        on_disk, tested,
+        "a program in tests/programs has no differential test"
+    );
 }
 
 /// How a program ends natively: `Ok(exit code)` or `Err(signal)`.

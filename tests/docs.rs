@@ -5,10 +5,17 @@ use std::process::Command;
 
 #[test]
 fn compatibility_doc_matches_the_dispatch_table() {
-    let out = Command::new(env!("CARGO_BIN_EXE_rvisor")).args(["syscalls", "--markdown"]).output().expect("run rvisor");
+    let out = Command::new(env!("CARGO_BIN_EXE_rvisor"))
+        .args(["syscalls", "--markdown"])
+        .output()
+        .expect("run rvisor");
     assert!(out.status.success());
     let generated = String::from_utf8(out.stdout).expect("utf-8");
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/compatibility.md")).expect("read doc");
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/compatibility.md"
+    ))
+    .expect("read doc");
     assert!(
         generated == doc,
         "docs/compatibility.md is stale: regenerate it with `cargo run --release -- syscalls --markdown > docs/compatibility.md`"
@@ -17,7 +24,10 @@ fn compatibility_doc_matches_the_dispatch_table() {
 
 #[test]
 fn help_lists_the_commands_the_readme_uses() {
-    let out = Command::new(env!("CARGO_BIN_EXE_rvisor")).arg("--help").output().expect("run rvisor");
+    let out = Command::new(env!("CARGO_BIN_EXE_rvisor"))
+        .arg("--help")
+        .output()
+        .expect("run rvisor");
     let help = String::from_utf8_lossy(&out.stdout);
     for cmd in ["run", "do", "syscalls", "--strace", "--debug-log"] {
         assert!(help.contains(cmd), "--help does not mention {cmd}:\n{help}");

@@ -30,7 +30,12 @@ fn busybox_bundle_matches_runc() {
         "runc itself did not print the expected output:\n{}",
         describe_output("runc run", &reference)
     );
-    assert_eq!(reference.status.code(), Some(7), "{}", describe_output("runc run", &reference));
+    assert_eq!(
+        reference.status.code(),
+        Some(7),
+        "{}",
+        describe_output("runc run", &reference)
+    );
 
     let out = run_bundle(&rootfs, &args, &[]);
     assert_same_output_named("runc", &reference, "rvisor", &out);
@@ -42,7 +47,12 @@ fn busybox_bundle_matches_runc() {
 fn debian_bundle_python_hashlib() {
     let rootfs = debian_rootfs();
     let script = "import json, hashlib; print(hashlib.sha256(b'x').hexdigest())";
-    let out = run_bundle_timeout(&rootfs, &["/usr/bin/python3", "-c", script], &[], long_timeout());
+    let out = run_bundle_timeout(
+        &rootfs,
+        &["/usr/bin/python3", "-c", script],
+        &[],
+        long_timeout(),
+    );
     assert_success("rvisor run (debian python3)", &out);
     assert_eq!(
         stdout_str(&out),
@@ -76,7 +86,12 @@ fn do_ls_la_usr_matches_host() {
 fn do_sh_arithmetic() {
     let out = run_do(&["sh", "-c", "echo $((6*7))"]);
     assert_success("rvisor do sh -c 'echo $((6*7))'", &out);
-    assert_eq!(stdout_str(&out), "42\n", "{}", describe_output("rvisor do sh", &out));
+    assert_eq!(
+        stdout_str(&out),
+        "42\n",
+        "{}",
+        describe_output("rvisor do sh", &out)
+    );
 }
 
 #[test]
@@ -113,7 +128,12 @@ fn do_sed_substitution() {
 
 #[test]
 fn do_awk_sum() {
-    same_as_native(&["awk", "-F:", "{ s += $3 } END { print NR, s }", "/etc/passwd"]);
+    same_as_native(&[
+        "awk",
+        "-F:",
+        "{ s += $3 } END { print NR, s }",
+        "/etc/passwd",
+    ]);
     let out = same_as_native(&["sh", "-c", "seq 1 100 | awk '{ s += $1 } END { print s }'"]);
     assert_eq!(stdout_str(&out), "5050\n");
 }
@@ -150,12 +170,24 @@ fn do_python3() {
 fn do_writes_stay_in_overlay() {
     let probe = Path::new("/tmp/rvisor-overlay-probe");
     let _ = std::fs::remove_file(probe);
-    let out = run_do(&["sh", "-c", "echo x > /tmp/rvisor-overlay-probe; cat /tmp/rvisor-overlay-probe"]);
+    let out = run_do(&[
+        "sh",
+        "-c",
+        "echo x > /tmp/rvisor-overlay-probe; cat /tmp/rvisor-overlay-probe",
+    ]);
     let leaked = probe.exists();
     let _ = std::fs::remove_file(probe);
     assert_success("rvisor do (overlay write)", &out);
-    assert_eq!(stdout_str(&out), "x\n", "{}", describe_output("rvisor do (overlay write)", &out));
-    assert!(!leaked, "/tmp/rvisor-overlay-probe was created on the host: writes escaped the sandbox");
+    assert_eq!(
+        stdout_str(&out),
+        "x\n",
+        "{}",
+        describe_output("rvisor do (overlay write)", &out)
+    );
+    assert!(
+        !leaked,
+        "/tmp/rvisor-overlay-probe was created on the host: writes escaped the sandbox"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -165,7 +197,12 @@ fn do_writes_stay_in_overlay() {
 #[test]
 fn do_exit_status_propagates() {
     let out = run_do(&["sh", "-c", "exit 3"]);
-    assert_eq!(out.status.code(), Some(3), "{}", describe_output("rvisor do sh -c 'exit 3'", &out));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        describe_output("rvisor do sh -c 'exit 3'", &out)
+    );
 }
 
 /// `rvisor do CMD` runs CMD as pid 1 of the sandbox's pid namespace, and
@@ -201,7 +238,10 @@ fn do_killed_by_signal_propagates() {
 fn do_pid1_ignores_default_signals() {
     let script = "kill -TERM $$; echo survived $?";
     let unshare = which("unshare").expect("unshare (util-linux) is required for this test");
-    let native = run_native(&unshare, &["--pid", "--fork", "--mount-proc", "sh", "-c", script]);
+    let native = run_native(
+        &unshare,
+        &["--pid", "--fork", "--mount-proc", "sh", "-c", script],
+    );
     assert_eq!(
         stdout_str(&native),
         "survived 0\n",
@@ -209,7 +249,12 @@ fn do_pid1_ignores_default_signals() {
          did not survive:\n{}",
         describe_output("unshare --pid --fork --mount-proc sh -c ...", &native)
     );
-    assert_eq!(native.status.code(), Some(0), "{}", describe_output("unshare reference", &native));
+    assert_eq!(
+        native.status.code(),
+        Some(0),
+        "{}",
+        describe_output("unshare reference", &native)
+    );
 
     let out = run_do(&["sh", "-c", script]);
     assert_same_output_named("pid 1 in a new pid namespace", &native, "rvisor do", &out);
@@ -220,8 +265,18 @@ fn do_pid1_ignores_default_signals() {
 #[test]
 fn do_child_killed_by_signal() {
     let out = same_as_native(&["sh", "-c", "sh -c \"kill -TERM \\$\\$\"; echo $?"]);
-    assert_eq!(stdout_str(&out), "143\n", "{}", describe_output("rvisor do (child killed)", &out));
-    assert_eq!(out.status.code(), Some(0), "{}", describe_output("rvisor do (child killed)", &out));
+    assert_eq!(
+        stdout_str(&out),
+        "143\n",
+        "{}",
+        describe_output("rvisor do (child killed)", &out)
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        describe_output("rvisor do (child killed)", &out)
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -235,7 +290,9 @@ fn strace_logs_decoded_syscalls() {
     let err = stderr_str(&out);
     let lines: Vec<&str> = err.lines().collect();
     assert!(
-        lines.iter().any(|l| l.contains("execve(") || l.contains("brk(")),
+        lines
+            .iter()
+            .any(|l| l.contains("execve(") || l.contains("brk(")),
         "no decoded execve(/brk( line in --strace output:\n{}",
         tail(&out.stderr, 6000)
     );
@@ -257,14 +314,20 @@ fn log_lines(dir: &Path) -> Vec<String> {
     let mut lines = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             match e.file_type() {
                 Ok(t) if t.is_dir() => stack.push(p),
                 Ok(t) if t.is_file() => {
                     if let Ok(bytes) = std::fs::read(&p) {
-                        lines.extend(String::from_utf8_lossy(&bytes).lines().map(|l| l.to_string()));
+                        lines.extend(
+                            String::from_utf8_lossy(&bytes)
+                                .lines()
+                                .map(|l| l.to_string()),
+                        );
                     }
                 }
                 _ => {}
@@ -301,7 +364,10 @@ fn unimplemented_syscalls_enosys_and_logged_once() {
     );
 
     let lines = log_lines(logs.path());
-    let naming: Vec<&String> = lines.iter().filter(|l| l.contains("io_uring_setup")).collect();
+    let naming: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("io_uring_setup"))
+        .collect();
     assert!(
         !naming.is_empty(),
         "the debug log in {} has no line naming io_uring_setup ({} lines in total)",
@@ -314,15 +380,26 @@ fn unimplemented_syscalls_enosys_and_logged_once() {
         .iter()
         .filter(|l| {
             let l = l.to_lowercase();
-            l.contains("unimplemented") || l.contains("not implemented") || l.contains("unsupported") || l.contains("enosys")
+            l.contains("unimplemented")
+                || l.contains("not implemented")
+                || l.contains("unsupported")
+                || l.contains("enosys")
         })
         .collect();
-    let count = if flagged.is_empty() { naming.len() } else { flagged.len() };
+    let count = if flagged.is_empty() {
+        naming.len()
+    } else {
+        flagged.len()
+    };
     assert_eq!(
         count,
         1,
         "io_uring_setup was called twice but must be reported once; log lines:\n{}",
-        naming.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
+        naming
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     assert!(
         lines.iter().any(|l| l.contains("add_key")),
@@ -353,11 +430,18 @@ fn syscalls_table_lists_support_levels() {
             Some(rest.join(" "))
         })
     };
-    let read = level("read").unwrap_or_else(|| panic!("no `read` row in `rvisor syscalls`:\n{text}"));
-    let io_uring =
-        level("io_uring_setup").unwrap_or_else(|| panic!("no `io_uring_setup` row in `rvisor syscalls`:\n{text}"));
-    assert!(!read.is_empty(), "the `read` row has no support level:\n{text}");
-    assert!(!io_uring.is_empty(), "the `io_uring_setup` row has no support level:\n{text}");
+    let read =
+        level("read").unwrap_or_else(|| panic!("no `read` row in `rvisor syscalls`:\n{text}"));
+    let io_uring = level("io_uring_setup")
+        .unwrap_or_else(|| panic!("no `io_uring_setup` row in `rvisor syscalls`:\n{text}"));
+    assert!(
+        !read.is_empty(),
+        "the `read` row has no support level:\n{text}"
+    );
+    assert!(
+        !io_uring.is_empty(),
+        "the `io_uring_setup` row has no support level:\n{text}"
+    );
     assert_ne!(
         read, io_uring,
         "`read` (implemented) and `io_uring_setup` (not implemented) show the same support level"

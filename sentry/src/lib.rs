@@ -90,8 +90,10 @@ pub fn boot(cfg: BootConfig, strace: Option<StraceSink>) -> Result<i32, BootErro
     let stub_image = platform::stub_image::StubImage::create().map_err(BootError::StubImage)?;
     // SAFETY: the CLI handed us this fd for our exclusive use.
     let sock = unsafe { OwnedFd::from_raw_fd(cfg.gofer_fd) };
-    let client = gofer::client::GoferClient::connect(sock).map_err(|e| BootError::Gofer(e.to_string()))?;
-    let lower = fsimpl::gofer::GoferInode::root(Arc::new(client)).map_err(|e| BootError::Gofer(e.to_string()))?;
+    let client =
+        gofer::client::GoferClient::connect(sock).map_err(|e| BootError::Gofer(e.to_string()))?;
+    let lower = fsimpl::gofer::GoferInode::root(Arc::new(client))
+        .map_err(|e| BootError::Gofer(e.to_string()))?;
     let root = OverlayFs::over(lower).map_err(|e| BootError::Gofer(e.to_string()))?;
     let vfs = Vfs::new(root);
     vfs.mount(b"/proc", fsimpl::proc::new_procfs());
@@ -108,15 +110,36 @@ pub fn boot(cfg: BootConfig, strace: Option<StraceSink>) -> Result<i32, BootErro
     }
     let stdio = take_stdio();
     confine()?;
-    let k = Kernel::install(vfs, stub_image, KernelConfig { hostname: cfg.hostname.clone(), strace }, cpuinfo);
+    let k = Kernel::install(
+        vfs,
+        stub_image,
+        KernelConfig {
+            hostname: cfg.hostname.clone(),
+            strace,
+        },
+        cpuinfo,
+    );
 
     let root_loc = k.vfs.root();
     let cwd = k
         .vfs
         .resolve(&root_loc, &root_loc, cfg.cwd.as_bytes(), true)
-        .and_then(|l| if l.inode().file_type() == FileType::Directory { Ok(l) } else { Err(Errno::ENOTDIR) })
-        .map_err(|errno| BootError::Cwd { cwd: cfg.cwd.clone(), errno })?;
-    let fs = FsContext { root: root_loc.clone(), cwd: cwd.clone(), umask: cfg.umask & 0o777 };
+        .and_then(|l| {
+            if l.inode().file_type() == FileType::Directory {
+                Ok(l)
+            } else {
+                Err(Errno::ENOTDIR)
+            }
+        })
+        .map_err(|errno| BootError::Cwd {
+            cwd: cfg.cwd.clone(),
+            errno,
+        })?;
+    let fs = FsContext {
+        root: root_loc.clone(),
+        cwd: cwd.clone(),
+        umask: cfg.umask & 0o777,
+    };
     let creds = Credentials {
         ruid: cfg.uid,
         euid: cfg.uid,
@@ -126,14 +149,20 @@ pub fn boot(cfg: BootConfig, strace: Option<StraceSink>) -> Result<i32, BootErro
         sgid: cfg.gid,
         groups: cfg.additional_gids.clone(),
     };
-    let mut rlimits = [libc::rlimit64 { rlim_cur: 0, rlim_max: 0 }; RLIM_NLIMITS];
+    let mut rlimits = [libc::rlimit64 {
+        rlim_cur: 0,
+        rlim_max: 0,
+    }; RLIM_NLIMITS];
     for (i, r) in rlimits.iter_mut().enumerate() {
         // SAFETY: getrlimit64 fills a struct we own.
         unsafe { libc::getrlimit64(i as _, r) };
     }
     for (res, soft, hard) in &cfg.rlimits {
         if let Some(r) = rlimits.get_mut(*res as usize) {
-            *r = libc::rlimit64 { rlim_cur: *soft, rlim_max: *hard };
+            *r = libc::rlimit64 {
+                rlim_cur: *soft,
+                rlim_max: *hard,
+            };
         }
     }
     let mut fds = FdTable::default();
@@ -154,10 +183,16 @@ pub fn boot(cfg: BootConfig, strace: Option<StraceSink>) -> Result<i32, BootErro
     let argv: Vec<Vec<u8>> = cfg.argv.iter().map(|s| s.as_bytes().to_vec()).collect();
     let envp: Vec<Vec<u8>> = cfg.env.iter().map(|s| s.as_bytes().to_vec()).collect();
     let path = resolve_command(k, &fs, &argv[0], &cfg.env);
-    kernel::task::start_init_process(fs, creds, rlimits, fds, path, argv, envp).map_err(BootError::Task)?;
+    kernel::task::start_init_process(fs, creds, rlimits, fds, path, argv, envp)
+        .map_err(BootError::Task)?;
     let status = kernel::task::wait_for_init();
     // Like a pid namespace whose init died: everything else is killed.
-    let others: Vec<_> = kernel::lock(&k.tree).procs.values().filter(|e| e.zombie.is_none()).map(|e| e.proc.clone()).collect();
+    let others: Vec<_> = kernel::lock(&k.tree)
+        .procs
+        .values()
+        .filter(|e| e.zombie.is_none())
+        .map(|e| e.proc.clone())
+        .collect();
     for p in others {
         k.kill_process(&p, libc::SIGKILL);
     }
@@ -182,7 +217,10 @@ fn resolve_command(k: &Kernel, fs: &FsContext, cmd: &[u8], env: &[String]) -> Ve
     if cmd.contains(&b'/') {
         return cmd.to_vec();
     }
-    let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
     for dir in path.split(':').filter(|d| !d.is_empty()) {
         let mut cand = dir.as_bytes().to_vec();
         cand.push(b'/');
@@ -203,14 +241,37 @@ fn resolve_command(k: &Kernel, fs: &FsContext, cmd: &[u8], env: &[String]) -> Ve
 fn confine() -> Result<(), BootError> {
     use nix::mount::{mount, umount2, MntFlags, MsFlags};
     let err = |what: &'static str| move |errno: Errno| BootError::Confine { what, errno };
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).map_err(err("make / private"))?;
-    mount(Some("rvisor-sentry"), "/tmp", Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some("size=64k,mode=0555"))
-        .map_err(err("mount empty tmpfs"))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(err("make / private"))?;
+    mount(
+        Some("rvisor-sentry"),
+        "/tmp",
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("size=64k,mode=0555"),
+    )
+    .map_err(err("mount empty tmpfs"))?;
     nix::unistd::chdir("/tmp").map_err(err("chdir"))?;
     nix::unistd::pivot_root(".", ".").map_err(err("pivot_root"))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(err("detach old root"))?;
     nix::unistd::chdir("/").map_err(err("chdir /"))?;
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None::<&str>)
-        .map_err(err("remount read-only"))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV
+            | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(err("remount read-only"))?;
     Ok(())
 }

@@ -94,11 +94,19 @@ pub fn debian_rootfs() -> PathBuf {
 
 /// Path of a host binary, or None if it is not installed.
 pub fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/sbin:/usr/bin:/sbin:/bin"));
+    let path =
+        std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/sbin:/usr/bin:/sbin:/bin"));
     for dir in std::env::split_paths(&path).chain(
-        ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
-            .iter()
-            .map(PathBuf::from),
+        [
+            "/usr/local/sbin",
+            "/usr/local/bin",
+            "/usr/sbin",
+            "/usr/bin",
+            "/sbin",
+            "/bin",
+        ]
+        .iter()
+        .map(PathBuf::from),
     ) {
         let p = dir.join(name);
         if let Ok(md) = fs::metadata(&p) {
@@ -323,8 +331,12 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
             kill_group(pgid);
             let _ = child.kill();
             let _ = child.wait();
-            let out = out_rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
-            let err = err_rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
+            let out = out_rx
+                .recv_timeout(Duration::from_secs(5))
+                .unwrap_or_default();
+            let err = err_rx
+                .recv_timeout(Duration::from_secs(5))
+                .unwrap_or_default();
             panic!(
                 "TIMEOUT: killed after {:?}: {desc}\n--- stdout so far ---\n{}\n--- stderr so far ---\n{}",
                 timeout,
@@ -343,21 +355,35 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
         Err(_) => {
             kill_group(pgid);
             killed_strays = true;
-            out_rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default()
+            out_rx
+                .recv_timeout(Duration::from_secs(5))
+                .unwrap_or_default()
         }
     };
-    let stderr = match err_rx.recv_timeout(if killed_strays { Duration::from_secs(5) } else { grace }) {
+    let stderr = match err_rx.recv_timeout(if killed_strays {
+        Duration::from_secs(5)
+    } else {
+        grace
+    }) {
         Ok(v) => v,
         Err(_) => {
             kill_group(pgid);
             killed_strays = true;
-            err_rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default()
+            err_rx
+                .recv_timeout(Duration::from_secs(5))
+                .unwrap_or_default()
         }
     };
     if killed_strays {
-        eprintln!("warning: {desc} exited but left processes holding its stdout/stderr open; killed them");
+        eprintln!(
+            "warning: {desc} exited but left processes holding its stdout/stderr open; killed them"
+        );
     }
-    Output { status, stdout, stderr }
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
 }
 
 /// Run a host command natively (same helper semantics as the sandboxed runs).
@@ -540,7 +566,11 @@ pub fn tail(bytes: &[u8], max: usize) -> String {
     if bytes.len() <= max {
         String::from_utf8_lossy(bytes).into_owned()
     } else {
-        format!("[... {} bytes elided ...]\n{}", bytes.len() - max, String::from_utf8_lossy(&bytes[bytes.len() - max..]))
+        format!(
+            "[... {} bytes elided ...]\n{}",
+            bytes.len() - max,
+            String::from_utf8_lossy(&bytes[bytes.len() - max..])
+        )
     }
 }
 
@@ -568,15 +598,31 @@ pub fn line_diff(expected: &str, actual: &str) -> String {
         // Too big for the quadratic table: report the first difference.
         let i = a.iter().zip(b.iter()).take_while(|(x, y)| x == y).count();
         let _ = writeln!(out, "first difference at line {}:", i + 1);
-        let _ = writeln!(out, "-{}", a.get(i).map(|s| s.trim_end_matches('\n')).unwrap_or("<end of output>"));
-        let _ = writeln!(out, "+{}", b.get(i).map(|s| s.trim_end_matches('\n')).unwrap_or("<end of output>"));
+        let _ = writeln!(
+            out,
+            "-{}",
+            a.get(i)
+                .map(|s| s.trim_end_matches('\n'))
+                .unwrap_or("<end of output>")
+        );
+        let _ = writeln!(
+            out,
+            "+{}",
+            b.get(i)
+                .map(|s| s.trim_end_matches('\n'))
+                .unwrap_or("<end of output>")
+        );
         return out;
     }
     let (n, m) = (a.len(), b.len());
     let mut lcs = vec![vec![0u32; m + 1]; n + 1];
     for i in (0..n).rev() {
         for j in (0..m).rev() {
-            lcs[i][j] = if a[i] == b[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
         }
     }
     // Build the edit script.
@@ -596,7 +642,12 @@ pub fn line_diff(expected: &str, actual: &str) -> String {
         }
     }
     // Print changes with 2 lines of context.
-    let changed: Vec<usize> = ops.iter().enumerate().filter(|(_, o)| o.0 != ' ').map(|(k, _)| k).collect();
+    let changed: Vec<usize> = ops
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.0 != ' ')
+        .map(|(k, _)| k)
+        .collect();
     let mut last_printed: Option<usize> = None;
     for (k, &(op, line)) in ops.iter().enumerate() {
         let near = changed.iter().any(|&c| c + 2 >= k && k + 2 >= c);
@@ -610,15 +661,26 @@ pub fn line_diff(expected: &str, actual: &str) -> String {
         } else if k > 0 {
             out.push_str("  ...\n");
         }
-        let line = line.strip_suffix('\n').map(|l| l.to_string()).unwrap_or_else(|| format!("{line}  <no newline>"));
+        let line = line
+            .strip_suffix('\n')
+            .map(|l| l.to_string())
+            .unwrap_or_else(|| format!("{line}  <no newline>"));
         let _ = writeln!(out, "{op} {line}");
         last_printed = Some(k);
     }
     const MAX_DIFF_LINES: usize = 150;
     let total = out.lines().count();
     if total > MAX_DIFF_LINES {
-        let mut cut: String = out.lines().take(MAX_DIFF_LINES).map(|l| format!("{l}\n")).collect();
-        let _ = writeln!(cut, "  [... {} more diff lines ...]", total - MAX_DIFF_LINES);
+        let mut cut: String = out
+            .lines()
+            .take(MAX_DIFF_LINES)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let _ = writeln!(
+            cut,
+            "  [... {} more diff lines ...]",
+            total - MAX_DIFF_LINES
+        );
         return cut;
     }
     out

@@ -42,7 +42,10 @@ pub struct DevNode {
 
 impl DevNode {
     pub fn new(kind: DevKind) -> Arc<DevNode> {
-        Arc::new(DevNode { kind, ino: next_ino() })
+        Arc::new(DevNode {
+            kind,
+            ino: next_ino(),
+        })
     }
 
     fn dev_stat(&self) -> FileStat {
@@ -66,7 +69,10 @@ impl Inode for DevNode {
         if self.kind == DevKind::Tty {
             return Err(Errno::ENXIO);
         }
-        Ok(Arc::new(DevFile { kind: self.kind, stat: self.dev_stat() }))
+        Ok(Arc::new(DevFile {
+            kind: self.kind,
+            stat: self.dev_stat(),
+        }))
     }
     fn set_attr(&self, _attr: &crate::vfs::SetAttr) -> VfsResult<()> {
         Ok(())

@@ -20,7 +20,12 @@ pub struct GoferInode {
 impl GoferInode {
     pub fn root(client: Arc<GoferClient>) -> VfsResult<Arc<GoferInode>> {
         let stat = client.root_stat()?;
-        Ok(Arc::new(GoferInode { client, handle: gofer::protocol::ROOT_HANDLE, stat, link: Mutex::new(None) }))
+        Ok(Arc::new(GoferInode {
+            client,
+            handle: gofer::protocol::ROOT_HANDLE,
+            stat,
+            link: Mutex::new(None),
+        }))
     }
 }
 
@@ -47,14 +52,23 @@ impl Inode for GoferInode {
 
     fn lookup(&self, name: &[u8]) -> VfsResult<Arc<dyn Inode>> {
         let (handle, stat) = self.client.walk(self.handle, name)?;
-        Ok(Arc::new(GoferInode { client: self.client.clone(), handle, stat, link: Mutex::new(None) }))
+        Ok(Arc::new(GoferInode {
+            client: self.client.clone(),
+            handle,
+            stat,
+            link: Mutex::new(None),
+        }))
     }
 
     fn readdir(&self) -> VfsResult<Vec<DirEntry>> {
         let ents = self.client.getdents(self.handle)?;
         Ok(ents
             .into_iter()
-            .map(|e| DirEntry { name: e.name, ino: e.ino, ftype: FileType::from_dtype(e.d_type) })
+            .map(|e| DirEntry {
+                name: e.name,
+                ino: e.ino,
+                ftype: FileType::from_dtype(e.d_type),
+            })
             .collect())
     }
 

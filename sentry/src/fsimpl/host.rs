@@ -35,7 +35,12 @@ impl HostFile {
                 !tty && nix::unistd::lseek(fd.as_raw_fd(), 0, nix::unistd::Whence::SeekCur).is_ok()
             }
         };
-        HostFile { fd, kind, tty, seekable }
+        HostFile {
+            fd,
+            kind,
+            tty,
+            seekable,
+        }
     }
 
     fn retry<T>(mut f: impl FnMut() -> Result<T, Errno>) -> Result<T, Errno> {

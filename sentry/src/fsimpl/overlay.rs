@@ -16,7 +16,9 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use nix::errno::Errno;
 
 use super::simple::DirFile;
-use crate::vfs::{now, CreateCtx, DirEntry, FileOps, FileStat, FileType, Inode, SetAttr, VfsResult};
+use crate::vfs::{
+    now, CreateCtx, DirEntry, FileOps, FileStat, FileType, Inode, SetAttr, VfsResult,
+};
 
 pub struct OverlayFs {
     dev: u64,
@@ -27,7 +29,10 @@ static NEXT_DEV: AtomicU64 = AtomicU64::new(0x100);
 
 impl OverlayFs {
     fn new() -> Arc<OverlayFs> {
-        Arc::new(OverlayFs { dev: NEXT_DEV.fetch_add(1, Ordering::Relaxed), next_ino: AtomicU64::new(1 << 32) })
+        Arc::new(OverlayFs {
+            dev: NEXT_DEV.fetch_add(1, Ordering::Relaxed),
+            next_ino: AtomicU64::new(1 << 32),
+        })
     }
 
     /// The rootfs: `lower` seen through a writable in-memory upper layer.
@@ -39,8 +44,23 @@ impl OverlayFs {
     pub fn tmpfs(mode: u32) -> Arc<OvNode> {
         let fs = OverlayFs::new();
         let ino = fs.next_ino.fetch_add(1, Ordering::Relaxed);
-        let meta = new_meta(&fs, ino, libc::S_IFDIR | (mode & 0o7777), CreateCtx { uid: 0, gid: 0 });
-        OvNode::new(fs, FileType::Directory, None, ino, OvState { meta: Some(meta), opaque: true, ..Default::default() })
+        let meta = new_meta(
+            &fs,
+            ino,
+            libc::S_IFDIR | (mode & 0o7777),
+            CreateCtx { uid: 0, gid: 0 },
+        );
+        OvNode::new(
+            fs,
+            FileType::Directory,
+            None,
+            ino,
+            OvState {
+                meta: Some(meta),
+                opaque: true,
+                ..Default::default()
+            },
+        )
     }
 }
 
@@ -79,7 +99,11 @@ fn new_meta(fs: &OverlayFs, ino: u64, mode: u32, ctx: CreateCtx) -> FileStat {
         dev: fs.dev,
         ino,
         mode,
-        nlink: if mode & libc::S_IFMT == libc::S_IFDIR { 2 } else { 1 },
+        nlink: if mode & libc::S_IFMT == libc::S_IFDIR {
+            2
+        } else {
+            1
+        },
         uid: ctx.uid,
         gid: ctx.gid,
         rdev: 0,
@@ -96,18 +120,41 @@ fn new_meta(fs: &OverlayFs, ino: u64, mode: u32, ctx: CreateCtx) -> FileStat {
 }
 
 impl OvNode {
-    fn new(fs: Arc<OverlayFs>, ftype: FileType, lower: Option<Arc<dyn Inode>>, ino: u64, state: OvState) -> Arc<OvNode> {
-        Arc::new_cyclic(|me| OvNode { fs, ftype, ino, lower, me: me.clone(), state: Mutex::new(state) })
+    fn new(
+        fs: Arc<OverlayFs>,
+        ftype: FileType,
+        lower: Option<Arc<dyn Inode>>,
+        ino: u64,
+        state: OvState,
+    ) -> Arc<OvNode> {
+        Arc::new_cyclic(|me| OvNode {
+            fs,
+            ftype,
+            ino,
+            lower,
+            me: me.clone(),
+            state: Mutex::new(state),
+        })
     }
 
     fn wrap_lower(fs: &Arc<OverlayFs>, lower: Arc<dyn Inode>) -> VfsResult<Arc<OvNode>> {
         let ino = lower.stat()?.ino;
-        Ok(OvNode::new(fs.clone(), lower.file_type(), Some(lower), ino, OvState::default()))
+        Ok(OvNode::new(
+            fs.clone(),
+            lower.file_type(),
+            Some(lower),
+            ino,
+            OvState::default(),
+        ))
     }
 
     fn new_upper(&self, mode: u32, ctx: CreateCtx) -> OvState {
         let _ = self;
-        OvState { meta: None, ..Default::default() }.with_meta(mode, ctx)
+        OvState {
+            meta: None,
+            ..Default::default()
+        }
+        .with_meta(mode, ctx)
     }
 
     fn lock(&self) -> VfsResult<MutexGuard<'_, OvState>> {
@@ -160,7 +207,9 @@ impl OvNode {
             m.dev = self.fs.dev;
         }
         let node = OvNode::new(self.fs.clone(), ftype, None, ino, state);
-        self.lock()?.children.insert(name.to_vec(), Child::Node(node.clone()));
+        self.lock()?
+            .children
+            .insert(name.to_vec(), Child::Node(node.clone()));
         self.touch()?;
         Ok(node)
     }
@@ -243,7 +292,11 @@ impl OvNode {
     }
 
     fn downcast(inode: &Arc<dyn Inode>) -> VfsResult<Arc<OvNode>> {
-        inode.as_any().downcast_ref::<OvNode>().ok_or(Errno::EXDEV)?.arc()
+        inode
+            .as_any()
+            .downcast_ref::<OvNode>()
+            .ok_or(Errno::EXDEV)?
+            .arc()
     }
 }
 
@@ -252,7 +305,11 @@ impl OvState {
         let (s, ns) = now();
         self.meta = Some(FileStat {
             mode,
-            nlink: if mode & libc::S_IFMT == libc::S_IFDIR { 2 } else { 1 },
+            nlink: if mode & libc::S_IFMT == libc::S_IFDIR {
+                2
+            } else {
+                1
+            },
             uid: ctx.uid,
             gid: ctx.gid,
             blksize: 4096,
@@ -319,7 +376,11 @@ impl Inode for OvNode {
         for e in lower_entries {
             match st.children.get(&e.name) {
                 Some(Child::Whiteout) => {}
-                Some(Child::Node(n)) => out.push(DirEntry { name: e.name.clone(), ino: n.ino, ftype: n.ftype }),
+                Some(Child::Node(n)) => out.push(DirEntry {
+                    name: e.name.clone(),
+                    ino: n.ino,
+                    ftype: n.ftype,
+                }),
                 None => out.push(e.clone()),
             }
             seen.insert(e.name);
@@ -328,9 +389,11 @@ impl Inode for OvNode {
             .children
             .iter()
             .filter_map(|(name, c)| match c {
-                Child::Node(n) if !seen.contains(name) => {
-                    Some(DirEntry { name: name.clone(), ino: n.ino, ftype: n.ftype })
-                }
+                Child::Node(n) if !seen.contains(name) => Some(DirEntry {
+                    name: name.clone(),
+                    ino: n.ino,
+                    ftype: n.ftype,
+                }),
                 _ => None,
             })
             .collect();
@@ -427,7 +490,9 @@ impl Inode for OvNode {
                 m.ctime_nsec = ns;
             }
         }
-        self.lock()?.children.insert(name.to_vec(), Child::Node(target));
+        self.lock()?
+            .children
+            .insert(name.to_vec(), Child::Node(target));
         self.touch()
     }
 
@@ -465,7 +530,10 @@ impl Inode for OvNode {
                 if Arc::ptr_eq(&target, &node) {
                     return Ok(());
                 }
-                match (node.ftype == FileType::Directory, target.ftype == FileType::Directory) {
+                match (
+                    node.ftype == FileType::Directory,
+                    target.ftype == FileType::Directory,
+                ) {
                     (true, false) => return Err(Errno::ENOTDIR),
                     (false, true) => return Err(Errno::EISDIR),
                     (true, true) if !target.readdir()?.is_empty() => return Err(Errno::ENOTEMPTY),
@@ -481,7 +549,10 @@ impl Inode for OvNode {
             }
         }
         self.unlink_name(old)?;
-        new_dir.lock()?.children.insert(new.to_vec(), Child::Node(node));
+        new_dir
+            .lock()?
+            .children
+            .insert(new.to_vec(), Child::Node(node));
         new_dir.touch()
     }
 
@@ -489,7 +560,11 @@ impl Inode for OvNode {
         let mut st = self.lock()?;
         if attr.size.is_some() {
             if self.ftype != FileType::Regular {
-                return Err(if self.ftype == FileType::Directory { Errno::EISDIR } else { Errno::EINVAL });
+                return Err(if self.ftype == FileType::Directory {
+                    Errno::EISDIR
+                } else {
+                    Errno::EINVAL
+                });
             }
             self.copy_up_data(&mut st)?;
         } else {
@@ -532,7 +607,10 @@ pub struct MemFile {
 }
 
 impl MemFile {
-    fn with_data<T>(&self, f: impl FnOnce(&mut Vec<u8>, &mut Option<FileStat>) -> T) -> VfsResult<T> {
+    fn with_data<T>(
+        &self,
+        f: impl FnOnce(&mut Vec<u8>, &mut Option<FileStat>) -> T,
+    ) -> VfsResult<T> {
         let mut st = self.node.lock()?;
         let OvState { data, meta, .. } = &mut *st;
         let d = data.as_mut().ok_or(Errno::EIO)?;
@@ -592,6 +670,9 @@ impl FileOps for MemFile {
     }
 
     fn truncate(&self, size: u64) -> VfsResult<()> {
-        self.node.set_attr(&SetAttr { size: Some(size), ..Default::default() })
+        self.node.set_attr(&SetAttr {
+            size: Some(size),
+            ..Default::default()
+        })
     }
 }

@@ -25,7 +25,11 @@ impl FnDir {
         lookup: impl Fn(&[u8]) -> VfsResult<Arc<dyn Inode>> + Send + Sync + 'static,
         list: impl Fn() -> Vec<(Vec<u8>, FileType)> + Send + Sync + 'static,
     ) -> FnDir {
-        FnDir { ino: next_ino(), lookup: Box::new(lookup), list: Box::new(list) }
+        FnDir {
+            ino: next_ino(),
+            lookup: Box::new(lookup),
+            list: Box::new(list),
+        }
     }
 }
 
@@ -43,7 +47,14 @@ impl Inode for FnDir {
         (self.lookup)(name)
     }
     fn readdir(&self) -> VfsResult<Vec<DirEntry>> {
-        Ok((self.list)().into_iter().map(|(name, ftype)| DirEntry { name, ino: next_ino(), ftype }).collect())
+        Ok((self.list)()
+            .into_iter()
+            .map(|(name, ftype)| DirEntry {
+                name,
+                ino: next_ino(),
+                ftype,
+            })
+            .collect())
     }
     fn open(&self, _flags: i32) -> VfsResult<Arc<dyn FileOps>> {
         Ok(Arc::new(DirFile { stat: self.stat()? }))
@@ -63,7 +74,9 @@ fn current_pid() -> i32 {
 
 fn meminfo() -> String {
     let si = nix::sys::sysinfo::sysinfo();
-    let (total, free) = si.map(|s| (s.ram_total() / 1024, s.ram_unused() / 1024)).unwrap_or((0, 0));
+    let (total, free) = si
+        .map(|s| (s.ram_total() / 1024, s.ram_unused() / 1024))
+        .unwrap_or((0, 0));
     format!(
         "MemTotal:       {total:>8} kB\nMemFree:        {free:>8} kB\nMemAvailable:   {free:>8} kB\nBuffers:               0 kB\nCached:                0 kB\nSwapCached:            0 kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\n"
     )
@@ -120,7 +133,11 @@ fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
         GeneratedFile::new(move || {
             let proc = p.upgrade().ok_or(Errno::ESRCH)?;
             let name = String::from_utf8_lossy(&lock(&proc.exe).comm).into_owned();
-            let ppid = lock(&kernel().tree).procs.get(&proc.pid).map(|e| e.ppid).unwrap_or(0);
+            let ppid = lock(&kernel().tree)
+                .procs
+                .get(&proc.pid)
+                .map(|e| e.ppid)
+                .unwrap_or(0);
             let c = lock(&proc.creds).clone();
             Ok(format!(
                 "Name:\t{name}\nState:\tR (running)\nTgid:\t{pid}\nPid:\t{pid}\nPPid:\t{ppid}\nUid:\t{r}\t{e}\t{s}\t{e}\nGid:\t{rg}\t{eg}\t{sg}\t{eg}\nThreads:\t1\n",
@@ -141,7 +158,10 @@ fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
         FnDir::new(
             move |name| {
                 let proc = p1.upgrade().ok_or(Errno::ENOENT)?;
-                let fd: i32 = std::str::from_utf8(name).ok().and_then(|s| s.parse().ok()).ok_or(Errno::ENOENT)?;
+                let fd: i32 = std::str::from_utf8(name)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or(Errno::ENOENT)?;
                 let file = lock(&proc.fds).get(fd).map_err(|_| Errno::ENOENT)?;
                 let link = file.proc_link();
                 Ok(Arc::new(Symlink::dynamic(move || Ok(link.clone()))) as Arc<dyn Inode>)
@@ -149,7 +169,11 @@ fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
             move || {
                 p2.upgrade()
                     .map(|proc| {
-                        lock(&proc.fds).fds().into_iter().map(|fd| (fd.to_string().into_bytes(), FileType::Symlink)).collect()
+                        lock(&proc.fds)
+                            .fds()
+                            .into_iter()
+                            .map(|fd| (fd.to_string().into_bytes(), FileType::Symlink))
+                            .collect()
                     })
                     .unwrap_or_default()
             },
@@ -175,7 +199,10 @@ pub fn new_procfs() -> Arc<dyn Inode> {
             "kernel",
             Arc::new(
                 StaticDir::new(0o555)
-                    .with("hostname", text(|| format!("{}\n", lock(&kernel().hostname))))
+                    .with(
+                        "hostname",
+                        text(|| format!("{}\n", lock(&kernel().hostname))),
+                    )
                     .with("osrelease", text(|| format!("{}\n", kernel().release)))
                     .with("ostype", text(|| "Linux\n".into()))
                     .with("pid_max", text(|| "4194304\n".into()))
@@ -184,35 +211,70 @@ pub fn new_procfs() -> Arc<dyn Inode> {
         ),
     );
     let fixed: Vec<(&'static str, Arc<dyn Inode>)> = vec![
-        ("self", Arc::new(Symlink::dynamic(|| Ok(current_pid().to_string().into_bytes())))),
-        ("thread-self", Arc::new(Symlink::dynamic(|| Ok(current_pid().to_string().into_bytes())))),
+        (
+            "self",
+            Arc::new(Symlink::dynamic(|| {
+                Ok(current_pid().to_string().into_bytes())
+            })),
+        ),
+        (
+            "thread-self",
+            Arc::new(Symlink::dynamic(|| {
+                Ok(current_pid().to_string().into_bytes())
+            })),
+        ),
         ("meminfo", text(meminfo)),
         ("cpuinfo", text(|| kernel().cpuinfo.clone())),
-        ("uptime", text(|| {
-            let up = kernel().boot.elapsed().as_secs_f64();
-            format!("{up:.2} {up:.2}\n")
-        })),
-        ("version", text(|| format!("Linux version {} (rvisor)\n", kernel().release))),
+        (
+            "uptime",
+            text(|| {
+                let up = kernel().boot.elapsed().as_secs_f64();
+                format!("{up:.2} {up:.2}\n")
+            }),
+        ),
+        (
+            "version",
+            text(|| format!("Linux version {} (rvisor)\n", kernel().release)),
+        ),
         ("loadavg", text(|| "0.00 0.00 0.00 1/1 1\n".into())),
         ("mounts", text(mounts)),
-        ("filesystems", text(|| "nodev\tproc\nnodev\ttmpfs\nnodev\tsysfs\n".into())),
+        (
+            "filesystems",
+            text(|| "nodev\tproc\nnodev\ttmpfs\nnodev\tsysfs\n".into()),
+        ),
         ("sys", sys),
     ];
-    let names: Vec<(Vec<u8>, FileType)> = fixed.iter().map(|(n, i)| (n.as_bytes().to_vec(), i.file_type())).collect();
-    let table: std::collections::HashMap<Vec<u8>, Arc<dyn Inode>> =
-        fixed.into_iter().map(|(n, i)| (n.as_bytes().to_vec(), i)).collect();
+    let names: Vec<(Vec<u8>, FileType)> = fixed
+        .iter()
+        .map(|(n, i)| (n.as_bytes().to_vec(), i.file_type()))
+        .collect();
+    let table: std::collections::HashMap<Vec<u8>, Arc<dyn Inode>> = fixed
+        .into_iter()
+        .map(|(n, i)| (n.as_bytes().to_vec(), i))
+        .collect();
     Arc::new(FnDir::new(
         move |name| {
             if let Some(i) = table.get(name) {
                 return Ok(i.clone());
             }
-            let pid: i32 = std::str::from_utf8(name).ok().and_then(|s| s.parse().ok()).ok_or(Errno::ENOENT)?;
+            let pid: i32 = std::str::from_utf8(name)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or(Errno::ENOENT)?;
             pid_dir(pid)
         },
         move || {
             let mut v = names.clone();
-            let pids: Vec<i32> = lock(&kernel().tree).procs.iter().filter(|(_, e)| e.zombie.is_none()).map(|(p, _)| *p).collect();
-            v.extend(pids.into_iter().map(|p| (p.to_string().into_bytes(), FileType::Directory)));
+            let pids: Vec<i32> = lock(&kernel().tree)
+                .procs
+                .iter()
+                .filter(|(_, e)| e.zombie.is_none())
+                .map(|(p, _)| *p)
+                .collect();
+            v.extend(
+                pids.into_iter()
+                    .map(|p| (p.to_string().into_bytes(), FileType::Directory)),
+            );
             v
         },
     ))

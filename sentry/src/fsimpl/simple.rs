@@ -24,7 +24,11 @@ pub fn synthetic_stat(ino: u64, mode: u32, size: i64) -> FileStat {
         dev: SYNTHETIC_DEV,
         ino,
         mode,
-        nlink: if mode & libc::S_IFMT == libc::S_IFDIR { 2 } else { 1 },
+        nlink: if mode & libc::S_IFMT == libc::S_IFDIR {
+            2
+        } else {
+            1
+        },
         uid: 0,
         gid: 0,
         rdev: 0,
@@ -68,7 +72,11 @@ pub struct StaticDir {
 
 impl StaticDir {
     pub fn new(mode: u32) -> StaticDir {
-        StaticDir { ino: next_ino(), mode: libc::S_IFDIR | (mode & 0o7777), entries: BTreeMap::new() }
+        StaticDir {
+            ino: next_ino(),
+            mode: libc::S_IFDIR | (mode & 0o7777),
+            entries: BTreeMap::new(),
+        }
     }
 
     pub fn with(mut self, name: &str, inode: Arc<dyn Inode>) -> StaticDir {
@@ -80,7 +88,11 @@ impl StaticDir {
 impl Inode for StaticDir {
     fn stat(&self) -> VfsResult<FileStat> {
         let mut st = synthetic_stat(self.ino, self.mode, 0);
-        st.nlink = 2 + self.entries.values().filter(|i| i.file_type() == FileType::Directory).count() as u64;
+        st.nlink = 2 + self
+            .entries
+            .values()
+            .filter(|i| i.file_type() == FileType::Directory)
+            .count() as u64;
         Ok(st)
     }
     fn file_type(&self) -> FileType {
@@ -120,11 +132,17 @@ pub struct Symlink {
 impl Symlink {
     pub fn fixed(target: &str) -> Symlink {
         let t = target.as_bytes().to_vec();
-        Symlink { ino: next_ino(), target: Box::new(move || Ok(t.clone())) }
+        Symlink {
+            ino: next_ino(),
+            target: Box::new(move || Ok(t.clone())),
+        }
     }
 
     pub fn dynamic(f: impl Fn() -> VfsResult<Vec<u8>> + Send + Sync + 'static) -> Symlink {
-        Symlink { ino: next_ino(), target: Box::new(f) }
+        Symlink {
+            ino: next_ino(),
+            target: Box::new(f),
+        }
     }
 }
 
@@ -160,7 +178,11 @@ pub struct GeneratedFile {
 
 impl GeneratedFile {
     pub fn new(gen: impl Fn() -> VfsResult<Vec<u8>> + Send + Sync + 'static) -> GeneratedFile {
-        GeneratedFile { ino: next_ino(), mode: libc::S_IFREG | 0o444, gen: Box::new(gen) }
+        GeneratedFile {
+            ino: next_ino(),
+            mode: libc::S_IFREG | 0o444,
+            gen: Box::new(gen),
+        }
     }
 }
 
@@ -178,7 +200,10 @@ impl Inode for GeneratedFile {
         if flags & libc::O_ACCMODE != libc::O_RDONLY {
             return Err(Errno::EACCES);
         }
-        Ok(Arc::new(BufferFile { data: (self.gen)()?, stat: self.stat()? }))
+        Ok(Arc::new(BufferFile {
+            data: (self.gen)()?,
+            stat: self.stat()?,
+        }))
     }
     fn read_only(&self) -> bool {
         true

@@ -20,7 +20,10 @@ pub struct FdTable {
 
 impl FdTable {
     pub fn get(&self, fd: i32) -> Result<Arc<OpenFile>, Errno> {
-        self.entries.get(&fd).map(|e| e.file.clone()).ok_or(Errno::EBADF)
+        self.entries
+            .get(&fd)
+            .map(|e| e.file.clone())
+            .ok_or(Errno::EBADF)
     }
 
     pub fn entry(&self, fd: i32) -> Result<&FdEntry, Errno> {
@@ -33,7 +36,13 @@ impl FdTable {
     }
 
     /// Lowest free fd >= `min`, below `limit` (RLIMIT_NOFILE).
-    pub fn alloc(&mut self, file: Arc<OpenFile>, cloexec: bool, min: i32, limit: u64) -> Result<i32, Errno> {
+    pub fn alloc(
+        &mut self,
+        file: Arc<OpenFile>,
+        cloexec: bool,
+        min: i32,
+        limit: u64,
+    ) -> Result<i32, Errno> {
         let mut fd = min.max(0);
         for (&k, _) in self.entries.range(fd..) {
             if k != fd {
@@ -59,8 +68,16 @@ impl FdTable {
 
     /// Drops close-on-exec entries (execve).
     pub fn close_on_exec(&mut self) -> Vec<FdEntry> {
-        let doomed: Vec<i32> = self.entries.iter().filter(|(_, e)| e.cloexec).map(|(&k, _)| k).collect();
-        doomed.into_iter().filter_map(|k| self.entries.remove(&k)).collect()
+        let doomed: Vec<i32> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.cloexec)
+            .map(|(&k, _)| k)
+            .collect();
+        doomed
+            .into_iter()
+            .filter_map(|k| self.entries.remove(&k))
+            .collect()
     }
 
     pub fn fds(&self) -> Vec<i32> {

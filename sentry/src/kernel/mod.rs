@@ -120,8 +120,14 @@ impl Rusage {
     pub fn to_host(self) -> libc::rusage {
         // SAFETY: rusage is plain old data; all-zero is valid.
         let mut r: libc::rusage = unsafe { std::mem::zeroed() };
-        r.ru_utime = libc::timeval { tv_sec: self.utime_us / 1_000_000, tv_usec: self.utime_us % 1_000_000 };
-        r.ru_stime = libc::timeval { tv_sec: self.stime_us / 1_000_000, tv_usec: self.stime_us % 1_000_000 };
+        r.ru_utime = libc::timeval {
+            tv_sec: self.utime_us / 1_000_000,
+            tv_usec: self.utime_us % 1_000_000,
+        };
+        r.ru_stime = libc::timeval {
+            tv_sec: self.stime_us / 1_000_000,
+            tv_usec: self.stime_us % 1_000_000,
+        };
         r.ru_maxrss = self.maxrss_kb;
         r.ru_minflt = self.minflt;
         r.ru_majflt = self.majflt;
@@ -139,14 +145,17 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Process {
     pub fn rlimit(&self, res: u32) -> libc::rlimit64 {
-        lock(&self.rlimits).get(res as usize).copied().unwrap_or(libc::rlimit64 {
-            rlim_cur: libc::RLIM64_INFINITY,
-            rlim_max: libc::RLIM64_INFINITY,
-        })
+        lock(&self.rlimits)
+            .get(res as usize)
+            .copied()
+            .unwrap_or(libc::rlimit64 {
+                rlim_cur: libc::RLIM64_INFINITY,
+                rlim_max: libc::RLIM64_INFINITY,
+            })
     }
 
     pub fn nofile_limit(&self) -> u64 {
-        self.rlimit(libc::RLIMIT_NOFILE as u32).rlim_cur
+        self.rlimit(libc::RLIMIT_NOFILE).rlim_cur
     }
 
     pub fn signal_vfork_parent(&self) {
@@ -176,7 +185,11 @@ pub struct ProcessTree {
 impl ProcessTree {
     pub fn alloc_pid(&mut self) -> i32 {
         loop {
-            self.next_pid = if self.next_pid >= 4_194_304 || self.next_pid < 1 { 1 } else { self.next_pid + 1 };
+            self.next_pid = if self.next_pid >= 4_194_304 || self.next_pid < 1 {
+                1
+            } else {
+                self.next_pid + 1
+            };
             if !self.procs.contains_key(&self.next_pid) {
                 return self.next_pid;
             }
@@ -229,13 +242,20 @@ pub fn set_current(p: Option<Arc<Process>>) {
 /// Whether the calling thread's process must stop what it is doing (a
 /// fatal signal is pending): blocking host calls give up on EINTR then.
 pub fn interrupted() -> bool {
-    current().map(|p| p.fatal_signal.load(Ordering::Relaxed) != 0).unwrap_or(false)
+    current()
+        .map(|p| p.fatal_signal.load(Ordering::Relaxed) != 0)
+        .unwrap_or(false)
 }
 
 extern "C" fn on_interrupt(_: libc::c_int) {}
 
 impl Kernel {
-    pub fn install(vfs: Vfs, stub_image: StubImage, cfg: KernelConfig, cpuinfo: String) -> &'static Arc<Kernel> {
+    pub fn install(
+        vfs: Vfs,
+        stub_image: StubImage,
+        cfg: KernelConfig,
+        cpuinfo: String,
+    ) -> &'static Arc<Kernel> {
         let release = nix::sys::utsname::uname()
             .map(|u| u.release().to_string_lossy().into_owned())
             .unwrap_or_else(|_| "6.1.0".into());
@@ -248,7 +268,9 @@ impl Kernel {
             tree_cv: Condvar::new(),
             strace: cfg.strace.map(Mutex::new),
             logged_unimplemented: Mutex::new(HashSet::new()),
-            cpu_count: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            cpu_count: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             next_cpu: AtomicUsize::new(0),
             boot: Instant::now(),
             cpuinfo,
@@ -280,11 +302,18 @@ impl Kernel {
 
     /// A process by pid, zombies included (they can still be signalled).
     pub fn process_or_zombie(&self, pid: i32) -> Option<(Arc<Process>, bool)> {
-        lock(&self.tree).procs.get(&pid).map(|e| (e.proc.clone(), e.zombie.is_some()))
+        lock(&self.tree)
+            .procs
+            .get(&pid)
+            .map(|e| (e.proc.clone(), e.zombie.is_some()))
     }
 
     pub fn process(&self, pid: i32) -> Option<Arc<Process>> {
-        lock(&self.tree).procs.get(&pid).filter(|e| e.zombie.is_none()).map(|e| e.proc.clone())
+        lock(&self.tree)
+            .procs
+            .get(&pid)
+            .filter(|e| e.zombie.is_none())
+            .map(|e| e.proc.clone())
     }
 
     pub fn strace_line(&self, line: &str) {
@@ -322,13 +351,19 @@ impl Kernel {
                     DefaultAction::Terminate | DefaultAction::CoreDump => true,
                     DefaultAction::Ignore | DefaultAction::Continue => false,
                     DefaultAction::Stop => {
-                        tracing::warn!("job-control stop of pid {} not supported yet; ignored", target.pid);
+                        tracing::warn!(
+                            "job-control stop of pid {} not supported yet; ignored",
+                            target.pid
+                        );
                         false
                     }
                 }
             } else {
                 ss.pending |= sig_bit(sig);
-                tracing::warn!("signal {sig} to pid {} has a handler; handlers are not run yet", target.pid);
+                tracing::warn!(
+                    "signal {sig} to pid {} has a handler; handlers are not run yet",
+                    target.pid
+                );
                 false
             }
         };
@@ -340,7 +375,11 @@ impl Kernel {
     /// Makes `target` die of `sig`: stops its stub and wakes its sentry
     /// thread wherever it waits.
     pub fn kill_process(&self, target: &Arc<Process>, sig: i32) {
-        if target.fatal_signal.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+        if target
+            .fatal_signal
+            .compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
             return;
         }
         let ids = *lock(&target.host);
@@ -350,7 +389,14 @@ impl Kernel {
         }
         if ids.tracer_tid > 0 && ids.tracer_tid != nix::unistd::gettid().as_raw() {
             // SAFETY: tgkill of one of the sentry's own threads.
-            unsafe { libc::syscall(libc::SYS_tgkill, nix::unistd::getpid().as_raw(), ids.tracer_tid, INTERRUPT_SIGNAL) };
+            unsafe {
+                libc::syscall(
+                    libc::SYS_tgkill,
+                    nix::unistd::getpid().as_raw(),
+                    ids.tracer_tid,
+                    INTERRUPT_SIGNAL,
+                )
+            };
         }
         let _guard = lock(&self.tree);
         self.tree_cv.notify_all();

@@ -28,8 +28,16 @@ pub fn default_action(sig: i32) -> DefaultAction {
         libc::SIGCHLD | libc::SIGURG | libc::SIGWINCH => DefaultAction::Ignore,
         libc::SIGCONT => DefaultAction::Continue,
         libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU => DefaultAction::Stop,
-        libc::SIGQUIT | libc::SIGILL | libc::SIGTRAP | libc::SIGABRT | libc::SIGBUS | libc::SIGFPE
-        | libc::SIGSEGV | libc::SIGXCPU | libc::SIGXFSZ | libc::SIGSYS => DefaultAction::CoreDump,
+        libc::SIGQUIT
+        | libc::SIGILL
+        | libc::SIGTRAP
+        | libc::SIGABRT
+        | libc::SIGBUS
+        | libc::SIGFPE
+        | libc::SIGSEGV
+        | libc::SIGXCPU
+        | libc::SIGXFSZ
+        | libc::SIGSYS => DefaultAction::CoreDump,
         _ => DefaultAction::Terminate,
     }
 }
@@ -55,7 +63,12 @@ pub struct SignalState {
 
 impl Default for SignalState {
     fn default() -> Self {
-        SignalState { actions: [SigAction::default(); NSIG], mask: 0, pending: 0, altstack: (0, libc::SS_DISABLE, 0) }
+        SignalState {
+            actions: [SigAction::default(); NSIG],
+            mask: 0,
+            pending: 0,
+            altstack: (0, libc::SS_DISABLE, 0),
+        }
     }
 }
 

@@ -10,7 +10,9 @@ use nix::errno::Errno;
 
 use super::fd_table::FdTable;
 use super::signals::{SignalState, SIG_DFL};
-use super::{kernel, lock, set_current, Credentials, ExeInfo, FsContext, HostIds, ProcEntry, Process, Rusage};
+use super::{
+    kernel, lock, set_current, Credentials, ExeInfo, FsContext, HostIds, ProcEntry, Process, Rusage,
+};
 use crate::loader::{self, elf, AuxIds};
 use crate::mm::MemoryManager;
 use crate::platform::{Regs, StopEvent, Stub};
@@ -55,9 +57,19 @@ pub fn pod_zeroed<T: Pod>() -> T {
 /// How a task begins.
 pub enum TaskStart {
     /// The container's first process: a fresh stub and an execve.
-    Init { path: Vec<u8>, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>> },
+    Init {
+        path: Vec<u8>,
+        argv: Vec<Vec<u8>>,
+        envp: Vec<Vec<u8>>,
+    },
     /// A fork: the host child of the parent's stub, parked in `pause()`.
-    Forked { host_pid: i32, regs: Box<Regs>, mm: MemoryManager, child_tid: Option<u64>, clear_tid: u64 },
+    Forked {
+        host_pid: i32,
+        regs: Box<Regs>,
+        mm: MemoryManager,
+        child_tid: Option<u64>,
+        clear_tid: u64,
+    },
 }
 
 pub struct Task {
@@ -104,7 +116,12 @@ impl Task {
     pub fn read_obj<T: Pod>(&self, addr: u64) -> Result<T, Errno> {
         let mut v: T = pod_zeroed();
         // SAFETY: T is Pod; we fill exactly its bytes.
-        let bytes = unsafe { std::slice::from_raw_parts_mut((&mut v as *mut T).cast::<u8>(), std::mem::size_of::<T>()) };
+        let bytes = unsafe {
+            std::slice::from_raw_parts_mut(
+                (&mut v as *mut T).cast::<u8>(),
+                std::mem::size_of::<T>(),
+            )
+        };
         self.stub.read_mem(addr, bytes)?;
         Ok(v)
     }
@@ -173,7 +190,12 @@ impl Task {
 
     /// Replaces the program. On error the old image is untouched (errors
     /// before the point of no return), as Linux.
-    pub fn execve(&mut self, path: &[u8], mut argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> Result<(), Errno> {
+    pub fn execve(
+        &mut self,
+        path: &[u8],
+        mut argv: Vec<Vec<u8>>,
+        envp: Vec<Vec<u8>>,
+    ) -> Result<(), Errno> {
         let k = kernel();
         let fs = lock(&self.proc.fs).clone();
         let mut target = path.to_vec();
@@ -229,7 +251,12 @@ impl Task {
             None => None,
         };
         let creds = lock(&self.proc.creds).clone();
-        let ids = AuxIds { uid: creds.ruid, euid: creds.euid, gid: creds.rgid, egid: creds.egid };
+        let ids = AuxIds {
+            uid: creds.ruid,
+            euid: creds.euid,
+            gid: creds.rgid,
+            egid: creds.egid,
+        };
         let mut stub = Stub::spawn(&k.stub_image).map_err(|e| {
             tracing::error!("stub creation failed: {e}");
             Errno::ENOMEM
@@ -249,8 +276,19 @@ impl Task {
         drop(lock(&self.proc.fds).close_on_exec());
         lock(&self.proc.sig).reset_for_exec();
         let exe_path = exe_loc.path();
-        let comm = exe_path.rsplit(|&b| b == b'/').next().unwrap_or(b"").iter().take(15).copied().collect();
-        *lock(&self.proc.exe) = ExeInfo { path: exe_path, argv, comm };
+        let comm = exe_path
+            .rsplit(|&b| b == b'/')
+            .next()
+            .unwrap_or(b"")
+            .iter()
+            .take(15)
+            .copied()
+            .collect();
+        *lock(&self.proc.exe) = ExeInfo {
+            path: exe_path,
+            argv,
+            comm,
+        };
         self.proc.signal_vfork_parent();
         Ok(())
     }
@@ -259,7 +297,14 @@ impl Task {
 
     /// fork/vfork/clone without CLONE_VM sharing: the host forks the stub
     /// (copy-on-write), and a new sentry thread takes the child over.
-    pub fn fork(&mut self, flags: u64, child_stack: u64, ptid: u64, ctid: u64, tls: u64) -> Result<u64, Errno> {
+    pub fn fork(
+        &mut self,
+        flags: u64,
+        child_stack: u64,
+        ptid: u64,
+        ctid: u64,
+        tls: u64,
+    ) -> Result<u64, Errno> {
         let k = kernel();
         let raw = self.stub.inject_fork().map_err(|e| {
             tracing::error!("fork injection failed: {e}");
@@ -282,17 +327,31 @@ impl Task {
             creds: Mutex::new(lock(&parent.creds).clone()),
             rlimits: Mutex::new(*lock(&parent.rlimits)),
             exe: Mutex::new(lock(&parent.exe).clone()),
-            host: Mutex::new(HostIds { stub_pid: host_pid, tracer_tid: 0 }),
+            host: Mutex::new(HostIds {
+                stub_pid: host_pid,
+                tracer_tid: 0,
+            }),
             fatal_signal: Default::default(),
             vfork_done: (Mutex::new(false), Condvar::new()),
             start: Instant::now(),
             rusage_self: Default::default(),
             rusage_children: Default::default(),
         });
-        let (pgid, sid) = tree.procs.get(&parent.pid).map(|e| (e.pgid, e.sid)).unwrap_or((1, 1));
+        let (pgid, sid) = tree
+            .procs
+            .get(&parent.pid)
+            .map(|e| (e.pgid, e.sid))
+            .unwrap_or((1, 1));
         tree.procs.insert(
             pid,
-            ProcEntry { proc: child.clone(), ppid: parent.pid, pgid, sid, children: Default::default(), zombie: None },
+            ProcEntry {
+                proc: child.clone(),
+                ppid: parent.pid,
+                pgid,
+                sid,
+                children: Default::default(),
+                zombie: None,
+            },
         );
         if let Some(e) = tree.procs.get_mut(&parent.pid) {
             e.children.insert(pid);
@@ -312,7 +371,11 @@ impl Task {
             regs: Box::new(regs),
             mm: self.mm.clone(),
             child_tid: (flags & libc::CLONE_CHILD_SETTID as u64 != 0).then_some(ctid),
-            clear_tid: if flags & libc::CLONE_CHILD_CLEARTID as u64 != 0 { ctid } else { 0 },
+            clear_tid: if flags & libc::CLONE_CHILD_CLEARTID as u64 != 0 {
+                ctid
+            } else {
+                0
+            },
         };
         if let Err(e) = spawn_task(child.clone(), start) {
             tracing::error!("cannot start a sentry thread: {e}");
@@ -328,7 +391,10 @@ impl Task {
             let (m, cv) = &child.vfork_done;
             let mut done = lock(m);
             while !*done && !super::interrupted() {
-                done = cv.wait_timeout(done, std::time::Duration::from_millis(50)).map(|r| r.0).unwrap_or_else(|p| p.into_inner().0);
+                done = cv
+                    .wait_timeout(done, std::time::Duration::from_millis(50))
+                    .map(|r| r.0)
+                    .unwrap_or_else(|p| p.into_inner().0);
             }
         }
         Ok(pid as u64)
@@ -353,7 +419,11 @@ impl Task {
                     }
                     Err(_) => continue,
                 },
-                Ok(StopEvent::Signal { signo, si_code, addr }) => self.on_signal(signo, si_code, addr),
+                Ok(StopEvent::Signal {
+                    signo,
+                    si_code,
+                    addr,
+                }) => self.on_signal(signo, si_code, addr),
                 Ok(StopEvent::Gone) => {
                     let sig = self.proc.fatal_signal.load(Ordering::SeqCst);
                     self.exit = Some(if sig != 0 { sig } else { libc::SIGKILL });
@@ -372,7 +442,12 @@ impl Task {
     fn on_signal(&mut self, signo: i32, si_code: i32, addr: u64) {
         let synchronous = matches!(
             signo,
-            libc::SIGSEGV | libc::SIGBUS | libc::SIGFPE | libc::SIGILL | libc::SIGTRAP | libc::SIGSYS
+            libc::SIGSEGV
+                | libc::SIGBUS
+                | libc::SIGFPE
+                | libc::SIGILL
+                | libc::SIGTRAP
+                | libc::SIGSYS
         );
         if !synchronous || si_code <= 0 {
             return;
@@ -382,7 +457,10 @@ impl Task {
         }
         let act = lock(&self.proc.sig).action(signo);
         if act.handler != SIG_DFL {
-            tracing::warn!("pid {}: signal {signo} has a handler; running handlers is not supported yet", self.pid());
+            tracing::warn!(
+                "pid {}: signal {signo} has a handler; running handlers is not supported yet",
+                self.pid()
+            );
         }
         tracing::info!(
             "pid {}: fatal signal {signo} (code {si_code}) at rip {:#x} addr {addr:#x}",
@@ -396,7 +474,10 @@ impl Task {
 /// Starts the sentry thread of a new task.
 pub fn spawn_task(proc: Arc<Process>, start: TaskStart) -> std::io::Result<()> {
     let name = format!("task-{}", proc.pid);
-    std::thread::Builder::new().name(name).stack_size(256 * 1024).spawn(move || task_main(proc, start))?;
+    std::thread::Builder::new()
+        .name(name)
+        .stack_size(256 * 1024)
+        .spawn(move || task_main(proc, start))?;
     Ok(())
 }
 
@@ -415,7 +496,13 @@ fn task_main(proc: Arc<Process>, start: TaskStart) {
     lock(&proc.host).tracer_tid = nix::unistd::gettid().as_raw();
     let task = match start {
         TaskStart::Init { path, argv, envp } => start_init(&proc, &path, argv, envp),
-        TaskStart::Forked { host_pid, regs, mm, child_tid, clear_tid } => match Stub::attach_forked(host_pid) {
+        TaskStart::Forked {
+            host_pid,
+            regs,
+            mm,
+            child_tid,
+            clear_tid,
+        } => match Stub::attach_forked(host_pid) {
             Ok(stub) => {
                 pin_to(cpu, host_pid);
                 let t = Task {
@@ -454,7 +541,12 @@ fn task_main(proc: Arc<Process>, start: TaskStart) {
     set_current(None);
 }
 
-fn start_init(proc: &Arc<Process>, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> Result<Task, i32> {
+fn start_init(
+    proc: &Arc<Process>,
+    path: &[u8],
+    argv: Vec<Vec<u8>>,
+    envp: Vec<Vec<u8>>,
+) -> Result<Task, i32> {
     let k = kernel();
     let stub = Stub::spawn(&k.stub_image).map_err(|e| {
         eprintln!("rvisor: cannot create the sandbox's first process: {e}");
@@ -476,8 +568,15 @@ fn start_init(proc: &Arc<Process>, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Ve
         Ok(()) => Ok(t),
         Err(e) => {
             // runc's wording, so scripts that match on it keep working.
-            eprintln!("rvisor: unable to start container process: exec: \"{shown}\": {}", e.desc());
-            Err(exit_status(if e == Errno::ENOENT || e == Errno::ENOTDIR { 127 } else { 126 }))
+            eprintln!(
+                "rvisor: unable to start container process: exec: \"{shown}\": {}",
+                e.desc()
+            );
+            Err(exit_status(if e == Errno::ENOENT || e == Errno::ENOTDIR {
+                127
+            } else {
+                126
+            }))
         }
     }
 }
@@ -502,7 +601,11 @@ pub fn start_init_process(
         sig: Mutex::new(SignalState::default()),
         creds: Mutex::new(creds),
         rlimits: Mutex::new(rlimits),
-        exe: Mutex::new(ExeInfo { path: path.clone(), argv: argv.clone(), comm: Vec::new() }),
+        exe: Mutex::new(ExeInfo {
+            path: path.clone(),
+            argv: argv.clone(),
+            comm: Vec::new(),
+        }),
         host: Mutex::new(HostIds::default()),
         fatal_signal: Default::default(),
         vfork_done: (Mutex::new(false), Condvar::new()),
@@ -510,7 +613,17 @@ pub fn start_init_process(
         rusage_self: Default::default(),
         rusage_children: Default::default(),
     });
-    tree.procs.insert(pid, ProcEntry { proc: proc.clone(), ppid: 0, pgid: pid, sid: pid, children: Default::default(), zombie: None });
+    tree.procs.insert(
+        pid,
+        ProcEntry {
+            proc: proc.clone(),
+            ppid: 0,
+            pgid: pid,
+            sid: pid,
+            children: Default::default(),
+            zombie: None,
+        },
+    );
     drop(tree);
     spawn_task(proc.clone(), TaskStart::Init { path, argv, envp })?;
     Ok(proc)

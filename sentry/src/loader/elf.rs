@@ -115,7 +115,13 @@ impl ElfFile {
                 return Err(Errno::ENOEXEC);
             }
         }
-        Ok(ElfFile { is_dyn: etype == ET_DYN, entry, phoff, phentsize, phdrs })
+        Ok(ElfFile {
+            is_dyn: etype == ET_DYN,
+            entry,
+            phoff,
+            phentsize,
+            phdrs,
+        })
     }
 
     /// The PT_INTERP path, if any.
@@ -140,7 +146,11 @@ impl ElfFile {
         }
         self.phdrs
             .iter()
-            .find(|p| p.p_type == PT_LOAD && p.p_offset <= self.phoff && self.phoff < p.p_offset + p.p_filesz)
+            .find(|p| {
+                p.p_type == PT_LOAD
+                    && p.p_offset <= self.phoff
+                    && self.phoff < p.p_offset + p.p_filesz
+            })
             .map(|p| p.p_vaddr + (self.phoff - p.p_offset))
     }
 }

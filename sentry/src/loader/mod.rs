@@ -40,12 +40,25 @@ fn random_u64() -> u64 {
 }
 
 /// Maps one ELF image. Returns the load bias.
-fn map_image(stub: &mut Stub, file: &dyn FileOps, elf: &ElfFile, base_hint: Option<u64>) -> Result<u64, Errno> {
-    let loads: Vec<_> = elf.phdrs.iter().filter(|p| p.p_type == PT_LOAD && p.p_memsz > 0).collect();
+fn map_image(
+    stub: &mut Stub,
+    file: &dyn FileOps,
+    elf: &ElfFile,
+    base_hint: Option<u64>,
+) -> Result<u64, Errno> {
+    let loads: Vec<_> = elf
+        .phdrs
+        .iter()
+        .filter(|p| p.p_type == PT_LOAD && p.p_memsz > 0)
+        .collect();
     if loads.is_empty() {
         return Err(Errno::ENOEXEC);
     }
-    let lo = loads.iter().map(|p| page_down(p.p_vaddr)).min().ok_or(Errno::ENOEXEC)?;
+    let lo = loads
+        .iter()
+        .map(|p| page_down(p.p_vaddr))
+        .min()
+        .ok_or(Errno::ENOEXEC)?;
     let hi = loads
         .iter()
         .map(|p| p.p_vaddr.checked_add(p.p_memsz).and_then(page_up))
@@ -59,14 +72,20 @@ fn map_image(stub: &mut Stub, file: &dyn FileOps, elf: &ElfFile, base_hint: Opti
     let flags = libc::MAP_PRIVATE;
     let bias = if elf.is_dyn {
         let hint = base_hint.unwrap_or(0);
-        let f = if hint != 0 { flags | libc::MAP_FIXED_NOREPLACE } else { flags };
-        let got = mm::host_mmap(stub, hint, span, rw, f).or_else(|_| mm::host_mmap(stub, 0, span, rw, flags))?;
+        let f = if hint != 0 {
+            flags | libc::MAP_FIXED_NOREPLACE
+        } else {
+            flags
+        };
+        let got = mm::host_mmap(stub, hint, span, rw, f)
+            .or_else(|_| mm::host_mmap(stub, 0, span, rw, flags))?;
         got.wrapping_sub(lo)
     } else {
         if lo < PAGE_SIZE * 16 || hi > mm::TASK_SIZE || mm::overlaps_stub(lo, span) {
             return Err(Errno::ENOEXEC);
         }
-        mm::host_mmap(stub, lo, span, rw, flags | libc::MAP_FIXED_NOREPLACE).map_err(|_| Errno::ENOMEM)?;
+        mm::host_mmap(stub, lo, span, rw, flags | libc::MAP_FIXED_NOREPLACE)
+            .map_err(|_| Errno::ENOMEM)?;
         0
     };
     // Copy file contents.
@@ -114,7 +133,11 @@ pub fn load_elf(
     ids: &AuxIds,
 ) -> Result<Loaded, Errno> {
     let elf = ElfFile::parse(exe.as_ref())?;
-    let exe_hint = if elf.is_dyn { Some(ET_DYN_BASE + ((random_u64() % (1 << 16)) << 12)) } else { None };
+    let exe_hint = if elf.is_dyn {
+        Some(ET_DYN_BASE + ((random_u64() % (1 << 16)) << 12))
+    } else {
+        None
+    };
     let bias = map_image(stub, exe.as_ref(), &elf, exe_hint)?;
     let exe_end = elf
         .phdrs
@@ -138,7 +161,10 @@ pub fn load_elf(
     // The heap starts after the executable, at a random page offset (up to
     // 32 MiB, as Linux).
     let brk_start = page_up(exe_end).ok_or(Errno::ENOEXEC)? + ((random_u64() % 0x2000) << 12);
-    let mm = MemoryManager { brk_start, brk: brk_start };
+    let mm = MemoryManager {
+        brk_start,
+        brk: brk_start,
+    };
 
     let hwcap = unsafe_getauxval(libc::AT_HWCAP);
     let hwcap2 = unsafe_getauxval(libc::AT_HWCAP2);
@@ -208,7 +234,13 @@ fn build_stack(
     auxv: &mut Vec<(u64, u64)>,
     hwcap2: u64,
 ) -> Result<u64, Errno> {
-    let total: usize = argv.iter().chain(envp.iter()).map(|s| s.len() + 1).sum::<usize>() + execfn.len() + 1;
+    let total: usize = argv
+        .iter()
+        .chain(envp.iter())
+        .map(|s| s.len() + 1)
+        .sum::<usize>()
+        + execfn.len()
+        + 1;
     if total > MAX_ARG_BYTES {
         return Err(Errno::E2BIG);
     }
@@ -283,7 +315,11 @@ pub fn parse_shebang(head: &[u8]) -> Option<Result<Shebang, Errno>> {
     let is_ws = |b: &u8| *b == b' ' || *b == b'\t';
     let line: &[u8] = {
         let start = line.iter().position(|b| !is_ws(b)).unwrap_or(line.len());
-        let end = line.iter().rposition(|b| !is_ws(b)).map(|i| i + 1).unwrap_or(start);
+        let end = line
+            .iter()
+            .rposition(|b| !is_ws(b))
+            .map(|i| i + 1)
+            .unwrap_or(start);
         &line[start..end.max(start)]
     };
     if line.is_empty() {
@@ -297,5 +333,8 @@ pub fn parse_shebang(head: &[u8]) -> Option<Result<Shebang, Errno>> {
         let start = r.iter().position(|b| !is_ws(b))?;
         Some(r[start..].to_vec())
     });
-    Some(Ok(Shebang { interp: interp.to_vec(), arg }))
+    Some(Ok(Shebang {
+        interp: interp.to_vec(),
+        arg,
+    }))
 }

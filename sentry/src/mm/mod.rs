@@ -69,10 +69,19 @@ pub const ALLOWED_MMAP_FLAGS: i32 = libc::MAP_SHARED
 pub const ALLOWED_PROT: i32 = libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC;
 
 /// Injects an anonymous mmap; `flags` must already be validated.
-pub fn host_mmap(stub: &mut Stub, addr: u64, len: u64, prot: i32, flags: i32) -> Result<u64, Errno> {
+pub fn host_mmap(
+    stub: &mut Stub,
+    addr: u64,
+    len: u64,
+    prot: i32,
+    flags: i32,
+) -> Result<u64, Errno> {
     let flags = flags | libc::MAP_ANONYMOUS;
     let raw = stub
-        .inject(libc::SYS_mmap as u64, [addr, len, prot as u64, flags as u64, u64::MAX, 0])
+        .inject(
+            libc::SYS_mmap as u64,
+            [addr, len, prot as u64, flags as u64, u64::MAX, 0],
+        )
         .map_err(platform_errno)?;
     let got = result(raw)?;
     if overlaps_stub(got, len) {
@@ -87,22 +96,40 @@ pub fn host_munmap(stub: &mut Stub, addr: u64, len: u64) -> Result<u64, Errno> {
     if overlaps_stub(addr, len) {
         return Err(Errno::EINVAL);
     }
-    result(stub.inject(libc::SYS_munmap as u64, [addr, len, 0, 0, 0, 0]).map_err(platform_errno)?)
+    result(
+        stub.inject(libc::SYS_munmap as u64, [addr, len, 0, 0, 0, 0])
+            .map_err(platform_errno)?,
+    )
 }
 
 pub fn host_mprotect(stub: &mut Stub, addr: u64, len: u64, prot: i32) -> Result<u64, Errno> {
     if overlaps_stub(addr, len) {
         return Err(Errno::EINVAL);
     }
-    result(stub.inject(libc::SYS_mprotect as u64, [addr, len, prot as u64, 0, 0, 0]).map_err(platform_errno)?)
+    result(
+        stub.inject(libc::SYS_mprotect as u64, [addr, len, prot as u64, 0, 0, 0])
+            .map_err(platform_errno)?,
+    )
 }
 
-pub fn host_mremap(stub: &mut Stub, old: u64, old_len: u64, new_len: u64, flags: i32, new_addr: u64) -> Result<u64, Errno> {
-    if overlaps_stub(old, old_len) || (flags & libc::MREMAP_FIXED != 0 && overlaps_stub(new_addr, new_len)) {
+pub fn host_mremap(
+    stub: &mut Stub,
+    old: u64,
+    old_len: u64,
+    new_len: u64,
+    flags: i32,
+    new_addr: u64,
+) -> Result<u64, Errno> {
+    if overlaps_stub(old, old_len)
+        || (flags & libc::MREMAP_FIXED != 0 && overlaps_stub(new_addr, new_len))
+    {
         return Err(Errno::EINVAL);
     }
     let raw = stub
-        .inject(libc::SYS_mremap as u64, [old, old_len, new_len, flags as u64, new_addr, 0])
+        .inject(
+            libc::SYS_mremap as u64,
+            [old, old_len, new_len, flags as u64, new_addr, 0],
+        )
         .map_err(platform_errno)?;
     result(raw)
 }
@@ -111,7 +138,13 @@ pub fn host_madvise(stub: &mut Stub, addr: u64, len: u64, advice: i32) -> Result
     if overlaps_stub(addr, len) {
         return Err(Errno::EINVAL);
     }
-    result(stub.inject(libc::SYS_madvise as u64, [addr, len, advice as u64, 0, 0, 0]).map_err(platform_errno)?)
+    result(
+        stub.inject(
+            libc::SYS_madvise as u64,
+            [addr, len, advice as u64, 0, 0, 0],
+        )
+        .map_err(platform_errno)?,
+    )
 }
 
 /// madvise advice values that only affect the calling address space.

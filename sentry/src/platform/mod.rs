@@ -9,7 +9,7 @@
 pub mod ptrace;
 pub mod stub_image;
 
-pub use ptrace::{Stub, StopEvent};
+pub use ptrace::{StopEvent, Stub};
 
 use thiserror::Error;
 
@@ -19,7 +19,11 @@ pub enum PlatformError {
     #[error("creating the stub process: {0}")]
     Spawn(nix::errno::Errno),
     #[error("ptrace {op} on stub {pid}: {errno}")]
-    Ptrace { op: &'static str, pid: i32, errno: nix::errno::Errno },
+    Ptrace {
+        op: &'static str,
+        pid: i32,
+        errno: nix::errno::Errno,
+    },
     #[error("stub {pid} stopped unexpectedly: {what}")]
     Unexpected { pid: i32, what: String },
     #[error("stub {pid} is gone")]

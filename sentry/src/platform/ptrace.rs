@@ -12,7 +12,9 @@ use nix::sys::uio::{process_vm_readv, process_vm_writev, RemoteIoVec};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use super::stub_image::{StubImage, FORK_TRAP_RIP, INJECT_FORK, INJECT_SYSCALL, INJECT_TRAP_RIP, STUB_SCRATCH};
+use super::stub_image::{
+    StubImage, FORK_TRAP_RIP, INJECT_FORK, INJECT_SYSCALL, INJECT_TRAP_RIP, STUB_SCRATCH,
+};
 use super::{PlatformError, Regs};
 
 /// Why a stub stopped.
@@ -42,11 +44,15 @@ pub struct Stub {
 }
 
 fn ptrace_err(op: &'static str, pid: Pid) -> impl Fn(Errno) -> PlatformError {
-    move |errno| PlatformError::Ptrace { op, pid: pid.as_raw(), errno }
+    move |errno| PlatformError::Ptrace {
+        op,
+        pid: pid.as_raw(),
+        errno,
+    }
 }
 
-const PTRACE_OPTIONS: ptrace::Options = ptrace::Options::PTRACE_O_EXITKILL
-    .union(ptrace::Options::PTRACE_O_TRACESYSGOOD);
+const PTRACE_OPTIONS: ptrace::Options =
+    ptrace::Options::PTRACE_O_EXITKILL.union(ptrace::Options::PTRACE_O_TRACESYSGOOD);
 
 impl Stub {
     /// Creates a fresh stub by `execveat`ing the stub image in a child that
@@ -81,7 +87,10 @@ impl Stub {
             Ok(WaitStatus::Stopped(_, Signal::SIGTRAP)) => {}
             Ok(other) => {
                 stub.alive = !matches!(other, WaitStatus::Exited(..) | WaitStatus::Signaled(..));
-                return Err(PlatformError::Unexpected { pid: pid.as_raw(), what: format!("{other:?} at exec") });
+                return Err(PlatformError::Unexpected {
+                    pid: pid.as_raw(),
+                    what: format!("{other:?} at exec"),
+                });
             }
             Err(e) => return Err(PlatformError::Spawn(e)),
         }
@@ -91,9 +100,15 @@ impl Stub {
         stub.vdso_base = stub.find_vdso()?;
         let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE) as u64;
         let rw = (libc::PROT_READ | libc::PROT_WRITE) as u64;
-        let got = stub.inject(libc::SYS_mmap as u64, [STUB_SCRATCH, 0x1000, rw, flags, u64::MAX, 0])?;
+        let got = stub.inject(
+            libc::SYS_mmap as u64,
+            [STUB_SCRATCH, 0x1000, rw, flags, u64::MAX, 0],
+        )?;
         if got as u64 != STUB_SCRATCH {
-            return Err(PlatformError::Unexpected { pid: pid.as_raw(), what: format!("scratch page mmap gave {got:#x}") });
+            return Err(PlatformError::Unexpected {
+                pid: pid.as_raw(),
+                what: format!("scratch page mmap gave {got:#x}"),
+            });
         }
         Ok(stub)
     }
@@ -115,14 +130,23 @@ impl Stub {
                     return Err(PlatformError::Gone { pid: pid.as_raw() })
                 }
                 Ok(other) => {
-                    return Err(PlatformError::Unexpected { pid: pid.as_raw(), what: format!("{other:?} at attach") })
+                    return Err(PlatformError::Unexpected {
+                        pid: pid.as_raw(),
+                        what: format!("{other:?} at attach"),
+                    })
                 }
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(PlatformError::Spawn(e)),
             }
         }
         let regs = ptrace::getregs(pid).map_err(ptrace_err("GETREGS", pid))?;
-        Ok(Stub { pid, vdso_base: 0, initial_sp: regs.rsp, initial_regs: regs, alive: true })
+        Ok(Stub {
+            pid,
+            vdso_base: 0,
+            initial_sp: regs.rsp,
+            initial_regs: regs,
+            alive: true,
+        })
     }
 
     pub fn pid(&self) -> i32 {
@@ -167,7 +191,11 @@ impl Stub {
                         Ok(info) => (info.si_code, unsafe { info.si_addr() } as u64),
                         Err(_) => (0, 0),
                     };
-                    return Ok(StopEvent::Signal { signo: sig as i32, si_code, addr });
+                    return Ok(StopEvent::Signal {
+                        signo: sig as i32,
+                        si_code,
+                        addr,
+                    });
                 }
                 Ok(WaitStatus::PtraceEvent(..)) => {
                     // Group-stop or similar; resume.
@@ -202,10 +230,21 @@ impl Stub {
     /// thread, which calls [`Stub::attach_forked`].
     pub fn inject_fork(&mut self) -> Result<i64, PlatformError> {
         let flags = (libc::CLONE_PARENT as u64) | (libc::SIGCHLD as u64);
-        self.inject_at(INJECT_FORK, FORK_TRAP_RIP, libc::SYS_clone as u64, [flags, 0, 0, 0, 0, 0])
+        self.inject_at(
+            INJECT_FORK,
+            FORK_TRAP_RIP,
+            libc::SYS_clone as u64,
+            [flags, 0, 0, 0, 0, 0],
+        )
     }
 
-    fn inject_at(&mut self, entry: u64, trap_rip: u64, nr: u64, args: [u64; 6]) -> Result<i64, PlatformError> {
+    fn inject_at(
+        &mut self,
+        entry: u64,
+        trap_rip: u64,
+        nr: u64,
+        args: [u64; 6],
+    ) -> Result<i64, PlatformError> {
         let mut r = self.initial_regs;
         r.rip = entry;
         r.rax = nr;
@@ -229,7 +268,9 @@ impl Stub {
                 }
                 Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..)) => {
                     self.alive = false;
-                    return Err(PlatformError::Gone { pid: self.pid.as_raw() });
+                    return Err(PlatformError::Gone {
+                        pid: self.pid.as_raw(),
+                    });
                 }
                 Ok(_) | Err(Errno::EINTR) => continue,
                 Err(e) => return Err(ptrace_err("WAIT", self.pid)(e)),
@@ -249,17 +290,31 @@ impl Stub {
     /// application's), via an injected getrusage(RUSAGE_SELF) into the
     /// scratch page.
     pub fn rusage(&mut self) -> Result<libc::rusage, PlatformError> {
-        let raw = self.inject(libc::SYS_getrusage as u64, [libc::RUSAGE_SELF as u64, STUB_SCRATCH, 0, 0, 0, 0, ])?;
+        let raw = self.inject(
+            libc::SYS_getrusage as u64,
+            [libc::RUSAGE_SELF as u64, STUB_SCRATCH, 0, 0, 0, 0],
+        )?;
         if raw != 0 {
-            return Err(PlatformError::Unexpected { pid: self.pid.as_raw(), what: format!("getrusage gave {raw}") });
+            return Err(PlatformError::Unexpected {
+                pid: self.pid.as_raw(),
+                what: format!("getrusage gave {raw}"),
+            });
         }
         // SAFETY: rusage is plain old data; all-zero is valid.
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
         // SAFETY: we fill exactly the bytes of `ru`.
         let bytes = unsafe {
-            std::slice::from_raw_parts_mut((&mut ru as *mut libc::rusage).cast::<u8>(), std::mem::size_of::<libc::rusage>())
+            std::slice::from_raw_parts_mut(
+                (&mut ru as *mut libc::rusage).cast::<u8>(),
+                std::mem::size_of::<libc::rusage>(),
+            )
         };
-        self.read_mem(STUB_SCRATCH, bytes).map_err(|e| PlatformError::Ptrace { op: "read rusage", pid: self.pid.as_raw(), errno: e })?;
+        self.read_mem(STUB_SCRATCH, bytes)
+            .map_err(|e| PlatformError::Ptrace {
+                op: "read rusage",
+                pid: self.pid.as_raw(),
+                errno: e,
+            })?;
         Ok(ru)
     }
 
@@ -270,7 +325,10 @@ impl Stub {
         }
         let mut done = 0;
         while done < buf.len() {
-            let remote = [RemoteIoVec { base: (addr as usize).wrapping_add(done), len: buf.len() - done }];
+            let remote = [RemoteIoVec {
+                base: (addr as usize).wrapping_add(done),
+                len: buf.len() - done,
+            }];
             let mut local = [std::io::IoSliceMut::new(&mut buf[done..])];
             match process_vm_readv(self.pid, &mut local, &remote) {
                 Ok(0) | Err(Errno::EFAULT) => return Err(Errno::EFAULT),
@@ -303,7 +361,10 @@ impl Stub {
     pub fn write_mem(&self, addr: u64, data: &[u8]) -> Result<(), Errno> {
         let mut done = 0;
         while done < data.len() {
-            let remote = [RemoteIoVec { base: (addr as usize).wrapping_add(done), len: data.len() - done }];
+            let remote = [RemoteIoVec {
+                base: (addr as usize).wrapping_add(done),
+                len: data.len() - done,
+            }];
             let local = [std::io::IoSlice::new(&data[done..])];
             match process_vm_writev(self.pid, &local, &remote) {
                 Ok(0) | Err(Errno::EFAULT) => return Err(Errno::EFAULT),
@@ -321,7 +382,10 @@ impl Stub {
         let mut word = [0u8; 8];
         let mut read = |addr: u64| -> Result<u64, PlatformError> {
             self.read_mem(addr, &mut word)
-                .map_err(|_| PlatformError::Unexpected { pid: self.pid.as_raw(), what: "unreadable stack".into() })?;
+                .map_err(|_| PlatformError::Unexpected {
+                    pid: self.pid.as_raw(),
+                    what: "unreadable stack".into(),
+                })?;
             Ok(u64::from_le_bytes(word))
         };
         let argc = read(sp)?;
@@ -352,7 +416,9 @@ impl Stub {
         let _ = nix::sys::signal::kill(self.pid, Signal::SIGKILL);
         loop {
             match waitpid(self.pid, Some(WaitPidFlag::__WALL)) {
-                Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..)) | Err(Errno::ECHILD) => break,
+                Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..)) | Err(Errno::ECHILD) => {
+                    break
+                }
                 Err(Errno::EINTR) | Ok(_) => continue,
                 Err(_) => break,
             }
@@ -377,7 +443,13 @@ unsafe fn stub_child(
     envp: *const *const libc::c_char,
     empty: *const libc::c_char,
 ) -> ! {
-    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+    libc::prctl(
+        libc::PR_SET_PDEATHSIG,
+        libc::SIGKILL as libc::c_ulong,
+        0,
+        0,
+        0,
+    );
     // Out of the terminal's process group: host job-control signals must
     // never reach application code directly.
     libc::setsid();
@@ -398,7 +470,11 @@ unsafe fn stub_child(
     libc::sigprocmask(libc::SIG_SETMASK, &empty_set, std::ptr::null_mut());
     // Keep only the image, as fd 3 with close-on-exec: the stub runs with
     // no host fds at all.
-    let fd = if image_fd == 3 { 3 } else { libc::dup2(image_fd, 3) };
+    let fd = if image_fd == 3 {
+        3
+    } else {
+        libc::dup2(image_fd, 3)
+    };
     if fd != 3 {
         libc::_exit(126);
     }
@@ -408,6 +484,13 @@ unsafe fn stub_child(
     if libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) != 0 {
         libc::_exit(125);
     }
-    libc::syscall(libc::SYS_execveat, 3, empty, argv, envp, libc::AT_EMPTY_PATH);
+    libc::syscall(
+        libc::SYS_execveat,
+        3,
+        empty,
+        argv,
+        envp,
+        libc::AT_EMPTY_PATH,
+    );
     libc::_exit(127);
 }

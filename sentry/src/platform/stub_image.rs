@@ -65,7 +65,7 @@ fn build_image() -> Vec<u8> {
     put16(&mut img, 52, 64); // e_ehsize
     put16(&mut img, 54, 56); // e_phentsize
     put16(&mut img, 56, 1); // e_phnum
-    // Program header.
+                            // Program header.
     let ph = 64;
     put32(&mut img, ph, 1); // PT_LOAD
     put32(&mut img, ph + 4, 5); // PF_R | PF_X
@@ -105,7 +105,8 @@ impl StubImage {
         file.write_all(&build_image())?;
         let fd = OwnedFd::from(file);
         // Seal it so nothing can change the code every stub runs.
-        let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+        let seals =
+            libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
         nix::fcntl::fcntl(
             std::os::fd::AsRawFd::as_raw_fd(&fd),
             nix::fcntl::FcntlArg::F_ADD_SEALS(nix::fcntl::SealFlag::from_bits_truncate(seals)),

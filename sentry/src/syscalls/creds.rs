@@ -70,7 +70,11 @@ fn set_res(p: bool, cur: [u32; 3], new: [u32; 3]) -> Result<[u32; 3], Errno> {
 pub fn setresuid(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let p = privileged(t);
     let mut c = lock(&t.proc.creds);
-    let [r, e, s] = set_res(p, [c.ruid, c.euid, c.suid], [a[0] as u32, a[1] as u32, a[2] as u32])?;
+    let [r, e, s] = set_res(
+        p,
+        [c.ruid, c.euid, c.suid],
+        [a[0] as u32, a[1] as u32, a[2] as u32],
+    )?;
     (c.ruid, c.euid, c.suid) = (r, e, s);
     Ok(0)
 }
@@ -78,7 +82,11 @@ pub fn setresuid(t: &mut Task, a: &[u64; 6]) -> SysResult {
 pub fn setresgid(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let p = privileged(t);
     let mut c = lock(&t.proc.creds);
-    let [r, e, s] = set_res(p, [c.rgid, c.egid, c.sgid], [a[0] as u32, a[1] as u32, a[2] as u32])?;
+    let [r, e, s] = set_res(
+        p,
+        [c.rgid, c.egid, c.sgid],
+        [a[0] as u32, a[1] as u32, a[2] as u32],
+    )?;
     (c.rgid, c.egid, c.sgid) = (r, e, s);
     Ok(0)
 }
@@ -98,7 +106,11 @@ fn set_re(p: bool, cur: [u32; 3], r: u32, e: u32) -> Result<[u32; 3], Errno> {
     }
     let nr = if r == UNCHANGED { or } else { r };
     let ne = if e == UNCHANGED { oe } else { e };
-    let ns = if r != UNCHANGED || (e != UNCHANGED && e != or) { ne } else { os };
+    let ns = if r != UNCHANGED || (e != UNCHANGED && e != or) {
+        ne
+    } else {
+        os
+    };
     Ok([nr, ne, ns])
 }
 
@@ -127,7 +139,10 @@ pub fn setgroups(t: &mut Task, a: &[u64; 6]) -> SysResult {
         return Err(Errno::EPERM);
     }
     let raw = t.read_bytes(a[1], n as usize * 4)?;
-    let groups = raw.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let groups = raw
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
     lock(&t.proc.creds).groups = groups;
     Ok(0)
 }

@@ -74,7 +74,13 @@ pub fn read(t: &mut Task, a: &[u64; 6]) -> SysResult {
     }
     let seekable = f.ops.seekable();
     let stream = !seekable || f.ops.host_offset();
-    read_into(t, a[1], a[2], |b, done| if !stream || done == 0 { f.read(b) } else { Ok(0) })
+    read_into(t, a[1], a[2], |b, done| {
+        if !stream || done == 0 {
+            f.read(b)
+        } else {
+            Ok(0)
+        }
+    })
 }
 
 pub fn pread64(t: &mut Task, a: &[u64; 6]) -> SysResult {
@@ -300,7 +306,11 @@ pub fn fcntl(t: &mut Task, a: &[u64; 6]) -> SysResult {
             let limit = t.proc.nofile_limit();
             Ok(lock(&t.proc.fds).alloc(f, cmd == libc::F_DUPFD_CLOEXEC, min as i32, limit)? as u64)
         }
-        libc::F_GETFD => Ok(if lock(&t.proc.fds).entry(fd)?.cloexec { libc::FD_CLOEXEC as u64 } else { 0 }),
+        libc::F_GETFD => Ok(if lock(&t.proc.fds).entry(fd)?.cloexec {
+            libc::FD_CLOEXEC as u64
+        } else {
+            0
+        }),
         libc::F_SETFD => {
             lock(&t.proc.fds).set_cloexec(fd, a[2] as i32 & libc::FD_CLOEXEC != 0)?;
             Ok(0)
@@ -314,7 +324,9 @@ pub fn fcntl(t: &mut Task, a: &[u64; 6]) -> SysResult {
                     // Sentry-owned pipes: the host fd is this description's own.
                     let _ = nix::fcntl::fcntl(
                         hfd,
-                        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::from_bits_truncate(new & libc::O_NONBLOCK)),
+                        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::from_bits_truncate(
+                            new & libc::O_NONBLOCK,
+                        )),
                     );
                 }
             }
@@ -364,23 +376,28 @@ pub fn ioctl(t: &mut Task, a: &[u64; 6]) -> SysResult {
         FIONBIO => {
             let on: i32 = t.read_obj(arg)?;
             let fl = f.flags();
-            f.set_status_flags(if on != 0 { fl | libc::O_NONBLOCK } else { fl & !libc::O_NONBLOCK });
+            f.set_status_flags(if on != 0 {
+                fl | libc::O_NONBLOCK
+            } else {
+                fl & !libc::O_NONBLOCK
+            });
             return Ok(0);
         }
         FIONREAD => {
-            let n: i32 = if let (true, Some(hfd)) = (f.ops.is_pipe() || f.ops.is_tty(), f.ops.host_fd()) {
-                let mut v: libc::c_int = 0;
-                // SAFETY: FIONREAD writes one int into our own variable.
-                if unsafe { libc::ioctl(hfd, libc::FIONREAD, &mut v) } < 0 {
-                    return Err(Errno::last());
-                }
-                v
-            } else if f.ops.seekable() && !f.ops.is_dir() {
-                let off = *f.offset.lock().map_err(|_| Errno::EIO)?;
-                f.ops.size()?.saturating_sub(off).min(i32::MAX as u64) as i32
-            } else {
-                return Err(Errno::ENOTTY);
-            };
+            let n: i32 =
+                if let (true, Some(hfd)) = (f.ops.is_pipe() || f.ops.is_tty(), f.ops.host_fd()) {
+                    let mut v: libc::c_int = 0;
+                    // SAFETY: FIONREAD writes one int into our own variable.
+                    if unsafe { libc::ioctl(hfd, libc::FIONREAD, &mut v) } < 0 {
+                        return Err(Errno::last());
+                    }
+                    v
+                } else if f.ops.seekable() && !f.ops.is_dir() {
+                    let off = *f.offset.lock().map_err(|_| Errno::EIO)?;
+                    f.ops.size()?.saturating_sub(off).min(i32::MAX as u64) as i32
+                } else {
+                    return Err(Errno::ENOTTY);
+                };
             t.write_obj(arg, &n)?;
             return Ok(0);
         }
@@ -433,7 +450,11 @@ pub fn ioctl(t: &mut Task, a: &[u64; 6]) -> SysResult {
             Ok(0)
         }
         TIOCGPGRP => {
-            let pgid = lock(&kernel().tree).procs.get(&t.pid()).map(|e| e.pgid).unwrap_or(t.pid());
+            let pgid = lock(&kernel().tree)
+                .procs
+                .get(&t.pid())
+                .map(|e| e.pgid)
+                .unwrap_or(t.pid());
             t.write_obj(arg, &pgid)?;
             Ok(0)
         }
@@ -451,16 +472,32 @@ fn make_pipe(t: &mut Task, fds_addr: u64, flags: i32) -> SysResult {
     }
     let mut raw = [0i32; 2];
     // SAFETY: pipe2 writes two fds into our array; the flags are validated.
-    if unsafe { libc::pipe2(raw.as_mut_ptr(), libc::O_CLOEXEC | (flags & (libc::O_NONBLOCK | libc::O_DIRECT))) } < 0 {
+    if unsafe {
+        libc::pipe2(
+            raw.as_mut_ptr(),
+            libc::O_CLOEXEC | (flags & (libc::O_NONBLOCK | libc::O_DIRECT)),
+        )
+    } < 0
+    {
         return Err(Errno::last());
     }
     // SAFETY: the fds were just created and are owned by nobody else.
     let (r, w) = unsafe { (OwnedFd::from_raw_fd(raw[0]), OwnedFd::from_raw_fd(raw[1])) };
-    let ino = nix::sys::stat::fstat(r.as_raw_fd()).map(|s| s.st_ino).unwrap_or(0);
+    let ino = nix::sys::stat::fstat(r.as_raw_fd())
+        .map(|s| s.st_ino)
+        .unwrap_or(0);
     let display = format!("pipe:[{ino}]").into_bytes();
     let status = flags & libc::O_NONBLOCK;
-    let rf = OpenFile::with_display(Arc::new(HostFile::new(r, HostKind::Pipe)), display.clone(), libc::O_RDONLY | status);
-    let wf = OpenFile::with_display(Arc::new(HostFile::new(w, HostKind::Pipe)), display, libc::O_WRONLY | status);
+    let rf = OpenFile::with_display(
+        Arc::new(HostFile::new(r, HostKind::Pipe)),
+        display.clone(),
+        libc::O_RDONLY | status,
+    );
+    let wf = OpenFile::with_display(
+        Arc::new(HostFile::new(w, HostKind::Pipe)),
+        display,
+        libc::O_WRONLY | status,
+    );
     let cloexec = flags & libc::O_CLOEXEC != 0;
     let limit = t.proc.nofile_limit();
     let mut fds = lock(&t.proc.fds);
@@ -507,8 +544,16 @@ pub fn getdents64(t: &mut Task, a: &[u64; 6]) -> SysResult {
         let me = loc.inode().stat()?.ino;
         let parent = loc.parent().inode().stat().map(|s| s.ino).unwrap_or(me);
         let mut v = vec![
-            DirEntry { name: b".".to_vec(), ino: me, ftype: FileType::Directory },
-            DirEntry { name: b"..".to_vec(), ino: parent, ftype: FileType::Directory },
+            DirEntry {
+                name: b".".to_vec(),
+                ino: me,
+                ftype: FileType::Directory,
+            },
+            DirEntry {
+                name: b"..".to_vec(),
+                ino: parent,
+                ftype: FileType::Directory,
+            },
         ];
         v.extend(loc.inode().readdir()?);
         *snap = Some(v);

@@ -1,7 +1,6 @@
 //! Path-based syscalls: open, stat, access, readlink, cwd, directory and
 //! metadata changes. Every path is resolved by the sentry's VFS.
 
-
 use std::sync::Arc;
 
 use nix::errno::Errno;
@@ -10,7 +9,9 @@ use super::file::{get_file, install_fd};
 use super::{arg_fd, SysResult};
 use crate::kernel::task::{pod_zeroed, Task};
 use crate::kernel::{kernel, lock, Credentials};
-use crate::vfs::{CreateCtx, FileOps, FileStat, FileType, Inode, Location, OpenFile, SetAttr, VfsResult};
+use crate::vfs::{
+    CreateCtx, FileOps, FileStat, FileType, Inode, Location, OpenFile, SetAttr, VfsResult,
+};
 
 const AT_FDCWD: i32 = libc::AT_FDCWD;
 
@@ -29,7 +30,13 @@ fn start_dir(t: &Task, dirfd: i32) -> Result<Location, Errno> {
 
 /// Resolves (dirfd, path). An empty path refers to dirfd itself when
 /// `empty_ok` (AT_EMPTY_PATH).
-fn resolve_at(t: &Task, dirfd: i32, path: &[u8], follow: bool, empty_ok: bool) -> Result<Location, Errno> {
+fn resolve_at(
+    t: &Task,
+    dirfd: i32,
+    path: &[u8],
+    follow: bool,
+    empty_ok: bool,
+) -> Result<Location, Errno> {
     if path.is_empty() {
         if !empty_ok {
             return Err(Errno::ENOENT);
@@ -40,19 +47,30 @@ fn resolve_at(t: &Task, dirfd: i32, path: &[u8], follow: bool, empty_ok: bool) -
         return get_file(t, dirfd)?.location.clone().ok_or(Errno::EBADF);
     }
     let root = lock(&t.proc.fs).root.clone();
-    let start = if path.first() == Some(&b'/') { root.clone() } else { start_dir(t, dirfd)? };
+    let start = if path.first() == Some(&b'/') {
+        root.clone()
+    } else {
+        start_dir(t, dirfd)?
+    };
     kernel().vfs.resolve(&root, &start, path, follow)
 }
 
 fn resolve_parent_at(t: &Task, dirfd: i32, path: &[u8]) -> Result<(Location, Vec<u8>), Errno> {
     let root = lock(&t.proc.fs).root.clone();
-    let start = if path.first() == Some(&b'/') { root.clone() } else { start_dir(t, dirfd)? };
+    let start = if path.first() == Some(&b'/') {
+        root.clone()
+    } else {
+        start_dir(t, dirfd)?
+    };
     kernel().vfs.resolve_parent(&root, &start, path)
 }
 
 fn ctx(t: &Task) -> CreateCtx {
     let c = lock(&t.proc.creds);
-    CreateCtx { uid: c.euid, gid: c.egid }
+    CreateCtx {
+        uid: c.euid,
+        gid: c.egid,
+    }
 }
 
 fn current_umask(t: &Task) -> u32 {
@@ -61,9 +79,19 @@ fn current_umask(t: &Task) -> u32 {
 
 /// Permission check against the emulated credentials (`mask` of R_OK=4,
 /// W_OK=2, X_OK=1). Root passes read/write and needs one x bit to execute.
-pub fn check_access(c: &Credentials, uid: u32, st: &FileStat, mask: u32, use_real: bool) -> Result<(), Errno> {
+pub fn check_access(
+    c: &Credentials,
+    uid: u32,
+    st: &FileStat,
+    mask: u32,
+    use_real: bool,
+) -> Result<(), Errno> {
     let _ = uid;
-    let (who, gid) = if use_real { (c.ruid, c.rgid) } else { (c.euid, c.egid) };
+    let (who, gid) = if use_real {
+        (c.ruid, c.rgid)
+    } else {
+        (c.euid, c.egid)
+    };
     let mode = st.mode;
     if who == 0 {
         if mask & 1 != 0 && mode & libc::S_IFMT != libc::S_IFDIR && mode & 0o111 == 0 {
@@ -155,8 +183,15 @@ fn do_open(t: &mut Task, dirfd: i32, path_addr: u64, flags: i32, mode: u32) -> S
     let inode = loc.inode().clone();
     let ftype = inode.file_type();
     if flags & libc::O_PATH != 0 {
-        let ops = Arc::new(PathFile { stat: inode.stat()?, dir: ftype == FileType::Directory });
-        let file = OpenFile::new(ops, Some(loc), flags & (libc::O_PATH | libc::O_NOFOLLOW | libc::O_DIRECTORY));
+        let ops = Arc::new(PathFile {
+            stat: inode.stat()?,
+            dir: ftype == FileType::Directory,
+        });
+        let file = OpenFile::new(
+            ops,
+            Some(loc),
+            flags & (libc::O_PATH | libc::O_NOFOLLOW | libc::O_DIRECTORY),
+        );
         return install_fd(t, file, flags & libc::O_CLOEXEC != 0);
     }
     if ftype == FileType::Symlink {
@@ -202,7 +237,13 @@ pub fn openat(t: &mut Task, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn creat(t: &mut Task, a: &[u64; 6]) -> SysResult {
-    do_open(t, AT_FDCWD, a[0], libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC, a[1] as u32)
+    do_open(
+        t,
+        AT_FDCWD,
+        a[0],
+        libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC,
+        a[1] as u32,
+    )
 }
 
 // ---- stat family ------------------------------------------------------------
@@ -242,7 +283,13 @@ fn stat_path(t: &mut Task, dirfd: i32, path_addr: u64, buf: u64, flags: i32) -> 
         let f = get_file(t, dirfd)?;
         return write_stat(t, buf, &f.ops.stat()?);
     }
-    let loc = resolve_at(t, dirfd, &path, flags & libc::AT_SYMLINK_NOFOLLOW == 0, flags & libc::AT_EMPTY_PATH != 0)?;
+    let loc = resolve_at(
+        t,
+        dirfd,
+        &path,
+        flags & libc::AT_SYMLINK_NOFOLLOW == 0,
+        flags & libc::AT_EMPTY_PATH != 0,
+    )?;
     write_stat(t, buf, &loc.inode().stat()?)
 }
 
@@ -269,7 +316,10 @@ pub fn statx(t: &mut Task, a: &[u64; 6]) -> SysResult {
         // STATX__RESERVED
         return Err(Errno::EINVAL);
     }
-    let allowed = libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH | libc::AT_NO_AUTOMOUNT | libc::AT_STATX_SYNC_TYPE;
+    let allowed = libc::AT_SYMLINK_NOFOLLOW
+        | libc::AT_EMPTY_PATH
+        | libc::AT_NO_AUTOMOUNT
+        | libc::AT_STATX_SYNC_TYPE;
     if flags & !allowed != 0 || flags & libc::AT_STATX_SYNC_TYPE == libc::AT_STATX_SYNC_TYPE {
         return Err(Errno::EINVAL);
     }
@@ -277,9 +327,15 @@ pub fn statx(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let s = if path.is_empty() && flags & libc::AT_EMPTY_PATH != 0 && dirfd != AT_FDCWD {
         get_file(t, dirfd)?.ops.stat()?
     } else {
-        resolve_at(t, dirfd, &path, flags & libc::AT_SYMLINK_NOFOLLOW == 0, flags & libc::AT_EMPTY_PATH != 0)?
-            .inode()
-            .stat()?
+        resolve_at(
+            t,
+            dirfd,
+            &path,
+            flags & libc::AT_SYMLINK_NOFOLLOW == 0,
+            flags & libc::AT_EMPTY_PATH != 0,
+        )?
+        .inode()
+        .stat()?
     };
     let mut x: libc::statx = pod_zeroed();
     x.stx_mask = libc::STATX_BASIC_STATS;
@@ -307,11 +363,12 @@ pub fn statx(t: &mut Task, a: &[u64; 6]) -> SysResult {
 
 fn write_statfs(t: &Task, buf: u64, inode: &Arc<dyn Inode>) -> SysResult {
     let mut s: libc::statfs = pod_zeroed();
-    s.f_type = if inode.as_any().type_id() == std::any::TypeId::of::<crate::fsimpl::overlay::OvNode>() {
-        0x0102_1994 // TMPFS_MAGIC: the upper layer lives in memory
-    } else {
-        0x9fa0 // PROC_SUPER_MAGIC and friends
-    };
+    s.f_type =
+        if inode.as_any().type_id() == std::any::TypeId::of::<crate::fsimpl::overlay::OvNode>() {
+            0x0102_1994 // TMPFS_MAGIC: the upper layer lives in memory
+        } else {
+            0x9fa0 // PROC_SUPER_MAGIC and friends
+        };
     s.f_bsize = 4096;
     s.f_blocks = 1 << 20;
     s.f_bfree = 1 << 19;
@@ -348,11 +405,19 @@ pub fn fstatfs(t: &mut Task, a: &[u64; 6]) -> SysResult {
 // ---- access, readlink, cwd -----------------------------------------------------
 
 fn do_access(t: &mut Task, dirfd: i32, path_addr: u64, mode: u32, flags: i32) -> SysResult {
-    if mode & !7 != 0 || flags & !(libc::AT_EACCESS | libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH) != 0 {
+    if mode & !7 != 0
+        || flags & !(libc::AT_EACCESS | libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH) != 0
+    {
         return Err(Errno::EINVAL);
     }
     let path = t.read_path(path_addr)?;
-    let loc = resolve_at(t, dirfd, &path, flags & libc::AT_SYMLINK_NOFOLLOW == 0, flags & libc::AT_EMPTY_PATH != 0)?;
+    let loc = resolve_at(
+        t,
+        dirfd,
+        &path,
+        flags & libc::AT_SYMLINK_NOFOLLOW == 0,
+        flags & libc::AT_EMPTY_PATH != 0,
+    )?;
     if mode == 0 {
         return Ok(0);
     }
@@ -361,7 +426,13 @@ fn do_access(t: &mut Task, dirfd: i32, path_addr: u64, mode: u32, flags: i32) ->
         return Err(Errno::EROFS);
     }
     let st = inode.stat()?;
-    check_access(&lock(&t.proc.creds), 0, &st, mode, flags & libc::AT_EACCESS == 0)?;
+    check_access(
+        &lock(&t.proc.creds),
+        0,
+        &st,
+        mode,
+        flags & libc::AT_EACCESS == 0,
+    )?;
     Ok(0)
 }
 
@@ -490,7 +561,11 @@ fn do_unlink(t: &mut Task, dirfd: i32, path_addr: u64, flags: i32) -> SysResult 
         return Err(Errno::EBUSY);
     }
     if !rmdir && path.last() == Some(&b'/') {
-        return Err(if target.inode().file_type() == FileType::Directory { Errno::EISDIR } else { Errno::ENOTDIR });
+        return Err(if target.inode().file_type() == FileType::Directory {
+            Errno::EISDIR
+        } else {
+            Errno::ENOTDIR
+        });
     }
     may_write(t, parent.inode())?;
     if rmdir {
@@ -513,7 +588,14 @@ pub fn unlinkat(t: &mut Task, a: &[u64; 6]) -> SysResult {
     do_unlink(t, arg_fd(a[0]), a[1], a[2] as i32)
 }
 
-fn do_rename(t: &mut Task, olddir: i32, old_addr: u64, newdir: i32, new_addr: u64, flags: u32) -> SysResult {
+fn do_rename(
+    t: &mut Task,
+    olddir: i32,
+    old_addr: u64,
+    newdir: i32,
+    new_addr: u64,
+    flags: u32,
+) -> SysResult {
     if flags & !libc::RENAME_NOREPLACE != 0 {
         return Err(Errno::EINVAL);
     }
@@ -559,7 +641,8 @@ fn do_symlink(t: &mut Task, target_addr: u64, dirfd: i32, path_addr: u64) -> Sys
     }
     let path = t.read_path(path_addr)?;
     let (parent, name) = resolve_parent_at(t, dirfd, &path)?;
-    if name.is_empty() || name == b"." || name == b".." || kernel().vfs.step(&parent, &name).is_ok() {
+    if name.is_empty() || name == b"." || name == b".." || kernel().vfs.step(&parent, &name).is_ok()
+    {
         return Err(Errno::EEXIST);
     }
     may_write(t, parent.inode())?;
@@ -595,12 +678,20 @@ fn set_attr(t: &Task, inode: &Arc<dyn Inode>, attr: SetAttr) -> SysResult {
     Ok(0)
 }
 
-fn fd_or_path(t: &Task, dirfd: i32, path_addr: u64, follow: bool, empty_ok: bool) -> Result<Arc<dyn Inode>, Errno> {
+fn fd_or_path(
+    t: &Task,
+    dirfd: i32,
+    path_addr: u64,
+    follow: bool,
+    empty_ok: bool,
+) -> Result<Arc<dyn Inode>, Errno> {
     let path = t.read_path(path_addr)?;
     if path.is_empty() && empty_ok && dirfd != AT_FDCWD {
         return get_file(t, dirfd)?.inode().cloned().ok_or(Errno::EBADF);
     }
-    Ok(resolve_at(t, dirfd, &path, follow, empty_ok)?.inode().clone())
+    Ok(resolve_at(t, dirfd, &path, follow, empty_ok)?
+        .inode()
+        .clone())
 }
 
 fn fd_inode(t: &Task, fd: i32) -> Result<Arc<dyn Inode>, Errno> {
@@ -609,22 +700,53 @@ fn fd_inode(t: &Task, fd: i32) -> Result<Arc<dyn Inode>, Errno> {
 
 pub fn chmod(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let i = fd_or_path(t, AT_FDCWD, a[0], true, false)?;
-    set_attr(t, &i, SetAttr { mode: Some(a[1] as u32), ..Default::default() })
+    set_attr(
+        t,
+        &i,
+        SetAttr {
+            mode: Some(a[1] as u32),
+            ..Default::default()
+        },
+    )
 }
 
 pub fn fchmod(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let i = fd_inode(t, arg_fd(a[0]))?;
-    set_attr(t, &i, SetAttr { mode: Some(a[1] as u32), ..Default::default() })
+    set_attr(
+        t,
+        &i,
+        SetAttr {
+            mode: Some(a[1] as u32),
+            ..Default::default()
+        },
+    )
 }
 
 pub fn fchmodat(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let i = fd_or_path(t, arg_fd(a[0]), a[1], true, false)?;
-    set_attr(t, &i, SetAttr { mode: Some(a[2] as u32), ..Default::default() })
+    set_attr(
+        t,
+        &i,
+        SetAttr {
+            mode: Some(a[2] as u32),
+            ..Default::default()
+        },
+    )
 }
 
 fn chown_attr(uid: u64, gid: u64) -> SetAttr {
-    let conv = |v: u64| if v as u32 == u32::MAX { None } else { Some(v as u32) };
-    SetAttr { uid: conv(uid), gid: conv(gid), ..Default::default() }
+    let conv = |v: u64| {
+        if v as u32 == u32::MAX {
+            None
+        } else {
+            Some(v as u32)
+        }
+    };
+    SetAttr {
+        uid: conv(uid),
+        gid: conv(gid),
+        ..Default::default()
+    }
 }
 
 pub fn chown(t: &mut Task, a: &[u64; 6]) -> SysResult {
@@ -647,7 +769,13 @@ pub fn fchownat(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if flags & !(libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH) != 0 {
         return Err(Errno::EINVAL);
     }
-    let i = fd_or_path(t, arg_fd(a[0]), a[1], flags & libc::AT_SYMLINK_NOFOLLOW == 0, flags & libc::AT_EMPTY_PATH != 0)?;
+    let i = fd_or_path(
+        t,
+        arg_fd(a[0]),
+        a[1],
+        flags & libc::AT_SYMLINK_NOFOLLOW == 0,
+        flags & libc::AT_EMPTY_PATH != 0,
+    )?;
     set_attr(t, &i, chown_attr(a[2], a[3]))
 }
 
@@ -659,7 +787,13 @@ pub fn utimensat(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let inode = if path_addr == 0 {
         fd_inode(t, dirfd)?
     } else {
-        fd_or_path(t, dirfd, path_addr, flags & libc::AT_SYMLINK_NOFOLLOW == 0, flags & libc::AT_EMPTY_PATH != 0)?
+        fd_or_path(
+            t,
+            dirfd,
+            path_addr,
+            flags & libc::AT_SYMLINK_NOFOLLOW == 0,
+            flags & libc::AT_EMPTY_PATH != 0,
+        )?
     };
     let now = crate::vfs::now();
     let (at, mt) = if times == 0 {
@@ -679,7 +813,11 @@ pub fn utimensat(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if inode.read_only() {
         return Err(Errno::EROFS);
     }
-    inode.set_attr(&SetAttr { atime: at, mtime: mt, ..Default::default() })?;
+    inode.set_attr(&SetAttr {
+        atime: at,
+        mtime: mt,
+        ..Default::default()
+    })?;
     Ok(0)
 }
 
@@ -695,7 +833,10 @@ pub fn truncate(t: &mut Task, a: &[u64; 6]) -> SysResult {
         return Err(Errno::EISDIR);
     }
     may_write(t, inode)?;
-    inode.set_attr(&SetAttr { size: Some(len as u64), ..Default::default() })?;
+    inode.set_attr(&SetAttr {
+        size: Some(len as u64),
+        ..Default::default()
+    })?;
     Ok(0)
 }
 
@@ -712,19 +853,32 @@ pub fn ftruncate(t: &mut Task, a: &[u64; 6]) -> SysResult {
     Ok(0)
 }
 
-
-fn do_link(t: &mut Task, olddir: i32, old_addr: u64, newdir: i32, new_addr: u64, flags: i32) -> SysResult {
+fn do_link(
+    t: &mut Task,
+    olddir: i32,
+    old_addr: u64,
+    newdir: i32,
+    new_addr: u64,
+    flags: i32,
+) -> SysResult {
     if flags & !(libc::AT_SYMLINK_FOLLOW | libc::AT_EMPTY_PATH) != 0 {
         return Err(Errno::EINVAL);
     }
     let old = t.read_path(old_addr)?;
     let new = t.read_path(new_addr)?;
-    let src = resolve_at(t, olddir, &old, flags & libc::AT_SYMLINK_FOLLOW != 0, flags & libc::AT_EMPTY_PATH != 0)?;
+    let src = resolve_at(
+        t,
+        olddir,
+        &old,
+        flags & libc::AT_SYMLINK_FOLLOW != 0,
+        flags & libc::AT_EMPTY_PATH != 0,
+    )?;
     if src.inode().file_type() == FileType::Directory {
         return Err(Errno::EPERM);
     }
     let (parent, name) = resolve_parent_at(t, newdir, &new)?;
-    if name.is_empty() || name == b"." || name == b".." || kernel().vfs.step(&parent, &name).is_ok() {
+    if name.is_empty() || name == b"." || name == b".." || kernel().vfs.step(&parent, &name).is_ok()
+    {
         return Err(Errno::EEXIST);
     }
     may_write(t, parent.inode())?;

@@ -36,14 +36,21 @@ fn table() -> &'static (Mutex<HashMap<Key, Queue>>, Condvar) {
 }
 
 fn now_on(clock: libc::clockid_t) -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime fills a timespec we own.
     unsafe { libc::clock_gettime(clock, &mut ts) };
-    Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.clamp(0, 999_999_999) as u32)
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
 }
 
 pub fn futex(t: &mut Task, a: &[u64; 6]) -> SysResult {
-    let (uaddr, op, val, timeout, _uaddr2, val3) = (a[0], a[1] as i32, a[2] as u32, a[3], a[4], a[5] as u32);
+    let (uaddr, op, val, timeout, _uaddr2, val3) =
+        (a[0], a[1] as i32, a[2] as u32, a[3], a[4], a[5] as u32);
     if uaddr % 4 != 0 {
         return Err(Errno::EINVAL);
     }
@@ -65,7 +72,11 @@ pub fn futex(t: &mut Task, a: &[u64; 6]) -> SysResult {
                 let rel = if cmd == FUTEX_WAIT {
                     d
                 } else {
-                    let clock = if op & FUTEX_CLOCK_REALTIME != 0 { libc::CLOCK_REALTIME } else { libc::CLOCK_MONOTONIC };
+                    let clock = if op & FUTEX_CLOCK_REALTIME != 0 {
+                        libc::CLOCK_REALTIME
+                    } else {
+                        libc::CLOCK_MONOTONIC
+                    };
                     d.saturating_sub(now_on(clock))
                 };
                 Some(Instant::now() + rel)
@@ -109,7 +120,10 @@ pub fn futex(t: &mut Task, a: &[u64; 6]) -> SysResult {
                     }
                     None => Duration::from_millis(100),
                 };
-                tab = cv.wait_timeout(tab, wait).map(|r| r.0).unwrap_or_else(|p| p.into_inner().0);
+                tab = cv
+                    .wait_timeout(tab, wait)
+                    .map(|r| r.0)
+                    .unwrap_or_else(|p| p.into_inner().0);
             }
         }
         FUTEX_WAKE | FUTEX_WAKE_BITSET => {
@@ -140,9 +154,11 @@ pub fn futex(t: &mut Task, a: &[u64; 6]) -> SysResult {
             Ok(n as u64)
         }
         _ => {
-            crate::kernel::kernel().log_unimplemented(libc::SYS_futex as u64 | (cmd as u64) << 32, "futex (this operation)");
+            crate::kernel::kernel().log_unimplemented(
+                libc::SYS_futex as u64 | (cmd as u64) << 32,
+                "futex (this operation)",
+            );
             Err(Errno::ENOSYS)
         }
     }
 }
-

@@ -19,11 +19,19 @@ pub fn brk(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if new_top > old_top {
         let flags = libc::MAP_PRIVATE | libc::MAP_FIXED_NOREPLACE;
         if overlaps_stub(old_top, new_top - old_top)
-            || mm::host_mmap(&mut t.stub, old_top, new_top - old_top, libc::PROT_READ | libc::PROT_WRITE, flags).is_err()
+            || mm::host_mmap(
+                &mut t.stub,
+                old_top,
+                new_top - old_top,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags,
+            )
+            .is_err()
         {
             return Ok(cur);
         }
-    } else if new_top < old_top && mm::host_munmap(&mut t.stub, new_top, old_top - new_top).is_err() {
+    } else if new_top < old_top && mm::host_munmap(&mut t.stub, new_top, old_top - new_top).is_err()
+    {
         return Ok(cur);
     }
     t.mm.brk = want;
@@ -31,7 +39,8 @@ pub fn brk(t: &mut Task, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn mmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
-    let (addr, len, prot, flags, fd, off) = (a[0], a[1], a[2] as i32, a[3] as i32, arg_fd(a[4]), a[5]);
+    let (addr, len, prot, flags, fd, off) =
+        (a[0], a[1], a[2] as i32, a[3] as i32, arg_fd(a[4]), a[5]);
     if len == 0 || prot & !mm::ALLOWED_PROT != 0 || flags & !mm::ALLOWED_MMAP_FLAGS != 0 {
         return Err(Errno::EINVAL);
     }
@@ -40,17 +49,22 @@ pub fn mmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
         libc::MAP_PRIVATE => false,
         _ => return Err(Errno::EINVAL),
     };
-    if off % PAGE_SIZE != 0 {
+    if !off.is_multiple_of(PAGE_SIZE) {
         return Err(Errno::EINVAL);
     }
     let len_pg = page_up(len).ok_or(Errno::ENOMEM)?;
     let fixed = flags & (libc::MAP_FIXED | libc::MAP_FIXED_NOREPLACE) != 0;
     let mut hint = addr;
     if fixed {
-        if addr % PAGE_SIZE != 0 {
+        if !addr.is_multiple_of(PAGE_SIZE) {
             return Err(Errno::EINVAL);
         }
-        if addr.checked_add(len_pg).map(|e| e > TASK_SIZE).unwrap_or(true) || overlaps_stub(addr, len_pg) {
+        if addr
+            .checked_add(len_pg)
+            .map(|e| e > TASK_SIZE)
+            .unwrap_or(true)
+            || overlaps_stub(addr, len_pg)
+        {
             return Err(Errno::ENOMEM);
         }
     } else if overlaps_stub(addr, len_pg) || addr >= TASK_SIZE {
@@ -71,7 +85,8 @@ pub fn mmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
         if !file.writable() || file.flags() & libc::O_APPEND != 0 {
             return Err(Errno::EACCES);
         }
-        crate::kernel::kernel().log_unimplemented(u64::MAX, "mmap(MAP_SHARED|PROT_WRITE) of a file");
+        crate::kernel::kernel()
+            .log_unimplemented(u64::MAX, "mmap(MAP_SHARED|PROT_WRITE) of a file");
         return Err(Errno::ENODEV);
     }
     let map_flags = (flags & !(libc::MAP_SHARED | libc::MAP_SHARED_VALIDATE)) | libc::MAP_PRIVATE;
@@ -104,11 +119,15 @@ pub fn mmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
 }
 
 fn check_range(addr: u64, len: u64) -> Result<u64, Errno> {
-    if addr % PAGE_SIZE != 0 || len == 0 {
+    if !addr.is_multiple_of(PAGE_SIZE) || len == 0 {
         return Err(Errno::EINVAL);
     }
     let len_pg = page_up(len).ok_or(Errno::EINVAL)?;
-    if addr.checked_add(len_pg).map(|e| e > TASK_SIZE).unwrap_or(true) {
+    if addr
+        .checked_add(len_pg)
+        .map(|e| e > TASK_SIZE)
+        .unwrap_or(true)
+    {
         return Err(Errno::EINVAL);
     }
     if overlaps_stub(addr, len_pg) {
@@ -127,7 +146,7 @@ pub fn mprotect(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if prot & !(mm::ALLOWED_PROT | libc::PROT_GROWSDOWN) != 0 {
         return Err(Errno::EINVAL);
     }
-    if a[1] == 0 && a[0] % PAGE_SIZE == 0 {
+    if a[1] == 0 && a[0].is_multiple_of(PAGE_SIZE) {
         return Ok(0);
     }
     let len = check_range(a[0], a[1])?;
@@ -136,7 +155,9 @@ pub fn mprotect(t: &mut Task, a: &[u64; 6]) -> SysResult {
 
 pub fn mremap(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (old, old_len, new_len, flags, new_addr) = (a[0], a[1], a[2], a[3] as i32, a[4]);
-    if flags & !(libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED | libc::MREMAP_DONTUNMAP) != 0 || old % PAGE_SIZE != 0 {
+    if flags & !(libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED | libc::MREMAP_DONTUNMAP) != 0
+        || !old.is_multiple_of(PAGE_SIZE)
+    {
         return Err(Errno::EINVAL);
     }
     let new_pg = page_up(new_len).ok_or(Errno::EINVAL)?;
@@ -144,7 +165,11 @@ pub fn mremap(t: &mut Task, a: &[u64; 6]) -> SysResult {
         return Err(Errno::EINVAL);
     }
     if flags & libc::MREMAP_FIXED != 0
-        && (new_addr % PAGE_SIZE != 0 || new_addr.checked_add(new_pg).map(|e| e > TASK_SIZE).unwrap_or(true))
+        && (!new_addr.is_multiple_of(PAGE_SIZE)
+            || new_addr
+                .checked_add(new_pg)
+                .map(|e| e > TASK_SIZE)
+                .unwrap_or(true))
     {
         return Err(Errno::EINVAL);
     }
@@ -153,7 +178,7 @@ pub fn mremap(t: &mut Task, a: &[u64; 6]) -> SysResult {
 
 pub fn madvise(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let advice = a[2] as i32;
-    if !mm::advice_allowed(advice) || a[0] % PAGE_SIZE != 0 {
+    if !mm::advice_allowed(advice) || !a[0].is_multiple_of(PAGE_SIZE) {
         return Err(Errno::EINVAL);
     }
     if a[1] == 0 {
@@ -165,7 +190,9 @@ pub fn madvise(t: &mut Task, a: &[u64; 6]) -> SysResult {
 
 pub fn msync(_t: &mut Task, a: &[u64; 6]) -> SysResult {
     let flags = a[2] as i32;
-    if a[0] % PAGE_SIZE != 0 || flags & !(libc::MS_ASYNC | libc::MS_SYNC | libc::MS_INVALIDATE) != 0 {
+    if !a[0].is_multiple_of(PAGE_SIZE)
+        || flags & !(libc::MS_ASYNC | libc::MS_SYNC | libc::MS_INVALIDATE) != 0
+    {
         return Err(Errno::EINVAL);
     }
     if flags & libc::MS_ASYNC != 0 && flags & libc::MS_SYNC != 0 {

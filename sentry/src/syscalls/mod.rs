@@ -23,8 +23,8 @@ use std::sync::OnceLock;
 
 use nix::errno::Errno;
 
-use crate::kernel::task::Task;
 use crate::kernel::kernel;
+use crate::kernel::task::Task;
 
 pub type SysResult = Result<u64, Errno>;
 pub type Handler = fn(&mut Task, &[u64; 6]) -> SysResult;
@@ -201,14 +201,46 @@ pub static TABLE: &[Row] = rows! {
 /// because that is what Linux gives when the feature is absent (programs
 /// probe with them). They are still logged once.
 pub static UNSUPPORTED: &[(i64, Errno, &str)] = &[
-    (libc::SYS_socket, Errno::EAFNOSUPPORT, "networking is not implemented yet"),
-    (libc::SYS_socketpair, Errno::EAFNOSUPPORT, "unix sockets are not implemented yet"),
-    (libc::SYS_getxattr, Errno::EOPNOTSUPP, "no extended attributes yet"),
-    (libc::SYS_lgetxattr, Errno::EOPNOTSUPP, "no extended attributes yet"),
-    (libc::SYS_fgetxattr, Errno::EOPNOTSUPP, "no extended attributes yet"),
-    (libc::SYS_listxattr, Errno::EOPNOTSUPP, "no extended attributes yet"),
-    (libc::SYS_llistxattr, Errno::EOPNOTSUPP, "no extended attributes yet"),
-    (libc::SYS_flistxattr, Errno::EOPNOTSUPP, "no extended attributes yet"),
+    (
+        libc::SYS_socket,
+        Errno::EAFNOSUPPORT,
+        "networking is not implemented yet",
+    ),
+    (
+        libc::SYS_socketpair,
+        Errno::EAFNOSUPPORT,
+        "unix sockets are not implemented yet",
+    ),
+    (
+        libc::SYS_getxattr,
+        Errno::EOPNOTSUPP,
+        "no extended attributes yet",
+    ),
+    (
+        libc::SYS_lgetxattr,
+        Errno::EOPNOTSUPP,
+        "no extended attributes yet",
+    ),
+    (
+        libc::SYS_fgetxattr,
+        Errno::EOPNOTSUPP,
+        "no extended attributes yet",
+    ),
+    (
+        libc::SYS_listxattr,
+        Errno::EOPNOTSUPP,
+        "no extended attributes yet",
+    ),
+    (
+        libc::SYS_llistxattr,
+        Errno::EOPNOTSUPP,
+        "no extended attributes yet",
+    ),
+    (
+        libc::SYS_flistxattr,
+        Errno::EOPNOTSUPP,
+        "no extended attributes yet",
+    ),
 ];
 
 fn dispatch_table() -> &'static Vec<Option<&'static Row>> {
@@ -238,17 +270,29 @@ pub fn support_table() -> Vec<SupportRow> {
         .iter()
         .map(|info| {
             let nr = info.nr as i64;
-            let (level, note) = if let Some(row) = dispatch_table().get(nr as usize).copied().flatten() {
-                match row.support {
-                    Full => ("full", String::new()),
-                    Partial(n) => ("partial", n.to_string()),
-                }
-            } else if let Some((_, e, n)) = UNSUPPORTED.iter().find(|(n2, _, _)| *n2 == nr) {
-                ("unimplemented", format!("returns {}: {n}", syscall_tables::errno_name(*e as i32).unwrap_or("?")))
-            } else {
-                ("unimplemented", "returns ENOSYS".to_string())
-            };
-            SupportRow { nr: info.nr, name: info.name, level, note }
+            let (level, note) =
+                if let Some(row) = dispatch_table().get(nr as usize).copied().flatten() {
+                    match row.support {
+                        Full => ("full", String::new()),
+                        Partial(n) => ("partial", n.to_string()),
+                    }
+                } else if let Some((_, e, n)) = UNSUPPORTED.iter().find(|(n2, _, _)| *n2 == nr) {
+                    (
+                        "unimplemented",
+                        format!(
+                            "returns {}: {n}",
+                            syscall_tables::errno_name(*e as i32).unwrap_or("?")
+                        ),
+                    )
+                } else {
+                    ("unimplemented", "returns ENOSYS".to_string())
+                };
+            SupportRow {
+                nr: info.nr,
+                name: info.name,
+                level,
+                note,
+            }
         })
         .collect()
 }
@@ -273,14 +317,19 @@ impl syscall_tables::MemReader for TaskMem<'_> {
 /// Emulates the syscall in `t.regs` and stores its result in `rax`.
 pub fn dispatch(t: &mut Task) {
     let nr = t.regs.orig_rax;
-    let args = [t.regs.rdi, t.regs.rsi, t.regs.rdx, t.regs.r10, t.regs.r8, t.regs.r9];
+    let args = [
+        t.regs.rdi, t.regs.rsi, t.regs.rdx, t.regs.r10, t.regs.r8, t.regs.r9,
+    ];
     let k = kernel();
     let info = syscall_tables::x86_64::by_number(nr);
     let strace = k.strace.is_some();
     // Calls that never return (or replace the memory the arguments live
     // in) are printed before they run.
     let print_entry = strace
-        && matches!(nr as i64, libc::SYS_execve | libc::SYS_execveat | libc::SYS_exit | libc::SYS_exit_group);
+        && matches!(
+            nr as i64,
+            libc::SYS_execve | libc::SYS_execveat | libc::SYS_exit | libc::SYS_exit_group
+        );
     if print_entry {
         if let Some(info) = info {
             let line = syscall_tables::format_entry(info, &args, &TaskMem(t));

@@ -17,7 +17,11 @@ pub fn gettid(t: &mut Task, _a: &[u64; 6]) -> SysResult {
 }
 
 pub fn getppid(t: &mut Task, _a: &[u64; 6]) -> SysResult {
-    Ok(lock(&kernel().tree).procs.get(&t.pid()).map(|e| e.ppid).unwrap_or(0) as u64)
+    Ok(lock(&kernel().tree)
+        .procs
+        .get(&t.pid())
+        .map(|e| e.ppid)
+        .unwrap_or(0) as u64)
 }
 
 pub fn getuid(t: &mut Task, _a: &[u64; 6]) -> SysResult {
@@ -68,7 +72,11 @@ pub fn getgroups(t: &mut Task, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn getpgrp(t: &mut Task, _a: &[u64; 6]) -> SysResult {
-    Ok(lock(&kernel().tree).procs.get(&t.pid()).map(|e| e.pgid).unwrap_or(0) as u64)
+    Ok(lock(&kernel().tree)
+        .procs
+        .get(&t.pid())
+        .map(|e| e.pgid)
+        .unwrap_or(0) as u64)
 }
 
 fn target_pid(t: &Task, pid: i32) -> i32 {
@@ -81,12 +89,20 @@ fn target_pid(t: &Task, pid: i32) -> i32 {
 
 pub fn getpgid(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let pid = target_pid(t, a[0] as i32);
-    lock(&kernel().tree).procs.get(&pid).map(|e| e.pgid as u64).ok_or(Errno::ESRCH)
+    lock(&kernel().tree)
+        .procs
+        .get(&pid)
+        .map(|e| e.pgid as u64)
+        .ok_or(Errno::ESRCH)
 }
 
 pub fn getsid(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let pid = target_pid(t, a[0] as i32);
-    lock(&kernel().tree).procs.get(&pid).map(|e| e.sid as u64).ok_or(Errno::ESRCH)
+    lock(&kernel().tree)
+        .procs
+        .get(&pid)
+        .map(|e| e.sid as u64)
+        .ok_or(Errno::ESRCH)
 }
 
 pub fn setpgid(t: &mut Task, a: &[u64; 6]) -> SysResult {
@@ -109,7 +125,12 @@ pub fn setpgid(t: &mut Task, a: &[u64; 6]) -> SysResult {
         return Err(Errno::EPERM);
     }
     let new = if pgid == 0 { pid } else { pgid };
-    if new != pid && !tree.procs.values().any(|p| p.pgid == new && p.sid == my_sid && p.zombie.is_none()) {
+    if new != pid
+        && !tree
+            .procs
+            .values()
+            .any(|p| p.pgid == new && p.sid == my_sid && p.zombie.is_none())
+    {
         return Err(Errno::EPERM);
     }
     if let Some(e) = tree.procs.get_mut(&pid) {
@@ -188,26 +209,40 @@ enum Which {
 
 /// Finds (and unless `keep`, reaps) a zombie child matching `which`.
 /// Returns Ok(None) when matching children exist but none has exited yet.
-fn wait_common(t: &Task, which: Which, nohang: bool, keep: bool) -> Result<Option<(i32, i32, Rusage)>, Errno> {
+fn wait_common(
+    t: &Task,
+    which: Which,
+    nohang: bool,
+    keep: bool,
+) -> Result<Option<(i32, i32, Rusage)>, Errno> {
     let k = kernel();
     let me = t.pid();
     let mut tree = lock(&k.tree);
     loop {
         let my_pgid = tree.procs.get(&me).map(|e| e.pgid).unwrap_or(0);
-        let children: Vec<i32> = tree.procs.get(&me).map(|e| e.children.iter().copied().collect()).unwrap_or_default();
+        let children: Vec<i32> = tree
+            .procs
+            .get(&me)
+            .map(|e| e.children.iter().copied().collect())
+            .unwrap_or_default();
         let matching: Vec<i32> = children
             .into_iter()
             .filter(|c| match which {
                 Which::Any => true,
                 Which::Pid(p) => *c == p,
-                Which::Pgid(g) => tree.procs.get(c).map(|e| e.pgid == if g == 0 { my_pgid } else { g }).unwrap_or(false),
+                Which::Pgid(g) => tree
+                    .procs
+                    .get(c)
+                    .map(|e| e.pgid == if g == 0 { my_pgid } else { g })
+                    .unwrap_or(false),
             })
             .collect();
         if matching.is_empty() {
             return Err(Errno::ECHILD);
         }
-        if let Some((pid, status)) =
-            matching.iter().find_map(|c| tree.procs.get(c).and_then(|e| e.zombie.map(|s| (*c, s))))
+        if let Some((pid, status)) = matching
+            .iter()
+            .find_map(|c| tree.procs.get(c).and_then(|e| e.zombie.map(|s| (*c, s))))
         {
             let mut total = Rusage::default();
             if let Some(e) = tree.procs.get(&pid) {
@@ -229,13 +264,22 @@ fn wait_common(t: &Task, which: Which, nohang: bool, keep: bool) -> Result<Optio
         if interrupted() {
             return Err(Errno::EINTR);
         }
-        tree = k.tree_cv.wait_timeout(tree, Duration::from_millis(100)).map(|r| r.0).unwrap_or_else(|p| p.into_inner().0);
+        tree = k
+            .tree_cv
+            .wait_timeout(tree, Duration::from_millis(100))
+            .map(|r| r.0)
+            .unwrap_or_else(|p| p.into_inner().0);
     }
 }
 
 pub fn wait4(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (pid, wstatus, options, rusage) = (a[0] as i32, a[1], a[2] as i32, a[3]);
-    let allowed = libc::WNOHANG | libc::WUNTRACED | libc::WCONTINUED | libc::__WALL | libc::__WCLONE | libc::__WNOTHREAD;
+    let allowed = libc::WNOHANG
+        | libc::WUNTRACED
+        | libc::WCONTINUED
+        | libc::__WALL
+        | libc::__WCLONE
+        | libc::__WNOTHREAD;
     if options & !allowed != 0 {
         return Err(Errno::EINVAL);
     }
@@ -263,8 +307,16 @@ pub fn wait4(t: &mut Task, a: &[u64; 6]) -> SysResult {
 
 pub fn waitid(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (idtype, id, infop, options) = (a[0] as u32, a[1] as i32, a[2], a[3] as i32);
-    let allowed = libc::WNOHANG | libc::WEXITED | libc::WSTOPPED | libc::WCONTINUED | libc::WNOWAIT | libc::__WALL | libc::__WCLONE | libc::__WNOTHREAD;
-    if options & !allowed != 0 || options & (libc::WEXITED | libc::WSTOPPED | libc::WCONTINUED) == 0 {
+    let allowed = libc::WNOHANG
+        | libc::WEXITED
+        | libc::WSTOPPED
+        | libc::WCONTINUED
+        | libc::WNOWAIT
+        | libc::__WALL
+        | libc::__WCLONE
+        | libc::__WNOTHREAD;
+    if options & !allowed != 0 || options & (libc::WEXITED | libc::WSTOPPED | libc::WCONTINUED) == 0
+    {
         return Err(Errno::EINVAL);
     }
     let which = match idtype {
@@ -280,11 +332,16 @@ pub fn waitid(t: &mut Task, a: &[u64; 6]) -> SysResult {
         }
         return Err(Errno::ECHILD);
     }
-    let found = wait_common(t, which, options & libc::WNOHANG != 0, options & libc::WNOWAIT != 0)?;
+    let found = wait_common(
+        t,
+        which,
+        options & libc::WNOHANG != 0,
+        options & libc::WNOWAIT != 0,
+    )?;
     if infop != 0 {
         let mut info = [0u8; 128];
         if let Some((pid, status, _)) = found {
-            let (code, st) = if status & 0x7f == 0 {
+            let (code, st): (i32, i32) = if status & 0x7f == 0 {
                 (1, (status >> 8) & 0xff) // CLD_EXITED
             } else if status & 0x80 != 0 {
                 (3, status & 0x7f) // CLD_DUMPED
@@ -292,7 +349,7 @@ pub fn waitid(t: &mut Task, a: &[u64; 6]) -> SysResult {
                 (2, status & 0x7f) // CLD_KILLED
             };
             info[0..4].copy_from_slice(&libc::SIGCHLD.to_le_bytes());
-            info[8..12].copy_from_slice(&(code as i32).to_le_bytes());
+            info[8..12].copy_from_slice(&code.to_le_bytes());
             info[16..20].copy_from_slice(&pid.to_le_bytes());
             info[20..24].copy_from_slice(&lock(&t.proc.creds).ruid.to_le_bytes());
             info[24..28].copy_from_slice(&st.to_le_bytes());
@@ -349,7 +406,13 @@ pub fn arch_prctl(t: &mut Task, a: &[u64; 6]) -> SysResult {
 pub fn prctl(t: &mut Task, a: &[u64; 6]) -> SysResult {
     match a[0] as i32 {
         libc::PR_SET_NAME => {
-            let mut name = t.read_cstr(a[1], 4096).or_else(|e| if e == Errno::ENAMETOOLONG { Ok(Vec::new()) } else { Err(e) })?;
+            let mut name = t.read_cstr(a[1], 4096).or_else(|e| {
+                if e == Errno::ENAMETOOLONG {
+                    Ok(Vec::new())
+                } else {
+                    Err(e)
+                }
+            })?;
             name.truncate(15);
             lock(&t.proc.exe).comm = name;
             Ok(0)
@@ -395,7 +458,7 @@ pub fn prctl(t: &mut Task, a: &[u64; 6]) -> SysResult {
 
 pub fn sched_getaffinity(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let len = a[1] as usize;
-    if len < 8 || len % 8 != 0 {
+    if len < 8 || !len.is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
     let n = kernel().cpu_count.min(64);
@@ -435,7 +498,11 @@ fn do_prlimit(t: &Task, pid: i32, res: u32, new: u64, old: u64) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let target = rlimit_target(t, pid)?;
-    let new_lim: Option<libc::rlimit64> = if new != 0 { Some(t.read_obj(new)?) } else { None };
+    let new_lim: Option<libc::rlimit64> = if new != 0 {
+        Some(t.read_obj(new)?)
+    } else {
+        None
+    };
     let mut lims = lock(&target.rlimits);
     let cur = lims[res as usize];
     if let Some(n) = new_lim {
@@ -445,7 +512,7 @@ fn do_prlimit(t: &Task, pid: i32, res: u32, new: u64, old: u64) -> SysResult {
         if n.rlim_max > cur.rlim_max && lock(&t.proc.creds).euid != 0 {
             return Err(Errno::EPERM);
         }
-        if res == libc::RLIMIT_NOFILE as u32 && n.rlim_max > 1 << 20 {
+        if res == libc::RLIMIT_NOFILE && n.rlim_max > 1 << 20 {
             return Err(Errno::EPERM);
         }
     }
@@ -475,7 +542,11 @@ pub fn getrusage(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if who != libc::RUSAGE_SELF && who != libc::RUSAGE_CHILDREN && who != libc::RUSAGE_THREAD {
         return Err(Errno::EINVAL);
     }
-    let r = if who == libc::RUSAGE_CHILDREN { *lock(&t.proc.rusage_children) } else { t.rusage_now() };
+    let r = if who == libc::RUSAGE_CHILDREN {
+        *lock(&t.proc.rusage_children)
+    } else {
+        t.rusage_now()
+    };
     t.write_obj(a[1], &r.to_host())?;
     Ok(0)
 }

@@ -6,7 +6,9 @@
 use nix::errno::Errno;
 
 use super::SysResult;
-use crate::kernel::signals::{default_action, sig_bit, DefaultAction, SigAction, NSIG, SIG_DFL, UNBLOCKABLE};
+use crate::kernel::signals::{
+    default_action, sig_bit, DefaultAction, SigAction, NSIG, SIG_DFL, UNBLOCKABLE,
+};
 use crate::kernel::task::Task;
 use crate::kernel::{kernel, lock};
 
@@ -24,7 +26,12 @@ pub fn rt_sigaction(t: &mut Task, a: &[u64; 6]) -> SysResult {
     }
     let new = if act != 0 {
         let raw: [u64; 4] = t.read_obj(act)?;
-        Some(SigAction { handler: raw[0], flags: raw[1], restorer: raw[2], mask: raw[3] & !UNBLOCKABLE })
+        Some(SigAction {
+            handler: raw[0],
+            flags: raw[1],
+            restorer: raw[2],
+            mask: raw[3] & !UNBLOCKABLE,
+        })
     } else {
         None
     };
@@ -50,7 +57,11 @@ pub fn rt_sigprocmask(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if size != 8 {
         return Err(Errno::EINVAL);
     }
-    let new: Option<u64> = if set != 0 { Some(t.read_obj(set)?) } else { None };
+    let new: Option<u64> = if set != 0 {
+        Some(t.read_obj(set)?)
+    } else {
+        None
+    };
     let (old, unblocked_pending) = {
         let mut ss = lock(&t.proc.sig);
         let old = ss.mask;

@@ -42,7 +42,8 @@ pub fn sethostname(t: &mut Task, a: &[u64; 6]) -> SysResult {
 pub fn getrandom(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (buf, len, flags) = (a[0], a[1], a[2] as u32);
     if flags & !(libc::GRND_NONBLOCK | libc::GRND_RANDOM | libc::GRND_INSECURE) != 0
-        || flags & (libc::GRND_RANDOM | libc::GRND_INSECURE) == (libc::GRND_RANDOM | libc::GRND_INSECURE)
+        || flags & (libc::GRND_RANDOM | libc::GRND_INSECURE)
+            == (libc::GRND_RANDOM | libc::GRND_INSECURE)
     {
         return Err(Errno::EINVAL);
     }

@@ -64,7 +64,10 @@ pub fn clock_getres(t: &mut Task, a: &[u64; 6]) -> SysResult {
 pub fn gettimeofday(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if a[0] != 0 {
         let ts = read_clock(libc::CLOCK_REALTIME)?;
-        let tv = libc::timeval { tv_sec: ts.tv_sec, tv_usec: ts.tv_nsec / 1000 };
+        let tv = libc::timeval {
+            tv_sec: ts.tv_sec,
+            tv_usec: ts.tv_nsec / 1000,
+        };
         t.write_obj(a[0], &tv)?;
     }
     if a[1] != 0 {
@@ -94,7 +97,9 @@ fn read_timespec(t: &Task, addr: u64) -> Result<libc::timespec, Errno> {
 fn sleep_until(id: libc::clockid_t, deadline: &libc::timespec) -> Result<(), Errno> {
     loop {
         // SAFETY: clock_nanosleep reads a timespec we own.
-        let r = unsafe { libc::clock_nanosleep(id, libc::TIMER_ABSTIME, deadline, std::ptr::null_mut()) };
+        let r = unsafe {
+            libc::clock_nanosleep(id, libc::TIMER_ABSTIME, deadline, std::ptr::null_mut())
+        };
         match r {
             0 => return Ok(()),
             libc::EINTR if interrupted() => return Err(Errno::EINTR),
@@ -111,7 +116,10 @@ fn add(ts: &libc::timespec, d: &libc::timespec) -> libc::timespec {
         nsec -= 1_000_000_000;
         sec = sec.saturating_add(1);
     }
-    libc::timespec { tv_sec: sec, tv_nsec: nsec }
+    libc::timespec {
+        tv_sec: sec,
+        tv_nsec: nsec,
+    }
 }
 
 pub fn nanosleep(t: &mut Task, a: &[u64; 6]) -> SysResult {
@@ -134,7 +142,11 @@ pub fn clock_nanosleep(t: &mut Task, a: &[u64; 6]) -> SysResult {
         return Err(Errno::ENOTSUP);
     }
     let req = read_timespec(t, req_addr)?;
-    let deadline = if flags & libc::TIMER_ABSTIME != 0 { req } else { add(&read_clock(id)?, &req) };
+    let deadline = if flags & libc::TIMER_ABSTIME != 0 {
+        req
+    } else {
+        add(&read_clock(id)?, &req)
+    };
     sleep_until(id, &deadline)?;
     let _ = Duration::ZERO;
     Ok(0)

@@ -91,7 +91,14 @@ impl OpenFile {
             ops,
             location,
             display: Vec::new(),
-            flags: AtomicI32::new(flags & !(libc::O_CLOEXEC | libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC | libc::O_NOCTTY)),
+            flags: AtomicI32::new(
+                flags
+                    & !(libc::O_CLOEXEC
+                        | libc::O_CREAT
+                        | libc::O_EXCL
+                        | libc::O_TRUNC
+                        | libc::O_NOCTTY),
+            ),
             offset: Mutex::new(0),
             dir_entries: Mutex::new(None),
         })
@@ -113,9 +120,11 @@ impl OpenFile {
     }
 
     pub fn set_status_flags(&self, new: i32) {
-        const CHANGEABLE: i32 = libc::O_APPEND | libc::O_NONBLOCK | libc::O_ASYNC | libc::O_DIRECT | libc::O_NOATIME;
+        const CHANGEABLE: i32 =
+            libc::O_APPEND | libc::O_NONBLOCK | libc::O_ASYNC | libc::O_DIRECT | libc::O_NOATIME;
         let old = self.flags();
-        self.flags.store((old & !CHANGEABLE) | (new & CHANGEABLE), Ordering::Relaxed);
+        self.flags
+            .store((old & !CHANGEABLE) | (new & CHANGEABLE), Ordering::Relaxed);
     }
 
     pub fn readable(&self) -> bool {

@@ -179,7 +179,10 @@ pub struct Vfs {
 
 impl Vfs {
     pub fn new(root: Arc<dyn Inode>) -> Vfs {
-        Vfs { root, mounts: RwLock::new(HashMap::new()) }
+        Vfs {
+            root,
+            mounts: RwLock::new(HashMap::new()),
+        }
     }
 
     pub fn root(&self) -> Location {
@@ -200,7 +203,11 @@ impl Vfs {
     }
 
     pub fn mount_points(&self) -> Vec<Vec<u8>> {
-        let mut v: Vec<Vec<u8>> = self.mounts.read().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        let mut v: Vec<Vec<u8>> = self
+            .mounts
+            .read()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
         v.sort();
         v
     }
@@ -208,7 +215,10 @@ impl Vfs {
 
 fn normalize_mount_path(p: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    for c in p.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".") {
+    for c in p
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+    {
         out.push(b'/');
         out.extend_from_slice(c);
     }
@@ -220,6 +230,8 @@ fn normalize_mount_path(p: &[u8]) -> Vec<u8> {
 
 /// Current wall-clock time as (sec, nsec), for new inodes and writes.
 pub fn now() -> (i64, i64) {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     (d.as_secs() as i64, d.subsec_nanos() as i64)
 }

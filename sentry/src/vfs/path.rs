@@ -15,7 +15,9 @@ pub struct Location {
 
 impl Location {
     pub fn root(root: Arc<dyn Inode>) -> Location {
-        Location { chain: vec![(Vec::new(), root)] }
+        Location {
+            chain: vec![(Vec::new(), root)],
+        }
     }
 
     pub fn inode(&self) -> &Arc<dyn Inode> {
@@ -69,14 +71,24 @@ impl Location {
     /// Whether `self` is `other` or lies below it (for rename's EINVAL).
     pub fn is_within(&self, other: &Location) -> bool {
         self.chain.len() >= other.chain.len()
-            && self.chain.iter().zip(other.chain.iter()).all(|(a, b)| Arc::ptr_eq(&a.1, &b.1))
+            && self
+                .chain
+                .iter()
+                .zip(other.chain.iter())
+                .all(|(a, b)| Arc::ptr_eq(&a.1, &b.1))
     }
 }
 
 impl Vfs {
     /// Resolves `path` relative to `start` (ignored for absolute paths).
     /// `follow` says whether a symlink in the last component is followed.
-    pub fn resolve(&self, root: &Location, start: &Location, path: &[u8], follow: bool) -> VfsResult<Location> {
+    pub fn resolve(
+        &self,
+        root: &Location,
+        start: &Location,
+        path: &[u8],
+        follow: bool,
+    ) -> VfsResult<Location> {
         check_path(path)?;
         let mut depth = 0;
         self.walk(root, start, path, follow, &mut depth)
@@ -84,7 +96,12 @@ impl Vfs {
 
     /// Resolves everything but the last component: returns the parent
     /// directory and the final name ("." or ".." possible, and "" for "/").
-    pub fn resolve_parent(&self, root: &Location, start: &Location, path: &[u8]) -> VfsResult<(Location, Vec<u8>)> {
+    pub fn resolve_parent(
+        &self,
+        root: &Location,
+        start: &Location,
+        path: &[u8],
+    ) -> VfsResult<(Location, Vec<u8>)> {
         check_path(path)?;
         let trimmed = trim_trailing_slashes(path);
         let (dir, name) = match trimmed.iter().rposition(|&b| b == b'/') {
@@ -122,10 +139,24 @@ impl Vfs {
         Ok(next)
     }
 
-    fn walk(&self, root: &Location, start: &Location, path: &[u8], follow: bool, depth: &mut u32) -> VfsResult<Location> {
-        let mut loc = if path.first() == Some(&b'/') { root.clone() } else { start.clone() };
+    fn walk(
+        &self,
+        root: &Location,
+        start: &Location,
+        path: &[u8],
+        follow: bool,
+        depth: &mut u32,
+    ) -> VfsResult<Location> {
+        let mut loc = if path.first() == Some(&b'/') {
+            root.clone()
+        } else {
+            start.clone()
+        };
         let trailing_slash = path.len() > 1 && path.last() == Some(&b'/');
-        let comps: Vec<&[u8]> = path.split(|&b| b == b'/').filter(|c| !c.is_empty()).collect();
+        let comps: Vec<&[u8]> = path
+            .split(|&b| b == b'/')
+            .filter(|c| !c.is_empty())
+            .collect();
         for (i, comp) in comps.iter().enumerate() {
             let last = i + 1 == comps.len();
             if loc.inode().file_type() != FileType::Directory {
@@ -145,7 +176,8 @@ impl Vfs {
                 return Err(Errno::ENAMETOOLONG);
             }
             let next = self.step(&loc, comp)?;
-            if next.inode().file_type() == FileType::Symlink && (!last || follow || trailing_slash) {
+            if next.inode().file_type() == FileType::Symlink && (!last || follow || trailing_slash)
+            {
                 *depth += 1;
                 if *depth > MAX_SYMLINKS {
                     return Err(Errno::ELOOP);
