@@ -33,7 +33,7 @@ fn lock(m: &Mutex<()>) -> MutexGuard<'_, ()> {
 }
 
 /// Directories whose programs are not differential (run by other tests).
-const NOT_DIFFERENTIAL: &[&str] = &["unimplemented"];
+const NOT_DIFFERENTIAL: &[&str] = &["unimplemented", "robustness"];
 
 fn sanity_check_native(prog: &str, label: &str, out: &Output) {
     let text = stdout_str(out);

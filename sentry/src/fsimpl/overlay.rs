@@ -20,6 +20,35 @@ use crate::vfs::{
     now, CreateCtx, DirEntry, FileOps, FileStat, FileType, Inode, SetAttr, VfsResult,
 };
 
+/// Bytes held by all in-memory file data (upper layers and tmpfs).
+static MEM_USED: AtomicU64 = AtomicU64::new(0);
+
+/// The most in-memory file data the sandbox may hold: half the machine's
+/// memory, tmpfs's default. Past it writes fail with ENOSPC instead of
+/// letting a container exhaust the host (or abort the sentry).
+fn mem_limit() -> u64 {
+    static LIMIT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| nix::sys::sysinfo::sysinfo().map(|s| s.ram_total() / 2).unwrap_or(1 << 30))
+}
+
+/// Resizes file data, charging the growth to the sandbox-wide limit.
+fn resize_data(d: &mut Vec<u8>, new_len: usize) -> VfsResult<()> {
+    let old = d.len() as u64;
+    let new = new_len as u64;
+    if new > old {
+        let grow = new - old;
+        let used = MEM_USED.fetch_add(grow, Ordering::SeqCst);
+        if used + grow > mem_limit() || d.try_reserve(new_len - d.len()).is_err() {
+            MEM_USED.fetch_sub(grow, Ordering::SeqCst);
+            return Err(Errno::ENOSPC);
+        }
+    } else {
+        MEM_USED.fetch_sub(old - new, Ordering::SeqCst);
+    }
+    d.resize(new_len, 0);
+    Ok(())
+}
+
 pub struct OverlayFs {
     dev: u64,
     next_ino: AtomicU64,
@@ -269,7 +298,9 @@ impl OvNode {
                     if n == 0 {
                         break;
                     }
-                    data.extend_from_slice(&buf[..n]);
+                    let at = data.len();
+                    resize_data(&mut data, at + n)?;
+                    data[at..].copy_from_slice(&buf[..n]);
                 }
             }
             st.data = Some(data);
@@ -322,6 +353,16 @@ impl OvState {
             ..Default::default()
         });
         self
+    }
+}
+
+impl Drop for OvNode {
+    fn drop(&mut self) {
+        if let Ok(st) = self.state.get_mut() {
+            if let Some(d) = &st.data {
+                MEM_USED.fetch_sub(d.len() as u64, Ordering::SeqCst);
+            }
+        }
     }
 }
 
@@ -430,7 +471,7 @@ impl Inode for OvNode {
             self.copy_up_data(&mut st)?;
             if flags & libc::O_TRUNC != 0 {
                 if let Some(d) = st.data.as_mut() {
-                    d.clear();
+                    resize_data(d, 0)?;
                 }
             }
         }
@@ -572,7 +613,7 @@ impl Inode for OvNode {
         }
         let (s, ns) = now();
         if let (Some(size), Some(d)) = (attr.size, st.data.as_mut()) {
-            d.resize(size as usize, 0);
+            resize_data(d, usize::try_from(size).map_err(|_| Errno::EFBIG)?)?;
         }
         let m = st.meta.as_mut().ok_or(Errno::EIO)?;
         if let Some(mode) = attr.mode {
@@ -645,20 +686,22 @@ impl FileOps for MemFile {
         }
         self.with_data(|d, meta| {
             if d.len() < end as usize {
-                d.resize(end as usize, 0);
+                resize_data(d, end as usize)?;
             }
             d[off as usize..end as usize].copy_from_slice(buf);
             touch_mtime(meta);
-            buf.len()
-        })
+            Ok(buf.len())
+        })?
     }
 
     fn append(&self, buf: &[u8]) -> VfsResult<(usize, u64)> {
         self.with_data(|d, meta| {
-            d.extend_from_slice(buf);
+            let at = d.len();
+            resize_data(d, at + buf.len())?;
+            d[at..].copy_from_slice(buf);
             touch_mtime(meta);
-            (buf.len(), d.len() as u64)
-        })
+            Ok((buf.len(), d.len() as u64))
+        })?
     }
 
     fn size(&self) -> VfsResult<u64> {

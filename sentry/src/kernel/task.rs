@@ -476,7 +476,7 @@ pub fn spawn_task(proc: Arc<Process>, start: TaskStart) -> std::io::Result<()> {
     let name = format!("task-{}", proc.pid);
     std::thread::Builder::new()
         .name(name)
-        .stack_size(256 * 1024)
+        .stack_size(2 << 20)
         .spawn(move || task_main(proc, start))?;
     Ok(())
 }
