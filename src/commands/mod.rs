@@ -127,6 +127,10 @@ fn syscalls(a: SyscallsArgs) -> Result<i32> {
 /// The sentry process (pid 1 of the sandbox's pid namespace).
 fn boot(g: &GlobalOpts, a: BootArgs) -> Result<i32> {
     logging::init(g.debug_log.as_deref(), "sentry", g.debug)?;
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        tracing::error!("sentry thread {} panicked: {info}", thread.name().unwrap_or("?"));
+    }));
     let cfg: sentry::BootConfig =
         serde_json::from_str(&a.config).context("parsing the boot configuration")?;
     let status_pipe = sandbox::owned_fd(a.status_fd)?;

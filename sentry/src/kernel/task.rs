@@ -477,7 +477,21 @@ pub fn spawn_task(proc: Arc<Process>, start: TaskStart) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name(name)
         .stack_size(2 << 20)
-        .spawn(move || task_main(proc, start))?;
+        .spawn(move || {
+            let p = proc.clone();
+            // A bug in one syscall handler must cost the application that
+            // process, never the sandbox: the panic is logged (by the hook
+            // the CLI installs) and the process dies as if SIGKILLed.
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task_main(proc, start))).is_err() {
+                let stub = lock(&p.host).stub_pid;
+                if stub > 0 {
+                    // SAFETY: kill(2) of this task's own stub.
+                    unsafe { libc::kill(stub, libc::SIGKILL) };
+                }
+                kernel().exit_process(&p, libc::SIGKILL);
+                set_current(None);
+            }
+        })?;
     Ok(())
 }
 
