@@ -27,11 +27,20 @@ fn random_syscalls_never_bring_the_sentry_down() {
             Duration::from_secs(240),
         );
         assert_success(&format!("syscall fuzz, seed {seed}"), &out);
-        assert!(stdout_str(&out).starts_with("fuzz done: 60 children"), "{}", describe_output("fuzz", &out));
+        assert!(
+            stdout_str(&out).starts_with("fuzz done: 60 children"),
+            "{}",
+            describe_output("fuzz", &out)
+        );
     }
     for entry in std::fs::read_dir(logs.path()).expect("logs") {
         let path = entry.expect("entry").path();
         let text = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(!text.contains("panicked"), "{} records a panic:\n{}", path.display(), text);
+        assert!(
+            !text.contains("panicked"),
+            "{} records a panic:\n{}",
+            path.display(),
+            text
+        );
     }
 }

@@ -129,7 +129,10 @@ fn boot(g: &GlobalOpts, a: BootArgs) -> Result<i32> {
     logging::init(g.debug_log.as_deref(), "sentry", g.debug)?;
     std::panic::set_hook(Box::new(|info| {
         let thread = std::thread::current();
-        tracing::error!("sentry thread {} panicked: {info}", thread.name().unwrap_or("?"));
+        tracing::error!(
+            "sentry thread {} panicked: {info}",
+            thread.name().unwrap_or("?")
+        );
     }));
     let cfg: sentry::BootConfig =
         serde_json::from_str(&a.config).context("parsing the boot configuration")?;

@@ -43,6 +43,8 @@ impl HostFile {
         }
     }
 
+    /// Retries a host call cut short by the sentry's interrupt signal
+    /// unless the task now has a signal to take (then EINTR goes up).
     fn retry<T>(mut f: impl FnMut() -> Result<T, Errno>) -> Result<T, Errno> {
         loop {
             match f() {

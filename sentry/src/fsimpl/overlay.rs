@@ -28,7 +28,11 @@ static MEM_USED: AtomicU64 = AtomicU64::new(0);
 /// letting a container exhaust the host (or abort the sentry).
 fn mem_limit() -> u64 {
     static LIMIT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *LIMIT.get_or_init(|| nix::sys::sysinfo::sysinfo().map(|s| s.ram_total() / 2).unwrap_or(1 << 30))
+    *LIMIT.get_or_init(|| {
+        nix::sys::sysinfo::sysinfo()
+            .map(|s| s.ram_total() / 2)
+            .unwrap_or(1 << 30)
+    })
 }
 
 /// Resizes file data, charging the growth to the sandbox-wide limit.

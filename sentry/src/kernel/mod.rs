@@ -3,6 +3,7 @@
 //! (see `task.rs`); shared state lives here behind locks.
 
 pub mod fd_table;
+pub mod sigframe;
 pub mod signals;
 pub mod task;
 
@@ -239,11 +240,12 @@ pub fn set_current(p: Option<Arc<Process>>) {
     CURRENT.with(|c| *c.borrow_mut() = p);
 }
 
-/// Whether the calling thread's process must stop what it is doing (a
-/// fatal signal is pending): blocking host calls give up on EINTR then.
+/// Whether the calling thread's process must stop what it is doing: a
+/// fatal signal, or a signal it can take now, is pending. Blocking calls
+/// give up with EINTR then (and may be restarted after the handler).
 pub fn interrupted() -> bool {
     current()
-        .map(|p| p.fatal_signal.load(Ordering::Relaxed) != 0)
+        .map(|p| p.fatal_signal.load(Ordering::Relaxed) != 0 || lock(&p.sig).deliverable() != 0)
         .unwrap_or(false)
 }
 
@@ -324,16 +326,19 @@ impl Kernel {
         }
     }
 
-    /// Delivers `sig` to a process, following Linux's rules for default
-    /// actions. Handlers are not run yet: a caught signal stays pending.
-    pub fn send_signal(&self, target: &Arc<Process>, sig: i32) {
-        if sig == 0 {
+    /// Sends `sig` to a process, following Linux's rules: ignored signals
+    /// are dropped, a default action of "terminate" kills the process, and
+    /// everything else (a handler, or a blocked signal) becomes pending and
+    /// is delivered by the target's task before it next runs (see
+    /// `sigframe.rs`). The target is woken if it is running or blocked.
+    pub fn send_signal(&self, target: &Arc<Process>, sig: i32, info: signals::SigInfo) {
+        if !(1..signals::NSIG as i32).contains(&sig) {
             return;
         }
         let fatal = {
             let mut ss = lock(&target.sig);
             let act = ss.action(sig);
-            let blocked = ss.mask & sig_bit(sig) != 0;
+            let blocked = ss.mask & sig_bit(sig) != 0 && sig != libc::SIGKILL;
             if target.pid == 1 && act.handler == signals::SIG_DFL && !blocked {
                 // The container's init, like any pid namespace's init, only
                 // gets signals it handles (or has blocked, to handle later).
@@ -341,8 +346,9 @@ impl Kernel {
             }
             if sig == libc::SIGKILL {
                 true
-            } else if ss.mask & sig_bit(sig) != 0 {
+            } else if blocked {
                 ss.pending |= sig_bit(sig);
+                ss.info[sig as usize] = info;
                 false
             } else if act.handler == SIG_IGN {
                 false
@@ -360,16 +366,42 @@ impl Kernel {
                 }
             } else {
                 ss.pending |= sig_bit(sig);
-                tracing::warn!(
-                    "signal {sig} to pid {} has a handler; handlers are not run yet",
-                    target.pid
-                );
+                ss.info[sig as usize] = info;
+                drop(ss);
+                self.kick(target);
                 false
             }
         };
         if fatal {
             self.kill_process(target, sig);
         }
+    }
+
+    /// Makes `target`'s task notice a pending signal: its stub is stopped
+    /// (the tracer sees a stray stop and delivers), and its sentry thread is
+    /// interrupted if it is blocked in a host call or a wait.
+    pub fn kick(&self, target: &Arc<Process>) {
+        if current().map(|c| c.pid) == Some(target.pid) {
+            return; // delivered when the current syscall returns
+        }
+        let ids = *lock(&target.host);
+        if ids.stub_pid > 0 {
+            // SAFETY: kill(2) of a traced stub: it only causes a ptrace stop.
+            unsafe { libc::kill(ids.stub_pid, INTERRUPT_SIGNAL) };
+        }
+        if ids.tracer_tid > 0 {
+            // SAFETY: tgkill of one of the sentry's own threads.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_tgkill,
+                    nix::unistd::getpid().as_raw(),
+                    ids.tracer_tid,
+                    INTERRUPT_SIGNAL,
+                )
+            };
+        }
+        let _guard = lock(&self.tree);
+        self.tree_cv.notify_all();
     }
 
     /// Makes `target` die of `sig`: stops its stub and wakes its sentry
@@ -437,6 +469,11 @@ impl Kernel {
             }
             None => pid != 1,
         };
+        let parent = tree
+            .procs
+            .get(&ppid)
+            .filter(|p| p.zombie.is_none())
+            .map(|p| p.proc.clone());
         if autoreap && pid != 1 {
             tree.procs.remove(&pid);
             if let Some(parent) = tree.procs.get_mut(&ppid) {
@@ -444,5 +481,14 @@ impl Kernel {
             }
         }
         self.tree_cv.notify_all();
+        drop(tree);
+        if let Some(parent) = parent {
+            let uid = lock(&proc.creds).ruid;
+            self.send_signal(
+                &parent,
+                libc::SIGCHLD,
+                signals::info_child(pid, uid, status),
+            );
+        }
     }
 }

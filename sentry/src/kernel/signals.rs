@@ -1,5 +1,5 @@
-//! Signal dispositions, masks and pending sets, and Linux's default actions.
-//! Handlers are recorded but not yet run (that comes with signal frames).
+//! Signal dispositions, masks and pending sets, siginfo, and Linux's default
+//! actions. Delivery to handlers (frames, sigreturn) is in `sigframe.rs`.
 
 pub const NSIG: usize = 65;
 
@@ -53,11 +53,58 @@ pub fn sig_bit(sig: i32) -> u64 {
 /// SIGKILL and SIGSTOP can be neither caught, blocked nor ignored.
 pub const UNBLOCKABLE: u64 = (1 << (libc::SIGKILL - 1)) | (1 << (libc::SIGSTOP - 1));
 
+/// A siginfo_t as the application sees it (128 bytes).
+pub type SigInfo = [u8; 128];
+
+pub const SI_USER: i32 = 0;
+pub const SI_KERNEL: i32 = 0x80;
+pub const SI_TKILL: i32 = -6;
+
+fn put_i32(b: &mut SigInfo, off: usize, v: i32) {
+    b[off..off + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+/// siginfo for kill/tkill and kernel-sent signals: signo, code, sender.
+pub fn info_sender(sig: i32, code: i32, pid: i32, uid: u32) -> SigInfo {
+    let mut b = [0u8; 128];
+    put_i32(&mut b, 0, sig);
+    put_i32(&mut b, 8, code);
+    put_i32(&mut b, 16, pid);
+    put_i32(&mut b, 20, uid as i32);
+    b
+}
+
+/// siginfo for a fault: signo, code, address.
+pub fn info_fault(sig: i32, code: i32, addr: u64) -> SigInfo {
+    let mut b = [0u8; 128];
+    put_i32(&mut b, 0, sig);
+    put_i32(&mut b, 8, code);
+    b[16..24].copy_from_slice(&addr.to_le_bytes());
+    b
+}
+
+/// siginfo of SIGCHLD for a child that ended with wait status `status`.
+pub fn info_child(pid: i32, uid: u32, status: i32) -> SigInfo {
+    let (code, st) = if status & 0x7f == 0 {
+        (1, (status >> 8) & 0xff) // CLD_EXITED
+    } else if status & 0x80 != 0 {
+        (3, status & 0x7f) // CLD_DUMPED
+    } else {
+        (2, status & 0x7f) // CLD_KILLED
+    };
+    let mut b = info_sender(libc::SIGCHLD, code, pid, uid);
+    put_i32(&mut b, 24, st);
+    b
+}
+
 #[derive(Clone)]
 pub struct SignalState {
     pub actions: [SigAction; NSIG],
     pub mask: u64,
     pub pending: u64,
+    /// siginfo of each pending standard signal.
+    pub info: Vec<SigInfo>,
+    /// (ss_sp, ss_flags, ss_size).
     pub altstack: (u64, i32, u64),
 }
 
@@ -67,12 +114,18 @@ impl Default for SignalState {
             actions: [SigAction::default(); NSIG],
             mask: 0,
             pending: 0,
+            info: vec![[0u8; 128]; NSIG],
             altstack: (0, libc::SS_DISABLE, 0),
         }
     }
 }
 
 impl SignalState {
+    /// Pending signals the mask lets through.
+    pub fn deliverable(&self) -> u64 {
+        self.pending & !self.mask
+    }
+
     pub fn action(&self, sig: i32) -> SigAction {
         self.actions.get(sig as usize).copied().unwrap_or_default()
     }

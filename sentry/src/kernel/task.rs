@@ -9,7 +9,7 @@ use std::time::Instant;
 use nix::errno::Errno;
 
 use super::fd_table::FdTable;
-use super::signals::{SignalState, SIG_DFL};
+use super::signals::SignalState;
 use super::{
     kernel, lock, set_current, Credentials, ExeInfo, FsContext, HostIds, ProcEntry, Process, Rusage,
 };
@@ -81,6 +81,11 @@ pub struct Task {
     pub robust_list: (u64, u64),
     /// Wait status to exit with; set by exit, exit_group or a fatal signal.
     pub exit: Option<i32>,
+    /// A syscall (by number) that a signal interrupted with EINTR, to be
+    /// restarted or not once we know whether a handler runs.
+    pub restart: Option<u64>,
+    /// The mask to restore after a handler (rt_sigsuspend's).
+    pub saved_mask: Option<u64>,
 }
 
 pub fn exit_status(code: i32) -> i32 {
@@ -408,6 +413,7 @@ impl Task {
             if fatal != 0 {
                 self.exit = Some(fatal & 0x7f);
             }
+            self.deliver_pending();
             if self.exit.is_some() {
                 break;
             }
@@ -455,19 +461,7 @@ impl Task {
         if let Ok(r) = self.stub.get_regs() {
             self.regs = r;
         }
-        let act = lock(&self.proc.sig).action(signo);
-        if act.handler != SIG_DFL {
-            tracing::warn!(
-                "pid {}: signal {signo} has a handler; running handlers is not supported yet",
-                self.pid()
-            );
-        }
-        tracing::info!(
-            "pid {}: fatal signal {signo} (code {si_code}) at rip {:#x} addr {addr:#x}",
-            self.pid(),
-            self.regs.rip
-        );
-        self.exit = Some(signo);
+        self.fault(signo, si_code, addr);
     }
 }
 
@@ -482,7 +476,9 @@ pub fn spawn_task(proc: Arc<Process>, start: TaskStart) -> std::io::Result<()> {
             // A bug in one syscall handler must cost the application that
             // process, never the sandbox: the panic is logged (by the hook
             // the CLI installs) and the process dies as if SIGKILLed.
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task_main(proc, start))).is_err() {
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task_main(proc, start)))
+                .is_err()
+            {
                 let stub = lock(&p.host).stub_pid;
                 if stub > 0 {
                     // SAFETY: kill(2) of this task's own stub.
@@ -527,6 +523,8 @@ fn task_main(proc: Arc<Process>, start: TaskStart) {
                     clear_child_tid: clear_tid,
                     robust_list: (0, 0),
                     exit: None,
+                    restart: None,
+                    saved_mask: None,
                 };
                 if let Some(addr) = child_tid {
                     let _ = t.write_obj(addr, &proc.pid);
@@ -576,6 +574,8 @@ fn start_init(
         clear_child_tid: 0,
         robust_list: (0, 0),
         exit: None,
+        restart: None,
+        saved_mask: None,
     };
     let shown = String::from_utf8_lossy(path).into_owned();
     match t.execve(path, argv, envp) {

@@ -494,3 +494,56 @@ unsafe fn stub_child(
     );
     libc::_exit(127);
 }
+
+const NT_X86_XSTATE: libc::c_int = 0x202;
+/// Largest XSAVE area we accept (AMX tiles make it ~11 KiB).
+const MAX_XSTATE: usize = 16 * 1024;
+
+impl Stub {
+    /// The thread's full extended FP state, in XSAVE format.
+    pub fn get_xstate(&self) -> Result<Vec<u8>, PlatformError> {
+        let mut buf = vec![0u8; MAX_XSTATE];
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: GETREGSET writes at most iov_len bytes into our buffer and
+        // updates iov_len.
+        let r = unsafe {
+            libc::ptrace(
+                libc::PTRACE_GETREGSET,
+                self.pid.as_raw(),
+                NT_X86_XSTATE,
+                &mut iov as *mut libc::iovec,
+            )
+        };
+        if r < 0 {
+            return Err(ptrace_err("GETREGSET", self.pid)(Errno::last()));
+        }
+        buf.truncate(iov.iov_len);
+        Ok(buf)
+    }
+
+    /// Loads extended FP state; the kernel validates it (EINVAL on bad
+    /// content), so application-controlled bytes are safe to pass.
+    pub fn set_xstate(&self, data: &[u8]) -> Result<(), PlatformError> {
+        let mut copy = data.to_vec();
+        let mut iov = libc::iovec {
+            iov_base: copy.as_mut_ptr().cast(),
+            iov_len: copy.len(),
+        };
+        // SAFETY: SETREGSET reads iov_len bytes from our buffer.
+        let r = unsafe {
+            libc::ptrace(
+                libc::PTRACE_SETREGSET,
+                self.pid.as_raw(),
+                NT_X86_XSTATE,
+                &mut iov as *mut libc::iovec,
+            )
+        };
+        if r < 0 {
+            return Err(ptrace_err("SETREGSET", self.pid)(Errno::last()));
+        }
+        Ok(())
+    }
+}

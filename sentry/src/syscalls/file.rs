@@ -29,7 +29,17 @@ pub fn install_fd(t: &Task, file: Arc<OpenFile>, cloexec: bool) -> SysResult {
 /// A write that hit a closed pipe raises SIGPIPE, as Linux does.
 fn check_epipe(t: &Task, file: &OpenFile, r: Result<usize, Errno>) -> Result<usize, Errno> {
     if r == Err(Errno::EPIPE) && file.ops.is_pipe() {
-        kernel().send_signal(&t.proc, libc::SIGPIPE);
+        let uid = lock(&t.proc.creds).ruid;
+        kernel().send_signal(
+            &t.proc,
+            libc::SIGPIPE,
+            crate::kernel::signals::info_sender(
+                libc::SIGPIPE,
+                crate::kernel::signals::SI_USER,
+                t.pid(),
+                uid,
+            ),
+        );
     }
     r
 }

@@ -174,13 +174,16 @@ pub static TABLE: &[Row] = rows! {
     SYS_getrusage => process::getrusage, Partial("usage of killed processes is lost");
     SYS_times => process::times, Full;
     // signal
-    SYS_rt_sigaction => signal::rt_sigaction, Partial("handlers are recorded but not yet run");
+    SYS_rt_sigaction => signal::rt_sigaction, Full;
     SYS_rt_sigprocmask => signal::rt_sigprocmask, Full;
     SYS_rt_sigpending => signal::rt_sigpending, Full;
-    SYS_sigaltstack => signal::sigaltstack, Partial("recorded");
-    SYS_kill => signal::kill, Partial("default actions only; stop signals ignored");
-    SYS_tkill => signal::tkill, Partial("default actions only");
-    SYS_tgkill => signal::tgkill, Partial("default actions only");
+    SYS_rt_sigreturn => signal::rt_sigreturn, Full;
+    SYS_rt_sigsuspend => signal::rt_sigsuspend, Full;
+    SYS_pause => signal::pause, Full;
+    SYS_sigaltstack => signal::sigaltstack, Full;
+    SYS_kill => signal::kill, Partial("stop signals (job control) are ignored");
+    SYS_tkill => signal::tkill, Full;
+    SYS_tgkill => signal::tgkill, Full;
     // futex
     SYS_futex => futex::futex, Partial("WAIT, WAKE and their BITSET forms; no requeue, WAKE_OP or PI");
     // time
@@ -347,6 +350,9 @@ pub fn dispatch(t: &mut Task) {
             }
         }
     };
+    if result == Err(Errno::EINTR) && crate::kernel::sigframe::restartable(nr) {
+        t.restart = Some(nr);
+    }
     let ret: i64 = match result {
         Ok(v) => v as i64,
         Err(e) => -(e as i64),

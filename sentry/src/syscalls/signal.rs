@@ -7,7 +7,8 @@ use nix::errno::Errno;
 
 use super::SysResult;
 use crate::kernel::signals::{
-    default_action, sig_bit, DefaultAction, SigAction, NSIG, SIG_DFL, UNBLOCKABLE,
+    default_action, info_sender, sig_bit, DefaultAction, SigAction, NSIG, SIG_DFL, SI_TKILL,
+    SI_USER, UNBLOCKABLE,
 };
 use crate::kernel::task::Task;
 use crate::kernel::{kernel, lock};
@@ -62,7 +63,7 @@ pub fn rt_sigprocmask(t: &mut Task, a: &[u64; 6]) -> SysResult {
     } else {
         None
     };
-    let (old, unblocked_pending) = {
+    let old = {
         let mut ss = lock(&t.proc.sig);
         let old = ss.mask;
         if let Some(n) = new {
@@ -74,19 +75,12 @@ pub fn rt_sigprocmask(t: &mut Task, a: &[u64; 6]) -> SysResult {
                 _ => return Err(Errno::EINVAL),
             };
         }
-        let ready = ss.pending & !ss.mask;
-        ss.pending &= !ready;
-        (old, ready)
+        old
     };
     if oset != 0 {
         t.write_obj(oset, &old)?;
     }
-    // Signals that were waiting behind the mask are delivered now.
-    for sig in 1..NSIG as i32 {
-        if unblocked_pending & sig_bit(sig) != 0 {
-            kernel().send_signal(&t.proc, sig);
-        }
-    }
+    // Signals waiting behind the mask are delivered before the task runs on.
     Ok(0)
 }
 
@@ -136,10 +130,11 @@ pub fn sigaltstack(t: &mut Task, a: &[u64; 6]) -> SysResult {
 
 /// Sends to one process (pid 1's protection is in `Kernel::send_signal`).
 /// A zombie still exists for kill(2): the signal is accepted and dropped.
-fn signal_one(pid: i32, sig: i32) -> Result<(), Errno> {
+fn signal_one(t: &Task, pid: i32, sig: i32, code: i32) -> Result<(), Errno> {
     let (target, zombie) = kernel().process_or_zombie(pid).ok_or(Errno::ESRCH)?;
     if sig != 0 && !zombie {
-        kernel().send_signal(&target, sig);
+        let uid = lock(&t.proc.creds).ruid;
+        kernel().send_signal(&target, sig, info_sender(sig, code, t.pid(), uid));
     }
     Ok(())
 }
@@ -150,7 +145,7 @@ pub fn kill(t: &mut Task, a: &[u64; 6]) -> SysResult {
         return Err(Errno::EINVAL);
     }
     if pid > 0 {
-        signal_one(pid, sig)?;
+        signal_one(t, pid, sig, SI_USER)?;
         return Ok(0);
     }
     let targets: Vec<i32> = {
@@ -175,24 +170,24 @@ pub fn kill(t: &mut Task, a: &[u64; 6]) -> SysResult {
     // Signal others first, so a fatal signal to ourselves cannot cut the loop short.
     let me = t.pid();
     for p in targets.iter().filter(|p| **p != me) {
-        let _ = signal_one(*p, sig);
+        let _ = signal_one(t, *p, sig, SI_USER);
     }
     if targets.contains(&me) {
-        let _ = signal_one(me, sig);
+        let _ = signal_one(t, me, sig, SI_USER);
     }
     Ok(0)
 }
 
-pub fn tkill(_t: &mut Task, a: &[u64; 6]) -> SysResult {
+pub fn tkill(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (tid, sig) = (a[0] as i32, a[1] as i32);
     if tid <= 0 || !(0..NSIG as i32).contains(&sig) {
         return Err(Errno::EINVAL);
     }
-    signal_one(tid, sig)?;
+    signal_one(t, tid, sig, SI_TKILL)?;
     Ok(0)
 }
 
-pub fn tgkill(_t: &mut Task, a: &[u64; 6]) -> SysResult {
+pub fn tgkill(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (tgid, tid, sig) = (a[0] as i32, a[1] as i32, a[2] as i32);
     if tgid <= 0 || tid <= 0 || !(0..NSIG as i32).contains(&sig) {
         return Err(Errno::EINVAL);
@@ -200,6 +195,42 @@ pub fn tgkill(_t: &mut Task, a: &[u64; 6]) -> SysResult {
     if tgid != tid {
         return Err(Errno::ESRCH);
     }
-    signal_one(tid, sig)?;
+    signal_one(t, tid, sig, SI_TKILL)?;
     Ok(0)
+}
+
+pub fn rt_sigreturn(t: &mut Task, _a: &[u64; 6]) -> SysResult {
+    t.sigreturn()
+}
+
+/// Sleeps until a signal the task can take arrives (or a fatal one).
+fn wait_for_signal() {
+    let ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 20_000_000,
+    };
+    while !crate::kernel::interrupted() {
+        // SAFETY: nanosleep reads a timespec we own; the interrupt signal
+        // cuts it short when a signal is sent to this task.
+        unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) };
+    }
+}
+
+pub fn pause(_t: &mut Task, _a: &[u64; 6]) -> SysResult {
+    wait_for_signal();
+    Err(Errno::EINTR)
+}
+
+pub fn rt_sigsuspend(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    if a[1] != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let mask: u64 = t.read_obj(a[0])?;
+    {
+        let mut ss = lock(&t.proc.sig);
+        t.saved_mask = Some(ss.mask);
+        ss.mask = mask & !UNBLOCKABLE;
+    }
+    wait_for_signal();
+    Err(Errno::EINTR)
 }
