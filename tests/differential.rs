@@ -110,6 +110,7 @@ differential_tests! {
     process_exit_group => "process/exit_group.c",
     process_segv => "process/segv.c",
     signal_handlers => "signal/handlers.c",
+    threads_pthreads => "threads/pthreads.c",
     time_clocks => "time/clocks.c",
     misc_sysinfo => "misc/sysinfo.c",
     misc_sched => "misc/sched.c",

@@ -61,6 +61,57 @@ pub struct HostIds {
 
 pub const RLIM_NLIMITS: usize = 16;
 
+/// Signal state private to one thread.
+#[derive(Clone)]
+pub struct ThreadSignals {
+    pub mask: u64,
+    /// Signals sent to this thread (tkill, tgkill, faults).
+    pub pending: u64,
+    pub info: Vec<signals::SigInfo>,
+    /// (ss_sp, ss_flags, ss_size).
+    pub altstack: (u64, i32, u64),
+}
+
+impl Default for ThreadSignals {
+    fn default() -> Self {
+        ThreadSignals {
+            mask: 0,
+            pending: 0,
+            info: vec![[0u8; 128]; signals::NSIG],
+            altstack: (0, libc::SS_DISABLE, 0),
+        }
+    }
+}
+
+/// One application thread, as other threads see it (its `Task` is owned by
+/// its sentry thread).
+pub struct Thread {
+    pub tid: i32,
+    pub sig: Mutex<ThreadSignals>,
+    /// The host thread of the stub running it, and the sentry thread tracing it.
+    pub host: Mutex<HostIds>,
+    /// Exited or exiting: no longer takes signals or counts as live.
+    pub gone: std::sync::atomic::AtomicBool,
+    /// Torn down by another thread's execve: leave without process exit.
+    pub quiet: std::sync::atomic::AtomicBool,
+}
+
+impl Thread {
+    pub fn new(tid: i32, sig: ThreadSignals) -> Arc<Thread> {
+        Arc::new(Thread {
+            tid,
+            sig: Mutex::new(sig),
+            host: Mutex::new(HostIds::default()),
+            gone: Default::default(),
+            quiet: Default::default(),
+        })
+    }
+
+    pub fn is_gone(&self) -> bool {
+        self.gone.load(Ordering::SeqCst)
+    }
+}
+
 /// A thread group. Every process has exactly one task in this version.
 pub struct Process {
     pub pid: i32,
@@ -70,7 +121,14 @@ pub struct Process {
     pub creds: Mutex<Credentials>,
     pub rlimits: Mutex<[libc::rlimit64; RLIM_NLIMITS]>,
     pub exe: Mutex<ExeInfo>,
-    pub host: Mutex<HostIds>,
+    /// Live threads; the first is the thread-group leader.
+    pub threads: Mutex<Vec<Arc<Thread>>>,
+    /// Host pid (thread-group id) of the stub process running the threads.
+    pub stub_tgid: AtomicI32,
+    /// The shared address space's program break.
+    pub mm: Mutex<crate::mm::MemoryManager>,
+    /// exit_group's wait status, once a thread called it.
+    pub group_exit: Mutex<Option<i32>>,
     /// Set when the process must die with this signal.
     pub fatal_signal: AtomicI32,
     /// vfork: set when the child execs or exits.
@@ -180,6 +238,8 @@ pub struct ProcEntry {
 #[derive(Default)]
 pub struct ProcessTree {
     pub procs: BTreeMap<i32, ProcEntry>,
+    /// Non-leader threads: tid -> (process, thread).
+    pub threads: BTreeMap<i32, (Arc<Process>, Arc<Thread>)>,
     next_pid: i32,
 }
 
@@ -191,7 +251,9 @@ impl ProcessTree {
             } else {
                 self.next_pid + 1
             };
-            if !self.procs.contains_key(&self.next_pid) {
+            if !self.procs.contains_key(&self.next_pid)
+                && !self.threads.contains_key(&self.next_pid)
+            {
                 return self.next_pid;
             }
         }
@@ -228,15 +290,20 @@ pub fn kernel() -> &'static Arc<Kernel> {
 }
 
 thread_local! {
-    static CURRENT: RefCell<Option<Arc<Process>>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<(Arc<Process>, Arc<Thread>)>> = const { RefCell::new(None) };
 }
 
 /// The process the calling sentry thread runs, if any.
 pub fn current() -> Option<Arc<Process>> {
-    CURRENT.with(|c| c.borrow().clone())
+    CURRENT.with(|c| c.borrow().as_ref().map(|x| x.0.clone()))
 }
 
-pub fn set_current(p: Option<Arc<Process>>) {
+/// The application thread the calling sentry thread runs, if any.
+pub fn current_thread() -> Option<Arc<Thread>> {
+    CURRENT.with(|c| c.borrow().as_ref().map(|x| x.1.clone()))
+}
+
+pub fn set_current(p: Option<(Arc<Process>, Arc<Thread>)>) {
     CURRENT.with(|c| *c.borrow_mut() = p);
 }
 
@@ -245,7 +312,18 @@ pub fn set_current(p: Option<Arc<Process>>) {
 /// give up with EINTR then (and may be restarted after the handler).
 pub fn interrupted() -> bool {
     current()
-        .map(|p| p.fatal_signal.load(Ordering::Relaxed) != 0 || lock(&p.sig).deliverable() != 0)
+        .zip(current_thread())
+        .map(|(p, t)| {
+            if p.fatal_signal.load(Ordering::Relaxed) != 0
+                || lock(&p.group_exit).is_some()
+                || t.quiet.load(Ordering::SeqCst)
+            {
+                return true;
+            }
+            let proc_pending = lock(&p.sig).pending;
+            let ts = lock(&t.sig);
+            (proc_pending | ts.pending) & !ts.mask != 0
+        })
         .unwrap_or(false)
 }
 
@@ -329,65 +407,108 @@ impl Kernel {
     /// Sends `sig` to a process, following Linux's rules: ignored signals
     /// are dropped, a default action of "terminate" kills the process, and
     /// everything else (a handler, or a blocked signal) becomes pending and
-    /// is delivered by the target's task before it next runs (see
-    /// `sigframe.rs`). The target is woken if it is running or blocked.
+    /// is delivered by a thread that does not block it, before that thread
+    /// next runs (see `sigframe.rs`); that thread is woken.
     pub fn send_signal(&self, target: &Arc<Process>, sig: i32, info: signals::SigInfo) {
+        self.send(target, None, sig, info)
+    }
+
+    /// Sends `sig` to one thread (tkill, tgkill, SIGPIPE).
+    pub fn send_signal_thread(
+        &self,
+        target: &Arc<Process>,
+        thread: &Arc<Thread>,
+        sig: i32,
+        info: signals::SigInfo,
+    ) {
+        self.send(target, Some(thread), sig, info)
+    }
+
+    fn send(
+        &self,
+        target: &Arc<Process>,
+        thread: Option<&Arc<Thread>>,
+        sig: i32,
+        info: signals::SigInfo,
+    ) {
         if !(1..signals::NSIG as i32).contains(&sig) {
             return;
         }
+        let threads: Vec<Arc<Thread>> = match thread {
+            Some(t) => vec![t.clone()],
+            None => lock(&target.threads)
+                .iter()
+                .filter(|t| !t.is_gone())
+                .cloned()
+                .collect(),
+        };
+        // The thread that will take it: the first that does not block it.
+        let taker = threads
+            .iter()
+            .find(|t| lock(&t.sig).mask & sig_bit(sig) == 0)
+            .cloned();
+        let blocked = taker.is_none() && sig != libc::SIGKILL;
         let fatal = {
             let mut ss = lock(&target.sig);
             let act = ss.action(sig);
-            let blocked = ss.mask & sig_bit(sig) != 0 && sig != libc::SIGKILL;
             if target.pid == 1 && act.handler == signals::SIG_DFL && !blocked {
                 // The container's init, like any pid namespace's init, only
                 // gets signals it handles (or has blocked, to handle later).
                 return;
             }
-            if sig == libc::SIGKILL {
+            let default_fatal = act.handler == signals::SIG_DFL
+                && matches!(
+                    default_action(sig),
+                    DefaultAction::Terminate | DefaultAction::CoreDump
+                );
+            if sig == libc::SIGKILL || (!blocked && default_fatal) {
                 true
-            } else if blocked {
-                ss.pending |= sig_bit(sig);
-                ss.info[sig as usize] = info;
+            } else if !blocked && (act.handler == SIG_IGN || act.handler == signals::SIG_DFL) {
+                if default_action(sig) == DefaultAction::Stop {
+                    tracing::warn!(
+                        "job-control stop of pid {} not supported yet; ignored",
+                        target.pid
+                    );
+                }
                 false
-            } else if act.handler == SIG_IGN {
-                false
-            } else if act.handler == signals::SIG_DFL {
-                match default_action(sig) {
-                    DefaultAction::Terminate | DefaultAction::CoreDump => true,
-                    DefaultAction::Ignore | DefaultAction::Continue => false,
-                    DefaultAction::Stop => {
-                        tracing::warn!(
-                            "job-control stop of pid {} not supported yet; ignored",
-                            target.pid
-                        );
-                        false
+            } else {
+                match thread {
+                    Some(t) => {
+                        let mut ts = lock(&t.sig);
+                        ts.pending |= sig_bit(sig);
+                        ts.info[sig as usize] = info;
+                    }
+                    None => {
+                        ss.pending |= sig_bit(sig);
+                        ss.info[sig as usize] = info;
                     }
                 }
-            } else {
-                ss.pending |= sig_bit(sig);
-                ss.info[sig as usize] = info;
-                drop(ss);
-                self.kick(target);
                 false
             }
         };
         if fatal {
             self.kill_process(target, sig);
+        } else if let Some(t) = taker {
+            self.kick(target, &t);
         }
     }
 
-    /// Makes `target`'s task notice a pending signal: its stub is stopped
+    /// Makes a thread notice a pending signal: its stub thread is stopped
     /// (the tracer sees a stray stop and delivers), and its sentry thread is
     /// interrupted if it is blocked in a host call or a wait.
-    pub fn kick(&self, target: &Arc<Process>) {
-        if current().map(|c| c.pid) == Some(target.pid) {
+    pub fn kick(&self, proc: &Arc<Process>, target: &Arc<Thread>) {
+        if current_thread()
+            .map(|c| Arc::ptr_eq(&c, target))
+            .unwrap_or(false)
+            || target.is_gone()
+        {
             return; // delivered when the current syscall returns
         }
         let ids = *lock(&target.host);
-        if ids.stub_pid > 0 {
-            // SAFETY: kill(2) of a traced stub: it only causes a ptrace stop.
-            unsafe { libc::kill(ids.stub_pid, INTERRUPT_SIGNAL) };
+        let tgid = proc.stub_tgid.load(Ordering::SeqCst);
+        if ids.stub_pid > 0 && tgid > 0 {
+            // SAFETY: tgkill of a traced stub thread: it only causes a ptrace stop.
+            unsafe { libc::syscall(libc::SYS_tgkill, tgid, ids.stub_pid, INTERRUPT_SIGNAL) };
         }
         if ids.tracer_tid > 0 {
             // SAFETY: tgkill of one of the sentry's own threads.
@@ -404,8 +525,8 @@ impl Kernel {
         self.tree_cv.notify_all();
     }
 
-    /// Makes `target` die of `sig`: stops its stub and wakes its sentry
-    /// thread wherever it waits.
+    /// Makes `target` die of `sig`: kills its stub (every thread) and wakes
+    /// its sentry threads wherever they wait.
     pub fn kill_process(&self, target: &Arc<Process>, sig: i32) {
         if target
             .fatal_signal
@@ -414,21 +535,30 @@ impl Kernel {
         {
             return;
         }
-        let ids = *lock(&target.host);
-        if ids.stub_pid > 0 {
-            // SAFETY: plain kill(2) of our own traced stub.
-            unsafe { libc::kill(ids.stub_pid, libc::SIGKILL) };
+        self.stop_all_threads(target);
+    }
+
+    /// SIGKILLs the stub process and interrupts every tracer of `target`.
+    pub fn stop_all_threads(&self, target: &Arc<Process>) {
+        let tgid = target.stub_tgid.load(Ordering::SeqCst);
+        if tgid > 0 {
+            // SAFETY: plain kill(2) of our own traced stub process.
+            unsafe { libc::kill(tgid, libc::SIGKILL) };
         }
-        if ids.tracer_tid > 0 && ids.tracer_tid != nix::unistd::gettid().as_raw() {
-            // SAFETY: tgkill of one of the sentry's own threads.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_tgkill,
-                    nix::unistd::getpid().as_raw(),
-                    ids.tracer_tid,
-                    INTERRUPT_SIGNAL,
-                )
-            };
+        let me = nix::unistd::gettid().as_raw();
+        for t in lock(&target.threads).iter() {
+            let tracer = lock(&t.host).tracer_tid;
+            if tracer > 0 && tracer != me {
+                // SAFETY: tgkill of one of the sentry's own threads.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_tgkill,
+                        nix::unistd::getpid().as_raw(),
+                        tracer,
+                        INTERRUPT_SIGNAL,
+                    )
+                };
+            }
         }
         let _guard = lock(&self.tree);
         self.tree_cv.notify_all();
@@ -444,6 +574,7 @@ impl Kernel {
         let mut tree = lock(&self.tree);
         let pid = proc.pid;
         let (ppid, children) = match tree.procs.get_mut(&pid) {
+            Some(e) if e.zombie.is_some() => return,
             Some(e) => {
                 e.zombie = Some(status);
                 (e.ppid, std::mem::take(&mut e.children))

@@ -93,10 +93,8 @@ impl Task {
     /// handler runs if it has one and the signal is not blocked; otherwise
     /// the default action kills the process (Linux's force_sig_fault).
     pub fn fault(&mut self, sig: i32, code: i32, addr: u64) {
-        let (act, blocked) = {
-            let ss = lock(&self.proc.sig);
-            (ss.action(sig), ss.mask & sig_bit(sig) != 0)
-        };
+        let act = lock(&self.proc.sig).action(sig);
+        let blocked = lock(&self.thread.sig).mask & sig_bit(sig) != 0;
         if blocked || act.handler == SIG_DFL || act.handler == SIG_IGN {
             tracing::info!(
                 "pid {}: fatal signal {sig} (code {code}) at rip {:#x} addr {addr:#x}",
@@ -133,20 +131,31 @@ impl Task {
                 return;
             }
             let (sig, act, info) = {
+                // Signals sent to this thread first, then the process's.
                 let mut ss = lock(&self.proc.sig);
-                let ready = ss.deliverable();
-                if ready == 0 {
+                let mut ts = lock(&self.thread.sig);
+                let mine = ts.pending & !ts.mask;
+                let shared = ss.pending & !ts.mask;
+                if mine != 0 {
+                    let sig = mine.trailing_zeros() as i32 + 1;
+                    ts.pending &= !sig_bit(sig);
+                    (sig, ss.action(sig), ts.info[sig as usize])
+                } else if shared != 0 {
+                    let sig = shared.trailing_zeros() as i32 + 1;
+                    ss.pending &= !sig_bit(sig);
+                    (sig, ss.action(sig), ss.info[sig as usize])
+                } else {
                     break;
                 }
-                let sig = ready.trailing_zeros() as i32 + 1;
-                ss.pending &= !sig_bit(sig);
-                (sig, ss.action(sig), ss.info[sig as usize])
             };
             if act.handler == SIG_IGN {
                 continue;
             }
             if act.handler == SIG_DFL {
-                let fatal = matches!(default_action(sig), DefaultAction::Terminate | DefaultAction::CoreDump);
+                let fatal = matches!(
+                    default_action(sig),
+                    DefaultAction::Terminate | DefaultAction::CoreDump
+                );
                 // pid 1 never dies of a default action sent to it.
                 if fatal && (self.pid() != 1 || sig == libc::SIGKILL) {
                     self.force_kill(sig);
@@ -161,7 +170,7 @@ impl Task {
             self.fix_restart(None);
         }
         if let Some(m) = self.saved_mask.take() {
-            lock(&self.proc.sig).mask = m;
+            lock(&self.thread.sig).mask = m;
         }
     }
 
@@ -174,8 +183,8 @@ impl Task {
             return;
         }
         let (old_mask, alt) = {
-            let ss = lock(&self.proc.sig);
-            (self.saved_mask.take().unwrap_or(ss.mask), ss.altstack)
+            let ts = lock(&self.thread.sig);
+            (self.saved_mask.take().unwrap_or(ts.mask), ts.altstack)
         };
         let r = self.regs;
         let (ss_sp, ss_flags, ss_size) = alt;
@@ -252,14 +261,13 @@ impl Task {
             return;
         }
         {
-            let mut ss = lock(&self.proc.sig);
             let mut mask = old_mask | act.mask;
             if act.flags & SA_NODEFER == 0 {
                 mask |= sig_bit(sig);
             }
-            ss.mask = mask & !UNBLOCKABLE;
+            lock(&self.thread.sig).mask = mask & !UNBLOCKABLE;
             if act.flags & SA_RESETHAND != 0 {
-                ss.actions[sig as usize] = SigAction::default();
+                lock(&self.proc.sig).actions[sig as usize] = SigAction::default();
             }
         }
         let regs = &mut self.regs;
@@ -321,7 +329,7 @@ impl Task {
             }
         }
         let mask = get(&uc, SIGCONTEXT_OFFSET + 256);
-        lock(&self.proc.sig).mask = mask & !UNBLOCKABLE;
+        lock(&self.thread.sig).mask = mask & !UNBLOCKABLE;
         self.regs = r;
         Ok(r.rax)
     }

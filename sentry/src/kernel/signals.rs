@@ -100,32 +100,23 @@ pub fn info_child(pid: i32, uid: u32, status: i32) -> SigInfo {
 #[derive(Clone)]
 pub struct SignalState {
     pub actions: [SigAction; NSIG],
-    pub mask: u64,
+    /// Signals sent to the process as a whole.
     pub pending: u64,
     /// siginfo of each pending standard signal.
     pub info: Vec<SigInfo>,
-    /// (ss_sp, ss_flags, ss_size).
-    pub altstack: (u64, i32, u64),
 }
 
 impl Default for SignalState {
     fn default() -> Self {
         SignalState {
             actions: [SigAction::default(); NSIG],
-            mask: 0,
             pending: 0,
             info: vec![[0u8; 128]; NSIG],
-            altstack: (0, libc::SS_DISABLE, 0),
         }
     }
 }
 
 impl SignalState {
-    /// Pending signals the mask lets through.
-    pub fn deliverable(&self) -> u64 {
-        self.pending & !self.mask
-    }
-
     pub fn action(&self, sig: i32) -> SigAction {
         self.actions.get(sig as usize).copied().unwrap_or_default()
     }
@@ -137,6 +128,5 @@ impl SignalState {
                 *a = SigAction::default();
             }
         }
-        self.altstack = (0, libc::SS_DISABLE, 0);
     }
 }

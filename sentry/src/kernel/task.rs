@@ -2,7 +2,7 @@
 //! runs it. The loop is: run the stub until it traps, emulate the syscall
 //! (or act on the fault), repeat.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
@@ -11,7 +11,8 @@ use nix::errno::Errno;
 use super::fd_table::FdTable;
 use super::signals::SignalState;
 use super::{
-    kernel, lock, set_current, Credentials, ExeInfo, FsContext, HostIds, ProcEntry, Process, Rusage,
+    kernel, lock, set_current, Credentials, ExeInfo, FsContext, ProcEntry, Process, Rusage, Thread,
+    ThreadSignals,
 };
 use crate::loader::{self, elf, AuxIds};
 use crate::mm::MemoryManager;
@@ -62,11 +63,11 @@ pub enum TaskStart {
         argv: Vec<Vec<u8>>,
         envp: Vec<Vec<u8>>,
     },
-    /// A fork: the host child of the parent's stub, parked in `pause()`.
+    /// A fork, or a new thread: the host child (or thread) of the parent's
+    /// stub, parked in `pause()`.
     Forked {
         host_pid: i32,
         regs: Box<Regs>,
-        mm: MemoryManager,
         child_tid: Option<u64>,
         clear_tid: u64,
     },
@@ -74,9 +75,9 @@ pub enum TaskStart {
 
 pub struct Task {
     pub proc: Arc<Process>,
+    pub thread: Arc<Thread>,
     pub stub: Stub,
     pub regs: Regs,
-    pub mm: MemoryManager,
     pub clear_child_tid: u64,
     pub robust_list: (u64, u64),
     /// Wait status to exit with; set by exit, exit_group or a fatal signal.
@@ -86,6 +87,8 @@ pub struct Task {
     pub restart: Option<u64>,
     /// The mask to restore after a handler (rt_sigsuspend's).
     pub saved_mask: Option<u64>,
+    /// The exit ends only this thread (exit(2)), not the whole process.
+    pub thread_exit: bool,
 }
 
 pub fn exit_status(code: i32) -> i32 {
@@ -95,6 +98,10 @@ pub fn exit_status(code: i32) -> i32 {
 impl Task {
     pub fn pid(&self) -> i32 {
         self.proc.pid
+    }
+
+    pub fn tid(&self) -> i32 {
+        self.thread.tid
     }
 
     /// Usage of this process so far: earlier images plus the live stub.
@@ -267,15 +274,40 @@ impl Task {
             Errno::ENOMEM
         })?;
         let loaded = loader::load_elf(&mut stub, &exe, interp.as_ref(), &argv, &envp, path, &ids)?;
-        // Point of no return.
+        // Point of no return. Other threads go with the old image.
         let mut old = std::mem::replace(&mut self.stub, stub);
         if let Ok(ru) = old.rusage() {
             lock(&self.proc.rusage_self).add(&Rusage::from_host(&ru));
         }
+        let others: Vec<Arc<Thread>> = {
+            let mut threads = lock(&self.proc.threads);
+            let others = threads
+                .iter()
+                .filter(|th| !Arc::ptr_eq(th, &self.thread))
+                .cloned()
+                .collect();
+            threads.retain(|th| Arc::ptr_eq(th, &self.thread));
+            others
+        };
+        for th in &others {
+            th.quiet.store(true, Ordering::SeqCst);
+            th.gone.store(true, Ordering::SeqCst);
+        }
+        // Killing any thread of the old stub kills them all.
         old.kill();
-        lock(&self.proc.host).stub_pid = self.stub.pid();
+        for th in &others {
+            interrupt_tracer(th);
+        }
+        {
+            let mut tree = lock(&kernel().tree);
+            let pid = self.proc.pid;
+            tree.threads.retain(|_, (p, _)| p.pid != pid);
+        }
+        self.proc.stub_tgid.store(self.stub.pid(), Ordering::SeqCst);
+        lock(&self.thread.host).stub_pid = self.stub.pid();
         self.regs = loaded.regs;
-        self.mm = loaded.mm;
+        *lock(&self.proc.mm) = loaded.mm;
+        lock(&self.thread.sig).altstack = (0, libc::SS_DISABLE, 0);
         self.clear_child_tid = 0;
         self.robust_list = (0, 0);
         drop(lock(&self.proc.fds).close_on_exec());
@@ -298,7 +330,7 @@ impl Task {
         Ok(())
     }
 
-    // ---- fork -------------------------------------------------------------
+    // ---- fork and threads ---------------------------------------------------
 
     /// fork/vfork/clone without CLONE_VM sharing: the host forks the stub
     /// (copy-on-write), and a new sentry thread takes the child over.
@@ -324,6 +356,9 @@ impl Task {
         let pid = tree.alloc_pid();
         let mut sig: SignalState = lock(&parent.sig).clone();
         sig.pending = 0;
+        let mut tsig = lock(&self.thread.sig).clone();
+        tsig.pending = 0;
+        let thread = Thread::new(pid, tsig);
         let child = Arc::new(Process {
             pid,
             fds: Mutex::new(lock(&parent.fds).clone()),
@@ -332,16 +367,17 @@ impl Task {
             creds: Mutex::new(lock(&parent.creds).clone()),
             rlimits: Mutex::new(*lock(&parent.rlimits)),
             exe: Mutex::new(lock(&parent.exe).clone()),
-            host: Mutex::new(HostIds {
-                stub_pid: host_pid,
-                tracer_tid: 0,
-            }),
+            threads: Mutex::new(vec![thread.clone()]),
+            stub_tgid: AtomicI32::new(host_pid),
+            mm: Mutex::new(lock(&parent.mm).clone()),
+            group_exit: Mutex::new(None),
             fatal_signal: Default::default(),
             vfork_done: (Mutex::new(false), Condvar::new()),
             start: Instant::now(),
             rusage_self: Default::default(),
             rusage_children: Default::default(),
         });
+        lock(&thread.host).stub_pid = host_pid;
         let (pgid, sid) = tree
             .procs
             .get(&parent.pid)
@@ -374,7 +410,6 @@ impl Task {
         let start = TaskStart::Forked {
             host_pid,
             regs: Box::new(regs),
-            mm: self.mm.clone(),
             child_tid: (flags & libc::CLONE_CHILD_SETTID as u64 != 0).then_some(ctid),
             clear_tid: if flags & libc::CLONE_CHILD_CLEARTID as u64 != 0 {
                 ctid
@@ -382,7 +417,7 @@ impl Task {
                 0
             },
         };
-        if let Err(e) = spawn_task(child.clone(), start) {
+        if let Err(e) = spawn_task(child.clone(), thread, start) {
             tracing::error!("cannot start a sentry thread: {e}");
             // SAFETY: kill(2) of the host child we just forked.
             unsafe { libc::kill(host_pid, libc::SIGKILL) };
@@ -405,13 +440,83 @@ impl Task {
         Ok(pid as u64)
     }
 
+    /// clone(CLONE_THREAD): a new host thread in the same stub, driven by a
+    /// new sentry thread.
+    pub fn clone_thread(
+        &mut self,
+        flags: u64,
+        child_stack: u64,
+        ptid: u64,
+        ctid: u64,
+        tls: u64,
+    ) -> Result<u64, Errno> {
+        let k = kernel();
+        let raw = self.stub.inject_clone_thread().map_err(|e| {
+            tracing::error!("thread creation failed: {e}");
+            Errno::EAGAIN
+        })?;
+        if raw < 0 {
+            return Err(Errno::from_raw(-raw as i32));
+        }
+        let host_tid = raw as i32;
+        let mut tree = lock(&k.tree);
+        let tid = tree.alloc_pid();
+        let mut tsig = lock(&self.thread.sig).clone();
+        tsig.pending = 0;
+        tsig.altstack = (0, libc::SS_DISABLE, 0);
+        let thread = Thread::new(tid, tsig);
+        lock(&thread.host).stub_pid = host_tid;
+        tree.threads
+            .insert(tid, (self.proc.clone(), thread.clone()));
+        lock(&self.proc.threads).push(thread.clone());
+        drop(tree);
+        let mut regs = self.regs;
+        regs.rax = 0;
+        if child_stack != 0 {
+            regs.rsp = child_stack;
+        }
+        if flags & libc::CLONE_SETTLS as u64 != 0 {
+            regs.fs_base = tls;
+        }
+        // The new thread shares memory: its tid is written before it runs.
+        if flags & libc::CLONE_PARENT_SETTID as u64 != 0 {
+            let _ = self.write_obj(ptid, &tid);
+        }
+        if flags & libc::CLONE_CHILD_SETTID as u64 != 0 {
+            let _ = self.write_obj(ctid, &tid);
+        }
+        let start = TaskStart::Forked {
+            host_pid: host_tid,
+            regs: Box::new(regs),
+            child_tid: None,
+            clear_tid: if flags & libc::CLONE_CHILD_CLEARTID as u64 != 0 {
+                ctid
+            } else {
+                0
+            },
+        };
+        if let Err(e) = spawn_task(self.proc.clone(), thread.clone(), start) {
+            tracing::error!("cannot start a sentry thread: {e}");
+            thread.gone.store(true, Ordering::SeqCst);
+            lock(&self.proc.threads).retain(|t| !Arc::ptr_eq(t, &thread));
+            lock(&k.tree).threads.remove(&tid);
+            return Err(Errno::EAGAIN);
+        }
+        Ok(tid as u64)
+    }
+
     // ---- the loop ---------------------------------------------------------
 
     fn run(&mut self) {
         loop {
+            if self.thread.quiet.load(Ordering::SeqCst) {
+                break;
+            }
             let fatal = self.proc.fatal_signal.load(Ordering::SeqCst);
             if fatal != 0 {
                 self.exit = Some(fatal & 0x7f);
+            } else if let Some(status) = *lock(&self.proc.group_exit) {
+                self.exit = Some(status);
             }
             self.deliver_pending();
             if self.exit.is_some() {
@@ -432,7 +537,13 @@ impl Task {
                 }) => self.on_signal(signo, si_code, addr),
                 Ok(StopEvent::Gone) => {
                     let sig = self.proc.fatal_signal.load(Ordering::SeqCst);
-                    self.exit = Some(if sig != 0 { sig } else { libc::SIGKILL });
+                    let group = *lock(&self.proc.group_exit);
+                    self.exit = Some(if sig != 0 {
+                        sig
+                    } else {
+                        group.unwrap_or(libc::SIGKILL)
+                    });
+                    self.thread_exit = false;
                 }
                 Err(e) => {
                     tracing::error!("pid {}: platform failure: {e}", self.pid());
@@ -465,9 +576,30 @@ impl Task {
     }
 }
 
+/// Interrupts the sentry thread driving `th` (a host call or wait gives
+/// up once it sees why).
+fn interrupt_tracer(th: &Thread) {
+    let tracer = lock(&th.host).tracer_tid;
+    if tracer > 0 && tracer != nix::unistd::gettid().as_raw() {
+        // SAFETY: tgkill of one of the sentry's own threads.
+        unsafe {
+            libc::syscall(
+                libc::SYS_tgkill,
+                nix::unistd::getpid().as_raw(),
+                tracer,
+                super::INTERRUPT_SIGNAL,
+            )
+        };
+    }
+}
+
 /// Starts the sentry thread of a new task.
-pub fn spawn_task(proc: Arc<Process>, start: TaskStart) -> std::io::Result<()> {
-    let name = format!("task-{}", proc.pid);
+pub fn spawn_task(
+    proc: Arc<Process>,
+    thread: Arc<Thread>,
+    start: TaskStart,
+) -> std::io::Result<()> {
+    let name = format!("task-{}", thread.tid);
     std::thread::Builder::new()
         .name(name)
         .stack_size(2 << 20)
@@ -476,14 +608,12 @@ pub fn spawn_task(proc: Arc<Process>, start: TaskStart) -> std::io::Result<()> {
             // A bug in one syscall handler must cost the application that
             // process, never the sandbox: the panic is logged (by the hook
             // the CLI installs) and the process dies as if SIGKILLed.
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task_main(proc, start)))
-                .is_err()
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                task_main(proc, thread, start)
+            }))
+            .is_err()
             {
-                let stub = lock(&p.host).stub_pid;
-                if stub > 0 {
-                    // SAFETY: kill(2) of this task's own stub.
-                    unsafe { libc::kill(stub, libc::SIGKILL) };
-                }
+                kernel().kill_process(&p, libc::SIGKILL);
                 kernel().exit_process(&p, libc::SIGKILL);
                 set_current(None);
             }
@@ -498,36 +628,46 @@ fn pin_to(cpu: usize, pid: i32) {
     }
 }
 
-fn task_main(proc: Arc<Process>, start: TaskStart) {
+fn new_task(
+    proc: &Arc<Process>,
+    thread: &Arc<Thread>,
+    stub: Stub,
+    regs: Regs,
+    clear_tid: u64,
+) -> Task {
+    Task {
+        proc: proc.clone(),
+        thread: thread.clone(),
+        stub,
+        regs,
+        clear_child_tid: clear_tid,
+        robust_list: (0, 0),
+        exit: None,
+        restart: None,
+        saved_mask: None,
+        thread_exit: false,
+    }
+}
+
+fn task_main(proc: Arc<Process>, thread: Arc<Thread>, start: TaskStart) {
     let k = kernel();
-    set_current(Some(proc.clone()));
+    set_current(Some((proc.clone(), thread.clone())));
     let cpu = k.pick_cpu();
     pin_to(cpu, 0);
-    lock(&proc.host).tracer_tid = nix::unistd::gettid().as_raw();
+    lock(&thread.host).tracer_tid = nix::unistd::gettid().as_raw();
     let task = match start {
-        TaskStart::Init { path, argv, envp } => start_init(&proc, &path, argv, envp),
+        TaskStart::Init { path, argv, envp } => start_init(&proc, &thread, &path, argv, envp),
         TaskStart::Forked {
             host_pid,
             regs,
-            mm,
             child_tid,
             clear_tid,
         } => match Stub::attach_forked(host_pid) {
             Ok(stub) => {
                 pin_to(cpu, host_pid);
-                let t = Task {
-                    proc: proc.clone(),
-                    stub,
-                    regs: *regs,
-                    mm,
-                    clear_child_tid: clear_tid,
-                    robust_list: (0, 0),
-                    exit: None,
-                    restart: None,
-                    saved_mask: None,
-                };
+                let t = new_task(&proc, &thread, stub, *regs, clear_tid);
                 if let Some(addr) = child_tid {
-                    let _ = t.write_obj(addr, &proc.pid);
+                    let _ = t.write_obj(addr, &thread.tid);
                 }
                 Ok(t)
             }
@@ -540,6 +680,16 @@ fn task_main(proc: Arc<Process>, start: TaskStart) {
     let status = match task {
         Ok(mut t) => {
             t.run();
+            if thread.quiet.load(Ordering::SeqCst) {
+                // Another thread exec'd: this one vanished with the old image.
+                t.stub.forget();
+                set_current(None);
+                return;
+            }
+            if t.finish_thread() {
+                set_current(None);
+                return;
+            }
             if let Ok(ru) = t.stub.rusage() {
                 lock(&proc.rusage_self).add(&Rusage::from_host(&ru));
             }
@@ -548,13 +698,71 @@ fn task_main(proc: Arc<Process>, start: TaskStart) {
         }
         Err(status) => status,
     };
-    lock(&proc.host).stub_pid = 0;
-    k.exit_process(&proc, status);
+    thread.gone.store(true, Ordering::SeqCst);
+    lock(&proc.threads).retain(|t| !Arc::ptr_eq(t, &thread));
+    lock(&k.tree).threads.remove(&thread.tid);
+    // The last thread out reports the process's exit.
+    let last = lock(&proc.threads).iter().all(|t| t.is_gone());
+    if last {
+        let status = (*lock(&proc.group_exit)).unwrap_or(status);
+        let fatal = proc.fatal_signal.load(Ordering::SeqCst);
+        k.exit_process(&proc, if fatal != 0 { fatal & 0x7f } else { status });
+    }
     set_current(None);
+}
+
+impl Task {
+    /// Ends this thread alone when others live on (exit(2), or a thread of
+    /// a process being torn down). Returns false when the whole process
+    /// must end here.
+    fn finish_thread(&mut self) -> bool {
+        let k = kernel();
+        let group_ending = self.proc.fatal_signal.load(Ordering::SeqCst) != 0
+            || lock(&self.proc.group_exit).is_some();
+        self.thread.gone.store(true, Ordering::SeqCst);
+        let others_live = lock(&self.proc.threads).iter().any(|t| !t.is_gone());
+        if group_ending {
+            if others_live {
+                // Some other thread will report the exit; make sure they all stop.
+                k.stop_all_threads(&self.proc);
+                self.stub.forget();
+                lock(&self.proc.threads).retain(|t| !Arc::ptr_eq(t, &self.thread));
+                lock(&k.tree).threads.remove(&self.thread.tid);
+                if lock(&self.proc.threads).iter().all(|t| t.is_gone()) {
+                    let status = (*lock(&self.proc.group_exit)).unwrap_or(libc::SIGKILL);
+                    let fatal = self.proc.fatal_signal.load(Ordering::SeqCst);
+                    k.exit_process(&self.proc, if fatal != 0 { fatal & 0x7f } else { status });
+                }
+                return true;
+            }
+            return false;
+        }
+        if !self.thread_exit || !others_live {
+            return false;
+        }
+        // CLONE_CHILD_CLEARTID: clear the tid and wake a joiner.
+        if self.clear_child_tid != 0 {
+            let _ = self.write_obj(self.clear_child_tid, &0i32);
+            crate::syscalls::futex_wake(self.pid(), self.clear_child_tid, 1);
+        }
+        lock(&self.proc.threads).retain(|t| !Arc::ptr_eq(t, &self.thread));
+        lock(&k.tree).threads.remove(&self.thread.tid);
+        // The process may have ended while we were unregistering.
+        let now_last = lock(&self.proc.threads).iter().all(|t| t.is_gone());
+        if now_last {
+            let status = (*lock(&self.proc.group_exit)).unwrap_or(self.exit.unwrap_or(0));
+            k.exit_process(&self.proc, status);
+            self.stub.kill();
+            return true;
+        }
+        self.stub.exit_thread();
+        true
+    }
 }
 
 fn start_init(
     proc: &Arc<Process>,
+    thread: &Arc<Thread>,
     path: &[u8],
     argv: Vec<Vec<u8>>,
     envp: Vec<Vec<u8>>,
@@ -564,19 +772,10 @@ fn start_init(
         eprintln!("rvisor: cannot create the sandbox's first process: {e}");
         exit_status(126)
     })?;
-    lock(&proc.host).stub_pid = stub.pid();
+    lock(&thread.host).stub_pid = stub.pid();
+    proc.stub_tgid.store(stub.pid(), Ordering::SeqCst);
     let regs = stub.initial_regs;
-    let mut t = Task {
-        proc: proc.clone(),
-        stub,
-        regs,
-        mm: MemoryManager::default(),
-        clear_child_tid: 0,
-        robust_list: (0, 0),
-        exit: None,
-        restart: None,
-        saved_mask: None,
-    };
+    let mut t = new_task(proc, thread, stub, regs, 0);
     let shown = String::from_utf8_lossy(path).into_owned();
     match t.execve(path, argv, envp) {
         Ok(()) => Ok(t),
@@ -608,6 +807,7 @@ pub fn start_init_process(
     let k = kernel();
     let mut tree = lock(&k.tree);
     let pid = tree.alloc_pid();
+    let thread = Thread::new(pid, ThreadSignals::default());
     let proc = Arc::new(Process {
         pid,
         fds: Mutex::new(fds),
@@ -620,7 +820,10 @@ pub fn start_init_process(
             argv: argv.clone(),
             comm: Vec::new(),
         }),
-        host: Mutex::new(HostIds::default()),
+        threads: Mutex::new(vec![thread.clone()]),
+        stub_tgid: AtomicI32::new(0),
+        mm: Mutex::new(MemoryManager::default()),
+        group_exit: Mutex::new(None),
         fatal_signal: Default::default(),
         vfork_done: (Mutex::new(false), Condvar::new()),
         start: Instant::now(),
@@ -639,7 +842,7 @@ pub fn start_init_process(
         },
     );
     drop(tree);
-    spawn_task(proc.clone(), TaskStart::Init { path, argv, envp })?;
+    spawn_task(proc.clone(), thread, TaskStart::Init { path, argv, envp })?;
     Ok(proc)
 }
 

@@ -547,3 +547,58 @@ impl Stub {
         Ok(())
     }
 }
+
+impl Stub {
+    /// Creates a host thread in the stub (sharing its address space); like
+    /// a forked stub it parks in `pause()` until its own sentry thread
+    /// seizes it with [`Stub::attach_forked`]. Returns its host tid.
+    pub fn inject_clone_thread(&mut self) -> Result<i64, PlatformError> {
+        let flags = (libc::CLONE_VM
+            | libc::CLONE_FS
+            | libc::CLONE_FILES
+            | libc::CLONE_SIGHAND
+            | libc::CLONE_THREAD
+            | libc::CLONE_SYSVSEM) as u64;
+        self.inject_at(
+            INJECT_FORK,
+            FORK_TRAP_RIP,
+            libc::SYS_clone as u64,
+            [flags, 0, 0, 0, 0, 0],
+        )
+    }
+
+    /// Ends only this host thread (the application thread called exit).
+    /// For a thread-group leader the host reports the exit only once the
+    /// whole group is gone, so this blocks until then, as the tracer must
+    /// stay alive while the leader's tracee lingers.
+    pub fn exit_thread(&mut self) {
+        if !self.alive {
+            return;
+        }
+        let mut r = self.initial_regs;
+        r.rip = INJECT_SYSCALL;
+        r.rax = libc::SYS_exit as u64;
+        r.orig_rax = u64::MAX;
+        r.rdi = 0;
+        if self.set_regs(&r).is_ok() && ptrace::cont(self.pid, None).is_ok() {
+            loop {
+                match waitpid(self.pid, Some(WaitPidFlag::__WALL)) {
+                    Ok(WaitStatus::Exited(..))
+                    | Ok(WaitStatus::Signaled(..))
+                    | Err(Errno::ECHILD) => break,
+                    Ok(WaitStatus::Stopped(..)) | Ok(WaitStatus::PtraceEvent(..)) => {
+                        let _ = ptrace::cont(self.pid, None);
+                    }
+                    Err(Errno::EINTR) | Ok(_) => continue,
+                    Err(_) => break,
+                }
+            }
+        }
+        self.alive = false;
+    }
+
+    /// Forgets a stub that died with its process (no kill, no reap).
+    pub fn forget(&mut self) {
+        self.alive = false;
+    }
+}

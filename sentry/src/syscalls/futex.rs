@@ -162,3 +162,16 @@ pub fn futex(t: &mut Task, a: &[u64; 6]) -> SysResult {
         }
     }
 }
+
+/// Wakes up to `n` waiters on (process, address): thread exit's
+/// CLONE_CHILD_CLEARTID wake.
+pub fn wake(pid: i32, addr: u64, n: u32) {
+    let (m, cv) = table();
+    let mut tab = lock(m);
+    if let Some(q) = tab.get_mut(&(pid, addr)) {
+        let k = (n as usize).min(q.waiters.len());
+        let woken: Vec<u64> = q.waiters.drain(..k).map(|(id, _)| id).collect();
+        q.woken.extend(woken);
+    }
+    cv.notify_all();
+}

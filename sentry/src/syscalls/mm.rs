@@ -9,8 +9,10 @@ use crate::mm::{self, overlaps_stub, page_up, PAGE_SIZE, TASK_SIZE};
 
 pub fn brk(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let want = a[0];
-    let cur = t.mm.brk;
-    if want < t.mm.brk_start || want > TASK_SIZE {
+    let proc = t.proc.clone();
+    let mut mm = crate::kernel::lock(&proc.mm);
+    let cur = mm.brk;
+    if want < mm.brk_start || want > TASK_SIZE {
         return Ok(cur);
     }
     let (Some(old_top), Some(new_top)) = (page_up(cur), page_up(want)) else {
@@ -34,7 +36,7 @@ pub fn brk(t: &mut Task, a: &[u64; 6]) -> SysResult {
     {
         return Ok(cur);
     }
-    t.mm.brk = want;
+    mm.brk = want;
     Ok(want)
 }
 

@@ -27,6 +27,8 @@ use crate::kernel::kernel;
 use crate::kernel::task::Task;
 
 pub type SysResult = Result<u64, Errno>;
+
+pub use futex::wake as futex_wake;
 pub type Handler = fn(&mut Task, &[u64; 6]) -> SysResult;
 
 /// How completely a syscall is emulated.
@@ -147,7 +149,7 @@ pub static TABLE: &[Row] = rows! {
     SYS_setpgid => process::setpgid, Full;
     SYS_getsid => process::getsid, Full;
     SYS_setsid => process::setsid, Full;
-    SYS_clone => process::clone, Partial("processes only: threads (CLONE_VM without CLONE_VFORK) are not supported yet; CLONE_VM|CLONE_VFORK runs the child in a copy of the address space");
+    SYS_clone => process::clone, Partial("processes and threads; CLONE_VM between processes only with CLONE_VFORK, and that child runs in a copy of the address space; no namespace flags");
     SYS_fork => process::fork, Full;
     SYS_vfork => process::vfork, Partial("the child runs in a copy of the address space");
     SYS_execve => process::execve, Full;

@@ -13,7 +13,7 @@ pub fn getpid(t: &mut Task, _a: &[u64; 6]) -> SysResult {
 }
 
 pub fn gettid(t: &mut Task, _a: &[u64; 6]) -> SysResult {
-    Ok(t.pid() as u64)
+    Ok(t.tid() as u64)
 }
 
 pub fn getppid(t: &mut Task, _a: &[u64; 6]) -> SysResult {
@@ -167,8 +167,20 @@ pub fn clone(t: &mut Task, a: &[u64; 6]) -> SysResult {
     }
     let vm = flags & libc::CLONE_VM as u64 != 0;
     let vfork = flags & libc::CLONE_VFORK as u64 != 0;
+    if flags & libc::CLONE_THREAD as u64 != 0 {
+        // Threads need a shared address space and signal handlers (Linux's EINVAL).
+        if !vm || flags & libc::CLONE_SIGHAND as u64 == 0 {
+            return Err(Errno::EINVAL);
+        }
+        return t.clone_thread(flags, stack, ptid, ctid, tls);
+    }
     if flags & THREAD_FLAGS != 0 || (vm && !vfork) {
-        kernel().log_unimplemented(libc::SYS_clone as u64 | 1 << 32, "clone (threads)");
+        // CLONE_SIGHAND without a thread, or CLONE_VM sharing between
+        // processes: not supported yet.
+        kernel().log_unimplemented(
+            libc::SYS_clone as u64 | 1 << 32,
+            "clone (shared memory between processes)",
+        );
         return Err(Errno::ENOSYS);
     }
     t.fork(flags, stack, ptid, ctid, tls)
@@ -192,11 +204,20 @@ pub fn execve(t: &mut Task, a: &[u64; 6]) -> SysResult {
 
 pub fn exit(t: &mut Task, a: &[u64; 6]) -> SysResult {
     t.exit = Some(exit_status(a[0] as i32));
+    t.thread_exit = true;
     Ok(0)
 }
 
 pub fn exit_group(t: &mut Task, a: &[u64; 6]) -> SysResult {
-    t.exit = Some(exit_status(a[0] as i32));
+    let status = exit_status(a[0] as i32);
+    t.exit = Some(status);
+    lock(&t.proc.group_exit).get_or_insert(status);
+    let others = lock(&t.proc.threads)
+        .iter()
+        .any(|th| !th.is_gone() && !std::sync::Arc::ptr_eq(th, &t.thread));
+    if others {
+        kernel().stop_all_threads(&t.proc);
+    }
     Ok(0)
 }
 
@@ -361,7 +382,7 @@ pub fn waitid(t: &mut Task, a: &[u64; 6]) -> SysResult {
 
 pub fn set_tid_address(t: &mut Task, a: &[u64; 6]) -> SysResult {
     t.clear_child_tid = a[0];
-    Ok(t.pid() as u64)
+    Ok(t.tid() as u64)
 }
 
 pub fn set_robust_list(t: &mut Task, a: &[u64; 6]) -> SysResult {

@@ -64,7 +64,7 @@ pub fn rt_sigprocmask(t: &mut Task, a: &[u64; 6]) -> SysResult {
         None
     };
     let old = {
-        let mut ss = lock(&t.proc.sig);
+        let mut ss = lock(&t.thread.sig);
         let old = ss.mask;
         if let Some(n) = new {
             let n = n & !UNBLOCKABLE;
@@ -88,9 +88,10 @@ pub fn rt_sigpending(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if a[1] != 8 {
         return Err(Errno::EINVAL);
     }
-    let ss = lock(&t.proc.sig);
-    let pending = ss.pending & ss.mask;
-    drop(ss);
+    let shared = lock(&t.proc.sig).pending;
+    let ts = lock(&t.thread.sig);
+    let pending = (shared | ts.pending) & ts.mask;
+    drop(ts);
     t.write_obj(a[0], &pending)?;
     Ok(0)
 }
@@ -112,7 +113,7 @@ pub fn sigaltstack(t: &mut Task, a: &[u64; 6]) -> SysResult {
     } else {
         None
     };
-    let mut ss = lock(&t.proc.sig);
+    let mut ss = lock(&t.thread.sig);
     let old = ss.altstack;
     if let Some(n) = new {
         ss.altstack = n;
@@ -178,13 +179,44 @@ pub fn kill(t: &mut Task, a: &[u64; 6]) -> SysResult {
     Ok(0)
 }
 
+/// Finds a thread by tid: (process, thread), for tkill and tgkill.
+fn find_thread(
+    tid: i32,
+) -> Option<(
+    std::sync::Arc<crate::kernel::Process>,
+    std::sync::Arc<crate::kernel::Thread>,
+)> {
+    let k = kernel();
+    let tree = lock(&k.tree);
+    if let Some((p, th)) = tree.threads.get(&tid) {
+        return Some((p.clone(), th.clone()));
+    }
+    let e = tree.procs.get(&tid).filter(|e| e.zombie.is_none())?;
+    let th = lock(&e.proc.threads)
+        .iter()
+        .find(|th| th.tid == tid && !th.is_gone())
+        .cloned()?;
+    Some((e.proc.clone(), th))
+}
+
+fn signal_thread(t: &Task, tgid: Option<i32>, tid: i32, sig: i32) -> SysResult {
+    let (proc, th) = find_thread(tid).ok_or(Errno::ESRCH)?;
+    if tgid.is_some_and(|g| g != proc.pid) {
+        return Err(Errno::ESRCH);
+    }
+    if sig != 0 {
+        let uid = lock(&t.proc.creds).ruid;
+        kernel().send_signal_thread(&proc, &th, sig, info_sender(sig, SI_TKILL, t.pid(), uid));
+    }
+    Ok(0)
+}
+
 pub fn tkill(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (tid, sig) = (a[0] as i32, a[1] as i32);
     if tid <= 0 || !(0..NSIG as i32).contains(&sig) {
         return Err(Errno::EINVAL);
     }
-    signal_one(t, tid, sig, SI_TKILL)?;
-    Ok(0)
+    signal_thread(t, None, tid, sig)
 }
 
 pub fn tgkill(t: &mut Task, a: &[u64; 6]) -> SysResult {
@@ -192,11 +224,7 @@ pub fn tgkill(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if tgid <= 0 || tid <= 0 || !(0..NSIG as i32).contains(&sig) {
         return Err(Errno::EINVAL);
     }
-    if tgid != tid {
-        return Err(Errno::ESRCH);
-    }
-    signal_one(t, tid, sig, SI_TKILL)?;
-    Ok(0)
+    signal_thread(t, Some(tgid), tid, sig)
 }
 
 pub fn rt_sigreturn(t: &mut Task, _a: &[u64; 6]) -> SysResult {
@@ -227,7 +255,7 @@ pub fn rt_sigsuspend(t: &mut Task, a: &[u64; 6]) -> SysResult {
     }
     let mask: u64 = t.read_obj(a[0])?;
     {
-        let mut ss = lock(&t.proc.sig);
+        let mut ss = lock(&t.thread.sig);
         t.saved_mask = Some(ss.mask);
         ss.mask = mask & !UNBLOCKABLE;
     }

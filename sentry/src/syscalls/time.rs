@@ -6,8 +6,8 @@ use std::time::Duration;
 use nix::errno::Errno;
 
 use super::SysResult;
+use crate::kernel::interrupted;
 use crate::kernel::task::{pod_zeroed, Task};
-use crate::kernel::{interrupted, lock};
 
 /// The host clock to read for an application clock id.
 fn host_clock(t: &Task, clk: i32) -> Result<libc::clockid_t, Errno> {
@@ -26,7 +26,7 @@ fn host_clock(t: &Task, clk: i32) -> Result<libc::clockid_t, Errno> {
             // Each task has its own single-threaded stub, so the stub's
             // process clock is also the thread's (a host thread clock of
             // another process would be EINVAL).
-            let pid = lock(&t.proc.host).stub_pid;
+            let pid = t.proc.stub_tgid.load(std::sync::atomic::Ordering::SeqCst);
             Ok(((!pid) << 3) | 2)
         }
         _ => Err(Errno::EINVAL),
