@@ -109,6 +109,7 @@ differential_tests! {
     process_signals => "process/signals.c",
     process_exit_group => "process/exit_group.c",
     process_segv => "process/segv.c",
+    poll_wait => "poll/wait.c",
     signal_handlers => "signal/handlers.c",
     threads_pthreads => "threads/pthreads.c",
     time_clocks => "time/clocks.c",

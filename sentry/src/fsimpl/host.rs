@@ -15,6 +15,8 @@ pub enum HostKind {
     Pipe,
     /// Anything else inherited as stdio (terminal, pipe, /dev/null, file).
     Stdio,
+    /// An eventfd or timerfd the sentry created for the application.
+    Event,
 }
 
 pub struct HostFile {
@@ -30,7 +32,7 @@ impl HostFile {
         let tty = unsafe { libc::isatty(fd.as_raw_fd()) } == 1;
         let seekable = match kind {
             HostKind::File => true,
-            HostKind::Pipe => false,
+            HostKind::Pipe | HostKind::Event => false,
             HostKind::Stdio => {
                 !tty && nix::unistd::lseek(fd.as_raw_fd(), 0, nix::unistd::Whence::SeekCur).is_ok()
             }
@@ -124,7 +126,16 @@ impl FileOps for HostFile {
     }
 
     fn is_pipe(&self) -> bool {
-        self.kind == HostKind::Pipe || (!self.seekable && !self.tty)
+        self.kind == HostKind::Pipe || (self.kind == HostKind::Stdio && !self.seekable && !self.tty)
+    }
+
+    fn poll_fd(&self) -> Option<RawFd> {
+        // Regular files are always ready; everything else asks the host.
+        (self.kind != HostKind::File).then(|| self.fd.as_raw_fd())
+    }
+
+    fn host_kind(&self) -> Option<HostKind> {
+        Some(self.kind)
     }
 }
 

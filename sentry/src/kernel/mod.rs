@@ -2,6 +2,7 @@
 //! `pkg/sentry/kernel`). One sentry OS thread runs each application task
 //! (see `task.rs`); shared state lives here behind locks.
 
+pub mod epoll;
 pub mod fd_table;
 pub mod sigframe;
 pub mod signals;
@@ -60,6 +61,15 @@ pub struct HostIds {
 }
 
 pub const RLIM_NLIMITS: usize = 16;
+
+/// An interval timer: when it next fires and how often after that. The
+/// generation changes at every re-arm, so a stale timer thread stops.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ITimer {
+    pub deadline: Option<Instant>,
+    pub interval: std::time::Duration,
+    pub generation: u64,
+}
 
 /// Signal state private to one thread.
 #[derive(Clone)]
@@ -129,6 +139,8 @@ pub struct Process {
     pub mm: Mutex<crate::mm::MemoryManager>,
     /// exit_group's wait status, once a thread called it.
     pub group_exit: Mutex<Option<i32>>,
+    /// ITIMER_REAL (alarm, setitimer): deadline, interval, generation.
+    pub itimer_real: (Mutex<ITimer>, Condvar),
     /// Set when the process must die with this signal.
     pub fatal_signal: AtomicI32,
     /// vfork: set when the child execs or exits.

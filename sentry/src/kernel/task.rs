@@ -38,6 +38,8 @@ unsafe impl Pod for libc::termios {}
 unsafe impl Pod for libc::rusage {}
 unsafe impl Pod for libc::tms {}
 unsafe impl Pod for libc::statfs {}
+unsafe impl Pod for libc::itimerspec {}
+unsafe impl Pod for libc::itimerval {}
 unsafe impl Pod for u64 {}
 unsafe impl Pod for i64 {}
 unsafe impl Pod for u32 {}
@@ -371,6 +373,7 @@ impl Task {
             stub_tgid: AtomicI32::new(host_pid),
             mm: Mutex::new(lock(&parent.mm).clone()),
             group_exit: Mutex::new(None),
+            itimer_real: Default::default(),
             fatal_signal: Default::default(),
             vfork_done: (Mutex::new(false), Condvar::new()),
             start: Instant::now(),
@@ -824,6 +827,7 @@ pub fn start_init_process(
         stub_tgid: AtomicI32::new(0),
         mm: Mutex::new(MemoryManager::default()),
         group_exit: Mutex::new(None),
+        itimer_real: Default::default(),
         fatal_signal: Default::default(),
         vfork_done: (Mutex::new(false), Condvar::new()),
         start: Instant::now(),

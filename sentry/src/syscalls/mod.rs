@@ -10,10 +10,12 @@
 //! information).
 
 mod creds;
+mod eventfd;
 mod file;
 mod fs;
 mod futex;
 mod mm;
+mod poll;
 mod process;
 mod signal;
 mod sys;
@@ -74,6 +76,22 @@ pub static TABLE: &[Row] = rows! {
     SYS_getdents64 => file::getdents64, Full;
     SYS_fsync => file::fsync, Full;
     SYS_fdatasync => file::fsync, Full;
+    SYS_eventfd => eventfd::eventfd, Full;
+    SYS_eventfd2 => eventfd::eventfd2, Full;
+    SYS_timerfd_create => eventfd::timerfd_create, Full;
+    SYS_timerfd_settime => eventfd::timerfd_settime, Full;
+    SYS_timerfd_gettime => eventfd::timerfd_gettime, Full;
+    // poll: waiting on fds
+    SYS_poll => poll::poll, Full;
+    SYS_ppoll => poll::ppoll, Full;
+    SYS_select => poll::select, Full;
+    SYS_pselect6 => poll::pselect6, Full;
+    SYS_epoll_create => poll::epoll_create, Full;
+    SYS_epoll_create1 => poll::epoll_create1, Full;
+    SYS_epoll_ctl => poll::epoll_ctl, Partial("EPOLLET is level-triggered; EPOLLEXCLUSIVE ignored");
+    SYS_epoll_wait => poll::epoll_wait, Full;
+    SYS_epoll_pwait => poll::epoll_pwait, Full;
+    SYS_epoll_pwait2 => poll::epoll_pwait2, Full;
     // fs: paths and metadata
     SYS_open => fs::open, Partial("no O_TMPFILE; O_CREAT through a dangling symlink gives ENOENT");
     SYS_openat => fs::openat, Partial("no O_TMPFILE; O_CREAT through a dangling symlink gives ENOENT");
@@ -191,6 +209,9 @@ pub static TABLE: &[Row] = rows! {
     // time
     SYS_clock_gettime => time::clock_gettime, Partial("CPU-time clocks of other processes unsupported");
     SYS_clock_getres => time::clock_getres, Full;
+    SYS_alarm => time::alarm, Full;
+    SYS_getitimer => time::getitimer, Partial("ITIMER_VIRTUAL and ITIMER_PROF never fire");
+    SYS_setitimer => time::setitimer, Partial("ITIMER_VIRTUAL and ITIMER_PROF never fire");
     SYS_gettimeofday => time::gettimeofday, Full;
     SYS_time => time::time, Full;
     SYS_nanosleep => time::nanosleep, Full;

@@ -151,3 +151,166 @@ pub fn clock_nanosleep(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let _ = Duration::ZERO;
     Ok(0)
 }
+
+// ---- interval timers ----------------------------------------------------------
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::kernel::{kernel, lock as klock, ITimer, Process};
+
+fn to_timeval(d: Duration) -> libc::timeval {
+    libc::timeval {
+        tv_sec: d.as_secs() as i64,
+        tv_usec: d.subsec_micros() as i64,
+    }
+}
+
+fn from_timeval(tv: &libc::timeval) -> Result<Duration, Errno> {
+    if tv.tv_sec < 0 || !(0..1_000_000).contains(&tv.tv_usec) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Duration::new(tv.tv_sec as u64, tv.tv_usec as u32 * 1000))
+}
+
+/// (time left, interval) of ITIMER_REAL.
+fn current_itimer(p: &Process) -> (Duration, Duration) {
+    let it = *klock(&p.itimer_real.0);
+    let left = it
+        .deadline
+        .map(|d| d.saturating_duration_since(Instant::now()))
+        .unwrap_or_default();
+    // A timer that is due reports a tiny remainder rather than "disarmed".
+    let left = if it.deadline.is_some() && left.is_zero() {
+        Duration::from_micros(1)
+    } else {
+        left
+    };
+    (left, it.interval)
+}
+
+/// Arms ITIMER_REAL; a sentry thread sends SIGALRM at each expiry until the
+/// timer is re-armed, disarmed, or the process is gone.
+fn arm_itimer(p: &Arc<Process>, value: Duration, interval: Duration) {
+    let generation = {
+        let mut it = klock(&p.itimer_real.0);
+        it.generation += 1;
+        it.deadline = (!value.is_zero()).then(|| Instant::now() + value);
+        it.interval = interval;
+        it.generation
+    };
+    p.itimer_real.1.notify_all();
+    if value.is_zero() {
+        return;
+    }
+    let weak = Arc::downgrade(p);
+    let _ = std::thread::Builder::new()
+        .name("itimer".into())
+        .stack_size(64 * 1024)
+        .spawn(move || loop {
+            let Some(p) = weak.upgrade() else { return };
+            let mut it: std::sync::MutexGuard<'_, ITimer> = klock(&p.itimer_real.0);
+            loop {
+                if it.generation != generation || kernel().process(p.pid).is_none() {
+                    return;
+                }
+                let Some(d) = it.deadline else { return };
+                let now = Instant::now();
+                if now >= d {
+                    break;
+                }
+                it = p
+                    .itimer_real
+                    .1
+                    .wait_timeout(it, d - now)
+                    .map(|r| r.0)
+                    .unwrap_or_else(|e| e.into_inner().0);
+            }
+            it.deadline = (!it.interval.is_zero()).then(|| Instant::now() + it.interval);
+            let again = it.deadline.is_some();
+            drop(it);
+            let info = crate::kernel::signals::info_sender(
+                libc::SIGALRM,
+                crate::kernel::signals::SI_KERNEL,
+                0,
+                0,
+            );
+            kernel().send_signal(&p, libc::SIGALRM, info);
+            if !again {
+                return;
+            }
+        });
+}
+
+pub fn alarm(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (left, _) = current_itimer(&t.proc);
+    arm_itimer(
+        &t.proc,
+        Duration::from_secs(a[0] as u32 as u64),
+        Duration::ZERO,
+    );
+    // Seconds left, rounded (Linux rounds to nearest, and never reports 0
+    // for a pending alarm).
+    let secs = left.as_secs() + u64::from(left.subsec_micros() >= 500_000);
+    Ok(if secs == 0 && !left.is_zero() {
+        1
+    } else {
+        secs
+    })
+}
+
+pub fn getitimer(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let which = a[0] as i32;
+    let (left, interval) = match which {
+        libc::ITIMER_REAL => current_itimer(&t.proc),
+        libc::ITIMER_VIRTUAL | libc::ITIMER_PROF => (Duration::ZERO, Duration::ZERO),
+        _ => return Err(Errno::EINVAL),
+    };
+    let v = libc::itimerval {
+        it_interval: to_timeval(interval),
+        it_value: to_timeval(left),
+    };
+    t.write_obj(a[1], &v)?;
+    Ok(0)
+}
+
+pub fn setitimer(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (which, new_addr, old_addr) = (a[0] as i32, a[1], a[2]);
+    if !matches!(
+        which,
+        libc::ITIMER_REAL | libc::ITIMER_VIRTUAL | libc::ITIMER_PROF
+    ) {
+        return Err(Errno::EINVAL);
+    }
+    let new: Option<libc::itimerval> = if new_addr != 0 {
+        Some(t.read_obj(new_addr)?)
+    } else {
+        None
+    };
+    let (value, interval) = match &new {
+        Some(v) => (from_timeval(&v.it_value)?, from_timeval(&v.it_interval)?),
+        None => (Duration::ZERO, Duration::ZERO),
+    };
+    if which != libc::ITIMER_REAL {
+        if !value.is_zero() {
+            kernel().log_unimplemented(
+                libc::SYS_setitimer as u64 | 1 << 32,
+                "setitimer (ITIMER_VIRTUAL/PROF)",
+            );
+        }
+        if old_addr != 0 {
+            t.write_obj(old_addr, &pod_zeroed::<libc::itimerval>())?;
+        }
+        return Ok(0);
+    }
+    let (left, old_interval) = current_itimer(&t.proc);
+    if old_addr != 0 {
+        let v = libc::itimerval {
+            it_interval: to_timeval(old_interval),
+            it_value: to_timeval(left),
+        };
+        t.write_obj(old_addr, &v)?;
+    }
+    arm_itimer(&t.proc, value, interval);
+    Ok(0)
+}

@@ -61,6 +61,19 @@ pub trait FileOps: Send + Sync {
     fn is_dir(&self) -> bool {
         false
     }
+    /// The host fd to poll for readiness; None means always ready (regular
+    /// files, devices), as on Linux.
+    fn poll_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
+    /// What kind of host object backs this file, if any.
+    fn host_kind(&self) -> Option<crate::fsimpl::host::HostKind> {
+        None
+    }
+    /// The epoll instance behind an epoll fd.
+    fn as_epoll(&self) -> Option<&crate::kernel::epoll::EpollFile> {
+        None
+    }
     /// A terminal the sentry may answer termios ioctls for.
     fn is_tty(&self) -> bool {
         false
