@@ -139,17 +139,59 @@ fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
                 .map(|e| e.ppid)
                 .unwrap_or(0);
             let c = lock(&proc.creds).clone();
+            let threads = lock(&proc.threads).iter().filter(|t| !t.is_gone()).count();
             Ok(format!(
-                "Name:\t{name}\nState:\tR (running)\nTgid:\t{pid}\nPid:\t{pid}\nPPid:\t{ppid}\nUid:\t{r}\t{e}\t{s}\t{e}\nGid:\t{rg}\t{eg}\t{sg}\t{eg}\nThreads:\t1\n",
+                "Name:\t{name}\nState:\tR (running)\nTgid:\t{pid}\nPid:\t{pid}\nPPid:\t{ppid}\nUid:\t{r}\t{e}\t{s}\t{e}\nGid:\t{rg}\t{eg}\t{sg}\t{eg}\nThreads:\t{threads}\n",
                 pid = proc.pid,
                 r = c.ruid,
                 e = c.euid,
                 s = c.suid,
                 rg = c.rgid,
                 eg = c.egid,
-                sg = c.sgid
+                sg = c.sgid,
+                threads = threads
             )
             .into_bytes())
+        })
+    };
+    let stat = {
+        let p = p.clone();
+        GeneratedFile::new(move || {
+            let proc = p.upgrade().ok_or(Errno::ESRCH)?;
+            let comm = String::from_utf8_lossy(&lock(&proc.exe).comm).into_owned();
+            let (ppid, pgid, sid) = lock(&kernel().tree)
+                .procs
+                .get(&proc.pid)
+                .map(|e| (e.ppid, e.pgid, e.sid))
+                .unwrap_or((0, 0, 0));
+            let threads = lock(&proc.threads).iter().filter(|t| !t.is_gone()).count();
+            // Start time in clock ticks since the sandbox booted.
+            let start = proc
+                .start
+                .saturating_duration_since(kernel().boot)
+                .as_millis()
+                / 10;
+            let mut fields = vec![
+                format!("{}", proc.pid),
+                format!("({comm})"),
+                "R".into(),
+                ppid.to_string(),
+                pgid.to_string(),
+                sid.to_string(),
+                "0".into(),
+                "-1".into(),
+                "4194304".into(),
+            ];
+            fields.extend(std::iter::repeat_n("0".to_string(), 8)); // faults, times
+            fields.extend([
+                "20".into(),
+                "0".into(),
+                threads.to_string(),
+                "0".into(),
+                start.to_string(),
+            ]);
+            fields.extend(std::iter::repeat_n("0".to_string(), 52 - fields.len()));
+            Ok(format!("{}\n", fields.join(" ")).into_bytes())
         })
     };
     let fd_dir = {
@@ -187,6 +229,7 @@ fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
             .with("cmdline", Arc::new(cmdline))
             .with("comm", Arc::new(comm))
             .with("status", Arc::new(status))
+            .with("stat", Arc::new(stat))
             .with("fd", Arc::new(fd_dir))
             .with("mounts", text(mounts)),
     ))

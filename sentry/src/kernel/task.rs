@@ -675,8 +675,17 @@ fn task_main(proc: Arc<Process>, thread: Arc<Thread>, start: TaskStart) {
                 Ok(t)
             }
             Err(e) => {
-                tracing::error!("pid {}: cannot attach forked stub: {e}", proc.pid);
-                Err(libc::SIGKILL)
+                // Killed before its sentry thread could take it over: it dies
+                // of the signal it was sent.
+                let fatal = proc.fatal_signal.load(Ordering::SeqCst);
+                if fatal == 0 {
+                    tracing::error!("pid {}: cannot attach forked stub: {e}", proc.pid);
+                }
+                Err(if fatal != 0 {
+                    fatal & 0x7f
+                } else {
+                    libc::SIGKILL
+                })
             }
         },
     };
@@ -746,7 +755,7 @@ impl Task {
         // CLONE_CHILD_CLEARTID: clear the tid and wake a joiner.
         if self.clear_child_tid != 0 {
             let _ = self.write_obj(self.clear_child_tid, &0i32);
-            crate::syscalls::futex_wake(self.pid(), self.clear_child_tid, 1);
+            crate::syscalls::futex_wake(self, self.clear_child_tid, 1);
         }
         lock(&self.proc.threads).retain(|t| !Arc::ptr_eq(t, &self.thread));
         lock(&k.tree).threads.remove(&self.thread.tid);

@@ -35,6 +35,37 @@ pub struct MemoryManager {
     pub brk_start: u64,
     /// Current program break.
     pub brk: u64,
+    /// MAP_SHARED|MAP_ANONYMOUS regions: (start, length, memory id). A fork
+    /// keeps the ids, so processes sharing the memory agree on futex keys.
+    pub shared: Vec<(u64, u64, u64)>,
+}
+
+static NEXT_SHARED_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+impl MemoryManager {
+    pub fn add_shared(&mut self, start: u64, len: u64) {
+        self.forget(start, len);
+        self.shared.push((
+            start,
+            len,
+            NEXT_SHARED_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        ));
+    }
+
+    /// Drops regions overlapping [start, start+len) (munmap, MAP_FIXED).
+    pub fn forget(&mut self, start: u64, len: u64) {
+        let end = start.saturating_add(len);
+        self.shared
+            .retain(|(s, l, _)| *s >= end || s.saturating_add(*l) <= start);
+    }
+
+    /// (memory id, offset) of a shared address, for shared futex keys.
+    pub fn shared_key(&self, addr: u64) -> Option<(u64, u64)> {
+        self.shared
+            .iter()
+            .find(|(s, l, _)| addr >= *s && addr < s + l)
+            .map(|(s, _, id)| (*id, addr - s))
+    }
 }
 
 fn platform_errno(e: PlatformError) -> Errno {

@@ -118,6 +118,8 @@ fn write_common(t: &Task, f: &OpenFile, buf: u64, count: u64, off: Option<u64>) 
         let want = (count - done).min(CHUNK);
         let data = t.read_bytes(buf + done as u64, want)?;
         let r = match off {
+            // Linux's pwrite on an O_APPEND file appends anyway.
+            Some(_) if f.flags() & libc::O_APPEND != 0 => f.ops.append(&data).map(|(n, _)| n),
             Some(o) => f.ops.write_at(&data, o + done as u64),
             None => f.write(&data),
         };

@@ -28,7 +28,19 @@ struct Queue {
     next_id: u64,
 }
 
-type Key = (i32, u64);
+/// A futex's identity: (process, address) for private futexes and plain
+/// memory; (-memory id, offset) for shared anonymous memory, which forked
+/// processes see at the same id.
+type Key = (i64, u64);
+
+fn key_of(t: &Task, uaddr: u64, op: i32) -> Key {
+    if op & FUTEX_PRIVATE_FLAG == 0 {
+        if let Some((id, off)) = lock(&t.proc.mm).shared_key(uaddr) {
+            return (-(id as i64), off);
+        }
+    }
+    (t.pid() as i64, uaddr)
+}
 
 fn table() -> &'static (Mutex<HashMap<Key, Queue>>, Condvar) {
     static T: OnceLock<(Mutex<HashMap<Key, Queue>>, Condvar)> = OnceLock::new();
@@ -55,7 +67,7 @@ pub fn futex(t: &mut Task, a: &[u64; 6]) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let cmd = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
-    let key = (t.pid(), uaddr);
+    let key = key_of(t, uaddr, op);
     match cmd {
         FUTEX_WAIT | FUTEX_WAIT_BITSET => {
             let bitset = if cmd == FUTEX_WAIT { u32::MAX } else { val3 };
@@ -165,10 +177,11 @@ pub fn futex(t: &mut Task, a: &[u64; 6]) -> SysResult {
 
 /// Wakes up to `n` waiters on (process, address): thread exit's
 /// CLONE_CHILD_CLEARTID wake.
-pub fn wake(pid: i32, addr: u64, n: u32) {
+pub fn wake(t: &Task, addr: u64, n: u32) {
+    let key = key_of(t, addr, 0);
     let (m, cv) = table();
     let mut tab = lock(m);
-    if let Some(q) = tab.get_mut(&(pid, addr)) {
+    if let Some(q) = tab.get_mut(&key) {
         let k = (n as usize).min(q.waiters.len());
         let woken: Vec<u64> = q.waiters.drain(..k).map(|(id, _)| id).collect();
         q.woken.extend(woken);

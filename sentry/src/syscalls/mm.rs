@@ -73,7 +73,14 @@ pub fn mmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
         hint = 0;
     }
     if flags & libc::MAP_ANONYMOUS != 0 {
-        return mm::host_mmap(&mut t.stub, hint, len_pg, prot, flags);
+        let addr = mm::host_mmap(&mut t.stub, hint, len_pg, prot, flags)?;
+        let mut m = crate::kernel::lock(&t.proc.mm);
+        if shared {
+            m.add_shared(addr, len_pg);
+        } else {
+            m.forget(addr, len_pg);
+        }
+        return Ok(addr);
     }
     // File mapping: a private copy of the file's bytes.
     let file = get_file(t, fd)?;
@@ -94,6 +101,7 @@ pub fn mmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let map_flags = (flags & !(libc::MAP_SHARED | libc::MAP_SHARED_VALIDATE)) | libc::MAP_PRIVATE;
     let rw = libc::PROT_READ | libc::PROT_WRITE;
     let base = mm::host_mmap(&mut t.stub, hint, len_pg, rw, map_flags)?;
+    crate::kernel::lock(&t.proc.mm).forget(base, len_pg);
     let size = file.ops.size()?;
     let avail = size.saturating_sub(off).min(len);
     let mut buf = vec![0u8; (avail as usize).min(1 << 20)];
@@ -140,7 +148,9 @@ fn check_range(addr: u64, len: u64) -> Result<u64, Errno> {
 
 pub fn munmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let len = check_range(a[0], a[1])?;
-    mm::host_munmap(&mut t.stub, a[0], len)
+    let r = mm::host_munmap(&mut t.stub, a[0], len)?;
+    crate::kernel::lock(&t.proc.mm).forget(a[0], len);
+    Ok(r)
 }
 
 pub fn mprotect(t: &mut Task, a: &[u64; 6]) -> SysResult {

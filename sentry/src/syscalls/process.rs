@@ -482,6 +482,7 @@ pub fn sched_getaffinity(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if len < 8 || !len.is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
+    check_sched_target(t, a[0] as i32)?;
     let n = kernel().cpu_count.min(64);
     let mask: u64 = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
     t.write_obj(a[2], &mask)?;
@@ -489,6 +490,7 @@ pub fn sched_getaffinity(t: &mut Task, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn sched_setaffinity(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    check_sched_target(t, a[0] as i32)?;
     let _: u64 = t.read_obj(a[2])?;
     Ok(0)
 }
