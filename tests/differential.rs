@@ -99,6 +99,7 @@ differential_tests! {
     file_dir => "file/dir.c",
     file_fd => "file/fd.c",
     file_errors => "file/errors.c",
+    file_locks => "file/locks.c",
     mm_brk => "mm/brk.c",
     mm_mmap => "mm/mmap.c",
     mm_mmap_file => "mm/mmap_file.c",

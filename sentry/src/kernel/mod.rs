@@ -579,9 +579,10 @@ impl Kernel {
     /// Records that `pid` exited with wait status `status`: it becomes a
     /// zombie for its parent, its children go to init.
     pub fn exit_process(&self, proc: &Arc<Process>, status: i32) {
-        // Close files first so pipe readers see EOF.
+        // Close files first so pipe readers see EOF; locks go too.
         let files = lock(&proc.fds).take_all();
         drop(files);
+        crate::vfs::lock::release(None, crate::vfs::lock::Owner::Process(proc.pid));
         proc.signal_vfork_parent();
         let mut tree = lock(&self.tree);
         let pid = proc.pid;

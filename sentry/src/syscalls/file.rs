@@ -218,6 +218,11 @@ pub fn writev(t: &mut Task, a: &[u64; 6]) -> SysResult {
 
 pub fn close(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let entry = lock(&t.proc.fds).remove(arg_fd(a[0]))?;
+    // Closing any fd of a file drops the process's POSIX locks on it.
+    crate::vfs::lock::release(
+        Some(entry.file.lock_key()),
+        crate::vfs::lock::Owner::Process(t.pid()),
+    );
     drop(entry);
     Ok(0)
 }
@@ -344,19 +349,12 @@ pub fn fcntl(t: &mut Task, a: &[u64; 6]) -> SysResult {
             }
             Ok(0)
         }
-        libc::F_GETLK | libc::F_OFD_GETLK => {
-            // No other lock holder can exist in this version: report unlocked.
-            let mut fl: [u8; 32] = [0; 32];
-            fl[0..2].copy_from_slice(&(libc::F_UNLCK as i16).to_le_bytes());
-            let cur = t.read_bytes(a[2], 32)?;
-            fl[2..].copy_from_slice(&cur[2..]);
-            t.write_bytes(a[2], &fl)?;
-            Ok(0)
-        }
-        libc::F_SETLK | libc::F_SETLKW | libc::F_OFD_SETLK | libc::F_OFD_SETLKW => {
-            t.read_bytes(a[2], 32)?;
-            Ok(0)
-        }
+        libc::F_GETLK
+        | libc::F_OFD_GETLK
+        | libc::F_SETLK
+        | libc::F_SETLKW
+        | libc::F_OFD_SETLK
+        | libc::F_OFD_SETLKW => record_lock(t, &f, cmd, a[2]),
         libc::F_GETPIPE_SZ if f.ops.is_pipe() => Ok(65536),
         libc::F_SETPIPE_SZ if f.ops.is_pipe() => Ok((a[2]).max(4096)),
         _ => Err(Errno::EINVAL),
@@ -594,4 +592,137 @@ pub fn getdents64(t: &mut Task, a: &[u64; 6]) -> SysResult {
     t.write_bytes(a[1], &out)?;
     *off = idx as u64;
     Ok(out.len() as u64)
+}
+
+/// fcntl record locks (POSIX and OFD). `struct flock` is
+/// { l_type: i16, l_whence: i16, l_start: i64, l_len: i64, l_pid: i32 }.
+fn record_lock(t: &Task, f: &Arc<OpenFile>, cmd: i32, addr: u64) -> SysResult {
+    use crate::vfs::lock::{self, Owner};
+    let raw = t.read_bytes(addr, 32)?;
+    let typ = i16::from_le_bytes([raw[0], raw[1]]) as i32;
+    let whence = i16::from_le_bytes([raw[2], raw[3]]) as i32;
+    let l_start = i64::from_le_bytes(raw[8..16].try_into().map_err(|_| Errno::EFAULT)?);
+    let l_len = i64::from_le_bytes(raw[16..24].try_into().map_err(|_| Errno::EFAULT)?);
+    let ofd = matches!(
+        cmd,
+        libc::F_OFD_GETLK | libc::F_OFD_SETLK | libc::F_OFD_SETLKW
+    );
+    if ofd && i32::from_le_bytes([raw[24], raw[25], raw[26], raw[27]]) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let base: i64 = match whence {
+        libc::SEEK_SET => 0,
+        libc::SEEK_CUR => *f.offset.lock().map_err(|_| Errno::EIO)? as i64,
+        libc::SEEK_END => f.ops.size()? as i64,
+        _ => return Err(Errno::EINVAL),
+    };
+    let mut start = base.checked_add(l_start).ok_or(Errno::EOVERFLOW)?;
+    let mut end: i64 = if l_len == 0 {
+        i64::MAX
+    } else {
+        start.checked_add(l_len).ok_or(Errno::EOVERFLOW)?
+    };
+    if l_len < 0 {
+        (start, end) = (end, start);
+    }
+    if start < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (start, end) = (
+        start as u64,
+        if end == i64::MAX {
+            u64::MAX
+        } else {
+            end as u64
+        },
+    );
+    let owner = if ofd {
+        Owner::Description(f.description_id())
+    } else {
+        Owner::Process(t.pid())
+    };
+    let key = f.lock_key();
+    let kind = match typ {
+        libc::F_RDLCK => Some(false),
+        libc::F_WRLCK => Some(true),
+        libc::F_UNLCK => None,
+        _ => return Err(Errno::EINVAL),
+    };
+    if matches!(cmd, libc::F_GETLK | libc::F_OFD_GETLK) {
+        let Some(write) = kind else {
+            return Err(Errno::EINVAL);
+        };
+        let mut out = raw.clone();
+        match lock::test(key, owner, start, end, write) {
+            None => out[0..2].copy_from_slice(&(libc::F_UNLCK as i16).to_le_bytes()),
+            Some((holder, s, e, w)) => {
+                let ty = if w { libc::F_WRLCK } else { libc::F_RDLCK } as i16;
+                out[0..2].copy_from_slice(&ty.to_le_bytes());
+                out[2..4].copy_from_slice(&(libc::SEEK_SET as i16).to_le_bytes());
+                out[8..16].copy_from_slice(&(s as i64).to_le_bytes());
+                let len = if e == u64::MAX { 0 } else { (e - s) as i64 };
+                out[16..24].copy_from_slice(&len.to_le_bytes());
+                let pid = match holder {
+                    Owner::Process(p) => p,
+                    _ => -1,
+                };
+                out[24..28].copy_from_slice(&pid.to_le_bytes());
+            }
+        }
+        t.write_bytes(addr, &out)?;
+        return Ok(0);
+    }
+    match kind {
+        Some(false) if !f.readable() => return Err(Errno::EBADF),
+        Some(true) if !f.writable() => return Err(Errno::EBADF),
+        _ => {}
+    }
+    let wait = matches!(cmd, libc::F_SETLKW | libc::F_OFD_SETLKW);
+    lock::set(
+        key,
+        owner,
+        start,
+        end,
+        kind,
+        wait,
+        &crate::kernel::interrupted,
+    )?;
+    Ok(0)
+}
+
+pub fn flock(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    use crate::vfs::lock::{self, Owner};
+    let f = get_file(t, arg_fd(a[0]))?;
+    let op = a[1] as i32;
+    if op & 32 != 0 {
+        // LOCK_MAND: obsolete; Linux accepts it and does nothing.
+        return Ok(0);
+    }
+    let kind = match op & !libc::LOCK_NB {
+        libc::LOCK_SH => Some(false),
+        libc::LOCK_EX => Some(true),
+        libc::LOCK_UN => None,
+        _ => return Err(Errno::EINVAL),
+    };
+    if f.flags() & libc::O_PATH != 0 {
+        return Err(Errno::EBADF);
+    }
+    let owner = Owner::Flock(f.description_id());
+    lock::set(
+        f.lock_key(),
+        owner,
+        0,
+        u64::MAX,
+        kind,
+        op & libc::LOCK_NB == 0,
+        &crate::kernel::interrupted,
+    )
+    .map_err(|e| {
+        if e == Errno::EAGAIN {
+            Errno::EWOULDBLOCK
+        } else {
+            e
+        }
+    })?;
+    Ok(0)
 }

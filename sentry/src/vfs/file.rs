@@ -192,3 +192,30 @@ impl OpenFile {
         Ok(n)
     }
 }
+
+impl OpenFile {
+    /// Identity of the locked object: the inode when there is one.
+    pub fn lock_key(&self) -> usize {
+        match &self.location {
+            Some(l) => std::sync::Arc::as_ptr(l.inode()) as *const () as usize,
+            None => std::sync::Arc::as_ptr(&self.ops) as *const () as usize,
+        }
+    }
+
+    /// Identity of this open file description (OFD and flock locks).
+    pub fn description_id(&self) -> usize {
+        self as *const OpenFile as usize
+    }
+}
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        // OFD and flock locks go with the last reference to the description.
+        let key = self.lock_key();
+        super::lock::release(
+            Some(key),
+            super::lock::Owner::Description(self.description_id()),
+        );
+        super::lock::release(Some(key), super::lock::Owner::Flock(self.description_id()));
+    }
+}

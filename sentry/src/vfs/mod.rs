@@ -8,6 +8,7 @@
 //! can never climb above the sandbox's root.
 
 pub mod file;
+pub mod lock;
 pub mod path;
 
 use std::any::Any;
