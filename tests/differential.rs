@@ -112,6 +112,7 @@ differential_tests! {
     process_segv => "process/segv.c",
     poll_wait => "poll/wait.c",
     signal_handlers => "signal/handlers.c",
+    signal_async => "signal/async.c",
     threads_pthreads => "threads/pthreads.c",
     time_clocks => "time/clocks.c",
     misc_sysinfo => "misc/sysinfo.c",

@@ -34,7 +34,6 @@ unsafe impl Pod for libc::sysinfo {}
 unsafe impl Pod for libc::utsname {}
 unsafe impl Pod for libc::iovec {}
 unsafe impl Pod for libc::winsize {}
-unsafe impl Pod for libc::termios {}
 unsafe impl Pod for libc::rusage {}
 unsafe impl Pod for libc::tms {}
 unsafe impl Pod for libc::statfs {}
@@ -560,6 +559,12 @@ impl Task {
     /// a stray host signal (ignored: the application only gets signals the
     /// sentry sends).
     fn on_signal(&mut self, signo: i32, si_code: i32, addr: u64) {
+        // The stub stopped somewhere in application code: whatever happens
+        // next (a handler frame, or simply resuming), it starts from the
+        // registers it has now, not those of its last syscall.
+        if let Ok(r) = self.stub.get_regs() {
+            self.regs = r;
+        }
         let synchronous = matches!(
             signo,
             libc::SIGSEGV
@@ -571,9 +576,6 @@ impl Task {
         );
         if !synchronous || si_code <= 0 {
             return;
-        }
-        if let Ok(r) = self.stub.get_regs() {
-            self.regs = r;
         }
         self.fault(signo, si_code, addr);
     }

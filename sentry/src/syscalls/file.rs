@@ -361,6 +361,8 @@ pub fn fcntl(t: &mut Task, a: &[u64; 6]) -> SysResult {
     }
 }
 
+/// sizeof(struct termios) as the kernel's TCGETS/TCSETS use it.
+const KERNEL_TERMIOS_SIZE: usize = 36;
 const TCGETS: u64 = 0x5401;
 const TCSETS: u64 = 0x5402;
 const TCSETSW: u64 = 0x5403;
@@ -420,24 +422,25 @@ pub fn ioctl(t: &mut Task, a: &[u64; 6]) -> SysResult {
     // Terminal requests answered on the sentry's own terminal fd, with
     // buffers the sentry owns and validated sizes.
     match cmd {
+        // The kernel's struct termios (36 bytes), not glibc's larger one.
         TCGETS => {
-            let mut tio: libc::termios = crate::kernel::task::pod_zeroed();
-            // SAFETY: TCGETS fills a termios we own.
-            if unsafe { libc::ioctl(hfd, libc::TCGETS, &mut tio) } < 0 {
+            let mut tio = [0u8; KERNEL_TERMIOS_SIZE];
+            // SAFETY: TCGETS fills a kernel termios (36 bytes) in our buffer.
+            if unsafe { libc::ioctl(hfd, libc::TCGETS, tio.as_mut_ptr()) } < 0 {
                 return Err(Errno::last());
             }
-            t.write_obj(arg, &tio)?;
+            t.write_bytes(arg, &tio)?;
             Ok(0)
         }
         TCSETS | TCSETSW | TCSETSF => {
-            let tio: libc::termios = t.read_obj(arg)?;
+            let tio = t.read_bytes(arg, KERNEL_TERMIOS_SIZE)?;
             let req = match cmd {
                 TCSETS => libc::TCSETS,
                 TCSETSW => libc::TCSETSW,
                 _ => libc::TCSETSF,
             };
-            // SAFETY: reads a termios we own.
-            if unsafe { libc::ioctl(hfd, req, &tio) } < 0 {
+            // SAFETY: reads a kernel termios (36 bytes) from our buffer.
+            if unsafe { libc::ioctl(hfd, req, tio.as_ptr()) } < 0 {
                 return Err(Errno::last());
             }
             Ok(0)
