@@ -17,6 +17,8 @@ pub enum HostKind {
     Stdio,
     /// An eventfd or timerfd the sentry created for the application.
     Event,
+    /// One end of a unix socketpair the sentry created.
+    Socket,
 }
 
 pub struct HostFile {
@@ -32,7 +34,7 @@ impl HostFile {
         let tty = unsafe { libc::isatty(fd.as_raw_fd()) } == 1;
         let seekable = match kind {
             HostKind::File => true,
-            HostKind::Pipe | HostKind::Event => false,
+            HostKind::Pipe | HostKind::Event | HostKind::Socket => false,
             HostKind::Stdio => {
                 !tty && nix::unistd::lseek(fd.as_raw_fd(), 0, nix::unistd::Whence::SeekCur).is_ok()
             }
@@ -126,7 +128,7 @@ impl FileOps for HostFile {
     }
 
     fn is_pipe(&self) -> bool {
-        self.kind == HostKind::Pipe || (self.kind == HostKind::Stdio && !self.seekable && !self.tty)
+        matches!(self.kind, HostKind::Pipe | HostKind::Socket) || (self.kind == HostKind::Stdio && !self.seekable && !self.tty)
     }
 
     fn poll_fd(&self) -> Option<RawFd> {

@@ -18,6 +18,7 @@ mod mm;
 mod poll;
 mod process;
 mod signal;
+mod socket;
 mod sys;
 mod time;
 
@@ -93,6 +94,17 @@ pub static TABLE: &[Row] = rows! {
     SYS_epoll_wait => poll::epoll_wait, Full;
     SYS_epoll_pwait => poll::epoll_pwait, Full;
     SYS_epoll_pwait2 => poll::epoll_pwait2, Full;
+    // socket: unix socketpairs so far
+    SYS_socketpair => socket::socketpair, Partial("AF_UNIX only; no SCM_RIGHTS/SCM_CREDENTIALS yet");
+    SYS_sendto => socket::sendto, Partial("connected socketpairs only");
+    SYS_recvfrom => socket::recvfrom, Partial("connected socketpairs only");
+    SYS_sendmsg => socket::sendmsg, Partial("no control messages yet");
+    SYS_recvmsg => socket::recvmsg, Partial("no control messages yet");
+    SYS_shutdown => socket::shutdown, Full;
+    SYS_getsockname => socket::getsockname, Partial("unnamed unix sockets");
+    SYS_getpeername => socket::getsockname, Partial("unnamed unix sockets");
+    SYS_getsockopt => socket::getsockopt, Partial("SOL_SOCKET int options");
+    SYS_setsockopt => socket::setsockopt, Partial("SO_RCVBUF, SO_SNDBUF, SO_RCVLOWAT, SO_SNDLOWAT");
     // fs: paths and metadata
     SYS_open => fs::open, Partial("no O_TMPFILE; O_CREAT through a dangling symlink gives ENOENT");
     SYS_openat => fs::openat, Partial("no O_TMPFILE; O_CREAT through a dangling symlink gives ENOENT");
@@ -232,11 +244,6 @@ pub static UNSUPPORTED: &[(i64, Errno, &str)] = &[
         libc::SYS_socket,
         Errno::EAFNOSUPPORT,
         "networking is not implemented yet",
-    ),
-    (
-        libc::SYS_socketpair,
-        Errno::EAFNOSUPPORT,
-        "unix sockets are not implemented yet",
     ),
     (
         libc::SYS_getxattr,
