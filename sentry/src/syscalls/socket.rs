@@ -20,6 +20,9 @@ const MAX_IO: usize = 1 << 20;
 
 pub fn socketpair(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (domain, typ, proto, sv) = (a[0] as i32, a[1] as i32, a[2] as i32, a[3]);
+    if domain == libc::AF_INET || domain == libc::AF_INET6 {
+        return Err(Errno::EOPNOTSUPP); // as Linux: inet has no socketpair
+    }
     if domain != libc::AF_UNIX {
         return Err(Errno::EAFNOSUPPORT);
     }
