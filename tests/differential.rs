@@ -110,6 +110,7 @@ differential_tests! {
     process_signals => "process/signals.c",
     process_exit_group => "process/exit_group.c",
     process_segv => "process/segv.c",
+    process_jobctl => "process/jobctl.c",
     ipc_socketpair => "ipc/socketpair.c",
     poll_wait => "poll/wait.c",
     signal_handlers => "signal/handlers.c",

@@ -128,7 +128,8 @@ impl FileOps for HostFile {
     }
 
     fn is_pipe(&self) -> bool {
-        matches!(self.kind, HostKind::Pipe | HostKind::Socket) || (self.kind == HostKind::Stdio && !self.seekable && !self.tty)
+        matches!(self.kind, HostKind::Pipe | HostKind::Socket)
+            || (self.kind == HostKind::Stdio && !self.seekable && !self.tty)
     }
 
     fn poll_fd(&self) -> Option<RawFd> {

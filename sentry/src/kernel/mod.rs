@@ -139,6 +139,8 @@ pub struct Process {
     pub mm: Mutex<crate::mm::MemoryManager>,
     /// exit_group's wait status, once a thread called it.
     pub group_exit: Mutex<Option<i32>>,
+    /// Stopped by a job-control signal until SIGCONT.
+    pub job_stopped: (Mutex<bool>, Condvar),
     /// ITIMER_REAL (alarm, setitimer): deadline, interval, generation.
     pub itimer_real: (Mutex<ITimer>, Condvar),
     /// Set when the process must die with this signal.
@@ -245,6 +247,10 @@ pub struct ProcEntry {
     pub children: BTreeSet<i32>,
     /// Wait status once the process has exited (a zombie).
     pub zombie: Option<i32>,
+    /// A job-control stop not yet reported to a WUNTRACED wait: the signal.
+    pub stop_report: Option<i32>,
+    /// A continue not yet reported to a WCONTINUED wait.
+    pub continue_report: bool,
 }
 
 #[derive(Default)]
@@ -460,6 +466,11 @@ impl Kernel {
             .find(|t| lock(&t.sig).mask & sig_bit(sig) == 0)
             .cloned();
         let blocked = taker.is_none() && sig != libc::SIGKILL;
+        if sig == libc::SIGCONT {
+            // SIGCONT resumes a stopped process whatever its disposition,
+            // and cancels pending stop signals.
+            self.continue_process(target);
+        }
         let fatal = {
             let mut ss = lock(&target.sig);
             let act = ss.action(sig);
@@ -476,11 +487,12 @@ impl Kernel {
             if sig == libc::SIGKILL || (!blocked && default_fatal) {
                 true
             } else if !blocked && (act.handler == SIG_IGN || act.handler == signals::SIG_DFL) {
-                if default_action(sig) == DefaultAction::Stop {
-                    tracing::warn!(
-                        "job-control stop of pid {} not supported yet; ignored",
-                        target.pid
-                    );
+                if act.handler == signals::SIG_DFL
+                    && default_action(sig) == DefaultAction::Stop
+                    && target.pid != 1
+                {
+                    drop(ss);
+                    self.stop_process(target, sig);
                 }
                 false
             } else {
@@ -503,6 +515,97 @@ impl Kernel {
         } else if let Some(t) = taker {
             self.kick(target, &t);
         }
+    }
+
+    /// Job-control stop: the process's threads park before they next run
+    /// application code; the parent can see it with WUNTRACED and gets
+    /// SIGCHLD (CLD_STOPPED) unless it asked for SA_NOCLDSTOP.
+    pub fn stop_process(&self, target: &Arc<Process>, sig: i32) {
+        {
+            let mut stopped = lock(&target.job_stopped.0);
+            if *stopped {
+                return;
+            }
+            *stopped = true;
+        }
+        {
+            let mut ss = lock(&target.sig);
+            ss.pending &= !sig_bit(libc::SIGCONT);
+        }
+        let parent = {
+            let mut tree = lock(&self.tree);
+            let ppid = match tree.procs.get_mut(&target.pid) {
+                Some(e) => {
+                    e.stop_report = Some(sig);
+                    e.continue_report = false;
+                    e.ppid
+                }
+                None => return,
+            };
+            self.tree_cv.notify_all();
+            tree.procs
+                .get(&ppid)
+                .filter(|p| p.zombie.is_none())
+                .map(|p| p.proc.clone())
+        };
+        for th in lock(&target.threads).iter().filter(|t| !t.is_gone()) {
+            self.kick(target, th);
+        }
+        self.notify_parent(target, parent, 5 /* CLD_STOPPED */, sig);
+    }
+
+    /// SIGCONT: wakes a stopped process and reports it (WCONTINUED, SIGCHLD
+    /// with CLD_CONTINUED).
+    pub fn continue_process(&self, target: &Arc<Process>) {
+        {
+            let mut ss = lock(&target.sig);
+            for s in [libc::SIGSTOP, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU] {
+                ss.pending &= !sig_bit(s);
+            }
+        }
+        {
+            let mut stopped = lock(&target.job_stopped.0);
+            if !*stopped {
+                return;
+            }
+            *stopped = false;
+            target.job_stopped.1.notify_all();
+        }
+        let parent = {
+            let mut tree = lock(&self.tree);
+            let ppid = match tree.procs.get_mut(&target.pid) {
+                Some(e) => {
+                    e.stop_report = None;
+                    e.continue_report = true;
+                    e.ppid
+                }
+                None => return,
+            };
+            self.tree_cv.notify_all();
+            tree.procs
+                .get(&ppid)
+                .filter(|p| p.zombie.is_none())
+                .map(|p| p.proc.clone())
+        };
+        self.notify_parent(target, parent, 6 /* CLD_CONTINUED */, libc::SIGCONT);
+    }
+
+    fn notify_parent(
+        &self,
+        child: &Arc<Process>,
+        parent: Option<Arc<Process>>,
+        code: i32,
+        status: i32,
+    ) {
+        let Some(parent) = parent else { return };
+        let act = lock(&parent.sig).action(libc::SIGCHLD);
+        if act.flags & libc::SA_NOCLDSTOP as u64 != 0 {
+            return;
+        }
+        let uid = lock(&child.creds).ruid;
+        let mut info = signals::info_sender(libc::SIGCHLD, code, child.pid, uid);
+        info[24..28].copy_from_slice(&status.to_le_bytes());
+        self.send_signal(&parent, libc::SIGCHLD, info);
     }
 
     /// Makes a thread notice a pending signal: its stub thread is stopped

@@ -373,6 +373,7 @@ impl Task {
             mm: Mutex::new(lock(&parent.mm).clone()),
             group_exit: Mutex::new(None),
             itimer_real: Default::default(),
+            job_stopped: Default::default(),
             fatal_signal: Default::default(),
             vfork_done: (Mutex::new(false), Condvar::new()),
             start: Instant::now(),
@@ -394,6 +395,8 @@ impl Task {
                 sid,
                 children: Default::default(),
                 zombie: None,
+                stop_report: None,
+                continue_report: false,
             },
         );
         if let Some(e) = tree.procs.get_mut(&parent.pid) {
@@ -514,6 +517,7 @@ impl Task {
             if self.thread.quiet.load(Ordering::SeqCst) {
                 break;
             }
+            self.park_while_stopped();
             let fatal = self.proc.fatal_signal.load(Ordering::SeqCst);
             if fatal != 0 {
                 self.exit = Some(fatal & 0x7f);
@@ -552,6 +556,22 @@ impl Task {
                     self.exit = Some(libc::SIGKILL);
                 }
             }
+        }
+    }
+
+    /// Job control: a stopped process's threads wait here for SIGCONT (a
+    /// fatal signal or exit_group ends the wait too).
+    fn park_while_stopped(&self) {
+        let (m, cv) = &self.proc.job_stopped;
+        let mut stopped = lock(m);
+        while *stopped
+            && self.proc.fatal_signal.load(Ordering::SeqCst) == 0
+            && lock(&self.proc.group_exit).is_none()
+        {
+            stopped = cv
+                .wait_timeout(stopped, std::time::Duration::from_millis(100))
+                .map(|r| r.0)
+                .unwrap_or_else(|p| p.into_inner().0);
         }
     }
 
@@ -839,6 +859,7 @@ pub fn start_init_process(
         mm: Mutex::new(MemoryManager::default()),
         group_exit: Mutex::new(None),
         itimer_real: Default::default(),
+        job_stopped: Default::default(),
         fatal_signal: Default::default(),
         vfork_done: (Mutex::new(false), Condvar::new()),
         start: Instant::now(),
@@ -854,6 +875,8 @@ pub fn start_init_process(
             sid: pid,
             children: Default::default(),
             zombie: None,
+            stop_report: None,
+            continue_report: false,
         },
     );
     drop(tree);

@@ -230,12 +230,25 @@ enum Which {
 
 /// Finds (and unless `keep`, reaps) a zombie child matching `which`.
 /// Returns Ok(None) when matching children exist but none has exited yet.
+/// What a wait asks about (WEXITED, WUNTRACED/WSTOPPED, WCONTINUED).
+#[derive(Clone, Copy)]
+struct Events {
+    exited: bool,
+    stopped: bool,
+    continued: bool,
+}
+
+/// One reported child: pid, wait(2) status, usage, and waitid's si_code
+/// and si_status.
+type Found = (i32, i32, Rusage, i32, i32);
+
 fn wait_common(
     t: &Task,
     which: Which,
+    ev: Events,
     nohang: bool,
     keep: bool,
-) -> Result<Option<(i32, i32, Rusage)>, Errno> {
+) -> Result<Option<Found>, Errno> {
     let k = kernel();
     let me = t.pid();
     let mut tree = lock(&k.tree);
@@ -261,10 +274,37 @@ fn wait_common(
         if matching.is_empty() {
             return Err(Errno::ECHILD);
         }
-        if let Some((pid, status)) = matching
-            .iter()
-            .find_map(|c| tree.procs.get(c).and_then(|e| e.zombie.map(|s| (*c, s))))
-        {
+        // Job-control events first, as Linux reports them.
+        for c in &matching {
+            let Some(e) = tree.procs.get_mut(c) else {
+                continue;
+            };
+            if e.zombie.is_some() {
+                continue;
+            }
+            if ev.stopped {
+                if let Some(sig) = e.stop_report {
+                    if !keep {
+                        e.stop_report = None;
+                    }
+                    return Ok(Some((*c, (sig << 8) | 0x7f, Rusage::default(), 5, sig)));
+                }
+            }
+            if ev.continued && e.continue_report {
+                if !keep {
+                    e.continue_report = false;
+                }
+                return Ok(Some((*c, 0xffff, Rusage::default(), 6, libc::SIGCONT)));
+            }
+        }
+        let exited = if ev.exited {
+            matching
+                .iter()
+                .find_map(|c| tree.procs.get(c).and_then(|e| e.zombie.map(|s| (*c, s))))
+        } else {
+            None
+        };
+        if let Some((pid, status)) = exited {
             let mut total = Rusage::default();
             if let Some(e) = tree.procs.get(&pid) {
                 total = *lock(&e.proc.rusage_self);
@@ -277,7 +317,14 @@ fn wait_common(
                     e.children.remove(&pid);
                 }
             }
-            return Ok(Some((pid, status, total)));
+            let (code, st) = if status & 0x7f == 0 {
+                (1, (status >> 8) & 0xff) // CLD_EXITED
+            } else if status & 0x80 != 0 {
+                (3, status & 0x7f) // CLD_DUMPED
+            } else {
+                (2, status & 0x7f) // CLD_KILLED
+            };
+            return Ok(Some((pid, status, total, code, st)));
         }
         if nohang {
             return Ok(None);
@@ -310,9 +357,14 @@ pub fn wait4(t: &mut Task, a: &[u64; 6]) -> SysResult {
         p if p < -1 => Which::Pgid(-p),
         p => Which::Pid(p),
     };
-    match wait_common(t, which, options & libc::WNOHANG != 0, false)? {
+    let ev = Events {
+        exited: true,
+        stopped: options & libc::WUNTRACED != 0,
+        continued: options & libc::WCONTINUED != 0,
+    };
+    match wait_common(t, which, ev, options & libc::WNOHANG != 0, false)? {
         None => Ok(0),
-        Some((child, status, usage)) => {
+        Some((child, status, usage, _, _)) => {
             if wstatus != 0 {
                 t.write_obj(wstatus, &status)?;
             }
@@ -346,29 +398,21 @@ pub fn waitid(t: &mut Task, a: &[u64; 6]) -> SysResult {
         libc::P_PGID => Which::Pgid(id),
         _ => return Err(Errno::EINVAL),
     };
-    if options & libc::WEXITED == 0 {
-        // Only stop/continue events were asked for; there are none yet.
-        if options & libc::WNOHANG != 0 {
-            return Ok(0);
-        }
-        return Err(Errno::ECHILD);
-    }
+    let ev = Events {
+        exited: options & libc::WEXITED != 0,
+        stopped: options & libc::WSTOPPED != 0,
+        continued: options & libc::WCONTINUED != 0,
+    };
     let found = wait_common(
         t,
         which,
+        ev,
         options & libc::WNOHANG != 0,
         options & libc::WNOWAIT != 0,
     )?;
     if infop != 0 {
         let mut info = [0u8; 128];
-        if let Some((pid, status, _)) = found {
-            let (code, st): (i32, i32) = if status & 0x7f == 0 {
-                (1, (status >> 8) & 0xff) // CLD_EXITED
-            } else if status & 0x80 != 0 {
-                (3, status & 0x7f) // CLD_DUMPED
-            } else {
-                (2, status & 0x7f) // CLD_KILLED
-            };
+        if let Some((pid, _, _, code, st)) = found {
             info[0..4].copy_from_slice(&libc::SIGCHLD.to_le_bytes());
             info[8..12].copy_from_slice(&code.to_le_bytes());
             info[16..20].copy_from_slice(&pid.to_le_bytes());

@@ -27,7 +27,10 @@ pub fn socketpair(t: &mut Task, a: &[u64; 6]) -> SysResult {
         return Err(Errno::EAFNOSUPPORT);
     }
     let base = typ & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
-    if !matches!(base, libc::SOCK_STREAM | libc::SOCK_DGRAM | libc::SOCK_SEQPACKET) {
+    if !matches!(
+        base,
+        libc::SOCK_STREAM | libc::SOCK_DGRAM | libc::SOCK_SEQPACKET
+    ) {
         return Err(Errno::EINVAL);
     }
     if proto != 0 {
@@ -35,14 +38,33 @@ pub fn socketpair(t: &mut Task, a: &[u64; 6]) -> SysResult {
     }
     let mut fds = [0i32; 2];
     // SAFETY: socketpair writes two fds into our array; the type is validated.
-    if unsafe { libc::socketpair(libc::AF_UNIX, base | (typ & libc::SOCK_NONBLOCK) | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) } < 0 {
+    if unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            base | (typ & libc::SOCK_NONBLOCK) | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    } < 0
+    {
         return Err(Errno::last());
     }
     // SAFETY: both fds were just created and are ours alone.
     let (x, y) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    let status = libc::O_RDWR | if typ & libc::SOCK_NONBLOCK != 0 { libc::O_NONBLOCK } else { 0 };
+    let status = libc::O_RDWR
+        | if typ & libc::SOCK_NONBLOCK != 0 {
+            libc::O_NONBLOCK
+        } else {
+            0
+        };
     let ino = nix::sys::stat::fstat(fds[0]).map(|s| s.st_ino).unwrap_or(0);
-    let mk = |fd| OpenFile::with_display(Arc::new(HostFile::new(fd, HostKind::Socket)), format!("socket:[{ino}]").into_bytes(), status);
+    let mk = |fd| {
+        OpenFile::with_display(
+            Arc::new(HostFile::new(fd, HostKind::Socket)),
+            format!("socket:[{ino}]").into_bytes(),
+            status,
+        )
+    };
     let cloexec = typ & libc::SOCK_CLOEXEC != 0;
     let f0 = install_fd(t, mk(x), cloexec)? as i32;
     let f1 = match install_fd(t, mk(y), cloexec) {
@@ -86,8 +108,13 @@ fn retry(mut f: impl FnMut() -> isize) -> Result<usize, Errno> {
     }
 }
 
-const SEND_FLAGS: i32 = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL | libc::MSG_MORE | libc::MSG_EOR | libc::MSG_CONFIRM;
-const RECV_FLAGS: i32 = libc::MSG_DONTWAIT | libc::MSG_PEEK | libc::MSG_WAITALL | libc::MSG_TRUNC | libc::MSG_CMSG_CLOEXEC;
+const SEND_FLAGS: i32 =
+    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL | libc::MSG_MORE | libc::MSG_EOR | libc::MSG_CONFIRM;
+const RECV_FLAGS: i32 = libc::MSG_DONTWAIT
+    | libc::MSG_PEEK
+    | libc::MSG_WAITALL
+    | libc::MSG_TRUNC
+    | libc::MSG_CMSG_CLOEXEC;
 
 fn nonblock(f: &OpenFile, flags: i32) -> i32 {
     if f.flags() & libc::O_NONBLOCK != 0 {
@@ -107,7 +134,12 @@ fn do_send(t: &Task, fd: i32, data: &[u8], flags: i32) -> SysResult {
     let r = retry(|| unsafe { libc::send(h, data.as_ptr().cast(), data.len(), fl) });
     if r == Err(Errno::EPIPE) && flags & libc::MSG_NOSIGNAL == 0 {
         let uid = lock(&t.proc.creds).ruid;
-        kernel().send_signal_thread(&t.proc, &t.thread, libc::SIGPIPE, info_sender(libc::SIGPIPE, SI_USER, t.pid(), uid));
+        kernel().send_signal_thread(
+            &t.proc,
+            &t.thread,
+            libc::SIGPIPE,
+            info_sender(libc::SIGPIPE, SI_USER, t.pid(), uid),
+        );
     }
     Ok(r? as u64)
 }
@@ -147,7 +179,8 @@ pub fn sendto(t: &mut Task, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn recvfrom(t: &mut Task, a: &[u64; 6]) -> SysResult {
-    let (fd, buf, len, flags, addr, addrlen) = (arg_fd(a[0]), a[1], a[2] as usize, a[3] as i32, a[4], a[5]);
+    let (fd, buf, len, flags, addr, addrlen) =
+        (arg_fd(a[0]), a[1], a[2] as usize, a[3] as i32, a[4], a[5]);
     let (data, n) = do_recv(t, fd, len, flags)?;
     t.write_bytes(buf, &data[..n.min(data.len())])?;
     write_unnamed(t, addr, addrlen)?;
@@ -158,7 +191,15 @@ pub fn recvfrom(t: &mut Task, a: &[u64; 6]) -> SysResult {
 fn read_msghdr(t: &Task, addr: u64) -> Result<[u64; 7], Errno> {
     let raw = t.read_bytes(addr, 56)?;
     let g = |o: usize| u64::from_le_bytes(raw[o..o + 8].try_into().unwrap_or([0; 8]));
-    Ok([g(0), g(8) & 0xffff_ffff, g(16), g(24), g(32), g(40), g(48) & 0xffff_ffff])
+    Ok([
+        g(0),
+        g(8) & 0xffff_ffff,
+        g(16),
+        g(24),
+        g(32),
+        g(40),
+        g(48) & 0xffff_ffff,
+    ])
 }
 
 fn iovecs(t: &Task, iov: u64, n: u64) -> Result<Vec<(u64, u64)>, Errno> {
@@ -182,7 +223,10 @@ pub fn sendmsg(t: &mut Task, a: &[u64; 6]) -> SysResult {
     }
     if controllen != 0 {
         // Passing fds or credentials needs the sentry's own unix sockets.
-        kernel().log_unimplemented(libc::SYS_sendmsg as u64 | 1 << 32, "sendmsg with control messages");
+        kernel().log_unimplemented(
+            libc::SYS_sendmsg as u64 | 1 << 32,
+            "sendmsg with control messages",
+        );
         return Err(Errno::EOPNOTSUPP);
     }
     let mut data = Vec::new();
@@ -242,7 +286,15 @@ fn option_allowed(level: i32, name: i32) -> bool {
     level == libc::SOL_SOCKET
         && matches!(
             name,
-            libc::SO_TYPE | libc::SO_DOMAIN | libc::SO_PROTOCOL | libc::SO_ERROR | libc::SO_RCVBUF | libc::SO_SNDBUF | libc::SO_ACCEPTCONN | libc::SO_RCVLOWAT | libc::SO_SNDLOWAT
+            libc::SO_TYPE
+                | libc::SO_DOMAIN
+                | libc::SO_PROTOCOL
+                | libc::SO_ERROR
+                | libc::SO_RCVBUF
+                | libc::SO_SNDBUF
+                | libc::SO_ACCEPTCONN
+                | libc::SO_RCVLOWAT
+                | libc::SO_SNDLOWAT
         )
 }
 
@@ -268,7 +320,16 @@ pub fn getsockopt(t: &mut Task, a: &[u64; 6]) -> SysResult {
 pub fn setsockopt(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (fd, level, name, val, len) = (arg_fd(a[0]), a[1] as i32, a[2] as i32, a[3], a[4]);
     let (_f, h) = socket_fd(t, fd)?;
-    if !option_allowed(level, name) || matches!(name, libc::SO_TYPE | libc::SO_DOMAIN | libc::SO_PROTOCOL | libc::SO_ERROR | libc::SO_ACCEPTCONN) {
+    if !option_allowed(level, name)
+        || matches!(
+            name,
+            libc::SO_TYPE
+                | libc::SO_DOMAIN
+                | libc::SO_PROTOCOL
+                | libc::SO_ERROR
+                | libc::SO_ACCEPTCONN
+        )
+    {
         return Err(Errno::ENOPROTOOPT);
     }
     if len < 4 {
