@@ -83,15 +83,21 @@ pub fn info_fault(sig: i32, code: i32, addr: u64) -> SigInfo {
     b
 }
 
-/// siginfo of SIGCHLD for a child that ended with wait status `status`.
-pub fn info_child(pid: i32, uid: u32, status: i32) -> SigInfo {
-    let (code, st) = if status & 0x7f == 0 {
+/// waitid's (si_code, si_status) for a child that ended with wait status
+/// `status`.
+pub fn child_code(status: i32) -> (i32, i32) {
+    if status & 0x7f == 0 {
         (1, (status >> 8) & 0xff) // CLD_EXITED
     } else if status & 0x80 != 0 {
         (3, status & 0x7f) // CLD_DUMPED
     } else {
         (2, status & 0x7f) // CLD_KILLED
-    };
+    }
+}
+
+/// siginfo of SIGCHLD for a child that ended with wait status `status`.
+pub fn info_child(pid: i32, uid: u32, status: i32) -> SigInfo {
+    let (code, st) = child_code(status);
     let mut b = info_sender(libc::SIGCHLD, code, pid, uid);
     put_i32(&mut b, 24, st);
     b

@@ -333,6 +333,20 @@ impl Task {
 
     // ---- fork and threads ---------------------------------------------------
 
+    /// The registers a new child or thread starts with: the caller's, with
+    /// clone's return value 0, its stack and its TLS.
+    fn child_regs(&self, flags: u64, child_stack: u64, tls: u64) -> Regs {
+        let mut regs = self.regs;
+        regs.rax = 0;
+        if child_stack != 0 {
+            regs.rsp = child_stack;
+        }
+        if flags & libc::CLONE_SETTLS as u64 != 0 {
+            regs.fs_base = tls;
+        }
+        regs
+    }
+
     /// fork/vfork/clone without CLONE_VM sharing: the host forks the stub
     /// (copy-on-write), and a new sentry thread takes the child over.
     pub fn fork(
@@ -404,14 +418,7 @@ impl Task {
         }
         drop(tree);
 
-        let mut regs = self.regs;
-        regs.rax = 0;
-        if child_stack != 0 {
-            regs.rsp = child_stack;
-        }
-        if flags & libc::CLONE_SETTLS as u64 != 0 {
-            regs.fs_base = tls;
-        }
+        let regs = self.child_regs(flags, child_stack, tls);
         let start = TaskStart::Forked {
             host_pid,
             regs: Box::new(regs),
@@ -475,14 +482,7 @@ impl Task {
             .insert(tid, (self.proc.clone(), thread.clone()));
         lock(&self.proc.threads).push(thread.clone());
         drop(tree);
-        let mut regs = self.regs;
-        regs.rax = 0;
-        if child_stack != 0 {
-            regs.rsp = child_stack;
-        }
-        if flags & libc::CLONE_SETTLS as u64 != 0 {
-            regs.fs_base = tls;
-        }
+        let regs = self.child_regs(flags, child_stack, tls);
         // The new thread shares memory: its tid is written before it runs.
         if flags & libc::CLONE_PARENT_SETTID as u64 != 0 {
             let _ = self.write_obj(ptid, &tid);

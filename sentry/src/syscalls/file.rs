@@ -159,7 +159,7 @@ pub fn pwrite64(t: &mut Task, a: &[u64; 6]) -> SysResult {
     write_common(t, &f, a[1], a[2], Some(off as u64))
 }
 
-fn read_iovecs(t: &Task, iov: u64, cnt: u64) -> Result<Vec<(u64, u64)>, Errno> {
+pub fn read_iovecs(t: &Task, iov: u64, cnt: u64) -> Result<Vec<(u64, u64)>, Errno> {
     if cnt > 1024 {
         return Err(Errno::EINVAL);
     }

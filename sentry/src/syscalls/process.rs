@@ -317,13 +317,7 @@ fn wait_common(
                     e.children.remove(&pid);
                 }
             }
-            let (code, st) = if status & 0x7f == 0 {
-                (1, (status >> 8) & 0xff) // CLD_EXITED
-            } else if status & 0x80 != 0 {
-                (3, status & 0x7f) // CLD_DUMPED
-            } else {
-                (2, status & 0x7f) // CLD_KILLED
-            };
+            let (code, st) = crate::kernel::signals::child_code(status);
             return Ok(Some((pid, status, total, code, st)));
         }
         if nohang {

@@ -202,16 +202,12 @@ fn read_msghdr(t: &Task, addr: u64) -> Result<[u64; 7], Errno> {
     ])
 }
 
+/// The iovec array of a msghdr (msg_iovlen over IOV_MAX is EMSGSIZE).
 fn iovecs(t: &Task, iov: u64, n: u64) -> Result<Vec<(u64, u64)>, Errno> {
     if n > 1024 {
         return Err(Errno::EMSGSIZE);
     }
-    (0..n)
-        .map(|i| {
-            let v: libc::iovec = t.read_obj(iov + i * 16)?;
-            Ok((v.iov_base as u64, v.iov_len as u64))
-        })
-        .collect()
+    super::file::read_iovecs(t, iov, n)
 }
 
 pub fn sendmsg(t: &mut Task, a: &[u64; 6]) -> SysResult {
