@@ -532,21 +532,8 @@ impl Kernel {
             let mut ss = lock(&target.sig);
             ss.pending &= !sig_bit(libc::SIGCONT);
         }
-        let parent = {
-            let mut tree = lock(&self.tree);
-            let ppid = match tree.procs.get_mut(&target.pid) {
-                Some(e) => {
-                    e.stop_report = Some(sig);
-                    e.continue_report = false;
-                    e.ppid
-                }
-                None => return,
-            };
-            self.tree_cv.notify_all();
-            tree.procs
-                .get(&ppid)
-                .filter(|p| p.zombie.is_none())
-                .map(|p| p.proc.clone())
+        let Some(parent) = self.record_job_event(target, Some(sig)) else {
+            return;
         };
         for th in lock(&target.threads).iter().filter(|t| !t.is_gone()) {
             self.kick(target, th);
@@ -571,23 +558,32 @@ impl Kernel {
             *stopped = false;
             target.job_stopped.1.notify_all();
         }
-        let parent = {
-            let mut tree = lock(&self.tree);
-            let ppid = match tree.procs.get_mut(&target.pid) {
-                Some(e) => {
-                    e.stop_report = None;
-                    e.continue_report = true;
-                    e.ppid
-                }
-                None => return,
-            };
-            self.tree_cv.notify_all();
+        let Some(parent) = self.record_job_event(target, None) else {
+            return;
+        };
+        self.notify_parent(target, parent, 6 /* CLD_CONTINUED */, libc::SIGCONT);
+    }
+
+    /// Records a stop (Some(signal)) or a continue (None) for the parent's
+    /// wait and wakes waiters. Returns None when the process is gone, else
+    /// its live parent if any.
+    fn record_job_event(
+        &self,
+        target: &Arc<Process>,
+        stop: Option<i32>,
+    ) -> Option<Option<Arc<Process>>> {
+        let mut tree = lock(&self.tree);
+        let e = tree.procs.get_mut(&target.pid)?;
+        e.stop_report = stop;
+        e.continue_report = stop.is_none();
+        let ppid = e.ppid;
+        self.tree_cv.notify_all();
+        Some(
             tree.procs
                 .get(&ppid)
                 .filter(|p| p.zombie.is_none())
-                .map(|p| p.proc.clone())
-        };
-        self.notify_parent(target, parent, 6 /* CLD_CONTINUED */, libc::SIGCONT);
+                .map(|p| p.proc.clone()),
+        )
     }
 
     fn notify_parent(
