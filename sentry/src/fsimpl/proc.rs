@@ -141,7 +141,7 @@ fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
             let c = lock(&proc.creds).clone();
             let threads = lock(&proc.threads).iter().filter(|t| !t.is_gone()).count();
             Ok(format!(
-                "Name:\t{name}\nState:\tR (running)\nTgid:\t{pid}\nPid:\t{pid}\nPPid:\t{ppid}\nUid:\t{r}\t{e}\t{s}\t{e}\nGid:\t{rg}\t{eg}\t{sg}\t{eg}\nThreads:\t{threads}\n",
+                "Name:\t{name}\nState:\t{state}\nTgid:\t{pid}\nPid:\t{pid}\nPPid:\t{ppid}\nUid:\t{r}\t{e}\t{s}\t{e}\nGid:\t{rg}\t{eg}\t{sg}\t{eg}\nThreads:\t{threads}\n",
                 pid = proc.pid,
                 r = c.ruid,
                 e = c.euid,
@@ -149,7 +149,12 @@ fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
                 rg = c.rgid,
                 eg = c.egid,
                 sg = c.sgid,
-                threads = threads
+                threads = threads,
+                state = match proc.state_letter() {
+                    'T' => "T (stopped)",
+                    'S' => "S (sleeping)",
+                    _ => "R (running)",
+                }
             )
             .into_bytes())
         })
@@ -174,7 +179,7 @@ fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
             let mut fields = vec![
                 format!("{}", proc.pid),
                 format!("({comm})"),
-                "R".into(),
+                proc.state_letter().to_string(),
                 ppid.to_string(),
                 pgid.to_string(),
                 sid.to_string(),
@@ -182,7 +187,11 @@ fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
                 "-1".into(),
                 "4194304".into(),
             ];
-            fields.extend(std::iter::repeat_n("0".to_string(), 8)); // faults, times
+            // minflt cminflt majflt cmajflt, then utime stime (CPU time of
+            // the stub, in clock ticks) and the children's.
+            fields.extend(std::iter::repeat_n("0".to_string(), 4));
+            let ticks = stub_cpu_ticks(&proc);
+            fields.extend([ticks.to_string(), "0".into(), "0".into(), "0".into()]);
             fields.extend([
                 "20".into(),
                 "0".into(),
@@ -233,6 +242,24 @@ fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
             .with("fd", Arc::new(fd_dir))
             .with("mounts", text(mounts)),
     ))
+}
+
+/// CPU time the process's stub has used, in 100 Hz clock ticks.
+fn stub_cpu_ticks(proc: &crate::kernel::Process) -> u64 {
+    let tgid = proc.stub_tgid.load(std::sync::atomic::Ordering::SeqCst);
+    if tgid <= 0 {
+        return 0;
+    }
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: reads the CPU clock of our own stub process ((~pid << 3) | 2
+    // is CPUCLOCK_SCHED of a process) into a timespec we own.
+    if unsafe { libc::clock_gettime(((!tgid) << 3) | 2, &mut ts) } < 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 100 + ts.tv_nsec as u64 / 10_000_000
 }
 
 /// Builds the /proc root.

@@ -104,6 +104,8 @@ pub struct Thread {
     pub gone: std::sync::atomic::AtomicBool,
     /// Torn down by another thread's execve: leave without process exit.
     pub quiet: std::sync::atomic::AtomicBool,
+    /// Inside a syscall in the sentry (what /proc shows as sleeping).
+    pub in_syscall: std::sync::atomic::AtomicBool,
 }
 
 impl Thread {
@@ -114,6 +116,7 @@ impl Thread {
             host: Mutex::new(HostIds::default()),
             gone: Default::default(),
             quiet: Default::default(),
+            in_syscall: Default::default(),
         })
     }
 
@@ -217,6 +220,21 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Process {
+    /// The state letter /proc shows: T stopped, S when every thread is in a
+    /// syscall (blocked, as far as the application can tell), R otherwise.
+    pub fn state_letter(&self) -> char {
+        if *lock(&self.job_stopped.0) {
+            return 'T';
+        }
+        let threads = lock(&self.threads);
+        let live: Vec<_> = threads.iter().filter(|t| !t.is_gone()).collect();
+        if !live.is_empty() && live.iter().all(|t| t.in_syscall.load(Ordering::Relaxed)) {
+            'S'
+        } else {
+            'R'
+        }
+    }
+
     pub fn rlimit(&self, res: u32) -> libc::rlimit64 {
         lock(&self.rlimits)
             .get(res as usize)

@@ -38,6 +38,19 @@ const FRAME_SIZE: u64 = 8 + UCONTEXT_SIZE + 128;
 const FIX_EFLAGS: u64 = 0x40dd5;
 const MAX_XSTATE: usize = 16 * 1024;
 
+const XFEATURE_MASK_TILEDATA: u64 = 1 << 18;
+
+/// Bytes of the XSAVE area a frame carries: everything before AMX tile
+/// data (XSAVE component 18), when the CPU has it.
+fn frame_xstate_len(full: usize) -> usize {
+    let leaf = std::arch::x86_64::__cpuid_count(0xd, 18);
+    if leaf.eax > 0 && (leaf.ebx as usize) >= 576 && (leaf.ebx as usize) < full {
+        leaf.ebx as usize
+    } else {
+        full
+    }
+}
+
 /// Syscalls Linux restarts after a handler with SA_RESTART (ERESTARTSYS).
 pub fn restartable(nr: u64) -> bool {
     matches!(
@@ -87,6 +100,15 @@ impl Task {
     /// Kills the process as if by `sig` (a bad frame, an unhandleable fault).
     fn force_kill(&mut self, sig: i32) {
         self.exit = Some(sig);
+        if lock(&self.proc.threads)
+            .iter()
+            .filter(|t| !t.is_gone())
+            .count()
+            > 1
+        {
+            // Other threads go down with the process.
+            super::kernel().kill_process(&self.proc, sig);
+        }
     }
 
     /// Handles a synchronous fault of the application's own code: its
@@ -203,7 +225,16 @@ impl Task {
                 return;
             }
         };
-        let xlen = xstate.len();
+        let full_len = xstate.len();
+        // AMX tile data is enabled per process on Linux and never part of a
+        // signal frame unless asked for; leave it out (in its init state),
+        // which keeps frames small enough for SIGSTKSZ alternate stacks.
+        let xlen = frame_xstate_len(full_len);
+        xstate.truncate(xlen);
+        if xlen >= 576 {
+            let bv = get(&xstate, 512) & !XFEATURE_MASK_TILEDATA;
+            xstate[512..520].copy_from_slice(&bv.to_le_bytes());
+        }
         if xlen >= 576 {
             // fx_sw_reserved: tells the application (and us at sigreturn)
             // that an XSAVE area follows.
@@ -267,7 +298,8 @@ impl Task {
             }
             lock(&self.thread.sig).mask = mask & !UNBLOCKABLE;
             if act.flags & SA_RESETHAND != 0 {
-                lock(&self.proc.sig).actions[sig as usize] = SigAction::default();
+                // Linux resets only the handler; the flags stay.
+                lock(&self.proc.sig).actions[sig as usize].handler = SIG_DFL;
             }
         }
         let regs = &mut self.regs;
@@ -319,9 +351,14 @@ impl Task {
             let magic = u32::from_le_bytes([hdr[464], hdr[465], hdr[466], hdr[467]]);
             let size = u32::from_le_bytes([hdr[480], hdr[481], hdr[482], hdr[483]]) as usize;
             if magic == FP_XSTATE_MAGIC1 && (576..=MAX_XSTATE).contains(&size) {
-                let area = self
+                let mut area = self
                     .read_bytes(fpstate, size)
                     .inspect_err(|_| self.force_kill(libc::SIGSEGV))?;
+                // The host wants the whole standard-format buffer back.
+                let full = self.stub.get_xstate().map(|x| x.len()).unwrap_or(size);
+                area.resize(full.max(size), 0);
+                let bv = get(&area, 512) & !XFEATURE_MASK_TILEDATA;
+                area[512..520].copy_from_slice(&bv.to_le_bytes());
                 if self.stub.set_xstate(&area).is_err() {
                     self.force_kill(libc::SIGSEGV);
                     return Err(Errno::EFAULT);

@@ -394,7 +394,6 @@ impl Task {
             rusage_self: Default::default(),
             rusage_children: Default::default(),
         });
-        lock(&thread.host).stub_pid = host_pid;
         let (pgid, sid) = tree
             .procs
             .get(&parent.pid)
@@ -477,7 +476,6 @@ impl Task {
         tsig.pending = 0;
         tsig.altstack = (0, libc::SS_DISABLE, 0);
         let thread = Thread::new(tid, tsig);
-        lock(&thread.host).stub_pid = host_tid;
         tree.threads
             .insert(tid, (self.proc.clone(), thread.clone()));
         lock(&self.proc.threads).push(thread.clone());
@@ -690,6 +688,9 @@ fn task_main(proc: Arc<Process>, thread: Arc<Thread>, start: TaskStart) {
         } => match Stub::attach_forked(host_pid) {
             Ok(stub) => {
                 pin_to(cpu, host_pid);
+                // Only now may others signal the stub: untraced, a kick
+                // would kill it.
+                lock(&thread.host).stub_pid = host_pid;
                 let t = new_task(&proc, &thread, stub, *regs, clear_tid);
                 if let Some(addr) = child_tid {
                     let _ = t.write_obj(addr, &thread.tid);

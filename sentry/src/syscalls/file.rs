@@ -337,7 +337,15 @@ pub fn fcntl(t: &mut Task, a: &[u64; 6]) -> SysResult {
             let new = a[2] as i32;
             f.set_status_flags(new);
             if let Some(hfd) = f.ops.host_fd() {
-                if f.ops.is_pipe() {
+                // Host objects the sentry owns for this description (pipes,
+                // sockets, eventfd, timerfd) carry its O_NONBLOCK.
+                let owned = matches!(
+                    f.ops.host_kind(),
+                    Some(crate::fsimpl::host::HostKind::Pipe)
+                        | Some(crate::fsimpl::host::HostKind::Event)
+                        | Some(crate::fsimpl::host::HostKind::Socket)
+                );
+                if owned {
                     // Sentry-owned pipes: the host fd is this description's own.
                     let _ = nix::fcntl::fcntl(
                         hfd,

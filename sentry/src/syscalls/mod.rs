@@ -370,6 +370,9 @@ pub fn dispatch(t: &mut Task) {
             k.strace_line(&format!("[{:>5}] {line}", t.pid()));
         }
     }
+    t.thread
+        .in_syscall
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     let result = match dispatch_table().get(nr as usize).copied().flatten() {
         Some(row) => (row.handler)(t, &args),
         None => {
@@ -381,6 +384,9 @@ pub fn dispatch(t: &mut Task) {
             }
         }
     };
+    t.thread
+        .in_syscall
+        .store(false, std::sync::atomic::Ordering::Relaxed);
     if result == Err(Errno::EINTR) && crate::kernel::sigframe::restartable(nr) {
         t.restart = Some(nr);
     }
