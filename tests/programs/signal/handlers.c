@@ -152,6 +152,14 @@ int main(void) {
     raise(SIGUSR1);
     printf("onstack: handler ran on the alternate stack=%d\n",
            handler_sp >= (uintptr_t)alt && handler_sp < (uintptr_t)alt + sizeof alt);
+    /* an 8 KiB alternate stack (the classic SIGSTKSZ) holds a frame */
+    static char small_alt[8192];
+    stack_t small = {.ss_sp = small_alt, .ss_size = sizeof small_alt, .ss_flags = 0};
+    sigaltstack(&small, NULL);
+    raise(SIGUSR1);
+    printf("8 KiB alternate stack: handler ran there=%d\n",
+           handler_sp >= (uintptr_t)small_alt && handler_sp < (uintptr_t)small_alt + sizeof small_alt);
+    sigaltstack(&ss, NULL);
     stack_t cur;
     sigaltstack(NULL, &cur);
     printf("altstack size=%zu flags=%d\n", cur.ss_size, cur.ss_flags);
