@@ -100,6 +100,7 @@ differential_tests! {
     file_fd => "file/fd.c",
     file_errors => "file/errors.c",
     file_locks => "file/locks.c",
+    file_fallocate => "file/fallocate.c",
     mm_brk => "mm/brk.c",
     mm_mmap => "mm/mmap.c",
     mm_mmap_file => "mm/mmap_file.c",

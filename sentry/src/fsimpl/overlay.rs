@@ -716,6 +716,25 @@ impl FileOps for MemFile {
         self.node.stat()
     }
 
+    fn fallocate(&self, mode: i32, off: u64, len: u64) -> VfsResult<()> {
+        let end = off.checked_add(len).ok_or(Errno::EFBIG)?;
+        let keep_size = mode & libc::FALLOC_FL_KEEP_SIZE != 0;
+        let zero = mode & (libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_ZERO_RANGE) != 0;
+        self.with_data(|d, meta| {
+            let size = d.len() as u64;
+            if !keep_size && end > size {
+                resize_data(d, usize::try_from(end).map_err(|_| Errno::EFBIG)?)?;
+            }
+            if zero {
+                let stop = end.min(d.len() as u64) as usize;
+                let start = (off as usize).min(stop);
+                d[start..stop].fill(0);
+                touch_mtime(meta);
+            }
+            Ok(())
+        })?
+    }
+
     fn truncate(&self, size: u64) -> VfsResult<()> {
         self.node.set_attr(&SetAttr {
             size: Some(size),

@@ -893,3 +893,35 @@ pub fn link(t: &mut Task, a: &[u64; 6]) -> SysResult {
 pub fn linkat(t: &mut Task, a: &[u64; 6]) -> SysResult {
     do_link(t, arg_fd(a[0]), a[1], arg_fd(a[2]), a[3], a[4] as i32)
 }
+
+pub fn fallocate(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (fd, mode, off, len) = (arg_fd(a[0]), a[1] as i32, a[2] as i64, a[3] as i64);
+    let f = get_file(t, fd)?;
+    if off < 0 || len <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let known = libc::FALLOC_FL_KEEP_SIZE | libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_ZERO_RANGE;
+    if mode & !known != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    // Punching a hole must keep the size, as on Linux.
+    if mode & libc::FALLOC_FL_PUNCH_HOLE != 0
+        && (mode & libc::FALLOC_FL_KEEP_SIZE == 0 || mode & libc::FALLOC_FL_ZERO_RANGE != 0)
+    {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    if !f.writable() {
+        return Err(Errno::EBADF);
+    }
+    if f.ops.is_pipe() {
+        return Err(Errno::ESPIPE);
+    }
+    if f.ops.is_dir() {
+        return Err(Errno::EISDIR);
+    }
+    if off.checked_add(len).is_none() {
+        return Err(Errno::EFBIG);
+    }
+    f.ops.fallocate(mode, off as u64, len as u64)?;
+    Ok(0)
+}

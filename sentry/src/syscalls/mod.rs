@@ -146,6 +146,7 @@ pub static TABLE: &[Row] = rows! {
     SYS_fchownat => fs::fchownat, Full;
     SYS_utimensat => fs::utimensat, Full;
     SYS_truncate => fs::truncate, Full;
+    SYS_fallocate => fs::fallocate, Partial("in-memory files: allocate, KEEP_SIZE, PUNCH_HOLE, ZERO_RANGE");
     SYS_ftruncate => fs::ftruncate, Full;
     // mm
     SYS_brk => mm::brk, Full;

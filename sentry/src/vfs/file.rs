@@ -52,6 +52,10 @@ pub trait FileOps: Send + Sync {
     fn truncate(&self, _size: u64) -> VfsResult<()> {
         Err(Errno::EINVAL)
     }
+    /// fallocate(2): `mode` already validated by the syscall.
+    fn fallocate(&self, _mode: i32, _off: u64, _len: u64) -> VfsResult<()> {
+        Err(Errno::EOPNOTSUPP)
+    }
     /// The host fd behind this file, when there is one (pipes, stdio,
     /// gofer-donated files), for the few operations done on it directly.
     fn host_fd(&self) -> Option<std::os::fd::RawFd> {
