@@ -183,6 +183,7 @@ pub static TABLE: &[Row] = rows! {
     SYS_setsid => process::setsid, Full;
     SYS_clone => process::clone, Partial("processes and threads; CLONE_VM between processes only with CLONE_VFORK, and that child runs in a copy of the address space; no namespace flags");
     SYS_fork => process::fork, Full;
+    SYS_clone3 => process::clone3, Partial("as clone; no CLONE_PIDFD, set_tid or CLONE_INTO_CGROUP");
     SYS_vfork => process::vfork, Partial("the child runs in a copy of the address space");
     SYS_execve => process::execve, Full;
     SYS_exit => process::exit, Full;

@@ -681,3 +681,49 @@ pub fn sched_get_priority_min(_t: &mut Task, a: &[u64; 6]) -> SysResult {
         _ => Err(Errno::EINVAL),
     }
 }
+
+/// clone3: the same as clone, with its arguments in a struct
+/// { flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size,
+/// tls, set_tid, set_tid_size, cgroup }.
+pub fn clone3(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (addr, size) = (a[0], a[1] as usize);
+    if !(64..=4096).contains(&size) {
+        return Err(Errno::EINVAL);
+    }
+    let raw = t.read_bytes(addr, size.min(88))?;
+    let field = |i: usize| {
+        raw.get(i * 8..i * 8 + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+            .unwrap_or(0)
+    };
+    let (flags, _pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls) = (
+        field(0),
+        field(1),
+        field(2),
+        field(3),
+        field(4),
+        field(5),
+        field(6),
+        field(7),
+    );
+    if field(8) != 0 || field(9) != 0 || field(10) != 0 {
+        // set_tid and cgroups are not supported.
+        return Err(Errno::EINVAL);
+    }
+    if flags & (libc::CLONE_PIDFD as u64 | 0xff) != 0 || exit_signal > 64 {
+        kernel().log_unimplemented(
+            libc::SYS_clone3 as u64 | 1 << 32,
+            "clone3 (pidfd or bad flags)",
+        );
+        return Err(Errno::EINVAL);
+    }
+    if (stack == 0) != (stack_size == 0) {
+        return Err(Errno::EINVAL);
+    }
+    let sp = if stack != 0 {
+        stack.checked_add(stack_size).ok_or(Errno::EINVAL)?
+    } else {
+        0
+    };
+    clone(t, &[flags | exit_signal, sp, parent_tid, child_tid, tls, 0])
+}
