@@ -737,3 +737,119 @@ pub fn flock(t: &mut Task, a: &[u64; 6]) -> SysResult {
     })?;
     Ok(0)
 }
+
+/// preadv/pwritev(2) and their -v2 forms (flags must be 0): positional
+/// vector I/O.
+fn pv_offset(a: &[u64; 6]) -> Result<u64, Errno> {
+    // pos_l / pos_h: x86_64 passes the whole offset in pos_l.
+    let off = a[3] as i64;
+    if off < 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(off as u64)
+}
+
+fn do_preadv(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let f = get_file(t, arg_fd(a[0]))?;
+    if !f.readable() {
+        return Err(Errno::EBADF);
+    }
+    if !f.ops.seekable() {
+        return Err(Errno::ESPIPE);
+    }
+    let off = pv_offset(a)?;
+    let iovs = read_iovecs(t, a[1], a[2])?;
+    let mut done = 0u64;
+    for (base, len) in iovs {
+        let mut buf = vec![0u8; (len as usize).min(CHUNK)];
+        let n = f.ops.read_at(&mut buf, off + done)?;
+        t.write_bytes(base, &buf[..n])?;
+        done += n as u64;
+        if n < buf.len() {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+fn do_pwritev(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let f = get_file(t, arg_fd(a[0]))?;
+    if !f.writable() {
+        return Err(Errno::EBADF);
+    }
+    if !f.ops.seekable() {
+        return Err(Errno::ESPIPE);
+    }
+    let off = pv_offset(a)?;
+    let mut data = Vec::new();
+    for (base, len) in read_iovecs(t, a[1], a[2])? {
+        let len = (len as usize).min(MAX_RW as usize - data.len());
+        data.extend_from_slice(&t.read_bytes(base, len)?);
+    }
+    let n = if f.flags() & libc::O_APPEND != 0 {
+        f.ops.append(&data)?.0
+    } else {
+        f.ops.write_at(&data, off)?
+    };
+    Ok(n as u64)
+}
+
+pub fn preadv(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    do_preadv(t, a)
+}
+
+pub fn pwritev(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    do_pwritev(t, a)
+}
+
+pub fn preadv2(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    if a[5] != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    if a[3] as i64 == -1 {
+        return readv(t, a);
+    }
+    do_preadv(t, a)
+}
+
+pub fn pwritev2(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    if a[5] != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    if a[3] as i64 == -1 {
+        return writev(t, a);
+    }
+    do_pwritev(t, a)
+}
+
+/// memfd_create: an anonymous in-memory file (a tmpfs file with no name).
+pub fn memfd_create(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let flags = a[1] as u32;
+    if flags & !(libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let name = t.read_cstr(a[0], 249).map_err(|e| {
+        if e == Errno::ENAMETOOLONG {
+            Errno::EINVAL
+        } else {
+            e
+        }
+    })?;
+    let dir = crate::fsimpl::overlay::OverlayFs::tmpfs(0o700);
+    let ctx = {
+        let c = lock(&t.proc.creds);
+        crate::vfs::CreateCtx {
+            uid: c.euid,
+            gid: c.egid,
+        }
+    };
+    use crate::vfs::Inode;
+    let node = dir.create(b"memfd", 0o777, ctx)?;
+    let ops = node.open(libc::O_RDWR)?;
+    dir.unlink(b"memfd")?;
+    let mut display = b"/memfd:".to_vec();
+    display.extend_from_slice(&name);
+    display.extend_from_slice(b" (deleted)");
+    let file = OpenFile::with_display(ops, display, libc::O_RDWR);
+    install_fd(t, file, flags & libc::MFD_CLOEXEC != 0)
+}
