@@ -219,20 +219,24 @@ impl OvNode {
         Ok(node)
     }
 
+    /// A new entry may be made: the directory still exists and `name` is
+    /// free (a lower entry of that name is looked up before deciding so).
+    fn check_new_name(&self, name: &[u8]) -> VfsResult<()> {
+        if self.lock()?.unlinked {
+            return Err(Errno::ENOENT);
+        }
+        match self.child(name) {
+            Ok(_) => Err(Errno::EEXIST),
+            Err(Errno::ENOENT) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     fn insert_new(&self, name: &[u8], ftype: FileType, state: OvState) -> VfsResult<Arc<OvNode>> {
         if self.ftype != FileType::Directory {
             return Err(Errno::ENOTDIR);
         }
-        if self.lock()?.unlinked {
-            return Err(Errno::ENOENT);
-        }
-        // Make sure a lower entry of that name is known before deciding it
-        // does not exist.
-        match self.child(name) {
-            Ok(_) => return Err(Errno::EEXIST),
-            Err(Errno::ENOENT) => {}
-            Err(e) => return Err(e),
-        }
+        self.check_new_name(name)?;
         let ino = self.fs.next_ino.fetch_add(1, Ordering::Relaxed);
         let mut state = state;
         if let Some(m) = state.meta.as_mut() {
@@ -514,14 +518,7 @@ impl Inode for OvNode {
         if target.ftype == FileType::Directory {
             return Err(Errno::EPERM);
         }
-        if self.lock()?.unlinked {
-            return Err(Errno::ENOENT);
-        }
-        match self.child(name) {
-            Ok(_) => return Err(Errno::EEXIST),
-            Err(Errno::ENOENT) => {}
-            Err(e) => return Err(e),
-        }
+        self.check_new_name(name)?;
         {
             let mut ts = target.lock()?;
             if ts.unlinked {
