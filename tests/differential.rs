@@ -102,6 +102,7 @@ differential_tests! {
     file_locks => "file/locks.c",
     file_fallocate => "file/fallocate.c",
     file_vectored => "file/vectored.c",
+    file_transfer => "file/transfer.c",
     mm_brk => "mm/brk.c",
     mm_mmap => "mm/mmap.c",
     mm_mmap_file => "mm/mmap_file.c",

@@ -853,3 +853,146 @@ pub fn memfd_create(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let file = OpenFile::with_display(ops, display, libc::O_RDWR);
     install_fd(t, file, flags & libc::MFD_CLOEXEC != 0)
 }
+
+/// Moves up to `count` bytes from `input` to `output` through the sentry
+/// (sendfile, splice, copy_file_range). `in_off`/`out_off` are explicit
+/// offsets (None: the descriptions' own offsets). Stops at EOF or a short
+/// write; the first error is returned only if nothing moved.
+fn transfer(
+    input: &OpenFile,
+    output: &OpenFile,
+    mut in_off: Option<u64>,
+    mut out_off: Option<u64>,
+    count: u64,
+) -> Result<(u64, Option<u64>, Option<u64>), Errno> {
+    let mut buf = vec![0u8; (count as usize).min(CHUNK)];
+    let mut done = 0u64;
+    while done < count {
+        let want = ((count - done) as usize).min(buf.len());
+        let r = match in_off {
+            Some(o) => input.ops.read_at(&mut buf[..want], o),
+            None => input.read(&mut buf[..want]),
+        };
+        let n = match r {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        let w = match out_off {
+            Some(o) => output.ops.write_at(&buf[..n], o),
+            None => output.write(&buf[..n]),
+        };
+        let m = match w {
+            Ok(m) => m,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        done += m as u64;
+        in_off = in_off.map(|o| o + m as u64);
+        out_off = out_off.map(|o| o + m as u64);
+        if m < n {
+            break;
+        }
+    }
+    Ok((done, in_off, out_off))
+}
+
+fn read_off(t: &Task, addr: u64) -> Result<Option<u64>, Errno> {
+    if addr == 0 {
+        return Ok(None);
+    }
+    let o: i64 = t.read_obj(addr)?;
+    if o < 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Some(o as u64))
+}
+
+fn io_pair(t: &Task, out_fd: i32, in_fd: i32) -> Result<(Arc<OpenFile>, Arc<OpenFile>), Errno> {
+    let input = get_file(t, in_fd)?;
+    let output = get_file(t, out_fd)?;
+    if !input.readable() || !output.writable() {
+        return Err(Errno::EBADF);
+    }
+    if input.ops.is_dir() || output.ops.is_dir() {
+        return Err(Errno::EISDIR);
+    }
+    Ok((input, output))
+}
+
+pub fn sendfile(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (out_fd, in_fd, off_addr, count) = (arg_fd(a[0]), arg_fd(a[1]), a[2], a[3]);
+    let (input, output) = io_pair(t, out_fd, in_fd)?;
+    if !input.ops.seekable() {
+        return Err(Errno::EINVAL);
+    }
+    if output.flags() & libc::O_APPEND != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let off = read_off(t, off_addr)?;
+    let (n, new_off, _) = transfer(&input, &output, off, None, count.min(MAX_RW))?;
+    if let Some(o) = new_off.filter(|_| off_addr != 0) {
+        t.write_obj(off_addr, &(o as i64))?;
+    }
+    Ok(n)
+}
+
+pub fn splice(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (in_fd, in_addr, out_fd, out_addr, len, flags) =
+        (arg_fd(a[0]), a[1], arg_fd(a[2]), a[3], a[4], a[5] as u32);
+    if flags
+        & !(libc::SPLICE_F_MOVE
+            | libc::SPLICE_F_NONBLOCK
+            | libc::SPLICE_F_MORE
+            | libc::SPLICE_F_GIFT)
+        != 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    let (input, output) = io_pair(t, out_fd, in_fd)?;
+    // One end must be a pipe; pipes take no offsets.
+    if !input.ops.is_pipe() && !output.ops.is_pipe() {
+        return Err(Errno::EINVAL);
+    }
+    if (input.ops.is_pipe() && in_addr != 0) || (output.ops.is_pipe() && out_addr != 0) {
+        return Err(Errno::ESPIPE);
+    }
+    let (ioff, ooff) = (read_off(t, in_addr)?, read_off(t, out_addr)?);
+    let (n, ni, no) = transfer(&input, &output, ioff, ooff, len.min(MAX_RW))?;
+    if let Some(o) = ni.filter(|_| in_addr != 0) {
+        t.write_obj(in_addr, &(o as i64))?;
+    }
+    if let Some(o) = no.filter(|_| out_addr != 0) {
+        t.write_obj(out_addr, &(o as i64))?;
+    }
+    Ok(n)
+}
+
+pub fn copy_file_range(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (in_fd, in_addr, out_fd, out_addr, len, flags) =
+        (arg_fd(a[0]), a[1], arg_fd(a[2]), a[3], a[4], a[5]);
+    if flags != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (input, output) = io_pair(t, out_fd, in_fd)?;
+    if !input.ops.seekable()
+        || !output.ops.seekable()
+        || input.ops.is_pipe()
+        || output.ops.is_pipe()
+    {
+        return Err(Errno::EINVAL);
+    }
+    if output.flags() & libc::O_APPEND != 0 {
+        return Err(Errno::EBADF);
+    }
+    let (ioff, ooff) = (read_off(t, in_addr)?, read_off(t, out_addr)?);
+    let (n, ni, no) = transfer(&input, &output, ioff, ooff, len.min(MAX_RW))?;
+    if let Some(o) = ni.filter(|_| in_addr != 0) {
+        t.write_obj(in_addr, &(o as i64))?;
+    }
+    if let Some(o) = no.filter(|_| out_addr != 0) {
+        t.write_obj(out_addr, &(o as i64))?;
+    }
+    Ok(n)
+}
