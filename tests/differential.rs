@@ -120,6 +120,7 @@ differential_tests! {
     signal_async => "signal/async.c",
     threads_pthreads => "threads/pthreads.c",
     time_clocks => "time/clocks.c",
+    time_cputimers => "time/cputimers.c",
     misc_sysinfo => "misc/sysinfo.c",
     misc_sched => "misc/sched.c",
 }

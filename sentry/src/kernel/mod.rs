@@ -11,7 +11,7 @@ pub mod task;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Write;
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
@@ -144,6 +144,11 @@ pub struct Process {
     pub group_exit: Mutex<Option<i32>>,
     /// Stopped by a job-control signal until SIGCONT.
     pub job_stopped: (Mutex<bool>, Condvar),
+    /// ITIMER_VIRTUAL and ITIMER_PROF as (expiry, interval) in ns of the
+    /// process's CPU time; 0 expiry = disarmed.
+    pub cpu_timers: Mutex<[(u64, u64); 2]>,
+    /// Seconds of CPU time at which RLIMIT_CPU last sent SIGXCPU.
+    pub cpu_limit_sent: AtomicU64,
     /// ITIMER_REAL (alarm, setitimer): deadline, interval, generation.
     pub itimer_real: (Mutex<ITimer>, Condvar),
     /// Set when the process must die with this signal.
@@ -220,6 +225,23 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Process {
+    /// CPU time the process's stub has used (all its threads), in ns.
+    pub fn cpu_ns(&self) -> u64 {
+        let tgid = self.stub_tgid.load(Ordering::SeqCst);
+        if tgid <= 0 {
+            return 0;
+        }
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: reads the CPU clock of our own stub process ((~pid << 3)
+        // | 2 is CPUCLOCK_SCHED of a process) into a timespec we own.
+        if unsafe { libc::clock_gettime(((!tgid) << 3) | 2, &mut ts) } < 0 {
+            return 0;
+        }
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    }
     /// The state letter /proc shows: T stopped, S when every thread is in a
     /// syscall (blocked, as far as the application can tell), R otherwise.
     pub fn state_letter(&self) -> char {

@@ -263,7 +263,7 @@ pub fn getitimer(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let which = a[0] as i32;
     let (left, interval) = match which {
         libc::ITIMER_REAL => current_itimer(&t.proc),
-        libc::ITIMER_VIRTUAL | libc::ITIMER_PROF => (Duration::ZERO, Duration::ZERO),
+        libc::ITIMER_VIRTUAL | libc::ITIMER_PROF => cpu_itimer(&t.proc, which),
         _ => return Err(Errno::EINVAL),
     };
     let v = libc::itimerval {
@@ -292,14 +292,24 @@ pub fn setitimer(t: &mut Task, a: &[u64; 6]) -> SysResult {
         None => (Duration::ZERO, Duration::ZERO),
     };
     if which != libc::ITIMER_REAL {
-        if !value.is_zero() {
-            kernel().log_unimplemented(
-                libc::SYS_setitimer as u64 | 1 << 32,
-                "setitimer (ITIMER_VIRTUAL/PROF)",
-            );
-        }
+        let (left, old_interval) = cpu_itimer(&t.proc, which);
         if old_addr != 0 {
-            t.write_obj(old_addr, &pod_zeroed::<libc::itimerval>())?;
+            let v = libc::itimerval {
+                it_interval: to_timeval(old_interval),
+                it_value: to_timeval(left),
+            };
+            t.write_obj(old_addr, &v)?;
+        }
+        let idx = if which == libc::ITIMER_VIRTUAL { 0 } else { 1 };
+        let now = t.proc.cpu_ns();
+        let expiry = if value.is_zero() {
+            0
+        } else {
+            now + value.as_nanos() as u64
+        };
+        klock(&t.proc.cpu_timers)[idx] = (expiry, interval.as_nanos() as u64);
+        if expiry != 0 {
+            start_cpu_watcher();
         }
         return Ok(0);
     }
@@ -313,4 +323,80 @@ pub fn setitimer(t: &mut Task, a: &[u64; 6]) -> SysResult {
     }
     arm_itimer(&t.proc, value, interval);
     Ok(0)
+}
+
+/// (time left, interval) of ITIMER_VIRTUAL or ITIMER_PROF. Both count the
+/// stub's CPU time (user and system: the host clock the sentry can read).
+fn cpu_itimer(p: &Process, which: i32) -> (Duration, Duration) {
+    let idx = if which == libc::ITIMER_VIRTUAL { 0 } else { 1 };
+    let (expiry, interval) = klock(&p.cpu_timers)[idx];
+    if expiry == 0 {
+        return (Duration::ZERO, Duration::from_nanos(interval));
+    }
+    let left = expiry.saturating_sub(p.cpu_ns()).max(1000);
+    (Duration::from_nanos(left), Duration::from_nanos(interval))
+}
+
+/// One sentry thread watches CPU time for every process: it fires
+/// ITIMER_VIRTUAL (SIGVTALRM) and ITIMER_PROF (SIGPROF), and enforces
+/// RLIMIT_CPU (SIGXCPU each second past the soft limit, SIGKILL at the hard
+/// one). It polls every 10 ms, the kernel's tick granularity for these.
+pub fn start_cpu_watcher() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        let _ = std::thread::Builder::new()
+            .name("cpu-timers".into())
+            .stack_size(128 * 1024)
+            .spawn(|| loop {
+                std::thread::sleep(Duration::from_millis(10));
+                let procs: Vec<Arc<Process>> = klock(&kernel().tree)
+                    .procs
+                    .values()
+                    .filter(|e| e.zombie.is_none())
+                    .map(|e| e.proc.clone())
+                    .collect();
+                for p in procs {
+                    check_cpu_time(&p);
+                }
+            });
+    });
+}
+
+fn check_cpu_time(p: &Arc<Process>) {
+    let lim = p.rlimit(libc::RLIMIT_CPU as u32);
+    let armed = klock(&p.cpu_timers).iter().any(|(e, _)| *e != 0);
+    if !armed && lim.rlim_cur == libc::RLIM64_INFINITY {
+        return;
+    }
+    let now = p.cpu_ns();
+    let mut fire = Vec::new();
+    {
+        let mut timers = klock(&p.cpu_timers);
+        for (i, (expiry, interval)) in timers.iter_mut().enumerate() {
+            if *expiry != 0 && now >= *expiry {
+                fire.push(if i == 0 {
+                    libc::SIGVTALRM
+                } else {
+                    libc::SIGPROF
+                });
+                *expiry = if *interval != 0 { now + *interval } else { 0 };
+            }
+        }
+    }
+    let secs = now / 1_000_000_000;
+    if lim.rlim_max != libc::RLIM64_INFINITY && secs >= lim.rlim_max {
+        fire.push(libc::SIGKILL);
+    } else if lim.rlim_cur != libc::RLIM64_INFINITY && secs >= lim.rlim_cur {
+        let last = p.cpu_limit_sent.load(std::sync::atomic::Ordering::SeqCst);
+        if last < secs + 1 {
+            p.cpu_limit_sent
+                .store(secs + 1, std::sync::atomic::Ordering::SeqCst);
+            fire.push(libc::SIGXCPU);
+        }
+    }
+    for sig in fire {
+        let info =
+            crate::kernel::signals::info_sender(sig, crate::kernel::signals::SI_KERNEL, 0, 0);
+        kernel().send_signal(p, sig, info);
+    }
 }
