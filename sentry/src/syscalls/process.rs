@@ -582,7 +582,7 @@ fn do_prlimit(t: &Task, pid: i32, res: u32, new: u64, old: u64) -> SysResult {
     }
     if let Some(n) = new_lim {
         lims[res as usize] = n;
-        if res == libc::RLIMIT_CPU as u32 && n.rlim_cur != libc::RLIM64_INFINITY {
+        if res == libc::RLIMIT_CPU && n.rlim_cur != libc::RLIM64_INFINITY {
             super::time::start_cpu_watcher();
         }
     }

@@ -363,7 +363,7 @@ pub fn start_cpu_watcher() {
 }
 
 fn check_cpu_time(p: &Arc<Process>) {
-    let lim = p.rlimit(libc::RLIMIT_CPU as u32);
+    let lim = p.rlimit(libc::RLIMIT_CPU);
     let armed = klock(&p.cpu_timers).iter().any(|(e, _)| *e != 0);
     if !armed && lim.rlim_cur == libc::RLIM64_INFINITY {
         return;
