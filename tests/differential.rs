@@ -118,6 +118,7 @@ differential_tests! {
     poll_wait => "poll/wait.c",
     signal_handlers => "signal/handlers.c",
     signal_async => "signal/async.c",
+    signal_sigwait => "signal/sigwait.c",
     threads_pthreads => "threads/pthreads.c",
     time_clocks => "time/clocks.c",
     time_cputimers => "time/cputimers.c",

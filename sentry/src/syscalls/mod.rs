@@ -223,6 +223,7 @@ pub static TABLE: &[Row] = rows! {
     SYS_rt_sigreturn => signal::rt_sigreturn, Full;
     SYS_rt_sigsuspend => signal::rt_sigsuspend, Full;
     SYS_pause => signal::pause, Full;
+    SYS_rt_sigtimedwait => signal::rt_sigtimedwait, Full;
     SYS_sigaltstack => signal::sigaltstack, Full;
     SYS_kill => signal::kill, Full;
     SYS_tkill => signal::tkill, Full;

@@ -262,3 +262,66 @@ pub fn rt_sigsuspend(t: &mut Task, a: &[u64; 6]) -> SysResult {
     wait_for_signal();
     Err(Errno::EINTR)
 }
+
+/// rt_sigtimedwait (sigwaitinfo, sigtimedwait, sigwait): takes a pending
+/// signal of `set` (blocked or not) without running its handler.
+pub fn rt_sigtimedwait(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (set_addr, info_addr, ts_addr, size) = (a[0], a[1], a[2], a[3]);
+    if size != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let set: u64 = t.read_obj(set_addr)?;
+    let set = set & !UNBLOCKABLE;
+    let deadline = if ts_addr != 0 {
+        let ts: libc::timespec = t.read_obj(ts_addr)?;
+        if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
+            return Err(Errno::EINVAL);
+        }
+        Some(
+            std::time::Instant::now()
+                + std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32),
+        )
+    } else {
+        None
+    };
+    loop {
+        // Thread-directed signals first, then the process's.
+        let taken = {
+            let mut ss = lock(&t.proc.sig);
+            let mut ts = lock(&t.thread.sig);
+            let mine = ts.pending & set;
+            if mine != 0 {
+                let sig = mine.trailing_zeros() as i32 + 1;
+                ts.pending &= !sig_bit(sig);
+                Some((sig, ts.info[sig as usize]))
+            } else if ss.pending & set != 0 {
+                let sig = (ss.pending & set).trailing_zeros() as i32 + 1;
+                ss.pending &= !sig_bit(sig);
+                Some((sig, ss.info[sig as usize]))
+            } else {
+                None
+            }
+        };
+        if let Some((sig, info)) = taken {
+            if info_addr != 0 {
+                t.write_bytes(info_addr, &info)?;
+            }
+            return Ok(sig as u64);
+        }
+        if crate::kernel::interrupted() {
+            return Err(Errno::EINTR);
+        }
+        if let Some(d) = deadline {
+            if std::time::Instant::now() >= d {
+                return Err(Errno::EAGAIN);
+            }
+        }
+        let nap = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 2_000_000,
+        };
+        // SAFETY: nanosleep reads a timespec we own; the interrupt signal
+        // cuts it short.
+        unsafe { libc::nanosleep(&nap, std::ptr::null_mut()) };
+    }
+}
