@@ -181,13 +181,9 @@ impl OvNode {
         ))
     }
 
-    fn new_upper(&self, mode: u32, ctx: CreateCtx) -> OvState {
-        let _ = self;
-        OvState {
-            meta: None,
-            ..Default::default()
-        }
-        .with_meta(mode, ctx)
+    /// State of a node that exists only in the upper layer.
+    fn upper_state(mode: u32, ctx: CreateCtx) -> OvState {
+        OvState::default().with_meta(mode, ctx)
     }
 
     fn lock(&self) -> VfsResult<MutexGuard<'_, OvState>> {
@@ -491,20 +487,20 @@ impl Inode for OvNode {
     }
 
     fn create(&self, name: &[u8], mode: u32, ctx: CreateCtx) -> VfsResult<Arc<dyn Inode>> {
-        let mut state = self.new_upper(libc::S_IFREG | (mode & 0o7777), ctx);
+        let mut state = OvNode::upper_state(libc::S_IFREG | (mode & 0o7777), ctx);
         state.data = Some(Vec::new());
         Ok(self.insert_new(name, FileType::Regular, state)?)
     }
 
     fn mkdir(&self, name: &[u8], mode: u32, ctx: CreateCtx) -> VfsResult<()> {
-        let mut state = self.new_upper(libc::S_IFDIR | (mode & 0o7777), ctx);
+        let mut state = OvNode::upper_state(libc::S_IFDIR | (mode & 0o7777), ctx);
         state.opaque = true;
         self.insert_new(name, FileType::Directory, state)?;
         Ok(())
     }
 
     fn symlink(&self, name: &[u8], target: &[u8], ctx: CreateCtx) -> VfsResult<()> {
-        let mut state = self.new_upper(libc::S_IFLNK | 0o777, ctx);
+        let mut state = OvNode::upper_state(libc::S_IFLNK | 0o777, ctx);
         state.link = Some(target.to_vec());
         self.insert_new(name, FileType::Symlink, state)?;
         Ok(())

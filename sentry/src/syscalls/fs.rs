@@ -81,12 +81,10 @@ fn current_umask(t: &Task) -> u32 {
 /// W_OK=2, X_OK=1). Root passes read/write and needs one x bit to execute.
 pub fn check_access(
     c: &Credentials,
-    uid: u32,
     st: &FileStat,
     mask: u32,
     use_real: bool,
 ) -> Result<(), Errno> {
-    let _ = uid;
     let (who, gid) = if use_real {
         (c.ruid, c.rgid)
     } else {
@@ -118,7 +116,7 @@ fn may_write(t: &Task, inode: &Arc<dyn Inode>) -> Result<(), Errno> {
         return Err(Errno::EROFS);
     }
     let st = inode.stat()?;
-    check_access(&lock(&t.proc.creds), 0, &st, 2, false)
+    check_access(&lock(&t.proc.creds), &st, 2, false)
 }
 
 /// Open description of an O_PATH fd: no I/O, only a location.
@@ -217,7 +215,7 @@ fn do_open(t: &mut Task, dirfd: i32, path_addr: u64, flags: i32, mode: u32) -> S
         // A file just created by this open is accessible whatever its mode.
         let just_created = flags & libc::O_CREAT != 0 && st.size == 0 && creds.euid == st.uid;
         if !just_created {
-            check_access(&creds, 0, &st, mask, false)?;
+            check_access(&creds, &st, mask, false)?;
         }
     }
     if writing && ftype == FileType::Regular && inode.read_only() {
@@ -428,7 +426,6 @@ fn do_access(t: &mut Task, dirfd: i32, path_addr: u64, mode: u32, flags: i32) ->
     let st = inode.stat()?;
     check_access(
         &lock(&t.proc.creds),
-        0,
         &st,
         mode,
         flags & libc::AT_EACCESS == 0,
@@ -487,7 +484,7 @@ fn set_cwd(t: &Task, loc: Location) -> SysResult {
         return Err(Errno::ENOTDIR);
     }
     let st = loc.inode().stat()?;
-    check_access(&lock(&t.proc.creds), 0, &st, 1, false)?;
+    check_access(&lock(&t.proc.creds), &st, 1, false)?;
     lock(&t.proc.fs).cwd = loc;
     Ok(0)
 }

@@ -148,7 +148,6 @@ pub fn clock_nanosleep(t: &mut Task, a: &[u64; 6]) -> SysResult {
         add(&read_clock(id)?, &req)
     };
     sleep_until(id, &deadline)?;
-    let _ = Duration::ZERO;
     Ok(0)
 }
 
