@@ -690,10 +690,17 @@ pub fn sched_get_priority_min(_t: &mut Task, a: &[u64; 6]) -> SysResult {
 /// tls, set_tid, set_tid_size, cgroup }.
 pub fn clone3(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (addr, size) = (a[0], a[1] as usize);
-    if !(64..=4096).contains(&size) {
+    if size > 4096 {
+        return Err(Errno::E2BIG);
+    }
+    if size < 64 {
         return Err(Errno::EINVAL);
     }
-    let raw = t.read_bytes(addr, size.min(88))?;
+    let raw = t.read_bytes(addr, size)?;
+    // A newer struct than we know is fine only if the extra fields are zero.
+    if raw.len() > 88 && raw[88..].iter().any(|b| *b != 0) {
+        return Err(Errno::E2BIG);
+    }
     let field = |i: usize| {
         raw.get(i * 8..i * 8 + 8)
             .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
