@@ -333,6 +333,23 @@ impl Task {
 
     // ---- fork and threads ---------------------------------------------------
 
+    /// Forks the stub, or adds a thread to it; returns the new host id.
+    fn host_clone(&mut self, thread: bool) -> Result<i32, Errno> {
+        let raw = if thread {
+            self.stub.inject_clone_thread()
+        } else {
+            self.stub.inject_fork()
+        }
+        .map_err(|e| {
+            tracing::error!("stub clone failed: {e}");
+            Errno::EAGAIN
+        })?;
+        if raw < 0 {
+            return Err(Errno::from_raw(-raw as i32));
+        }
+        Ok(raw as i32)
+    }
+
     /// The registers a new child or thread starts with: the caller's, with
     /// clone's return value 0, its stack and its TLS.
     fn child_regs(&self, flags: u64, child_stack: u64, tls: u64) -> Regs {
@@ -358,14 +375,7 @@ impl Task {
         tls: u64,
     ) -> Result<u64, Errno> {
         let k = kernel();
-        let raw = self.stub.inject_fork().map_err(|e| {
-            tracing::error!("fork injection failed: {e}");
-            Errno::EAGAIN
-        })?;
-        if raw < 0 {
-            return Err(Errno::from_raw(-raw as i32));
-        }
-        let host_pid = raw as i32;
+        let host_pid = self.host_clone(false)?;
         let parent = &self.proc;
         let mut tree = lock(&k.tree);
         let pid = tree.alloc_pid();
@@ -464,14 +474,7 @@ impl Task {
         tls: u64,
     ) -> Result<u64, Errno> {
         let k = kernel();
-        let raw = self.stub.inject_clone_thread().map_err(|e| {
-            tracing::error!("thread creation failed: {e}");
-            Errno::EAGAIN
-        })?;
-        if raw < 0 {
-            return Err(Errno::from_raw(-raw as i32));
-        }
-        let host_tid = raw as i32;
+        let host_tid = self.host_clone(true)?;
         let mut tree = lock(&k.tree);
         let tid = tree.alloc_pid();
         let mut tsig = lock(&self.thread.sig).clone();

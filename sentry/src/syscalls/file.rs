@@ -898,6 +898,26 @@ fn transfer(
     Ok((done, in_off, out_off))
 }
 
+/// splice/copy_file_range: a transfer with optional offset pointers that
+/// are read before and updated after.
+fn transfer_at(
+    t: &Task,
+    input: &OpenFile,
+    output: &OpenFile,
+    (in_addr, out_addr): (u64, u64),
+    len: u64,
+) -> SysResult {
+    let (ioff, ooff) = (read_off(t, in_addr)?, read_off(t, out_addr)?);
+    let (n, ni, no) = transfer(input, output, ioff, ooff, len.min(MAX_RW))?;
+    if let Some(o) = ni.filter(|_| in_addr != 0) {
+        t.write_obj(in_addr, &(o as i64))?;
+    }
+    if let Some(o) = no.filter(|_| out_addr != 0) {
+        t.write_obj(out_addr, &(o as i64))?;
+    }
+    Ok(n)
+}
+
 fn read_off(t: &Task, addr: u64) -> Result<Option<u64>, Errno> {
     if addr == 0 {
         return Ok(None);
@@ -958,15 +978,7 @@ pub fn splice(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if (input.ops.is_pipe() && in_addr != 0) || (output.ops.is_pipe() && out_addr != 0) {
         return Err(Errno::ESPIPE);
     }
-    let (ioff, ooff) = (read_off(t, in_addr)?, read_off(t, out_addr)?);
-    let (n, ni, no) = transfer(&input, &output, ioff, ooff, len.min(MAX_RW))?;
-    if let Some(o) = ni.filter(|_| in_addr != 0) {
-        t.write_obj(in_addr, &(o as i64))?;
-    }
-    if let Some(o) = no.filter(|_| out_addr != 0) {
-        t.write_obj(out_addr, &(o as i64))?;
-    }
-    Ok(n)
+    transfer_at(t, &input, &output, (in_addr, out_addr), len)
 }
 
 pub fn copy_file_range(t: &mut Task, a: &[u64; 6]) -> SysResult {
@@ -986,13 +998,5 @@ pub fn copy_file_range(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if output.flags() & libc::O_APPEND != 0 {
         return Err(Errno::EBADF);
     }
-    let (ioff, ooff) = (read_off(t, in_addr)?, read_off(t, out_addr)?);
-    let (n, ni, no) = transfer(&input, &output, ioff, ooff, len.min(MAX_RW))?;
-    if let Some(o) = ni.filter(|_| in_addr != 0) {
-        t.write_obj(in_addr, &(o as i64))?;
-    }
-    if let Some(o) = no.filter(|_| out_addr != 0) {
-        t.write_obj(out_addr, &(o as i64))?;
-    }
-    Ok(n)
+    transfer_at(t, &input, &output, (in_addr, out_addr), len)
 }
