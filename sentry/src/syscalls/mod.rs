@@ -5,9 +5,12 @@
 //! logged once by name. The same rows generate `rvisor syscalls` and
 //! docs/compatibility.md, so the documentation cannot drift from the code.
 //!
-//! Handlers live in one module per family: `file` (fd I/O), `fs` (paths and
-//! metadata), `mm` (memory), `process`, `signal`, `time` and `sys` (system
-//! information).
+//! Handlers live in one module per family: `file` (fd I/O, pipes, locks,
+//! copies), `fs` (paths and metadata), `mm` (memory), `process` (ids, fork,
+//! exec, wait, limits), `creds` (set*id), `signal`, `futex`, `poll` (poll,
+//! select, epoll), `eventfd` (eventfd, timerfd), `socket` (socketpairs),
+//! `time` (clocks, sleeps, interval timers) and `sys` (uname, getrandom,
+//! sysinfo).
 
 mod creds;
 mod eventfd;
