@@ -218,6 +218,47 @@ impl Rusage {
     }
 }
 
+/// What a new process starts with; everything else starts empty.
+pub struct ProcessParts {
+    pub pid: i32,
+    pub fds: FdTable,
+    pub fs: FsContext,
+    pub sig: SignalState,
+    pub creds: Credentials,
+    pub rlimits: [libc::rlimit64; RLIM_NLIMITS],
+    pub exe: ExeInfo,
+    pub thread: Arc<Thread>,
+    pub stub_tgid: i32,
+    pub mm: crate::mm::MemoryManager,
+}
+
+impl Process {
+    pub fn new(p: ProcessParts) -> Arc<Process> {
+        Arc::new(Process {
+            pid: p.pid,
+            fds: Mutex::new(p.fds),
+            fs: Mutex::new(p.fs),
+            sig: Mutex::new(p.sig),
+            creds: Mutex::new(p.creds),
+            rlimits: Mutex::new(p.rlimits),
+            exe: Mutex::new(p.exe),
+            threads: Mutex::new(vec![p.thread]),
+            stub_tgid: AtomicI32::new(p.stub_tgid),
+            mm: Mutex::new(p.mm),
+            group_exit: Mutex::new(None),
+            cpu_timers: Default::default(),
+            cpu_limit_sent: Default::default(),
+            job_stopped: Default::default(),
+            itimer_real: Default::default(),
+            fatal_signal: Default::default(),
+            vfork_done: (Mutex::new(false), Condvar::new()),
+            start: Instant::now(),
+            rusage_self: Default::default(),
+            rusage_children: Default::default(),
+        })
+    }
+}
+
 /// Locks a mutex, recovering the data if a panicking thread poisoned it
 /// (the sentry keeps serving the other tasks).
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

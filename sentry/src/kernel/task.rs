@@ -2,17 +2,16 @@
 //! runs it. The loop is: run the stub until it traps, emulate the syscall
 //! (or act on the fault), repeat.
 
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Instant;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use nix::errno::Errno;
 
 use super::fd_table::FdTable;
 use super::signals::SignalState;
 use super::{
-    kernel, lock, set_current, Credentials, ExeInfo, FsContext, ProcEntry, Process, Rusage, Thread,
-    ThreadSignals,
+    kernel, lock, set_current, Credentials, ExeInfo, FsContext, ProcEntry, Process, ProcessParts,
+    Rusage, Thread, ThreadSignals,
 };
 use crate::loader::{self, elf, AuxIds};
 use crate::mm::MemoryManager;
@@ -384,27 +383,17 @@ impl Task {
         let mut tsig = lock(&self.thread.sig).clone();
         tsig.pending = 0;
         let thread = Thread::new(pid, tsig);
-        let child = Arc::new(Process {
+        let child = Process::new(ProcessParts {
             pid,
-            fds: Mutex::new(lock(&parent.fds).clone()),
-            fs: Mutex::new(lock(&parent.fs).clone()),
-            sig: Mutex::new(sig),
-            creds: Mutex::new(lock(&parent.creds).clone()),
-            rlimits: Mutex::new(*lock(&parent.rlimits)),
-            exe: Mutex::new(lock(&parent.exe).clone()),
-            threads: Mutex::new(vec![thread.clone()]),
-            stub_tgid: AtomicI32::new(host_pid),
-            mm: Mutex::new(lock(&parent.mm).clone()),
-            group_exit: Mutex::new(None),
-            itimer_real: Default::default(),
-            cpu_timers: Default::default(),
-            cpu_limit_sent: Default::default(),
-            job_stopped: Default::default(),
-            fatal_signal: Default::default(),
-            vfork_done: (Mutex::new(false), Condvar::new()),
-            start: Instant::now(),
-            rusage_self: Default::default(),
-            rusage_children: Default::default(),
+            fds: lock(&parent.fds).clone(),
+            fs: lock(&parent.fs).clone(),
+            sig,
+            creds: lock(&parent.creds).clone(),
+            rlimits: *lock(&parent.rlimits),
+            exe: lock(&parent.exe).clone(),
+            thread: thread.clone(),
+            stub_tgid: host_pid,
+            mm: lock(&parent.mm).clone(),
         });
         let (pgid, sid) = tree
             .procs
@@ -738,17 +727,29 @@ fn task_main(proc: Arc<Process>, thread: Arc<Thread>, start: TaskStart) {
         }
         Err(status) => status,
     };
+    leave_process(&proc, &thread, status);
+    set_current(None);
+}
+
+/// Takes `thread` out of its process. The last thread out reports the
+/// process's exit: a fatal signal, else exit_group's status, else `status`.
+/// Returns whether it was the last.
+fn leave_process(proc: &Arc<Process>, thread: &Arc<Thread>, status: i32) -> bool {
+    let k = kernel();
     thread.gone.store(true, Ordering::SeqCst);
-    lock(&proc.threads).retain(|t| !Arc::ptr_eq(t, &thread));
+    lock(&proc.threads).retain(|t| !Arc::ptr_eq(t, thread));
     lock(&k.tree).threads.remove(&thread.tid);
-    // The last thread out reports the process's exit.
     let last = lock(&proc.threads).iter().all(|t| t.is_gone());
     if last {
-        let status = (*lock(&proc.group_exit)).unwrap_or(status);
         let fatal = proc.fatal_signal.load(Ordering::SeqCst);
-        k.exit_process(&proc, if fatal != 0 { fatal & 0x7f } else { status });
+        let status = if fatal != 0 {
+            fatal & 0x7f
+        } else {
+            (*lock(&proc.group_exit)).unwrap_or(status)
+        };
+        k.exit_process(proc, status);
     }
-    set_current(None);
+    last
 }
 
 impl Task {
@@ -766,13 +767,7 @@ impl Task {
                 // Some other thread will report the exit; make sure they all stop.
                 k.stop_all_threads(&self.proc);
                 self.stub.forget();
-                lock(&self.proc.threads).retain(|t| !Arc::ptr_eq(t, &self.thread));
-                lock(&k.tree).threads.remove(&self.thread.tid);
-                if lock(&self.proc.threads).iter().all(|t| t.is_gone()) {
-                    let status = (*lock(&self.proc.group_exit)).unwrap_or(libc::SIGKILL);
-                    let fatal = self.proc.fatal_signal.load(Ordering::SeqCst);
-                    k.exit_process(&self.proc, if fatal != 0 { fatal & 0x7f } else { status });
-                }
+                leave_process(&self.proc, &self.thread, libc::SIGKILL);
                 return true;
             }
             return false;
@@ -785,13 +780,8 @@ impl Task {
             let _ = self.write_obj(self.clear_child_tid, &0i32);
             crate::syscalls::futex_wake(self, self.clear_child_tid, 1);
         }
-        lock(&self.proc.threads).retain(|t| !Arc::ptr_eq(t, &self.thread));
-        lock(&k.tree).threads.remove(&self.thread.tid);
-        // The process may have ended while we were unregistering.
-        let now_last = lock(&self.proc.threads).iter().all(|t| t.is_gone());
-        if now_last {
-            let status = (*lock(&self.proc.group_exit)).unwrap_or(self.exit.unwrap_or(0));
-            k.exit_process(&self.proc, status);
+        // The others may all have ended while we were unregistering.
+        if leave_process(&self.proc, &self.thread, self.exit.unwrap_or(0)) {
             self.stub.kill();
             return true;
         }
@@ -848,31 +838,21 @@ pub fn start_init_process(
     let mut tree = lock(&k.tree);
     let pid = tree.alloc_pid();
     let thread = Thread::new(pid, ThreadSignals::default());
-    let proc = Arc::new(Process {
+    let proc = Process::new(ProcessParts {
         pid,
-        fds: Mutex::new(fds),
-        fs: Mutex::new(fs),
-        sig: Mutex::new(SignalState::default()),
-        creds: Mutex::new(creds),
-        rlimits: Mutex::new(rlimits),
-        exe: Mutex::new(ExeInfo {
+        fds,
+        fs,
+        sig: SignalState::default(),
+        creds,
+        rlimits,
+        exe: ExeInfo {
             path: path.clone(),
             argv: argv.clone(),
             comm: Vec::new(),
-        }),
-        threads: Mutex::new(vec![thread.clone()]),
-        stub_tgid: AtomicI32::new(0),
-        mm: Mutex::new(MemoryManager::default()),
-        group_exit: Mutex::new(None),
-        itimer_real: Default::default(),
-        cpu_timers: Default::default(),
-        cpu_limit_sent: Default::default(),
-        job_stopped: Default::default(),
-        fatal_signal: Default::default(),
-        vfork_done: (Mutex::new(false), Condvar::new()),
-        start: Instant::now(),
-        rusage_self: Default::default(),
-        rusage_children: Default::default(),
+        },
+        thread: thread.clone(),
+        stub_tgid: 0,
+        mm: MemoryManager::default(),
     });
     tree.procs.insert(
         pid,
