@@ -78,7 +78,7 @@ impl OverlayFs {
         let fs = OverlayFs::new();
         let ino = fs.next_ino.fetch_add(1, Ordering::Relaxed);
         let meta = new_meta(
-            &fs,
+            fs.dev,
             ino,
             libc::S_IFDIR | (mode & 0o7777),
             CreateCtx { uid: 0, gid: 0 },
@@ -126,10 +126,11 @@ pub struct OvNode {
     state: Mutex<OvState>,
 }
 
-fn new_meta(fs: &OverlayFs, ino: u64, mode: u32, ctx: CreateCtx) -> FileStat {
+/// Metadata of a node created now in the upper layer.
+fn new_meta(dev: u64, ino: u64, mode: u32, ctx: CreateCtx) -> FileStat {
     let (s, ns) = now();
     FileStat {
-        dev: fs.dev,
+        dev,
         ino,
         mode,
         nlink: if mode & libc::S_IFMT == libc::S_IFDIR {
@@ -183,7 +184,11 @@ impl OvNode {
 
     /// State of a node that exists only in the upper layer.
     fn upper_state(mode: u32, ctx: CreateCtx) -> OvState {
-        OvState::default().with_meta(mode, ctx)
+        // dev and ino are filled in when the node is inserted.
+        OvState {
+            meta: Some(new_meta(0, 0, mode, ctx)),
+            ..Default::default()
+        }
     }
 
     fn lock(&self) -> VfsResult<MutexGuard<'_, OvState>> {
@@ -332,31 +337,6 @@ impl OvNode {
             .downcast_ref::<OvNode>()
             .ok_or(Errno::EXDEV)?
             .arc()
-    }
-}
-
-impl OvState {
-    fn with_meta(mut self, mode: u32, ctx: CreateCtx) -> OvState {
-        let (s, ns) = now();
-        self.meta = Some(FileStat {
-            mode,
-            nlink: if mode & libc::S_IFMT == libc::S_IFDIR {
-                2
-            } else {
-                1
-            },
-            uid: ctx.uid,
-            gid: ctx.gid,
-            blksize: 4096,
-            atime_sec: s,
-            atime_nsec: ns,
-            mtime_sec: s,
-            mtime_nsec: ns,
-            ctime_sec: s,
-            ctime_nsec: ns,
-            ..Default::default()
-        });
-        self
     }
 }
 
