@@ -425,11 +425,7 @@ pub fn dispatch(t: &mut Task) {
 
 // ---- helpers shared by the handlers ----------------------------------------
 
-/// Arguments arrive as u64 registers; these give them their C types.
-pub fn arg_i32(a: u64) -> i32 {
-    a as i32
-}
-
+/// An fd argument: registers are u64, fds are C ints.
 pub fn arg_fd(a: u64) -> i32 {
     a as i32
 }

@@ -29,11 +29,6 @@ impl Location {
         self.chain.len() == 1
     }
 
-    /// The last component's name ("" for the root).
-    pub fn name(&self) -> &[u8] {
-        &self.chain[self.chain.len() - 1].0
-    }
-
     /// The absolute path, as getcwd and /proc show it.
     pub fn path(&self) -> Vec<u8> {
         if self.is_root() {
