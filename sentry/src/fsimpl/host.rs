@@ -46,17 +46,6 @@ impl HostFile {
             seekable,
         }
     }
-
-    /// Retries a host call cut short by the sentry's interrupt signal
-    /// unless the task now has a signal to take (then EINTR goes up).
-    fn retry<T>(mut f: impl FnMut() -> Result<T, Errno>) -> Result<T, Errno> {
-        loop {
-            match f() {
-                Err(Errno::EINTR) if !crate::kernel::interrupted() => continue,
-                other => return other,
-            }
-        }
-    }
 }
 
 impl FileOps for HostFile {
@@ -67,9 +56,9 @@ impl FileOps for HostFile {
     fn read_at(&self, buf: &mut [u8], off: u64) -> VfsResult<usize> {
         let fd = self.fd.as_raw_fd();
         if self.seekable {
-            Self::retry(|| nix::sys::uio::pread(&self.fd, buf, off as i64))
+            retry_host(|| nix::sys::uio::pread(&self.fd, buf, off as i64))
         } else {
-            Self::retry(|| nix::unistd::read(fd, buf))
+            retry_host(|| nix::unistd::read(fd, buf))
         }
     }
 
@@ -79,9 +68,9 @@ impl FileOps for HostFile {
             return Err(Errno::EBADF);
         }
         if self.seekable {
-            Self::retry(|| nix::sys::uio::pwrite(&self.fd, buf, off as i64))
+            retry_host(|| nix::sys::uio::pwrite(&self.fd, buf, off as i64))
         } else {
-            Self::retry(|| nix::unistd::write(&self.fd, buf))
+            retry_host(|| nix::unistd::write(&self.fd, buf))
         }
     }
 
@@ -90,14 +79,14 @@ impl FileOps for HostFile {
     }
 
     fn read_stream(&self, buf: &mut [u8]) -> VfsResult<usize> {
-        Self::retry(|| nix::unistd::read(self.fd.as_raw_fd(), buf))
+        retry_host(|| nix::unistd::read(self.fd.as_raw_fd(), buf))
     }
 
     fn write_stream(&self, buf: &[u8]) -> VfsResult<usize> {
         if self.kind == HostKind::File {
             return Err(Errno::EBADF);
         }
-        Self::retry(|| nix::unistd::write(&self.fd, buf))
+        retry_host(|| nix::unistd::write(&self.fd, buf))
     }
 
     fn host_lseek(&self, off: i64, whence: i32) -> VfsResult<u64> {
@@ -160,5 +149,16 @@ pub fn stat_from_host(st: &libc::stat) -> FileStat {
         mtime_nsec: st.st_mtime_nsec,
         ctime_sec: st.st_ctime,
         ctime_nsec: st.st_ctime_nsec,
+    }
+}
+
+/// Retries a host call cut short by the sentry's interrupt signal unless
+/// the task now has a signal to take (then EINTR goes up).
+pub fn retry_host<T>(mut f: impl FnMut() -> Result<T, Errno>) -> Result<T, Errno> {
+    loop {
+        match f() {
+            Err(Errno::EINTR) if !crate::kernel::interrupted() => continue,
+            other => return other,
+        }
     }
 }

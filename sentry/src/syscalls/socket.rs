@@ -10,10 +10,10 @@ use nix::errno::Errno;
 
 use super::file::{get_file, install_fd};
 use super::{arg_fd, SysResult};
-use crate::fsimpl::host::{HostFile, HostKind};
+use crate::fsimpl::host::{retry_host, HostFile, HostKind};
 use crate::kernel::signals::{info_sender, SI_USER};
 use crate::kernel::task::Task;
-use crate::kernel::{interrupted, kernel, lock};
+use crate::kernel::{kernel, lock};
 use crate::vfs::OpenFile;
 
 const MAX_IO: usize = 1 << 20;
@@ -93,21 +93,6 @@ fn socket_fd(t: &Task, fd: i32) -> Result<(Arc<OpenFile>, RawFd), Errno> {
     Ok((f, h))
 }
 
-/// Runs a host socket call, retrying when the sentry's interrupt signal cut
-/// it short for nothing the task must handle.
-fn retry(mut f: impl FnMut() -> isize) -> Result<usize, Errno> {
-    loop {
-        let r = f();
-        if r >= 0 {
-            return Ok(r as usize);
-        }
-        match Errno::last() {
-            Errno::EINTR if !interrupted() => continue,
-            e => return Err(e),
-        }
-    }
-}
-
 const SEND_FLAGS: i32 =
     libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL | libc::MSG_MORE | libc::MSG_EOR | libc::MSG_CONFIRM;
 const RECV_FLAGS: i32 = libc::MSG_DONTWAIT
@@ -131,7 +116,10 @@ fn do_send(t: &Task, fd: i32, data: &[u8], flags: i32) -> SysResult {
     let (f, h) = socket_fd(t, fd)?;
     let fl = nonblock(&f, flags) | libc::MSG_NOSIGNAL;
     // SAFETY: send from our own buffer on the sentry's socket.
-    let r = retry(|| unsafe { libc::send(h, data.as_ptr().cast(), data.len(), fl) });
+    let r = retry_host(|| {
+        Errno::result(unsafe { libc::send(h, data.as_ptr().cast(), data.len(), fl) })
+            .map(|n| n as usize)
+    });
     if r == Err(Errno::EPIPE) && flags & libc::MSG_NOSIGNAL == 0 {
         let uid = lock(&t.proc.creds).ruid;
         kernel().send_signal_thread(
@@ -152,7 +140,10 @@ fn do_recv(t: &Task, fd: i32, len: usize, flags: i32) -> Result<(Vec<u8>, usize)
     let fl = nonblock(&f, flags & !libc::MSG_CMSG_CLOEXEC);
     let mut buf = vec![0u8; len.min(MAX_IO)];
     // SAFETY: recv into our own buffer on the sentry's socket.
-    let n = retry(|| unsafe { libc::recv(h, buf.as_mut_ptr().cast(), buf.len(), fl) })?;
+    let n = retry_host(|| {
+        Errno::result(unsafe { libc::recv(h, buf.as_mut_ptr().cast(), buf.len(), fl) })
+            .map(|n| n as usize)
+    })?;
     Ok((buf, n))
 }
 
