@@ -106,7 +106,6 @@ differential_tests! {
     mm_brk => "mm/brk.c",
     mm_mmap => "mm/mmap.c",
     mm_mmap_file => "mm/mmap_file.c",
-    #[ignore = "MAP_SHARED writable file mappings are not implemented yet (filesystem issue)"]
     mm_mmap_shared_file => "mm/mmap_shared_file.c",
     process_ids => "process/ids.c",
     process_wait => "process/wait.c",

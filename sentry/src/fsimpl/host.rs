@@ -78,6 +78,19 @@ impl FileOps for HostFile {
         self.kind == HostKind::Stdio
     }
 
+    fn mmap_backing(&self) -> VfsResult<Option<crate::vfs::MmapBacking>> {
+        if self.kind != HostKind::File {
+            return Ok(None);
+        }
+        // The gofer donated this fd read-only, so the host itself refuses
+        // a writable shared mapping of it.
+        let st = nix::sys::stat::fstat(self.fd.as_raw_fd())?;
+        Ok(Some(crate::vfs::MmapBacking {
+            fd: self.fd.as_raw_fd(),
+            id: (1 << 63) | ((st.st_dev as u64) << 40) ^ st.st_ino as u64,
+        }))
+    }
+
     fn read_stream(&self, buf: &mut [u8]) -> VfsResult<usize> {
         retry_host(|| nix::unistd::read(self.fd.as_raw_fd(), buf))
     }

@@ -15,43 +15,11 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use nix::errno::Errno;
 
+use super::file_data::FileData;
 use super::simple::DirFile;
 use crate::vfs::{
-    now, CreateCtx, DirEntry, FileOps, FileStat, FileType, Inode, SetAttr, VfsResult,
+    now, CreateCtx, DirEntry, FileOps, FileStat, FileType, Inode, MmapBacking, SetAttr, VfsResult,
 };
-
-/// Bytes held by all in-memory file data (upper layers and tmpfs).
-static MEM_USED: AtomicU64 = AtomicU64::new(0);
-
-/// The most in-memory file data the sandbox may hold: half the machine's
-/// memory, tmpfs's default. Past it writes fail with ENOSPC instead of
-/// letting a container exhaust the host (or abort the sentry).
-fn mem_limit() -> u64 {
-    static LIMIT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *LIMIT.get_or_init(|| {
-        nix::sys::sysinfo::sysinfo()
-            .map(|s| s.ram_total() / 2)
-            .unwrap_or(1 << 30)
-    })
-}
-
-/// Resizes file data, charging the growth to the sandbox-wide limit.
-fn resize_data(d: &mut Vec<u8>, new_len: usize) -> VfsResult<()> {
-    let old = d.len() as u64;
-    let new = new_len as u64;
-    if new > old {
-        let grow = new - old;
-        let used = MEM_USED.fetch_add(grow, Ordering::SeqCst);
-        if used + grow > mem_limit() || d.try_reserve(new_len - d.len()).is_err() {
-            MEM_USED.fetch_sub(grow, Ordering::SeqCst);
-            return Err(Errno::ENOSPC);
-        }
-    } else {
-        MEM_USED.fetch_sub(old - new, Ordering::SeqCst);
-    }
-    d.resize(new_len, 0);
-    Ok(())
-}
 
 pub struct OverlayFs {
     dev: u64,
@@ -107,7 +75,7 @@ struct OvState {
     /// Upper metadata; None while the node is only in the lower layer.
     meta: Option<FileStat>,
     /// Upper data of a regular file; None while reads go to the lower file.
-    data: Option<Vec<u8>>,
+    data: Option<FileData>,
     /// Upper symlink target.
     link: Option<Vec<u8>>,
     children: HashMap<Vec<u8>, Child>,
@@ -298,18 +266,16 @@ impl OvNode {
     fn copy_up_data(&self, st: &mut OvState) -> VfsResult<()> {
         self.copy_up_meta(st)?;
         if st.data.is_none() {
-            let mut data = Vec::new();
+            let mut data = FileData::default();
             if let Some(lower) = &self.lower {
                 let f = lower.open(libc::O_RDONLY)?;
                 let mut buf = vec![0u8; 1 << 16];
                 loop {
-                    let n = f.read_at(&mut buf, data.len() as u64)?;
+                    let n = f.read_at(&mut buf, data.len())?;
                     if n == 0 {
                         break;
                     }
-                    let at = data.len();
-                    resize_data(&mut data, at + n)?;
-                    data[at..].copy_from_slice(&buf[..n]);
+                    data.write_at(&buf[..n], data.len())?;
                 }
             }
             st.data = Some(data);
@@ -337,16 +303,6 @@ impl OvNode {
             .downcast_ref::<OvNode>()
             .ok_or(Errno::EXDEV)?
             .arc()
-    }
-}
-
-impl Drop for OvNode {
-    fn drop(&mut self) {
-        if let Ok(st) = self.state.get_mut() {
-            if let Some(d) = &st.data {
-                MEM_USED.fetch_sub(d.len() as u64, Ordering::SeqCst);
-            }
-        }
     }
 }
 
@@ -455,7 +411,7 @@ impl Inode for OvNode {
             self.copy_up_data(&mut st)?;
             if flags & libc::O_TRUNC != 0 {
                 if let Some(d) = st.data.as_mut() {
-                    resize_data(d, 0)?;
+                    d.resize(0)?;
                 }
             }
         }
@@ -468,7 +424,7 @@ impl Inode for OvNode {
 
     fn create(&self, name: &[u8], mode: u32, ctx: CreateCtx) -> VfsResult<Arc<dyn Inode>> {
         let mut state = OvNode::upper_state(libc::S_IFREG | (mode & 0o7777), ctx);
-        state.data = Some(Vec::new());
+        state.data = Some(FileData::default());
         Ok(self.insert_new(name, FileType::Regular, state)?)
     }
 
@@ -590,7 +546,7 @@ impl Inode for OvNode {
         }
         let (s, ns) = now();
         if let (Some(size), Some(d)) = (attr.size, st.data.as_mut()) {
-            resize_data(d, usize::try_from(size).map_err(|_| Errno::EFBIG)?)?;
+            d.resize(size)?;
         }
         let m = st.meta.as_mut().ok_or(Errno::EIO)?;
         if let Some(mode) = attr.mode {
@@ -627,12 +583,12 @@ pub struct MemFile {
 impl MemFile {
     fn with_data<T>(
         &self,
-        f: impl FnOnce(&mut Vec<u8>, &mut Option<FileStat>) -> T,
+        f: impl FnOnce(&mut FileData, &mut Option<FileStat>) -> VfsResult<T>,
     ) -> VfsResult<T> {
         let mut st = self.node.lock()?;
         let OvState { data, meta, .. } = &mut *st;
         let d = data.as_mut().ok_or(Errno::EIO)?;
-        Ok(f(d, meta))
+        f(d, meta)
     }
 }
 
@@ -648,41 +604,27 @@ fn touch_mtime(meta: &mut Option<FileStat>) {
 
 impl FileOps for MemFile {
     fn read_at(&self, buf: &mut [u8], off: u64) -> VfsResult<usize> {
-        self.with_data(|d, _| {
-            let off = off.min(d.len() as u64) as usize;
-            let n = buf.len().min(d.len() - off);
-            buf[..n].copy_from_slice(&d[off..off + n]);
-            n
-        })
+        self.with_data(|d, _| d.read_at(buf, off))
     }
 
     fn write_at(&self, buf: &[u8], off: u64) -> VfsResult<usize> {
-        let end = off.checked_add(buf.len() as u64).ok_or(Errno::EFBIG)?;
-        if end > (1 << 40) {
-            return Err(Errno::EFBIG);
-        }
         self.with_data(|d, meta| {
-            if d.len() < end as usize {
-                resize_data(d, end as usize)?;
-            }
-            d[off as usize..end as usize].copy_from_slice(buf);
+            let n = d.write_at(buf, off)?;
             touch_mtime(meta);
-            Ok(buf.len())
-        })?
+            Ok(n)
+        })
     }
 
     fn append(&self, buf: &[u8]) -> VfsResult<(usize, u64)> {
         self.with_data(|d, meta| {
-            let at = d.len();
-            resize_data(d, at + buf.len())?;
-            d[at..].copy_from_slice(buf);
+            let n = d.write_at(buf, d.len())?;
             touch_mtime(meta);
-            Ok((buf.len(), d.len() as u64))
-        })?
+            Ok((n, d.len()))
+        })
     }
 
     fn size(&self) -> VfsResult<u64> {
-        self.with_data(|d, _| d.len() as u64)
+        self.with_data(|d, _| Ok(d.len()))
     }
 
     fn stat(&self) -> VfsResult<FileStat> {
@@ -694,24 +636,28 @@ impl FileOps for MemFile {
         let keep_size = mode & libc::FALLOC_FL_KEEP_SIZE != 0;
         let zero = mode & (libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_ZERO_RANGE) != 0;
         self.with_data(|d, meta| {
-            let size = d.len() as u64;
-            if !keep_size && end > size {
-                resize_data(d, usize::try_from(end).map_err(|_| Errno::EFBIG)?)?;
+            if !keep_size && end > d.len() {
+                d.resize(end)?;
             }
             if zero {
-                let stop = end.min(d.len() as u64) as usize;
-                let start = (off as usize).min(stop);
-                d[start..stop].fill(0);
+                d.zero_range(off, end)?;
                 touch_mtime(meta);
             }
             Ok(())
-        })?
+        })
     }
 
     fn truncate(&self, size: u64) -> VfsResult<()> {
         self.node.set_attr(&SetAttr {
             size: Some(size),
             ..Default::default()
+        })
+    }
+
+    fn mmap_backing(&self) -> VfsResult<Option<MmapBacking>> {
+        self.with_data(|d, _| {
+            let (fd, id) = d.mappable()?;
+            Ok(Some(MmapBacking { fd, id }))
         })
     }
 }

@@ -35,36 +35,102 @@ pub struct MemoryManager {
     pub brk_start: u64,
     /// Current program break.
     pub brk: u64,
-    /// MAP_SHARED|MAP_ANONYMOUS regions: (start, length, memory id). A fork
-    /// keeps the ids, so processes sharing the memory agree on futex keys.
-    pub shared: Vec<(u64, u64, u64)>,
+    /// Shared regions (MAP_SHARED anonymous memory and shared file
+    /// mappings). A fork keeps the ids, so processes sharing the memory
+    /// agree on futex keys.
+    pub shared: Vec<SharedRegion>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct SharedRegion {
+    pub start: u64,
+    pub len: u64,
+    /// Identity of the memory (anonymous region or file).
+    pub id: u64,
+    /// Offset of `start` within that memory.
+    pub offset: u64,
+    /// Whether the mapping may ever be writable: false for a file opened
+    /// read-only, whose mapping mprotect must not make writable (the
+    /// host fd behind it may be writable, e.g. an in-memory file's memfd).
+    pub may_write: bool,
 }
 
 static NEXT_SHARED_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
+/// Anonymous shared memory ids live apart from file ids.
+const ANON_ID_BASE: u64 = 1 << 62;
+
 impl MemoryManager {
-    pub fn add_shared(&mut self, start: u64, len: u64) {
-        self.forget(start, len);
-        self.shared.push((
+    /// Records a fresh MAP_SHARED|MAP_ANONYMOUS region.
+    pub fn add_shared_anon(&mut self, start: u64, len: u64) {
+        let id = ANON_ID_BASE + NEXT_SHARED_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.add_shared(SharedRegion {
             start,
             len,
-            NEXT_SHARED_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-        ));
+            id,
+            offset: 0,
+            may_write: true,
+        });
+    }
+
+    pub fn add_shared(&mut self, region: SharedRegion) {
+        self.forget(region.start, region.len);
+        self.shared.push(region);
     }
 
     /// Drops regions overlapping [start, start+len) (munmap, MAP_FIXED).
     pub fn forget(&mut self, start: u64, len: u64) {
         let end = start.saturating_add(len);
         self.shared
-            .retain(|(s, l, _)| *s >= end || s.saturating_add(*l) <= start);
+            .retain(|r| r.start >= end || r.start.saturating_add(r.len) <= start);
+    }
+
+    /// Whether [start, start+len) may be made writable (mprotect).
+    pub fn may_write(&self, start: u64, len: u64) -> bool {
+        let end = start.saturating_add(len);
+        !self
+            .shared
+            .iter()
+            .any(|r| !r.may_write && r.start < end && start < r.start.saturating_add(r.len))
+    }
+
+    /// Follows a successful mremap: shared regions in the old range move
+    /// to the new one (clipped to it); the region that ended at the old end
+    /// grows with the mapping.
+    pub fn remap(&mut self, old: u64, old_len: u64, new: u64, new_len: u64) {
+        let old_end = old.saturating_add(old_len);
+        let new_end = new.saturating_add(new_len);
+        let (moved, kept): (Vec<SharedRegion>, Vec<SharedRegion>) = self
+            .shared
+            .iter()
+            .partition(|r| r.start < old_end && old < r.start.saturating_add(r.len));
+        self.shared = kept;
+        self.forget(new, new_len);
+        for r in moved {
+            let start = r.start.max(old);
+            let mut end = r.start.saturating_add(r.len).min(old_end);
+            if end == old_end && new_len > old_len {
+                end = old + new_len;
+            }
+            let offset = r.offset + (start - r.start);
+            let (start, end) = (new + (start - old), (new + (end - old)).min(new_end));
+            if start < end {
+                self.shared.push(SharedRegion {
+                    start,
+                    len: end - start,
+                    offset,
+                    ..r
+                });
+            }
+        }
     }
 
     /// (memory id, offset) of a shared address, for shared futex keys.
     pub fn shared_key(&self, addr: u64) -> Option<(u64, u64)> {
         self.shared
             .iter()
-            .find(|(s, l, _)| addr >= *s && addr < s + l)
-            .map(|(s, _, id)| (*id, addr - s))
+            .find(|r| addr >= r.start && addr < r.start + r.len)
+            .map(|r| (r.id, r.offset + (addr - r.start)))
     }
 }
 
@@ -117,6 +183,29 @@ pub fn host_mmap(
     let got = result(raw)?;
     if overlaps_stub(got, len) {
         // Cannot happen (the stub page is mapped), but never hand it out.
+        let _ = host_munmap(stub, got, len);
+        return Err(Errno::ENOMEM);
+    }
+    Ok(got)
+}
+
+/// Injects a mapping of host file `fd` (a gofer-donated file or a memfd the
+/// sentry owns); `flags` must already be validated.
+pub fn host_map_fd(
+    stub: &mut Stub,
+    fd: std::os::fd::RawFd,
+    addr: u64,
+    len: u64,
+    prot: i32,
+    flags: i32,
+    offset: u64,
+) -> Result<u64, Errno> {
+    let flags = flags & !libc::MAP_ANONYMOUS;
+    let raw = stub
+        .map_host_fd(fd, addr, len, prot, flags, offset)
+        .map_err(platform_errno)?;
+    let got = result(raw)?;
+    if overlaps_stub(got, len) {
         let _ = host_munmap(stub, got, len);
         return Err(Errno::ENOMEM);
     }

@@ -6,6 +6,7 @@
 //! Memory-management calls are *injected* into the stub by the sentry after
 //! validation (see `mm`), at the stub's own `syscall; int3` sequence.
 
+pub mod fd_channel;
 pub mod ptrace;
 pub mod stub_image;
 

@@ -12,6 +12,7 @@ use nix::sys::uio::{process_vm_readv, process_vm_writev, RemoteIoVec};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use super::fd_channel::STUB_CHANNEL_FD;
 use super::stub_image::{
     StubImage, FORK_TRAP_RIP, INJECT_FORK, INJECT_SYSCALL, INJECT_TRAP_RIP, STUB_SCRATCH,
 };
@@ -63,6 +64,7 @@ impl Stub {
         let envp: [*const libc::c_char; 1] = [std::ptr::null()];
         let empty = c"";
         let image_fd = image.fd().as_raw_fd();
+        let channel_fd = image.channel_fd();
         // SAFETY: between fork and execveat the child only makes raw system
         // calls on memory prepared before the fork (no allocation, no locks),
         // which is what is allowed in the child of a multi-threaded process.
@@ -72,7 +74,15 @@ impl Stub {
         }
         if pid == 0 {
             // SAFETY: see above; every call is a plain syscall wrapper.
-            unsafe { stub_child(image_fd, argv.as_ptr(), envp.as_ptr(), empty.as_ptr()) }
+            unsafe {
+                stub_child(
+                    image_fd,
+                    channel_fd,
+                    argv.as_ptr(),
+                    envp.as_ptr(),
+                    empty.as_ptr(),
+                )
+            }
         }
         let pid = Pid::from_raw(pid);
         let mut stub = Stub {
@@ -439,6 +449,7 @@ impl Drop for Stub {
 /// Must only be called in the child of `fork()`; uses only raw syscalls.
 unsafe fn stub_child(
     image_fd: i32,
+    channel_fd: i32,
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
     empty: *const libc::c_char,
@@ -468,19 +479,20 @@ unsafe fn stub_child(
     let mut empty_set: libc::sigset_t = std::mem::zeroed();
     libc::sigemptyset(&mut empty_set);
     libc::sigprocmask(libc::SIG_SETMASK, &empty_set, std::ptr::null_mut());
-    // Keep only the image, as fd 3 with close-on-exec: the stub runs with
-    // no host fds at all.
-    let fd = if image_fd == 3 {
-        3
-    } else {
-        libc::dup2(image_fd, 3)
-    };
-    if fd != 3 {
+    // Keep only the image, as fd 3 with close-on-exec, and the fd channel
+    // as fd 4: the stub runs with no other host fd. Move both out of the
+    // way first so neither dup2 clobbers the other.
+    let image = libc::fcntl(image_fd, libc::F_DUPFD_CLOEXEC, 16);
+    let channel = libc::fcntl(channel_fd, libc::F_DUPFD_CLOEXEC, 16);
+    if image < 0
+        || channel < 0
+        || libc::dup3(image, 3, libc::O_CLOEXEC) != 3
+        || libc::dup2(channel, STUB_CHANNEL_FD) != STUB_CHANNEL_FD
+    {
         libc::_exit(126);
     }
-    libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC);
     libc::syscall(libc::SYS_close_range, 0u32, 2u32, 0u32);
-    libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32);
+    libc::syscall(libc::SYS_close_range, 5u32, u32::MAX, 0u32);
     if libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) != 0 {
         libc::_exit(125);
     }
@@ -600,5 +612,99 @@ impl Stub {
     /// Forgets a stub that died with its process (no kill, no reap).
     pub fn forget(&mut self) {
         self.alive = false;
+    }
+}
+
+impl Stub {
+    /// Maps host file `fd` into the stub: the fd is handed over the stub's
+    /// channel (see [`super::fd_channel`]), mapped with an injected `mmap`
+    /// and closed again. Returns the raw mmap result. The caller validated
+    /// every argument; `flags` must include exactly one of MAP_SHARED and
+    /// MAP_PRIVATE and must not include MAP_ANONYMOUS.
+    pub fn map_host_fd(
+        &mut self,
+        fd: std::os::fd::RawFd,
+        addr: u64,
+        len: u64,
+        prot: i32,
+        flags: i32,
+        offset: u64,
+    ) -> Result<i64, PlatformError> {
+        let channel = super::fd_channel::get().ok_or(PlatformError::Unexpected {
+            pid: self.pid.as_raw(),
+            what: "no fd channel".into(),
+        })?;
+        let pid = self.pid.as_raw();
+        channel
+            .donate(fd, |seq| {
+                let stub_fd = self.receive_fd(seq)?;
+                let mapped = self.inject(
+                    libc::SYS_mmap as u64,
+                    [addr, len, prot as u64, flags as u64, stub_fd as u64, offset],
+                );
+                let closed = self.inject(libc::SYS_close as u64, [stub_fd as u64, 0, 0, 0, 0, 0]);
+                let mapped = mapped?;
+                closed?;
+                Ok(mapped)
+            })
+            .map_err(|errno| PlatformError::Ptrace {
+                op: "fd donation",
+                pid,
+                errno,
+            })?
+    }
+
+    /// Injects `recvmsg` on the channel with its buffers in the scratch page
+    /// and returns the fd number the stub received.
+    fn receive_fd(&mut self, seq: u64) -> Result<i32, PlatformError> {
+        const MSG: u64 = STUB_SCRATCH;
+        const IOV: u64 = STUB_SCRATCH + 64;
+        const PAYLOAD: u64 = STUB_SCRATCH + 96;
+        const CONTROL: u64 = STUB_SCRATCH + 128;
+        // Room for exactly one fd: the kernel discards any extra ones.
+        const CONTROL_LEN: u64 = 24;
+        let mut req = [0u8; 160];
+        let mut put = |off: usize, v: u64| req[off..off + 8].copy_from_slice(&v.to_le_bytes());
+        // struct msghdr { name, namelen, iov, iovlen, control, controllen, flags }
+        put(16, IOV);
+        put(24, 1);
+        put(32, CONTROL);
+        put(40, CONTROL_LEN);
+        // struct iovec { base, len }
+        put(64, PAYLOAD);
+        put(72, 8);
+        let pid = self.pid.as_raw();
+        let bad = |what: String| PlatformError::Unexpected { pid, what };
+        self.write_mem(MSG, &req)
+            .map_err(|e| bad(format!("writing the recvmsg request: {e}")))?;
+        let flags = (libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC) as u64;
+        let got = self.inject(
+            libc::SYS_recvmsg as u64,
+            [STUB_CHANNEL_FD as u64, MSG, flags, 0, 0, 0],
+        )?;
+        if got != 8 {
+            return Err(bad(format!("channel recvmsg gave {got}")));
+        }
+        let mut back = [0u8; 160];
+        self.read_mem(MSG, &mut back)
+            .map_err(|e| bad(format!("reading the recvmsg reply: {e}")))?;
+        let word = |off: usize| u64::from_le_bytes(back[off..off + 8].try_into().unwrap_or([0; 8]));
+        let int = |off: usize| i32::from_le_bytes(back[off..off + 4].try_into().unwrap_or([0; 4]));
+        let fd = int(144);
+        let well_formed = word(96) == seq
+            && word(128) == 20
+            && int(136) == libc::SOL_SOCKET
+            && int(140) == libc::SCM_RIGHTS
+            && fd >= 0
+            && fd != STUB_CHANNEL_FD;
+        if !well_formed {
+            // The application overwrote the scratch page under us (or a
+            // stale datagram arrived): close whatever came and fail.
+            if fd >= 0 && fd != STUB_CHANNEL_FD {
+                let _ = self.inject(libc::SYS_close as u64, [fd as u64, 0, 0, 0, 0, 0]);
+            }
+            return Err(bad("malformed fd donation".into()));
+        }
+        Ok(fd)
     }
 }

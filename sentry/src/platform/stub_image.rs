@@ -93,6 +93,9 @@ fn put64(b: &mut [u8], off: usize, v: u64) {
 /// The stub image, ready to be `execveat`ed.
 pub struct StubImage {
     fd: OwnedFd,
+    /// The end of the fd channel every stub inherits as
+    /// [`super::fd_channel::STUB_CHANNEL_FD`].
+    channel_fd: std::os::fd::RawFd,
 }
 
 impl StubImage {
@@ -111,7 +114,12 @@ impl StubImage {
             std::os::fd::AsRawFd::as_raw_fd(&fd),
             nix::fcntl::FcntlArg::F_ADD_SEALS(nix::fcntl::SealFlag::from_bits_truncate(seals)),
         )?;
-        Ok(StubImage { fd })
+        let channel_fd = super::fd_channel::init()?;
+        Ok(StubImage { fd, channel_fd })
+    }
+
+    pub fn channel_fd(&self) -> std::os::fd::RawFd {
+        self.channel_fd
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {

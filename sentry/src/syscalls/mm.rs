@@ -76,13 +76,12 @@ pub fn mmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
         let addr = mm::host_mmap(&mut t.stub, hint, len_pg, prot, flags)?;
         let mut m = crate::kernel::lock(&t.proc.mm);
         if shared {
-            m.add_shared(addr, len_pg);
+            m.add_shared_anon(addr, len_pg);
         } else {
             m.forget(addr, len_pg);
         }
         return Ok(addr);
     }
-    // File mapping: a private copy of the file's bytes.
     let file = get_file(t, fd)?;
     if !file.readable() {
         return Err(Errno::EACCES);
@@ -90,15 +89,51 @@ pub fn mmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if !file.ops.seekable() || file.ops.is_dir() {
         return Err(Errno::ENODEV);
     }
-    if shared && prot & libc::PROT_WRITE != 0 {
-        if !file.writable() || file.flags() & libc::O_APPEND != 0 {
-            return Err(Errno::EACCES);
+    if shared
+        && prot & libc::PROT_WRITE != 0
+        && (!file.writable() || file.flags() & libc::O_APPEND != 0)
+    {
+        return Err(Errno::EACCES);
+    }
+    if off
+        .checked_add(len_pg)
+        .is_none_or(|end| end > i64::MAX as u64)
+    {
+        return Err(Errno::EOVERFLOW);
+    }
+    let sharing = if shared {
+        libc::MAP_SHARED
+    } else {
+        libc::MAP_PRIVATE
+    };
+    let map_flags =
+        (flags & !(libc::MAP_SHARED | libc::MAP_PRIVATE | libc::MAP_SHARED_VALIDATE)) | sharing;
+    if let Some(backing) = file.ops.mmap_backing()? {
+        // The file's own pages: shared mappings see each other's writes
+        // and write(2), as on Linux.
+        let addr = mm::host_map_fd(&mut t.stub, backing.fd, hint, len_pg, prot, map_flags, off)?;
+        let mut m = crate::kernel::lock(&t.proc.mm);
+        if shared {
+            m.add_shared(mm::SharedRegion {
+                start: addr,
+                len: len_pg,
+                id: backing.id,
+                offset: off,
+                may_write: file.writable() && file.flags() & libc::O_APPEND == 0,
+            });
+        } else {
+            m.forget(addr, len_pg);
         }
+        return Ok(addr);
+    }
+    // No host fd behind the file (/proc, devices): a private copy of its
+    // bytes; a writable shared mapping of such a file is not supported.
+    if shared && prot & libc::PROT_WRITE != 0 {
         crate::kernel::kernel()
-            .log_unimplemented(u64::MAX, "mmap(MAP_SHARED|PROT_WRITE) of a file");
+            .log_unimplemented(u64::MAX, "mmap(MAP_SHARED|PROT_WRITE) of a special file");
         return Err(Errno::ENODEV);
     }
-    let map_flags = (flags & !(libc::MAP_SHARED | libc::MAP_SHARED_VALIDATE)) | libc::MAP_PRIVATE;
+    let map_flags = (map_flags & !libc::MAP_SHARED) | libc::MAP_PRIVATE;
     let rw = libc::PROT_READ | libc::PROT_WRITE;
     let base = mm::host_mmap(&mut t.stub, hint, len_pg, rw, map_flags)?;
     crate::kernel::lock(&t.proc.mm).forget(base, len_pg);
@@ -162,6 +197,9 @@ pub fn mprotect(t: &mut Task, a: &[u64; 6]) -> SysResult {
         return Ok(0);
     }
     let len = check_range(a[0], a[1])?;
+    if prot & libc::PROT_WRITE != 0 && !crate::kernel::lock(&t.proc.mm).may_write(a[0], len) {
+        return Err(Errno::EACCES);
+    }
     mm::host_mprotect(&mut t.stub, a[0], len, prot)
 }
 
@@ -185,7 +223,14 @@ pub fn mremap(t: &mut Task, a: &[u64; 6]) -> SysResult {
     {
         return Err(Errno::EINVAL);
     }
-    mm::host_mremap(&mut t.stub, old, old_len, new_len, flags, new_addr)
+    let got = mm::host_mremap(&mut t.stub, old, old_len, new_len, flags, new_addr)?;
+    let mut m = crate::kernel::lock(&t.proc.mm);
+    m.remap(old, page_up(old_len).unwrap_or(old_len), got, new_pg);
+    if flags & libc::MREMAP_DONTUNMAP != 0 {
+        // The old range stays mapped, as fresh private memory.
+        m.forget(old, old_len);
+    }
+    Ok(got)
 }
 
 pub fn madvise(t: &mut Task, a: &[u64; 6]) -> SysResult {

@@ -82,10 +82,26 @@ pub trait FileOps: Send + Sync {
     fn is_tty(&self) -> bool {
         false
     }
+    /// A host fd the file's pages can be mapped from directly (gofer files,
+    /// in-memory files once moved into a memfd). None: a private mapping
+    /// gets a copy of the bytes and a shared writable one is refused.
+    fn mmap_backing(&self) -> VfsResult<Option<MmapBacking>> {
+        Ok(None)
+    }
     /// Whether a failing write with EPIPE should raise SIGPIPE.
     fn is_pipe(&self) -> bool {
         false
     }
+}
+
+/// Where a file's pages come from for mmap.
+#[derive(Clone, Copy, Debug)]
+pub struct MmapBacking {
+    /// Host fd, valid while the file is open.
+    pub fd: std::os::fd::RawFd,
+    /// Identity of the underlying memory, so that every process mapping
+    /// the file agrees on shared futex keys.
+    pub id: u64,
 }
 
 /// An open file description, shared by dup'd fds and across fork.

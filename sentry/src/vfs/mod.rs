@@ -17,7 +17,7 @@ use std::sync::{Arc, RwLock};
 
 use nix::errno::Errno;
 
-pub use file::{FileOps, OpenFile};
+pub use file::{FileOps, MmapBacking, OpenFile};
 pub use gofer::protocol::FileStat;
 pub use path::Location;
 
