@@ -447,3 +447,19 @@ fn syscalls_table_lists_support_levels() {
         "`read` (implemented) and `io_uring_setup` (not implemented) show the same support level"
     );
 }
+
+/// Python's multiprocessing, threading, subprocess and signals in the Debian
+/// bundle give the same output as under runc.
+#[test]
+fn debian_bundle_python_processes_threads_signals() {
+    let rootfs = debian_rootfs();
+    let script = std::fs::read_to_string(repo_root().join("tests/scripts/python_concurrency.py"))
+        .expect("read the script");
+    let args = ["/usr/bin/python3", "-c", script.as_str()];
+    let out = run_bundle_timeout(&rootfs, &args, &[], long_timeout());
+    assert_success("rvisor run (python concurrency)", &out);
+    match run_runc_bundle(&rootfs, &args, &[]) {
+        Some(reference) => assert_same_output_named("runc", &reference, "rvisor", &out),
+        None => assert!(stdout_str(&out).contains("shared counter: 600 [0, 0, 0]")),
+    }
+}
