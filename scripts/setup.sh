@@ -5,7 +5,7 @@
 #  2. builds the root-filesystem fixtures, cached OUTSIDE the repository in
 #     ${RVISOR_FIXTURES:-/var/cache/rvisor/fixtures}:
 #       busybox/rootfs   static busybox + one symlink per applet
-#       debian/rootfs    debootstrap --variant=minbase --include=python3 bookworm
+#       debian/rootfs    debootstrap --variant=minbase --include=$DEBIAN_PACKAGES bookworm
 #     Each fixture is built in a temporary directory next to its final place
 #     and renamed into place only when complete, so an interrupted run never
 #     leaves a half-built fixture behind; a fixture that exists is reused.
@@ -17,6 +17,11 @@ set -euo pipefail
 
 FIXTURES="${RVISOR_FIXTURES:-/var/cache/rvisor/fixtures}"
 SUITE="${RVISOR_DEBIAN_SUITE:-bookworm}"
+# What the Debian fixture adds to minbase: python3 for the interpreter tests,
+# gcc and make for building a C program inside the sandbox.
+DEBIAN_PACKAGES="python3,gcc,make,libc6-dev"
+# Programs whose presence marks a complete, current Debian fixture.
+DEBIAN_MARKERS="usr/bin/python3 usr/bin/gcc usr/bin/make"
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -173,7 +178,11 @@ build_busybox() {
 # --------------------------------------------------------------------------
 build_debian() {
     local dest="$FIXTURES/debian/rootfs"
-    if [ -x "$dest/usr/bin/python3" ]; then
+    local m complete=1
+    for m in $DEBIAN_MARKERS; do
+        [ -x "$dest/$m" ] || complete=0
+    done
+    if [ "$complete" = 1 ]; then
         log "debian rootfs: cached at $dest"
         return
     fi
@@ -182,16 +191,16 @@ build_debian() {
     $SUDO mkdir -p "$FIXTURES/debian"
     remove_stale "$FIXTURES/debian" 'rootfs.tmp.*'
     if [ -e "$dest" ]; then
-        log "removing incomplete $dest"
+        log "removing incomplete or outdated $dest"
         umount_below "$dest"
         $SUDO rm -rf --one-file-system "$dest"
     fi
     local tmp="$FIXTURES/debian/rootfs.tmp.$$"
-    log "debian rootfs: debootstrap --variant=minbase --include=python3 $SUITE (mirror $mirror); this takes a few minutes"
+    log "debian rootfs: debootstrap --variant=minbase --include=$DEBIAN_PACKAGES $SUITE (mirror $mirror); this takes a few minutes"
     local logf="$FIXTURES/debian/debootstrap.log"
     # shellcheck disable=SC2064
     trap "umount_below '$tmp'; $SUDO rm -rf --one-file-system '$tmp'" EXIT
-    if ! $SUDO debootstrap --variant=minbase --include=python3 "$SUITE" "$tmp" "$mirror" >"$logf" 2>&1; then
+    if ! $SUDO debootstrap --variant=minbase --include="$DEBIAN_PACKAGES" "$SUITE" "$tmp" "$mirror" >"$logf" 2>&1; then
         tail -n 40 "$logf" >&2 || true
         if [ -f "$tmp/debootstrap/debootstrap.log" ]; then
             tail -n 40 "$tmp/debootstrap/debootstrap.log" >&2 || true
@@ -199,7 +208,9 @@ build_debian() {
         die "debootstrap failed (full log: $logf)"
     fi
     umount_below "$tmp"
-    [ -x "$tmp/usr/bin/python3" ] || die "debootstrap finished but $tmp/usr/bin/python3 is missing"
+    for m in $DEBIAN_MARKERS; do
+        [ -x "$tmp/$m" ] || die "debootstrap finished but $tmp/$m is missing"
+    done
     # Drop the apt package cache to keep the fixture small.
     $SUDO rm -rf "$tmp/var/cache/apt/archives/"*.deb
     $SUDO mv -T "$tmp" "$dest"

@@ -463,3 +463,24 @@ fn debian_bundle_python_processes_threads_signals() {
         None => assert!(stdout_str(&out).contains("shared counter: 600 [0, 0, 0]")),
     }
 }
+
+/// gcc and `make -j2` build a multi-file C program inside the Debian
+/// bundle, and the program runs, as under runc.
+#[test]
+fn debian_bundle_make_builds_c_program() {
+    let rootfs = debian_rootfs();
+    let script = std::fs::read_to_string(repo_root().join("tests/scripts/build_c_project.py"))
+        .expect("read the script");
+    let args = ["/usr/bin/python3", "-c", script.as_str()];
+    let env = ["PATH=/usr/local/bin:/usr/bin:/bin"];
+    let out = run_bundle_timeout(&rootfs, &args, &env, long_timeout());
+    assert_success("rvisor run (make -j2)", &out);
+    assert!(
+        stdout_str(&out).contains("BUILT INSIDE THE SANDBOX: mean 5.00 stddev 2.00"),
+        "{}",
+        describe_output("rvisor run (make -j2)", &out)
+    );
+    if let Some(reference) = run_runc_bundle(&rootfs, &args, &env) {
+        assert_same_output_named("runc", &reference, "rvisor", &out);
+    }
+}
