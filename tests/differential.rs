@@ -123,6 +123,7 @@ differential_tests! {
     time_cputimers => "time/cputimers.c",
     misc_sysinfo => "misc/sysinfo.c",
     misc_sched => "misc/sched.c",
+    tty_pty => "tty/pty.c",
 }
 
 /// Every .c file under tests/programs/<family>/ has a differential test

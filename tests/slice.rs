@@ -484,3 +484,14 @@ fn debian_bundle_make_builds_c_program() {
         assert_same_output_named("runc", &reference, "rvisor", &out);
     }
 }
+
+/// bash with job control in a pseudo-terminal the sandbox implements
+/// (/dev/ptmx, /dev/pts): background jobs, `jobs`, `kill %1`, and Ctrl-C
+/// and Ctrl-Z typed at the terminal reaching the foreground job. The
+/// script reports what a user sees; it must match the native run.
+#[test]
+fn do_bash_job_control_in_pty() {
+    let script = repo_root().join("tests/scripts/bash_job_control.py");
+    let script = script.to_str().expect("utf-8 path");
+    same_as_native(&["/usr/bin/python3", script]);
+}

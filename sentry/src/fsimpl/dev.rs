@@ -17,7 +17,7 @@ pub enum DevKind {
     Full,
     Random,
     URandom,
-    /// /dev/tty: the sandbox has no controlling terminal yet.
+    /// /dev/tty: the caller's controlling terminal (a devpts replica).
     Tty,
 }
 
@@ -67,7 +67,7 @@ impl Inode for DevNode {
     }
     fn open(&self, _flags: i32) -> VfsResult<Arc<dyn FileOps>> {
         if self.kind == DevKind::Tty {
-            return Err(Errno::ENXIO);
+            return super::devpts::open_controlling(_flags);
         }
         Ok(Arc::new(DevFile {
             kind: self.kind,
@@ -154,6 +154,7 @@ pub fn new_devfs() -> Arc<dyn Inode> {
             .with("stdout", Arc::new(Symlink::fixed("/proc/self/fd/1")))
             .with("stderr", Arc::new(Symlink::fixed("/proc/self/fd/2")))
             .with("shm", shm)
-            .with("pts", Arc::new(StaticDir::new(0o755))),
+            .with("ptmx", super::devpts::PtmxNode::new())
+            .with("pts", super::devpts::PtsDir::new()),
     )
 }

@@ -1,6 +1,7 @@
 //! Filesystem implementations behind the VFS (gVisor's `pkg/sentry/fsimpl`).
 
 pub mod dev;
+pub mod devpts;
 pub mod file_data;
 pub mod gofer;
 pub mod host;

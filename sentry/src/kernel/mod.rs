@@ -688,6 +688,20 @@ impl Kernel {
     /// Makes a thread notice a pending signal: its stub thread is stopped
     /// (the tracer sees a stray stop and delivers), and its sentry thread is
     /// interrupted if it is blocked in a host call or a wait.
+    /// Sends `sig` from the kernel (SI_KERNEL) to every live process of
+    /// process group `pgid` (terminal signals: ^C, ^Z, SIGWINCH, hangup).
+    pub fn signal_process_group(&self, pgid: i32, sig: i32) {
+        let targets: Vec<Arc<Process>> = lock(&self.tree)
+            .procs
+            .values()
+            .filter(|e| e.pgid == pgid && e.zombie.is_none())
+            .map(|e| e.proc.clone())
+            .collect();
+        for p in targets {
+            self.send_signal(&p, sig, signals::info_sender(sig, 0x80, 0, 0));
+        }
+    }
+
     pub fn kick(&self, proc: &Arc<Process>, target: &Arc<Thread>) {
         if current_thread()
             .map(|c| Arc::ptr_eq(&c, target))

@@ -336,6 +336,7 @@ pub fn fcntl(t: &mut Task, a: &[u64; 6]) -> SysResult {
         libc::F_SETFL => {
             let new = a[2] as i32;
             f.set_status_flags(new);
+            f.ops.set_nonblocking(new & libc::O_NONBLOCK != 0);
             if let Some(hfd) = f.ops.host_fd() {
                 // Host objects the sentry owns for this description (pipes,
                 // sockets, eventfd, timerfd) carry its O_NONBLOCK.
@@ -388,6 +389,11 @@ pub fn ioctl(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let fd = arg_fd(a[0]);
     let f = get_file(t, fd)?;
     let (cmd, arg) = (a[1] & 0xffff_ffff, a[2]);
+    if cmd != FIOCLEX && cmd != FIONCLEX && cmd != FIONBIO {
+        if let Some(end) = f.ops.terminal() {
+            return super::tty::ioctl(t, end, cmd, arg);
+        }
+    }
     match cmd {
         FIOCLEX | FIONCLEX => {
             lock(&t.proc.fds).set_cloexec(fd, cmd == FIOCLEX)?;
@@ -401,6 +407,7 @@ pub fn ioctl(t: &mut Task, a: &[u64; 6]) -> SysResult {
             } else {
                 fl & !libc::O_NONBLOCK
             });
+            f.ops.set_nonblocking(on != 0);
             return Ok(0);
         }
         FIONREAD => {

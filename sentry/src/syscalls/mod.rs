@@ -9,8 +9,8 @@
 //! copies), `fs` (paths and metadata), `mm` (memory), `process` (ids, fork,
 //! exec, wait, limits), `creds` (set*id), `signal`, `futex`, `poll` (poll,
 //! select, epoll), `eventfd` (eventfd, timerfd), `socket` (socketpairs),
-//! `time` (clocks, sleeps, interval timers) and `sys` (uname, getrandom,
-//! sysinfo).
+//! `time` (clocks, sleeps, interval timers), `tty` (pseudo-terminal ioctls)
+//! and `sys` (uname, getrandom, sysinfo).
 
 mod creds;
 mod eventfd;
@@ -24,6 +24,7 @@ mod signal;
 mod socket;
 mod sys;
 mod time;
+mod tty;
 
 use std::sync::OnceLock;
 
@@ -83,7 +84,7 @@ pub static TABLE: &[Row] = rows! {
     SYS_dup3 => file::dup3, Full;
     SYS_fcntl => file::fcntl, Partial("no F_SETOWN/F_*SIG, leases or seals; no deadlock detection");
     SYS_flock => file::flock, Full;
-    SYS_ioctl => file::ioctl, Partial("FIOCLEX, FIONCLEX, FIONBIO, FIONREAD, and termios/window size on terminals; ENOTTY otherwise");
+    SYS_ioctl => file::ioctl, Partial("FIOCLEX, FIONCLEX, FIONBIO, FIONREAD; on the sandbox's ptys termios(2), window size, job control (TIOCSCTTY, TIOC[GS]PGRP, TIOCGSID, TIOCNOTTY) and TIOCGPTN/TIOCSPTLCK/TIOCGPTPEER; termios and window size on a host terminal; ENOTTY otherwise");
     SYS_pipe => file::pipe, Full;
     SYS_pipe2 => file::pipe2, Full;
     SYS_getdents64 => file::getdents64, Full;
@@ -161,7 +162,7 @@ pub static TABLE: &[Row] = rows! {
     SYS_ftruncate => fs::ftruncate, Full;
     // mm
     SYS_brk => mm::brk, Full;
-    SYS_mmap => mm::mmap, Partial("file mappings are private copies: MAP_SHARED of a file is read-only and does not see later writes");
+    SYS_mmap => mm::mmap, Partial("MAP_SHARED and MAP_PRIVATE of rootfs and in-memory files map the file's own pages; files without a host fd (/proc) are private copies and refuse writable MAP_SHARED (ENODEV)");
     SYS_munmap => mm::munmap, Full;
     SYS_mprotect => mm::mprotect, Full;
     SYS_mremap => mm::mremap, Full;

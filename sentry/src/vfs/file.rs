@@ -88,6 +88,13 @@ pub trait FileOps: Send + Sync {
     fn mmap_backing(&self) -> VfsResult<Option<MmapBacking>> {
         Ok(None)
     }
+    /// O_NONBLOCK changed (fcntl F_SETFL, FIONBIO) on a file that blocks
+    /// in the sentry rather than on a host fd.
+    fn set_nonblocking(&self, _on: bool) {}
+    /// The pseudo-terminal behind this file, for terminal ioctls.
+    fn terminal(&self) -> Option<crate::fsimpl::devpts::TerminalEnd<'_>> {
+        None
+    }
     /// Whether a failing write with EPIPE should raise SIGPIPE.
     fn is_pipe(&self) -> bool {
         false
