@@ -107,6 +107,7 @@ differential_tests! {
     mm_mmap => "mm/mmap.c",
     mm_mmap_file => "mm/mmap_file.c",
     mm_mmap_shared_file => "mm/mmap_shared_file.c",
+    mm_mlock => "mm/mlock.c",
     process_ids => "process/ids.c",
     process_wait => "process/wait.c",
     process_signals => "process/signals.c",
@@ -123,6 +124,7 @@ differential_tests! {
     time_cputimers => "time/cputimers.c",
     misc_sysinfo => "misc/sysinfo.c",
     misc_sched => "misc/sched.c",
+    misc_hints => "misc/hints.c",
     tty_pty => "tty/pty.c",
 }
 

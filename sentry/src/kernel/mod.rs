@@ -161,6 +161,9 @@ pub struct Process {
     pub rusage_self: Mutex<Rusage>,
     /// Usage of reaped children (RUSAGE_CHILDREN).
     pub rusage_children: Mutex<Rusage>,
+    /// Nice value (-20..=19), emulated: it only shows in getpriority and
+    /// /proc; the host schedules all stubs alike.
+    pub nice: AtomicI32,
 }
 
 /// Resource usage in the units of struct rusage.
@@ -255,6 +258,7 @@ impl Process {
             start: Instant::now(),
             rusage_self: Default::default(),
             rusage_children: Default::default(),
+            nice: Default::default(),
         })
     }
 }

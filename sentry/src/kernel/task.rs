@@ -395,6 +395,10 @@ impl Task {
             stub_tgid: host_pid,
             mm: lock(&parent.mm).clone(),
         });
+        child.nice.store(
+            parent.nice.load(std::sync::atomic::Ordering::Relaxed),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let (pgid, sid) = tree
             .procs
             .get(&parent.pid)

@@ -212,6 +212,41 @@ pub fn host_map_fd(
     Ok(got)
 }
 
+/// mincore(2) of [addr, addr+len) in the stub, one byte per page, via the
+/// scratch page; ENOMEM where the range is not mapped. Also how the sentry
+/// checks a range is mapped (mlock).
+pub fn host_mincore(stub: &mut Stub, addr: u64, len: u64) -> Result<Vec<u8>, Errno> {
+    use crate::platform::stub_image::STUB_SCRATCH;
+    if overlaps_stub(addr, len) {
+        return Err(Errno::ENOMEM);
+    }
+    let pages = len.div_ceil(PAGE_SIZE);
+    let mut out = Vec::with_capacity(pages as usize);
+    let mut done = 0u64;
+    while done < pages {
+        let n = (pages - done).min(PAGE_SIZE);
+        let raw = stub
+            .inject(
+                libc::SYS_mincore as u64,
+                [
+                    addr + done * PAGE_SIZE,
+                    n * PAGE_SIZE,
+                    STUB_SCRATCH,
+                    0,
+                    0,
+                    0,
+                ],
+            )
+            .map_err(platform_errno)?;
+        result(raw)?;
+        let mut chunk = vec![0u8; n as usize];
+        stub.read_mem(STUB_SCRATCH, &mut chunk)?;
+        out.extend(chunk.iter().map(|b| b & 1));
+        done += n;
+    }
+    Ok(out)
+}
+
 pub fn host_munmap(stub: &mut Stub, addr: u64, len: u64) -> Result<u64, Errno> {
     if overlaps_stub(addr, len) {
         return Err(Errno::EINVAL);

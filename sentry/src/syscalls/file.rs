@@ -1007,3 +1007,30 @@ pub fn copy_file_range(t: &mut Task, a: &[u64; 6]) -> SysResult {
     }
     transfer_at(t, &input, &output, (in_addr, out_addr), len)
 }
+
+/// posix_fadvise: advice is only a hint; validated like Linux and ignored.
+pub fn fadvise64(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let f = get_file(t, arg_fd(a[0]))?;
+    if f.flags() & libc::O_PATH != 0 {
+        return Err(Errno::EBADF);
+    }
+    if f.ops.is_pipe() || !f.ops.seekable() {
+        return Err(Errno::ESPIPE);
+    }
+    if (a[2] as i64) < 0 || !(0..=5).contains(&(a[3] as i32)) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(0)
+}
+
+/// readahead: a hint too; Linux wants a readable regular file.
+pub fn readahead(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let f = get_file(t, arg_fd(a[0]))?;
+    if !f.readable() {
+        return Err(Errno::EBADF);
+    }
+    if f.ops.stat()?.mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(Errno::EINVAL);
+    }
+    Ok(0)
+}

@@ -4,6 +4,7 @@ use nix::errno::Errno;
 
 use super::file::get_file;
 use super::{arg_fd, SysResult};
+use crate::kernel::lock;
 use crate::kernel::task::Task;
 use crate::mm::{self, overlaps_stub, page_up, PAGE_SIZE, TASK_SIZE};
 
@@ -255,5 +256,88 @@ pub fn msync(_t: &mut Task, a: &[u64; 6]) -> SysResult {
     if flags & libc::MS_ASYNC != 0 && flags & libc::MS_SYNC != 0 {
         return Err(Errno::EINVAL);
     }
+    Ok(0)
+}
+
+/// The range an mlock-family call names: page-aligned around [addr, addr+len).
+fn lock_range(addr: u64, len: u64) -> Result<(u64, u64), Errno> {
+    let start = mm::page_down(addr);
+    let end = addr
+        .checked_add(len)
+        .and_then(page_up)
+        .ok_or(Errno::ENOMEM)?;
+    if end > TASK_SIZE {
+        return Err(Errno::ENOMEM);
+    }
+    Ok((start, end - start))
+}
+
+/// mlock, mlock2, munlock: checked like Linux (the range must be mapped;
+/// RLIMIT_MEMLOCK binds the unprivileged) but nothing is pinned in host
+/// memory: a sandbox may not lock the host's RAM.
+fn mlock_common(t: &mut Task, addr: u64, len: u64, locking: bool) -> SysResult {
+    let (start, len) = lock_range(addr, len)?;
+    if len == 0 {
+        return Ok(0);
+    }
+    if locking && lock(&t.proc.creds).euid != 0 {
+        let limit = t.proc.rlimit(libc::RLIMIT_MEMLOCK).rlim_cur;
+        if limit == 0 {
+            return Err(Errno::EPERM);
+        }
+        if len > limit {
+            return Err(Errno::ENOMEM);
+        }
+    }
+    mm::host_mincore(&mut t.stub, start, len)?;
+    Ok(0)
+}
+
+pub fn mlock(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    mlock_common(t, a[0], a[1], true)
+}
+
+pub fn mlock2(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    if a[2] & !(libc::MLOCK_ONFAULT as u64) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    mlock_common(t, a[0], a[1], true)
+}
+
+pub fn munlock(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    mlock_common(t, a[0], a[1], false)
+}
+
+pub fn mlockall(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let flags = a[0] as i32;
+    let known = libc::MCL_CURRENT | libc::MCL_FUTURE | libc::MCL_ONFAULT;
+    if flags == 0 || flags & !known != 0 || flags == libc::MCL_ONFAULT {
+        return Err(Errno::EINVAL);
+    }
+    if lock(&t.proc.creds).euid != 0 && t.proc.rlimit(libc::RLIMIT_MEMLOCK).rlim_cur == 0 {
+        return Err(Errno::EPERM);
+    }
+    Ok(0)
+}
+
+pub fn munlockall(_t: &mut Task, _a: &[u64; 6]) -> SysResult {
+    Ok(0)
+}
+
+/// mincore: which pages of a mapped range are resident, as the host says.
+pub fn mincore(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (addr, len, vec) = (a[0], a[1], a[2]);
+    if !addr.is_multiple_of(PAGE_SIZE) {
+        return Err(Errno::EINVAL);
+    }
+    let len_pg = page_up(len).ok_or(Errno::ENOMEM)?;
+    if addr.checked_add(len_pg).is_none_or(|e| e > TASK_SIZE) {
+        return Err(Errno::ENOMEM);
+    }
+    if len == 0 {
+        return Ok(0);
+    }
+    let pages = mm::host_mincore(&mut t.stub, addr, len_pg)?;
+    t.write_bytes(vec, &pages)?;
     Ok(0)
 }

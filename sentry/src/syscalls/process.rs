@@ -1,12 +1,13 @@
 //! Process syscalls: ids, fork/exec/exit/wait, limits, scheduling hints.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::errno::Errno;
 
 use super::SysResult;
 use crate::kernel::task::{exit_status, Task};
-use crate::kernel::{interrupted, kernel, lock, Rusage, RLIM_NLIMITS};
+use crate::kernel::{interrupted, kernel, lock, Process, Rusage, RLIM_NLIMITS};
 
 pub fn getpid(t: &mut Task, _a: &[u64; 6]) -> SysResult {
     Ok(t.pid() as u64)
@@ -736,4 +737,84 @@ pub fn clone3(t: &mut Task, a: &[u64; 6]) -> SysResult {
         0
     };
     clone(t, &[flags | exit_signal, sp, parent_tid, child_tid, tls, 0])
+}
+
+/// Processes a getpriority/setpriority `which`/`who` pair names.
+fn priority_targets(t: &Task, which: i32, who: i32) -> Result<Vec<Arc<Process>>, Errno> {
+    let tree = lock(&kernel().tree);
+    let live = tree.procs.values().filter(|e| e.zombie.is_none());
+    let found: Vec<Arc<Process>> = match which as u32 {
+        libc::PRIO_PROCESS => {
+            let pid = if who == 0 { t.pid() } else { who };
+            live.filter(|e| e.proc.pid == pid)
+                .map(|e| e.proc.clone())
+                .collect()
+        }
+        libc::PRIO_PGRP => {
+            let pg = if who == 0 {
+                tree.procs.get(&t.pid()).map(|e| e.pgid).unwrap_or(0)
+            } else {
+                who
+            };
+            live.filter(|e| e.pgid == pg)
+                .map(|e| e.proc.clone())
+                .collect()
+        }
+        libc::PRIO_USER => {
+            let uid = if who == 0 {
+                lock(&t.proc.creds).ruid
+            } else {
+                who as u32
+            };
+            live.filter(|e| lock(&e.proc.creds).ruid == uid)
+                .map(|e| e.proc.clone())
+                .collect()
+        }
+        _ => return Err(Errno::EINVAL),
+    };
+    if found.is_empty() {
+        return Err(Errno::ESRCH);
+    }
+    Ok(found)
+}
+
+/// getpriority: the raw syscall returns 20 - nice of the highest-priority
+/// (lowest nice) target.
+pub fn getpriority(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let targets = priority_targets(t, a[0] as i32, a[1] as i32)?;
+    let best = targets
+        .iter()
+        .map(|p| p.nice.load(std::sync::atomic::Ordering::Relaxed))
+        .min()
+        .unwrap_or(0);
+    Ok((20 - best) as u64)
+}
+
+/// setpriority: lowering the nice value needs privilege (CAP_SYS_NICE);
+/// changing another user's process needs a matching uid.
+pub fn setpriority(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let targets = priority_targets(t, a[0] as i32, a[1] as i32)?;
+    let nice = (a[2] as i32).clamp(-20, 19);
+    let (euid, privileged) = {
+        let c = lock(&t.proc.creds);
+        (c.euid, c.euid == 0)
+    };
+    let mut result = Ok(0);
+    for p in targets {
+        let (owner_r, owner_e) = {
+            let c = lock(&p.creds);
+            (c.ruid, c.euid)
+        };
+        if !privileged && euid != owner_r && euid != owner_e {
+            result = Err(Errno::EPERM);
+            continue;
+        }
+        let cur = p.nice.load(std::sync::atomic::Ordering::Relaxed);
+        if nice < cur && !privileged {
+            result = Err(Errno::EACCES);
+            continue;
+        }
+        p.nice.store(nice, std::sync::atomic::Ordering::Relaxed);
+    }
+    result
 }
