@@ -115,6 +115,7 @@ differential_tests! {
     process_segv => "process/segv.c",
     process_jobctl => "process/jobctl.c",
     ipc_socketpair => "ipc/socketpair.c",
+    ipc_sysv => "ipc/sysv.c",
     poll_wait => "poll/wait.c",
     signal_handlers => "signal/handlers.c",
     signal_async => "signal/async.c",

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use nix::errno::Errno;
 
 use super::simple::{next_ino, synthetic_stat, DirFile, GeneratedFile, StaticDir, Symlink};
-use crate::kernel::{self, kernel, lock};
+use crate::kernel::{self, ipc, kernel, lock};
 use crate::vfs::{DirEntry, FileOps, FileStat, FileType, Inode, VfsResult};
 
 type LookupFn = dyn Fn(&[u8]) -> VfsResult<Arc<dyn Inode>> + Send + Sync;
@@ -97,8 +97,33 @@ fn mounts() -> String {
     s
 }
 
+/// The process's state letter, Z for a zombie.
+fn state_of(proc: &crate::kernel::Process) -> char {
+    let zombie = lock(&kernel().tree)
+        .procs
+        .get(&proc.pid)
+        .is_some_and(|e| e.zombie.is_some());
+    if zombie {
+        'Z'
+    } else {
+        proc.state_letter()
+    }
+}
+
 fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
-    let proc = kernel().process(pid).ok_or(Errno::ENOENT)?;
+    // A thread's id names its process's directory too (not listed, but
+    // reachable, as on Linux).
+    // Zombies keep their directory (state Z) until reaped.
+    let proc = kernel()
+        .process_or_zombie(pid)
+        .map(|(p, _)| p)
+        .or_else(|| {
+            lock(&kernel().tree)
+                .threads
+                .get(&pid)
+                .map(|(p, _)| p.clone())
+        })
+        .ok_or(Errno::ENOENT)?;
     let p = Arc::downgrade(&proc);
     let exe = {
         let p = p.clone();
@@ -150,9 +175,10 @@ fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
                 eg = c.egid,
                 sg = c.sgid,
                 threads = threads,
-                state = match proc.state_letter() {
+                state = match state_of(&proc) {
                     'T' => "T (stopped)",
                     'S' => "S (sleeping)",
+                    'Z' => "Z (zombie)",
                     _ => "R (running)",
                 }
             )
@@ -179,7 +205,7 @@ fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
             let mut fields = vec![
                 format!("{}", proc.pid),
                 format!("({comm})"),
-                proc.state_letter().to_string(),
+                state_of(&proc).to_string(),
                 ppid.to_string(),
                 pgid.to_string(),
                 sid.to_string(),
@@ -276,9 +302,34 @@ pub fn new_procfs() -> Arc<dyn Inode> {
                     .with("osrelease", text(|| format!("{}\n", kernel().release)))
                     .with("ostype", text(|| "Linux\n".into()))
                     .with("pid_max", text(|| "4194304\n".into()))
-                    .with("ngroups_max", text(|| "65536\n".into())),
+                    .with("ngroups_max", text(|| "65536\n".into()))
+                    // System V IPC limits (read-only here).
+                    .with("msgmax", text(|| format!("{}\n", ipc::MSGMAX)))
+                    .with("msgmnb", text(|| format!("{}\n", ipc::MSGMNB)))
+                    .with("msgmni", text(|| format!("{}\n", ipc::MSGMNI)))
+                    .with(
+                        "sem",
+                        text(|| {
+                            format!(
+                                "{}\t{}\t{}\t{}\n",
+                                ipc::SEMMSL,
+                                1024000000,
+                                ipc::SEMOPM,
+                                ipc::SEMMNI
+                            )
+                        }),
+                    )
+                    .with("shmmax", text(|| format!("{}\n", ipc::SHMMAX)))
+                    .with("shmall", text(|| format!("{}\n", ipc::SHMALL)))
+                    .with("shmmni", text(|| format!("{}\n", ipc::SHMMNI))),
             ),
         ),
+    );
+    let sysvipc = Arc::new(
+        StaticDir::new(0o555)
+            .with("shm", text(ipc::proc_shm))
+            .with("msg", text(ipc::proc_msg))
+            .with("sem", text(ipc::proc_sem)),
     );
     let fixed: Vec<(&'static str, Arc<dyn Inode>)> = vec![
         (
@@ -313,6 +364,7 @@ pub fn new_procfs() -> Arc<dyn Inode> {
             text(|| "nodev\tproc\nnodev\ttmpfs\nnodev\tsysfs\n".into()),
         ),
         ("sys", sys),
+        ("sysvipc", sysvipc),
     ];
     let names: Vec<(Vec<u8>, FileType)> = fixed
         .iter()

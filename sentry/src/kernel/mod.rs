@@ -4,6 +4,7 @@
 
 pub mod epoll;
 pub mod fd_table;
+pub mod ipc;
 pub mod sigframe;
 pub mod signals;
 pub mod task;
@@ -781,6 +782,10 @@ impl Kernel {
         let files = lock(&proc.fds).take_all();
         drop(files);
         crate::vfs::lock::release(None, crate::vfs::lock::Owner::Process(proc.pid));
+        // SysV: detach segments, apply SEM_UNDO adjustments.
+        let attachments = std::mem::take(&mut lock(&proc.mm).shm);
+        drop(attachments);
+        ipc::process_exited(proc.pid);
         proc.signal_vfork_parent();
         let mut tree = lock(&self.tree);
         let pid = proc.pid;

@@ -164,7 +164,7 @@ pub fn load_elf(
     let mm = MemoryManager {
         brk_start,
         brk: brk_start,
-        shared: Vec::new(),
+        ..Default::default()
     };
 
     let hwcap = unsafe_getauxval(libc::AT_HWCAP);

@@ -39,6 +39,8 @@ pub struct MemoryManager {
     /// mappings). A fork keeps the ids, so processes sharing the memory
     /// agree on futex keys.
     pub shared: Vec<SharedRegion>,
+    /// Attached SysV shared memory segments.
+    pub shm: ShmAttachments,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -60,10 +62,52 @@ static NEXT_SHARED_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU
 /// Anonymous shared memory ids live apart from file ids.
 const ANON_ID_BASE: u64 = 1 << 62;
 
+/// A fresh identity for sentry-owned shared memory (anonymous regions,
+/// SysV segments), for shared futex keys.
+pub fn new_memory_id() -> u64 {
+    ANON_ID_BASE + NEXT_SHARED_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A SysV shared memory segment attached at [start, start+len).
+#[derive(Clone, Copy, Debug)]
+pub struct ShmAttach {
+    pub start: u64,
+    pub len: u64,
+    pub shmid: i32,
+}
+
+/// The address space's SysV attachments. Copying it (fork) and dropping
+/// it (exit, execve) keep the segments' attach counts right.
+#[derive(Debug, Default)]
+pub struct ShmAttachments(pub Vec<ShmAttach>);
+
+impl Clone for ShmAttachments {
+    fn clone(&self) -> Self {
+        let mut ns = crate::kernel::ipc::namespace();
+        for a in &self.0 {
+            ns.shm_attached(a.shmid);
+        }
+        ShmAttachments(self.0.clone())
+    }
+}
+
+impl Drop for ShmAttachments {
+    fn drop(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
+        let pid = crate::kernel::current().map(|p| p.pid).unwrap_or(0);
+        let mut ns = crate::kernel::ipc::namespace();
+        for a in self.0.drain(..) {
+            ns.shm_detached(a.shmid, pid);
+        }
+    }
+}
+
 impl MemoryManager {
     /// Records a fresh MAP_SHARED|MAP_ANONYMOUS region.
     pub fn add_shared_anon(&mut self, start: u64, len: u64) {
-        let id = ANON_ID_BASE + NEXT_SHARED_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = new_memory_id();
         self.add_shared(SharedRegion {
             start,
             len,
@@ -78,11 +122,26 @@ impl MemoryManager {
         self.shared.push(region);
     }
 
-    /// Drops regions overlapping [start, start+len) (munmap, MAP_FIXED).
+    /// Drops regions overlapping [start, start+len) (munmap, MAP_FIXED),
+    /// and detaches SysV segments wholly inside it.
     pub fn forget(&mut self, start: u64, len: u64) {
         let end = start.saturating_add(len);
         self.shared
             .retain(|r| r.start >= end || r.start.saturating_add(r.len) <= start);
+        if self
+            .shm
+            .0
+            .iter()
+            .any(|a| a.start >= start && a.start.saturating_add(a.len) <= end)
+        {
+            let (gone, kept): (Vec<ShmAttach>, Vec<ShmAttach>) = self
+                .shm
+                .0
+                .iter()
+                .partition(|a| a.start >= start && a.start.saturating_add(a.len) <= end);
+            self.shm.0 = kept;
+            drop(ShmAttachments(gone));
+        }
     }
 
     /// Whether [start, start+len) may be made writable (mprotect).

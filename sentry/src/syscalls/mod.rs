@@ -8,7 +8,8 @@
 //! Handlers live in one module per family: `file` (fd I/O, pipes, locks,
 //! copies), `fs` (paths and metadata), `mm` (memory), `process` (ids, fork,
 //! exec, wait, limits), `creds` (set*id), `signal`, `futex`, `poll` (poll,
-//! select, epoll), `eventfd` (eventfd, timerfd), `socket` (socketpairs),
+//! select, epoll), `eventfd` (eventfd, timerfd), `socket` (socketpairs), `sysv` (System V message queues, semaphores,
+//! shared memory),
 //! `time` (clocks, sleeps, interval timers), `tty` (pseudo-terminal ioctls)
 //! and `sys` (uname, getrandom, sysinfo).
 
@@ -23,6 +24,7 @@ mod process;
 mod signal;
 mod socket;
 mod sys;
+mod sysv;
 mod time;
 mod tty;
 
@@ -168,6 +170,18 @@ pub static TABLE: &[Row] = rows! {
     SYS_munmap => mm::munmap, Full;
     SYS_mprotect => mm::mprotect, Full;
     SYS_mincore => mm::mincore, Full;
+    SYS_msgget => sysv::msgget, Full;
+    SYS_msgsnd => sysv::msgsnd, Full;
+    SYS_msgrcv => sysv::msgrcv, Full;
+    SYS_msgctl => sysv::msgctl, Full;
+    SYS_semget => sysv::semget, Full;
+    SYS_semop => sysv::semop, Full;
+    SYS_semtimedop => sysv::semtimedop, Full;
+    SYS_semctl => sysv::semctl, Full;
+    SYS_shmget => sysv::shmget, Partial("SHM_HUGETLB refused (EPERM)");
+    SYS_shmat => sysv::shmat, Full;
+    SYS_shmdt => sysv::shmdt, Full;
+    SYS_shmctl => sysv::shmctl, Partial("SHM_LOCK/SHM_UNLOCK checked, nothing pinned");
     SYS_mlock => mm::mlock, Partial("checked (mapped range, RLIMIT_MEMLOCK) but host memory is never pinned");
     SYS_mlock2 => mm::mlock2, Partial("as mlock");
     SYS_munlock => mm::munlock, Full;
