@@ -123,6 +123,7 @@ differential_tests! {
     threads_pthreads => "threads/pthreads.c",
     time_clocks => "time/clocks.c",
     time_cputimers => "time/cputimers.c",
+    time_posix_timers => "time/posix_timers.c",
     misc_sysinfo => "misc/sysinfo.c",
     misc_sched => "misc/sched.c",
     misc_hints => "misc/hints.c",

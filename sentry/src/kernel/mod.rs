@@ -72,6 +72,31 @@ pub struct ITimer {
     pub generation: u64,
 }
 
+/// One POSIX timer (see syscalls/timer.rs).
+pub struct PosixTimer {
+    /// Host clock the timer runs on (CPU clocks are the stub's).
+    pub clock: libc::clockid_t,
+    pub notify: i32,
+    pub signo: i32,
+    pub value: u64,
+    pub tid: i32,
+    /// Next expiry on `clock`; None while disarmed.
+    pub deadline: Option<std::time::Duration>,
+    pub interval: std::time::Duration,
+    /// Expiries not signalled yet because the signal was still pending.
+    pub overrun_pending: u64,
+    /// What timer_getoverrun reports: overruns of the last signal.
+    pub overrun_last: u64,
+    /// Bumped by every timer_settime so old timer threads quit.
+    pub generation: u64,
+}
+
+#[derive(Default)]
+pub struct PosixTimers {
+    pub next_id: i32,
+    pub timers: BTreeMap<i32, PosixTimer>,
+}
+
 /// Signal state private to one thread.
 #[derive(Clone)]
 pub struct ThreadSignals {
@@ -162,6 +187,9 @@ pub struct Process {
     pub rusage_self: Mutex<Rusage>,
     /// Usage of reaped children (RUSAGE_CHILDREN).
     pub rusage_children: Mutex<Rusage>,
+    /// POSIX timers (timer_create), and the condition variable their
+    /// threads sleep on.
+    pub posix_timers: (Mutex<PosixTimers>, Condvar),
     /// Nice value (-20..=19), emulated: it only shows in getpriority and
     /// /proc; the host schedules all stubs alike.
     pub nice: AtomicI32,
@@ -260,6 +288,7 @@ impl Process {
             rusage_self: Default::default(),
             rusage_children: Default::default(),
             nice: Default::default(),
+            posix_timers: Default::default(),
         })
     }
 }

@@ -312,6 +312,7 @@ impl Task {
         self.robust_list = (0, 0);
         drop(lock(&self.proc.fds).close_on_exec());
         lock(&self.proc.sig).reset_for_exec();
+        crate::syscalls::clear_timers_for_exec(&self.proc);
         let exe_path = exe_loc.path();
         let comm = exe_path
             .rsplit(|&b| b == b'/')

@@ -10,7 +10,7 @@
 //! exec, wait, limits), `creds` (set*id), `signal`, `futex`, `poll` (poll,
 //! select, epoll), `eventfd` (eventfd, timerfd), `socket` (socketpairs), `sysv` (System V message queues, semaphores,
 //! shared memory),
-//! `time` (clocks, sleeps, interval timers), `tty` (pseudo-terminal ioctls)
+//! `time` (clocks, sleeps, interval timers), `timer` (POSIX timers), `tty` (pseudo-terminal ioctls)
 //! and `sys` (uname, getrandom, sysinfo).
 
 mod creds;
@@ -26,6 +26,7 @@ mod socket;
 mod sys;
 mod sysv;
 mod time;
+mod timer;
 mod tty;
 
 use std::sync::OnceLock;
@@ -38,6 +39,7 @@ use crate::kernel::task::Task;
 pub type SysResult = Result<u64, Errno>;
 
 pub use futex::wake as futex_wake;
+pub use timer::clear_for_exec as clear_timers_for_exec;
 pub type Handler = fn(&mut Task, &[u64; 6]) -> SysResult;
 
 /// How completely a syscall is emulated.
@@ -170,6 +172,11 @@ pub static TABLE: &[Row] = rows! {
     SYS_munmap => mm::munmap, Full;
     SYS_mprotect => mm::mprotect, Full;
     SYS_mincore => mm::mincore, Full;
+    SYS_timer_create => timer::timer_create, Partial("SIGEV_SIGNAL, SIGEV_THREAD_ID, SIGEV_NONE; CPU-clock timers poll every 4 ms");
+    SYS_timer_settime => timer::timer_settime, Full;
+    SYS_timer_gettime => timer::timer_gettime, Full;
+    SYS_timer_getoverrun => timer::timer_getoverrun, Full;
+    SYS_timer_delete => timer::timer_delete, Full;
     SYS_msgget => sysv::msgget, Full;
     SYS_msgsnd => sysv::msgsnd, Full;
     SYS_msgrcv => sysv::msgrcv, Full;

@@ -10,7 +10,7 @@ use crate::kernel::interrupted;
 use crate::kernel::task::{pod_zeroed, Task};
 
 /// The host clock to read for an application clock id.
-fn host_clock(t: &Task, clk: i32) -> Result<libc::clockid_t, Errno> {
+pub(super) fn host_clock(t: &Task, clk: i32) -> Result<libc::clockid_t, Errno> {
     match clk {
         libc::CLOCK_REALTIME
         | libc::CLOCK_MONOTONIC
@@ -28,6 +28,32 @@ fn host_clock(t: &Task, clk: i32) -> Result<libc::clockid_t, Errno> {
             // another process would be EINVAL).
             let pid = t.proc.stub_tgid.load(std::sync::atomic::Ordering::SeqCst);
             Ok(((!pid) << 3) | 2)
+        }
+        // A CPU clock id built with MAKE_PROCESS_CPUCLOCK/THREAD_CPUCLOCK
+        // (what glibc passes): ~pid << 3 | type, pid 0 meaning the caller.
+        c if c < 0 => {
+            let pid = !(c >> 3);
+            let kind = c & 3;
+            if kind == 3 {
+                return Err(Errno::EINVAL);
+            }
+            let proc = if pid == 0 {
+                t.proc.clone()
+            } else if c & 4 != 0 {
+                // A thread clock of another thread: that thread's process.
+                let tree = crate::kernel::lock(&crate::kernel::kernel().tree);
+                match tree.threads.get(&pid) {
+                    Some((p, _)) if p.pid == t.proc.pid => p.clone(),
+                    _ if pid == t.proc.pid => t.proc.clone(),
+                    _ => return Err(Errno::EINVAL),
+                }
+            } else {
+                crate::kernel::kernel().process(pid).ok_or(Errno::EINVAL)?
+            };
+            let stub = proc.stub_tgid.load(std::sync::atomic::Ordering::SeqCst);
+            // Every kind reads the scheduler clock of the stub: the sentry
+            // does not split user and system time per clock.
+            Ok(((!stub) << 3) | 2)
         }
         _ => Err(Errno::EINVAL),
     }
