@@ -757,15 +757,20 @@ fn pv_offset(a: &[u64; 6]) -> Result<u64, Errno> {
 }
 
 fn do_preadv(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    // Linux's order: no positional I/O (ESPIPE), then access (EBADF), then
+    // the file itself (EISDIR).
     let f = get_file(t, arg_fd(a[0]))?;
-    if !f.readable() {
-        return Err(Errno::EBADF);
-    }
     if !f.ops.seekable() {
         return Err(Errno::ESPIPE);
     }
+    if !f.readable() {
+        return Err(Errno::EBADF);
+    }
     let off = pv_offset(a)?;
     let iovs = read_iovecs(t, a[1], a[2])?;
+    if f.ops.is_dir() {
+        return Err(Errno::EISDIR);
+    }
     let mut done = 0u64;
     for (base, len) in iovs {
         let mut buf = vec![0u8; (len as usize).min(CHUNK)];
@@ -781,11 +786,11 @@ fn do_preadv(t: &mut Task, a: &[u64; 6]) -> SysResult {
 
 fn do_pwritev(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let f = get_file(t, arg_fd(a[0]))?;
-    if !f.writable() {
-        return Err(Errno::EBADF);
-    }
     if !f.ops.seekable() {
         return Err(Errno::ESPIPE);
+    }
+    if !f.writable() {
+        return Err(Errno::EBADF);
     }
     let off = pv_offset(a)?;
     let mut data = Vec::new();
