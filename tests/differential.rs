@@ -116,6 +116,7 @@ differential_tests! {
     process_jobctl => "process/jobctl.c",
     ipc_socketpair => "ipc/socketpair.c",
     ipc_sysv => "ipc/sysv.c",
+    ipc_fifo => "ipc/fifo.c",
     poll_wait => "poll/wait.c",
     signal_handlers => "signal/handlers.c",
     signal_async => "signal/async.c",

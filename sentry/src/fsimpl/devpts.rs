@@ -16,13 +16,13 @@
 
 use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use nix::errno::Errno;
 
-use super::host::retry_host;
+use super::ready::ReadyFlag;
 use super::simple::{next_ino, synthetic_stat};
 use crate::kernel::{kernel, lock};
 use crate::vfs::{DirEntry, FileOps, FileStat, FileType, Inode, VfsResult};
@@ -125,58 +125,6 @@ impl Termios {
 
     fn has_l(&self, bit: u32) -> bool {
         self.lflag & bit != 0
-    }
-}
-
-/// A host eventfd used as a level-triggered "would not block" flag.
-struct ReadyFlag {
-    fd: OwnedFd,
-    set: AtomicBool,
-}
-
-impl ReadyFlag {
-    fn new() -> VfsResult<ReadyFlag> {
-        // SAFETY: eventfd creates a new fd that we take ownership of.
-        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if raw < 0 {
-            return Err(Errno::last());
-        }
-        // SAFETY: `raw` is a fresh fd owned by nobody else.
-        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
-        Ok(ReadyFlag {
-            fd,
-            set: AtomicBool::new(false),
-        })
-    }
-
-    fn update(&self, ready: bool) {
-        if self.set.swap(ready, Ordering::SeqCst) == ready {
-            return;
-        }
-        if ready {
-            let _ = nix::unistd::write(&self.fd, &1u64.to_ne_bytes());
-        } else {
-            let mut b = [0u8; 8];
-            let _ = nix::unistd::read(self.fd.as_raw_fd(), &mut b);
-        }
-    }
-
-    /// Blocks until the flag is set or a signal interrupts (EINTR).
-    fn wait(&self) -> VfsResult<()> {
-        let mut pfd = [libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        retry_host(|| {
-            // SAFETY: poll reads and writes our one pollfd.
-            let r = unsafe { libc::poll(pfd.as_mut_ptr(), 1, -1) };
-            if r < 0 {
-                Err(Errno::last())
-            } else {
-                Ok(())
-            }
-        })
     }
 }
 

@@ -6,5 +6,7 @@ pub mod file_data;
 pub mod gofer;
 pub mod host;
 pub mod overlay;
+pub mod pipe;
 pub mod proc;
+pub mod ready;
 pub mod simple;

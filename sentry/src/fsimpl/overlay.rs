@@ -49,7 +49,11 @@ impl OverlayFs {
             fs.dev,
             ino,
             libc::S_IFDIR | (mode & 0o7777),
-            CreateCtx { uid: 0, gid: 0 },
+            CreateCtx {
+                uid: 0,
+                gid: 0,
+                privileged: true,
+            },
         );
         OvNode::new(
             fs,
@@ -78,6 +82,8 @@ struct OvState {
     data: Option<FileData>,
     /// Upper symlink target.
     link: Option<Vec<u8>>,
+    /// The pipe behind a FIFO node, made at its first open.
+    fifo: Option<Arc<super::pipe::Fifo>>,
     children: HashMap<Vec<u8>, Child>,
     /// A directory created in the upper layer hides the lower one.
     opaque: bool,
@@ -157,6 +163,31 @@ impl OvNode {
             meta: Some(new_meta(0, 0, mode, ctx)),
             ..Default::default()
         }
+    }
+
+    /// Owner and mode of a node created in this directory (Linux's
+    /// inode_init_owner): a set-group-ID directory hands down its group
+    /// (and, to directories, the bit itself); a non-directory keeps S_ISGID
+    /// only if its creator is in that group or privileged.
+    fn new_owner(&self, mut mode: u32, mut ctx: CreateCtx) -> (u32, CreateCtx) {
+        let creator_gid = ctx.gid;
+        if let Ok(dir) = self.stat() {
+            if dir.mode & libc::S_ISGID != 0 {
+                ctx.gid = dir.gid;
+                if mode & libc::S_IFMT == libc::S_IFDIR {
+                    mode |= libc::S_ISGID;
+                }
+            }
+        }
+        if mode & libc::S_IFMT != libc::S_IFDIR
+            && mode & libc::S_ISGID != 0
+            && mode & libc::S_IXGRP != 0
+            && ctx.gid != creator_gid
+            && !ctx.privileged
+        {
+            mode &= !libc::S_ISGID;
+        }
+        (mode, ctx)
     }
 
     fn lock(&self) -> VfsResult<MutexGuard<'_, OvState>> {
@@ -400,9 +431,26 @@ impl Inode for OvNode {
             FileType::Directory => return Ok(Arc::new(DirFile { stat: self.stat()? })),
             FileType::Regular => {}
             FileType::Symlink => return Err(Errno::ELOOP),
-            _ => {
-                // Device nodes, FIFOs and sockets of the image are not served.
-                return Err(Errno::EACCES);
+            FileType::Fifo => {
+                let stat = self.stat()?;
+                let fifo = {
+                    let mut st = self.lock()?;
+                    match &st.fifo {
+                        Some(f) => f.clone(),
+                        None => {
+                            let f = super::pipe::Fifo::new()?;
+                            st.fifo = Some(f.clone());
+                            f
+                        }
+                    }
+                };
+                return fifo.open(flags, stat);
+            }
+            FileType::Socket => return Err(Errno::ENXIO),
+            // Device nodes (made with mknod, or in the image) reach only
+            // the sandbox's own devices.
+            FileType::CharDev | FileType::BlockDev => {
+                return super::dev::open_by_number(self.stat()?.rdev, flags);
             }
         }
         let writing = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
@@ -423,19 +471,39 @@ impl Inode for OvNode {
     }
 
     fn create(&self, name: &[u8], mode: u32, ctx: CreateCtx) -> VfsResult<Arc<dyn Inode>> {
-        let mut state = OvNode::upper_state(libc::S_IFREG | (mode & 0o7777), ctx);
+        let (mode, ctx) = self.new_owner(libc::S_IFREG | (mode & 0o7777), ctx);
+        let mut state = OvNode::upper_state(mode, ctx);
         state.data = Some(FileData::default());
         Ok(self.insert_new(name, FileType::Regular, state)?)
     }
 
+    fn mknod(&self, name: &[u8], mode: u32, rdev: u64, ctx: CreateCtx) -> VfsResult<()> {
+        let ftype = match mode & libc::S_IFMT {
+            libc::S_IFIFO => FileType::Fifo,
+            libc::S_IFSOCK => FileType::Socket,
+            libc::S_IFCHR => FileType::CharDev,
+            libc::S_IFBLK => FileType::BlockDev,
+            _ => return Err(Errno::EPERM),
+        };
+        let (mode, ctx) = self.new_owner(mode, ctx);
+        let mut state = OvNode::upper_state(mode, ctx);
+        if let Some(m) = state.meta.as_mut() {
+            m.rdev = rdev;
+        }
+        self.insert_new(name, ftype, state)?;
+        Ok(())
+    }
+
     fn mkdir(&self, name: &[u8], mode: u32, ctx: CreateCtx) -> VfsResult<()> {
-        let mut state = OvNode::upper_state(libc::S_IFDIR | (mode & 0o7777), ctx);
+        let (mode, ctx) = self.new_owner(libc::S_IFDIR | (mode & 0o7777), ctx);
+        let mut state = OvNode::upper_state(mode, ctx);
         state.opaque = true;
         self.insert_new(name, FileType::Directory, state)?;
         Ok(())
     }
 
     fn symlink(&self, name: &[u8], target: &[u8], ctx: CreateCtx) -> VfsResult<()> {
+        let (_, ctx) = self.new_owner(libc::S_IFLNK | 0o777, ctx);
         let mut state = OvNode::upper_state(libc::S_IFLNK | 0o777, ctx);
         state.link = Some(target.to_vec());
         self.insert_new(name, FileType::Symlink, state)?;

@@ -271,17 +271,23 @@ pub fn host_map_fd(
     Ok(got)
 }
 
-/// mincore(2) of [addr, addr+len) in the stub, one byte per page, via the
-/// scratch page; ENOMEM where the range is not mapped. Also how the sentry
-/// checks a range is mapped (mlock).
-pub fn host_mincore(stub: &mut Stub, addr: u64, len: u64) -> Result<Vec<u8>, Errno> {
+/// mincore(2) of [addr, addr+len) in the stub via the scratch page, a
+/// chunk of up to 4096 pages at a time, each chunk's residency bytes passed
+/// to `sink` with its page index; ENOMEM where the range is not mapped.
+/// Also how the sentry checks that a range is mapped (mlock).
+pub fn host_mincore(
+    stub: &mut Stub,
+    addr: u64,
+    len: u64,
+    mut sink: impl FnMut(&Stub, u64, &[u8]) -> Result<(), Errno>,
+) -> Result<(), Errno> {
     use crate::platform::stub_image::STUB_SCRATCH;
     if overlaps_stub(addr, len) {
         return Err(Errno::ENOMEM);
     }
     let pages = len.div_ceil(PAGE_SIZE);
-    let mut out = Vec::with_capacity(pages as usize);
     let mut done = 0u64;
+    let mut chunk = vec![0u8; PAGE_SIZE as usize];
     while done < pages {
         let n = (pages - done).min(PAGE_SIZE);
         let raw = stub
@@ -298,12 +304,13 @@ pub fn host_mincore(stub: &mut Stub, addr: u64, len: u64) -> Result<Vec<u8>, Err
             )
             .map_err(platform_errno)?;
         result(raw)?;
-        let mut chunk = vec![0u8; n as usize];
-        stub.read_mem(STUB_SCRATCH, &mut chunk)?;
-        out.extend(chunk.iter().map(|b| b & 1));
+        let part = &mut chunk[..n as usize];
+        stub.read_mem(STUB_SCRATCH, part)?;
+        part.iter_mut().for_each(|b| *b &= 1);
+        sink(stub, done, part)?;
         done += n;
     }
-    Ok(out)
+    Ok(())
 }
 
 pub fn host_munmap(stub: &mut Stub, addr: u64, len: u64) -> Result<u64, Errno> {

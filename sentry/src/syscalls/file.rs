@@ -853,6 +853,7 @@ pub fn memfd_create(t: &mut Task, a: &[u64; 6]) -> SysResult {
         crate::vfs::CreateCtx {
             uid: c.euid,
             gid: c.egid,
+            privileged: c.euid == 0,
         }
     };
     use crate::vfs::Inode;

@@ -70,6 +70,7 @@ fn ctx(t: &Task) -> CreateCtx {
     CreateCtx {
         uid: c.euid,
         gid: c.egid,
+        privileged: c.euid == 0,
     }
 }
 
@@ -279,7 +280,7 @@ fn stat_path(t: &mut Task, dirfd: i32, path_addr: u64, buf: u64, flags: i32) -> 
     let path = t.read_path(path_addr)?;
     if path.is_empty() && flags & libc::AT_EMPTY_PATH != 0 && dirfd != AT_FDCWD {
         let f = get_file(t, dirfd)?;
-        return write_stat(t, buf, &f.ops.stat()?);
+        return write_stat(t, buf, &f.stat()?);
     }
     let loc = resolve_at(
         t,
@@ -305,7 +306,7 @@ pub fn newfstatat(t: &mut Task, a: &[u64; 6]) -> SysResult {
 
 pub fn fstat(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let f = get_file(t, arg_fd(a[0]))?;
-    write_stat(t, a[1], &f.ops.stat()?)
+    write_stat(t, a[1], &f.stat()?)
 }
 
 pub fn statx(t: &mut Task, a: &[u64; 6]) -> SysResult {
@@ -323,7 +324,7 @@ pub fn statx(t: &mut Task, a: &[u64; 6]) -> SysResult {
     }
     let path = t.read_path(path_addr)?;
     let s = if path.is_empty() && flags & libc::AT_EMPTY_PATH != 0 && dirfd != AT_FDCWD {
-        get_file(t, dirfd)?.ops.stat()?
+        get_file(t, dirfd)?.stat()?
     } else {
         resolve_at(
             t,
@@ -523,6 +524,50 @@ fn do_mkdir(t: &mut Task, dirfd: i32, path_addr: u64, mode: u32) -> SysResult {
     let m = mode & 0o7777 & !current_umask(t);
     parent.inode().mkdir(&name, m, ctx(t))?;
     Ok(0)
+}
+
+/// mknod: FIFOs, socket nodes, regular files, and (privileged) device
+/// nodes, which reach only the sandbox's own devices.
+fn do_mknod(t: &mut Task, dirfd: i32, path_addr: u64, mode: u32, dev: u64) -> SysResult {
+    let kind = mode & libc::S_IFMT;
+    match kind {
+        0 | libc::S_IFREG | libc::S_IFIFO | libc::S_IFSOCK | libc::S_IFCHR | libc::S_IFBLK => {}
+        libc::S_IFDIR => return Err(Errno::EPERM),
+        _ => return Err(Errno::EINVAL),
+    }
+    let path = t.read_path(path_addr)?;
+    let (parent, name) = resolve_parent_at(t, dirfd, &path)?;
+    if name.is_empty() || name == b"." || name == b".." {
+        return Err(Errno::EEXIST);
+    }
+    if kernel().vfs.step(&parent, &name).is_ok() {
+        return Err(Errno::EEXIST);
+    }
+    may_write(t, parent.inode())?;
+    let perm = mode & 0o7777 & !current_umask(t);
+    match kind {
+        0 | libc::S_IFREG => {
+            parent.inode().create(&name, perm, ctx(t))?;
+        }
+        libc::S_IFIFO | libc::S_IFSOCK => parent.inode().mknod(&name, kind | perm, 0, ctx(t))?,
+        _ => {
+            // CAP_MKNOD. The node only names a device: opening it reaches
+            // the sandbox's own device of that number, if there is one.
+            if lock(&t.proc.creds).euid != 0 {
+                return Err(Errno::EPERM);
+            }
+            parent.inode().mknod(&name, kind | perm, dev, ctx(t))?
+        }
+    }
+    Ok(0)
+}
+
+pub fn mknod(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    do_mknod(t, AT_FDCWD, a[0], a[1] as u32, a[2] & 0xffff_ffff)
+}
+
+pub fn mknodat(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    do_mknod(t, arg_fd(a[0]), a[1], a[2] as u32, a[3] & 0xffff_ffff)
 }
 
 pub fn mkdir(t: &mut Task, a: &[u64; 6]) -> SysResult {
@@ -731,7 +776,11 @@ pub fn fchmodat(t: &mut Task, a: &[u64; 6]) -> SysResult {
     )
 }
 
-fn chown_attr(uid: u64, gid: u64) -> SetAttr {
+/// chown: Linux's rules (chown_ok/chgrp_ok) — only a privileged caller
+/// gives a file away; its owner may change the group to one of its own —
+/// and a non-directory loses set-user-ID, and set-group-ID when group
+/// execute is set, as notify_change does.
+fn do_chown(t: &Task, inode: &Arc<dyn Inode>, uid: u64, gid: u64) -> SysResult {
     let conv = |v: u64| {
         if v as u32 == u32::MAX {
             None
@@ -739,26 +788,55 @@ fn chown_attr(uid: u64, gid: u64) -> SetAttr {
             Some(v as u32)
         }
     };
-    SetAttr {
-        uid: conv(uid),
-        gid: conv(gid),
-        ..Default::default()
+    let (uid, gid) = (conv(uid), conv(gid));
+    let st = inode.stat()?;
+    let (euid, egid, groups) = {
+        let c = lock(&t.proc.creds);
+        (c.euid, c.egid, c.groups.clone())
+    };
+    if euid != 0 {
+        let uid_ok = uid.is_none_or(|u| u == st.uid && euid == st.uid);
+        let gid_ok =
+            gid.is_none_or(|g| euid == st.uid && (g == st.gid || g == egid || groups.contains(&g)));
+        if !uid_ok || !gid_ok {
+            return Err(Errno::EPERM);
+        }
     }
+    if inode.read_only() {
+        return Err(Errno::EROFS);
+    }
+    let mut attr = SetAttr {
+        uid,
+        gid,
+        ..Default::default()
+    };
+    if st.mode & libc::S_IFMT != libc::S_IFDIR {
+        let mut mode = st.mode & 0o7777;
+        mode &= !libc::S_ISUID;
+        if mode & libc::S_IXGRP != 0 {
+            mode &= !libc::S_ISGID;
+        }
+        if mode != st.mode & 0o7777 {
+            attr.mode = Some(mode);
+        }
+    }
+    inode.set_attr(&attr)?;
+    Ok(0)
 }
 
 pub fn chown(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let i = fd_or_path(t, AT_FDCWD, a[0], true, false)?;
-    set_attr(t, &i, chown_attr(a[1], a[2]))
+    do_chown(t, &i, a[1], a[2])
 }
 
 pub fn lchown(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let i = fd_or_path(t, AT_FDCWD, a[0], false, false)?;
-    set_attr(t, &i, chown_attr(a[1], a[2]))
+    do_chown(t, &i, a[1], a[2])
 }
 
 pub fn fchown(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let i = fd_inode(t, arg_fd(a[0]))?;
-    set_attr(t, &i, chown_attr(a[1], a[2]))
+    do_chown(t, &i, a[1], a[2])
 }
 
 pub fn fchownat(t: &mut Task, a: &[u64; 6]) -> SysResult {
@@ -773,7 +851,7 @@ pub fn fchownat(t: &mut Task, a: &[u64; 6]) -> SysResult {
         flags & libc::AT_SYMLINK_NOFOLLOW == 0,
         flags & libc::AT_EMPTY_PATH != 0,
     )?;
-    set_attr(t, &i, chown_attr(a[2], a[3]))
+    do_chown(t, &i, a[2], a[3])
 }
 
 pub fn utimensat(t: &mut Task, a: &[u64; 6]) -> SysResult {

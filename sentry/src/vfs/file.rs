@@ -181,6 +181,15 @@ impl OpenFile {
         self.location.as_ref().map(|l| l.inode())
     }
 
+    /// fstat: the inode's current attributes when the file has one (the
+    /// open file may predate a chmod or a copy-up), else the file's own.
+    pub fn stat(&self) -> VfsResult<FileStat> {
+        match &self.location {
+            Some(l) => l.inode().stat(),
+            None => self.ops.stat(),
+        }
+    }
+
     /// What /proc/PID/fd/N points to.
     pub fn proc_link(&self) -> Vec<u8> {
         match &self.location {

@@ -104,6 +104,8 @@ pub struct DirEntry {
 pub struct CreateCtx {
     pub uid: u32,
     pub gid: u32,
+    /// CAP_FSETID: keeps a set-group-ID bit the creator's group would lose.
+    pub privileged: bool,
 }
 
 /// Attribute changes (chmod, chown, utimensat, truncate).
@@ -137,6 +139,10 @@ pub trait Inode: Send + Sync {
     fn open(&self, flags: i32) -> VfsResult<Arc<dyn FileOps>>;
     fn create(&self, _name: &[u8], _mode: u32, _ctx: CreateCtx) -> VfsResult<Arc<dyn Inode>> {
         Err(Errno::EACCES)
+    }
+    /// mknod of a FIFO, socket or device node (`mode` carries the type).
+    fn mknod(&self, _name: &[u8], _mode: u32, _rdev: u64, _ctx: CreateCtx) -> VfsResult<()> {
+        Err(Errno::EPERM)
     }
     fn mkdir(&self, _name: &[u8], _mode: u32, _ctx: CreateCtx) -> VfsResult<()> {
         Err(Errno::EACCES)

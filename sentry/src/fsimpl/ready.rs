@@ -1,0 +1,63 @@
+//! Readiness of objects that live in the sentry (pty queues, FIFOs): a
+//! host eventfd whose counter is non-zero exactly while the condition
+//! holds, so blocking calls, poll and epoll wait on it like on any host fd.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nix::errno::Errno;
+
+use super::host::retry_host;
+use crate::vfs::VfsResult;
+
+/// A host eventfd used as a level-triggered "would not block" flag.
+pub struct ReadyFlag {
+    pub fd: OwnedFd,
+    set: AtomicBool,
+}
+
+impl ReadyFlag {
+    pub fn new() -> VfsResult<ReadyFlag> {
+        // SAFETY: eventfd creates a new fd that we take ownership of.
+        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if raw < 0 {
+            return Err(Errno::last());
+        }
+        // SAFETY: `raw` is a fresh fd owned by nobody else.
+        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+        Ok(ReadyFlag {
+            fd,
+            set: AtomicBool::new(false),
+        })
+    }
+
+    pub fn update(&self, ready: bool) {
+        if self.set.swap(ready, Ordering::SeqCst) == ready {
+            return;
+        }
+        if ready {
+            let _ = nix::unistd::write(&self.fd, &1u64.to_ne_bytes());
+        } else {
+            let mut b = [0u8; 8];
+            let _ = nix::unistd::read(self.fd.as_raw_fd(), &mut b);
+        }
+    }
+
+    /// Blocks until the flag is set or a signal interrupts (EINTR).
+    pub fn wait(&self) -> VfsResult<()> {
+        let mut pfd = [libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        retry_host(|| {
+            // SAFETY: poll reads and writes our one pollfd.
+            let r = unsafe { libc::poll(pfd.as_mut_ptr(), 1, -1) };
+            if r < 0 {
+                Err(Errno::last())
+            } else {
+                Ok(())
+            }
+        })
+    }
+}
