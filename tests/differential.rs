@@ -103,6 +103,7 @@ differential_tests! {
     file_fallocate => "file/fallocate.c",
     file_vectored => "file/vectored.c",
     file_transfer => "file/transfer.c",
+    file_perms => "file/perms.c",
     mm_brk => "mm/brk.c",
     mm_mmap => "mm/mmap.c",
     mm_mmap_file => "mm/mmap_file.c",

@@ -111,8 +111,48 @@ pub fn pread64(t: &mut Task, a: &[u64; 6]) -> SysResult {
     read_into(t, a[1], a[2], |b, done| f.ops.read_at(b, off as u64 + done))
 }
 
+/// RLIMIT_FSIZE, if the process has one.
+pub fn fsize_limit(t: &Task) -> Option<u64> {
+    let cur = t.proc.rlimit(libc::RLIMIT_FSIZE).rlim_cur;
+    (cur != libc::RLIM_INFINITY).then_some(cur)
+}
+
+/// Growing a file to `end` past RLIMIT_FSIZE: SIGXFSZ and EFBIG.
+pub fn check_fsize(t: &Task, end: u64) -> Result<(), Errno> {
+    match fsize_limit(t) {
+        Some(limit) if end > limit => {
+            let uid = lock(&t.proc.creds).ruid;
+            kernel().send_signal(
+                &t.proc,
+                libc::SIGXFSZ,
+                crate::kernel::signals::info_sender(libc::SIGXFSZ, 0x80, t.pid(), uid),
+            );
+            Err(Errno::EFBIG)
+        }
+        _ => Ok(()),
+    }
+}
+
 fn write_common(t: &Task, f: &OpenFile, buf: u64, count: u64, off: Option<u64>) -> SysResult {
-    let count = count.min(MAX_RW) as usize;
+    let mut count = count.min(MAX_RW) as usize;
+    // RLIMIT_FSIZE binds regular files: a write starting at the limit fails,
+    // one crossing it is cut short.
+    if let Some(limit) = fsize_limit(t) {
+        if f.ops.seekable() && !f.ops.host_offset() && !f.ops.is_dir() && count > 0 {
+            let start = if f.flags() & libc::O_APPEND != 0 {
+                f.ops.size()?
+            } else {
+                match off {
+                    Some(o) => o,
+                    None => *f.offset.lock().map_err(|_| Errno::EIO)?,
+                }
+            };
+            if start >= limit {
+                return check_fsize(t, start + 1).map(|_| 0);
+            }
+            count = count.min((limit - start) as usize);
+        }
+    }
     let mut done = 0usize;
     while done < count || count == 0 {
         let want = (count - done).min(CHUNK);

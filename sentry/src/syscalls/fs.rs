@@ -112,6 +112,21 @@ pub fn check_access(
     }
 }
 
+/// The sticky-bit rule (Linux's may_delete): in a sticky directory only the
+/// file's owner, the directory's owner or a privileged caller may remove
+/// or rename an entry.
+fn sticky_ok(t: &Task, dir: &Arc<dyn Inode>, victim: &Arc<dyn Inode>) -> Result<(), Errno> {
+    let euid = lock(&t.proc.creds).euid;
+    if euid == 0 {
+        return Ok(());
+    }
+    let d = dir.stat()?;
+    if d.mode & libc::S_ISVTX == 0 || d.uid == euid || victim.stat()?.uid == euid {
+        return Ok(());
+    }
+    Err(Errno::EPERM)
+}
+
 fn may_write(t: &Task, inode: &Arc<dyn Inode>) -> Result<(), Errno> {
     if inode.read_only() {
         return Err(Errno::EROFS);
@@ -610,6 +625,7 @@ fn do_unlink(t: &mut Task, dirfd: i32, path_addr: u64, flags: i32) -> SysResult 
         });
     }
     may_write(t, parent.inode())?;
+    sticky_ok(t, parent.inode(), target.inode())?;
     if rmdir {
         parent.inode().rmdir(&name)?;
     } else {
@@ -660,6 +676,10 @@ fn do_rename(
     }
     may_write(t, op.inode())?;
     may_write(t, np.inode())?;
+    sticky_ok(t, op.inode(), src.inode())?;
+    if let Ok(victim) = kernel().vfs.step(&np, &nname) {
+        sticky_ok(t, np.inode(), victim.inode())?;
+    }
     op.inode().rename(&oname, np.inode(), &nname)?;
     Ok(0)
 }
@@ -908,6 +928,7 @@ pub fn truncate(t: &mut Task, a: &[u64; 6]) -> SysResult {
         return Err(Errno::EISDIR);
     }
     may_write(t, inode)?;
+    super::file::check_fsize(t, len as u64)?;
     inode.set_attr(&SetAttr {
         size: Some(len as u64),
         ..Default::default()
@@ -924,6 +945,7 @@ pub fn ftruncate(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if !f.writable() || f.ops.is_dir() {
         return Err(Errno::EINVAL);
     }
+    super::file::check_fsize(t, len as u64)?;
     f.ops.truncate(len as u64)?;
     Ok(0)
 }

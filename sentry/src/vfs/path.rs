@@ -115,6 +115,10 @@ impl Vfs {
         if parent.inode().file_type() != FileType::Directory {
             return Err(Errno::ENOTDIR);
         }
+        // The final name is looked up in `parent` too.
+        if !name.is_empty() {
+            Searcher::current().check(parent.inode())?;
+        }
         Ok((parent, name.to_vec()))
     }
 
@@ -152,11 +156,13 @@ impl Vfs {
             .split(|&b| b == b'/')
             .filter(|c| !c.is_empty())
             .collect();
+        let searcher = Searcher::current();
         for (i, comp) in comps.iter().enumerate() {
             let last = i + 1 == comps.len();
             if loc.inode().file_type() != FileType::Directory {
                 return Err(Errno::ENOTDIR);
             }
+            searcher.check(loc.inode())?;
             if *comp == b"." {
                 continue;
             }
@@ -190,6 +196,38 @@ impl Vfs {
             return Err(Errno::ENOTDIR);
         }
         Ok(loc)
+    }
+}
+
+/// Who is walking a path, for the search (execute) permission Linux
+/// requires on every directory a name is looked up in. Privileged callers
+/// (euid 0: CAP_DAC_OVERRIDE) and the sentry's own lookups skip the check.
+struct Searcher(Option<(u32, u32, Vec<u32>)>);
+
+impl Searcher {
+    fn current() -> Searcher {
+        Searcher(crate::kernel::current().and_then(|p| {
+            let c = crate::kernel::lock(&p.creds);
+            (c.euid != 0).then(|| (c.euid, c.egid, c.groups.clone()))
+        }))
+    }
+
+    fn check(&self, dir: &std::sync::Arc<dyn super::Inode>) -> VfsResult<()> {
+        let Some((uid, gid, groups)) = &self.0 else {
+            return Ok(());
+        };
+        let st = dir.stat()?;
+        let bits = if *uid == st.uid {
+            st.mode >> 6
+        } else if *gid == st.gid || groups.contains(&st.gid) {
+            st.mode >> 3
+        } else {
+            st.mode
+        };
+        if bits & 1 == 0 {
+            return Err(Errno::EACCES);
+        }
+        Ok(())
     }
 }
 
