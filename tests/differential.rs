@@ -115,6 +115,7 @@ differential_tests! {
     process_exit_group => "process/exit_group.c",
     process_segv => "process/segv.c",
     process_jobctl => "process/jobctl.c",
+    process_caps => "process/caps.c",
     ipc_socketpair => "ipc/socketpair.c",
     ipc_sysv => "ipc/sysv.c",
     ipc_fifo => "ipc/fifo.c",

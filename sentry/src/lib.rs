@@ -148,6 +148,7 @@ pub fn boot(cfg: BootConfig, strace: Option<StraceSink>) -> Result<i32, BootErro
         egid: cfg.gid,
         sgid: cfg.gid,
         groups: cfg.additional_gids.clone(),
+        caps: kernel::Capabilities::for_uid(cfg.uid),
     };
     let mut rlimits = [libc::rlimit64 {
         rlim_cur: 0,

@@ -165,8 +165,15 @@ fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
                 .unwrap_or(0);
             let c = lock(&proc.creds).clone();
             let threads = lock(&proc.threads).iter().filter(|t| !t.is_gone()).count();
+            let groups: Vec<String> = c.groups.iter().map(|g| g.to_string()).collect();
+            let caps = format!(
+                "CapInh:\t{:016x}\nCapPrm:\t{:016x}\nCapEff:\t{:016x}\nCapBnd:\t{:016x}\nCapAmb:\t{:016x}\n",
+                c.caps.inheritable, c.caps.permitted, c.caps.effective, c.caps.bounding, c.caps.ambient
+            );
             Ok(format!(
-                "Name:\t{name}\nState:\t{state}\nTgid:\t{pid}\nPid:\t{pid}\nPPid:\t{ppid}\nUid:\t{r}\t{e}\t{s}\t{e}\nGid:\t{rg}\t{eg}\t{sg}\t{eg}\nThreads:\t{threads}\n",
+                "Name:\t{name}\nUmask:\t{umask:04o}\nState:\t{state}\nTgid:\t{pid}\nPid:\t{pid}\nPPid:\t{ppid}\nUid:\t{r}\t{e}\t{s}\t{e}\nGid:\t{rg}\t{eg}\t{sg}\t{eg}\nGroups:\t{groups}\nThreads:\t{threads}\n{caps}NoNewPrivs:\t0\n",
+                umask = lock(&proc.fs).umask,
+                groups = groups.join(" "),
                 pid = proc.pid,
                 r = c.ruid,
                 e = c.euid,

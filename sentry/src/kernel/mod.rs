@@ -12,7 +12,7 @@ pub mod task;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Write;
-use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
@@ -36,6 +36,76 @@ pub struct Credentials {
     pub egid: u32,
     pub sgid: u32,
     pub groups: Vec<u32>,
+    pub caps: Capabilities,
+}
+
+/// Linux's default timer slack.
+pub const DEFAULT_TIMER_SLACK_NS: u64 = 50_000;
+
+/// Highest capability number Linux 6.x knows (CAP_CHECKPOINT_RESTORE).
+pub const CAP_LAST_CAP: u32 = 40;
+pub const ALL_CAPS: u64 = (1 << (CAP_LAST_CAP + 1)) - 1;
+
+/// A process's capability sets, kept with Linux's transition rules
+/// (capset, set*uid, execve). Permission checks elsewhere still use
+/// "effective uid 0" as the privilege test.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Capabilities {
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+    pub bounding: u64,
+    pub ambient: u64,
+    /// PR_SET_KEEPCAPS.
+    pub keep_caps: bool,
+    /// PR_SET_NO_NEW_PRIVS (kept across fork and execve).
+    pub no_new_privs: bool,
+}
+
+impl Capabilities {
+    /// What a process running as `uid` starts with.
+    pub fn for_uid(uid: u32) -> Capabilities {
+        let all = if uid == 0 { ALL_CAPS } else { 0 };
+        Capabilities {
+            effective: all,
+            permitted: all,
+            inheritable: 0,
+            bounding: ALL_CAPS,
+            ambient: 0,
+            keep_caps: false,
+            no_new_privs: false,
+        }
+    }
+
+    /// Linux's cap_emulate_setxuid: leaving uid 0 drops capabilities.
+    pub fn after_setuid(&mut self, old: [u32; 3], new: [u32; 3]) {
+        let had_root = old.contains(&0);
+        let has_root = new.contains(&0);
+        if had_root && !has_root && !self.keep_caps {
+            self.permitted = 0;
+            self.effective = 0;
+            self.ambient = 0;
+        }
+        if old[1] == 0 && new[1] != 0 {
+            self.effective = 0;
+        }
+        if old[1] != 0 && new[1] == 0 {
+            self.effective = self.permitted;
+        }
+    }
+
+    /// execve: root gets its bounding set; others keep only ambient.
+    pub fn after_exec(&mut self, euid: u32, ruid: u32) {
+        if euid == 0 || ruid == 0 {
+            self.permitted = (self.inheritable | self.bounding) & self.bounding;
+            self.effective = self.permitted;
+            self.ambient = 0;
+        } else {
+            self.permitted = self.ambient;
+            self.effective = self.ambient;
+        }
+        self.keep_caps = false;
+    }
 }
 
 /// Working directory, root and umask (CLONE_FS state).
@@ -190,6 +260,13 @@ pub struct Process {
     /// POSIX timers (timer_create), and the condition variable their
     /// threads sleep on.
     pub posix_timers: (Mutex<PosixTimers>, Condvar),
+    /// PR_SET_PDEATHSIG: the signal this process gets when its parent dies.
+    pub pdeathsig: AtomicI32,
+    /// PR_SET_CHILD_SUBREAPER: orphaned descendants are reparented here
+    /// instead of to init.
+    pub child_subreaper: AtomicBool,
+    /// PR_SET_TIMERSLACK, in nanoseconds (recorded; the host decides).
+    pub timer_slack_ns: AtomicU64,
     /// Nice value (-20..=19), emulated: it only shows in getpriority and
     /// /proc; the host schedules all stubs alike.
     pub nice: AtomicI32,
@@ -288,6 +365,9 @@ impl Process {
             rusage_self: Default::default(),
             rusage_children: Default::default(),
             nice: Default::default(),
+            pdeathsig: Default::default(),
+            child_subreaper: Default::default(),
+            timer_slack_ns: AtomicU64::new(DEFAULT_TIMER_SLACK_NS),
             posix_timers: Default::default(),
         })
     }
@@ -818,6 +898,8 @@ impl Kernel {
         proc.signal_vfork_parent();
         let mut tree = lock(&self.tree);
         let pid = proc.pid;
+        let mut pdeath: Vec<(Arc<Process>, i32)> = Vec::new();
+        let mut orphan_notice: Option<Arc<Process>> = None;
         let (ppid, children) = match tree.procs.get_mut(&pid) {
             Some(e) if e.zombie.is_some() => return,
             Some(e) => {
@@ -826,15 +908,53 @@ impl Kernel {
             }
             None => return,
         };
-        // Orphans go to init (pid 1); zombies among them stay reapable there.
-        if pid != 1 {
-            for c in &children {
-                if let Some(ce) = tree.procs.get_mut(c) {
-                    ce.ppid = 1;
+        // Children that asked for it learn of their parent's death.
+        for c in &children {
+            if let Some(ce) = tree.procs.get(c) {
+                let sig = ce.proc.pdeathsig.load(Ordering::Relaxed);
+                if sig != 0 && ce.zombie.is_none() {
+                    pdeath.push((ce.proc.clone(), sig));
                 }
             }
-            if let Some(init) = tree.procs.get_mut(&1) {
-                init.children.extend(children.iter().copied());
+        }
+        // Orphans go to the nearest live ancestor that is a child subreaper,
+        // else to init (pid 1); zombies among them stay reapable there.
+        if pid != 1 {
+            let mut reaper = 1;
+            let mut cur = ppid;
+            let mut hops = 0;
+            while cur > 1 && hops < 4096 {
+                match tree.procs.get(&cur) {
+                    Some(e)
+                        if e.zombie.is_none() && e.proc.child_subreaper.load(Ordering::Relaxed) =>
+                    {
+                        reaper = cur;
+                        break;
+                    }
+                    Some(e) => cur = e.ppid,
+                    None => break,
+                }
+                hops += 1;
+            }
+            for c in &children {
+                if let Some(ce) = tree.procs.get_mut(c) {
+                    ce.ppid = reaper;
+                }
+            }
+            if let Some(r) = tree.procs.get_mut(&reaper) {
+                r.children.extend(children.iter().copied());
+            }
+            // A reaper other than init hears of zombies it inherits.
+            if reaper != 1 {
+                let zombies = children
+                    .iter()
+                    .filter(|c| tree.procs.get(c).is_some_and(|e| e.zombie.is_some()))
+                    .count();
+                if zombies > 0 {
+                    if let Some(r) = tree.procs.get(&reaper) {
+                        orphan_notice = Some(r.proc.clone());
+                    }
+                }
             }
         }
         // A parent that ignores SIGCHLD never sees zombies.
@@ -858,6 +978,20 @@ impl Kernel {
         }
         self.tree_cv.notify_all();
         drop(tree);
+        if let Some(r) = orphan_notice {
+            self.send_signal(
+                &r,
+                libc::SIGCHLD,
+                signals::info_sender(libc::SIGCHLD, 0x80, 0, 0),
+            );
+        }
+        for (child, sig) in pdeath {
+            self.send_signal(
+                &child,
+                sig,
+                signals::info_sender(sig, signals::SI_USER, pid, 0),
+            );
+        }
         if let Some(parent) = parent {
             let uid = lock(&proc.creds).ruid;
             self.send_signal(

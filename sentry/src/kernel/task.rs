@@ -43,6 +43,7 @@ unsafe impl Pod for i64 {}
 unsafe impl Pod for u32 {}
 unsafe impl Pod for i32 {}
 unsafe impl Pod for [i32; 2] {}
+unsafe impl Pod for [u32; 2] {}
 unsafe impl Pod for [u64; 4] {}
 
 pub fn pod_bytes<T: Pod>(v: &T) -> &[u8] {
@@ -313,6 +314,11 @@ impl Task {
         drop(lock(&self.proc.fds).close_on_exec());
         lock(&self.proc.sig).reset_for_exec();
         crate::syscalls::clear_timers_for_exec(&self.proc);
+        {
+            let mut c = lock(&self.proc.creds);
+            let (euid, ruid) = (c.euid, c.ruid);
+            c.caps.after_exec(euid, ruid);
+        }
         let exe_path = exe_loc.path();
         let comm = exe_path
             .rsplit(|&b| b == b'/')
@@ -398,6 +404,12 @@ impl Task {
         });
         child.nice.store(
             parent.nice.load(std::sync::atomic::Ordering::Relaxed),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        child.timer_slack_ns.store(
+            parent
+                .timer_slack_ns
+                .load(std::sync::atomic::Ordering::Relaxed),
             std::sync::atomic::Ordering::Relaxed,
         );
         let (pgid, sid) = tree

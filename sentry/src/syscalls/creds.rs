@@ -20,6 +20,7 @@ pub fn setuid(t: &mut Task, a: &[u64; 6]) -> SysResult {
     }
     let p = privileged(t);
     let mut c = lock(&t.proc.creds);
+    let old = [c.ruid, c.euid, c.suid];
     if p {
         c.ruid = uid;
         c.euid = uid;
@@ -29,6 +30,8 @@ pub fn setuid(t: &mut Task, a: &[u64; 6]) -> SysResult {
     } else {
         return Err(Errno::EPERM);
     }
+    let new = [c.ruid, c.euid, c.suid];
+    c.caps.after_setuid(old, new);
     Ok(0)
 }
 
@@ -70,12 +73,10 @@ fn set_res(p: bool, cur: [u32; 3], new: [u32; 3]) -> Result<[u32; 3], Errno> {
 pub fn setresuid(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let p = privileged(t);
     let mut c = lock(&t.proc.creds);
-    let [r, e, s] = set_res(
-        p,
-        [c.ruid, c.euid, c.suid],
-        [a[0] as u32, a[1] as u32, a[2] as u32],
-    )?;
+    let old = [c.ruid, c.euid, c.suid];
+    let [r, e, s] = set_res(p, old, [a[0] as u32, a[1] as u32, a[2] as u32])?;
     (c.ruid, c.euid, c.suid) = (r, e, s);
+    c.caps.after_setuid(old, [r, e, s]);
     Ok(0)
 }
 
@@ -117,8 +118,10 @@ fn set_re(p: bool, cur: [u32; 3], r: u32, e: u32) -> Result<[u32; 3], Errno> {
 pub fn setreuid(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let p = privileged(t);
     let mut c = lock(&t.proc.creds);
-    let [r, e, s] = set_re(p, [c.ruid, c.euid, c.suid], a[0] as u32, a[1] as u32)?;
+    let old = [c.ruid, c.euid, c.suid];
+    let [r, e, s] = set_re(p, old, a[0] as u32, a[1] as u32)?;
     (c.ruid, c.euid, c.suid) = (r, e, s);
+    c.caps.after_setuid(old, [r, e, s]);
     Ok(0)
 }
 
@@ -153,4 +156,86 @@ pub fn setfsuid(t: &mut Task, _a: &[u64; 6]) -> SysResult {
 
 pub fn setfsgid(t: &mut Task, _a: &[u64; 6]) -> SysResult {
     Ok(lock(&t.proc.creds).egid as u64)
+}
+
+const CAP_V1: u32 = 0x1998_0330;
+const CAP_V2: u32 = 0x2007_1026;
+const CAP_V3: u32 = 0x2008_0522;
+
+/// Reads the capget/capset header; an unknown version is answered with the
+/// preferred one, as Linux does (EINVAL).
+fn cap_header(t: &Task, hdr: u64) -> Result<(usize, i32), Errno> {
+    let h: [u32; 2] = t.read_obj(hdr)?;
+    match h[0] {
+        CAP_V1 => Ok((1, h[1] as i32)),
+        CAP_V2 | CAP_V3 => Ok((2, h[1] as i32)),
+        _ => {
+            t.write_obj(hdr, &CAP_V3)?;
+            Err(Errno::EINVAL)
+        }
+    }
+}
+
+pub fn capget(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (words, pid) = cap_header(t, a[0])?;
+    if pid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let caps = if pid == 0 || pid == t.pid() {
+        lock(&t.proc.creds).caps
+    } else {
+        let p = crate::kernel::kernel().process(pid).ok_or(Errno::ESRCH)?;
+        let c = lock(&p.creds).caps;
+        c
+    };
+    if a[1] == 0 {
+        return Ok(0);
+    }
+    let mut out = Vec::with_capacity(words * 12);
+    for w in 0..words {
+        for set in [caps.effective, caps.permitted, caps.inheritable] {
+            out.extend_from_slice(&((set >> (32 * w)) as u32).to_le_bytes());
+        }
+    }
+    t.write_bytes(a[1], &out)?;
+    Ok(0)
+}
+
+pub fn capset(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (words, pid) = cap_header(t, a[0])?;
+    if pid != 0 && pid != t.pid() {
+        return Err(Errno::EPERM);
+    }
+    let raw = t.read_bytes(a[1], words * 12)?;
+    let word = |i: usize| u32::from_le_bytes([raw[i], raw[i + 1], raw[i + 2], raw[i + 3]]) as u64;
+    let (mut e, mut p, mut i) = (0u64, 0u64, 0u64);
+    for w in 0..words {
+        e |= word(w * 12) << (32 * w);
+        p |= word(w * 12 + 4) << (32 * w);
+        i |= word(w * 12 + 8) << (32 * w);
+    }
+    let (e, p, i) = (
+        e & crate::kernel::ALL_CAPS,
+        p & crate::kernel::ALL_CAPS,
+        i & crate::kernel::ALL_CAPS,
+    );
+    let mut c = lock(&t.proc.creds);
+    let cur = c.caps;
+    const CAP_SETPCAP: u64 = 1 << 8;
+    // Inheritable may only grow within permitted (without CAP_SETPCAP) and
+    // the bounding set; permitted only shrinks; effective within permitted.
+    if cur.effective & CAP_SETPCAP == 0 && i & !(cur.inheritable | cur.permitted) != 0 {
+        return Err(Errno::EPERM);
+    }
+    if i & !(cur.inheritable | cur.bounding) != 0 {
+        return Err(Errno::EPERM);
+    }
+    if p & !cur.permitted != 0 || e & !p != 0 {
+        return Err(Errno::EPERM);
+    }
+    c.caps.effective = e;
+    c.caps.permitted = p;
+    c.caps.inheritable = i;
+    c.caps.ambient &= p & i;
+    Ok(0)
 }
