@@ -123,6 +123,7 @@ differential_tests! {
     signal_handlers => "signal/handlers.c",
     signal_async => "signal/async.c",
     signal_sigwait => "signal/sigwait.c",
+    signal_signalfd => "signal/signalfd.c",
     threads_pthreads => "threads/pthreads.c",
     time_clocks => "time/clocks.c",
     time_cputimers => "time/cputimers.c",

@@ -260,6 +260,8 @@ pub struct Process {
     /// POSIX timers (timer_create), and the condition variable their
     /// threads sleep on.
     pub posix_timers: (Mutex<PosixTimers>, Condvar),
+    /// The process's signalfds, refreshed when a signal is queued.
+    pub signalfds: Mutex<Vec<std::sync::Weak<crate::syscalls::SignalFd>>>,
     /// PR_SET_PDEATHSIG: the signal this process gets when its parent dies.
     pub pdeathsig: AtomicI32,
     /// PR_SET_CHILD_SUBREAPER: orphaned descendants are reparented here
@@ -365,6 +367,7 @@ impl Process {
             rusage_self: Default::default(),
             rusage_children: Default::default(),
             nice: Default::default(),
+            signalfds: Default::default(),
             pdeathsig: Default::default(),
             child_subreaper: Default::default(),
             timer_slack_ns: AtomicU64::new(DEFAULT_TIMER_SLACK_NS),
@@ -707,8 +710,11 @@ impl Kernel {
         };
         if fatal {
             self.kill_process(target, sig);
-        } else if let Some(t) = taker {
-            self.kick(target, &t);
+        } else {
+            crate::syscalls::signalfd_notify(target);
+            if let Some(t) = taker {
+                self.kick(target, &t);
+            }
         }
     }
 

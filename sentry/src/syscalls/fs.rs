@@ -526,6 +526,24 @@ pub fn umask(t: &mut Task, a: &[u64; 6]) -> SysResult {
 
 // ---- namespace changes -------------------------------------------------------------
 
+/// chroot: the process's root becomes `path` (CAP_SYS_CHROOT). Lookups
+/// never climb above it; the sandbox's own root stays the outer bound.
+pub fn chroot(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let path = t.read_path(a[0])?;
+    let loc = resolve_at(t, AT_FDCWD, &path, true, false)?;
+    if loc.inode().file_type() != FileType::Directory {
+        return Err(Errno::ENOTDIR);
+    }
+    let st = loc.inode().stat()?;
+    let creds = lock(&t.proc.creds).clone();
+    check_access(&creds, &st, 1, false)?;
+    if creds.euid != 0 {
+        return Err(Errno::EPERM);
+    }
+    lock(&t.proc.fs).root = loc;
+    Ok(0)
+}
+
 fn do_mkdir(t: &mut Task, dirfd: i32, path_addr: u64, mode: u32) -> SysResult {
     let path = t.read_path(path_addr)?;
     let (parent, name) = resolve_parent_at(t, dirfd, &path)?;

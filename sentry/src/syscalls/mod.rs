@@ -7,7 +7,7 @@
 //!
 //! Handlers live in one module per family: `file` (fd I/O, pipes, locks,
 //! copies), `fs` (paths and metadata), `mm` (memory), `process` (ids, fork,
-//! exec, wait, limits), `creds` (set*id), `signal`, `futex`, `poll` (poll,
+//! exec, wait, limits), `creds` (set*id), `signal`, `signalfd`, `futex`, `poll` (poll,
 //! select, epoll), `eventfd` (eventfd, timerfd), `socket` (socketpairs), `sysv` (System V message queues, semaphores,
 //! shared memory),
 //! `time` (clocks, sleeps, interval timers), `timer` (POSIX timers), `tty` (pseudo-terminal ioctls)
@@ -22,6 +22,7 @@ mod mm;
 mod poll;
 mod process;
 mod signal;
+mod signalfd;
 mod socket;
 mod sys;
 mod sysv;
@@ -39,6 +40,7 @@ use crate::kernel::task::Task;
 pub type SysResult = Result<u64, Errno>;
 
 pub use futex::wake as futex_wake;
+pub use signalfd::{notify_queued as signalfd_notify, SignalFd};
 pub use timer::clear_for_exec as clear_timers_for_exec;
 pub type Handler = fn(&mut Task, &[u64; 6]) -> SysResult;
 
@@ -142,6 +144,7 @@ pub static TABLE: &[Row] = rows! {
     SYS_getcwd => fs::getcwd, Full;
     SYS_chdir => fs::chdir, Full;
     SYS_fchdir => fs::fchdir, Full;
+    SYS_chroot => fs::chroot, Full;
     SYS_umask => fs::umask, Full;
     SYS_mkdir => fs::mkdir, Full;
     SYS_mkdirat => fs::mkdirat, Full;
@@ -263,6 +266,10 @@ pub static TABLE: &[Row] = rows! {
     SYS_rt_sigsuspend => signal::rt_sigsuspend, Full;
     SYS_pause => signal::pause, Full;
     SYS_rt_sigtimedwait => signal::rt_sigtimedwait, Full;
+    SYS_rt_sigqueueinfo => signal::rt_sigqueueinfo, Full;
+    SYS_rt_tgsigqueueinfo => signal::rt_tgsigqueueinfo, Full;
+    SYS_signalfd => signalfd::signalfd, Full;
+    SYS_signalfd4 => signalfd::signalfd4, Full;
     SYS_sigaltstack => signal::sigaltstack, Full;
     SYS_kill => signal::kill, Full;
     SYS_tkill => signal::tkill, Full;

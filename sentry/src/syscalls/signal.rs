@@ -325,3 +325,51 @@ pub fn rt_sigtimedwait(t: &mut Task, a: &[u64; 6]) -> SysResult {
         unsafe { libc::nanosleep(&nap, std::ptr::null_mut()) };
     }
 }
+
+/// The siginfo a sigqueue caller supplies: Linux lets a process forge only
+/// negative si_codes (SI_QUEUE, ...) when signalling another process.
+fn queued_info(
+    t: &Task,
+    target_pid: i32,
+    sig: i32,
+    addr: u64,
+) -> Result<crate::kernel::signals::SigInfo, Errno> {
+    let raw = t.read_bytes(addr, 128)?;
+    let mut info: crate::kernel::signals::SigInfo = [0u8; 128];
+    info.copy_from_slice(&raw);
+    let code = i32::from_le_bytes([info[8], info[9], info[10], info[11]]);
+    if (code >= 0 || code == SI_TKILL) && target_pid != t.pid() {
+        return Err(Errno::EPERM);
+    }
+    info[0..4].copy_from_slice(&sig.to_le_bytes());
+    Ok(info)
+}
+
+pub fn rt_sigqueueinfo(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (pid, sig) = (a[0] as i32, a[1] as i32);
+    if !(0..NSIG as i32).contains(&sig) {
+        return Err(Errno::EINVAL);
+    }
+    let info = queued_info(t, pid, sig, a[2])?;
+    let (target, zombie) = kernel().process_or_zombie(pid).ok_or(Errno::ESRCH)?;
+    if sig != 0 && !zombie {
+        kernel().send_signal(&target, sig, info);
+    }
+    Ok(0)
+}
+
+pub fn rt_tgsigqueueinfo(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (tgid, tid, sig) = (a[0] as i32, a[1] as i32, a[2] as i32);
+    if !(0..NSIG as i32).contains(&sig) || tgid <= 0 || tid <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let info = queued_info(t, tgid, sig, a[3])?;
+    let (proc, th) = find_thread(tid).ok_or(Errno::ESRCH)?;
+    if proc.pid != tgid {
+        return Err(Errno::ESRCH);
+    }
+    if sig != 0 {
+        kernel().send_signal_thread(&proc, &th, sig, info);
+    }
+    Ok(0)
+}

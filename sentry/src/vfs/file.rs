@@ -91,6 +91,10 @@ pub trait FileOps: Send + Sync {
     /// O_NONBLOCK changed (fcntl F_SETFL, FIONBIO) on a file that blocks
     /// in the sentry rather than on a host fd.
     fn set_nonblocking(&self, _on: bool) {}
+    /// The signalfd behind this file (signalfd4 on an existing fd).
+    fn as_signalfd(&self) -> Option<&crate::syscalls::SignalFd> {
+        None
+    }
     /// The pseudo-terminal behind this file, for terminal ioctls.
     fn terminal(&self) -> Option<crate::fsimpl::devpts::TerminalEnd<'_>> {
         None
