@@ -8,6 +8,7 @@ pub mod kernel;
 pub mod loader;
 pub mod mm;
 pub mod platform;
+pub mod socket;
 pub mod syscalls;
 pub mod vfs;
 

@@ -30,7 +30,7 @@ fn start_dir(t: &Task, dirfd: i32) -> Result<Location, Errno> {
 
 /// Resolves (dirfd, path). An empty path refers to dirfd itself when
 /// `empty_ok` (AT_EMPTY_PATH).
-fn resolve_at(
+pub(super) fn resolve_at(
     t: &Task,
     dirfd: i32,
     path: &[u8],
@@ -55,7 +55,11 @@ fn resolve_at(
     kernel().vfs.resolve(&root, &start, path, follow)
 }
 
-fn resolve_parent_at(t: &Task, dirfd: i32, path: &[u8]) -> Result<(Location, Vec<u8>), Errno> {
+pub(super) fn resolve_parent_at(
+    t: &Task,
+    dirfd: i32,
+    path: &[u8],
+) -> Result<(Location, Vec<u8>), Errno> {
     let root = lock(&t.proc.fs).root.clone();
     let start = if path.first() == Some(&b'/') {
         root.clone()
@@ -65,7 +69,7 @@ fn resolve_parent_at(t: &Task, dirfd: i32, path: &[u8]) -> Result<(Location, Vec
     kernel().vfs.resolve_parent(&root, &start, path)
 }
 
-fn ctx(t: &Task) -> CreateCtx {
+pub(super) fn ctx(t: &Task) -> CreateCtx {
     let c = lock(&t.proc.creds);
     CreateCtx {
         uid: c.euid,
@@ -74,7 +78,7 @@ fn ctx(t: &Task) -> CreateCtx {
     }
 }
 
-fn current_umask(t: &Task) -> u32 {
+pub(super) fn current_umask(t: &Task) -> u32 {
     lock(&t.proc.fs).umask
 }
 
@@ -127,7 +131,7 @@ fn sticky_ok(t: &Task, dir: &Arc<dyn Inode>, victim: &Arc<dyn Inode>) -> Result<
     Err(Errno::EPERM)
 }
 
-fn may_write(t: &Task, inode: &Arc<dyn Inode>) -> Result<(), Errno> {
+pub(super) fn may_write(t: &Task, inode: &Arc<dyn Inode>) -> Result<(), Errno> {
     if inode.read_only() {
         return Err(Errno::EROFS);
     }

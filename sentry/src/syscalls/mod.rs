@@ -115,16 +115,22 @@ pub static TABLE: &[Row] = rows! {
     SYS_epoll_pwait => poll::epoll_pwait, Full;
     SYS_epoll_pwait2 => poll::epoll_pwait2, Full;
     // socket: unix socketpairs so far
-    SYS_socketpair => socket::socketpair, Partial("AF_UNIX only; no SCM_RIGHTS/SCM_CREDENTIALS yet");
-    SYS_sendto => socket::sendto, Partial("connected socketpairs only");
-    SYS_recvfrom => socket::recvfrom, Partial("connected socketpairs only");
-    SYS_sendmsg => socket::sendmsg, Partial("no control messages yet");
-    SYS_recvmsg => socket::recvmsg, Partial("no control messages yet");
+    SYS_socket => socket::socket, Partial("AF_UNIX (stream, datagram, seqpacket); network families EAFNOSUPPORT until the networking work");
+    SYS_socketpair => socket::socketpair, Partial("AF_UNIX");
+    SYS_bind => socket::bind, Partial("AF_UNIX: paths and abstract names, autobind");
+    SYS_listen => socket::listen, Full;
+    SYS_accept => socket::accept, Full;
+    SYS_accept4 => socket::accept4, Full;
+    SYS_connect => socket::connect, Partial("AF_UNIX");
+    SYS_sendto => socket::sendto, Partial("AF_UNIX; datagrams to a name arrive without the sender's address");
+    SYS_recvfrom => socket::recvfrom, Partial("AF_UNIX; the source of unconnected datagrams shows as unnamed");
+    SYS_sendmsg => socket::sendmsg, Partial("SCM_RIGHTS on connected sockets; SCM_CREDENTIALS accepted, not forwarded");
+    SYS_recvmsg => socket::recvmsg, Partial("SCM_RIGHTS; no SCM_CREDENTIALS");
     SYS_shutdown => socket::shutdown, Full;
-    SYS_getsockname => socket::getsockname, Partial("unnamed unix sockets");
-    SYS_getpeername => socket::getsockname, Partial("unnamed unix sockets");
-    SYS_getsockopt => socket::getsockopt, Partial("SOL_SOCKET int options");
-    SYS_setsockopt => socket::setsockopt, Partial("SO_RCVBUF, SO_SNDBUF, SO_RCVLOWAT, SO_SNDLOWAT");
+    SYS_getsockname => socket::getsockname, Full;
+    SYS_getpeername => socket::getpeername, Full;
+    SYS_getsockopt => socket::getsockopt, Partial("SOL_SOCKET: SO_PEERCRED, SO_TYPE, SO_DOMAIN, SO_PROTOCOL, SO_ACCEPTCONN, SO_ERROR, buffer sizes");
+    SYS_setsockopt => socket::setsockopt, Partial("SO_RCVBUF, SO_SNDBUF, SO_RCVLOWAT, SO_SNDLOWAT, SO_PASSCRED");
     // fs: paths and metadata
     SYS_open => fs::open, Partial("no O_TMPFILE; O_CREAT through a dangling symlink gives ENOENT");
     SYS_openat => fs::openat, Partial("no O_TMPFILE; O_CREAT through a dangling symlink gives ENOENT");
@@ -297,11 +303,6 @@ pub static TABLE: &[Row] = rows! {
 /// because that is what Linux gives when the feature is absent (programs
 /// probe with them). They are still logged once.
 pub static UNSUPPORTED: &[(i64, Errno, &str)] = &[
-    (
-        libc::SYS_socket,
-        Errno::EAFNOSUPPORT,
-        "networking is not implemented yet",
-    ),
     (
         libc::SYS_getxattr,
         Errno::EOPNOTSUPP,

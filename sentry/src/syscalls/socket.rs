@@ -1,22 +1,88 @@
-//! Sockets. So far only unix-domain socketpair(2): a host socketpair the
-//! sentry owns (like its pipes), with send/recv families on it. Named and
-//! network sockets come with the networking work; socket(2) answers
-//! EAFNOSUPPORT as a kernel without those families would.
+//! Socket syscalls. Unix-domain sockets (socketpair, and named sockets
+//! bound to a path or an abstract name, with SCM_RIGHTS) are implemented in
+//! `socket/unix.rs`; network families come with the networking work, and
+//! socket(2) answers EAFNOSUPPORT for them as a kernel without them would.
 
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use nix::errno::Errno;
 
 use super::file::{get_file, install_fd};
+use super::fs::{check_access, ctx, current_umask, may_write, resolve_at, resolve_parent_at};
 use super::{arg_fd, SysResult};
-use crate::fsimpl::host::{retry_host, HostFile, HostKind};
+use crate::fsimpl::host::retry_host;
 use crate::kernel::signals::{info_sender, SI_USER};
 use crate::kernel::task::Task;
 use crate::kernel::{kernel, lock};
-use crate::vfs::OpenFile;
+use crate::socket::unix::{Ucred, UnixAddr, UnixSocket};
+use crate::vfs::{FileType, OpenFile};
 
 const MAX_IO: usize = 1 << 20;
+/// sizeof(struct sockaddr_un).
+const SOCKADDR_UN_LEN: u64 = 110;
+/// Most fds one SCM_RIGHTS message may carry (SCM_MAX_FD).
+const SCM_MAX_FD: usize = 253;
+
+const SEND_FLAGS: i32 =
+    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL | libc::MSG_MORE | libc::MSG_EOR | libc::MSG_CONFIRM;
+const RECV_FLAGS: i32 = libc::MSG_DONTWAIT
+    | libc::MSG_PEEK
+    | libc::MSG_WAITALL
+    | libc::MSG_TRUNC
+    | libc::MSG_CMSG_CLOEXEC;
+
+fn creds_of(t: &Task) -> Ucred {
+    let c = lock(&t.proc.creds);
+    Ucred {
+        pid: t.pid(),
+        uid: c.euid,
+        gid: c.egid,
+    }
+}
+
+fn next_ino() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1_000_000);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+fn install_socket(t: &Task, s: Arc<UnixSocket>, flags: i32) -> SysResult {
+    let status = libc::O_RDWR | (flags & libc::SOCK_NONBLOCK);
+    let f = OpenFile::with_display(s, format!("socket:[{}]", next_ino()).into_bytes(), status);
+    install_fd(t, f, flags & libc::SOCK_CLOEXEC != 0)
+}
+
+fn unix_type(typ: i32) -> Result<i32, Errno> {
+    if typ & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC | 0xf) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    match typ & 0xf {
+        t @ (libc::SOCK_STREAM | libc::SOCK_DGRAM | libc::SOCK_SEQPACKET) => Ok(t),
+        _ => Err(Errno::ESOCKTNOSUPPORT),
+    }
+}
+
+pub fn socket(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (domain, typ, proto) = (a[0] as i32, a[1] as i32, a[2] as i32);
+    if domain != libc::AF_UNIX {
+        if matches!(
+            domain,
+            libc::AF_INET | libc::AF_INET6 | libc::AF_NETLINK | libc::AF_PACKET
+        ) {
+            kernel().log_unimplemented(
+                libc::SYS_socket as u64 | (domain as u64) << 32,
+                "socket (network families)",
+            );
+        }
+        return Err(Errno::EAFNOSUPPORT);
+    }
+    let stype = unix_type(typ)?;
+    if proto != 0 && proto != libc::PF_UNIX {
+        return Err(Errno::EPROTONOSUPPORT);
+    }
+    let s = UnixSocket::new(stype, typ & libc::SOCK_NONBLOCK != 0, creds_of(t))?;
+    install_socket(t, s, typ)
+}
 
 pub fn socketpair(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (domain, typ, proto, sv) = (a[0] as i32, a[1] as i32, a[2] as i32, a[3]);
@@ -26,48 +92,13 @@ pub fn socketpair(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if domain != libc::AF_UNIX {
         return Err(Errno::EAFNOSUPPORT);
     }
-    let base = typ & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
-    if !matches!(
-        base,
-        libc::SOCK_STREAM | libc::SOCK_DGRAM | libc::SOCK_SEQPACKET
-    ) {
-        return Err(Errno::EINVAL);
-    }
-    if proto != 0 {
+    let stype = unix_type(typ)?;
+    if proto != 0 && proto != libc::PF_UNIX {
         return Err(Errno::EPROTONOSUPPORT);
     }
-    let mut fds = [0i32; 2];
-    // SAFETY: socketpair writes two fds into our array; the type is validated.
-    if unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            base | (typ & libc::SOCK_NONBLOCK) | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    } < 0
-    {
-        return Err(Errno::last());
-    }
-    // SAFETY: both fds were just created and are ours alone.
-    let (x, y) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    let status = libc::O_RDWR
-        | if typ & libc::SOCK_NONBLOCK != 0 {
-            libc::O_NONBLOCK
-        } else {
-            0
-        };
-    let ino = nix::sys::stat::fstat(fds[0]).map(|s| s.st_ino).unwrap_or(0);
-    let mk = |fd| {
-        OpenFile::with_display(
-            Arc::new(HostFile::new(fd, HostKind::Socket)),
-            format!("socket:[{ino}]").into_bytes(),
-            status,
-        )
-    };
-    let cloexec = typ & libc::SOCK_CLOEXEC != 0;
-    let f0 = install_fd(t, mk(x), cloexec)? as i32;
-    let f1 = match install_fd(t, mk(y), cloexec) {
+    let (x, y) = UnixSocket::pair(stype, typ & libc::SOCK_NONBLOCK != 0, creds_of(t))?;
+    let f0 = install_socket(t, x, typ)? as i32;
+    let f1 = match install_socket(t, y, typ) {
         Ok(f) => f as i32,
         Err(e) => {
             let _ = lock(&t.proc.fds).remove(f0);
@@ -83,63 +114,214 @@ pub fn socketpair(t: &mut Task, a: &[u64; 6]) -> SysResult {
     Ok(0)
 }
 
-/// The host socket behind an application fd (ENOTSOCK otherwise).
-fn socket_fd(t: &Task, fd: i32) -> Result<(Arc<OpenFile>, RawFd), Errno> {
+/// The unix socket behind an application fd (ENOTSOCK otherwise).
+fn unix(t: &Task, fd: i32) -> Result<(Arc<OpenFile>, Arc<UnixSocket>), Errno> {
     let f = get_file(t, fd)?;
-    if f.ops.host_kind() != Some(HostKind::Socket) {
-        return Err(Errno::ENOTSOCK);
-    }
-    let h = f.ops.host_fd().ok_or(Errno::ENOTSOCK)?;
-    Ok((f, h))
+    let s = f.ops.clone().unix_socket().ok_or(Errno::ENOTSOCK)?;
+    Ok((f, s))
 }
 
-const SEND_FLAGS: i32 =
-    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL | libc::MSG_MORE | libc::MSG_EOR | libc::MSG_CONFIRM;
-const RECV_FLAGS: i32 = libc::MSG_DONTWAIT
-    | libc::MSG_PEEK
-    | libc::MSG_WAITALL
-    | libc::MSG_TRUNC
-    | libc::MSG_CMSG_CLOEXEC;
+fn read_addr(t: &Task, addr: u64, len: u64) -> Result<UnixAddr, Errno> {
+    if !(2..=SOCKADDR_UN_LEN).contains(&len) {
+        return Err(Errno::EINVAL);
+    }
+    UnixAddr::parse(&t.read_bytes(addr, len as usize)?)
+}
 
-fn nonblock(f: &OpenFile, flags: i32) -> i32 {
-    if f.flags() & libc::O_NONBLOCK != 0 {
-        flags | libc::MSG_DONTWAIT
-    } else {
-        flags
+/// Writes a socket address and its length, truncated to the caller's room.
+fn write_addr(t: &Task, addr: u64, lenp: u64, bytes: &[u8]) -> Result<(), Errno> {
+    if addr == 0 || lenp == 0 {
+        return Ok(());
+    }
+    let have: u32 = t.read_obj(lenp)?;
+    if (have as i32) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    t.write_bytes(addr, &bytes[..(have as usize).min(bytes.len())])?;
+    t.write_obj(lenp, &(bytes.len() as u32))?;
+    Ok(())
+}
+
+pub fn bind(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (_f, s) = unix(t, arg_fd(a[0]))?;
+    let addr = read_addr(t, a[1], a[2])?;
+    match &addr {
+        UnixAddr::Unnamed => s.autobind()?,
+        UnixAddr::Abstract(_) => s.bind(addr, None)?,
+        UnixAddr::Path(p) => {
+            if s.local_addr() != UnixAddr::Unnamed {
+                return Err(Errno::EINVAL);
+            }
+            let (parent, name) = resolve_parent_at(t, libc::AT_FDCWD, p)?;
+            if name.is_empty()
+                || name == b"."
+                || name == b".."
+                || kernel().vfs.step(&parent, &name).is_ok()
+            {
+                return Err(Errno::EADDRINUSE);
+            }
+            may_write(t, parent.inode())?;
+            let mode = libc::S_IFSOCK | (0o777 & !current_umask(t));
+            parent.inode().mknod(&name, mode, 0, ctx(t))?;
+            let node = kernel().vfs.step(&parent, &name)?.inode().clone();
+            if let Err(e) = s.bind(addr.clone(), Some(node)) {
+                let _ = parent.inode().unlink(&name);
+                return Err(e);
+            }
+        }
+    }
+    Ok(0)
+}
+
+pub fn listen(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (_f, s) = unix(t, arg_fd(a[0]))?;
+    s.listen(a[1] as i32)?;
+    Ok(0)
+}
+
+/// Finds the socket an address names, checking the socket file as Linux
+/// does (it must be a socket the caller may write).
+fn find_target(t: &Task, addr: &UnixAddr) -> Result<Arc<UnixSocket>, Errno> {
+    match addr {
+        UnixAddr::Path(p) => {
+            let loc = resolve_at(t, libc::AT_FDCWD, p, true, false)?;
+            let node = loc.inode().clone();
+            if node.file_type() != FileType::Socket {
+                return Err(Errno::ECONNREFUSED);
+            }
+            check_access(&lock(&t.proc.creds), &node.stat()?, 2, false)?;
+            UnixSocket::lookup(addr, Some(&node))
+        }
+        UnixAddr::Abstract(_) => UnixSocket::lookup(addr, None),
+        UnixAddr::Unnamed => Err(Errno::EINVAL),
     }
 }
 
-fn do_send(t: &Task, fd: i32, data: &[u8], flags: i32) -> SysResult {
+pub fn connect(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (_f, s) = unix(t, arg_fd(a[0]))?;
+    let addr = read_addr(t, a[1], a[2])?;
+    let target = find_target(t, &addr)?;
+    s.connect(&target, addr)?;
+    Ok(0)
+}
+
+fn do_accept(t: &Task, fd: i32, addr: u64, lenp: u64, flags: i32) -> SysResult {
+    if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (_f, s) = unix(t, fd)?;
+    if s.stype == libc::SOCK_DGRAM {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let conn = s.accept()?;
+    if flags & libc::SOCK_NONBLOCK != 0 {
+        crate::vfs::FileOps::set_nonblocking(&*conn, true);
+    }
+    let peer = conn.peer_addr().unwrap_or(UnixAddr::Unnamed).to_bytes();
+    let nfd = install_socket(t, conn, flags)?;
+    if let Err(e) = write_addr(t, addr, lenp, &peer) {
+        let _ = lock(&t.proc.fds).remove(nfd as i32);
+        return Err(e);
+    }
+    Ok(nfd)
+}
+
+pub fn accept(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    do_accept(t, arg_fd(a[0]), a[1], a[2], 0)
+}
+
+pub fn accept4(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    do_accept(t, arg_fd(a[0]), a[1], a[2], a[3] as i32)
+}
+
+pub fn getsockname(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (_f, s) = unix(t, arg_fd(a[0]))?;
+    write_addr(t, a[1], a[2], &s.local_addr().to_bytes())?;
+    Ok(0)
+}
+
+pub fn getpeername(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (_f, s) = unix(t, arg_fd(a[0]))?;
+    write_addr(t, a[1], a[2], &s.peer_addr()?.to_bytes())?;
+    Ok(0)
+}
+
+fn raise_sigpipe(t: &Task) {
+    let uid = lock(&t.proc.creds).ruid;
+    kernel().send_signal_thread(
+        &t.proc,
+        &t.thread,
+        libc::SIGPIPE,
+        info_sender(libc::SIGPIPE, SI_USER, t.pid(), uid),
+    );
+}
+
+/// Sends `data` on a socket (to `to` for unconnected datagram sockets).
+fn do_send(
+    t: &Task,
+    f: &OpenFile,
+    s: &UnixSocket,
+    data: &[u8],
+    flags: i32,
+    to: Option<UnixAddr>,
+) -> SysResult {
     if flags & !SEND_FLAGS != 0 {
         return Err(Errno::EOPNOTSUPP);
     }
-    let (f, h) = socket_fd(t, fd)?;
-    let fl = nonblock(&f, flags) | libc::MSG_NOSIGNAL;
-    // SAFETY: send from our own buffer on the sentry's socket.
+    let inbox;
+    let h = match to {
+        Some(addr) if s.stype == libc::SOCK_DGRAM => {
+            let target = find_target(t, &addr)?;
+            if target.stype != s.stype {
+                return Err(Errno::EPROTOTYPE);
+            }
+            inbox = target.dgram_inbox().ok_or(Errno::ECONNREFUSED)?;
+            std::os::fd::AsRawFd::as_raw_fd(&*inbox)
+        }
+        Some(_) => {
+            return Err(if s.send_fd().is_some() {
+                Errno::EISCONN
+            } else {
+                Errno::EOPNOTSUPP
+            })
+        }
+        None => s.send_fd().ok_or(Errno::ENOTCONN)?,
+    };
+    let mut fl = flags | libc::MSG_NOSIGNAL;
+    if f.flags() & libc::O_NONBLOCK != 0 {
+        fl |= libc::MSG_DONTWAIT;
+    }
+    // SAFETY: send from our own buffer on a socket the sentry owns.
     let r = retry_host(|| {
         Errno::result(unsafe { libc::send(h, data.as_ptr().cast(), data.len(), fl) })
             .map(|n| n as usize)
     });
     if r == Err(Errno::EPIPE) && flags & libc::MSG_NOSIGNAL == 0 {
-        let uid = lock(&t.proc.creds).ruid;
-        kernel().send_signal_thread(
-            &t.proc,
-            &t.thread,
-            libc::SIGPIPE,
-            info_sender(libc::SIGPIPE, SI_USER, t.pid(), uid),
-        );
+        raise_sigpipe(t);
     }
     Ok(r? as u64)
 }
 
-fn do_recv(t: &Task, fd: i32, len: usize, flags: i32) -> Result<(Vec<u8>, usize), Errno> {
+fn do_recv(
+    f: &OpenFile,
+    s: &UnixSocket,
+    len: usize,
+    flags: i32,
+) -> Result<(Vec<u8>, usize), Errno> {
     if flags & !RECV_FLAGS != 0 {
         return Err(Errno::EOPNOTSUPP);
     }
-    let (f, h) = socket_fd(t, fd)?;
-    let fl = nonblock(&f, flags & !libc::MSG_CMSG_CLOEXEC);
+    let h = s.recv_fd().ok_or(if s.stype == libc::SOCK_DGRAM {
+        Errno::EAGAIN
+    } else {
+        Errno::ENOTCONN
+    })?;
+    let mut fl = flags & !libc::MSG_CMSG_CLOEXEC;
+    if f.flags() & libc::O_NONBLOCK != 0 {
+        fl |= libc::MSG_DONTWAIT;
+    }
     let mut buf = vec![0u8; len.min(MAX_IO)];
-    // SAFETY: recv into our own buffer on the sentry's socket.
+    // SAFETY: recv into our own buffer on a socket the sentry owns.
     let n = retry_host(|| {
         Errno::result(unsafe { libc::recv(h, buf.as_mut_ptr().cast(), buf.len(), fl) })
             .map(|n| n as usize)
@@ -147,34 +329,30 @@ fn do_recv(t: &Task, fd: i32, len: usize, flags: i32) -> Result<(Vec<u8>, usize)
     Ok((buf, n))
 }
 
-/// The address of an unnamed unix socket: just the family.
-fn write_unnamed(t: &Task, addr: u64, addrlen: u64) -> Result<(), Errno> {
-    if addr == 0 || addrlen == 0 {
-        return Ok(());
-    }
-    let have: u32 = t.read_obj(addrlen)?;
-    let fam = (libc::AF_UNIX as u16).to_le_bytes();
-    t.write_bytes(addr, &fam[..(have as usize).min(2)])?;
-    t.write_obj(addrlen, &2u32)?;
-    Ok(())
-}
-
 pub fn sendto(t: &mut Task, a: &[u64; 6]) -> SysResult {
-    let (fd, buf, len, flags, addr) = (arg_fd(a[0]), a[1], a[2] as usize, a[3] as i32, a[4]);
-    if addr != 0 {
-        socket_fd(t, fd)?;
-        return Err(Errno::EISCONN);
-    }
+    let (fd, buf, len, flags, addr, alen) =
+        (arg_fd(a[0]), a[1], a[2] as usize, a[3] as i32, a[4], a[5]);
+    let (f, s) = unix(t, fd)?;
+    let to = if addr != 0 {
+        Some(read_addr(t, addr, alen)?)
+    } else {
+        None
+    };
     let data = t.read_bytes(buf, len.min(MAX_IO))?;
-    do_send(t, fd, &data, flags)
+    do_send(t, &f, &s, &data, flags, to)
 }
 
 pub fn recvfrom(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (fd, buf, len, flags, addr, addrlen) =
         (arg_fd(a[0]), a[1], a[2] as usize, a[3] as i32, a[4], a[5]);
-    let (data, n) = do_recv(t, fd, len, flags)?;
+    let (f, s) = unix(t, fd)?;
+    let (data, n) = do_recv(&f, &s, len, flags)?;
     t.write_bytes(buf, &data[..n.min(data.len())])?;
-    write_unnamed(t, addr, addrlen)?;
+    if n > 0 && flags & libc::MSG_PEEK == 0 {
+        drop(s.take_rights());
+    }
+    let from = s.peer_addr().unwrap_or(UnixAddr::Unnamed);
+    write_addr(t, addr, addrlen, &from.to_bytes())?;
     Ok(n as u64)
 }
 
@@ -201,18 +379,61 @@ fn iovecs(t: &Task, iov: u64, n: u64) -> Result<Vec<(u64, u64)>, Errno> {
     super::file::read_iovecs(t, iov, n)
 }
 
+/// The files an SCM_RIGHTS control message names.
+fn control_rights(t: &Task, control: u64, len: u64) -> Result<Vec<Arc<OpenFile>>, Errno> {
+    if len > 64 * 1024 {
+        return Err(Errno::ENOBUFS);
+    }
+    let raw = t.read_bytes(control, len as usize)?;
+    let mut files = Vec::new();
+    let mut off = 0usize;
+    while off + 16 <= raw.len() {
+        let clen = u64::from_le_bytes(raw[off..off + 8].try_into().unwrap_or([0; 8])) as usize;
+        let level = i32::from_le_bytes(raw[off + 8..off + 12].try_into().unwrap_or([0; 4]));
+        let typ = i32::from_le_bytes(raw[off + 12..off + 16].try_into().unwrap_or([0; 4]));
+        if clen < 16 || off + clen > raw.len() {
+            return Err(Errno::EINVAL);
+        }
+        if level != libc::SOL_SOCKET {
+            return Err(Errno::EINVAL);
+        }
+        match typ {
+            libc::SCM_RIGHTS => {
+                for c in raw[off + 16..off + clen].chunks_exact(4) {
+                    let fd = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                    files.push(get_file(t, fd)?);
+                }
+                if files.len() > SCM_MAX_FD {
+                    return Err(Errno::EINVAL);
+                }
+            }
+            // Credentials are the sender's own; nothing to forward yet.
+            libc::SCM_CREDENTIALS => {}
+            _ => return Err(Errno::EINVAL),
+        }
+        off += (clen + 7) & !7;
+    }
+    Ok(files)
+}
+
 pub fn sendmsg(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (fd, msg, flags) = (arg_fd(a[0]), a[1], a[2] as i32);
-    let [name, _, iov, iovlen, _, controllen, _] = read_msghdr(t, msg)?;
-    socket_fd(t, fd)?;
-    if name != 0 {
-        return Err(Errno::EISCONN);
-    }
-    if controllen != 0 {
-        // Passing fds or credentials needs the sentry's own unix sockets.
+    let [name, namelen, iov, iovlen, control, controllen, _] = read_msghdr(t, msg)?;
+    let (f, s) = unix(t, fd)?;
+    let to = if name != 0 && namelen != 0 {
+        Some(read_addr(t, name, namelen)?)
+    } else {
+        None
+    };
+    let rights = if control != 0 && controllen != 0 {
+        control_rights(t, control, controllen)?
+    } else {
+        Vec::new()
+    };
+    if !rights.is_empty() && s.send_fd().is_none() {
         kernel().log_unimplemented(
             libc::SYS_sendmsg as u64 | 1 << 32,
-            "sendmsg with control messages",
+            "SCM_RIGHTS on an unconnected socket",
         );
         return Err(Errno::EOPNOTSUPP);
     }
@@ -221,15 +442,21 @@ pub fn sendmsg(t: &mut Task, a: &[u64; 6]) -> SysResult {
         let len = (len as usize).min(MAX_IO - data.len());
         data.extend_from_slice(&t.read_bytes(base, len)?);
     }
-    do_send(t, fd, &data, flags)
+    // The files travel beside the data: queue them first so a receiver
+    // that gets the bytes finds them.
+    if !rights.is_empty() {
+        s.send_rights(rights)?;
+    }
+    do_send(t, &f, &s, &data, flags, to)
 }
 
 pub fn recvmsg(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (fd, msg, flags) = (arg_fd(a[0]), a[1], a[2] as i32);
-    let [name, namelen, iov, iovlen, _, _, _] = read_msghdr(t, msg)?;
+    let [name, namelen, iov, iovlen, control, controllen, _] = read_msghdr(t, msg)?;
+    let (f, s) = unix(t, fd)?;
     let iovs = iovecs(t, iov, iovlen)?;
     let total: u64 = iovs.iter().map(|v| v.1).sum();
-    let (data, n) = do_recv(t, fd, total as usize, flags)?;
+    let (data, n) = do_recv(&f, &s, total as usize, flags)?;
     let mut left = &data[..n.min(data.len())];
     for (base, len) in iovs {
         if left.is_empty() {
@@ -239,93 +466,132 @@ pub fn recvmsg(t: &mut Task, a: &[u64; 6]) -> SysResult {
         t.write_bytes(base, &left[..k])?;
         left = &left[k..];
     }
-    if name != 0 && namelen >= 2 {
-        t.write_bytes(name, &(libc::AF_UNIX as u16).to_le_bytes())?;
-        t.write_obj(msg + 8, &2u32)?;
+    if name != 0 {
+        let from = s.peer_addr().unwrap_or(UnixAddr::Unnamed).to_bytes();
+        let k = (namelen as usize).min(from.len());
+        t.write_bytes(name, &from[..k])?;
+        t.write_obj(msg + 8, &(from.len() as u32))?;
     }
-    // No control data; msg_flags: truncation is reported by the host count.
-    t.write_obj(msg + 40, &0u64)?;
-    t.write_obj(msg + 48, &0u32)?;
+    let mut msg_flags = 0u32;
+    let mut written = 0usize;
+    if n > 0 && flags & libc::MSG_PEEK == 0 {
+        if let Some(files) = s.take_rights() {
+            let room = if control == 0 { 0 } else { controllen as usize };
+            let fit = room.saturating_sub(16) / 4;
+            if fit < files.len() {
+                msg_flags |= libc::MSG_CTRUNC as u32;
+            }
+            let cloexec = flags & libc::MSG_CMSG_CLOEXEC != 0;
+            let mut fds = Vec::new();
+            for file in files.into_iter().take(fit) {
+                fds.push(install_fd(t, file, cloexec)? as i32);
+            }
+            if !fds.is_empty() {
+                let clen = 16 + 4 * fds.len();
+                let mut c = Vec::with_capacity(clen);
+                c.extend_from_slice(&(clen as u64).to_le_bytes());
+                c.extend_from_slice(&libc::SOL_SOCKET.to_le_bytes());
+                c.extend_from_slice(&libc::SCM_RIGHTS.to_le_bytes());
+                for fd in &fds {
+                    c.extend_from_slice(&fd.to_le_bytes());
+                }
+                t.write_bytes(control, &c)?;
+                written = (clen + 7) & !7;
+                written = written.min(room);
+            }
+        }
+    }
+    t.write_obj(msg + 40, &(written as u64))?;
+    t.write_obj(msg + 48, &msg_flags)?;
     Ok(n as u64)
 }
 
 pub fn shutdown(t: &mut Task, a: &[u64; 6]) -> SysResult {
-    let (_f, h) = socket_fd(t, arg_fd(a[0]))?;
+    let (_f, s) = unix(t, arg_fd(a[0]))?;
     let how = a[1] as i32;
     if !matches!(how, libc::SHUT_RD | libc::SHUT_WR | libc::SHUT_RDWR) {
         return Err(Errno::EINVAL);
     }
-    // SAFETY: shutdown of the sentry's own socket.
+    let h = s.recv_fd().or(s.send_fd()).ok_or(Errno::ENOTCONN)?;
+    // SAFETY: shutdown of a socket the sentry owns.
     if unsafe { libc::shutdown(h, how) } < 0 {
         return Err(Errno::last());
     }
     Ok(0)
 }
 
-pub fn getsockname(t: &mut Task, a: &[u64; 6]) -> SysResult {
-    socket_fd(t, arg_fd(a[0]))?;
-    write_unnamed(t, a[1], a[2])?;
-    Ok(0)
-}
-
-/// Socket options the sentry answers from (or applies to) its own socket.
-fn option_allowed(level: i32, name: i32) -> bool {
-    level == libc::SOL_SOCKET
-        && matches!(
-            name,
-            libc::SO_TYPE
-                | libc::SO_DOMAIN
-                | libc::SO_PROTOCOL
-                | libc::SO_ERROR
-                | libc::SO_RCVBUF
-                | libc::SO_SNDBUF
-                | libc::SO_ACCEPTCONN
-                | libc::SO_RCVLOWAT
-                | libc::SO_SNDLOWAT
-        )
+/// Buffer-size style options answered from (or applied to) the host socket.
+fn host_int_option(name: i32) -> bool {
+    matches!(
+        name,
+        libc::SO_RCVBUF | libc::SO_SNDBUF | libc::SO_RCVLOWAT | libc::SO_SNDLOWAT
+    )
 }
 
 pub fn getsockopt(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (fd, level, name, val, lenp) = (arg_fd(a[0]), a[1] as i32, a[2] as i32, a[3], a[4]);
-    let (_f, h) = socket_fd(t, fd)?;
-    if !option_allowed(level, name) {
-        return Err(Errno::ENOPROTOOPT);
+    let (_f, s) = unix(t, fd)?;
+    if level != libc::SOL_SOCKET {
+        return Err(Errno::EOPNOTSUPP);
     }
     let have: u32 = t.read_obj(lenp)?;
-    let mut v: i32 = 0;
-    let mut len: libc::socklen_t = 4;
-    // SAFETY: getsockopt of an int option into our own variable.
-    if unsafe { libc::getsockopt(h, level, name, (&mut v as *mut i32).cast(), &mut len) } < 0 {
-        return Err(Errno::last());
+    if (have as i32) < 0 {
+        return Err(Errno::EINVAL);
     }
-    let bytes = v.to_le_bytes();
-    t.write_bytes(val, &bytes[..(have as usize).min(4)])?;
-    t.write_obj(lenp, &4u32)?;
+    let bytes: Vec<u8> = match name {
+        libc::SO_PEERCRED => {
+            let c = s.peer_cred();
+            let mut b = c.pid.to_le_bytes().to_vec();
+            b.extend_from_slice(&c.uid.to_le_bytes());
+            b.extend_from_slice(&c.gid.to_le_bytes());
+            b
+        }
+        libc::SO_TYPE => s.stype.to_le_bytes().to_vec(),
+        libc::SO_DOMAIN => libc::AF_UNIX.to_le_bytes().to_vec(),
+        libc::SO_PROTOCOL | libc::SO_ERROR | libc::SO_PASSCRED => 0i32.to_le_bytes().to_vec(),
+        libc::SO_ACCEPTCONN => (s.is_listening() as i32).to_le_bytes().to_vec(),
+        n if host_int_option(n) => {
+            let mut v: i32 = if n == libc::SO_RCVLOWAT || n == libc::SO_SNDLOWAT {
+                1
+            } else {
+                212_992
+            };
+            if let Some(h) = s.recv_fd().or(s.send_fd()) {
+                let mut len: libc::socklen_t = 4;
+                // SAFETY: an int option of a socket the sentry owns, into
+                // our own variable.
+                unsafe { libc::getsockopt(h, level, n, (&mut v as *mut i32).cast(), &mut len) };
+            }
+            v.to_le_bytes().to_vec()
+        }
+        _ => return Err(Errno::ENOPROTOOPT),
+    };
+    t.write_bytes(val, &bytes[..(have as usize).min(bytes.len())])?;
+    t.write_obj(lenp, &(bytes.len().min(have as usize) as u32))?;
     Ok(0)
 }
 
 pub fn setsockopt(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (fd, level, name, val, len) = (arg_fd(a[0]), a[1] as i32, a[2] as i32, a[3], a[4]);
-    let (_f, h) = socket_fd(t, fd)?;
-    if !option_allowed(level, name)
-        || matches!(
-            name,
-            libc::SO_TYPE
-                | libc::SO_DOMAIN
-                | libc::SO_PROTOCOL
-                | libc::SO_ERROR
-                | libc::SO_ACCEPTCONN
-        )
-    {
+    let (_f, s) = unix(t, fd)?;
+    if level != libc::SOL_SOCKET {
         return Err(Errno::ENOPROTOOPT);
     }
     if len < 4 {
         return Err(Errno::EINVAL);
     }
     let v: i32 = t.read_obj(val)?;
-    // SAFETY: setsockopt of a validated int option from our own variable.
-    if unsafe { libc::setsockopt(h, level, name, (&v as *const i32).cast(), 4) } < 0 {
-        return Err(Errno::last());
+    match name {
+        libc::SO_PASSCRED => Ok(0),
+        n if host_int_option(n) => {
+            if let Some(h) = s.recv_fd().or(s.send_fd()) {
+                // SAFETY: a validated int option from our own variable.
+                if unsafe { libc::setsockopt(h, level, n, (&v as *const i32).cast(), 4) } < 0 {
+                    return Err(Errno::last());
+                }
+            }
+            Ok(0)
+        }
+        _ => Err(Errno::ENOPROTOOPT),
     }
-    Ok(0)
 }

@@ -91,6 +91,12 @@ pub trait FileOps: Send + Sync {
     /// O_NONBLOCK changed (fcntl F_SETFL, FIONBIO) on a file that blocks
     /// in the sentry rather than on a host fd.
     fn set_nonblocking(&self, _on: bool) {}
+    /// The unix socket behind this file.
+    fn unix_socket(
+        self: std::sync::Arc<Self>,
+    ) -> Option<std::sync::Arc<crate::socket::unix::UnixSocket>> {
+        None
+    }
     /// The signalfd behind this file (signalfd4 on an existing fd).
     fn as_signalfd(&self) -> Option<&crate::syscalls::SignalFd> {
         None
