@@ -109,6 +109,7 @@ differential_tests! {
     mm_mmap_file => "mm/mmap_file.c",
     mm_mmap_shared_file => "mm/mmap_shared_file.c",
     mm_mlock => "mm/mlock.c",
+    mm_proc_maps => "mm/proc_maps.c",
     process_ids => "process/ids.c",
     process_wait => "process/wait.c",
     process_signals => "process/signals.c",

@@ -88,6 +88,7 @@ pub fn boot(cfg: BootConfig, strace: Option<StraceSink>) -> Result<i32, BootErro
         return Err(BootError::NoCommand);
     }
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    mm::init_vdso_layout(&std::fs::read_to_string("/proc/self/maps").unwrap_or_default());
     let stub_image = platform::stub_image::StubImage::create().map_err(BootError::StubImage)?;
     // SAFETY: the CLI handed us this fd for our exclusive use.
     let sock = unsafe { OwnedFd::from_raw_fd(cfg.gofer_fd) };

@@ -44,7 +44,9 @@ def run(fd, text, keys=None, settle=0.0):
 
 def lines_with(text, *words):
     keep = []
-    for line in text.replace("\r", "").split("\n"):
+    # The terminal's echo of ^C/^Z lands before or after the job's own
+    # output depending on timing: drop it.
+    for line in text.replace("\r", "").replace("^C", "").replace("^Z", "").split("\n"):
         if any(w in line for w in words) and "echo" not in line:
             # Drop job pids ("[1] 1234") and prompts, whose place relative
             # to the terminal's echo of typed-ahead input is a matter of timing.

@@ -192,6 +192,14 @@ fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
             .into_bytes())
         })
     };
+    let maps = {
+        let p = p.clone();
+        GeneratedFile::new(move || {
+            let proc = p.upgrade().ok_or(Errno::ESRCH)?;
+            let text = lock(&proc.mm).vmas.render();
+            Ok(text.into_bytes())
+        })
+    };
     let stat = {
         let p = p.clone();
         GeneratedFile::new(move || {
@@ -273,7 +281,8 @@ fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
             .with("status", Arc::new(status))
             .with("stat", Arc::new(stat))
             .with("fd", Arc::new(fd_dir))
-            .with("mounts", text(mounts)),
+            .with("mounts", text(mounts))
+            .with("maps", Arc::new(maps)),
     ))
 }
 

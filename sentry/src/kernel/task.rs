@@ -250,6 +250,16 @@ impl Task {
             break (loc, ops);
         };
         let parsed = elf::ElfFile::parse(exe.as_ref())?;
+        let file_name = |loc: &crate::vfs::Location| {
+            let st = loc.inode().stat().unwrap_or_default();
+            crate::mm::vma::VmaName::File {
+                path: loc.path(),
+                dev: st.dev,
+                ino: st.ino,
+            }
+        };
+        let exe_name = file_name(&exe_loc);
+        let mut interp_name = crate::mm::vma::VmaName::Anon;
         let interp: Option<Arc<dyn FileOps>> = match parsed.interp(exe.as_ref())? {
             Some(p) => {
                 let loc = k.vfs.resolve(&fs.root, &fs.cwd, &p, true).map_err(|e| {
@@ -259,6 +269,7 @@ impl Task {
                         Errno::ELIBBAD
                     }
                 })?;
+                interp_name = file_name(&loc);
                 Some(loc.inode().open(libc::O_RDONLY)?)
             }
             None => None,
@@ -274,7 +285,16 @@ impl Task {
             tracing::error!("stub creation failed: {e}");
             Errno::ENOMEM
         })?;
-        let loaded = loader::load_elf(&mut stub, &exe, interp.as_ref(), &argv, &envp, path, &ids)?;
+        let loaded = loader::load_elf(
+            &mut stub,
+            &exe,
+            interp.as_ref(),
+            &argv,
+            &envp,
+            path,
+            &ids,
+            (exe_name, interp_name),
+        )?;
         // Point of no return. Other threads go with the old image.
         let mut old = std::mem::replace(&mut self.stub, stub);
         if let Ok(ru) = old.rusage() {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use nix::errno::Errno;
 
+use crate::mm::vma::{VmaName, Vmas};
 use crate::mm::{self, page_down, page_up, MemoryManager, PAGE_SIZE};
 use crate::platform::{Regs, Stub};
 use crate::vfs::FileOps;
@@ -45,6 +46,8 @@ fn map_image(
     file: &dyn FileOps,
     elf: &ElfFile,
     base_hint: Option<u64>,
+    vmas: &mut Vmas,
+    name: &VmaName,
 ) -> Result<u64, Errno> {
     let loads: Vec<_> = elf
         .phdrs
@@ -105,6 +108,14 @@ fn map_image(
     // Final protections: gaps none, each segment its own (a page shared by
     // two segments gets both).
     mm::host_mprotect(stub, bias.wrapping_add(lo), span, libc::PROT_NONE)?;
+    vmas.insert(
+        bias.wrapping_add(lo),
+        span,
+        libc::PROT_NONE,
+        false,
+        0,
+        VmaName::Anon,
+    );
     let mut prev: Option<(u64, i32)> = None;
     for p in &loads {
         let start = page_down(p.p_vaddr);
@@ -116,6 +127,14 @@ fn map_image(
             }
         }
         mm::host_mprotect(stub, bias.wrapping_add(start), end - start, prot)?;
+        vmas.insert(
+            bias.wrapping_add(start),
+            end - start,
+            prot,
+            false,
+            page_down(p.p_offset),
+            name.clone(),
+        );
         prev = Some((end, p.prot()));
     }
     Ok(bias)
@@ -131,14 +150,16 @@ pub fn load_elf(
     envp: &[Vec<u8>],
     execfn: &[u8],
     ids: &AuxIds,
+    names: (VmaName, VmaName),
 ) -> Result<Loaded, Errno> {
     let elf = ElfFile::parse(exe.as_ref())?;
+    let mut vmas = Vmas::default();
     let exe_hint = if elf.is_dyn {
         Some(ET_DYN_BASE + ((random_u64() % (1 << 16)) << 12))
     } else {
         None
     };
-    let bias = map_image(stub, exe.as_ref(), &elf, exe_hint)?;
+    let bias = map_image(stub, exe.as_ref(), &elf, exe_hint, &mut vmas, &names.0)?;
     let exe_end = elf
         .phdrs
         .iter()
@@ -153,7 +174,7 @@ pub fn load_elf(
         if !ielf.is_dyn {
             return Err(Errno::ELIBBAD);
         }
-        interp_base = map_image(stub, interp.as_ref(), &ielf, None)?;
+        interp_base = map_image(stub, interp.as_ref(), &ielf, None, &mut vmas, &names.1)?;
         entry = interp_base.wrapping_add(ielf.entry);
     }
     let phdr_addr = bias.wrapping_add(elf.phdr_vaddr().ok_or(Errno::ENOEXEC)?);
@@ -161,9 +182,11 @@ pub fn load_elf(
     // The heap starts after the executable, at a random page offset (up to
     // 32 MiB, as Linux).
     let brk_start = page_up(exe_end).ok_or(Errno::ENOEXEC)? + ((random_u64() % 0x2000) << 12);
+    record_kernel_mappings(stub, &mut vmas);
     let mm = MemoryManager {
         brk_start,
         brk: brk_start,
+        vmas,
         ..Default::default()
     };
 
@@ -218,6 +241,44 @@ pub fn load_elf(
     regs.rsp = sp;
     regs.orig_rax = u64::MAX;
     Ok(Loaded { regs, mm })
+}
+
+/// Records the mappings the host kernel made for the stub: its stack
+/// (found by probing which pages around the initial stack pointer are
+/// mapped) and the vDSO with its data pages.
+fn record_kernel_mappings(stub: &Stub, vmas: &mut Vmas) {
+    let mut byte = [0u8; 1];
+    let sp_page = page_down(stub.initial_sp);
+    let mut top = sp_page;
+    for _ in 0..1024 {
+        if stub.read_mem(top, &mut byte).is_err() {
+            break;
+        }
+        top += PAGE_SIZE;
+    }
+    let mut bottom = sp_page;
+    for _ in 0..4096 {
+        if bottom < PAGE_SIZE || stub.read_mem(bottom - PAGE_SIZE, &mut byte).is_err() {
+            break;
+        }
+        bottom -= PAGE_SIZE;
+    }
+    if top > bottom {
+        let rw = libc::PROT_READ | libc::PROT_WRITE;
+        vmas.insert(bottom, top - bottom, rw, false, 0, VmaName::Stack);
+    }
+    if stub.vdso_base != 0 {
+        let l = mm::vdso_layout();
+        let at = |off: i64| stub.vdso_base.wrapping_add(off as u64);
+        if let Some((off, len)) = l.vvar {
+            vmas.insert(at(off), len, libc::PROT_READ, false, 0, VmaName::Vvar);
+        }
+        if let Some((off, len)) = l.vvar_vclock {
+            vmas.insert(at(off), len, libc::PROT_READ, false, 0, VmaName::VvarVclock);
+        }
+        let rx = libc::PROT_READ | libc::PROT_EXEC;
+        vmas.insert(stub.vdso_base, l.vdso_len, rx, false, 0, VmaName::Vdso);
+    }
 }
 
 fn unsafe_getauxval(key: u64) -> u64 {

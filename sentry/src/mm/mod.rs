@@ -5,6 +5,8 @@
 //! flags and advice are allowlisted and nothing may touch the stub's page.
 //! The sentry keeps the program break itself.
 
+pub mod vma;
+
 use nix::errno::Errno;
 
 use crate::platform::stub_image::{STUB_BASE, STUB_SIZE};
@@ -41,6 +43,61 @@ pub struct MemoryManager {
     pub shared: Vec<SharedRegion>,
     /// Attached SysV shared memory segments.
     pub shm: ShmAttachments,
+    /// Every mapping, for /proc/PID/maps.
+    pub vmas: vma::Vmas,
+}
+
+/// Where the kernel puts [vvar], [vvar_vclock] and [vdso] relative to the
+/// vDSO's start, and how long each is (read from the sentry's own maps at
+/// boot: every process of this kernel gets the same layout).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VdsoLayout {
+    pub vvar: Option<(i64, u64)>,
+    pub vvar_vclock: Option<(i64, u64)>,
+    pub vdso_len: u64,
+}
+
+static VDSO_LAYOUT: std::sync::OnceLock<VdsoLayout> = std::sync::OnceLock::new();
+
+/// Learns the vDSO layout from the text of /proc/self/maps.
+pub fn init_vdso_layout(maps: &str) {
+    let mut regions: Vec<(u64, u64, &str)> = Vec::new();
+    for line in maps.lines() {
+        let mut parts = line.split_whitespace();
+        let Some(range) = parts.next() else { continue };
+        let name = parts.nth(4).unwrap_or("");
+        if !matches!(name, "[vdso]" | "[vvar]" | "[vvar_vclock]") {
+            continue;
+        }
+        let Some((a, b)) = range.split_once('-') else {
+            continue;
+        };
+        if let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) {
+            regions.push((a, b, name));
+        }
+    }
+    let Some(&(vdso, vdso_end, _)) = regions.iter().find(|r| r.2 == "[vdso]") else {
+        return;
+    };
+    let rel = |n: &str| {
+        regions
+            .iter()
+            .find(|r| r.2 == n)
+            .map(|r| (r.0 as i64 - vdso as i64, r.1 - r.0))
+    };
+    let _ = VDSO_LAYOUT.set(VdsoLayout {
+        vvar: rel("[vvar]"),
+        vvar_vclock: rel("[vvar_vclock]"),
+        vdso_len: vdso_end - vdso,
+    });
+}
+
+pub fn vdso_layout() -> VdsoLayout {
+    VDSO_LAYOUT.get().copied().unwrap_or(VdsoLayout {
+        vvar: None,
+        vvar_vclock: None,
+        vdso_len: 2 * PAGE_SIZE,
+    })
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -6,6 +6,7 @@ use super::file::get_file;
 use super::{arg_fd, SysResult};
 use crate::kernel::lock;
 use crate::kernel::task::Task;
+use crate::mm::vma::VmaName;
 use crate::mm::{self, overlaps_stub, page_up, PAGE_SIZE, TASK_SIZE};
 
 pub fn brk(t: &mut Task, a: &[u64; 6]) -> SysResult {
@@ -36,6 +37,18 @@ pub fn brk(t: &mut Task, a: &[u64; 6]) -> SysResult {
     } else if new_top < old_top && mm::host_munmap(&mut t.stub, new_top, old_top - new_top).is_err()
     {
         return Ok(cur);
+    }
+    if new_top > old_top {
+        mm.vmas.insert(
+            old_top,
+            new_top - old_top,
+            libc::PROT_READ | libc::PROT_WRITE,
+            false,
+            0,
+            VmaName::Heap,
+        );
+    } else if new_top < old_top {
+        mm.vmas.unmap(new_top, old_top - new_top);
     }
     mm.brk = want;
     Ok(want)
@@ -81,6 +94,7 @@ pub fn mmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
         } else {
             m.forget(addr, len_pg);
         }
+        m.vmas.insert(addr, len_pg, prot, shared, 0, VmaName::Anon);
         return Ok(addr);
     }
     let file = get_file(t, fd)?;
@@ -109,6 +123,14 @@ pub fn mmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
     };
     let map_flags =
         (flags & !(libc::MAP_SHARED | libc::MAP_PRIVATE | libc::MAP_SHARED_VALIDATE)) | sharing;
+    let name = {
+        let st = file.stat().unwrap_or_default();
+        VmaName::File {
+            path: file.proc_link(),
+            dev: st.dev,
+            ino: st.ino,
+        }
+    };
     if let Some(backing) = file.ops.mmap_backing()? {
         // The file's own pages: shared mappings see each other's writes
         // and write(2), as on Linux.
@@ -125,6 +147,7 @@ pub fn mmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
         } else {
             m.forget(addr, len_pg);
         }
+        m.vmas.insert(addr, len_pg, prot, shared, off, name);
         return Ok(addr);
     }
     // No host fd behind the file (/proc, devices): a private copy of its
@@ -161,6 +184,9 @@ pub fn mmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if prot != rw {
         mm::host_mprotect(&mut t.stub, base, len_pg, prot)?;
     }
+    crate::kernel::lock(&t.proc.mm)
+        .vmas
+        .insert(base, len_pg, prot, false, off, name);
     Ok(base)
 }
 
@@ -185,7 +211,9 @@ fn check_range(addr: u64, len: u64) -> Result<u64, Errno> {
 pub fn munmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let len = check_range(a[0], a[1])?;
     let r = mm::host_munmap(&mut t.stub, a[0], len)?;
-    crate::kernel::lock(&t.proc.mm).forget(a[0], len);
+    let mut m = crate::kernel::lock(&t.proc.mm);
+    m.forget(a[0], len);
+    m.vmas.unmap(a[0], len);
     Ok(r)
 }
 
@@ -201,7 +229,11 @@ pub fn mprotect(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if prot & libc::PROT_WRITE != 0 && !crate::kernel::lock(&t.proc.mm).may_write(a[0], len) {
         return Err(Errno::EACCES);
     }
-    mm::host_mprotect(&mut t.stub, a[0], len, prot)
+    let r = mm::host_mprotect(&mut t.stub, a[0], len, prot)?;
+    crate::kernel::lock(&t.proc.mm)
+        .vmas
+        .protect(a[0], len, prot & mm::ALLOWED_PROT);
+    Ok(r)
 }
 
 pub fn mremap(t: &mut Task, a: &[u64; 6]) -> SysResult {
@@ -226,10 +258,20 @@ pub fn mremap(t: &mut Task, a: &[u64; 6]) -> SysResult {
     }
     let got = mm::host_mremap(&mut t.stub, old, old_len, new_len, flags, new_addr)?;
     let mut m = crate::kernel::lock(&t.proc.mm);
-    m.remap(old, page_up(old_len).unwrap_or(old_len), got, new_pg);
+    let old_pg = page_up(old_len).unwrap_or(old_len);
+    m.remap(old, old_pg, got, new_pg);
+    m.vmas.remap(old, old_pg, got, new_pg);
     if flags & libc::MREMAP_DONTUNMAP != 0 {
         // The old range stays mapped, as fresh private memory.
         m.forget(old, old_len);
+        m.vmas.insert(
+            old,
+            old_pg,
+            libc::PROT_READ | libc::PROT_WRITE,
+            false,
+            0,
+            VmaName::Anon,
+        );
     }
     Ok(got)
 }

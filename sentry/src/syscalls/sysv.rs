@@ -705,7 +705,10 @@ pub fn shmat(t: &mut Task, a: &[u64; 6]) -> SysResult {
             s.lpid = c.pid;
         }
     }
+    let key = namespace().shms.get(id).map(|s| s.perm.key).unwrap_or(0);
     let mut m = lock(&t.proc.mm);
+    m.vmas
+        .insert(start, len, prot, true, 0, mm::vma::VmaName::SysV { key });
     m.add_shared(mm::SharedRegion {
         start,
         len,
@@ -734,7 +737,9 @@ pub fn shmdt(t: &mut Task, a: &[u64; 6]) -> SysResult {
         .copied()
         .ok_or(Errno::EINVAL)?;
     mm::host_munmap(&mut t.stub, found.start, found.len)?;
-    lock(&t.proc.mm).forget(found.start, found.len);
+    let mut m = lock(&t.proc.mm);
+    m.forget(found.start, found.len);
+    m.vmas.unmap(found.start, found.len);
     Ok(0)
 }
 
