@@ -127,6 +127,7 @@ differential_tests! {
     signal_sigwait => "signal/sigwait.c",
     signal_signalfd => "signal/signalfd.c",
     threads_pthreads => "threads/pthreads.c",
+    threads_futex_ops => "threads/futex_ops.c",
     time_clocks => "time/clocks.c",
     time_cputimers => "time/cputimers.c",
     time_posix_timers => "time/posix_timers.c",
