@@ -10,6 +10,17 @@ pub struct Bundle {
     pub rootfs: PathBuf,
     pub read_only: bool,
     pub boot: BootConfig,
+    /// Host sources of the bind mounts, each served by its own gofer.
+    pub binds: Vec<BindSource>,
+}
+
+/// A bind mount's host side: `mount` indexes `boot.mounts`, whose gofer fd
+/// the sandbox fills in when it starts that mount's gofer.
+#[derive(Clone, Debug)]
+pub struct BindSource {
+    pub source: PathBuf,
+    pub read_only: bool,
+    pub mount: usize,
 }
 
 fn rlimit_resource(name: &str) -> Option<u32> {
@@ -77,8 +88,39 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
         rlimits.push((res, r.soft(), r.hard()));
     }
     let mut mounts = Vec::new();
+    let mut binds = Vec::new();
     for m in spec.mounts().clone().unwrap_or_default() {
         let dest = m.destination().display().to_string();
+        let options = m.options().clone().unwrap_or_default();
+        let is_bind = m.typ().as_deref() == Some("bind")
+            || options.iter().any(|o| o == "bind" || o == "rbind");
+        if is_bind {
+            let source = m
+                .source()
+                .clone()
+                .with_context(|| format!("bind mount of {dest} has no source"))?;
+            let source = if source.is_absolute() {
+                source
+            } else {
+                bundle_dir.join(source)
+            };
+            if !source.exists() {
+                bail!("bind mount source {} does not exist", source.display());
+            }
+            binds.push(BindSource {
+                source,
+                read_only: options.iter().any(|o| o == "ro"),
+                mount: mounts.len(),
+            });
+            mounts.push(MountSpec {
+                destination: dest,
+                kind: MountKind::Bind {
+                    gofer_fd: -1,
+                    read_only: options.iter().any(|o| o == "ro"),
+                },
+            });
+            continue;
+        }
         let kind = match (m.typ().as_deref(), dest.as_str()) {
             (_, "/dev") => Some(MountKind::Dev),
             (Some("proc"), _) => Some(MountKind::Proc),
@@ -96,8 +138,9 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
                     .unwrap_or(0o1777);
                 Some(MountKind::Tmpfs { mode })
             }
-            // devpts, mqueue, cgroup: an empty directory for now.
-            (Some("devpts") | Some("mqueue") | Some("cgroup") | Some("cgroup2"), _) => {
+            (Some("devpts"), _) => Some(MountKind::Devpts),
+            // mqueue, cgroup: an empty directory for now.
+            (Some("mqueue") | Some("cgroup") | Some("cgroup2"), _) => {
                 Some(MountKind::Tmpfs { mode: 0o755 })
             }
             _ => {
@@ -130,6 +173,7 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
     };
     Ok(Bundle {
         rootfs,
+        binds,
         read_only: root.readonly().unwrap_or(false),
         boot,
     })

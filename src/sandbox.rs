@@ -43,14 +43,14 @@ fn global_args(g: &GlobalOpts) -> Vec<String> {
     v
 }
 
-/// Runs a sandbox to completion and returns the container init's wait
-/// status.
-pub fn run_sandbox(
+/// Starts a gofer serving `root` (a directory, or a single file for a file
+/// bind mount). Returns it and the sentry's end of its socket.
+fn spawn_gofer(
     g: &GlobalOpts,
-    rootfs: &Path,
+    root: &Path,
     read_only: bool,
-    mut boot: sentry::BootConfig,
-) -> Result<i32> {
+    log_name: &str,
+) -> Result<(std::process::Child, OwnedFd)> {
     let (sentry_end, gofer_end) =
         gofer::client::socketpair().context("creating the gofer socket")?;
     let gofer_fd = gofer_end.as_raw_fd();
@@ -59,7 +59,7 @@ pub fn run_sandbox(
         .args(global_args(g))
         .arg("gofer")
         .arg("--rootfs")
-        .arg(rootfs)
+        .arg(root)
         .arg("--sock-fd")
         .arg("3")
         .stdin(Stdio::null())
@@ -68,7 +68,7 @@ pub fn run_sandbox(
         gofer_cmd.arg("--read-only");
     }
     if let Some(dir) = &g.debug_log {
-        gofer_cmd.stderr(crate::logging::open_log(dir, "gofer")?);
+        gofer_cmd.stderr(crate::logging::open_log(dir, log_name)?);
     }
     // SAFETY: pre_exec runs between fork and exec; we only call
     // async-signal-safe syscalls (dup2, fcntl, unshare, prctl).
@@ -86,8 +86,49 @@ pub fn run_sandbox(
             Ok(())
         });
     }
-    let mut gofer = gofer_cmd.spawn().context("starting the gofer")?;
+    let gofer = gofer_cmd
+        .spawn()
+        .with_context(|| format!("starting the gofer for {}", root.display()))?;
     drop(gofer_end);
+    Ok((gofer, sentry_end))
+}
+
+/// Where the sentry finds its first bind-mount gofer socket (then 6, 7...).
+const FIRST_BIND_FD: RawFd = 5;
+
+/// Runs a sandbox to completion and returns the container init's wait
+/// status. `binds` are the spec's bind mounts, each served by its own
+/// gofer confined to that source.
+pub fn run_sandbox(
+    g: &GlobalOpts,
+    rootfs: &Path,
+    read_only: bool,
+    mut boot: sentry::BootConfig,
+    binds: &[crate::bundle::BindSource],
+) -> Result<i32> {
+    let (mut gofer, sentry_end) = spawn_gofer(g, rootfs, read_only, "gofer")?;
+    let mut bind_gofers = Vec::new();
+    // The sentry's ends, moved far above the fds they will become.
+    let mut bind_fds: Vec<OwnedFd> = Vec::new();
+    for (i, b) in binds.iter().enumerate() {
+        let (child, end) = spawn_gofer(g, &b.source, b.read_only, &format!("gofer-mount{i}"))?;
+        bind_gofers.push(child);
+        let high = nix::fcntl::fcntl(
+            end.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(100),
+        )
+        .context("moving a gofer socket")?;
+        // SAFETY: F_DUPFD_CLOEXEC just created this fd for us alone.
+        bind_fds.push(unsafe { OwnedFd::from_raw_fd(high) });
+        let target = FIRST_BIND_FD + i as RawFd;
+        if let Some(m) = boot.mounts.get_mut(b.mount) {
+            m.kind = sentry::MountKind::Bind {
+                gofer_fd: target,
+                read_only: b.read_only,
+            };
+        }
+    }
+    let bind_raw: Vec<RawFd> = bind_fds.iter().map(|f| f.as_raw_fd()).collect();
 
     // The next child (the sentry) becomes pid 1 of a new pid namespace, so
     // the stubs it creates live and die with it.
@@ -112,6 +153,9 @@ pub fn run_sandbox(
         sentry_cmd.pre_exec(move || {
             place_fd(sentry_fd, 3)?;
             place_fd(status_fd, 4)?;
+            for (i, fd) in bind_raw.iter().enumerate() {
+                place_fd(*fd, FIRST_BIND_FD + i as RawFd)?;
+            }
             let ns = CloneFlags::CLONE_NEWNS
                 | CloneFlags::CLONE_NEWIPC
                 | CloneFlags::CLONE_NEWUTS
@@ -129,20 +173,26 @@ pub fn run_sandbox(
     }
     let spawned = sentry_cmd.spawn();
     drop(sentry_end);
+    drop(bind_fds);
     drop(status_w);
     let mut sentry = match spawned {
         Ok(c) => c,
         Err(e) => {
-            let _ = gofer.kill();
-            let _ = gofer.wait();
+            for mut g in std::iter::once(gofer).chain(bind_gofers) {
+                let _ = g.kill();
+                let _ = g.wait();
+            }
             return Err(e).context("starting the sentry");
         }
     };
     let sentry_exit = sentry.wait().context("waiting for the sentry")?;
     let mut buf = Vec::new();
     let _ = std::fs::File::from(status_r).read_to_end(&mut buf);
-    // The gofer exits when the sentry's end of the socket closes.
+    // The gofers exit when the sentry's ends of their sockets close.
     let _ = gofer.wait();
+    for mut g in bind_gofers {
+        let _ = g.wait();
+    }
     if buf.len() == 4 {
         return Ok(i32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]));
     }

@@ -151,7 +151,24 @@ pub fn run(config: GoferConfig) -> Result<(), GoferError> {
 
     redirect_stdio().map_err(confine_err("pointing stdio at /dev/null"))?;
 
-    let root = config.root.as_path();
+    // A file (a bind-mounted /etc/hosts, say) is served from its parent
+    // directory, but only the file itself is reachable: walks from a
+    // non-directory fail with ENOTDIR.
+    let file_root = std::fs::metadata(&config.root)
+        .map(|m| !m.is_dir())
+        .unwrap_or(false);
+    let (root_dir, file_name) = if file_root {
+        let parent = config.root.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let name = config
+            .root
+            .file_name()
+            .map(|n| n.as_bytes().to_vec())
+            .ok_or_else(|| GoferError::BadRoot(config.root.clone()))?;
+        (parent, Some(name))
+    } else {
+        (config.root.clone(), None)
+    };
+    let root = root_dir.as_path();
     if root != Path::new("/") {
         nix::mount::mount(
             Some(root),
@@ -178,8 +195,11 @@ pub fn run(config: GoferConfig) -> Result<(), GoferError> {
     nix::unistd::chdir(root).map_err(confine_err("chdir into the root"))?;
     nix::unistd::chroot(".").map_err(confine_err("chroot"))?;
     nix::unistd::chdir("/").map_err(confine_err("chdir to the new root"))?;
-    let root_fd = open_path(b".", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
-        .map_err(confine_err("opening the root"))?;
+    let root_fd = match &file_name {
+        None => open_path(b".", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC),
+        Some(name) => open_path(name, OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC),
+    }
+    .map_err(confine_err("opening the root"))?;
 
     sys::close_all_fds_except(&[
         libc::STDIN_FILENO,

@@ -33,6 +33,12 @@ pub enum MountKind {
     Dev,
     Sys,
     Tmpfs { mode: u32 },
+    /// The sandbox's pseudo-terminals (/dev/pts).
+    Devpts,
+    /// A bind mount served by its own gofer on `gofer_fd`. `read_only`
+    /// mounts refuse writes; writable ones keep writes in an in-memory
+    /// upper layer (the gofer has no write protocol yet).
+    Bind { gofer_fd: i32, read_only: bool },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -107,6 +113,23 @@ pub fn boot(cfg: BootConfig, strace: Option<StraceSink>) -> Result<i32, BootErro
             MountKind::Dev => fsimpl::dev::new_devfs(),
             MountKind::Sys => Arc::new(fsimpl::simple::StaticDir::new(0o555)),
             MountKind::Tmpfs { mode } => OverlayFs::tmpfs(mode),
+            MountKind::Devpts => fsimpl::devpts::PtsDir::new(),
+            MountKind::Bind {
+                gofer_fd,
+                read_only,
+            } => {
+                // SAFETY: the CLI handed us this fd for this mount alone.
+                let sock = unsafe { OwnedFd::from_raw_fd(gofer_fd) };
+                let client = gofer::client::GoferClient::connect(sock)
+                    .map_err(|e| BootError::Gofer(format!("{}: {e}", m.destination)))?;
+                let lower = fsimpl::gofer::GoferInode::root(Arc::new(client))
+                    .map_err(|e| BootError::Gofer(format!("{}: {e}", m.destination)))?;
+                if read_only {
+                    lower as Arc<dyn vfs::Inode>
+                } else {
+                    OverlayFs::over(lower).map_err(|e| BootError::Gofer(e.to_string()))?
+                }
+            }
         };
         vfs.mount(m.destination.as_bytes(), fs);
     }

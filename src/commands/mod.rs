@@ -52,7 +52,7 @@ fn run(g: &GlobalOpts, a: RunArgs) -> Result<i32> {
     });
     let result = std::fs::write(state_dir.join("state.json"), state.to_string())
         .context("writing state.json")
-        .and_then(|_| sandbox::run_sandbox(g, &b.rootfs, true, b.boot));
+        .and_then(|_| sandbox::run_sandbox(g, &b.rootfs, true, b.boot, &b.binds));
     let _ = std::fs::remove_dir_all(&state_dir);
     sandbox::exit_like(result?)
 }
@@ -82,7 +82,7 @@ fn do_command(g: &GlobalOpts, a: DoArgs) -> Result<i32> {
         mounts: Vec::new(),
         gofer_fd: -1,
     };
-    let status = sandbox::run_sandbox(g, std::path::Path::new("/"), true, boot)?;
+    let status = sandbox::run_sandbox(g, std::path::Path::new("/"), true, boot, &[])?;
     sandbox::exit_like(status)
 }
 

@@ -419,6 +419,17 @@ pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/u
 /// produces, non-terminal) running `args` with `env` in `/`, over `rootfs`
 /// (absolute path, not read-only).  A PATH is added if `env` has none.
 pub fn write_bundle_config(dir: &Path, rootfs: &Path, args: &[&str], env: &[&str]) {
+    write_bundle_config_with_mounts(dir, rootfs, args, env, &[]);
+}
+
+/// As [`write_bundle_config`], with `extra` appended to the spec's mounts.
+pub fn write_bundle_config_with_mounts(
+    dir: &Path,
+    rootfs: &Path,
+    args: &[&str],
+    env: &[&str],
+    extra: &[serde_json::Value],
+) {
     let mut envv: Vec<String> = env.iter().map(|s| s.to_string()).collect();
     if !envv.iter().any(|e| e.starts_with("PATH=")) {
         envv.insert(0, DEFAULT_PATH.to_string());
@@ -472,6 +483,10 @@ pub fn write_bundle_config(dir: &Path, rootfs: &Path, args: &[&str], env: &[&str
             ]
         }
     });
+    let mut config = config;
+    if let Some(m) = config["mounts"].as_array_mut() {
+        m.extend(extra.iter().cloned());
+    }
     let text = serde_json::to_string_pretty(&config).unwrap();
     fs::write(dir.join("config.json"), text).unwrap_or_else(|e| panic!("write config.json: {e}"));
 }

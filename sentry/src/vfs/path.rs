@@ -128,7 +128,23 @@ impl Vfs {
         if dir.file_type() != FileType::Directory {
             return Err(Errno::ENOTDIR);
         }
-        let child = dir.lookup(name)?;
+        let child = match dir.lookup(name) {
+            Ok(c) => c,
+            // A mount whose mount point the image lacks (runc would have
+            // created it): the mounted tree is there all the same.
+            Err(Errno::ENOENT) => {
+                let mut path = loc.path();
+                if path.last() != Some(&b'/') {
+                    path.push(b'/');
+                }
+                path.extend_from_slice(name);
+                let mounted = self.mount_at(&path).ok_or(Errno::ENOENT)?;
+                let mut next = loc.clone();
+                next.push(name, mounted);
+                return Ok(next);
+            }
+            Err(e) => return Err(e),
+        };
         let mut next = loc.clone();
         next.push(name, child);
         if let Some(mounted) = self.mount_at(&next.path()) {

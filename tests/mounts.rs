@@ -1,0 +1,86 @@
+//! The OCI spec's bind mounts: directories and single files, read-only and
+//! writable, mount points the image lacks, and symlinks inside a mounted
+//! directory that point "outside" (they resolve inside the container, as
+//! under runc). Each case runs under runc and under rvisor; the outputs
+//! must match.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+/// A fresh host directory tree to bind-mount: data/ (files, a symlink
+/// aiming at the host's /etc) and a single file standing in for the
+/// /etc/hosts an engine writes.
+fn make_sources(base: &Path) {
+    let data = base.join("data");
+    std::fs::create_dir_all(data.join("sub")).unwrap();
+    std::fs::write(data.join("hello.txt"), "hello from the host\n").unwrap();
+    std::fs::write(data.join("sub/deep.txt"), "deep\n").unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", data.join("abs-link")).unwrap();
+    std::os::unix::fs::symlink("../../../../../../etc/passwd", data.join("rel-link")).unwrap();
+    std::fs::create_dir_all(base.join("rw")).unwrap();
+    std::fs::write(base.join("hosts"), "127.0.0.1 localhost\n10.1.2.3 mounted-host\n").unwrap();
+}
+
+fn mounts(base: &Path) -> Vec<serde_json::Value> {
+    let p = |s: &str| base.join(s).to_string_lossy().into_owned();
+    vec![
+        serde_json::json!({"destination": "/data", "type": "bind", "source": p("data"),
+                           "options": ["rbind", "ro"]}),
+        serde_json::json!({"destination": "/rw", "type": "bind", "source": p("rw"),
+                           "options": ["rbind", "rw"]}),
+        serde_json::json!({"destination": "/etc/hosts", "type": "bind", "source": p("hosts"),
+                           "options": ["rbind", "ro"]}),
+        serde_json::json!({"destination": "/mnt/new/place", "type": "bind", "source": p("data/sub"),
+                           "options": ["bind", "ro"]}),
+    ]
+}
+
+const SCRIPT: &str = "cat /data/hello.txt; ls /data /data/sub; cat /etc/hosts; \
+    cat /mnt/new/place/deep.txt; \
+    echo x > /data/new || echo 'read-only mount refused the write'; \
+    echo y > /rw/made && cat /rw/made; \
+    cat /data/abs-link 2>/dev/null || echo 'absolute link stays inside'; \
+    head -1 /data/rel-link; \
+    cd /data/sub && cd ../../.. && pwd && ls -d /data/.. ";
+
+fn run_with(runtime: &str, base: &Path) -> Option<std::process::Output> {
+    let rootfs = busybox_rootfs();
+    let bundle = TempDir::new(&format!("{runtime}-mount-bundle"));
+    let state = TempDir::new(&format!("{runtime}-mount-state"));
+    write_bundle_config_with_mounts(bundle.path(), &rootfs, &["/bin/sh", "-c", SCRIPT], &[], &mounts(base));
+    let bin = if runtime == "runc" {
+        which("runc")?
+    } else {
+        rvisor()
+    };
+    Some(run_with_timeout(
+        Command::new(bin)
+            .arg("--root")
+            .arg(state.path())
+            .arg("run")
+            .arg("--bundle")
+            .arg(bundle.path())
+            .arg(unique_name(runtime)),
+        default_timeout(),
+    ))
+}
+
+#[test]
+fn bind_mounts_match_runc() {
+    let ours = TempDir::new("rvisor-mount-src");
+    make_sources(ours.path());
+    let out = run_with("rvisor", ours.path()).expect("rvisor");
+    assert_success("rvisor run with bind mounts", &out);
+    let text = stdout_str(&out);
+    assert!(text.contains("hello from the host"), "{}", describe_output("rvisor", &out));
+    assert!(text.contains("10.1.2.3 mounted-host"), "{}", describe_output("rvisor", &out));
+    let theirs = TempDir::new("runc-mount-src");
+    make_sources(theirs.path());
+    if let Some(reference) = run_with("runc", theirs.path()) {
+        assert_same_output_named("runc", &reference, "rvisor", &out);
+    }
+}
