@@ -113,11 +113,8 @@ pub fn run_sandbox(
     for (i, b) in binds.iter().enumerate() {
         let (child, end) = spawn_gofer(g, &b.source, b.read_only, &format!("gofer-mount{i}"))?;
         bind_gofers.push(child);
-        let high = nix::fcntl::fcntl(
-            end.as_raw_fd(),
-            nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(100),
-        )
-        .context("moving a gofer socket")?;
+        let high = nix::fcntl::fcntl(end.as_raw_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(100))
+            .context("moving a gofer socket")?;
         // SAFETY: F_DUPFD_CLOEXEC just created this fd for us alone.
         bind_fds.push(unsafe { OwnedFd::from_raw_fd(high) });
         let target = FIRST_BIND_FD + i as RawFd;

@@ -22,7 +22,11 @@ fn make_sources(base: &Path) {
     std::os::unix::fs::symlink("/etc/hostname", data.join("abs-link")).unwrap();
     std::os::unix::fs::symlink("../../../../../../etc/passwd", data.join("rel-link")).unwrap();
     std::fs::create_dir_all(base.join("rw")).unwrap();
-    std::fs::write(base.join("hosts"), "127.0.0.1 localhost\n10.1.2.3 mounted-host\n").unwrap();
+    std::fs::write(
+        base.join("hosts"),
+        "127.0.0.1 localhost\n10.1.2.3 mounted-host\n",
+    )
+    .unwrap();
 }
 
 fn mounts(base: &Path) -> Vec<serde_json::Value> {
@@ -51,7 +55,13 @@ fn run_with(runtime: &str, base: &Path) -> Option<std::process::Output> {
     let rootfs = busybox_rootfs();
     let bundle = TempDir::new(&format!("{runtime}-mount-bundle"));
     let state = TempDir::new(&format!("{runtime}-mount-state"));
-    write_bundle_config_with_mounts(bundle.path(), &rootfs, &["/bin/sh", "-c", SCRIPT], &[], &mounts(base));
+    write_bundle_config_with_mounts(
+        bundle.path(),
+        &rootfs,
+        &["/bin/sh", "-c", SCRIPT],
+        &[],
+        &mounts(base),
+    );
     let bin = if runtime == "runc" {
         which("runc")?
     } else {
@@ -76,8 +86,16 @@ fn bind_mounts_match_runc() {
     let out = run_with("rvisor", ours.path()).expect("rvisor");
     assert_success("rvisor run with bind mounts", &out);
     let text = stdout_str(&out);
-    assert!(text.contains("hello from the host"), "{}", describe_output("rvisor", &out));
-    assert!(text.contains("10.1.2.3 mounted-host"), "{}", describe_output("rvisor", &out));
+    assert!(
+        text.contains("hello from the host"),
+        "{}",
+        describe_output("rvisor", &out)
+    );
+    assert!(
+        text.contains("10.1.2.3 mounted-host"),
+        "{}",
+        describe_output("rvisor", &out)
+    );
     let theirs = TempDir::new("runc-mount-src");
     make_sources(theirs.path());
     if let Some(reference) = run_with("runc", theirs.path()) {

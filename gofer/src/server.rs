@@ -103,7 +103,10 @@ pub fn serve(
 ) -> Result<(), ServerError> {
     // The root is a directory, or a single file (a file bind mount).
     let root_stat = sys::fstat(root.as_fd()).map_err(ServerError::Root)?;
-    if !matches!(root_stat.st_mode & libc::S_IFMT, libc::S_IFDIR | libc::S_IFREG) {
+    if !matches!(
+        root_stat.st_mode & libc::S_IFMT,
+        libc::S_IFDIR | libc::S_IFREG
+    ) {
         return Err(ServerError::RootNotDirectory);
     }
     crate::client::ensure_send_buffer(sock.as_fd()).map_err(ServerError::Socket)?;

@@ -32,13 +32,18 @@ pub enum MountKind {
     Proc,
     Dev,
     Sys,
-    Tmpfs { mode: u32 },
+    Tmpfs {
+        mode: u32,
+    },
     /// The sandbox's pseudo-terminals (/dev/pts).
     Devpts,
     /// A bind mount served by its own gofer on `gofer_fd`. `read_only`
     /// mounts refuse writes; writable ones keep writes in an in-memory
     /// upper layer (the gofer has no write protocol yet).
-    Bind { gofer_fd: i32, read_only: bool },
+    Bind {
+        gofer_fd: i32,
+        read_only: bool,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -86,6 +86,11 @@ impl Inode for GoferInode {
     }
 
     fn open(&self, flags: i32) -> VfsResult<Arc<dyn FileOps>> {
+        // Directories are read through readdir (a read-only bind mount is a
+        // bare gofer tree, with no overlay to do it).
+        if self.file_type() == FileType::Directory {
+            return Ok(Arc::new(super::simple::DirFile { stat: self.stat()? }));
+        }
         let want = flags & (libc::O_DIRECTORY | libc::O_NONBLOCK);
         let fd = self.client.open(self.handle, libc::O_RDONLY | want)?;
         Ok(Arc::new(HostFile::new(fd, HostKind::File)))
