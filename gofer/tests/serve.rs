@@ -700,9 +700,13 @@ fn client_is_usable_from_many_threads() {
 }
 
 #[test]
-fn serve_rejects_a_non_directory_root() {
+fn serve_rejects_a_root_that_is_neither_directory_nor_file() {
     let tree = TempDir::new("badroot");
-    std::fs::write(tree.path().join("f"), b"").unwrap();
+    nix::unistd::mkfifo(
+        &tree.path().join("f"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
     let (_sentry, gofer_end) = socketpair().unwrap();
     let root = common::open_owned(&tree.path().join("f"), nix::fcntl::OFlag::O_PATH);
     let res = serve(
@@ -712,6 +716,30 @@ fn serve_rejects_a_non_directory_root() {
         ServeOptions { read_only: true },
     );
     assert!(matches!(res, Err(ServerError::RootNotDirectory)), "{res:?}");
+}
+
+/// A file bind mount: the root is the file; it can be read, and nothing
+/// can be walked from it.
+#[test]
+fn a_file_root_serves_only_that_file() {
+    let tree = TempDir::new("fileroot");
+    std::fs::write(tree.path().join("hosts"), b"10.0.0.1 h\n").unwrap();
+    std::fs::write(tree.path().join("secret"), b"no").unwrap();
+    let (sentry, gofer_end) = socketpair().unwrap();
+    let root = common::open_owned(&tree.path().join("hosts"), nix::fcntl::OFlag::O_PATH);
+    let proc = proc_self_fd();
+    let server =
+        std::thread::spawn(move || serve(gofer_end, root, proc, ServeOptions { read_only: true }));
+    let c = GoferClient::connect(sentry).unwrap();
+    assert_eq!(c.root_stat().unwrap().size, 11);
+    assert_eq!(c.walk(ROOT_HANDLE, b"secret").unwrap_err(), Errno::ENOTDIR);
+    assert_eq!(c.walk(ROOT_HANDLE, b"..").unwrap_err(), Errno::EINVAL);
+    let fd = c.open(ROOT_HANDLE, libc::O_RDONLY).unwrap();
+    let mut buf = [0u8; 32];
+    let n = nix::unistd::read(fd.as_raw_fd(), &mut buf).unwrap();
+    assert_eq!(&buf[..n], b"10.0.0.1 h\n");
+    drop(c);
+    server.join().unwrap().unwrap();
 }
 
 #[test]
