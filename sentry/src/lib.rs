@@ -100,6 +100,21 @@ pub fn boot(cfg: BootConfig, strace: Option<StraceSink>) -> Result<i32, BootErro
     }
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     mm::init_vdso_layout(&std::fs::read_to_string("/proc/self/maps").unwrap_or_default());
+    // The sentry holds host fds for the application's pipes, sockets and
+    // mapped files: let it use as many as the host allows, so the
+    // application meets its own RLIMIT_NOFILE first.
+    {
+        use nix::sys::resource::{getrlimit, setrlimit, Resource};
+        let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok());
+        let raised = nr_open.is_some_and(|n| setrlimit(Resource::RLIMIT_NOFILE, n, n).is_ok());
+        if !raised {
+            if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+                let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+            }
+        }
+    }
     let stub_image = platform::stub_image::StubImage::create().map_err(BootError::StubImage)?;
     // SAFETY: the CLI handed us this fd for our exclusive use.
     let sock = unsafe { OwnedFd::from_raw_fd(cfg.gofer_fd) };

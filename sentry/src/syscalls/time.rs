@@ -148,11 +148,43 @@ fn add(ts: &libc::timespec, d: &libc::timespec) -> libc::timespec {
     }
 }
 
+/// Time left until `deadline` on clock `id` (zero if passed).
+fn remaining(id: libc::clockid_t, deadline: &libc::timespec) -> libc::timespec {
+    let now = read_clock(id).unwrap_or(*deadline);
+    let mut sec = deadline.tv_sec - now.tv_sec;
+    let mut nsec = deadline.tv_nsec - now.tv_nsec;
+    if nsec < 0 {
+        nsec += 1_000_000_000;
+        sec -= 1;
+    }
+    if sec < 0 {
+        return libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+    }
+    libc::timespec {
+        tv_sec: sec,
+        tv_nsec: nsec,
+    }
+}
+
+/// A relative sleep interrupted by a signal reports the time left in
+/// `rem`, as Linux does.
+fn sleep_relative(t: &Task, id: libc::clockid_t, deadline: &libc::timespec, rem: u64) -> SysResult {
+    match sleep_until(id, deadline) {
+        Err(Errno::EINTR) if rem != 0 => {
+            t.write_obj(rem, &remaining(id, deadline))?;
+            Err(Errno::EINTR)
+        }
+        r => r.map(|_| 0),
+    }
+}
+
 pub fn nanosleep(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let req = read_timespec(t, a[0])?;
     let start = read_clock(libc::CLOCK_MONOTONIC)?;
-    sleep_until(libc::CLOCK_MONOTONIC, &add(&start, &req))?;
-    Ok(0)
+    sleep_relative(t, libc::CLOCK_MONOTONIC, &add(&start, &req), a[1])
 }
 
 pub fn clock_nanosleep(t: &mut Task, a: &[u64; 6]) -> SysResult {
@@ -168,13 +200,12 @@ pub fn clock_nanosleep(t: &mut Task, a: &[u64; 6]) -> SysResult {
         return Err(Errno::ENOTSUP);
     }
     let req = read_timespec(t, req_addr)?;
-    let deadline = if flags & libc::TIMER_ABSTIME != 0 {
-        req
-    } else {
-        add(&read_clock(id)?, &req)
-    };
-    sleep_until(id, &deadline)?;
-    Ok(0)
+    if flags & libc::TIMER_ABSTIME != 0 {
+        sleep_until(id, &req)?;
+        return Ok(0);
+    }
+    let deadline = add(&read_clock(id)?, &req);
+    sleep_relative(t, id, &deadline, a[3])
 }
 
 // ---- interval timers ----------------------------------------------------------
