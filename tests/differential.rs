@@ -131,6 +131,7 @@ differential_tests! {
     time_clocks => "time/clocks.c",
     time_cputimers => "time/cputimers.c",
     time_posix_timers => "time/posix_timers.c",
+    time_sleep_rem => "time/sleep_rem.c",
     misc_sysinfo => "misc/sysinfo.c",
     misc_sched => "misc/sched.c",
     misc_hints => "misc/hints.c",
