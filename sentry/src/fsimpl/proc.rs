@@ -306,40 +306,51 @@ fn stub_cpu_ticks(proc: &crate::kernel::Process) -> u64 {
 
 /// Builds the /proc root.
 pub fn new_procfs() -> Arc<dyn Inode> {
+    let inotify_limits = Arc::new(
+        StaticDir::new(0o555)
+            .with("max_queued_events", text(|| "16384\n".into()))
+            .with("max_user_instances", text(|| "128\n".into()))
+            .with("max_user_watches", text(|| "1048576\n".into())),
+    );
     let sys = Arc::new(
-        StaticDir::new(0o555).with(
-            "kernel",
-            Arc::new(
-                StaticDir::new(0o555)
-                    .with(
-                        "hostname",
-                        text(|| format!("{}\n", lock(&kernel().hostname))),
-                    )
-                    .with("osrelease", text(|| format!("{}\n", kernel().release)))
-                    .with("ostype", text(|| "Linux\n".into()))
-                    .with("pid_max", text(|| "4194304\n".into()))
-                    .with("ngroups_max", text(|| "65536\n".into()))
-                    // System V IPC limits (read-only here).
-                    .with("msgmax", text(|| format!("{}\n", ipc::MSGMAX)))
-                    .with("msgmnb", text(|| format!("{}\n", ipc::MSGMNB)))
-                    .with("msgmni", text(|| format!("{}\n", ipc::MSGMNI)))
-                    .with(
-                        "sem",
-                        text(|| {
-                            format!(
-                                "{}\t{}\t{}\t{}\n",
-                                ipc::SEMMSL,
-                                1024000000,
-                                ipc::SEMOPM,
-                                ipc::SEMMNI
-                            )
-                        }),
-                    )
-                    .with("shmmax", text(|| format!("{}\n", ipc::SHMMAX)))
-                    .with("shmall", text(|| format!("{}\n", ipc::SHMALL)))
-                    .with("shmmni", text(|| format!("{}\n", ipc::SHMMNI))),
+        StaticDir::new(0o555)
+            .with(
+                "fs",
+                Arc::new(StaticDir::new(0o555).with("inotify", inotify_limits)),
+            )
+            .with(
+                "kernel",
+                Arc::new(
+                    StaticDir::new(0o555)
+                        .with(
+                            "hostname",
+                            text(|| format!("{}\n", lock(&kernel().hostname))),
+                        )
+                        .with("osrelease", text(|| format!("{}\n", kernel().release)))
+                        .with("ostype", text(|| "Linux\n".into()))
+                        .with("pid_max", text(|| "4194304\n".into()))
+                        .with("ngroups_max", text(|| "65536\n".into()))
+                        // System V IPC limits (read-only here).
+                        .with("msgmax", text(|| format!("{}\n", ipc::MSGMAX)))
+                        .with("msgmnb", text(|| format!("{}\n", ipc::MSGMNB)))
+                        .with("msgmni", text(|| format!("{}\n", ipc::MSGMNI)))
+                        .with(
+                            "sem",
+                            text(|| {
+                                format!(
+                                    "{}\t{}\t{}\t{}\n",
+                                    ipc::SEMMSL,
+                                    1024000000,
+                                    ipc::SEMOPM,
+                                    ipc::SEMMNI
+                                )
+                            }),
+                        )
+                        .with("shmmax", text(|| format!("{}\n", ipc::SHMMAX)))
+                        .with("shmall", text(|| format!("{}\n", ipc::SHMALL)))
+                        .with("shmmni", text(|| format!("{}\n", ipc::SHMMNI))),
+                ),
             ),
-        ),
     );
     let sysvipc = Arc::new(
         StaticDir::new(0o555)

@@ -84,13 +84,19 @@ pub fn read(t: &mut Task, a: &[u64; 6]) -> SysResult {
     }
     let seekable = f.ops.seekable();
     let stream = !seekable || f.ops.host_offset();
-    read_into(t, a[1], a[2], |b, done| {
+    let r = read_into(t, a[1], a[2], |b, done| {
         if !stream || done == 0 {
             f.read(b)
         } else {
             Ok(0)
         }
-    })
+    });
+    if matches!(r, Ok(n) if n > 0) {
+        if let Some(loc) = &f.location {
+            crate::vfs::inotify::file_event(loc, crate::vfs::inotify::IN_ACCESS);
+        }
+    }
+    r
 }
 
 pub fn pread64(t: &mut Task, a: &[u64; 6]) -> SysResult {
@@ -134,6 +140,16 @@ pub fn check_fsize(t: &Task, end: u64) -> Result<(), Errno> {
 }
 
 fn write_common(t: &Task, f: &OpenFile, buf: u64, count: u64, off: Option<u64>) -> SysResult {
+    let r = write_inner(t, f, buf, count, off);
+    if matches!(r, Ok(n) if n > 0) {
+        if let Some(loc) = &f.location {
+            crate::vfs::inotify::file_event(loc, crate::vfs::inotify::IN_MODIFY);
+        }
+    }
+    r
+}
+
+fn write_inner(t: &Task, f: &OpenFile, buf: u64, count: u64, off: Option<u64>) -> SysResult {
     let mut count = count.min(MAX_RW) as usize;
     // RLIMIT_FSIZE binds regular files: a write starting at the limit fails,
     // one crossing it is cut short.
@@ -448,6 +464,11 @@ pub fn ioctl(t: &mut Task, a: &[u64; 6]) -> SysResult {
                 fl & !libc::O_NONBLOCK
             });
             f.ops.set_nonblocking(on != 0);
+            return Ok(0);
+        }
+        FIONREAD if f.ops.readable_bytes().is_some() => {
+            let n = f.ops.readable_bytes().unwrap_or(0).min(i32::MAX as usize) as i32;
+            t.write_obj(arg, &n)?;
             return Ok(0);
         }
         FIONREAD => {

@@ -9,6 +9,7 @@ use super::file::{get_file, install_fd};
 use super::{arg_fd, SysResult};
 use crate::kernel::task::{pod_zeroed, Task};
 use crate::kernel::{kernel, lock, Credentials};
+use crate::vfs::inotify as notify;
 use crate::vfs::{
     CreateCtx, FileOps, FileStat, FileType, Inode, Location, OpenFile, SetAttr, VfsResult,
 };
@@ -168,6 +169,7 @@ fn do_open(t: &mut Task, dirfd: i32, path_addr: u64, flags: i32, mode: u32) -> S
     if acc == 3 {
         return Err(Errno::EINVAL);
     }
+    let mut created_now = false;
     let loc = if flags & libc::O_CREAT != 0 && flags & libc::O_PATH == 0 {
         let (parent, name) = resolve_parent_at(t, dirfd, &path)?;
         if name.is_empty() || name == b"." || name == b".." {
@@ -190,7 +192,9 @@ fn do_open(t: &mut Task, dirfd: i32, path_addr: u64, flags: i32, mode: u32) -> S
             Err(Errno::ENOENT) => {
                 may_write(t, parent.inode())?;
                 let m = mode & 0o7777 & !current_umask(t);
-                parent.inode().create(&name, m, ctx(t))?;
+                let node = parent.inode().create(&name, m, ctx(t))?;
+                notify::child_event(parent.inode(), &name, notify::IN_CREATE, Some(&node));
+                created_now = true;
                 kernel().vfs.step(&parent, &name)?
             }
             Err(e) => return Err(e),
@@ -242,6 +246,10 @@ fn do_open(t: &mut Task, dirfd: i32, path_addr: u64, flags: i32, mode: u32) -> S
         return Err(Errno::EROFS);
     }
     let ops = inode.open(flags)?;
+    notify::file_event(&loc, notify::IN_OPEN);
+    if flags & libc::O_TRUNC != 0 && writing && !created_now {
+        notify::file_event(&loc, notify::IN_MODIFY);
+    }
     let file = OpenFile::new(ops, Some(loc), flags);
     install_fd(t, file, flags & libc::O_CLOEXEC != 0)
 }
@@ -560,6 +568,7 @@ fn do_mkdir(t: &mut Task, dirfd: i32, path_addr: u64, mode: u32) -> SysResult {
     may_write(t, parent.inode())?;
     let m = mode & 0o7777 & !current_umask(t);
     parent.inode().mkdir(&name, m, ctx(t))?;
+    created(&parent, &name);
     Ok(0)
 }
 
@@ -596,6 +605,7 @@ fn do_mknod(t: &mut Task, dirfd: i32, path_addr: u64, mode: u32, dev: u64) -> Sy
             parent.inode().mknod(&name, kind | perm, dev, ctx(t))?
         }
     }
+    created(&parent, &name);
     Ok(0)
 }
 
@@ -653,6 +663,20 @@ fn do_unlink(t: &mut Task, dirfd: i32, path_addr: u64, flags: i32) -> SysResult 
     } else {
         parent.inode().unlink(&name)?;
     }
+    // Linux's order: the node's own events, then the directory's.
+    if !rmdir {
+        // The link count changed.
+        notify::inode_event(target.inode(), notify::IN_ATTRIB);
+    }
+    if rmdir || target.inode().unlinked() {
+        notify::deleted(target.inode());
+    }
+    notify::child_event(
+        parent.inode(),
+        &name,
+        notify::IN_DELETE,
+        Some(target.inode()),
+    );
     Ok(0)
 }
 
@@ -699,10 +723,17 @@ fn do_rename(
     may_write(t, op.inode())?;
     may_write(t, np.inode())?;
     sticky_ok(t, op.inode(), src.inode())?;
-    if let Ok(victim) = kernel().vfs.step(&np, &nname) {
-        sticky_ok(t, np.inode(), victim.inode())?;
+    let victim = kernel().vfs.step(&np, &nname).ok();
+    if let Some(v) = &victim {
+        sticky_ok(t, np.inode(), v.inode())?;
     }
     op.inode().rename(&oname, np.inode(), &nname)?;
+    notify::moved(op.inode(), &oname, np.inode(), &nname, src.inode());
+    if let Some(v) = victim {
+        if !Arc::ptr_eq(v.inode(), src.inode()) && v.inode().unlinked() {
+            notify::deleted(v.inode());
+        }
+    }
     Ok(0)
 }
 
@@ -731,6 +762,7 @@ fn do_symlink(t: &mut Task, target_addr: u64, dirfd: i32, path_addr: u64) -> Sys
     }
     may_write(t, parent.inode())?;
     parent.inode().symlink(&name, &target, ctx(t))?;
+    created(&parent, &name);
     Ok(0)
 }
 
@@ -756,10 +788,49 @@ fn owner_or_root(t: &Task, inode: &Arc<dyn Inode>) -> Result<(), Errno> {
     Ok(())
 }
 
-fn set_attr(t: &Task, inode: &Arc<dyn Inode>, attr: SetAttr) -> SysResult {
-    owner_or_root(t, inode)?;
-    inode.set_attr(&attr)?;
+fn set_attr(t: &Task, target: &Target, attr: SetAttr) -> SysResult {
+    owner_or_root(t, target)?;
+    target.set_attr(&attr)?;
+    target.event(notify::IN_ATTRIB);
     Ok(0)
+}
+
+/// IN_CREATE for a new entry of `parent`.
+fn created(parent: &Location, name: &[u8]) {
+    if let Ok(loc) = kernel().vfs.step(parent, name) {
+        notify::child_event(parent.inode(), name, notify::IN_CREATE, Some(loc.inode()));
+    }
+}
+
+/// The object an attribute call acts on: its inode, and where it was
+/// found (for inotify's events on the parent directory).
+struct Target {
+    inode: Arc<dyn Inode>,
+    loc: Option<Location>,
+}
+
+impl std::ops::Deref for Target {
+    type Target = Arc<dyn Inode>;
+    fn deref(&self) -> &Arc<dyn Inode> {
+        &self.inode
+    }
+}
+
+impl Target {
+    fn of_file(f: &OpenFile) -> Result<Target, Errno> {
+        Ok(Target {
+            inode: f.inode().cloned().ok_or(Errno::EBADF)?,
+            loc: f.location.clone(),
+        })
+    }
+
+    /// IN_ATTRIB (or another event) for the target and its directory.
+    fn event(&self, mask: u32) {
+        match &self.loc {
+            Some(l) => notify::file_event(l, mask),
+            None => notify::inode_event(&self.inode, mask),
+        }
+    }
 }
 
 fn fd_or_path(
@@ -768,18 +839,20 @@ fn fd_or_path(
     path_addr: u64,
     follow: bool,
     empty_ok: bool,
-) -> Result<Arc<dyn Inode>, Errno> {
+) -> Result<Target, Errno> {
     let path = t.read_path(path_addr)?;
     if path.is_empty() && empty_ok && dirfd != AT_FDCWD {
-        return get_file(t, dirfd)?.inode().cloned().ok_or(Errno::EBADF);
+        return Target::of_file(&*get_file(t, dirfd)?);
     }
-    Ok(resolve_at(t, dirfd, &path, follow, empty_ok)?
-        .inode()
-        .clone())
+    let loc = resolve_at(t, dirfd, &path, follow, empty_ok)?;
+    Ok(Target {
+        inode: loc.inode().clone(),
+        loc: Some(loc),
+    })
 }
 
-fn fd_inode(t: &Task, fd: i32) -> Result<Arc<dyn Inode>, Errno> {
-    get_file(t, fd)?.inode().cloned().ok_or(Errno::EBADF)
+fn fd_inode(t: &Task, fd: i32) -> Result<Target, Errno> {
+    Target::of_file(&*get_file(t, fd)?)
 }
 
 pub fn chmod(t: &mut Task, a: &[u64; 6]) -> SysResult {
@@ -822,7 +895,8 @@ pub fn fchmodat(t: &mut Task, a: &[u64; 6]) -> SysResult {
 /// gives a file away; its owner may change the group to one of its own —
 /// and a non-directory loses set-user-ID, and set-group-ID when group
 /// execute is set, as notify_change does.
-fn do_chown(t: &Task, inode: &Arc<dyn Inode>, uid: u64, gid: u64) -> SysResult {
+fn do_chown(t: &Task, target: &Target, uid: u64, gid: u64) -> SysResult {
+    let inode: &Arc<dyn Inode> = target;
     let conv = |v: u64| {
         if v as u32 == u32::MAX {
             None
@@ -863,6 +937,7 @@ fn do_chown(t: &Task, inode: &Arc<dyn Inode>, uid: u64, gid: u64) -> SysResult {
         }
     }
     inode.set_attr(&attr)?;
+    target.event(notify::IN_ATTRIB);
     Ok(0)
 }
 
@@ -935,6 +1010,7 @@ pub fn utimensat(t: &mut Task, a: &[u64; 6]) -> SysResult {
         mtime: mt,
         ..Default::default()
     })?;
+    inode.event(notify::IN_ATTRIB);
     Ok(0)
 }
 
@@ -955,6 +1031,7 @@ pub fn truncate(t: &mut Task, a: &[u64; 6]) -> SysResult {
         size: Some(len as u64),
         ..Default::default()
     })?;
+    notify::file_event(&loc, notify::IN_MODIFY);
     Ok(0)
 }
 
@@ -969,6 +1046,9 @@ pub fn ftruncate(t: &mut Task, a: &[u64; 6]) -> SysResult {
     }
     super::file::check_fsize(t, len as u64)?;
     f.ops.truncate(len as u64)?;
+    if let Some(loc) = &f.location {
+        notify::file_event(loc, notify::IN_MODIFY);
+    }
     Ok(0)
 }
 
@@ -1002,6 +1082,8 @@ fn do_link(
     }
     may_write(t, parent.inode())?;
     parent.inode().link(&name, src.inode())?;
+    notify::inode_event(src.inode(), notify::IN_ATTRIB);
+    created(&parent, &name);
     Ok(0)
 }
 

@@ -7,7 +7,7 @@
 //!
 //! Handlers live in one module per family: `file` (fd I/O, pipes, locks,
 //! copies), `fs` (paths and metadata), `mm` (memory), `process` (ids, fork,
-//! exec, wait, limits), `creds` (set*id), `signal`, `signalfd`, `futex`, `poll` (poll,
+//! exec, wait, limits), `creds` (set*id), `signal`, `signalfd`, `futex`, `inotify`, `poll` (poll,
 //! select, epoll), `eventfd` (eventfd, timerfd), `socket` (socketpairs), `sysv` (System V message queues, semaphores,
 //! shared memory),
 //! `time` (clocks, sleeps, interval timers), `timer` (POSIX timers), `tty` (pseudo-terminal ioctls)
@@ -18,6 +18,7 @@ mod eventfd;
 mod file;
 mod fs;
 mod futex;
+mod inotify;
 mod mm;
 mod poll;
 mod process;
@@ -77,6 +78,10 @@ pub static TABLE: &[Row] = rows! {
     SYS_preadv => file::preadv, Full;
     SYS_fadvise64 => file::fadvise64, Partial("validated; advice is ignored");
     SYS_readahead => file::readahead, Partial("validated; no read-ahead is done");
+    SYS_inotify_init => inotify::inotify_init, Full;
+    SYS_inotify_init1 => inotify::inotify_init1, Full;
+    SYS_inotify_add_watch => inotify::inotify_add_watch, Partial("events from changes made inside the sandbox; none for files changed by the host");
+    SYS_inotify_rm_watch => inotify::inotify_rm_watch, Full;
     SYS_pwritev => file::pwritev, Full;
     SYS_preadv2 => file::preadv2, Partial("flags must be 0");
     SYS_pwritev2 => file::pwritev2, Partial("flags must be 0");

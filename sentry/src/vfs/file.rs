@@ -97,6 +97,14 @@ pub trait FileOps: Send + Sync {
     ) -> Option<std::sync::Arc<crate::socket::unix::UnixSocket>> {
         None
     }
+    /// The inotify instance behind this file.
+    fn inotify(self: std::sync::Arc<Self>) -> Option<std::sync::Arc<super::inotify::Inotify>> {
+        None
+    }
+    /// FIONREAD for files that know it themselves (inotify).
+    fn readable_bytes(&self) -> Option<usize> {
+        None
+    }
     /// The signalfd behind this file (signalfd4 on an existing fd).
     fn as_signalfd(&self) -> Option<&crate::syscalls::SignalFd> {
         None
@@ -256,6 +264,16 @@ impl OpenFile {
 
 impl Drop for OpenFile {
     fn drop(&mut self) {
+        if let Some(loc) = &self.location {
+            if self.flags() & libc::O_PATH == 0 {
+                let ev = if self.writable() {
+                    super::inotify::IN_CLOSE_WRITE
+                } else {
+                    super::inotify::IN_CLOSE_NOWRITE
+                };
+                super::inotify::file_event(loc, ev);
+            }
+        }
         // OFD and flock locks go with the last reference to the description.
         let key = self.lock_key();
         super::lock::release(

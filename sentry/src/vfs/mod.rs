@@ -8,6 +8,7 @@
 //! can never climb above the sandbox's root.
 
 pub mod file;
+pub mod inotify;
 pub mod lock;
 pub mod path;
 

@@ -42,6 +42,11 @@ impl Location {
         out
     }
 
+    /// The last component's name (empty for the root).
+    pub fn name(&self) -> &[u8] {
+        &self.chain[self.chain.len() - 1].0
+    }
+
     pub fn parent(&self) -> Location {
         let mut p = self.clone();
         p.pop();
