@@ -105,6 +105,7 @@ differential_tests! {
     file_transfer => "file/transfer.c",
     file_perms => "file/perms.c",
     file_inotify => "file/inotify.c",
+    file_xattr => "file/xattr.c",
     mm_brk => "mm/brk.c",
     mm_mmap => "mm/mmap.c",
     mm_mmap_file => "mm/mmap_file.c",

@@ -82,6 +82,9 @@ struct OvState {
     data: Option<FileData>,
     /// Upper symlink target.
     link: Option<Vec<u8>>,
+    /// Extended attributes of the upper node (the lower layer's are not
+    /// served by the gofer yet).
+    xattrs: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
     /// The pipe behind a FIFO node, made at its first open.
     fifo: Option<Arc<super::pipe::Fifo>>,
     children: HashMap<Vec<u8>, Child>,
@@ -596,6 +599,39 @@ impl Inode for OvNode {
             .children
             .insert(new.to_vec(), Child::Node(node));
         new_dir.touch()
+    }
+
+    fn get_xattr(&self, name: &[u8]) -> VfsResult<Vec<u8>> {
+        self.lock()?.xattrs.get(name).cloned().ok_or(Errno::ENODATA)
+    }
+
+    fn set_xattr(&self, name: &[u8], value: &[u8], flags: i32) -> VfsResult<()> {
+        let mut st = self.lock()?;
+        self.copy_up_meta(&mut st)?;
+        let exists = st.xattrs.contains_key(name);
+        if flags & libc::XATTR_CREATE != 0 && exists {
+            return Err(Errno::EEXIST);
+        }
+        if flags & libc::XATTR_REPLACE != 0 && !exists {
+            return Err(Errno::ENODATA);
+        }
+        st.xattrs.insert(name.to_vec(), value.to_vec());
+        if let Some(m) = st.meta.as_mut() {
+            let (s, ns) = now();
+            m.ctime_sec = s;
+            m.ctime_nsec = ns;
+        }
+        Ok(())
+    }
+
+    fn list_xattr(&self) -> VfsResult<Vec<Vec<u8>>> {
+        Ok(self.lock()?.xattrs.keys().cloned().collect())
+    }
+
+    fn remove_xattr(&self, name: &[u8]) -> VfsResult<()> {
+        let mut st = self.lock()?;
+        self.copy_up_meta(&mut st)?;
+        st.xattrs.remove(name).map(|_| ()).ok_or(Errno::ENODATA)
     }
 
     fn set_attr(&self, attr: &SetAttr) -> VfsResult<()> {

@@ -10,7 +10,7 @@
 //! exec, wait, limits), `creds` (set*id), `signal`, `signalfd`, `futex`, `inotify`, `poll` (poll,
 //! select, epoll), `eventfd` (eventfd, timerfd), `socket` (socketpairs), `sysv` (System V message queues, semaphores,
 //! shared memory),
-//! `time` (clocks, sleeps, interval timers), `timer` (POSIX timers), `tty` (pseudo-terminal ioctls)
+//! `xattr` (extended attributes), `time` (clocks, sleeps, interval timers), `timer` (POSIX timers), `tty` (pseudo-terminal ioctls)
 //! and `sys` (uname, getrandom, sysinfo).
 
 mod creds;
@@ -30,6 +30,7 @@ mod sysv;
 mod time;
 mod timer;
 mod tty;
+mod xattr;
 
 use std::sync::OnceLock;
 
@@ -82,6 +83,18 @@ pub static TABLE: &[Row] = rows! {
     SYS_inotify_init1 => inotify::inotify_init1, Full;
     SYS_inotify_add_watch => inotify::inotify_add_watch, Partial("events from changes made inside the sandbox; none for files changed by the host");
     SYS_inotify_rm_watch => inotify::inotify_rm_watch, Full;
+    SYS_setxattr => xattr::setxattr, Partial("kept by the in-memory overlay; none on the read-only lower layer or bind mounts; no system.* (ACLs)");
+    SYS_lsetxattr => xattr::lsetxattr, Partial("as setxattr");
+    SYS_fsetxattr => xattr::fsetxattr, Partial("as setxattr");
+    SYS_getxattr => xattr::getxattr, Partial("as setxattr");
+    SYS_lgetxattr => xattr::lgetxattr, Partial("as setxattr");
+    SYS_fgetxattr => xattr::fgetxattr, Partial("as setxattr");
+    SYS_listxattr => xattr::listxattr, Partial("as setxattr");
+    SYS_llistxattr => xattr::llistxattr, Partial("as setxattr");
+    SYS_flistxattr => xattr::flistxattr, Partial("as setxattr");
+    SYS_removexattr => xattr::removexattr, Partial("as setxattr");
+    SYS_lremovexattr => xattr::lremovexattr, Partial("as setxattr");
+    SYS_fremovexattr => xattr::fremovexattr, Partial("as setxattr");
     SYS_pwritev => file::pwritev, Full;
     SYS_preadv2 => file::preadv2, Partial("flags must be 0");
     SYS_pwritev2 => file::pwritev2, Partial("flags must be 0");
@@ -307,38 +320,7 @@ pub static TABLE: &[Row] = rows! {
 /// Syscalls deliberately answered with a specific errno instead of ENOSYS,
 /// because that is what Linux gives when the feature is absent (programs
 /// probe with them). They are still logged once.
-pub static UNSUPPORTED: &[(i64, Errno, &str)] = &[
-    (
-        libc::SYS_getxattr,
-        Errno::EOPNOTSUPP,
-        "no extended attributes yet",
-    ),
-    (
-        libc::SYS_lgetxattr,
-        Errno::EOPNOTSUPP,
-        "no extended attributes yet",
-    ),
-    (
-        libc::SYS_fgetxattr,
-        Errno::EOPNOTSUPP,
-        "no extended attributes yet",
-    ),
-    (
-        libc::SYS_listxattr,
-        Errno::EOPNOTSUPP,
-        "no extended attributes yet",
-    ),
-    (
-        libc::SYS_llistxattr,
-        Errno::EOPNOTSUPP,
-        "no extended attributes yet",
-    ),
-    (
-        libc::SYS_flistxattr,
-        Errno::EOPNOTSUPP,
-        "no extended attributes yet",
-    ),
-];
+pub static UNSUPPORTED: &[(i64, Errno, &str)] = &[];
 
 fn dispatch_table() -> &'static Vec<Option<&'static Row>> {
     static T: OnceLock<Vec<Option<&'static Row>>> = OnceLock::new();

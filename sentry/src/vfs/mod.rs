@@ -171,6 +171,21 @@ pub trait Inode: Send + Sync {
     fn set_attr(&self, _attr: &SetAttr) -> VfsResult<()> {
         Err(Errno::EPERM)
     }
+    /// Extended attributes (full names, "user.x"); filesystems without
+    /// them answer EOPNOTSUPP.
+    fn get_xattr(&self, _name: &[u8]) -> VfsResult<Vec<u8>> {
+        Err(Errno::EOPNOTSUPP)
+    }
+    /// `flags`: XATTR_CREATE / XATTR_REPLACE, already validated.
+    fn set_xattr(&self, _name: &[u8], _value: &[u8], _flags: i32) -> VfsResult<()> {
+        Err(Errno::EOPNOTSUPP)
+    }
+    fn list_xattr(&self) -> VfsResult<Vec<Vec<u8>>> {
+        Err(Errno::EOPNOTSUPP)
+    }
+    fn remove_xattr(&self, _name: &[u8]) -> VfsResult<()> {
+        Err(Errno::EOPNOTSUPP)
+    }
     /// Whether writes are refused (EROFS) on this inode's filesystem.
     fn read_only(&self) -> bool {
         false
