@@ -17,8 +17,6 @@ pub enum HostKind {
     Stdio,
     /// An eventfd or timerfd the sentry created for the application.
     Event,
-    /// One end of a unix socketpair the sentry created.
-    Socket,
 }
 
 pub struct HostFile {
@@ -34,7 +32,7 @@ impl HostFile {
         let tty = unsafe { libc::isatty(fd.as_raw_fd()) } == 1;
         let seekable = match kind {
             HostKind::File => true,
-            HostKind::Pipe | HostKind::Event | HostKind::Socket => false,
+            HostKind::Pipe | HostKind::Event => false,
             HostKind::Stdio => {
                 !tty && nix::unistd::lseek(fd.as_raw_fd(), 0, nix::unistd::Whence::SeekCur).is_ok()
             }
@@ -130,8 +128,7 @@ impl FileOps for HostFile {
     }
 
     fn is_pipe(&self) -> bool {
-        matches!(self.kind, HostKind::Pipe | HostKind::Socket)
-            || (self.kind == HostKind::Stdio && !self.seekable && !self.tty)
+        self.kind == HostKind::Pipe || (self.kind == HostKind::Stdio && !self.seekable && !self.tty)
     }
 
     fn poll_fd(&self) -> Option<RawFd> {

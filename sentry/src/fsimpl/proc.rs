@@ -288,20 +288,7 @@ fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
 
 /// CPU time the process's stub has used, in 100 Hz clock ticks.
 fn stub_cpu_ticks(proc: &crate::kernel::Process) -> u64 {
-    let tgid = proc.stub_tgid.load(std::sync::atomic::Ordering::SeqCst);
-    if tgid <= 0 {
-        return 0;
-    }
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: reads the CPU clock of our own stub process ((~pid << 3) | 2
-    // is CPUCLOCK_SCHED of a process) into a timespec we own.
-    if unsafe { libc::clock_gettime(((!tgid) << 3) | 2, &mut ts) } < 0 {
-        return 0;
-    }
-    ts.tv_sec as u64 * 100 + ts.tv_nsec as u64 / 10_000_000
+    proc.cpu_ns() / 10_000_000
 }
 
 /// Builds the /proc root.

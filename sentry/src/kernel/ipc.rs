@@ -224,7 +224,7 @@ impl<T> Registry<T> {
         self.keys.retain(|_, v| *v != id);
     }
 
-    /// Highest slot in use (what IPC_INFO/*_INFO return), -1 if none... 0.
+    /// Highest slot in use (what IPC_INFO/*_INFO return; 0 when empty).
     pub fn highest_slot(&self) -> i32 {
         self.slots.keys().next_back().copied().unwrap_or(0)
     }
@@ -235,6 +235,15 @@ impl<T> Registry<T> {
 
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()
+    }
+
+    /// The id IPC_STAT (`is_id`) or a slot-addressed *_STAT command names.
+    pub fn stat_id(&self, id_or_slot: i32, is_id: bool) -> Result<i32, Errno> {
+        if is_id {
+            Ok(id_or_slot)
+        } else {
+            self.id_at(id_or_slot)
+        }
     }
 
     /// The id of the object in `slot` (the *_STAT commands take a slot).

@@ -296,9 +296,14 @@ pub fn host_mmap(
             [addr, len, prot as u64, flags as u64, u64::MAX, 0],
         )
         .map_err(platform_errno)?;
+    mapped_at(stub, raw, len)
+}
+
+/// The address an injected mmap returned, never one in the stub's region
+/// (cannot happen, the stub page being mapped, but never hand it out).
+fn mapped_at(stub: &mut Stub, raw: i64, len: u64) -> Result<u64, Errno> {
     let got = result(raw)?;
     if overlaps_stub(got, len) {
-        // Cannot happen (the stub page is mapped), but never hand it out.
         let _ = host_munmap(stub, got, len);
         return Err(Errno::ENOMEM);
     }
@@ -320,12 +325,7 @@ pub fn host_map_fd(
     let raw = stub
         .map_host_fd(fd, addr, len, prot, flags, offset)
         .map_err(platform_errno)?;
-    let got = result(raw)?;
-    if overlaps_stub(got, len) {
-        let _ = host_munmap(stub, got, len);
-        return Err(Errno::ENOMEM);
-    }
-    Ok(got)
+    mapped_at(stub, raw, len)
 }
 
 /// mincore(2) of [addr, addr+len) in the stub via the scratch page, a

@@ -553,6 +553,16 @@ impl FileOps for UnixSocket {
         }
     }
 
+    fn readable_bytes(&self) -> Option<usize> {
+        let fd = self.recv_fd()?;
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int into our own variable.
+        if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) } < 0 {
+            return Some(0);
+        }
+        Some(n.max(0) as usize)
+    }
+
     fn unix_socket(self: Arc<Self>) -> Option<Arc<UnixSocket>> {
         Some(self)
     }

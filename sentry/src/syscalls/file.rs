@@ -26,9 +26,9 @@ pub fn install_fd(t: &Task, file: Arc<OpenFile>, cloexec: bool) -> SysResult {
     Ok(lock(&t.proc.fds).alloc(file, cloexec, 0, limit)? as u64)
 }
 
-/// A write that hit a closed pipe raises SIGPIPE, as Linux does.
+/// A write that hit a closed pipe or socket raises SIGPIPE, as Linux does.
 fn check_epipe(t: &Task, file: &OpenFile, r: Result<usize, Errno>) -> Result<usize, Errno> {
-    if r == Err(Errno::EPIPE) && file.ops.is_pipe() {
+    if r == Err(Errno::EPIPE) && (file.ops.is_pipe() || file.ops.clone().unix_socket().is_some()) {
         let uid = lock(&t.proc.creds).ruid;
         kernel().send_signal(
             &t.proc,
@@ -395,12 +395,12 @@ pub fn fcntl(t: &mut Task, a: &[u64; 6]) -> SysResult {
             f.ops.set_nonblocking(new & libc::O_NONBLOCK != 0);
             if let Some(hfd) = f.ops.host_fd() {
                 // Host objects the sentry owns for this description (pipes,
-                // sockets, eventfd, timerfd) carry its O_NONBLOCK.
+                // eventfd, timerfd) carry its O_NONBLOCK; unix sockets set
+                // theirs in set_nonblocking.
                 let owned = matches!(
                     f.ops.host_kind(),
                     Some(crate::fsimpl::host::HostKind::Pipe)
                         | Some(crate::fsimpl::host::HostKind::Event)
-                        | Some(crate::fsimpl::host::HostKind::Socket)
                 );
                 if owned {
                     // Sentry-owned pipes: the host fd is this description's own.
@@ -599,10 +599,16 @@ fn make_pipe(t: &mut Task, fds_addr: u64, flags: i32) -> SysResult {
         }
     };
     drop(fds);
-    if let Err(e) = t.write_obj(fds_addr, &[rfd, wfd]) {
+    write_fd_pair(t, fds_addr, rfd, wfd)
+}
+
+/// Writes a new fd pair (pipe, socketpair) to the application; if that
+/// fails the fds are taken back, as Linux does.
+pub fn write_fd_pair(t: &Task, addr: u64, a: i32, b: i32) -> SysResult {
+    if let Err(e) = t.write_obj(addr, &[a, b]) {
         let mut fds = lock(&t.proc.fds);
-        let _ = fds.remove(rfd);
-        let _ = fds.remove(wfd);
+        let _ = fds.remove(a);
+        let _ = fds.remove(b);
         return Err(e);
     }
     Ok(0)

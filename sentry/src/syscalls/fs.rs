@@ -556,7 +556,9 @@ pub fn chroot(t: &mut Task, a: &[u64; 6]) -> SysResult {
     Ok(0)
 }
 
-fn do_mkdir(t: &mut Task, dirfd: i32, path_addr: u64, mode: u32) -> SysResult {
+/// The parent directory and name of an entry about to be made (mkdir,
+/// mknod): the name must be free (EEXIST) and the directory writable.
+fn new_entry(t: &Task, dirfd: i32, path_addr: u64) -> Result<(Location, Vec<u8>), Errno> {
     let path = t.read_path(path_addr)?;
     let (parent, name) = resolve_parent_at(t, dirfd, &path)?;
     if name.is_empty() || name == b"." || name == b".." {
@@ -566,6 +568,11 @@ fn do_mkdir(t: &mut Task, dirfd: i32, path_addr: u64, mode: u32) -> SysResult {
         return Err(Errno::EEXIST);
     }
     may_write(t, parent.inode())?;
+    Ok((parent, name))
+}
+
+fn do_mkdir(t: &mut Task, dirfd: i32, path_addr: u64, mode: u32) -> SysResult {
+    let (parent, name) = new_entry(t, dirfd, path_addr)?;
     let m = mode & 0o7777 & !current_umask(t);
     parent.inode().mkdir(&name, m, ctx(t))?;
     created(&parent, &name);
@@ -581,15 +588,7 @@ fn do_mknod(t: &mut Task, dirfd: i32, path_addr: u64, mode: u32, dev: u64) -> Sy
         libc::S_IFDIR => return Err(Errno::EPERM),
         _ => return Err(Errno::EINVAL),
     }
-    let path = t.read_path(path_addr)?;
-    let (parent, name) = resolve_parent_at(t, dirfd, &path)?;
-    if name.is_empty() || name == b"." || name == b".." {
-        return Err(Errno::EEXIST);
-    }
-    if kernel().vfs.step(&parent, &name).is_ok() {
-        return Err(Errno::EEXIST);
-    }
-    may_write(t, parent.inode())?;
+    let (parent, name) = new_entry(t, dirfd, path_addr)?;
     let perm = mode & 0o7777 & !current_umask(t);
     match kind {
         0 | libc::S_IFREG => {

@@ -105,13 +105,7 @@ pub fn socketpair(t: &mut Task, a: &[u64; 6]) -> SysResult {
             return Err(e);
         }
     };
-    if let Err(e) = t.write_obj(sv, &[f0, f1]) {
-        let mut fds = lock(&t.proc.fds);
-        let _ = fds.remove(f0);
-        let _ = fds.remove(f1);
-        return Err(e);
-    }
-    Ok(0)
+    super::file::write_fd_pair(t, sv, f0, f1)
 }
 
 /// The unix socket behind an application fd (ENOTSOCK otherwise).

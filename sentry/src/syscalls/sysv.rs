@@ -69,6 +69,11 @@ fn put_i32(b: &mut [u8], off: usize, v: i32) {
     b[off..off + 4].copy_from_slice(&v.to_le_bytes());
 }
 
+/// An array of C ints (struct msginfo, struct seminfo).
+fn int_array(vals: &[i32]) -> Vec<u8> {
+    vals.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
 /// The slot-addressed *_STAT commands check read permission unless _ANY.
 fn stat_allowed(perm: &ipc::Perm, c: &Caller, any: bool) -> Result<(), Errno> {
     if any || perm.allows(c, 0o4) {
@@ -215,7 +220,6 @@ pub fn msgctl(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let mut ns = namespace();
     match cmd {
         IPC_INFO | MSG_INFO => {
-            let mut info = [0u8; 32];
             let (used, msgs, bytes) = ns.queues.iter().fold((0, 0, 0u64), |(n, m, b), q| {
                 (n + 1, m + q.messages.len() as i32, b + q.bytes)
             });
@@ -243,20 +247,13 @@ pub fn msgctl(t: &mut Task, a: &[u64; 6]) -> SysResult {
                     0xffff,
                 ]
             };
-            for (i, v) in vals.iter().enumerate() {
-                put_i32(&mut info, i * 4, *v);
-            }
             let highest = ns.queues.highest_slot();
             drop(ns);
-            t.write_bytes(buf, &info)?;
+            t.write_bytes(buf, &int_array(&vals))?;
             Ok(highest as u64)
         }
         IPC_STAT | MSG_STAT | MSG_STAT_ANY => {
-            let id = if cmd == IPC_STAT {
-                id
-            } else {
-                ns.queues.id_at(id)?
-            };
+            let id = ns.queues.stat_id(id, cmd == IPC_STAT)?;
             let q = ns.queues.get(id)?;
             stat_allowed(&q.perm, &c, cmd == MSG_STAT_ANY)?;
             let mut b = [0u8; 120];
@@ -493,21 +490,13 @@ pub fn semctl(t: &mut Task, a: &[u64; 6]) -> SysResult {
                 SEMVMX,
                 if cmd == SEM_INFO { total } else { SEMAEM },
             ];
-            let mut b = [0u8; 40];
-            for (i, v) in vals.iter().enumerate() {
-                put_i32(&mut b, i * 4, *v);
-            }
             let highest = ns.sems.highest_slot();
             drop(ns);
-            t.write_bytes(arg, &b)?;
+            t.write_bytes(arg, &int_array(&vals))?;
             Ok(highest as u64)
         }
         IPC_STAT | SEM_STAT | SEM_STAT_ANY => {
-            let id = if cmd == IPC_STAT {
-                id
-            } else {
-                ns.sems.id_at(id)?
-            };
+            let id = ns.sems.stat_id(id, cmd == IPC_STAT)?;
             let s = ns.sems.get(id)?;
             stat_allowed(&s.perm, &c, cmd == SEM_STAT_ANY)?;
             let mut b = [0u8; 104];
@@ -783,11 +772,7 @@ pub fn shmctl(t: &mut Task, a: &[u64; 6]) -> SysResult {
             Ok(highest as u64)
         }
         IPC_STAT | SHM_STAT | SHM_STAT_ANY => {
-            let id = if cmd == IPC_STAT {
-                id
-            } else {
-                ns.shms.id_at(id)?
-            };
+            let id = ns.shms.stat_id(id, cmd == IPC_STAT)?;
             let s = ns.shms.get(id)?;
             stat_allowed(&s.perm, &c, cmd == SHM_STAT_ANY)?;
             let mut b = [0u8; 112];

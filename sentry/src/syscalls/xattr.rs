@@ -74,6 +74,21 @@ fn user_ok(inode: &Arc<dyn Inode>, name: &[u8]) -> bool {
         || matches!(inode.file_type(), FileType::Regular | FileType::Directory)
 }
 
+/// What setting and removing both require: a writable filesystem, root
+/// for trusted.*, and a file type that takes user.* attributes.
+fn may_change(t: &Task, inode: &Arc<dyn Inode>, name: &[u8]) -> Result<(), Errno> {
+    if inode.read_only() {
+        return Err(Errno::EROFS);
+    }
+    if name.starts_with(b"trusted.") && !privileged(t) {
+        return Err(Errno::EPERM);
+    }
+    if !user_ok(inode, name) {
+        return Err(Errno::EPERM);
+    }
+    Ok(())
+}
+
 fn do_set(t: &Task, how: How, a: &[u64; 6]) -> SysResult {
     let inode = target(t, how, a[0])?;
     let name = read_name(t, a[1])?;
@@ -85,15 +100,7 @@ fn do_set(t: &Task, how: How, a: &[u64; 6]) -> SysResult {
         return Err(Errno::E2BIG);
     }
     let value = t.read_bytes(value, size)?;
-    if inode.read_only() {
-        return Err(Errno::EROFS);
-    }
-    if name.starts_with(b"trusted.") && !privileged(t) {
-        return Err(Errno::EPERM);
-    }
-    if !user_ok(&inode, &name) {
-        return Err(Errno::EPERM);
-    }
+    may_change(t, &inode, &name)?;
     let st = inode.stat()?;
     let creds = lock(&t.proc.creds).clone();
     if name.starts_with(b"security.") && creds.euid != 0 && creds.euid != st.uid {
@@ -160,15 +167,7 @@ fn do_list(t: &Task, how: How, a: &[u64; 6]) -> SysResult {
 fn do_remove(t: &Task, how: How, a: &[u64; 6]) -> SysResult {
     let inode = target(t, how, a[0])?;
     let name = read_name(t, a[1])?;
-    if inode.read_only() {
-        return Err(Errno::EROFS);
-    }
-    if name.starts_with(b"trusted.") && !privileged(t) {
-        return Err(Errno::EPERM);
-    }
-    if !user_ok(&inode, &name) {
-        return Err(Errno::EPERM);
-    }
+    may_change(t, &inode, &name)?;
     check_access(&lock(&t.proc.creds), &inode.stat()?, 2, false)?;
     inode.remove_xattr(&name)?;
     Ok(0)

@@ -9,12 +9,17 @@
 #include <fcntl.h>
 #include <stddef.h>
 #include <poll.h>
+#include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 
 #define DIR "/tmp/rvisor-difftest-unix"
+
+static volatile sig_atomic_t got_sigpipe;
+static void on_sigpipe(int s) { (void)s; got_sigpipe++; }
 
 static socklen_t path_addr(struct sockaddr_un *a, const char *p)
 {
@@ -223,6 +228,19 @@ int main(void)
     cm->cmsg_len = CMSG_LEN(sizeof(int));
     m.msg_controllen = CMSG_SPACE(sizeof(int));
     expect_err("sendmsg SCM_RIGHTS with a bad fd", sendmsg(pair[0], &m, 0));
+
+    /* FIONREAD, then a write to a closed peer: EPIPE and SIGPIPE */
+    int sp2[2];
+    MUST(socketpair(AF_UNIX, SOCK_STREAM, 0, sp2));
+    write(sp2[0], "12345", 5);
+    int avail = -1;
+    show("FIONREAD", ioctl(sp2[1], FIONREAD, &avail) < 0 ? -1 : avail);
+    close(sp2[1]);
+    signal(SIGPIPE, on_sigpipe);
+    expect_err("write to a closed peer", write(sp2[0], "x", 1));
+    printf("SIGPIPE raised: %d\n", (int)got_sigpipe);
+    expect_err("send MSG_NOSIGNAL to a closed peer", send(sp2[0], "x", 1, MSG_NOSIGNAL));
+    printf("SIGPIPE count still 1: %d\n", got_sigpipe == 1);
 
     system("rm -rf " DIR);
     return 0;
