@@ -170,6 +170,7 @@ impl Task {
                     break;
                 }
             };
+            crate::syscalls::timer::signal_dequeued(&self.proc, &info);
             if act.handler == SIG_IGN {
                 continue;
             }

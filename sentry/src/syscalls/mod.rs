@@ -28,7 +28,7 @@ mod socket;
 mod sys;
 mod sysv;
 mod time;
-mod timer;
+pub(crate) mod timer;
 mod tty;
 mod xattr;
 

@@ -303,6 +303,7 @@ pub fn rt_sigtimedwait(t: &mut Task, a: &[u64; 6]) -> SysResult {
             }
         };
         if let Some((sig, info)) = taken {
+            super::timer::signal_dequeued(&t.proc, &info);
             if info_addr != 0 {
                 t.write_bytes(info_addr, &info)?;
             }

@@ -49,6 +49,12 @@ impl SignalFd {
     /// Dequeues one signal in the mask: the reading thread's own first.
     fn take(&self, thread: Option<&Arc<Thread>>) -> Option<[u8; 128]> {
         let p = self.proc.upgrade()?;
+        let info = self.take_locked(&p, thread)?;
+        super::timer::signal_dequeued(&p, &info);
+        Some(info)
+    }
+
+    fn take_locked(&self, p: &Process, thread: Option<&Arc<Thread>>) -> Option<[u8; 128]> {
         let mask = self.mask.load(Ordering::Relaxed);
         if let Some(t) = thread {
             let mut ts = lock(&t.sig);

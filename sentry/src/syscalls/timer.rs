@@ -198,6 +198,7 @@ pub fn timer_settime(t: &mut Task, a: &[u64; 6]) -> SysResult {
         tm.generation += 1;
         tm.interval = interval;
         tm.overrun_pending = 0;
+        tm.overrun_last = 0;
         tm.deadline = if value.is_zero() {
             None
         } else if flags & TIMER_ABSTIME != 0 {
@@ -335,11 +336,9 @@ fn deliver(p: &Arc<Process>, id: i32, notify: i32, signo: i32, tid: i32, value: 
     };
     if was_pending {
         tm.overrun_pending += missed + 1;
-        tm.overrun_last = tm.overrun_pending;
         return;
     }
     tm.overrun_pending = missed;
-    tm.overrun_last = missed;
     let overrun = missed;
     drop(timers);
     let mut info = [0u8; 128];
@@ -351,6 +350,21 @@ fn deliver(p: &Arc<Process>, id: i32, notify: i32, signo: i32, tid: i32, value: 
     match thread {
         Some(th) => kernel().send_signal_thread(p, &th, signo, info),
         None => kernel().send_signal(p, signo, info),
+    }
+}
+
+/// Called after a signal is dequeued (delivered to a handler, taken by
+/// sigtimedwait or read from a signalfd), with no signal lock held: a
+/// timer's signal sets what timer_getoverrun reports, as Linux's
+/// posixtimer_rearm does, so an expiry after the dequeue cannot change the
+/// count the application is about to ask for.
+pub fn signal_dequeued(p: &Process, info: &[u8; 128]) {
+    let i32_at = |o: usize| i32::from_le_bytes([info[o], info[o + 1], info[o + 2], info[o + 3]]);
+    if i32_at(8) != SI_TIMER {
+        return;
+    }
+    if let Some(tm) = lock(&p.posix_timers.0).timers.get_mut(&i32_at(16)) {
+        tm.overrun_last = i32_at(20).max(0) as u64;
     }
 }
 
