@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::Spec;
-use sentry::{BootConfig, MountKind, MountSpec};
+use sentry::{BootConfig, MountKind, MountSpec, ProcessSpec};
 
 pub struct Bundle {
     pub rootfs: PathBuf,
@@ -12,6 +12,10 @@ pub struct Bundle {
     pub boot: BootConfig,
     /// Host sources of the bind mounts, each served by its own gofer.
     pub binds: Vec<BindSource>,
+    /// process.terminal: the init gets a terminal as its stdio.
+    pub terminal: bool,
+    pub annotations: std::collections::BTreeMap<String, String>,
+    pub hooks: Option<oci_spec::runtime::Hooks>,
 }
 
 /// A bind mount's host side: `mount` indexes `boot.mounts`, whose gofer fd
@@ -45,6 +49,35 @@ fn rlimit_resource(name: &str) -> Option<u32> {
     })
 }
 
+/// The sentry's view of an OCI process (config.json's, or `exec
+/// --process`'s).
+pub fn process_spec(process: &oci_spec::runtime::Process) -> Result<ProcessSpec> {
+    let argv = process.args().clone().unwrap_or_default();
+    if argv.is_empty() {
+        bail!("process.args must not be empty");
+    }
+    let user = process.user();
+    let mut rlimits = Vec::new();
+    for r in process.rlimits().clone().unwrap_or_default() {
+        let name = serde_json::to_value(r.typ())?
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let res = rlimit_resource(&name).with_context(|| format!("unknown rlimit {name}"))?;
+        rlimits.push((res, r.soft(), r.hard()));
+    }
+    Ok(ProcessSpec {
+        argv,
+        env: process.env().clone().unwrap_or_default(),
+        cwd: process.cwd().display().to_string(),
+        uid: user.uid(),
+        gid: user.gid(),
+        additional_gids: user.additional_gids().clone().unwrap_or_default(),
+        umask: user.umask().unwrap_or(0o022),
+        rlimits,
+    })
+}
+
 pub fn load(bundle_dir: &Path) -> Result<Bundle> {
     let config_path = bundle_dir.join("config.json");
     let text = std::fs::read_to_string(&config_path)
@@ -73,20 +106,7 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
         .process()
         .as_ref()
         .context("config.json has no process")?;
-    let argv = process.args().clone().unwrap_or_default();
-    if argv.is_empty() {
-        bail!("process.args must not be empty");
-    }
-    let user = process.user();
-    let mut rlimits = Vec::new();
-    for r in process.rlimits().clone().unwrap_or_default() {
-        let name = serde_json::to_value(r.typ())?
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let res = rlimit_resource(&name).with_context(|| format!("unknown rlimit {name}"))?;
-        rlimits.push((res, r.soft(), r.hard()));
-    }
+    let proc_spec = process_spec(process)?;
     let mut mounts = Vec::new();
     let mut binds = Vec::new();
     for m in spec.mounts().clone().unwrap_or_default() {
@@ -159,22 +179,32 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
         }
     }
     let boot = BootConfig {
-        argv,
-        env: process.env().clone().unwrap_or_default(),
-        cwd: process.cwd().display().to_string(),
+        argv: proc_spec.argv,
+        env: proc_spec.env,
+        cwd: proc_spec.cwd,
         hostname: spec.hostname().clone().unwrap_or_else(|| "rvisor".into()),
-        uid: user.uid(),
-        gid: user.gid(),
-        additional_gids: user.additional_gids().clone().unwrap_or_default(),
-        umask: user.umask().unwrap_or(0o022),
-        rlimits,
+        uid: proc_spec.uid,
+        gid: proc_spec.gid,
+        additional_gids: proc_spec.additional_gids,
+        umask: proc_spec.umask,
+        rlimits: proc_spec.rlimits,
         mounts,
         gofer_fd: -1,
+        control_fd: None,
+        wait_for_start: false,
     };
     Ok(Bundle {
         rootfs,
         binds,
         read_only: root.readonly().unwrap_or(false),
         boot,
+        terminal: process.terminal().unwrap_or(false),
+        annotations: spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        hooks: spec.hooks().clone(),
     })
 }

@@ -33,10 +33,58 @@ pub struct GlobalOpts {
     /// More detailed logs.
     #[arg(long, global = true)]
     pub debug: bool,
+    /// Also write errors (and, with --debug, progress) to this file, as
+    /// runc does for containerd and conmon.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Format of the --log file.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Accepted for runc compatibility; rvisor manages cgroups through
+    /// cgroupfs only (a warning is printed).
+    #[arg(long, global = true, hide = true)]
+    pub systemd_cgroup: bool,
+    /// Accepted for runc compatibility and ignored (a warning is printed).
+    #[arg(long, global = true, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    pub rootless: Option<String>,
+    /// Accepted for runc compatibility and ignored (a warning is printed).
+    #[arg(long, global = true, hide = true)]
+    pub criu: Option<PathBuf>,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Create a container from an OCI bundle: the sandbox starts and its
+    /// init waits until `start`.
+    Create(CreateArgs),
+    /// Run the init of a created container.
+    Start(IdArg),
+    /// Print a container's OCI state as JSON.
+    State(IdArg),
+    /// Send a signal (default SIGTERM) to a container's init, or to all
+    /// its processes.
+    Kill(KillArgs),
+    /// Remove a stopped (or, with --force, any) container and its state.
+    Delete(DeleteArgs),
+    /// List the containers under --root.
+    List(ListArgs),
+    /// Show the processes running in a container.
+    Ps(PsArgs),
+    /// Run another process in a running container.
+    Exec(ExecArgs),
+    /// (internal) Wait for an exec'd process and exit as it did.
+    #[command(hide = true)]
+    ExecWait(ExecWaitArgs),
+    /// Write a default config.json for a bundle.
+    Spec(SpecArgs),
+    /// Print what this runtime supports, as JSON (runc's `features`).
+    Features,
     /// Run an OCI bundle in the foreground; exits with the container's status.
     Run(RunArgs),
     /// Run a command in a sandbox over the host's root filesystem (read-only,
@@ -50,6 +98,154 @@ pub enum Command {
     /// (internal) The gofer process.
     #[command(hide = true)]
     Gofer(GoferArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// Path to the bundle (the directory holding config.json).
+    #[arg(long, short = 'b', default_value = ".")]
+    pub bundle: PathBuf,
+    /// Unix socket to which the pty master is sent when process.terminal
+    /// is true.
+    #[arg(long, value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// File to write the container's pid (the sentry's) to.
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Accepted for runc compatibility; the sandbox never uses pivot_root
+    /// on the container's rootfs.
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Accepted for runc compatibility; the sandbox has its own keyrings.
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    /// Pass this many fds beyond stdio (3, 4, ...) to the container init.
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Container id.
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// A process.json (OCI process) to run instead of COMMAND.
+    #[arg(long, short = 'p', value_name = "FILE")]
+    pub process: Option<PathBuf>,
+    /// Return once the process has started; a waiter process (whose pid
+    /// goes to --pid-file) exits with the process's status.
+    #[arg(long, short = 'd')]
+    pub detach: bool,
+    /// File to write the pid to (the waiter's when detached, else ours).
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket to send the pty master to (with a terminal).
+    #[arg(long, value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Allocate a terminal for the process.
+    #[arg(long, short = 't')]
+    pub tty: bool,
+    /// Working directory in the container.
+    #[arg(long)]
+    pub cwd: Option<String>,
+    /// Add an environment variable (KEY=VALUE); repeatable.
+    #[arg(long, short = 'e')]
+    pub env: Vec<String>,
+    /// User to run as: UID[:GID].
+    #[arg(long, short = 'u')]
+    pub user: Option<String>,
+    /// Additional group ids; repeatable.
+    #[arg(long, short = 'g')]
+    pub additional_gids: Vec<u32>,
+    /// Accepted for runc compatibility; the sandbox keeps its own privileges.
+    #[arg(long)]
+    pub no_new_privs: bool,
+    /// Accepted for runc compatibility and ignored.
+    #[arg(long, short = 'c')]
+    pub cap: Vec<String>,
+    /// Accepted for runc compatibility and ignored.
+    #[arg(long)]
+    pub process_label: Option<String>,
+    /// Accepted for runc compatibility and ignored.
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    /// Pass this many fds beyond stdio (not supported yet; warned).
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Container id.
+    pub id: String,
+    /// Command and arguments (without --process).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecWaitArgs {
+    /// Container id.
+    pub id: String,
+    /// The process's pid in the sandbox.
+    pub pid: i32,
+}
+
+#[derive(Args, Debug)]
+pub struct IdArg {
+    /// Container id.
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    /// Send the signal to every process in the container.
+    #[arg(long, short = 'a')]
+    pub all: bool,
+    /// Container id.
+    pub id: String,
+    /// Signal name (TERM, SIGTERM, RTMIN+1) or number.
+    #[arg(default_value = "SIGTERM")]
+    pub signal: String,
+}
+
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    /// Kill the container first if it is still running.
+    #[arg(long, short = 'f')]
+    pub force: bool,
+    /// Container id.
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+    /// Print only container ids.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFormat {
+    Table,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// Output format (json: the sandbox pids only, as runc prints).
+    #[arg(long, short = 'f', value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+    /// Container id.
+    pub id: String,
+    /// ps(1) options are accepted and ignored.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SpecArgs {
+    /// Directory to write config.json in.
+    #[arg(long, short = 'b', default_value = ".")]
+    pub bundle: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -80,8 +276,13 @@ pub struct BootArgs {
     /// Boot configuration as JSON.
     #[arg(long)]
     pub config: String,
+    /// Foreground sandboxes: where to report the init's wait status.
+    /// Without it the sentry exits with the init's exit code.
     #[arg(long)]
-    pub status_fd: i32,
+    pub status_fd: Option<i32>,
+    /// Detached sandboxes: where to report "ready" or why boot failed.
+    #[arg(long)]
+    pub ready_fd: Option<i32>,
 }
 
 #[derive(Args, Debug)]

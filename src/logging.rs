@@ -47,3 +47,26 @@ pub fn init_stderr(enabled: bool, debug: bool) {
         .with_ansi(false)
         .try_init();
 }
+
+/// A warning for the user: on stderr and in --log.
+pub fn warn(g: &crate::cli::GlobalOpts, msg: &str) {
+    eprintln!("rvisor: warning: {msg}");
+    write_log(g, "warning", msg);
+}
+
+/// Appends one line to the --log file, in --log-format (runc's logrus
+/// shapes: `{"level":..,"msg":..,"time":..}` or `time=.. level=.. msg=..`).
+pub fn write_log(g: &crate::cli::GlobalOpts, level: &str, msg: &str) {
+    let Some(path) = &g.log else { return };
+    let time = crate::container::now_rfc3339();
+    let line = match g.log_format {
+        crate::cli::LogFormat::Json => {
+            serde_json::json!({ "level": level, "msg": msg, "time": time }).to_string()
+        }
+        crate::cli::LogFormat::Text => format!("time={time:?} level={level} msg={msg:?}"),
+    };
+    if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
+        use std::io::Write;
+        let _ = writeln!(f, "{line}");
+    }
+}

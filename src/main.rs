@@ -4,6 +4,8 @@
 mod bundle;
 mod cli;
 mod commands;
+mod container;
+mod hooks;
 mod logging;
 mod sandbox;
 
@@ -11,10 +13,13 @@ use clap::Parser;
 
 fn main() {
     let cli = cli::Cli::parse();
+    let global = cli.global.clone();
     let code = match commands::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("rvisor: {e:#}");
+            let msg = format!("{e:#}");
+            eprintln!("rvisor: {msg}");
+            logging::write_log(&global, "error", &msg);
             1
         }
     };

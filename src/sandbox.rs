@@ -50,12 +50,14 @@ fn spawn_gofer(
     root: &Path,
     read_only: bool,
     log_name: &str,
+    foreground: bool,
 ) -> Result<(std::process::Child, OwnedFd)> {
     let (sentry_end, gofer_end) =
         gofer::client::socketpair().context("creating the gofer socket")?;
     let gofer_fd = gofer_end.as_raw_fd();
     let mut gofer_cmd = Command::new("/proc/self/exe");
     gofer_cmd
+        .arg0("rvisor-gofer")
         .args(global_args(g))
         .arg("gofer")
         .arg("--rootfs")
@@ -67,8 +69,15 @@ fn spawn_gofer(
     if read_only {
         gofer_cmd.arg("--read-only");
     }
-    if let Some(dir) = &g.debug_log {
-        gofer_cmd.stderr(crate::logging::open_log(dir, log_name)?);
+    match &g.debug_log {
+        Some(dir) => {
+            gofer_cmd.stderr(crate::logging::open_log(dir, log_name)?);
+        }
+        // A detached gofer must not hold the container's stderr open.
+        None if !foreground => {
+            gofer_cmd.stderr(Stdio::null());
+        }
+        None => {}
     }
     // SAFETY: pre_exec runs between fork and exec; we only call
     // async-signal-safe syscalls (dup2, fcntl, unshare, prctl).
@@ -76,13 +85,17 @@ fn spawn_gofer(
         gofer_cmd.pre_exec(move || {
             place_fd(gofer_fd, 3)?;
             nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(std::io::Error::from)?;
-            libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            );
+            // A foreground gofer dies with the CLI; a detached one exits
+            // when the sentry closes its socket.
+            if foreground {
+                libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                );
+            }
             Ok(())
         });
     }
@@ -93,63 +106,155 @@ fn spawn_gofer(
     Ok((gofer, sentry_end))
 }
 
-/// Where the sentry finds its first bind-mount gofer socket (then 6, 7...).
-const FIRST_BIND_FD: RawFd = 5;
+/// Where the sentry finds its first bind-mount gofer socket (then 7, 8...).
+const FIRST_BIND_FD: RawFd = 6;
+/// Where the sentry finds its control socket.
+const CONTROL_FD: RawFd = 5;
 
-/// Runs a sandbox to completion and returns the container init's wait
-/// status. `binds` are the spec's bind mounts, each served by its own
-/// gofer confined to that source.
-pub fn run_sandbox(
+/// How the sandbox's processes relate to the CLI that starts them.
+pub enum Launch {
+    /// `run` and `do`: the CLI waits for the sandbox, which dies with it,
+    /// and reads the init's wait status from a pipe.
+    Foreground,
+    /// `create`: the sandbox outlives the CLI, serves `listener` (the
+    /// control socket) and waits for `start`; the sentry exits with the
+    /// init's exit code (128+N for a signal). `stdio`, if given (a
+    /// terminal), replaces the CLI's stdin, stdout and stderr. The sentry
+    /// reports on `ready` when it is set up or why it failed.
+    Detached {
+        listener: OwnedFd,
+        stdio: Option<OwnedFd>,
+        /// Gets "ready", or "error: ..." if boot fails.
+        ready: OwnedFd,
+    },
+}
+
+/// A started sandbox: the sentry (pid 1 of its pid namespace) and gofers.
+pub struct Sandbox {
+    pub sentry: std::process::Child,
+    pub gofers: Vec<std::process::Child>,
+    /// Foreground only: where the sentry writes the init's wait status.
+    status: Option<OwnedFd>,
+}
+
+impl Sandbox {
+    /// Kills a sandbox that failed to come up.
+    pub fn kill(mut self) {
+        for c in std::iter::once(&mut self.sentry).chain(self.gofers.iter_mut()) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Starts the gofers and the sentry. `binds` are the spec's bind mounts,
+/// each served by its own gofer confined to that source.
+pub fn start_sandbox(
     g: &GlobalOpts,
     rootfs: &Path,
     read_only: bool,
     mut boot: sentry::BootConfig,
     binds: &[crate::bundle::BindSource],
-) -> Result<i32> {
-    let (mut gofer, sentry_end) = spawn_gofer(g, rootfs, read_only, "gofer")?;
-    let mut bind_gofers = Vec::new();
-    // The sentry's ends, moved far above the fds they will become.
-    let mut bind_fds: Vec<OwnedFd> = Vec::new();
-    for (i, b) in binds.iter().enumerate() {
-        let (child, end) = spawn_gofer(g, &b.source, b.read_only, &format!("gofer-mount{i}"))?;
-        bind_gofers.push(child);
-        let high = nix::fcntl::fcntl(end.as_raw_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(100))
-            .context("moving a gofer socket")?;
-        // SAFETY: F_DUPFD_CLOEXEC just created this fd for us alone.
-        bind_fds.push(unsafe { OwnedFd::from_raw_fd(high) });
-        let target = FIRST_BIND_FD + i as RawFd;
-        if let Some(m) = boot.mounts.get_mut(b.mount) {
-            m.kind = sentry::MountKind::Bind {
-                gofer_fd: target,
-                read_only: b.read_only,
-            };
+    launch: Launch,
+) -> Result<Sandbox> {
+    let foreground = matches!(launch, Launch::Foreground);
+    let mut gofers = Vec::new();
+    let started = (|| -> Result<_> {
+        let (gofer, sentry_end) = spawn_gofer(g, rootfs, read_only, "gofer", foreground)?;
+        gofers.push(gofer);
+        // The sentry's ends, moved far above the fds they will become.
+        let mut bind_fds: Vec<OwnedFd> = Vec::new();
+        for (i, b) in binds.iter().enumerate() {
+            let (child, end) = spawn_gofer(
+                g,
+                &b.source,
+                b.read_only,
+                &format!("gofer-mount{i}"),
+                foreground,
+            )?;
+            gofers.push(child);
+            bind_fds.push(high_fd(&end)?);
+            let target = FIRST_BIND_FD + i as RawFd;
+            if let Some(m) = boot.mounts.get_mut(b.mount) {
+                m.kind = sentry::MountKind::Bind {
+                    gofer_fd: target,
+                    read_only: b.read_only,
+                };
+            }
         }
-    }
+        Ok((sentry_end, bind_fds))
+    })();
+    let (sentry_end, bind_fds) = match started {
+        Ok(v) => v,
+        Err(e) => {
+            for mut c in gofers {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            return Err(e);
+        }
+    };
     let bind_raw: Vec<RawFd> = bind_fds.iter().map(|f| f.as_raw_fd()).collect();
 
     // The next child (the sentry) becomes pid 1 of a new pid namespace, so
-    // the stubs it creates live and die with it.
+    // the stubs it creates live and die with it. Later children of the CLI
+    // (hooks) go back to the CLI's own namespace.
+    let own_pid_ns =
+        std::fs::File::open("/proc/self/ns/pid").context("opening our pid namespace")?;
     nix::sched::unshare(CloneFlags::CLONE_NEWPID)
         .context("creating the sandbox's pid namespace")?;
-    let (status_r, status_w) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("status pipe")?;
-    let sentry_fd = sentry_end.as_raw_fd();
-    let status_fd = status_w.as_raw_fd();
+    let _restore = scopeguard_pid_ns(own_pid_ns);
+    let (status_r, status_w) = if foreground {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("status pipe")?;
+        (Some(r), Some(w))
+    } else {
+        (None, None)
+    };
+    let (control, stdio, ready) = match launch {
+        Launch::Foreground => (None, None, None),
+        Launch::Detached {
+            listener,
+            stdio,
+            ready,
+        } => (Some(high_fd(&listener)?), stdio, Some(high_fd(&ready)?)),
+    };
+    let ready_raw = ready.as_ref().map(|f| f.as_raw_fd());
+    let control_raw = control.as_ref().map(|f| f.as_raw_fd());
+    let status_raw = status_w.as_ref().map(|f| f.as_raw_fd());
     boot.gofer_fd = 3;
+    boot.control_fd = control_raw.map(|_| CONTROL_FD);
+    boot.wait_for_start = !foreground;
     let config = serde_json::to_string(&boot)?;
     let mut sentry_cmd = Command::new("/proc/self/exe");
     sentry_cmd
+        .arg0("rvisor-sentry")
         .args(global_args(g))
         .arg("boot")
         .arg("--config")
-        .arg(config)
-        .arg("--status-fd")
-        .arg("4");
+        .arg(config);
+    if status_raw.is_some() {
+        sentry_cmd.arg("--status-fd").arg("4");
+    }
+    if ready_raw.is_some() {
+        sentry_cmd.arg("--ready-fd").arg("4");
+    }
+    if let Some(tty) = &stdio {
+        sentry_cmd
+            .stdin(tty.try_clone()?)
+            .stdout(tty.try_clone()?)
+            .stderr(tty.try_clone()?);
+    }
+    let sentry_fd = sentry_end.as_raw_fd();
     // SAFETY: as above.
     unsafe {
         sentry_cmd.pre_exec(move || {
             place_fd(sentry_fd, 3)?;
-            place_fd(status_fd, 4)?;
+            if let Some(fd) = status_raw.or(ready_raw) {
+                place_fd(fd, 4)?;
+            }
+            if let Some(fd) = control_raw {
+                place_fd(fd, CONTROL_FD)?;
+            }
             for (i, fd) in bind_raw.iter().enumerate() {
                 place_fd(*fd, FIRST_BIND_FD + i as RawFd)?;
             }
@@ -158,13 +263,19 @@ pub fn run_sandbox(
                 | CloneFlags::CLONE_NEWUTS
                 | CloneFlags::CLONE_NEWNET;
             nix::sched::unshare(ns).map_err(std::io::Error::from)?;
-            libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            );
+            if foreground {
+                libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                );
+            } else {
+                // Detached: a session of its own, so the client's terminal
+                // signals and hangups do not reach it.
+                libc::setsid();
+            }
             Ok(())
         });
     }
@@ -172,23 +283,65 @@ pub fn run_sandbox(
     drop(sentry_end);
     drop(bind_fds);
     drop(status_w);
-    let mut sentry = match spawned {
-        Ok(c) => c,
+    drop(control);
+    drop(ready);
+    match spawned {
+        Ok(sentry) => Ok(Sandbox {
+            sentry,
+            gofers,
+            status: status_r,
+        }),
         Err(e) => {
-            for mut g in std::iter::once(gofer).chain(bind_gofers) {
-                let _ = g.kill();
-                let _ = g.wait();
+            for mut c in gofers {
+                let _ = c.kill();
+                let _ = c.wait();
             }
-            return Err(e).context("starting the sentry");
+            Err(e).context("starting the sentry")
         }
-    };
-    let sentry_exit = sentry.wait().context("waiting for the sentry")?;
+    }
+}
+
+/// Puts the CLI's later children back into the CLI's own pid namespace
+/// when dropped.
+fn scopeguard_pid_ns(ns: std::fs::File) -> impl Drop {
+    struct Restore(std::fs::File);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Err(e) = nix::sched::setns(&self.0, CloneFlags::CLONE_NEWPID) {
+                tracing::warn!("returning to our pid namespace: {e}");
+            }
+        }
+    }
+    Restore(ns)
+}
+
+/// Duplicates `fd` above the range the sentry's fixed fds use, so placing
+/// those cannot clobber it.
+fn high_fd(fd: &OwnedFd) -> Result<OwnedFd> {
+    let high = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(100))
+        .context("moving a sandbox fd")?;
+    // SAFETY: F_DUPFD_CLOEXEC just created this fd for us alone.
+    Ok(unsafe { OwnedFd::from_raw_fd(high) })
+}
+
+/// Runs a sandbox to completion in the foreground and returns the
+/// container init's wait status.
+pub fn run_sandbox(
+    g: &GlobalOpts,
+    rootfs: &Path,
+    read_only: bool,
+    boot: sentry::BootConfig,
+    binds: &[crate::bundle::BindSource],
+) -> Result<i32> {
+    let mut sb = start_sandbox(g, rootfs, read_only, boot, binds, Launch::Foreground)?;
+    let sentry_exit = sb.sentry.wait().context("waiting for the sentry")?;
     let mut buf = Vec::new();
-    let _ = std::fs::File::from(status_r).read_to_end(&mut buf);
+    if let Some(r) = sb.status.take() {
+        let _ = std::fs::File::from(r).read_to_end(&mut buf);
+    }
     // The gofers exit when the sentry's ends of their sockets close.
-    let _ = gofer.wait();
-    for mut g in bind_gofers {
-        let _ = g.wait();
+    for mut c in sb.gofers {
+        let _ = c.wait();
     }
     if buf.len() == 4 {
         return Ok(i32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]));

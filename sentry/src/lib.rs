@@ -3,6 +3,7 @@
 //! platform; every syscall it makes is emulated here, and files come from
 //! the gofer. See docs/architecture.md for the layers.
 
+pub mod control;
 pub mod fsimpl;
 pub mod kernel;
 pub mod loader;
@@ -68,6 +69,13 @@ pub struct BootConfig {
     pub mounts: Vec<MountSpec>,
     /// The sentry's end of the gofer socket.
     pub gofer_fd: i32,
+    /// A listening control socket to serve (see `control`), if any.
+    #[serde(default)]
+    pub control_fd: Option<i32>,
+    /// Wait for a `Start` request on the control socket before running
+    /// the init (`rvisor create`); otherwise run it at once.
+    #[serde(default)]
+    pub wait_for_start: bool,
 }
 
 #[derive(Debug, Error)]
@@ -82,6 +90,10 @@ pub enum BootError {
     Cwd { cwd: String, errno: Errno },
     #[error("no command given")]
     NoCommand,
+    #[error("unable to start container process: exec: {cmd:?}: {reason}")]
+    Exec { cmd: String, reason: String },
+    #[error("wait_for_start needs a control socket")]
+    NoControlSocket,
     #[error("starting the first task: {0}")]
     Task(std::io::Error),
 }
@@ -94,7 +106,15 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 /// Boots the sandbox kernel, runs the container's init to completion and
 /// returns its wait status. Call in a fresh mount namespace: the sentry
 /// pivots into an empty, read-only tmpfs before running any application code.
-pub fn boot(cfg: BootConfig, strace: Option<StraceSink>) -> Result<i32, BootError> {
+///
+/// `on_ready` runs once the sandbox is set up and, with `wait_for_start`,
+/// about to wait for `start`: everything that can fail before the init
+/// runs has been checked.
+pub fn boot(
+    cfg: BootConfig,
+    strace: Option<StraceSink>,
+    on_ready: impl FnOnce(),
+) -> Result<i32, BootError> {
     if cfg.argv.is_empty() {
         return Err(BootError::NoCommand);
     }
@@ -165,10 +185,91 @@ pub fn boot(cfg: BootConfig, strace: Option<StraceSink>) -> Result<i32, BootErro
         cpuinfo,
     );
 
+    let prepared = prepare_process(k, &cfg.process(), stdio)?;
+    if cfg.wait_for_start && cfg.control_fd.is_none() {
+        return Err(BootError::NoControlSocket);
+    }
+    let gate = cfg
+        .control_fd
+        .map(|fd| control::serve(fd, !cfg.wait_for_start));
+    on_ready();
+    if let Some(gate) = gate {
+        if let control::StartOutcome::Killed(sig) = gate.wait() {
+            return Ok(sig);
+        }
+    }
+    let p = prepared;
+    kernel::task::start_init_process(p.fs, p.creds, p.rlimits, p.fds, p.path, p.argv, p.envp)
+        .map_err(BootError::Task)?;
+    let status = kernel::task::wait_for_init();
+    // Like a pid namespace whose init died: everything else is killed.
+    let others: Vec<_> = kernel::lock(&k.tree)
+        .procs
+        .values()
+        .filter(|e| e.zombie.is_none())
+        .map(|e| e.proc.clone())
+        .collect();
+    for p in others {
+        k.kill_process(&p, libc::SIGKILL);
+    }
+    Ok(status)
+}
+
+/// What a process started from outside the sandbox (the init, or one
+/// `rvisor exec` adds) runs and runs as.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProcessSpec {
+    pub argv: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub umask: u32,
+    /// (resource, soft, hard) overrides of the host's limits.
+    pub rlimits: Vec<(u32, u64, u64)>,
+}
+
+impl BootConfig {
+    pub fn process(&self) -> ProcessSpec {
+        ProcessSpec {
+            argv: self.argv.clone(),
+            env: self.env.clone(),
+            cwd: self.cwd.clone(),
+            uid: self.uid,
+            gid: self.gid,
+            additional_gids: self.additional_gids.clone(),
+            umask: self.umask,
+            rlimits: self.rlimits.clone(),
+        }
+    }
+}
+
+/// A process ready to start: everything resolved and checked.
+pub(crate) struct PreparedProcess {
+    pub fs: FsContext,
+    pub creds: Credentials,
+    pub rlimits: [libc::rlimit64; RLIM_NLIMITS],
+    pub fds: FdTable,
+    pub path: Vec<u8>,
+    pub argv: Vec<Vec<u8>>,
+    pub envp: Vec<Vec<u8>>,
+}
+
+/// Resolves `spec`'s cwd and command in the sandbox and builds its
+/// credentials, limits and fd table (the host fds `stdio` become 0, 1, 2).
+pub(crate) fn prepare_process(
+    k: &Kernel,
+    spec: &ProcessSpec,
+    stdio: Vec<Option<OwnedFd>>,
+) -> Result<PreparedProcess, BootError> {
+    if spec.argv.is_empty() {
+        return Err(BootError::NoCommand);
+    }
     let root_loc = k.vfs.root();
     let cwd = k
         .vfs
-        .resolve(&root_loc, &root_loc, cfg.cwd.as_bytes(), true)
+        .resolve(&root_loc, &root_loc, spec.cwd.as_bytes(), true)
         .and_then(|l| {
             if l.inode().file_type() == FileType::Directory {
                 Ok(l)
@@ -177,23 +278,23 @@ pub fn boot(cfg: BootConfig, strace: Option<StraceSink>) -> Result<i32, BootErro
             }
         })
         .map_err(|errno| BootError::Cwd {
-            cwd: cfg.cwd.clone(),
+            cwd: spec.cwd.clone(),
             errno,
         })?;
     let fs = FsContext {
         root: root_loc.clone(),
-        cwd: cwd.clone(),
-        umask: cfg.umask & 0o777,
+        cwd,
+        umask: spec.umask & 0o777,
     };
     let creds = Credentials {
-        ruid: cfg.uid,
-        euid: cfg.uid,
-        suid: cfg.uid,
-        rgid: cfg.gid,
-        egid: cfg.gid,
-        sgid: cfg.gid,
-        groups: cfg.additional_gids.clone(),
-        caps: kernel::Capabilities::for_uid(cfg.uid),
+        ruid: spec.uid,
+        euid: spec.uid,
+        suid: spec.uid,
+        rgid: spec.gid,
+        egid: spec.gid,
+        sgid: spec.gid,
+        groups: spec.additional_gids.clone(),
+        caps: kernel::Capabilities::for_uid(spec.uid),
     };
     let mut rlimits = [libc::rlimit64 {
         rlim_cur: 0,
@@ -203,7 +304,7 @@ pub fn boot(cfg: BootConfig, strace: Option<StraceSink>) -> Result<i32, BootErro
         // SAFETY: getrlimit64 fills a struct we own.
         unsafe { libc::getrlimit64(i as _, r) };
     }
-    for (res, soft, hard) in &cfg.rlimits {
+    for (res, soft, hard) in &spec.rlimits {
         if let Some(r) = rlimits.get_mut(*res as usize) {
             *r = libc::rlimit64 {
                 rlim_cur: *soft,
@@ -226,23 +327,23 @@ pub fn boot(cfg: BootConfig, strace: Option<StraceSink>) -> Result<i32, BootErro
             fds.install(i as i32, file, false);
         }
     }
-    let argv: Vec<Vec<u8>> = cfg.argv.iter().map(|s| s.as_bytes().to_vec()).collect();
-    let envp: Vec<Vec<u8>> = cfg.env.iter().map(|s| s.as_bytes().to_vec()).collect();
-    let path = resolve_command(k, &fs, &argv[0], &cfg.env);
-    kernel::task::start_init_process(fs, creds, rlimits, fds, path, argv, envp)
-        .map_err(BootError::Task)?;
-    let status = kernel::task::wait_for_init();
-    // Like a pid namespace whose init died: everything else is killed.
-    let others: Vec<_> = kernel::lock(&k.tree)
-        .procs
-        .values()
-        .filter(|e| e.zombie.is_none())
-        .map(|e| e.proc.clone())
-        .collect();
-    for p in others {
-        k.kill_process(&p, libc::SIGKILL);
-    }
-    Ok(status)
+    let argv: Vec<Vec<u8>> = spec.argv.iter().map(|s| s.as_bytes().to_vec()).collect();
+    let envp: Vec<Vec<u8>> = spec.env.iter().map(|s| s.as_bytes().to_vec()).collect();
+    // The command must exist and be executable now, so `create` and `exec`
+    // fail as runc's do, with runc's message.
+    let path = resolve_command(k, &fs, &argv[0], &spec.env).map_err(|reason| BootError::Exec {
+        cmd: spec.argv[0].clone(),
+        reason,
+    })?;
+    Ok(PreparedProcess {
+        fs,
+        creds,
+        rlimits,
+        fds,
+        path,
+        argv,
+        envp,
+    })
 }
 
 /// Duplicates the sentry's stdio for the container (fds 0-2 may be closed).
@@ -258,10 +359,30 @@ fn take_stdio() -> Vec<Option<OwnedFd>> {
 }
 
 /// Finds the program to run: a path with a slash as is, else the first
-/// executable regular file along the container's PATH (as runc does).
-fn resolve_command(k: &Kernel, fs: &FsContext, cmd: &[u8], env: &[String]) -> Vec<u8> {
+/// executable regular file along the container's PATH (as runc does). The
+/// error is runc's wording of why it cannot be run.
+fn resolve_command(
+    k: &Kernel,
+    fs: &FsContext,
+    cmd: &[u8],
+    env: &[String],
+) -> Result<Vec<u8>, String> {
+    let executable = |path: &[u8]| -> Result<(), Errno> {
+        let loc = k.vfs.resolve(&fs.root, &fs.cwd, path, true)?;
+        let st = loc.inode().stat()?;
+        if loc.inode().file_type() == FileType::Regular && st.mode & 0o111 != 0 {
+            Ok(())
+        } else {
+            Err(Errno::EACCES)
+        }
+    };
     if cmd.contains(&b'/') {
-        return cmd.to_vec();
+        let shown = String::from_utf8_lossy(cmd);
+        return match executable(cmd) {
+            Ok(()) => Ok(cmd.to_vec()),
+            Err(Errno::EACCES) => Err("permission denied".into()),
+            Err(e) => Err(format!("stat {shown}: {}", errno_text(e))),
+        };
     }
     let path = env
         .iter()
@@ -271,15 +392,21 @@ fn resolve_command(k: &Kernel, fs: &FsContext, cmd: &[u8], env: &[String]) -> Ve
         let mut cand = dir.as_bytes().to_vec();
         cand.push(b'/');
         cand.extend_from_slice(cmd);
-        if let Ok(loc) = k.vfs.resolve(&fs.root, &fs.cwd, &cand, true) {
-            if let Ok(st) = loc.inode().stat() {
-                if loc.inode().file_type() == FileType::Regular && st.mode & 0o111 != 0 {
-                    return cand;
-                }
-            }
+        if executable(&cand).is_ok() {
+            return Ok(cand);
         }
     }
-    cmd.to_vec()
+    Err("executable file not found in $PATH".into())
+}
+
+/// An errno as Go's syscall package words it (what runc prints).
+fn errno_text(e: Errno) -> String {
+    let s = e.desc();
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
 }
 
 /// Gives up the host filesystem: pivot_root into an empty tmpfs, made

@@ -5,18 +5,85 @@ use std::os::fd::FromRawFd;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{BootArgs, Cli, Command, DoArgs, GlobalOpts, GoferArgs, RunArgs, SyscallsArgs};
+use crate::cli::{
+    BootArgs, Cli, Command, DoArgs, GlobalOpts, GoferArgs, RunArgs, SpecArgs, SyscallsArgs,
+};
 use crate::{bundle, logging, sandbox};
+
+mod lifecycle;
 
 pub fn dispatch(cli: Cli) -> Result<i32> {
     let g = cli.global;
+    warn_ignored_flags(&g);
     match cli.command {
+        Command::Create(a) => lifecycle::create(&g, a),
+        Command::Start(a) => lifecycle::start(&g, a),
+        Command::State(a) => lifecycle::state(&g, a),
+        Command::Kill(a) => lifecycle::kill(&g, a),
+        Command::Delete(a) => lifecycle::delete(&g, a),
+        Command::List(a) => lifecycle::list(&g, a),
+        Command::Ps(a) => lifecycle::ps(&g, a),
+        Command::Exec(a) => lifecycle::exec(&g, a),
+        Command::ExecWait(a) => lifecycle::exec_wait(&g, a),
+        Command::Spec(a) => spec(a),
+        Command::Features => features(),
         Command::Run(a) => run(&g, a),
         Command::Do(a) => do_command(&g, a),
         Command::Syscalls(a) => syscalls(a),
         Command::Boot(a) => boot(&g, a),
         Command::Gofer(a) => gofer_main(&g, a),
     }
+}
+
+/// runc flags that rvisor accepts but does not act on.
+fn warn_ignored_flags(g: &GlobalOpts) {
+    let mut ignored = Vec::new();
+    if g.systemd_cgroup {
+        ignored.push("--systemd-cgroup (rvisor uses cgroupfs)");
+    }
+    if g.rootless.is_some() {
+        ignored.push("--rootless");
+    }
+    if g.criu.is_some() {
+        ignored.push("--criu");
+    }
+    for f in ignored {
+        logging::warn(g, &format!("ignoring {f}"));
+    }
+}
+
+/// `rvisor spec`: a default config.json, as `runc spec` writes one.
+fn spec(a: SpecArgs) -> Result<i32> {
+    let path = a.bundle.join("config.json");
+    if path.exists() {
+        bail!("File {} exists. Remove it first", path.display());
+    }
+    let spec = oci_spec::runtime::Spec::default();
+    let text = serde_json::to_string_pretty(&spec)?;
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    Ok(0)
+}
+
+/// `rvisor features`: what this runtime supports (runc's JSON shape).
+fn features() -> Result<i32> {
+    let v = serde_json::json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": "1.1.0",
+        "hooks": ["prestart", "createRuntime", "createContainer", "poststart", "poststop"],
+        "mountOptions": ["bind", "rbind", "ro", "rw", "nosuid", "nodev", "noexec"],
+        "linux": {
+            "namespaces": ["pid", "ipc", "uts", "mount", "network"],
+            "seccomp": { "enabled": false },
+            "apparmor": { "enabled": false },
+            "selinux": { "enabled": false },
+        },
+        "annotations": {
+            "io.github.rvisor.platform": "ptrace",
+            "io.github.rvisor.version": env!("CARGO_PKG_VERSION"),
+        },
+    });
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(0)
 }
 
 /// `rvisor run`: a foreground container from an OCI bundle.
@@ -81,6 +148,8 @@ fn do_command(g: &GlobalOpts, a: DoArgs) -> Result<i32> {
         rlimits: Vec::new(),
         mounts: Vec::new(),
         gofer_fd: -1,
+        control_fd: None,
+        wait_for_start: false,
     };
     let status = sandbox::run_sandbox(g, std::path::Path::new("/"), true, boot, &[])?;
     sandbox::exit_like(status)
@@ -136,7 +205,12 @@ fn boot(g: &GlobalOpts, a: BootArgs) -> Result<i32> {
     }));
     let cfg: sentry::BootConfig =
         serde_json::from_str(&a.config).context("parsing the boot configuration")?;
-    let status_pipe = sandbox::owned_fd(a.status_fd)?;
+    let status_pipe = a.status_fd.map(sandbox::owned_fd).transpose()?;
+    let mut ready_pipe = a
+        .ready_fd
+        .map(sandbox::owned_fd)
+        .transpose()?
+        .map(std::fs::File::from);
     let strace: Option<sentry::StraceSink> = if g.strace {
         Some(match &g.debug_log {
             Some(dir) => Box::new(logging::open_log(dir, "strace")?),
@@ -148,18 +222,40 @@ fn boot(g: &GlobalOpts, a: BootArgs) -> Result<i32> {
     } else {
         None
     };
-    let status = match sentry::boot(cfg, strace) {
+    let on_ready = || {
+        if let Some(mut f) = ready_pipe.take() {
+            let _ = f.write_all(b"ready");
+        }
+    };
+    let status = match sentry::boot(cfg, strace, on_ready) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("boot failed: {e}");
-            eprintln!("rvisor: {e}");
+            match ready_pipe.take() {
+                // `create` reports it (and to --log).
+                Some(mut f) => {
+                    let _ = f.write_all(format!("error: {e}").as_bytes());
+                    return Ok(1);
+                }
+                None => eprintln!("rvisor: {e}"),
+            }
             (127 & 0xff) << 8
         }
     };
-    let mut f = std::fs::File::from(status_pipe);
-    f.write_all(&status.to_le_bytes())
-        .context("reporting the exit status")?;
-    Ok(0)
+    match status_pipe {
+        Some(p) => {
+            let mut f = std::fs::File::from(p);
+            f.write_all(&status.to_le_bytes())
+                .context("reporting the exit status")?;
+            Ok(0)
+        }
+        // Detached: exit as the init did. The sentry is pid 1 of its pid
+        // namespace and cannot kill itself with a signal, so a fatal signal
+        // N becomes exit code 128+N (what conmon and containerd report for
+        // a signalled init anyway).
+        None if status & 0x7f == 0 => Ok((status >> 8) & 0xff),
+        None => Ok(128 + (status & 0x7f)),
+    }
 }
 
 fn gofer_main(g: &GlobalOpts, a: GoferArgs) -> Result<i32> {

@@ -456,6 +456,10 @@ pub struct ProcessTree {
     pub procs: BTreeMap<i32, ProcEntry>,
     /// Non-leader threads: tid -> (process, thread).
     pub threads: BTreeMap<i32, (Arc<Process>, Arc<Thread>)>,
+    /// Processes started from outside (`rvisor exec`) have no parent in
+    /// the sandbox; their wait status is kept here until the control
+    /// socket's Wait collects it.
+    pub exec_exits: BTreeMap<i32, Option<i32>>,
     next_pid: i32,
 }
 
@@ -469,6 +473,7 @@ impl ProcessTree {
             };
             if !self.procs.contains_key(&self.next_pid)
                 && !self.threads.contains_key(&self.next_pid)
+                && !self.exec_exits.contains_key(&self.next_pid)
             {
                 return self.next_pid;
             }
@@ -627,6 +632,17 @@ impl Kernel {
     /// next runs (see `sigframe.rs`); that thread is woken.
     pub fn send_signal(&self, target: &Arc<Process>, sig: i32, info: signals::SigInfo) {
         self.send(target, None, sig, info)
+    }
+
+    /// A signal from outside the sandbox (`rvisor kill`): like a signal
+    /// from an ancestor pid namespace, SIGKILL and SIGSTOP reach even the
+    /// container's init, which ignores other signals it does not handle.
+    pub fn send_signal_from_host(&self, target: &Arc<Process>, sig: i32, info: signals::SigInfo) {
+        match sig {
+            libc::SIGKILL => self.kill_process(target, sig),
+            libc::SIGSTOP => self.stop_process(target, sig),
+            _ => self.send(target, None, sig, info),
+        }
     }
 
     /// Sends `sig` to one thread (tkill, tgkill, SIGPIPE).
@@ -977,6 +993,9 @@ impl Kernel {
             .filter(|p| p.zombie.is_none())
             .map(|p| p.proc.clone());
         if autoreap && pid != 1 {
+            if let Some(slot) = tree.exec_exits.get_mut(&pid) {
+                *slot = Some(status);
+            }
             tree.procs.remove(&pid);
             if let Some(parent) = tree.procs.get_mut(&ppid) {
                 parent.children.remove(&pid);

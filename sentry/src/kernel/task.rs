@@ -871,9 +871,59 @@ pub fn start_init_process(
     argv: Vec<Vec<u8>>,
     envp: Vec<Vec<u8>>,
 ) -> std::io::Result<Arc<Process>> {
+    start_top_level(fs, creds, rlimits, fds, path, argv, envp, false)
+}
+
+/// Creates a process with no parent in the sandbox (`rvisor exec`), in a
+/// session and process group of its own, and starts it. Its wait status
+/// is kept for [`wait_exec_process`].
+pub fn start_exec_process(
+    fs: FsContext,
+    creds: Credentials,
+    rlimits: [libc::rlimit64; super::RLIM_NLIMITS],
+    fds: FdTable,
+    path: Vec<u8>,
+    argv: Vec<Vec<u8>>,
+    envp: Vec<Vec<u8>>,
+) -> std::io::Result<Arc<Process>> {
+    start_top_level(fs, creds, rlimits, fds, path, argv, envp, true)
+}
+
+/// Blocks until the exec'd process `pid` exits and returns its wait
+/// status; `None` if `pid` is not an exec'd process still to be collected.
+pub fn wait_exec_process(pid: i32) -> Option<i32> {
+    let k = kernel();
+    let mut tree = lock(&k.tree);
+    loop {
+        match tree.exec_exits.get(&pid) {
+            None => return None,
+            Some(Some(status)) => {
+                let status = *status;
+                tree.exec_exits.remove(&pid);
+                return Some(status);
+            }
+            Some(None) => tree = k.tree_cv.wait(tree).unwrap_or_else(|p| p.into_inner()),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start_top_level(
+    fs: FsContext,
+    creds: Credentials,
+    rlimits: [libc::rlimit64; super::RLIM_NLIMITS],
+    fds: FdTable,
+    path: Vec<u8>,
+    argv: Vec<Vec<u8>>,
+    envp: Vec<Vec<u8>>,
+    exec: bool,
+) -> std::io::Result<Arc<Process>> {
     let k = kernel();
     let mut tree = lock(&k.tree);
     let pid = tree.alloc_pid();
+    if exec {
+        tree.exec_exits.insert(pid, None);
+    }
     let thread = Thread::new(pid, ThreadSignals::default());
     let proc = Process::new(ProcessParts {
         pid,
@@ -905,7 +955,12 @@ pub fn start_init_process(
         },
     );
     drop(tree);
-    spawn_task(proc.clone(), thread, TaskStart::Init { path, argv, envp })?;
+    if let Err(e) = spawn_task(proc.clone(), thread, TaskStart::Init { path, argv, envp }) {
+        let mut tree = lock(&k.tree);
+        tree.procs.remove(&pid);
+        tree.exec_exits.remove(&pid);
+        return Err(e);
+    }
     Ok(proc)
 }
 

@@ -1,0 +1,459 @@
+//! The sentry's control socket: how `rvisor start`, `kill`, `state`, `ps`
+//! and `exec` reach a sandbox that `rvisor create` left running (runsc's
+//! `urpc` control server plays this part in gVisor).
+//!
+//! The CLI binds a unix stream socket in the container's state directory
+//! and hands the listening fd to the sentry. Each connection carries one
+//! request and one reply, each a little-endian u32 length followed by that
+//! many bytes of JSON. Everything read here comes from a client on the
+//! host, so a malformed or oversized message only gets an error reply.
+
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::{Arc, Condvar, Mutex};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::kernel::{self, kernel, lock};
+
+/// Largest message either side accepts.
+pub const MAX_MESSAGE: usize = 1 << 20;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub enum ControlRequest {
+    /// Run the container's init: a sandbox made by `rvisor create` waits
+    /// for this.
+    Start,
+    /// Send a signal, from outside the sandbox, to the container's init or
+    /// (`all`) to every process in it.
+    Signal { signo: i32, all: bool },
+    /// Where the container is in its life.
+    State,
+    /// The sandbox's processes, for `rvisor ps`.
+    Processes,
+    /// Start another process in the sandbox (`rvisor exec`). The message
+    /// carries three fds (SCM_RIGHTS) that become its stdin, stdout and
+    /// stderr.
+    Exec { process: crate::ProcessSpec },
+    /// Wait for an exec'd process to exit.
+    Wait { pid: i32 },
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerStatus {
+    Created,
+    Running,
+    Stopped,
+}
+
+/// One process as `rvisor ps` shows it (pids are the sandbox's own).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProcessInfo {
+    pub pid: i32,
+    pub ppid: i32,
+    pub uid: u32,
+    pub cmd: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub enum ControlReply {
+    Done,
+    State {
+        status: ContainerStatus,
+    },
+    Processes(Vec<ProcessInfo>),
+    /// The exec'd process's pid in the sandbox.
+    Exec {
+        pid: i32,
+    },
+    /// Its wait status.
+    Exited {
+        status: i32,
+    },
+    Error(String),
+}
+
+#[derive(Debug, Error)]
+pub enum ControlError {
+    #[error("control socket I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("control message of {0} bytes is larger than {MAX_MESSAGE}")]
+    TooLarge(usize),
+    #[error("malformed control message: {0}")]
+    Malformed(#[from] serde_json::Error),
+}
+
+/// Writes one length-prefixed JSON message.
+pub fn write_message<T: Serialize>(w: &mut impl Write, msg: &T) -> Result<(), ControlError> {
+    let body = serde_json::to_vec(msg)?;
+    if body.len() > MAX_MESSAGE {
+        return Err(ControlError::TooLarge(body.len()));
+    }
+    w.write_all(&(body.len() as u32).to_le_bytes())?;
+    w.write_all(&body)?;
+    w.flush()?;
+    Ok(())
+}
+
+/// Reads one length-prefixed JSON message.
+pub fn read_message<T: DeserializeOwned>(r: &mut impl Read) -> Result<T, ControlError> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len)?;
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_MESSAGE {
+        return Err(ControlError::TooLarge(len));
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body)?;
+    Ok(serde_json::from_slice(&body)?)
+}
+
+/// Sends one request with `fds` attached (SCM_RIGHTS on its first bytes).
+pub fn send_with_fds<T: Serialize>(
+    s: &mut UnixStream,
+    msg: &T,
+    fds: &[std::os::fd::RawFd],
+) -> Result<(), ControlError> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    use std::os::fd::AsRawFd;
+    let mut buf = Vec::new();
+    write_message(&mut buf, msg)?;
+    let iov = [std::io::IoSlice::new(&buf)];
+    let cmsg = [ControlMessage::ScmRights(fds)];
+    let sent = sendmsg::<()>(
+        s.as_raw_fd(),
+        &iov,
+        if fds.is_empty() { &[] } else { &cmsg },
+        MsgFlags::empty(),
+        None,
+    )
+    .map_err(std::io::Error::from)?;
+    s.write_all(&buf[sent..])?;
+    Ok(())
+}
+
+/// Reads one request and any fds that came with it (at most 3).
+fn recv_with_fds<T: DeserializeOwned>(
+    s: &mut UnixStream,
+) -> Result<(T, Vec<OwnedFd>), ControlError> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::AsRawFd;
+    let mut len = [0u8; 4];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 3]);
+    let (got, fds) = {
+        let mut iov = [std::io::IoSliceMut::new(&mut len)];
+        let msg = recvmsg::<()>(
+            s.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .map_err(std::io::Error::from)?;
+        let mut fds = Vec::new();
+        for c in msg.cmsgs().map_err(std::io::Error::from)? {
+            if let ControlMessageOwned::ScmRights(rs) = c {
+                for r in rs {
+                    // SAFETY: the kernel just installed these fds for us.
+                    fds.push(unsafe { OwnedFd::from_raw_fd(r) });
+                }
+            }
+        }
+        (msg.bytes, fds)
+    };
+    if got == 0 {
+        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+    }
+    s.read_exact(&mut len[got..])?;
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_MESSAGE {
+        return Err(ControlError::TooLarge(len));
+    }
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body)?;
+    Ok((serde_json::from_slice(&body)?, fds))
+}
+
+/// What the sentry does before the container's init runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    Waiting,
+    Started,
+    /// Killed by this signal before it started.
+    Killed(i32),
+}
+
+/// The created → running transition, shared by the boot thread and the
+/// control server.
+pub struct StartGate {
+    state: Mutex<Gate>,
+    cv: Condvar,
+}
+
+/// How waiting for `start` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartOutcome {
+    Start,
+    /// The container was signalled before it started; the sentry exits as
+    /// if its init had died of this signal.
+    Killed(i32),
+}
+
+impl StartGate {
+    fn new(open: bool) -> Arc<Self> {
+        Arc::new(StartGate {
+            state: Mutex::new(if open { Gate::Started } else { Gate::Waiting }),
+            cv: Condvar::new(),
+        })
+    }
+
+    /// Blocks until `start` or a fatal signal arrives.
+    pub fn wait(&self) -> StartOutcome {
+        let mut g = lock(&self.state);
+        loop {
+            match *g {
+                Gate::Started => return StartOutcome::Start,
+                Gate::Killed(sig) => return StartOutcome::Killed(sig),
+                Gate::Waiting => g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner()),
+            }
+        }
+    }
+
+    fn get(&self) -> Gate {
+        *lock(&self.state)
+    }
+
+    fn set(&self, from: Gate, to: Gate) -> bool {
+        let mut g = lock(&self.state);
+        if *g != from {
+            return false;
+        }
+        *g = to;
+        self.cv.notify_all();
+        true
+    }
+}
+
+/// Starts serving the listening socket `fd` on a thread of its own.
+/// `started` says whether the init runs without waiting for `start`.
+pub fn serve(fd: i32, started: bool) -> Arc<StartGate> {
+    let gate = StartGate::new(started);
+    // SAFETY: the CLI handed the sentry this listening socket for its sole use.
+    let listener = UnixListener::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let g = gate.clone();
+    let spawned = std::thread::Builder::new()
+        .name("control".into())
+        .spawn(move || {
+            for conn in listener.incoming() {
+                match conn {
+                    Ok(stream) => {
+                        let g = g.clone();
+                        let _ = std::thread::Builder::new()
+                            .name("control-conn".into())
+                            .spawn(move || serve_connection(stream, &g));
+                    }
+                    Err(e) => {
+                        tracing::warn!("control socket accept: {e}");
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("starting the control server: {e}");
+    }
+    gate
+}
+
+fn serve_connection(mut stream: UnixStream, gate: &StartGate) {
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+    let reply = match recv_with_fds::<ControlRequest>(&mut stream) {
+        Ok((req, fds)) => {
+            tracing::debug!("control request {req:?}");
+            if matches!(req, ControlRequest::Wait { .. }) {
+                // Waits last as long as the process.
+                let _ = stream.set_read_timeout(None);
+            }
+            handle(req, fds, gate)
+        }
+        Err(e) => ControlReply::Error(e.to_string()),
+    };
+    let _ = write_message(&mut stream, &reply);
+}
+
+/// Signals that do nothing to a process that has not run yet (their
+/// default action is to ignore, or to continue).
+fn harmless_before_start(sig: i32) -> bool {
+    matches!(
+        sig,
+        libc::SIGCHLD | libc::SIGCONT | libc::SIGURG | libc::SIGWINCH
+    )
+}
+
+fn handle(req: ControlRequest, fds: Vec<OwnedFd>, gate: &StartGate) -> ControlReply {
+    match req {
+        ControlRequest::Start => {
+            if gate.set(Gate::Waiting, Gate::Started) {
+                ControlReply::Done
+            } else {
+                ControlReply::Error(format!(
+                    "cannot start a container that is {}",
+                    status_name(status(gate))
+                ))
+            }
+        }
+        ControlRequest::Signal { signo, all } => {
+            if !(1..kernel::signals::NSIG as i32).contains(&signo) {
+                return ControlReply::Error(format!("invalid signal {signo}"));
+            }
+            match gate.get() {
+                Gate::Waiting => {
+                    if !harmless_before_start(signo) && signo != libc::SIGSTOP {
+                        gate.set(Gate::Waiting, Gate::Killed(signo));
+                    }
+                    ControlReply::Done
+                }
+                Gate::Killed(_) => ControlReply::Error("container is not running".into()),
+                Gate::Started => signal_processes(signo, all),
+            }
+        }
+        ControlRequest::State => ControlReply::State {
+            status: status(gate),
+        },
+        ControlRequest::Processes => ControlReply::Processes(processes()),
+        ControlRequest::Exec { process } => {
+            if status(gate) != ContainerStatus::Running {
+                return ControlReply::Error(
+                    "cannot exec in a stopped or not started container".into(),
+                );
+            }
+            exec(&process, fds)
+        }
+        ControlRequest::Wait { pid } => match crate::kernel::task::wait_exec_process(pid) {
+            Some(status) => ControlReply::Exited { status },
+            None => ControlReply::Error(format!("no exec'd process {pid} to wait for")),
+        },
+    }
+}
+
+fn exec(spec: &crate::ProcessSpec, fds: Vec<OwnedFd>) -> ControlReply {
+    let mut stdio: Vec<Option<OwnedFd>> = fds.into_iter().map(Some).collect();
+    stdio.resize_with(3, || None);
+    let p = match crate::prepare_process(kernel(), spec, stdio) {
+        Ok(p) => p,
+        Err(e) => return ControlReply::Error(e.to_string()),
+    };
+    match crate::kernel::task::start_exec_process(
+        p.fs, p.creds, p.rlimits, p.fds, p.path, p.argv, p.envp,
+    ) {
+        Ok(proc) => ControlReply::Exec { pid: proc.pid },
+        Err(e) => ControlReply::Error(format!("starting the process: {e}")),
+    }
+}
+
+fn status_name(s: ContainerStatus) -> &'static str {
+    match s {
+        ContainerStatus::Created => "created",
+        ContainerStatus::Running => "running",
+        ContainerStatus::Stopped => "stopped",
+    }
+}
+
+fn status(gate: &StartGate) -> ContainerStatus {
+    match gate.get() {
+        Gate::Waiting => ContainerStatus::Created,
+        Gate::Killed(_) => ContainerStatus::Stopped,
+        Gate::Started => {
+            let k = kernel();
+            let tree = lock(&k.tree);
+            match tree.procs.get(&1) {
+                Some(e) if e.zombie.is_none() => ContainerStatus::Running,
+                _ => ContainerStatus::Stopped,
+            }
+        }
+    }
+}
+
+/// A signal from outside the sandbox: SI_USER from pid 0 (the sender is in
+/// an ancestor pid namespace), uid 0.
+fn signal_processes(signo: i32, all: bool) -> ControlReply {
+    let k = kernel();
+    let targets: Vec<_> = {
+        let tree = lock(&k.tree);
+        tree.procs
+            .iter()
+            .filter(|(pid, e)| e.zombie.is_none() && (all || **pid == 1))
+            .map(|(_, e)| e.proc.clone())
+            .collect()
+    };
+    if targets.is_empty() {
+        return ControlReply::Error("container is not running".into());
+    }
+    let mut info = [0u8; 128];
+    info[0..4].copy_from_slice(&signo.to_le_bytes());
+    for p in targets {
+        k.send_signal_from_host(&p, signo, info);
+    }
+    ControlReply::Done
+}
+
+fn processes() -> Vec<ProcessInfo> {
+    let k = kernel();
+    let tree = lock(&k.tree);
+    tree.procs
+        .iter()
+        .filter(|(_, e)| e.zombie.is_none())
+        .map(|(pid, e)| {
+            let exe = lock(&e.proc.exe);
+            let cmd = exe
+                .argv
+                .iter()
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ");
+            ProcessInfo {
+                pid: *pid,
+                ppid: e.ppid,
+                uid: lock(&e.proc.creds).ruid,
+                cmd,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_and_bad_input_is_an_error() {
+        let mut buf = Vec::new();
+        let req = ControlRequest::Signal {
+            signo: 15,
+            all: true,
+        };
+        write_message(&mut buf, &req).expect("write");
+        let back: ControlRequest = read_message(&mut buf.as_slice()).expect("read");
+        assert_eq!(back, req);
+
+        let huge = (MAX_MESSAGE as u32 + 1).to_le_bytes();
+        assert!(matches!(
+            read_message::<ControlRequest>(&mut huge.as_slice()),
+            Err(ControlError::TooLarge(_))
+        ));
+        let mut junk = 5u32.to_le_bytes().to_vec();
+        junk.extend_from_slice(b"{{{{{");
+        assert!(matches!(
+            read_message::<ControlRequest>(&mut junk.as_slice()),
+            Err(ControlError::Malformed(_))
+        ));
+        let short = 10u32.to_le_bytes();
+        assert!(matches!(
+            read_message::<ControlRequest>(&mut short.as_slice()),
+            Err(ControlError::Io(_))
+        ));
+    }
+}

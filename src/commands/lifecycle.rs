@@ -1,0 +1,575 @@
+//! The OCI lifecycle commands (create, start, state, kill, delete, list,
+//! ps), with runc's behaviour and messages: containerd's runc shim and
+//! conmon drive rvisor exactly as they drive runc.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use sentry::control::{ContainerStatus, ControlReply, ControlRequest};
+use sentry::ProcessSpec;
+
+use crate::cli::{
+    CreateArgs, DeleteArgs, ExecArgs, ExecWaitArgs, GlobalOpts, IdArg, KillArgs, ListArgs,
+    ListFormat, PsArgs,
+};
+use crate::container::{self, ContainerDir, HostProcess, Record};
+use crate::{bundle, hooks, logging, sandbox};
+
+/// How long `create` waits for the sandbox to come up.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long `delete` waits for a killed sandbox to go away.
+const KILL_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn create(g: &GlobalOpts, a: CreateArgs) -> Result<i32> {
+    logging::init(g.debug_log.as_deref(), "rvisor", g.debug)?;
+    container::validate_id(&a.id)?;
+    if a.preserve_fds > 0 {
+        tracing::warn!("--preserve-fds is not supported yet; the extra fds are not passed");
+    }
+    let bundle_dir = a
+        .bundle
+        .canonicalize()
+        .with_context(|| format!("bundle {}", a.bundle.display()))?;
+    let b = bundle::load(&bundle_dir)?;
+    let console = match (b.terminal, &a.console_socket) {
+        (true, None) => {
+            bail!("cannot allocate tty if rvisor will detach without setting console socket")
+        }
+        (false, Some(_)) => {
+            bail!("cannot use console socket if rvisor will not detach or allocate tty")
+        }
+        (true, Some(path)) => Some(path.clone()),
+        (false, None) => None,
+    };
+    let dir = ContainerDir::create(&g.root, &a.id)?;
+    match create_in(g, &a, &dir, &bundle_dir, b, console.as_deref()) {
+        Ok(()) => Ok(0),
+        Err(e) => {
+            let _ = dir.remove();
+            Err(e)
+        }
+    }
+}
+
+fn create_in(
+    g: &GlobalOpts,
+    a: &CreateArgs,
+    dir: &ContainerDir,
+    bundle_dir: &Path,
+    b: bundle::Bundle,
+    console: Option<&Path>,
+) -> Result<()> {
+    let listener = UnixListener::bind(dir.short_path(container::CONTROL_SOCKET))
+        .context("creating the control socket")?;
+    let stdio = match console {
+        Some(path) => Some(open_console(path)?),
+        None => None,
+    };
+    let process = b.boot.process();
+    let (ready_r, ready_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("creating the ready pipe")?;
+    let sb = sandbox::start_sandbox(
+        g,
+        &b.rootfs,
+        true,
+        b.boot,
+        &b.binds,
+        sandbox::Launch::Detached {
+            listener: OwnedFd::from(listener),
+            stdio,
+            ready: ready_w,
+        },
+    )?;
+    let record = Record {
+        id: a.id.clone(),
+        bundle: bundle_dir.to_path_buf(),
+        rootfs: b.rootfs.clone(),
+        created: container::now_rfc3339(),
+        owner: String::new(),
+        sentry: HostProcess::of(sb.sentry.id() as i32).unwrap_or(HostProcess {
+            pid: sb.sentry.id() as i32,
+            start_time: 0,
+        }),
+        gofers: sb
+            .gofers
+            .iter()
+            .filter_map(|c| HostProcess::of(c.id() as i32))
+            .collect(),
+        annotations: b.annotations.clone(),
+        hooks: b.hooks.clone(),
+        process,
+    };
+    let started = (|| -> Result<()> {
+        wait_ready(ready_r)?;
+        dir.save(&record)?;
+        if let Some(pid_file) = &a.pid_file {
+            write_pid_file(pid_file, record.sentry.pid)?;
+        }
+        let state = container::oci_state(&record, ContainerStatus::Created);
+        if let Some(h) = &b.hooks {
+            hooks::run_all(
+                "prestart",
+                h.prestart().as_deref().unwrap_or_default(),
+                &state,
+            )?;
+            hooks::run_all(
+                "createRuntime",
+                h.create_runtime().as_deref().unwrap_or_default(),
+                &state,
+            )?;
+            hooks::run_all(
+                "createContainer",
+                h.create_container().as_deref().unwrap_or_default(),
+                &state,
+            )?;
+            if h.start_container().as_ref().is_some_and(|v| !v.is_empty()) {
+                tracing::warn!("startContainer hooks are not supported yet; skipped");
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = started {
+        sb.kill();
+        return Err(e);
+    }
+    // The sandbox outlives us: its processes are re-parented to our
+    // parent's subreaper (conmon, the containerd shim) or to init.
+    Ok(())
+}
+
+/// Waits for the sentry's "ready" (or its boot error).
+fn wait_ready(r: OwnedFd) -> Result<()> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut f = std::fs::File::from(r);
+    let deadline = Instant::now() + BOOT_TIMEOUT;
+    let mut msg = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            bail!("the sandbox did not come up within {BOOT_TIMEOUT:?}");
+        }
+        let mut fds = [PollFd::new(std::os::fd::AsFd::as_fd(&f), PollFlags::POLLIN)];
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => {}
+            Err(e) => return Err(e).context("waiting for the sandbox"),
+        }
+        let mut buf = [0u8; 4096];
+        let n = f.read(&mut buf).context("reading the ready pipe")?;
+        if n == 0 {
+            break;
+        }
+        msg.extend_from_slice(&buf[..n]);
+        if msg == b"ready" {
+            return Ok(());
+        }
+    }
+    let msg = String::from_utf8_lossy(&msg);
+    match msg.strip_prefix("error: ") {
+        Some(e) => bail!("{e}"),
+        None => bail!("the sandbox exited before it was ready"),
+    }
+}
+
+/// Writes the pid file atomically, as runc does (conmon reads it at once).
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let tmp = path.with_extension("rvisor-tmp");
+    std::fs::write(&tmp, pid.to_string())
+        .with_context(|| format!("writing pid file {}", path.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing pid file {}", path.display()))
+}
+
+/// Makes the container's terminal: a host pty whose master goes to the
+/// console socket (SCM_RIGHTS, as runc sends it) and whose slave becomes
+/// the sentry's stdio.
+fn open_console(socket: &Path) -> Result<OwnedFd> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let pty = nix::pty::openpty(None, None).context("allocating a pty")?;
+    let stream = UnixStream::connect(socket)
+        .with_context(|| format!("connecting to console socket {}", socket.display()))?;
+    let name = nix::unistd::ttyname(&pty.slave)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "/dev/ptmx".into());
+    let fds = [pty.master.as_raw_fd()];
+    let iov = [std::io::IoSlice::new(name.as_bytes())];
+    sendmsg::<()>(
+        stream.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .context("sending the pty master to the console socket")?;
+    Ok(pty.slave)
+}
+
+pub fn start(g: &GlobalOpts, a: IdArg) -> Result<i32> {
+    logging::init(g.debug_log.as_deref(), "rvisor", g.debug)?;
+    let dir = ContainerDir::open(&g.root, &a.id)?;
+    let record = dir.load()?;
+    match dir.status(&record) {
+        ContainerStatus::Created => {}
+        ContainerStatus::Running => bail!("cannot start an already running container"),
+        ContainerStatus::Stopped => bail!("cannot start a container that has stopped"),
+    }
+    match dir.request(&ControlRequest::Start)? {
+        ControlReply::Done => {}
+        ControlReply::Error(e) => bail!("{e}"),
+        other => bail!("unexpected reply from the sandbox: {other:?}"),
+    }
+    if let Some(h) = &record.hooks {
+        let state = container::oci_state(&record, ContainerStatus::Running);
+        // A failing poststart hook is only a warning (runtime spec).
+        if let Err(e) = hooks::run_all(
+            "poststart",
+            h.poststart().as_deref().unwrap_or_default(),
+            &state,
+        ) {
+            tracing::warn!("{e:#}");
+            eprintln!("rvisor: warning: {e:#}");
+        }
+    }
+    Ok(0)
+}
+
+pub fn state(g: &GlobalOpts, a: IdArg) -> Result<i32> {
+    let dir = ContainerDir::open(&g.root, &a.id)?;
+    let record = dir.load()?;
+    let status = dir.status(&record);
+    let text = serde_json::to_string_pretty(&container::oci_state(&record, status))?;
+    println!("{text}");
+    Ok(0)
+}
+
+/// Parses a signal as runc does: a number, or a name with or without SIG
+/// (RTMIN+N and RTMAX-N included).
+pub fn parse_signal(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+        bail!("invalid signal: {s}");
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let rt = |base: i32, rest: &str, sign: i32| -> Option<i32> {
+        let n = if rest.is_empty() {
+            0
+        } else {
+            rest.parse::<i32>().ok()?
+        };
+        let v = base + sign * n;
+        (34..=64).contains(&v).then_some(v)
+    };
+    let found = if let Some(rest) = name.strip_prefix("RTMIN") {
+        rest.strip_prefix('+').map_or_else(
+            || if rest.is_empty() { rt(34, "", 1) } else { None },
+            |r| rt(34, r, 1),
+        )
+    } else if let Some(rest) = name.strip_prefix("RTMAX") {
+        rest.strip_prefix('-').map_or_else(
+            || if rest.is_empty() { rt(64, "", 1) } else { None },
+            |r| rt(64, r, -1),
+        )
+    } else {
+        match name {
+            "IOT" => Some(libc::SIGIOT),
+            "POLL" => Some(libc::SIGPOLL),
+            "CLD" => Some(libc::SIGCHLD),
+            _ => (1..32).find(|&n| {
+                syscall_tables::signal_name(n).and_then(|full| full.strip_prefix("SIG"))
+                    == Some(name)
+            }),
+        }
+    };
+    found.ok_or_else(|| anyhow!("invalid signal: {s}"))
+}
+
+pub fn kill(g: &GlobalOpts, a: KillArgs) -> Result<i32> {
+    logging::init(g.debug_log.as_deref(), "rvisor", g.debug)?;
+    let signo = parse_signal(&a.signal)?;
+    let dir = ContainerDir::open(&g.root, &a.id)?;
+    let record = dir.load()?;
+    if dir.status(&record) == ContainerStatus::Stopped {
+        bail!("container not running");
+    }
+    let sent = dir.request(&ControlRequest::Signal { signo, all: a.all });
+    match sent {
+        Ok(ControlReply::Done) => Ok(0),
+        Ok(ControlReply::Error(e)) => bail!("{e}"),
+        Ok(other) => bail!("unexpected reply from the sandbox: {other:?}"),
+        // The sentry does not answer: SIGKILL still ends the sandbox (as
+        // pid 1 of its namespace, it takes every stub with it).
+        Err(_) if signo == libc::SIGKILL => {
+            record.sentry.kill(libc::SIGKILL);
+            Ok(0)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub fn delete(g: &GlobalOpts, a: DeleteArgs) -> Result<i32> {
+    logging::init(g.debug_log.as_deref(), "rvisor", g.debug)?;
+    let dir = match ContainerDir::open(&g.root, &a.id) {
+        Ok(d) => d,
+        // runc: deleting a container that is gone is not an error with --force.
+        Err(_) if a.force && container::validate_id(&a.id).is_ok() => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    // A record that cannot be read is a half-created container: with or
+    // without --force, its directory can only be removed.
+    let record = match dir.load() {
+        Ok(r) => r,
+        Err(e) if a.force => {
+            tracing::warn!("{e:#}; removing the state directory");
+            dir.remove()?;
+            return Ok(0);
+        }
+        Err(e) => return Err(e),
+    };
+    let status = dir.status(&record);
+    if status == ContainerStatus::Running && !a.force {
+        bail!(
+            "cannot delete container {} that is not stopped: running",
+            a.id
+        );
+    }
+    destroy(&record);
+    if let Some(h) = &record.hooks {
+        let state = container::oci_state(&record, ContainerStatus::Stopped);
+        // A failing poststop hook is only a warning (runtime spec).
+        if let Err(e) = hooks::run_all(
+            "poststop",
+            h.poststop().as_deref().unwrap_or_default(),
+            &state,
+        ) {
+            tracing::warn!("{e:#}");
+            eprintln!("rvisor: warning: {e:#}");
+        }
+    }
+    dir.remove()?;
+    Ok(0)
+}
+
+/// Kills the sandbox's processes and waits until they are gone.
+fn destroy(record: &Record) {
+    record.sentry.kill(libc::SIGKILL);
+    let deadline = Instant::now() + KILL_TIMEOUT;
+    while record.sentry.alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // Gofers exit when the sentry's sockets close; make sure.
+    for g in &record.gofers {
+        g.kill(libc::SIGKILL);
+    }
+}
+
+pub fn list(g: &GlobalOpts, a: ListArgs) -> Result<i32> {
+    let mut rows = Vec::new();
+    for id in container::list_ids(&g.root)? {
+        let Ok(dir) = ContainerDir::open(&g.root, &id) else {
+            continue;
+        };
+        let Ok(record) = dir.load() else { continue };
+        let status = dir.status(&record);
+        rows.push(container::oci_state(&record, status));
+    }
+    let mut out = std::io::stdout().lock();
+    if a.quiet {
+        for r in &rows {
+            writeln!(out, "{}", r.id)?;
+        }
+        return Ok(0);
+    }
+    match a.format {
+        ListFormat::Json if rows.is_empty() => writeln!(out, "null")?,
+        ListFormat::Json => writeln!(out, "{}", serde_json::to_string(&rows)?)?,
+        ListFormat::Table => {
+            writeln!(
+                out,
+                "{:<12}{:<12}{:<12}{:<12}{:<33}OWNER",
+                "ID", "PID", "STATUS", "BUNDLE", "CREATED"
+            )?;
+            for r in &rows {
+                let owner = if r.owner.is_empty() { "root" } else { &r.owner };
+                writeln!(
+                    out,
+                    "{:<12}{:<12}{:<12}{:<12}{:<33}{owner}",
+                    r.id,
+                    r.pid.to_string(),
+                    r.status,
+                    r.bundle.display().to_string(),
+                    r.created,
+                )?;
+            }
+        }
+    }
+    Ok(0)
+}
+
+pub fn ps(g: &GlobalOpts, a: PsArgs) -> Result<i32> {
+    let dir = ContainerDir::open(&g.root, &a.id)?;
+    let record = dir.load()?;
+    if dir.status(&record) == ContainerStatus::Stopped {
+        bail!("container not running");
+    }
+    let procs = match dir.request(&ControlRequest::Processes)? {
+        ControlReply::Processes(p) => p,
+        ControlReply::Error(e) => bail!("{e}"),
+        other => bail!("unexpected reply from the sandbox: {other:?}"),
+    };
+    let mut out = std::io::stdout().lock();
+    match a.format {
+        ListFormat::Json => {
+            let pids: Vec<i32> = procs.iter().map(|p| p.pid).collect();
+            writeln!(out, "{}", serde_json::to_string(&pids)?)?;
+        }
+        ListFormat::Table => {
+            writeln!(out, "{:<10}{:>6}{:>6} CMD", "UID", "PID", "PPID")?;
+            for p in procs {
+                writeln!(out, "{:<10}{:>6}{:>6} {}", p.uid, p.pid, p.ppid, p.cmd)?;
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// The process `exec` starts: --process's, or the init's settings with
+/// COMMAND and the flags applied (as runc builds it).
+fn exec_process(a: &ExecArgs, record: &Record) -> Result<(ProcessSpec, bool)> {
+    if let Some(path) = &a.process {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let p: oci_spec::runtime::Process =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        return Ok((bundle::process_spec(&p)?, p.terminal().unwrap_or(false)));
+    }
+    if a.command.is_empty() {
+        bail!("exec needs a COMMAND or --process");
+    }
+    let mut p = record.process.clone();
+    p.argv = a.command.clone();
+    p.env.extend(a.env.iter().cloned());
+    if let Some(cwd) = &a.cwd {
+        p.cwd = cwd.clone();
+    }
+    if let Some(user) = &a.user {
+        let (uid, gid) = match user.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (user.as_str(), None),
+        };
+        p.uid = uid
+            .parse()
+            .map_err(|_| anyhow!("--user {user:?}: only numeric UID[:GID] is supported"))?;
+        if let Some(g) = gid {
+            p.gid = g
+                .parse()
+                .map_err(|_| anyhow!("--user {user:?}: only numeric UID[:GID] is supported"))?;
+        }
+    }
+    if !a.additional_gids.is_empty() {
+        p.additional_gids = a.additional_gids.clone();
+    }
+    Ok((p, a.tty))
+}
+
+pub fn exec(g: &GlobalOpts, a: ExecArgs) -> Result<i32> {
+    logging::init(g.debug_log.as_deref(), "rvisor", g.debug)?;
+    if a.preserve_fds > 0 {
+        logging::warn(
+            g,
+            "--preserve-fds is not supported yet; the extra fds are not passed",
+        );
+    }
+    let dir = ContainerDir::open(&g.root, &a.id)?;
+    let record = dir.load()?;
+    if dir.status(&record) != ContainerStatus::Running {
+        bail!("cannot exec in a stopped container");
+    }
+    let (process, terminal) = exec_process(&a, &record)?;
+    let console = match (terminal, &a.console_socket) {
+        (true, Some(path)) => Some(open_console(path)?),
+        (true, None) if a.detach => {
+            bail!("cannot allocate tty if rvisor will detach without setting console socket")
+        }
+        (true, None) => bail!("exec --tty without --console-socket is not supported yet"),
+        (false, Some(_)) => bail!("cannot use console socket if rvisor will not allocate tty"),
+        (false, None) => None,
+    };
+    // Our stdio, or the terminal; a closed stdio fd becomes /dev/null.
+    let mut stdio: Vec<OwnedFd> = Vec::new();
+    for fd in 0..3 {
+        let f = match &console {
+            Some(tty) => tty.try_clone()?,
+            None => match nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3)) {
+                // SAFETY: F_DUPFD_CLOEXEC made this fd for us alone.
+                Ok(n) => unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(n) },
+                Err(_) => std::fs::File::open("/dev/null")?.into(),
+            },
+        };
+        stdio.push(f);
+    }
+    let raw: Vec<_> = stdio.iter().map(|f| f.as_raw_fd()).collect();
+    let pid = match dir.request_with_fds(&ControlRequest::Exec { process }, &raw)? {
+        ControlReply::Exec { pid } => pid,
+        ControlReply::Error(e) => bail!("exec failed: {e}"),
+        other => bail!("unexpected reply from the sandbox: {other:?}"),
+    };
+    drop(stdio);
+    drop(console);
+    if a.detach {
+        let mut waiter = std::process::Command::new("/proc/self/exe");
+        waiter
+            .arg("--root")
+            .arg(&g.root)
+            .arg("exec-wait")
+            .arg(&a.id)
+            .arg(pid.to_string())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        // SAFETY: setsid is async-signal-safe; the waiter must not get the
+        // client's terminal signals.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut waiter, || {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let child = waiter.spawn().context("starting the exec waiter")?;
+        if let Some(pid_file) = &a.pid_file {
+            write_pid_file(pid_file, child.id() as i32)?;
+        }
+        return Ok(0);
+    }
+    if let Some(pid_file) = &a.pid_file {
+        write_pid_file(pid_file, std::process::id() as i32)?;
+    }
+    let dir = dir.unlock()?;
+    let status = wait_exec(&dir, pid)?;
+    sandbox::exit_like(status)
+}
+
+/// Waits for exec'd process `pid`; a sandbox that goes away first counts
+/// as SIGKILL (its processes died with it).
+fn wait_exec(dir: &container::UnlockedDir, pid: i32) -> Result<i32> {
+    let mut s = dir.connect()?;
+    sentry::control::write_message(&mut s, &ControlRequest::Wait { pid })?;
+    match sentry::control::read_message::<ControlReply>(&mut s) {
+        Ok(ControlReply::Exited { status }) => Ok(status),
+        Ok(ControlReply::Error(e)) => bail!("{e}"),
+        Ok(other) => bail!("unexpected reply from the sandbox: {other:?}"),
+        Err(_) => Ok(libc::SIGKILL),
+    }
+}
+
+pub fn exec_wait(g: &GlobalOpts, a: ExecWaitArgs) -> Result<i32> {
+    let dir = ContainerDir::open(&g.root, &a.id)?.unlock()?;
+    let status = wait_exec(&dir, a.pid)?;
+    sandbox::exit_like(status)
+}
