@@ -277,6 +277,20 @@ pub fn oci_state(record: &Record, status: ContainerStatus) -> OciState {
     }
 }
 
+/// The state a hook reads on its stdin: `status` is the runtime spec's
+/// (including "creating"), and a stopped container has no pid.
+pub fn hook_state(record: &Record, status: &str) -> serde_json::Value {
+    let mut v =
+        serde_json::to_value(oci_state(record, ContainerStatus::Running)).unwrap_or_default();
+    v["status"] = status.into();
+    if status == "stopped" {
+        if let Some(m) = v.as_object_mut() {
+            m.remove("pid");
+        }
+    }
+    v
+}
+
 /// The current time in RFC 3339 with nanoseconds, UTC.
 pub fn now_rfc3339() -> String {
     let d = std::time::SystemTime::now()

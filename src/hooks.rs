@@ -11,14 +11,14 @@ use anyhow::{bail, Context, Result};
 use oci_spec::runtime::Hook;
 
 /// Runs `hooks` in order; the first failure stops the rest and is the error.
-pub fn run_all(kind: &str, hooks: &[Hook], state: &crate::container::OciState) -> Result<()> {
+pub fn run_all(kind: &str, hooks: &[Hook], state: &serde_json::Value) -> Result<()> {
     for (i, h) in hooks.iter().enumerate() {
         run_one(h, state).with_context(|| format!("error running {kind} hook #{i}"))?;
     }
     Ok(())
 }
 
-fn run_one(h: &Hook, state: &crate::container::OciState) -> Result<()> {
+fn run_one(h: &Hook, state: &serde_json::Value) -> Result<()> {
     let args = h.args().clone().unwrap_or_default();
     let mut cmd = Command::new(h.path());
     if let Some(arg0) = args.first() {

@@ -109,7 +109,8 @@ fn create_in(
         if let Some(pid_file) = &a.pid_file {
             write_pid_file(pid_file, record.sentry.pid)?;
         }
-        let state = container::oci_state(&record, ContainerStatus::Created);
+        // The runtime spec's state while create runs is "creating".
+        let state = container::hook_state(&record, "creating");
         if let Some(h) = &b.hooks {
             hooks::run_all(
                 "prestart",
@@ -223,7 +224,7 @@ pub fn start(g: &GlobalOpts, a: IdArg) -> Result<i32> {
         other => bail!("unexpected reply from the sandbox: {other:?}"),
     }
     if let Some(h) = &record.hooks {
-        let state = container::oci_state(&record, ContainerStatus::Running);
+        let state = container::hook_state(&record, "running");
         // A failing poststart hook is only a warning (runtime spec).
         if let Err(e) = hooks::run_all(
             "poststart",
@@ -341,7 +342,7 @@ pub fn delete(g: &GlobalOpts, a: DeleteArgs) -> Result<i32> {
     }
     destroy(&record);
     if let Some(h) = &record.hooks {
-        let state = container::oci_state(&record, ContainerStatus::Stopped);
+        let state = container::hook_state(&record, "stopped");
         // A failing poststop hook is only a warning (runtime spec).
         if let Err(e) = hooks::run_all(
             "poststop",
@@ -489,7 +490,7 @@ pub fn exec(g: &GlobalOpts, a: ExecArgs) -> Result<i32> {
     let dir = ContainerDir::open(&g.root, &a.id)?;
     let record = dir.load()?;
     if dir.status(&record) != ContainerStatus::Running {
-        bail!("cannot exec in a stopped container");
+        bail!("exec failed: cannot exec in a stopped container");
     }
     let (process, terminal) = exec_process(&a, &record)?;
     let console = match (terminal, &a.console_socket) {
