@@ -44,6 +44,9 @@ PACKAGES=(
     gcc libc6-dev make pkg-config
     python3 bash coreutils grep sed mawk findutils diffutils
     ca-certificates
+    # The container engines the end-to-end tests drive (podman brings
+    # conmon), and the tools that make a local OCI image for them.
+    podman conmon umoci skopeo
 )
 
 missing=()
@@ -174,6 +177,38 @@ build_busybox() {
 }
 
 # --------------------------------------------------------------------------
+# 2a'. busybox OCI image (for podman; no registry): an oci-archive tagged
+#      localhost/rvisor-busybox:latest, built from the busybox rootfs.
+# --------------------------------------------------------------------------
+build_busybox_image() {
+    local dest="$FIXTURES/images/busybox-oci.tar"
+    if [ -s "$dest" ]; then
+        log "busybox image: cached at $dest"
+        return
+    fi
+    local t0; t0=$(now)
+    $SUDO mkdir -p "$FIXTURES/images"
+    local tmp="$FIXTURES/images/build.$$"
+    $SUDO rm -rf "$tmp"
+    $SUDO mkdir -p "$tmp"
+    # shellcheck disable=SC2064
+    trap "$SUDO rm -rf '$tmp'" EXIT
+    (
+        cd "$tmp"
+        umoci init --layout oci >/dev/null
+        umoci new --image oci:bb >/dev/null
+        umoci insert --image oci:bb "$FIXTURES/busybox/rootfs" / >/dev/null
+        umoci config --image oci:bb --config.cmd /bin/sh --config.env PATH=/bin \
+            --architecture amd64 --os linux >/dev/null
+        skopeo copy oci:oci:bb "oci-archive:image.tar:localhost/rvisor-busybox:latest" >/dev/null
+    ) || die "building the busybox OCI image failed"
+    $SUDO mv "$tmp/image.tar" "$dest"
+    $SUDO rm -rf "$tmp"
+    trap - EXIT
+    log "busybox image: built at $dest in $(( $(now) - t0 ))s"
+}
+
+# --------------------------------------------------------------------------
 # 2b. Debian (debootstrap) rootfs
 # --------------------------------------------------------------------------
 build_debian() {
@@ -227,6 +262,7 @@ if ! flock -w 3600 9; then
 fi
 
 build_busybox
+build_busybox_image
 build_debian
 
 log "fixtures ready in $FIXTURES (setup took $(( $(now) - SETUP_START ))s)"
