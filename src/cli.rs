@@ -18,7 +18,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug, Clone, Default)]
 pub struct GlobalOpts {
     /// Directory for container state.
     #[arg(long, global = true, default_value = "/run/rvisor")]
@@ -52,8 +52,9 @@ pub struct GlobalOpts {
     pub criu: Option<PathBuf>,
 }
 
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
+    #[default]
     Text,
     Json,
 }

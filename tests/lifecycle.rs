@@ -391,3 +391,93 @@ fn hooks_see_the_state_at_each_point() {
         line_diff(&expected, &actual)
     );
 }
+
+/// Bad input: one clear line on stderr, the same message as JSON in
+/// `--log`, a non-zero exit, and nothing left under --root.
+#[test]
+fn bad_input_fails_cleanly() {
+    let rt = Runtime::new(rvisor(), "rvisor-bad");
+    let log = rt.work.path().join("log.json");
+    let cfg = rt.bundle.path().join("config.json");
+    let base = || {
+        rt.set_args(&["true"]);
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&cfg).unwrap()).unwrap()
+    };
+    let write = |v: &serde_json::Value| std::fs::write(&cfg, v.to_string()).unwrap();
+    let mut cases: Vec<(&str, Box<dyn Fn()>, Vec<&str>)> = Vec::new();
+    cases.push((
+        "malformed config.json",
+        Box::new(|| std::fs::write(&cfg, "{bad").unwrap()),
+        vec!["create", "x"],
+    ));
+    cases.push((
+        "missing config.json",
+        Box::new(|| {
+            let _ = std::fs::remove_file(&cfg);
+        }),
+        vec!["create", "x"],
+    ));
+    cases.push((
+        "unsupported ociVersion",
+        Box::new(|| {
+            let mut v = base();
+            v["ociVersion"] = "2.0.0".into();
+            write(&v);
+        }),
+        vec!["create", "x"],
+    ));
+    cases.push((
+        "nonexistent rootfs",
+        Box::new(|| {
+            let mut v = base();
+            v["root"]["path"] = "/nonexistent-rootfs".into();
+            write(&v);
+        }),
+        vec!["create", "x"],
+    ));
+    cases.push((
+        "empty args",
+        Box::new(|| {
+            let mut v = base();
+            v["process"]["args"] = serde_json::json!([]);
+            write(&v);
+        }),
+        vec!["create", "x"],
+    ));
+    cases.push(("bad signal", Box::new(|| {}), vec!["kill", "x", "SIGBOGUS"]));
+    cases.push(("unknown container", Box::new(|| {}), vec!["start", "nope"]));
+    cases.push(("bad id", Box::new(|| {}), vec!["create", "../x"]));
+    cases.push((
+        "unknown flag",
+        Box::new(|| {}),
+        vec!["--no-such-flag", "list"],
+    ));
+    cases.push(("missing id", Box::new(|| {}), vec!["delete"]));
+    for (name, prepare, args) in &cases {
+        prepare();
+        let _ = std::fs::remove_file(&log);
+        let mut full = vec!["--log", log.to_str().unwrap(), "--log-format", "json"];
+        full.extend(args);
+        let (_, out) = rt.run(&full);
+        assert!(!out.status.success(), "{name}: succeeded");
+        let err = stderr_str(&out);
+        let lines: Vec<_> = err.lines().collect();
+        assert!(
+            lines.len() == 1 && lines[0].starts_with("rvisor: "),
+            "{name}: stderr is not one clear line: {err:?}"
+        );
+        let logged = std::fs::read_to_string(&log).unwrap_or_default();
+        let entry: serde_json::Value = serde_json::from_str(logged.trim())
+            .unwrap_or_else(|e| panic!("{name}: --log is not one JSON line ({e}): {logged:?}"));
+        assert_eq!(entry["level"], "error", "{name}");
+        assert_eq!(
+            entry["msg"].as_str().map(|m| format!("rvisor: {m}")),
+            Some(lines[0].to_string()),
+            "{name}"
+        );
+        let left: Vec<_> = std::fs::read_dir(rt.root.path())
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{name}: state left behind: {left:?}");
+    }
+}

@@ -267,6 +267,7 @@ pub(crate) fn prepare_process(
         return Err(BootError::NoCommand);
     }
     let root_loc = k.vfs.root();
+    make_cwd(k, spec.cwd.as_bytes());
     let cwd = k
         .vfs
         .resolve(&root_loc, &root_loc, spec.cwd.as_bytes(), true)
@@ -344,6 +345,41 @@ pub(crate) fn prepare_process(
         argv,
         envp,
     })
+}
+
+/// Creates a missing cwd (mode 0755, owned by root), as runc does; in
+/// the sandbox's own filesystem view, so the image on the host is never
+/// touched. Failures are left for the cwd check to report.
+fn make_cwd(k: &Kernel, cwd: &[u8]) {
+    let root = k.vfs.root();
+    let mut path = Vec::new();
+    for comp in cwd.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+        let parent = match k.vfs.resolve(
+            &root,
+            &root,
+            if path.is_empty() { b"/" } else { &path },
+            true,
+        ) {
+            Ok(p) => p,
+            Err(_) => return,
+        };
+        path.push(b'/');
+        path.extend_from_slice(comp);
+        match k.vfs.resolve(&root, &root, &path, true) {
+            Ok(_) => continue,
+            Err(Errno::ENOENT) => {
+                let ctx = vfs::CreateCtx {
+                    uid: 0,
+                    gid: 0,
+                    privileged: true,
+                };
+                if parent.inode().mkdir(comp, 0o755, ctx).is_err() {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+    }
 }
 
 /// Duplicates the sentry's stdio for the container (fds 0-2 may be closed).
