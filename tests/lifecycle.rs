@@ -404,7 +404,8 @@ fn bad_input_fails_cleanly() {
         serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&cfg).unwrap()).unwrap()
     };
     let write = |v: &serde_json::Value| std::fs::write(&cfg, v.to_string()).unwrap();
-    let mut cases: Vec<(&str, Box<dyn Fn()>, Vec<&str>)> = Vec::new();
+    type Case<'a> = (&'a str, Box<dyn Fn() + 'a>, Vec<&'a str>);
+    let mut cases: Vec<Case> = Vec::new();
     cases.push((
         "malformed config.json",
         Box::new(|| std::fs::write(&cfg, "{bad").unwrap()),
