@@ -16,6 +16,9 @@ pub struct Bundle {
     pub terminal: bool,
     pub annotations: std::collections::BTreeMap<String, String>,
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// linux.cgroupsPath and linux.resources.
+    pub cgroups_path: Option<PathBuf>,
+    pub resources: Option<oci_spec::runtime::LinuxResources>,
 }
 
 /// A bind mount's host side: `mount` indexes `boot.mounts`, whose gofer fd
@@ -206,5 +209,7 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
             .into_iter()
             .collect(),
         hooks: spec.hooks().clone(),
+        cgroups_path: spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()),
+        resources: spec.linux().as_ref().and_then(|l| l.resources().clone()),
     })
 }

@@ -79,6 +79,15 @@ pub enum Command {
     Ps(PsArgs),
     /// Run another process in a running container.
     Exec(ExecArgs),
+    /// Freeze every process of a running container (cgroup freezer).
+    Pause(IdArg),
+    /// Thaw a paused container.
+    Resume(IdArg),
+    /// Print the container's resource usage (runc's JSON), once with
+    /// --stats or every --interval until it stops, with OOM events.
+    Events(EventsArgs),
+    /// Change a container's resource limits.
+    Update(UpdateArgs),
     /// (internal) Wait for an exec'd process and exit as it did.
     #[command(hide = true)]
     ExecWait(ExecWaitArgs),
@@ -177,6 +186,55 @@ pub struct ExecArgs {
     /// Command and arguments (without --process).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// Print one stats event and exit.
+    #[arg(long)]
+    pub stats: bool,
+    /// Time between stats events (e.g. 5s, 500ms).
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+    /// Container id.
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// An OCI linux.resources JSON file ("-" for stdin), as containerd's
+    /// shim passes it.
+    #[arg(long, short = 'r', value_name = "FILE")]
+    pub resources: Option<PathBuf>,
+    /// Memory limit in bytes.
+    #[arg(long, short = 'm')]
+    pub memory: Option<i64>,
+    /// Memory soft limit in bytes.
+    #[arg(long)]
+    pub memory_reservation: Option<i64>,
+    /// Memory plus swap limit in bytes.
+    #[arg(long)]
+    pub memory_swap: Option<i64>,
+    /// CPU shares (relative weight).
+    #[arg(long)]
+    pub cpu_share: Option<u64>,
+    /// CPU CFS period in microseconds.
+    #[arg(long)]
+    pub cpu_period: Option<u64>,
+    /// CPU CFS quota in microseconds.
+    #[arg(long)]
+    pub cpu_quota: Option<i64>,
+    /// CPUs to run on (cpuset).
+    #[arg(long)]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes (cpuset).
+    #[arg(long)]
+    pub cpuset_mems: Option<String>,
+    /// Maximum number of tasks (the sentry's threads and the stubs count).
+    #[arg(long)]
+    pub pids_limit: Option<i64>,
+    /// Container id.
+    pub id: String,
 }
 
 #[derive(Args, Debug)]

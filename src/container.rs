@@ -82,6 +82,9 @@ pub struct Record {
     pub hooks: Option<oci_spec::runtime::Hooks>,
     /// The init's process settings: what `exec` starts from.
     pub process: sentry::ProcessSpec,
+    /// The sandbox's cgroup.
+    #[serde(default)]
+    pub cgroup: Option<crate::cgroups::Cgroup>,
 }
 
 /// Container ids as runc accepts them: letters, digits, `_+-.`, not `.`
@@ -208,6 +211,9 @@ impl ContainerDir {
         if !record.sentry.alive() {
             return ContainerStatus::Stopped;
         }
+        if record.cgroup.as_ref().is_some_and(|c| c.frozen()) {
+            return ContainerStatus::Paused;
+        }
         match self.request(&ControlRequest::State) {
             Ok(ControlReply::State { status }) => status,
             // A sentry that is alive but will not answer is wedged; report
@@ -239,6 +245,7 @@ pub fn status_name(s: ContainerStatus) -> &'static str {
     match s {
         ContainerStatus::Created => "created",
         ContainerStatus::Running => "running",
+        ContainerStatus::Paused => "paused",
         ContainerStatus::Stopped => "stopped",
     }
 }

@@ -2,6 +2,7 @@
 //! (sentry) and `gofer` entry points it re-executes itself as.
 
 mod bundle;
+mod cgroups;
 mod cli;
 mod commands;
 mod container;

@@ -1,6 +1,7 @@
 //! Starting a sandbox: the gofer, then the sentry in fresh namespaces,
 //! both re-executed from /proc/self/exe (the runsc pattern).
 
+use std::ffi::CString;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
@@ -51,7 +52,9 @@ fn spawn_gofer(
     read_only: bool,
     log_name: &str,
     foreground: bool,
+    cgroup_procs: &[CString],
 ) -> Result<(std::process::Child, OwnedFd)> {
+    let cgroup_procs = cgroup_procs.to_vec();
     let (sentry_end, gofer_end) =
         gofer::client::socketpair().context("creating the gofer socket")?;
     let gofer_fd = gofer_end.as_raw_fd();
@@ -84,6 +87,7 @@ fn spawn_gofer(
     unsafe {
         gofer_cmd.pre_exec(move || {
             place_fd(gofer_fd, 3)?;
+            join_cgroups(&cgroup_procs)?;
             nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(std::io::Error::from)?;
             // A foreground gofer dies with the CLI; a detached one exits
             // when the sentry closes its socket.
@@ -104,6 +108,27 @@ fn spawn_gofer(
         .with_context(|| format!("starting the gofer for {}", root.display()))?;
     drop(gofer_end);
     Ok((gofer, sentry_end))
+}
+
+/// Joins the cgroups whose `cgroup.procs` files are given, so a process
+/// is inside them before it runs anything.
+///
+/// # Safety
+/// Only for use in `pre_exec` (async-signal-safe syscalls only).
+unsafe fn join_cgroups(files: &[CString]) -> std::io::Result<()> {
+    for f in files {
+        let fd = libc::open(f.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let n = libc::write(fd, b"0".as_ptr().cast(), 1);
+        let err = std::io::Error::last_os_error();
+        libc::close(fd);
+        if n != 1 {
+            return Err(err);
+        }
+    }
+    Ok(())
 }
 
 /// Where the sentry finds its first bind-mount gofer socket (then 7, 8...).
@@ -156,11 +181,13 @@ pub fn start_sandbox(
     mut boot: sentry::BootConfig,
     binds: &[crate::bundle::BindSource],
     launch: Launch,
+    cgroup_procs: &[CString],
 ) -> Result<Sandbox> {
     let foreground = matches!(launch, Launch::Foreground);
     let mut gofers = Vec::new();
     let started = (|| -> Result<_> {
-        let (gofer, sentry_end) = spawn_gofer(g, rootfs, read_only, "gofer", foreground)?;
+        let (gofer, sentry_end) =
+            spawn_gofer(g, rootfs, read_only, "gofer", foreground, cgroup_procs)?;
         gofers.push(gofer);
         // The sentry's ends, moved far above the fds they will become.
         let mut bind_fds: Vec<OwnedFd> = Vec::new();
@@ -171,6 +198,7 @@ pub fn start_sandbox(
                 b.read_only,
                 &format!("gofer-mount{i}"),
                 foreground,
+                cgroup_procs,
             )?;
             gofers.push(child);
             bind_fds.push(high_fd(&end)?);
@@ -245,10 +273,12 @@ pub fn start_sandbox(
             .stderr(tty.try_clone()?);
     }
     let sentry_fd = sentry_end.as_raw_fd();
+    let sentry_cgroups = cgroup_procs.to_vec();
     // SAFETY: as above.
     unsafe {
         sentry_cmd.pre_exec(move || {
             place_fd(sentry_fd, 3)?;
+            join_cgroups(&sentry_cgroups)?;
             if let Some(fd) = status_raw.or(ready_raw) {
                 place_fd(fd, 4)?;
             }
@@ -332,8 +362,17 @@ pub fn run_sandbox(
     read_only: bool,
     boot: sentry::BootConfig,
     binds: &[crate::bundle::BindSource],
+    cgroup_procs: &[CString],
 ) -> Result<i32> {
-    let mut sb = start_sandbox(g, rootfs, read_only, boot, binds, Launch::Foreground)?;
+    let mut sb = start_sandbox(
+        g,
+        rootfs,
+        read_only,
+        boot,
+        binds,
+        Launch::Foreground,
+        cgroup_procs,
+    )?;
     let sentry_exit = sb.sentry.wait().context("waiting for the sentry")?;
     let mut buf = Vec::new();
     if let Some(r) = sb.status.take() {

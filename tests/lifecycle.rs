@@ -482,3 +482,167 @@ fn bad_input_fails_cleanly() {
         assert!(left.is_empty(), "{name}: state left behind: {left:?}");
     }
 }
+
+/// cgroups: the spec's limits land in cgroupfs as runc puts them, every
+/// sandbox process is inside, pause/resume freeze and thaw it, update
+/// changes limits, a container over its memory limit is OOM-killed (exit
+/// 137, as runc's), and delete removes the cgroup.
+#[test]
+fn cgroups_limit_freeze_and_oom_like_runc() {
+    let Some(runc) = which("runc") else {
+        eprintln!("SKIP: runc is not installed (scripts/setup.sh installs it)");
+        return;
+    };
+    if !Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists()
+        && !Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+    {
+        eprintln!("SKIP: no cgroupfs");
+        return;
+    }
+    become_subreaper();
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let run = |bin: PathBuf, name: &str| -> String {
+        let rt = Runtime::new(bin, name);
+        let cg_rel = format!("rvisor-test-{name}-{}", std::process::id());
+        let mut t = Vec::new();
+        let configure = |args: &[&str], mem: i64| {
+            rt.set_args(args);
+            let cfg_path = rt.bundle.path().join("config.json");
+            let mut cfg: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+            cfg["linux"]["cgroupsPath"] = format!("/{cg_rel}/c").into();
+            cfg["linux"]["resources"] = serde_json::json!({
+                "memory": { "limit": mem },
+                "pids": { "limit": 300 },
+                "cpu": { "shares": 512, "quota": 50000, "period": 100000 },
+            });
+            std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+        };
+        let file = |ctrl: &str, f: &str| {
+            let p = if v2 {
+                format!("/sys/fs/cgroup/{cg_rel}/c/{f}")
+            } else {
+                format!("/sys/fs/cgroup/{ctrl}/{cg_rel}/c/{f}")
+            };
+            std::fs::read_to_string(p)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|e| format!("({e})"))
+        };
+        configure(
+            &["sh", "-c", "while :; do echo tick; sleep 0.05; done"],
+            64 << 20,
+        );
+        let pid = rt.create(&mut t, "g1");
+        for (ctrl, f) in [
+            (
+                "memory",
+                if v2 {
+                    "memory.max"
+                } else {
+                    "memory.limit_in_bytes"
+                },
+            ),
+            ("pids", "pids.max"),
+            ("cpu", if v2 { "cpu.max" } else { "cpu.cfs_quota_us" }),
+            ("cpu", if v2 { "cpu.weight" } else { "cpu.shares" }),
+        ] {
+            t.push(format!("{f} = {}", file(ctrl, f)));
+        }
+        if let Some(pid) = pid {
+            let procs = file("memory", "cgroup.procs");
+            t.push(format!(
+                "container pid in cgroup: {}",
+                procs.lines().any(|l| l == pid.to_string())
+            ));
+        }
+        rt.step(&mut t, &["start", "g1"]);
+        rt.step(&mut t, &["pause", "g1"]);
+        rt.state(&mut t, "g1", pid);
+        let before = rt.output_of("g1").len();
+        std::thread::sleep(Duration::from_millis(300));
+        t.push(format!(
+            "output while paused grew: {}",
+            rt.output_of("g1").len() != before
+        ));
+        rt.step(&mut t, &["pause", "g1"]);
+        rt.step(&mut t, &["resume", "g1"]);
+        rt.state(&mut t, "g1", pid);
+        rt.step(&mut t, &["resume", "g1"]);
+        rt.step(
+            &mut t,
+            &[
+                "update",
+                "--memory",
+                "100663296",
+                "--pids-limit",
+                "200",
+                "g1",
+            ],
+        );
+        t.push(format!(
+            "after update: {} {}",
+            file(
+                "memory",
+                if v2 {
+                    "memory.max"
+                } else {
+                    "memory.limit_in_bytes"
+                }
+            ),
+            file("pids", "pids.max")
+        ));
+        let (d, out) = rt.run(&["events", "--stats", "g1"]);
+        let ev: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        t.push(format!(
+            "events --stats: {d} type={} memory usage > 0: {} pids > 0: {}",
+            ev["type"],
+            ev["data"]["memory"]["usage"]["usage"].as_u64().unwrap_or(0) > 0,
+            ev["data"]["pids"]["current"].as_u64().unwrap_or(0) > 0
+        ));
+        rt.step(&mut t, &["delete", "--force", "g1"]);
+        if let Some(pid) = pid {
+            t.push(reap(pid));
+        }
+        t.push(format!(
+            "cgroup after delete: {}",
+            file("memory", "cgroup.procs")
+        ));
+
+        // Over its memory limit: the OOM killer ends the container.
+        configure(
+            &[
+                "sh",
+                "-c",
+                "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived",
+            ],
+            32 << 20,
+        );
+        let pid = rt.create(&mut t, "g2");
+        rt.step(&mut t, &["start", "g2"]);
+        if let Some(pid) = pid {
+            t.push(reap(pid));
+        }
+        rt.step(&mut t, &["delete", "g2"]);
+        t.push(format!(
+            "g2 printed survived: {}",
+            rt.output_of("g2").contains("survived")
+        ));
+        for ctrl in ["memory", "pids", "cpu", "cpuset", "freezer"] {
+            let base = if v2 {
+                format!("/sys/fs/cgroup/{cg_rel}")
+            } else {
+                format!("/sys/fs/cgroup/{ctrl}/{cg_rel}")
+            };
+            let _ = std::fs::remove_dir(format!("{base}/c"));
+            let _ = std::fs::remove_dir(base);
+        }
+        t.join("\n")
+    };
+    let expected = run(runc, "runc");
+    let actual = run(rvisor(), "rvisor");
+    assert!(
+        expected == actual,
+        "cgroups differ from runc's:\n{}\n--- rvisor ---\n{actual}",
+        line_diff(&expected, &actual)
+    );
+}

@@ -47,6 +47,9 @@ pub enum ControlRequest {
 pub enum ContainerStatus {
     Created,
     Running,
+    /// Frozen by `rvisor pause` (the CLI sees this from the cgroup; a
+    /// frozen sentry cannot answer).
+    Paused,
     Stopped,
 }
 
@@ -358,6 +361,7 @@ fn status_name(s: ContainerStatus) -> &'static str {
     match s {
         ContainerStatus::Created => "created",
         ContainerStatus::Running => "running",
+        ContainerStatus::Paused => "paused",
         ContainerStatus::Stopped => "stopped",
     }
 }

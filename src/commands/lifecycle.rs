@@ -12,9 +12,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use sentry::control::{ContainerStatus, ControlReply, ControlRequest};
 use sentry::ProcessSpec;
 
+use crate::cgroups::{self, Cgroup};
 use crate::cli::{
-    CreateArgs, DeleteArgs, ExecArgs, ExecWaitArgs, GlobalOpts, IdArg, KillArgs, ListArgs,
-    ListFormat, PsArgs,
+    CreateArgs, DeleteArgs, EventsArgs, ExecArgs, ExecWaitArgs, GlobalOpts, IdArg, KillArgs,
+    ListArgs, ListFormat, PsArgs, UpdateArgs,
 };
 use crate::container::{self, ContainerDir, HostProcess, Record};
 use crate::{bundle, hooks, logging, sandbox};
@@ -72,7 +73,11 @@ fn create_in(
     let process = b.boot.process();
     let (ready_r, ready_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("creating the ready pipe")?;
-    let sb = sandbox::start_sandbox(
+    let cgroup = Cgroup::create(
+        &cgroups::container_path(b.cgroups_path.as_deref(), &a.id),
+        b.resources.as_ref(),
+    )?;
+    let sb = match sandbox::start_sandbox(
         g,
         &b.rootfs,
         true,
@@ -83,7 +88,14 @@ fn create_in(
             stdio,
             ready: ready_w,
         },
-    )?;
+        &cgroup.procs_files(),
+    ) {
+        Ok(sb) => sb,
+        Err(e) => {
+            cgroup.destroy();
+            return Err(e);
+        }
+    };
     let record = Record {
         id: a.id.clone(),
         bundle: bundle_dir.to_path_buf(),
@@ -102,6 +114,7 @@ fn create_in(
         annotations: b.annotations.clone(),
         hooks: b.hooks.clone(),
         process,
+        cgroup: Some(cgroup.clone()),
     };
     let started = (|| -> Result<()> {
         wait_ready(ready_r)?;
@@ -135,6 +148,7 @@ fn create_in(
     })();
     if let Err(e) = started {
         sb.kill();
+        cgroup.destroy();
         return Err(e);
     }
     // The sandbox outlives us: its processes are re-parented to our
@@ -216,6 +230,7 @@ pub fn start(g: &GlobalOpts, a: IdArg) -> Result<i32> {
     match dir.status(&record) {
         ContainerStatus::Created => {}
         ContainerStatus::Running => bail!("cannot start an already running container"),
+        ContainerStatus::Paused => bail!("cannot start a container in the paused state"),
         ContainerStatus::Stopped => bail!("cannot start a container that has stopped"),
     }
     match dir.request(&ControlRequest::Start)? {
@@ -296,8 +311,21 @@ pub fn kill(g: &GlobalOpts, a: KillArgs) -> Result<i32> {
     let signo = parse_signal(&a.signal)?;
     let dir = ContainerDir::open(&g.root, &a.id)?;
     let record = dir.load()?;
-    if dir.status(&record) == ContainerStatus::Stopped {
-        bail!("container not running");
+    match dir.status(&record) {
+        ContainerStatus::Stopped => bail!("container not running"),
+        // A frozen sentry cannot take requests; SIGKILL still ends it (the
+        // thaw lets the kill land).
+        ContainerStatus::Paused if signo == libc::SIGKILL => {
+            record.sentry.kill(libc::SIGKILL);
+            if let Some(cg) = &record.cgroup {
+                cg.set_frozen(false)?;
+            }
+            return Ok(0);
+        }
+        ContainerStatus::Paused => {
+            bail!("container is paused: resume it to deliver signal {signo}")
+        }
+        _ => {}
     }
     let sent = dir.request(&ControlRequest::Signal { signo, all: a.all });
     match sent {
@@ -334,10 +362,11 @@ pub fn delete(g: &GlobalOpts, a: DeleteArgs) -> Result<i32> {
         Err(e) => return Err(e),
     };
     let status = dir.status(&record);
-    if status == ContainerStatus::Running && !a.force {
+    if matches!(status, ContainerStatus::Running | ContainerStatus::Paused) && !a.force {
         bail!(
-            "cannot delete container {} that is not stopped: running",
-            a.id
+            "cannot delete container {} that is not stopped: {}",
+            a.id,
+            container::status_name(status)
         );
     }
     destroy(&record);
@@ -367,6 +396,13 @@ fn destroy(record: &Record) {
     // Gofers exit when the sentry's sockets close; make sure.
     for g in &record.gofers {
         g.kill(libc::SIGKILL);
+    }
+    if let Some(cg) = &record.cgroup {
+        // A frozen sandbox cannot die: thaw it after the SIGKILL.
+        if cg.frozen() {
+            let _ = cg.set_frozen(false);
+        }
+        cg.destroy();
     }
 }
 
@@ -489,8 +525,10 @@ pub fn exec(g: &GlobalOpts, a: ExecArgs) -> Result<i32> {
     }
     let dir = ContainerDir::open(&g.root, &a.id)?;
     let record = dir.load()?;
-    if dir.status(&record) != ContainerStatus::Running {
-        bail!("exec failed: cannot exec in a stopped container");
+    match dir.status(&record) {
+        ContainerStatus::Running => {}
+        ContainerStatus::Paused => bail!("exec failed: cannot exec in a paused container"),
+        _ => bail!("exec failed: cannot exec in a stopped container"),
     }
     let (process, terminal) = exec_process(&a, &record)?;
     let console = match (terminal, &a.console_socket) {
@@ -573,4 +611,142 @@ pub fn exec_wait(g: &GlobalOpts, a: ExecWaitArgs) -> Result<i32> {
     let dir = ContainerDir::open(&g.root, &a.id)?.unlock()?;
     let status = wait_exec(&dir, a.pid)?;
     sandbox::exit_like(status)
+}
+
+/// The container's cgroup, or why there is none.
+fn cgroup_of(record: &Record) -> Result<&Cgroup> {
+    record
+        .cgroup
+        .as_ref()
+        .ok_or_else(|| anyhow!("container has no cgroup (created by an older rvisor)"))
+}
+
+pub fn pause(g: &GlobalOpts, a: IdArg, freeze: bool) -> Result<i32> {
+    logging::init(g.debug_log.as_deref(), "rvisor", g.debug)?;
+    let dir = ContainerDir::open(&g.root, &a.id)?;
+    let record = dir.load()?;
+    let status = dir.status(&record);
+    match (freeze, status) {
+        (true, ContainerStatus::Running) | (false, ContainerStatus::Paused) => {}
+        (false, _) => bail!("container not paused"),
+        (true, _) => bail!("container not running"),
+    }
+    cgroup_of(&record)?.set_frozen(freeze)?;
+    Ok(0)
+}
+
+/// "5s", "500ms", "1m", or plain seconds.
+fn parse_interval(s: &str) -> Result<Duration> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| (&s[..i], &s[i..]));
+    let n: f64 = num.parse().map_err(|_| anyhow!("invalid interval {s:?}"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => bail!("invalid interval {s:?}"),
+    };
+    if secs <= 0.0 || !secs.is_finite() {
+        bail!("interval must be greater than 0");
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+pub fn events(g: &GlobalOpts, a: EventsArgs) -> Result<i32> {
+    let interval = parse_interval(&a.interval)?;
+    let (record, dir) = {
+        let dir = ContainerDir::open(&g.root, &a.id)?;
+        let record = dir.load()?;
+        if dir.status(&record) == ContainerStatus::Stopped {
+            bail!("container with id {} is not running", a.id);
+        }
+        (record, dir.unlock()?)
+    };
+    drop(dir);
+    let cg = cgroup_of(&record)?;
+    let event = |kind: &str, data: serde_json::Value| serde_json::json!({ "type": kind, "id": a.id, "data": data });
+    if a.stats {
+        println!("{}", event("stats", cg.stats()));
+        return Ok(0);
+    }
+    let mut ooms = cg.stats()["memory"]["oom_kill"].as_u64().unwrap_or(0);
+    let mut last_stats = Instant::now() - interval;
+    let mut out = std::io::stdout().lock();
+    while record.sentry.alive() {
+        let stats = cg.stats();
+        let now_ooms = stats["memory"]["oom_kill"].as_u64().unwrap_or(0);
+        if now_ooms > ooms {
+            ooms = now_ooms;
+            writeln!(out, "{}", event("oom", serde_json::Value::Null))?;
+        }
+        if last_stats.elapsed() >= interval {
+            last_stats = Instant::now();
+            writeln!(out, "{}", event("stats", stats))?;
+        }
+        out.flush()?;
+        std::thread::sleep(interval.min(Duration::from_millis(200)));
+    }
+    Ok(0)
+}
+
+pub fn update(g: &GlobalOpts, a: UpdateArgs) -> Result<i32> {
+    logging::init(g.debug_log.as_deref(), "rvisor", g.debug)?;
+    let dir = ContainerDir::open(&g.root, &a.id)?;
+    let record = dir.load()?;
+    if dir.status(&record) == ContainerStatus::Stopped {
+        bail!("container not running");
+    }
+    let mut res: serde_json::Value = match &a.resources {
+        Some(path) => {
+            let text = if path.as_os_str() == "-" {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s)?;
+                s
+            } else {
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?
+            };
+            serde_json::from_str(&text).context("parsing the resources JSON")?
+        }
+        None => serde_json::json!({}),
+    };
+    let mut set = |section: &str, key: &str, v: serde_json::Value| {
+        if !res[section].is_object() {
+            res[section] = serde_json::json!({});
+        }
+        res[section][key] = v;
+    };
+    if let Some(v) = a.memory {
+        set("memory", "limit", v.into());
+    }
+    if let Some(v) = a.memory_reservation {
+        set("memory", "reservation", v.into());
+    }
+    if let Some(v) = a.memory_swap {
+        set("memory", "swap", v.into());
+    }
+    if let Some(v) = a.cpu_share {
+        set("cpu", "shares", v.into());
+    }
+    if let Some(v) = a.cpu_period {
+        set("cpu", "period", v.into());
+    }
+    if let Some(v) = a.cpu_quota {
+        set("cpu", "quota", v.into());
+    }
+    if let Some(v) = &a.cpuset_cpus {
+        set("cpu", "cpus", v.clone().into());
+    }
+    if let Some(v) = &a.cpuset_mems {
+        set("cpu", "mems", v.clone().into());
+    }
+    if let Some(v) = a.pids_limit {
+        set("pids", "limit", v.into());
+    }
+    let resources: oci_spec::runtime::LinuxResources =
+        serde_json::from_value(res).context("invalid resources")?;
+    cgroup_of(&record)?.apply(&resources)?;
+    Ok(0)
 }

@@ -25,6 +25,10 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Ps(a) => lifecycle::ps(&g, a),
         Command::Exec(a) => lifecycle::exec(&g, a),
         Command::ExecWait(a) => lifecycle::exec_wait(&g, a),
+        Command::Pause(a) => lifecycle::pause(&g, a, true),
+        Command::Resume(a) => lifecycle::pause(&g, a, false),
+        Command::Events(a) => lifecycle::events(&g, a),
+        Command::Update(a) => lifecycle::update(&g, a),
         Command::Spec(a) => spec(a),
         Command::Features => features(),
         Command::Run(a) => run(&g, a),
@@ -119,7 +123,16 @@ fn run(g: &GlobalOpts, a: RunArgs) -> Result<i32> {
     });
     let result = std::fs::write(state_dir.join("state.json"), state.to_string())
         .context("writing state.json")
-        .and_then(|_| sandbox::run_sandbox(g, &b.rootfs, true, b.boot, &b.binds));
+        .and_then(|_| {
+            let cgroup = crate::cgroups::Cgroup::create(
+                &crate::cgroups::container_path(b.cgroups_path.as_deref(), &a.id),
+                b.resources.as_ref(),
+            )?;
+            let r =
+                sandbox::run_sandbox(g, &b.rootfs, true, b.boot, &b.binds, &cgroup.procs_files());
+            cgroup.destroy();
+            r
+        });
     let _ = std::fs::remove_dir_all(&state_dir);
     sandbox::exit_like(result?)
 }
@@ -151,7 +164,7 @@ fn do_command(g: &GlobalOpts, a: DoArgs) -> Result<i32> {
         control_fd: None,
         wait_for_start: false,
     };
-    let status = sandbox::run_sandbox(g, std::path::Path::new("/"), true, boot, &[])?;
+    let status = sandbox::run_sandbox(g, std::path::Path::new("/"), true, boot, &[], &[])?;
     sandbox::exit_like(status)
 }
 
