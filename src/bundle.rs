@@ -30,6 +30,51 @@ pub struct BindSource {
     pub mount: usize,
 }
 
+/// Capability names by bit number (linux/capability.h).
+const CAPABILITIES: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
 fn rlimit_resource(name: &str) -> Option<u32> {
     Some(match name {
         "RLIMIT_CPU" => libc::RLIMIT_CPU,
@@ -52,6 +97,77 @@ fn rlimit_resource(name: &str) -> Option<u32> {
     })
 }
 
+/// The spec's linux.seccomp as the sentry enforces it. Names the x86_64
+/// table does not know (other architectures' calls) are skipped, as runc
+/// skips calls libseccomp does not know.
+pub fn seccomp_profile(v: &serde_json::Value) -> Result<sentry::kernel::seccomp::SeccompProfile> {
+    use sentry::kernel::seccomp::{ArgCond, ArgOp, SeccompAction, SeccompProfile};
+    let default_errno = v["defaultErrnoRet"].as_i64().unwrap_or(libc::EPERM as i64) as i32;
+    let action = |a: &serde_json::Value, errno: Option<i64>| -> Result<SeccompAction> {
+        let errno = errno.map(|e| e as i32).unwrap_or(default_errno);
+        Ok(match a.as_str().unwrap_or_default() {
+            "SCMP_ACT_ALLOW" => SeccompAction::Allow,
+            "SCMP_ACT_LOG" => SeccompAction::Log,
+            "SCMP_ACT_ERRNO" => SeccompAction::Errno(errno),
+            // A tracer or notifier would decide; there is none.
+            "SCMP_ACT_TRACE" | "SCMP_ACT_NOTIFY" => SeccompAction::Errno(libc::ENOSYS),
+            "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" | "SCMP_ACT_KILL_PROCESS" => {
+                SeccompAction::Kill
+            }
+            "SCMP_ACT_TRAP" => SeccompAction::Trap,
+            other => bail!("unknown seccomp action {other:?}"),
+        })
+    };
+    let mut p = SeccompProfile {
+        default: Some(action(&v["defaultAction"], None)?),
+        ..Default::default()
+    };
+    if let Some(arches) = v["architectures"].as_array() {
+        let ours = arches.iter().any(|a| {
+            matches!(
+                a.as_str(),
+                Some("SCMP_ARCH_X86_64") | Some("SCMP_ARCH_NATIVE")
+            )
+        });
+        if !arches.is_empty() && !ours {
+            bail!("the seccomp profile does not cover x86_64");
+        }
+    }
+    for rule in v["syscalls"].as_array().cloned().unwrap_or_default() {
+        let act = action(&rule["action"], rule["errnoRet"].as_i64())?;
+        let mut conds = Vec::new();
+        for a in rule["args"].as_array().cloned().unwrap_or_default() {
+            let op = match a["op"].as_str().unwrap_or_default() {
+                "SCMP_CMP_EQ" => ArgOp::Eq,
+                "SCMP_CMP_NE" => ArgOp::Ne,
+                "SCMP_CMP_LT" => ArgOp::Lt,
+                "SCMP_CMP_LE" => ArgOp::Le,
+                "SCMP_CMP_GT" => ArgOp::Gt,
+                "SCMP_CMP_GE" => ArgOp::Ge,
+                "SCMP_CMP_MASKED_EQ" => ArgOp::MaskedEq,
+                other => bail!("unknown seccomp comparison {other:?}"),
+            };
+            let index = a["index"].as_u64().unwrap_or(u64::MAX);
+            if index > 5 {
+                bail!("seccomp argument index {index} is out of range");
+            }
+            conds.push(ArgCond {
+                index: index as usize,
+                value: a["value"].as_u64().unwrap_or(0),
+                value_two: a["valueTwo"].as_u64().unwrap_or(0),
+                op,
+            });
+        }
+        for name in rule["names"].as_array().cloned().unwrap_or_default() {
+            let Some(name) = name.as_str() else { continue };
+            if let Some(info) = syscall_tables::x86_64::by_name(name) {
+                p.add(u64::from(info.nr), act, conds.clone());
+            }
+        }
+    }
+    Ok(p)
+}
+
 /// The sentry's view of an OCI process (config.json's, or `exec
 /// --process`'s).
 pub fn process_spec(process: &oci_spec::runtime::Process) -> Result<ProcessSpec> {
@@ -69,7 +185,34 @@ pub fn process_spec(process: &oci_spec::runtime::Process) -> Result<ProcessSpec>
         let res = rlimit_resource(&name).with_context(|| format!("unknown rlimit {name}"))?;
         rlimits.push((res, r.soft(), r.hard()));
     }
+    let capabilities = match process.capabilities() {
+        Some(c) => {
+            let v = serde_json::to_value(c)?;
+            let set = |k: &str| -> Result<u64> {
+                let mut bits = 0u64;
+                for name in v[k].as_array().cloned().unwrap_or_default() {
+                    let name = name.as_str().unwrap_or_default();
+                    let bit = CAPABILITIES
+                        .iter()
+                        .position(|c| *c == name)
+                        .with_context(|| format!("unknown capability {name:?}"))?;
+                    bits |= 1 << bit;
+                }
+                Ok(bits)
+            };
+            Some([
+                set("effective")?,
+                set("permitted")?,
+                set("inheritable")?,
+                set("bounding")?,
+                set("ambient")?,
+            ])
+        }
+        None => None,
+    };
     Ok(ProcessSpec {
+        capabilities,
+        no_new_privileges: process.no_new_privileges().unwrap_or(false),
         argv,
         env: process.env().clone().unwrap_or_default(),
         cwd: process.cwd().display().to_string(),
@@ -191,10 +334,16 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
         additional_gids: proc_spec.additional_gids,
         umask: proc_spec.umask,
         rlimits: proc_spec.rlimits,
+        capabilities: proc_spec.capabilities,
+        no_new_privileges: proc_spec.no_new_privileges,
         mounts,
         gofer_fd: -1,
         control_fd: None,
         wait_for_start: false,
+        seccomp: match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+            Some(s) => Some(seccomp_profile(&serde_json::to_value(s)?)?),
+            None => None,
+        },
     };
     Ok(Bundle {
         rootfs,

@@ -646,3 +646,74 @@ fn cgroups_limit_freeze_and_oom_like_runc() {
         line_diff(&expected, &actual)
     );
 }
+
+/// The spec's seccomp profile is enforced on the application: errno
+/// rules, argument conditions and a kill, compared with runc (which has
+/// the host kernel enforce it).
+#[test]
+fn seccomp_profile_matches_runc() {
+    let Some(runc) = which("runc") else {
+        eprintln!("SKIP: runc is not installed (scripts/setup.sh installs it)");
+        return;
+    };
+    let run = |bin: PathBuf, name: &str| -> String {
+        let rt = Runtime::new(bin, name);
+        rt.set_args(&[
+            "sh",
+            "-c",
+            "mkdir /tmp/d; echo mkdir=$?; sync; echo sync=$?; \
+             rmdir /tmp/nonexistent 2>&1; echo rmdir=$?; echo done",
+        ]);
+        let cfg_path = rt.bundle.path().join("config.json");
+        let mut cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+        cfg["linux"]["seccomp"] = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [
+                { "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13 },
+                { "names": ["sync"], "action": "SCMP_ACT_KILL_PROCESS" },
+                { "names": ["rmdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 30,
+                  "args": [ { "index": 1, "value": 0, "op": "SCMP_CMP_EQ" } ] }
+            ]
+        });
+        std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+        let (_, out) = rt.run(&["run", "s1"]);
+        // runc run exits 128+N for a signalled init; rvisor run dies of N.
+        let code = out
+            .status
+            .code()
+            .or(std::os::unix::process::ExitStatusExt::signal(&out.status).map(|n| 128 + n));
+        format!("code {code:?}\n{}", stdout_str(&out))
+    };
+    let expected = run(runc, "runc");
+    let actual = run(rvisor(), "rvisor");
+    assert!(
+        expected == actual,
+        "seccomp differs from runc's:\n{}",
+        line_diff(&expected, &actual)
+    );
+}
+
+/// The spec's capability sets and noNewPrivileges, as /proc/self/status
+/// shows them, are runc's.
+#[test]
+fn capabilities_and_no_new_privs_match_runc() {
+    let Some(runc) = which("runc") else {
+        eprintln!("SKIP: runc is not installed (scripts/setup.sh installs it)");
+        return;
+    };
+    let run = |bin: PathBuf, name: &str| -> String {
+        let rt = Runtime::new(bin, name);
+        rt.set_args(&["sh", "-c", "grep -E '^(Cap|NoNewPrivs)' /proc/self/status"]);
+        let (d, out) = rt.run(&["run", "caps"]);
+        format!("{d}\n{}", stdout_str(&out))
+    };
+    let expected = run(runc, "runc");
+    let actual = run(rvisor(), "rvisor");
+    assert!(
+        expected == actual,
+        "capabilities differ from runc's:\n{}",
+        line_diff(&expected, &actual)
+    );
+}

@@ -66,6 +66,10 @@ pub struct BootConfig {
     pub umask: u32,
     /// (resource, soft, hard) overrides of the host's limits.
     pub rlimits: Vec<(u32, u64, u64)>,
+    #[serde(default)]
+    pub capabilities: Option<[u64; 5]>,
+    #[serde(default)]
+    pub no_new_privileges: bool,
     pub mounts: Vec<MountSpec>,
     /// The sentry's end of the gofer socket.
     pub gofer_fd: i32,
@@ -76,6 +80,9 @@ pub struct BootConfig {
     /// the init (`rvisor create`); otherwise run it at once.
     #[serde(default)]
     pub wait_for_start: bool,
+    /// The spec's seccomp profile, enforced on every application syscall.
+    #[serde(default)]
+    pub seccomp: Option<kernel::seccomp::SeccompProfile>,
 }
 
 #[derive(Debug, Error)]
@@ -185,6 +192,9 @@ pub fn boot(
         cpuinfo,
     );
 
+    if let Some(p) = cfg.seccomp.clone() {
+        kernel::seccomp::install(p);
+    }
     let prepared = prepare_process(k, &cfg.process(), stdio)?;
     if cfg.wait_for_start && cfg.control_fd.is_none() {
         return Err(BootError::NoControlSocket);
@@ -228,6 +238,13 @@ pub struct ProcessSpec {
     pub umask: u32,
     /// (resource, soft, hard) overrides of the host's limits.
     pub rlimits: Vec<(u32, u64, u64)>,
+    /// The spec's capability sets as bit masks (effective, permitted,
+    /// inheritable, bounding, ambient); None gives Linux's defaults for
+    /// the uid.
+    #[serde(default)]
+    pub capabilities: Option<[u64; 5]>,
+    #[serde(default)]
+    pub no_new_privileges: bool,
 }
 
 impl BootConfig {
@@ -241,6 +258,8 @@ impl BootConfig {
             additional_gids: self.additional_gids.clone(),
             umask: self.umask,
             rlimits: self.rlimits.clone(),
+            capabilities: self.capabilities,
+            no_new_privileges: self.no_new_privileges,
         }
     }
 }
@@ -295,7 +314,21 @@ pub(crate) fn prepare_process(
         egid: spec.gid,
         sgid: spec.gid,
         groups: spec.additional_gids.clone(),
-        caps: kernel::Capabilities::for_uid(spec.uid),
+        caps: match spec.capabilities {
+            Some([effective, permitted, inheritable, bounding, ambient]) => kernel::Capabilities {
+                effective,
+                permitted,
+                inheritable,
+                bounding,
+                ambient,
+                keep_caps: false,
+                no_new_privs: spec.no_new_privileges,
+            },
+            None => kernel::Capabilities {
+                no_new_privs: spec.no_new_privileges,
+                ..kernel::Capabilities::for_uid(spec.uid)
+            },
+        },
     };
     let mut rlimits = [libc::rlimit64 {
         rlim_cur: 0,

@@ -159,10 +159,13 @@ fn do_command(g: &GlobalOpts, a: DoArgs) -> Result<i32> {
         additional_gids: Vec::new(),
         umask,
         rlimits: Vec::new(),
+        capabilities: None,
+        no_new_privileges: false,
         mounts: Vec::new(),
         gofer_fd: -1,
         control_fd: None,
         wait_for_start: false,
+        seccomp: None,
     };
     let status = sandbox::run_sandbox(g, std::path::Path::new("/"), true, boot, &[], &[])?;
     sandbox::exit_like(status)

@@ -171,7 +171,8 @@ fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
                 c.caps.inheritable, c.caps.permitted, c.caps.effective, c.caps.bounding, c.caps.ambient
             );
             Ok(format!(
-                "Name:\t{name}\nUmask:\t{umask:04o}\nState:\t{state}\nTgid:\t{pid}\nPid:\t{pid}\nPPid:\t{ppid}\nUid:\t{r}\t{e}\t{s}\t{e}\nGid:\t{rg}\t{eg}\t{sg}\t{eg}\nGroups:\t{groups}\nThreads:\t{threads}\n{caps}NoNewPrivs:\t0\n",
+                "Name:\t{name}\nUmask:\t{umask:04o}\nState:\t{state}\nTgid:\t{pid}\nPid:\t{pid}\nPPid:\t{ppid}\nUid:\t{r}\t{e}\t{s}\t{e}\nGid:\t{rg}\t{eg}\t{sg}\t{eg}\nGroups:\t{groups}\nThreads:\t{threads}\n{caps}NoNewPrivs:\t{nnp}\n",
+                nnp = u8::from(c.caps.no_new_privs),
                 umask = lock(&proc.fs).umask,
                 groups = groups.join(" "),
                 pid = proc.pid,

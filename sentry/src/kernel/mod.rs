@@ -5,6 +5,7 @@
 pub mod epoll;
 pub mod fd_table;
 pub mod ipc;
+pub mod seccomp;
 pub mod sigframe;
 pub mod signals;
 pub mod task;

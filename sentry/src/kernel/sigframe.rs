@@ -97,8 +97,9 @@ fn regs_to_sigcontext(r: &Regs, b: &mut [u8]) {
 }
 
 impl Task {
-    /// Kills the process as if by `sig` (a bad frame, an unhandleable fault).
-    fn force_kill(&mut self, sig: i32) {
+    /// Kills the process as if by `sig` (a bad frame, an unhandleable
+    /// fault, a seccomp kill).
+    pub fn force_kill(&mut self, sig: i32) {
         self.exit = Some(sig);
         if lock(&self.proc.threads)
             .iter()

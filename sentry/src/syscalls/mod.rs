@@ -418,16 +418,45 @@ pub fn dispatch(t: &mut Task) {
     t.thread
         .in_syscall
         .store(true, std::sync::atomic::Ordering::Relaxed);
-    let result = match dispatch_table().get(nr as usize).copied().flatten() {
-        Some(row) => (row.handler)(t, &args),
-        None => {
-            let name = info.map(|i| i.name).unwrap_or("unknown");
-            k.log_unimplemented(nr, name);
-            match UNSUPPORTED.iter().find(|(n, _, _)| *n == nr as i64) {
-                Some((_, e, _)) => Err(*e),
-                None => Err(Errno::ENOSYS),
-            }
+    use crate::kernel::seccomp::{self, SeccompAction};
+    let verdict = seccomp::check(nr, &args);
+    let result = match verdict {
+        SeccompAction::Allow | SeccompAction::Log => None,
+        SeccompAction::Errno(e) => Some(Err(Errno::from_raw(e))),
+        SeccompAction::Kill => {
+            t.force_kill(libc::SIGSYS);
+            Some(Err(Errno::ENOSYS))
         }
+        SeccompAction::Trap => {
+            // SIGSYS with si_code SYS_SECCOMP, si_syscall and si_arch.
+            let mut info = [0u8; 128];
+            info[0..4].copy_from_slice(&libc::SIGSYS.to_le_bytes());
+            info[8..12].copy_from_slice(&1i32.to_le_bytes());
+            info[16..24].copy_from_slice(&t.regs.rip.to_le_bytes());
+            info[24..28].copy_from_slice(&(nr as i32).to_le_bytes());
+            info[28..32].copy_from_slice(&0xC000_003Eu32.to_le_bytes());
+            k.send_signal_thread(&t.proc, &t.thread, libc::SIGSYS, info);
+            Some(Err(Errno::ENOSYS))
+        }
+    };
+    if verdict == SeccompAction::Log {
+        if let Some(info) = info {
+            tracing::info!("seccomp: pid {} called {}", t.pid(), info.name);
+        }
+    }
+    let result = match result {
+        Some(r) => r,
+        None => match dispatch_table().get(nr as usize).copied().flatten() {
+            Some(row) => (row.handler)(t, &args),
+            None => {
+                let name = info.map(|i| i.name).unwrap_or("unknown");
+                k.log_unimplemented(nr, name);
+                match UNSUPPORTED.iter().find(|(n, _, _)| *n == nr as i64) {
+                    Some((_, e, _)) => Err(*e),
+                    None => Err(Errno::ENOSYS),
+                }
+            }
+        },
     };
     t.thread
         .in_syscall
