@@ -46,7 +46,7 @@ PACKAGES=(
     ca-certificates
     # The container engines the end-to-end tests drive (podman brings
     # conmon), and the tools that make a local OCI image for them.
-    podman conmon umoci skopeo containerd
+    podman conmon umoci skopeo containerd docker.io
 )
 
 missing=()
