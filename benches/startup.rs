@@ -1,0 +1,181 @@
+//! Container start-to-exit of /bin/true from an OCI bundle (busybox
+//! fixture), side by side in one run: runc, runsc (ptrace platform, no
+//! network: the only way it runs on these machines) and rvisor, each as
+//! `RUNTIME run`; and the full lifecycle (create, start, wait, delete)
+//! for runc and rvisor. Prints medians and ratios as a Markdown table.
+//!
+//!     cargo bench --bench startup [-- ITERATIONS]
+//!
+//! Needs root and the fixtures of scripts/setup.sh.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
+
+fn rvisor() -> PathBuf {
+    let exe = std::env::current_exe().expect("bench path");
+    // target/release/deps/startup-HASH -> target/release/rvisor
+    exe.parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("rvisor"))
+        .filter(|p| p.exists())
+        .expect("build rvisor first: cargo build --release")
+}
+
+fn write_bundle(dir: &Path, rootfs: &Path) {
+    let config = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false, "user": { "uid": 0, "gid": 0 },
+            "args": ["/bin/true"], "env": ["PATH=/bin"], "cwd": "/",
+            "noNewPrivileges": true
+        },
+        "root": { "path": rootfs, "readonly": false },
+        "hostname": "bench",
+        "mounts": [
+            { "destination": "/proc", "type": "proc", "source": "proc" },
+            { "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+              "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] }
+        ],
+        "linux": { "namespaces": [
+            { "type": "pid" }, { "type": "network" }, { "type": "ipc" },
+            { "type": "uts" }, { "type": "mount" }
+        ] }
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).expect("config.json");
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn time_runs(label: &str, n: usize, mut one: impl FnMut(usize) -> bool) -> Option<Duration> {
+    let mut times = Vec::new();
+    for i in 0..n + 3 {
+        let t = Instant::now();
+        if !one(i) {
+            eprintln!("{label}: run {i} failed; skipped");
+            return None;
+        }
+        if i >= 3 {
+            times.push(t.elapsed());
+        }
+    }
+    Some(median(times))
+}
+
+fn quiet(cmd: &mut Command) -> bool {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn main() {
+    let n: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(30);
+    let fixtures = std::env::var("RVISOR_FIXTURES")
+        .unwrap_or_else(|_| "/var/cache/rvisor/fixtures".into());
+    let rootfs = Path::new(&fixtures).join("busybox/rootfs");
+    assert!(rootfs.exists(), "run scripts/setup.sh first");
+    let work = std::env::temp_dir().join(format!("rvisor-bench-{}", std::process::id()));
+    let bundle = work.join("bundle");
+    std::fs::create_dir_all(&bundle).expect("bench dir");
+    write_bundle(&bundle, &rootfs);
+
+    let mut rows: Vec<(String, Duration)> = Vec::new();
+    let mut runtimes: Vec<(String, PathBuf, Vec<String>)> = Vec::new();
+    if let Some(runc) = which("runc") {
+        runtimes.push(("runc".into(), runc, vec![]));
+    }
+    if let Some(runsc) = which("runsc") {
+        runtimes.push((
+            "runsc (ptrace)".into(),
+            runsc,
+            vec!["--platform=ptrace".into(), "--network=none".into()],
+        ));
+    }
+    runtimes.push(("rvisor".into(), rvisor(), vec![]));
+    for (name, bin, flags) in &runtimes {
+        let root = work.join(format!("root-{}", rows.len()));
+        let r = time_runs(name, n, |i| {
+            quiet(
+                Command::new(bin)
+                    .arg("--root")
+                    .arg(&root)
+                    .args(flags)
+                    .args(["run", "--bundle"])
+                    .arg(&bundle)
+                    .arg(format!("b{i}")),
+            )
+        });
+        if let Some(d) = r {
+            rows.push((format!("`run` /bin/true, {name}"), d));
+        }
+    }
+    for (name, bin, flags) in runtimes.iter().filter(|r| !r.0.starts_with("runsc")) {
+        let root = work.join(format!("lc-{name}"));
+        let r = time_runs(name, n, |i| {
+            let id = format!("l{i}");
+            let cmd = |args: &[&str]| {
+                let mut c = Command::new(bin);
+                c.arg("--root").arg(&root).args(flags).args(args);
+                c
+            };
+            if !quiet(cmd(&["create", "--bundle"]).arg(&bundle).arg(&id)) {
+                return false;
+            }
+            if !quiet(&mut cmd(&["start", &id])) {
+                return false;
+            }
+            // Wait for the exit as a client polling `state` does.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let out = cmd(&["state", &id]).output();
+                let stopped = out
+                    .map(|o| String::from_utf8_lossy(&o.stdout).contains("\"stopped\""))
+                    .unwrap_or(false);
+                if stopped || Instant::now() > deadline {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            quiet(&mut cmd(&["delete", &id]))
+        });
+        if let Some(d) = r {
+            rows.push((format!("create+start+state+delete, {name}"), d));
+        }
+    }
+    let runc_run = rows
+        .iter()
+        .find(|r| r.0 == "`run` /bin/true, runc")
+        .map(|r| r.1);
+    println!("| measurement (median of {n}) | time | vs runc |\n|---|---:|---:|");
+    for (label, d) in &rows {
+        let base = if label.starts_with("create") {
+            rows.iter()
+                .find(|r| r.0 == "create+start+state+delete, runc")
+                .map(|r| r.1)
+        } else {
+            runc_run
+        };
+        let ratio = base.map_or("-".to_string(), |b| {
+            format!("{:.2}×", d.as_secs_f64() / b.as_secs_f64())
+        });
+        println!("| {label} | {:.1} ms | {ratio} |", d.as_secs_f64() * 1000.0);
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}
