@@ -87,8 +87,8 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(30);
-    let fixtures = std::env::var("RVISOR_FIXTURES")
-        .unwrap_or_else(|_| "/var/cache/rvisor/fixtures".into());
+    let fixtures =
+        std::env::var("RVISOR_FIXTURES").unwrap_or_else(|_| "/var/cache/rvisor/fixtures".into());
     let rootfs = Path::new(&fixtures).join("busybox/rootfs");
     assert!(rootfs.exists(), "run scripts/setup.sh first");
     let work = std::env::temp_dir().join(format!("rvisor-bench-{}", std::process::id()));

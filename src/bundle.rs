@@ -16,6 +16,8 @@ pub struct Bundle {
     pub terminal: bool,
     pub annotations: std::collections::BTreeMap<String, String>,
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// process.oomScoreAdj, for the sandbox's host processes.
+    pub oom_score_adj: Option<i32>,
     /// linux.cgroupsPath and linux.resources.
     pub cgroups_path: Option<PathBuf>,
     pub resources: Option<oci_spec::runtime::LinuxResources>,
@@ -358,6 +360,7 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
             .into_iter()
             .collect(),
         hooks: spec.hooks().clone(),
+        oom_score_adj: process.oom_score_adj(),
         cgroups_path: spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()),
         resources: spec.linux().as_ref().and_then(|l| l.resources().clone()),
     })

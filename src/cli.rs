@@ -88,6 +88,9 @@ pub enum Command {
     Events(EventsArgs),
     /// Change a container's resource limits.
     Update(UpdateArgs),
+    /// Wait for a container to stop; exit with its init's exit code
+    /// (128+N for a signal N).
+    Wait(IdArg),
     /// (internal) Wait for an exec'd process and exit as it did.
     #[command(hide = true)]
     ExecWait(ExecWaitArgs),
@@ -342,6 +345,9 @@ pub struct BootArgs {
     /// Detached sandboxes: where to report "ready" or why boot failed.
     #[arg(long)]
     pub ready_fd: Option<i32>,
+    /// Detached sandboxes: a file to write the init's wait status to.
+    #[arg(long)]
+    pub exit_fd: Option<i32>,
 }
 
 #[derive(Args, Debug)]

@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 
 /// The record's file name in the state directory.
 const RECORD: &str = "container.json";
+/// Where the sentry writes the init's wait status as it ends.
+pub const EXIT_STATUS: &str = "exit-status";
 /// The control socket's name in the state directory.
 pub const CONTROL_SOCKET: &str = "control.sock";
 /// How long a command waits for a sentry to answer.
@@ -220,6 +222,15 @@ impl ContainerDir {
             // it as running so `delete` asks for --force.
             _ => ContainerStatus::Running,
         }
+    }
+
+    /// The init's wait status, once the sandbox has ended.
+    pub fn exit_status(&self) -> Option<i32> {
+        std::fs::read_to_string(self.path.join(EXIT_STATUS))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// Removes the state directory (the lock goes with it).

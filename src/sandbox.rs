@@ -151,6 +151,8 @@ pub enum Launch {
         stdio: Option<OwnedFd>,
         /// Gets "ready", or "error: ..." if boot fails.
         ready: OwnedFd,
+        /// Gets the init's wait status when the sentry ends (for `wait`).
+        exit_file: OwnedFd,
     },
 }
 
@@ -238,14 +240,22 @@ pub fn start_sandbox(
     } else {
         (None, None)
     };
-    let (control, stdio, ready) = match launch {
-        Launch::Foreground => (None, None, None),
+    let (control, stdio, ready, exit_file) = match launch {
+        Launch::Foreground => (None, None, None, None),
         Launch::Detached {
             listener,
             stdio,
             ready,
-        } => (Some(high_fd(&listener)?), stdio, Some(high_fd(&ready)?)),
+            exit_file,
+        } => (
+            Some(high_fd(&listener)?),
+            stdio,
+            Some(high_fd(&ready)?),
+            Some(high_fd(&exit_file)?),
+        ),
     };
+    let exit_raw = exit_file.as_ref().map(|f| f.as_raw_fd());
+    let exit_target = FIRST_BIND_FD + binds.len() as RawFd;
     let ready_raw = ready.as_ref().map(|f| f.as_raw_fd());
     let control_raw = control.as_ref().map(|f| f.as_raw_fd());
     let status_raw = status_w.as_ref().map(|f| f.as_raw_fd());
@@ -265,6 +275,9 @@ pub fn start_sandbox(
     }
     if ready_raw.is_some() {
         sentry_cmd.arg("--ready-fd").arg("4");
+    }
+    if exit_raw.is_some() {
+        sentry_cmd.arg("--exit-fd").arg(exit_target.to_string());
     }
     if let Some(tty) = &stdio {
         sentry_cmd
@@ -287,6 +300,9 @@ pub fn start_sandbox(
             }
             for (i, fd) in bind_raw.iter().enumerate() {
                 place_fd(*fd, FIRST_BIND_FD + i as RawFd)?;
+            }
+            if let Some(fd) = exit_raw {
+                place_fd(fd, exit_target)?;
             }
             let ns = CloneFlags::CLONE_NEWNS
                 | CloneFlags::CLONE_NEWIPC
@@ -315,6 +331,7 @@ pub fn start_sandbox(
     drop(status_w);
     drop(control);
     drop(ready);
+    drop(exit_file);
     match spawned {
         Ok(sentry) => Ok(Sandbox {
             sentry,

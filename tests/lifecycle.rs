@@ -717,3 +717,26 @@ fn capabilities_and_no_new_privs_match_runc() {
         line_diff(&expected, &actual)
     );
 }
+
+/// `wait` exits with the init's exit code (128+N for a signal), the same
+/// code a subreaper reads from the sandbox's pid.
+#[test]
+fn wait_exits_like_the_container() {
+    become_subreaper();
+    let rt = Runtime::new(rvisor(), "rvisor-wait");
+    let mut t = Vec::new();
+    rt.set_args(&["sh", "-c", "sleep 0.2; exit 6"]);
+    let pid = rt.create(&mut t, "w1").expect("create");
+    rt.step(&mut t, &["start", "w1"]);
+    let (_, out) = rt.run(&["wait", "w1"]);
+    assert_eq!(reap(pid), "container exit code 6");
+    assert_eq!(out.status.code(), Some(6), "{t:?}");
+    rt.step(&mut t, &["delete", "w1"]);
+    let pid = rt.create(&mut t, "w2").expect("create");
+    rt.step(&mut t, &["kill", "w2", "KILL"]);
+    let (_, out) = rt.run(&["wait", "w2"]);
+    assert_eq!(reap(pid), "container exit code 137");
+    assert_eq!(out.status.code(), Some(137));
+    rt.step(&mut t, &["delete", "w2"]);
+    assert!(t.iter().all(|l| l.ends_with(": ok")), "{t:?}");
+}

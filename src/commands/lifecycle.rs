@@ -73,6 +73,8 @@ fn create_in(
     let process = b.boot.process();
     let (ready_r, ready_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("creating the ready pipe")?;
+    let exit_file = std::fs::File::create(dir.path.join(container::EXIT_STATUS))
+        .context("creating the exit status file")?;
     let cgroup = Cgroup::create(
         &cgroups::container_path(b.cgroups_path.as_deref(), &a.id),
         b.resources.as_ref(),
@@ -87,6 +89,7 @@ fn create_in(
             listener: OwnedFd::from(listener),
             stdio,
             ready: ready_w,
+            exit_file: exit_file.into(),
         },
         &cgroup.procs_files(),
     ) {
@@ -116,8 +119,18 @@ fn create_in(
         process,
         cgroup: Some(cgroup.clone()),
     };
+    let oom_score_adj = b.oom_score_adj;
     let started = (|| -> Result<()> {
         wait_ready(ready_r)?;
+        if let Some(adj) = oom_score_adj {
+            // The whole sandbox is the container for the OOM killer.
+            for p in std::iter::once(&record.sentry).chain(record.gofers.iter()) {
+                std::fs::write(format!("/proc/{}/oom_score_adj", p.pid), adj.to_string())
+                    .with_context(|| {
+                        format!("setting oomScoreAdj {adj} (lowering it needs CAP_SYS_RESOURCE)")
+                    })?;
+            }
+        }
         dir.save(&record)?;
         if let Some(pid_file) = &a.pid_file {
             write_pid_file(pid_file, record.sentry.pid)?;
@@ -749,4 +762,24 @@ pub fn update(g: &GlobalOpts, a: UpdateArgs) -> Result<i32> {
         serde_json::from_value(res).context("invalid resources")?;
     cgroup_of(&record)?.apply(&resources)?;
     Ok(0)
+}
+
+pub fn wait(g: &GlobalOpts, a: IdArg) -> Result<i32> {
+    let (record, dir) = {
+        let dir = ContainerDir::open(&g.root, &a.id)?;
+        (dir.load()?, dir.unlock()?)
+    };
+    drop(dir);
+    while record.sentry.alive() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let dir = ContainerDir::open(&g.root, &a.id)?;
+    let status = dir
+        .exit_status()
+        .ok_or_else(|| anyhow!("the sandbox ended without reporting an exit status"))?;
+    Ok(if status & 0x7f == 0 {
+        (status >> 8) & 0xff
+    } else {
+        128 + (status & 0x7f)
+    })
 }

@@ -29,6 +29,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Resume(a) => lifecycle::pause(&g, a, false),
         Command::Events(a) => lifecycle::events(&g, a),
         Command::Update(a) => lifecycle::update(&g, a),
+        Command::Wait(a) => lifecycle::wait(&g, a),
         Command::Spec(a) => spec(a),
         Command::Features => features(),
         Command::Run(a) => run(&g, a),
@@ -258,6 +259,10 @@ fn boot(g: &GlobalOpts, a: BootArgs) -> Result<i32> {
             (127 & 0xff) << 8
         }
     };
+    if let Some(fd) = a.exit_fd {
+        let mut f = std::fs::File::from(sandbox::owned_fd(fd)?);
+        let _ = f.write_all(status.to_string().as_bytes());
+    }
     match status_pipe {
         Some(p) => {
             let mut f = std::fs::File::from(p);
