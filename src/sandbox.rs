@@ -287,6 +287,7 @@ pub fn start_sandbox(
     }
     let sentry_fd = sentry_end.as_raw_fd();
     let sentry_cgroups = cgroup_procs.to_vec();
+    let has_tty = stdio.is_some();
     // SAFETY: as above.
     unsafe {
         sentry_cmd.pre_exec(move || {
@@ -319,8 +320,13 @@ pub fn start_sandbox(
                 );
             } else {
                 // Detached: a session of its own, so the client's terminal
-                // signals and hangups do not reach it.
+                // signals and hangups do not reach it. With a terminal of
+                // its own (the console), the sentry leads that terminal's
+                // session and forwards its signals to the sandbox.
                 libc::setsid();
+                if has_tty {
+                    libc::ioctl(0, libc::TIOCSCTTY, 0);
+                }
             }
             Ok(())
         });

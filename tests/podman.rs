@@ -260,6 +260,28 @@ fn transcript(p: &Podman, rt: &Path) -> String {
         .filter(|l| l.starts_with("got") || l.contains("tty"))
         .collect();
     t.push(format!("run -it: code {:?} {seen:?}", out.status.code()));
+
+    // Ctrl-C at the client's terminal reaches the container's foreground
+    // process (a trap in the shell).
+    let script = repo_root().join("tests/scripts/terminal_ctrl_c.py");
+    let mut words = p.base_args(Some(rt));
+    words.extend(["run", "-it", "--rm", "--network=none"].map(String::from));
+    words.extend(U.map(String::from));
+    words.extend(
+        [
+            IMAGE,
+            "sh",
+            "-c",
+            "trap 'echo got INT' INT; echo ready; read x; echo done; exit 6",
+        ]
+        .map(String::from),
+    );
+    let mut cmd = Command::new("python3");
+    cmd.arg(&script).args(&words);
+    t.push(format!(
+        "Ctrl-C: {}",
+        stdout_str(&run_with_timeout(&mut cmd, Duration::from_secs(120))).trim()
+    ));
     t.join("\n")
 }
 

@@ -125,6 +125,14 @@ pub fn boot(
     if cfg.argv.is_empty() {
         return Err(BootError::NoCommand);
     }
+    // A detached sandbox with a terminal is the session leader of that
+    // terminal: its signals come to the sentry, to be forwarded. Block them
+    // before any thread starts so every thread inherits the mask.
+    // SAFETY: isatty only inspects our own fd 0.
+    let host_tty = cfg.wait_for_start && unsafe { libc::isatty(0) } == 1;
+    if host_tty {
+        block_terminal_signals();
+    }
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     mm::init_vdso_layout(&std::fs::read_to_string("/proc/self/maps").unwrap_or_default());
     // The sentry holds host fds for the application's pipes, sockets and
@@ -194,6 +202,9 @@ pub fn boot(
 
     if let Some(p) = cfg.seccomp.clone() {
         kernel::seccomp::install(p);
+    }
+    if host_tty {
+        host_tty_signals();
     }
     let prepared = prepare_process(k, &cfg.process(), stdio)?;
     if cfg.wait_for_start && cfg.control_fd.is_none() {
@@ -378,6 +389,57 @@ pub(crate) fn prepare_process(
         argv,
         envp,
     })
+}
+
+/// The host terminal's job-control signals.
+const TERMINAL_SIGNALS: [i32; 5] = [
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGTSTP,
+    libc::SIGWINCH,
+    libc::SIGHUP,
+];
+
+fn terminal_sigset() -> nix::sys::signal::SigSet {
+    let mut set = nix::sys::signal::SigSet::empty();
+    for s in TERMINAL_SIGNALS {
+        if let Ok(sig) = nix::sys::signal::Signal::try_from(s) {
+            set.add(sig);
+        }
+    }
+    set
+}
+
+fn block_terminal_signals() {
+    if let Err(e) = terminal_sigset().thread_block() {
+        tracing::warn!("blocking terminal signals: {e}");
+    }
+}
+
+/// Forwards what the host terminal sends the sentry (^C, ^\, ^Z, window
+/// changes, hangup) to the sandbox's foreground process group of that
+/// terminal, as the kernel's line discipline would.
+fn host_tty_signals() {
+    let spawned = std::thread::Builder::new()
+        .name("host-tty-signals".into())
+        .spawn(|| {
+            let set = terminal_sigset();
+            loop {
+                match set.wait() {
+                    Ok(sig) => {
+                        let k = kernel::kernel();
+                        k.signal_process_group(k.host_tty_foreground(), sig as i32);
+                    }
+                    Err(e) => {
+                        tracing::warn!("waiting for terminal signals: {e}");
+                        return;
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("starting the terminal signal thread: {e}");
+    }
 }
 
 /// Creates a missing cwd (mode 0755, owned by root), as runc does; in

@@ -498,6 +498,8 @@ pub struct Kernel {
     pub strace: Option<Mutex<Box<dyn Write + Send>>>,
     logged_unimplemented: Mutex<HashSet<u64>>,
     pub cpu_count: usize,
+    /// See [`Kernel::host_tty_foreground`]; 0 until set.
+    pub host_tty_pgrp: std::sync::atomic::AtomicI32,
     next_cpu: AtomicUsize,
     pub boot: Instant,
     /// Host text served as /proc/cpuinfo (read before confinement).
@@ -573,6 +575,7 @@ impl Kernel {
             cpu_count: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
+            host_tty_pgrp: std::sync::atomic::AtomicI32::new(0),
             next_cpu: AtomicUsize::new(0),
             boot: Instant::now(),
             cpuinfo,
@@ -822,9 +825,6 @@ impl Kernel {
         self.send_signal(&parent, libc::SIGCHLD, info);
     }
 
-    /// Makes a thread notice a pending signal: its stub thread is stopped
-    /// (the tracer sees a stray stop and delivers), and its sentry thread is
-    /// interrupted if it is blocked in a host call or a wait.
     /// Sends `sig` from the kernel (SI_KERNEL) to every live process of
     /// process group `pgid` (terminal signals: ^C, ^Z, SIGWINCH, hangup).
     pub fn signal_process_group(&self, pgid: i32, sig: i32) {
@@ -839,6 +839,26 @@ impl Kernel {
         }
     }
 
+    /// The foreground process group of the host terminal the container
+    /// was given (`process.terminal`): what TIOCSPGRP on it last set, else
+    /// the init's group.
+    pub fn host_tty_foreground(&self) -> i32 {
+        let pg = self.host_tty_pgrp.load(Ordering::Relaxed);
+        let alive = pg > 0
+            && lock(&self.tree)
+                .procs
+                .values()
+                .any(|e| e.pgid == pg && e.zombie.is_none());
+        if alive {
+            pg
+        } else {
+            1
+        }
+    }
+
+    /// Makes a thread notice a pending signal: its stub thread is stopped
+    /// (the tracer sees a stray stop and delivers), and its sentry thread is
+    /// interrupted if it is blocked in a host call or a wait.
     pub fn kick(&self, proc: &Arc<Process>, target: &Arc<Thread>) {
         if current_thread()
             .map(|c| Arc::ptr_eq(&c, target))

@@ -2,6 +2,7 @@
 //! getdents64.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use nix::errno::Errno;
@@ -538,17 +539,37 @@ pub fn ioctl(t: &mut Task, a: &[u64; 6]) -> SysResult {
             }
             Ok(0)
         }
+        // The host terminal's foreground group is the sandbox's to keep:
+        // the host only knows the sentry, which forwards the terminal's
+        // signals to this group (see `host_tty_signals` in lib.rs).
         TIOCGPGRP => {
-            let pgid = lock(&kernel().tree)
-                .procs
-                .get(&t.pid())
-                .map(|e| e.pgid)
-                .unwrap_or(t.pid());
+            let k = kernel();
+            let pgid = if k.host_tty_pgrp.load(Ordering::Relaxed) > 0 {
+                k.host_tty_foreground()
+            } else {
+                lock(&k.tree)
+                    .procs
+                    .get(&t.pid())
+                    .map(|e| e.pgid)
+                    .unwrap_or(t.pid())
+            };
             t.write_obj(arg, &pgid)?;
             Ok(0)
         }
         TIOCSPGRP => {
-            let _: i32 = t.read_obj(arg)?;
+            let pg: i32 = t.read_obj(arg)?;
+            let k = kernel();
+            let exists = lock(&k.tree)
+                .procs
+                .values()
+                .any(|e| e.pgid == pg && e.zombie.is_none());
+            if pg <= 0 {
+                return Err(Errno::EINVAL);
+            }
+            if !exists {
+                return Err(Errno::EPERM);
+            }
+            k.host_tty_pgrp.store(pg, Ordering::Relaxed);
             Ok(0)
         }
         _ => Err(Errno::ENOTTY),
