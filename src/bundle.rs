@@ -342,6 +342,7 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
         gofer_fd: -1,
         control_fd: None,
         wait_for_start: false,
+        preserved_fds: Vec::new(),
         seccomp: match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
             Some(s) => Some(seccomp_profile(&serde_json::to_value(s)?)?),
             None => None,

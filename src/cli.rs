@@ -132,7 +132,8 @@ pub struct CreateArgs {
     /// Accepted for runc compatibility; the sandbox has its own keyrings.
     #[arg(long)]
     pub no_new_keyring: bool,
-    /// Pass this many fds beyond stdio (3, 4, ...) to the container init.
+    /// Pass this many fds beyond stdio (3, 4, ...) to the container init
+    /// (pipes and files; host sockets need the network issue).
     #[arg(long, default_value_t = 0)]
     pub preserve_fds: u32,
     /// Container id.
@@ -181,7 +182,7 @@ pub struct ExecArgs {
     /// Accepted for runc compatibility and ignored.
     #[arg(long)]
     pub apparmor: Option<String>,
-    /// Pass this many fds beyond stdio (not supported yet; warned).
+    /// Pass this many fds beyond stdio (3, 4, ...) to the process.
     #[arg(long, default_value_t = 0)]
     pub preserve_fds: u32,
     /// Container id.

@@ -153,6 +153,8 @@ pub enum Launch {
         ready: OwnedFd,
         /// Gets the init's wait status when the sentry ends (for `wait`).
         exit_file: OwnedFd,
+        /// `--preserve-fds`: become the init's fds 3, 4, ...
+        preserved: Vec<OwnedFd>,
     },
 }
 
@@ -240,20 +242,27 @@ pub fn start_sandbox(
     } else {
         (None, None)
     };
-    let (control, stdio, ready, exit_file) = match launch {
-        Launch::Foreground => (None, None, None, None),
+    let (control, stdio, ready, exit_file, preserved) = match launch {
+        Launch::Foreground => (None, None, None, None, Vec::new()),
         Launch::Detached {
             listener,
             stdio,
             ready,
             exit_file,
+            preserved,
         } => (
             Some(high_fd(&listener)?),
             stdio,
             Some(high_fd(&ready)?),
             Some(high_fd(&exit_file)?),
+            preserved.iter().map(high_fd).collect::<Result<Vec<_>>>()?,
         ),
     };
+    let preserved_raw: Vec<RawFd> = preserved.iter().map(|f| f.as_raw_fd()).collect();
+    let preserved_base = FIRST_BIND_FD + binds.len() as RawFd + 1;
+    boot.preserved_fds = (0..preserved_raw.len() as RawFd)
+        .map(|i| preserved_base + i)
+        .collect();
     let exit_raw = exit_file.as_ref().map(|f| f.as_raw_fd());
     let exit_target = FIRST_BIND_FD + binds.len() as RawFd;
     let ready_raw = ready.as_ref().map(|f| f.as_raw_fd());
@@ -305,6 +314,9 @@ pub fn start_sandbox(
             if let Some(fd) = exit_raw {
                 place_fd(fd, exit_target)?;
             }
+            for (i, fd) in preserved_raw.iter().enumerate() {
+                place_fd(*fd, preserved_base + i as RawFd)?;
+            }
             let ns = CloneFlags::CLONE_NEWNS
                 | CloneFlags::CLONE_NEWIPC
                 | CloneFlags::CLONE_NEWUTS
@@ -338,6 +350,7 @@ pub fn start_sandbox(
     drop(control);
     drop(ready);
     drop(exit_file);
+    drop(preserved);
     match spawned {
         Ok(sentry) => Ok(Sandbox {
             sentry,

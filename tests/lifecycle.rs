@@ -740,3 +740,65 @@ fn wait_exits_like_the_container() {
     rt.step(&mut t, &["delete", "w2"]);
     assert!(t.iter().all(|l| l.ends_with(": ok")), "{t:?}");
 }
+
+/// `--preserve-fds`: the client's fds 3 and 4 become the init's 3 and 4.
+#[test]
+fn preserve_fds_like_runc() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let Some(runc) = which("runc") else {
+        eprintln!("SKIP: runc is not installed (scripts/setup.sh installs it)");
+        return;
+    };
+    become_subreaper();
+    let run = |bin: PathBuf, name: &str| -> String {
+        let rt = Runtime::new(bin, name);
+        rt.set_args(&["sh", "-c", "echo written-to-3 >&3; cat <&4; exit 2"]);
+        let out_path = rt.work.path().join("fd3");
+        let in_path = rt.work.path().join("fd4");
+        std::fs::write(&in_path, "read-from-4\n").unwrap();
+        let out = std::fs::File::create(&out_path).unwrap();
+        let inp = std::fs::File::open(&in_path).unwrap();
+        let (o, i) = (out.as_raw_fd(), inp.as_raw_fd());
+        let pid_file = rt.work.path().join("pid");
+        let mut c = rt.cmd(&["create", "--preserve-fds", "2", "--pid-file"]);
+        c.arg(&pid_file)
+            .arg("p1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(rt.work.path().join("err")).unwrap());
+        // SAFETY: dup2 between fork and exec, on fds we own.
+        unsafe {
+            c.pre_exec(move || {
+                // Out of the way first: either may already be 3 or 4.
+                let (o, i) = (
+                    libc::fcntl(o, libc::F_DUPFD, 100),
+                    libc::fcntl(i, libc::F_DUPFD, 100),
+                );
+                if o < 0 || i < 0 || libc::dup2(o, 3) < 0 || libc::dup2(i, 4) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let st = c.status().expect("create");
+        let mut t = vec![format!("create: {st}")];
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        rt.step(&mut t, &["start", "p1"]);
+        t.push(reap(pid));
+        rt.step(&mut t, &["delete", "p1"]);
+        t.push(std::fs::read_to_string(&out_path).unwrap_or_default());
+        t.push(std::fs::read_to_string(rt.work.path().join("err")).unwrap_or_default());
+        t.join("\n")
+    };
+    let expected = run(runc, "runc");
+    let actual = run(rvisor(), "rvisor");
+    assert!(
+        expected == actual,
+        "--preserve-fds differs from runc:\n{}",
+        line_diff(&expected, &actual)
+    );
+}

@@ -35,8 +35,8 @@ pub enum ControlRequest {
     /// The sandbox's processes, for `rvisor ps`.
     Processes,
     /// Start another process in the sandbox (`rvisor exec`). The message
-    /// carries three fds (SCM_RIGHTS) that become its stdin, stdout and
-    /// stderr.
+    /// carries fds (SCM_RIGHTS) that become its fds 0, 1, 2 (stdio) and 3,
+    /// 4, ... (`--preserve-fds`).
     Exec { process: crate::ProcessSpec },
     /// Wait for an exec'd process to exit.
     Wait { pid: i32 },
@@ -139,14 +139,15 @@ pub fn send_with_fds<T: Serialize>(
     Ok(())
 }
 
-/// Reads one request and any fds that came with it (at most 3).
+/// Reads one request and any fds that came with it (stdio and up to 64
+/// preserved fds).
 fn recv_with_fds<T: DeserializeOwned>(
     s: &mut UnixStream,
 ) -> Result<(T, Vec<OwnedFd>), ControlError> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     use std::os::fd::AsRawFd;
     let mut len = [0u8; 4];
-    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 3]);
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 67]);
     let (got, fds) = {
         let mut iov = [std::io::IoSliceMut::new(&mut len)];
         let msg = recvmsg::<()>(
@@ -344,7 +345,9 @@ fn handle(req: ControlRequest, fds: Vec<OwnedFd>, gate: &StartGate) -> ControlRe
 
 fn exec(spec: &crate::ProcessSpec, fds: Vec<OwnedFd>) -> ControlReply {
     let mut stdio: Vec<Option<OwnedFd>> = fds.into_iter().map(Some).collect();
-    stdio.resize_with(3, || None);
+    if stdio.len() < 3 {
+        stdio.resize_with(3, || None);
+    }
     let p = match crate::prepare_process(kernel(), spec, stdio) {
         Ok(p) => p,
         Err(e) => return ControlReply::Error(e.to_string()),

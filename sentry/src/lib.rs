@@ -83,6 +83,9 @@ pub struct BootConfig {
     /// The spec's seccomp profile, enforced on every application syscall.
     #[serde(default)]
     pub seccomp: Option<kernel::seccomp::SeccompProfile>,
+    /// `--preserve-fds`: sentry fds that become the init's fds 3, 4, ...
+    #[serde(default)]
+    pub preserved_fds: Vec<i32>,
 }
 
 #[derive(Debug, Error)]
@@ -188,7 +191,13 @@ pub fn boot(
         };
         vfs.mount(m.destination.as_bytes(), fs);
     }
-    let stdio = take_stdio();
+    let mut stdio = take_stdio();
+    for &fd in &cfg.preserved_fds {
+        // SAFETY: the CLI handed us these fds for the init alone; one that
+        // is not open is skipped.
+        let open = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_ok();
+        stdio.push(open.then(|| unsafe { OwnedFd::from_raw_fd(fd) }));
+    }
     confine()?;
     let k = Kernel::install(
         vfs,

@@ -28,9 +28,8 @@ const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn create(g: &GlobalOpts, a: CreateArgs) -> Result<i32> {
     logging::init(g.debug_log.as_deref(), "rvisor", g.debug)?;
     container::validate_id(&a.id)?;
-    if a.preserve_fds > 0 {
-        tracing::warn!("--preserve-fds is not supported yet; the extra fds are not passed");
-    }
+    // Take the preserved fds before anything else opens a file.
+    let preserved = take_preserved_fds(a.preserve_fds)?;
     let bundle_dir = a
         .bundle
         .canonicalize()
@@ -47,7 +46,7 @@ pub fn create(g: &GlobalOpts, a: CreateArgs) -> Result<i32> {
         (false, None) => None,
     };
     let dir = ContainerDir::create(&g.root, &a.id)?;
-    match create_in(g, &a, &dir, &bundle_dir, b, console.as_deref()) {
+    match create_in(g, &a, &dir, &bundle_dir, b, console.as_deref(), preserved) {
         Ok(()) => Ok(0),
         Err(e) => {
             let _ = dir.remove();
@@ -63,6 +62,7 @@ fn create_in(
     bundle_dir: &Path,
     b: bundle::Bundle,
     console: Option<&Path>,
+    preserved: Vec<OwnedFd>,
 ) -> Result<()> {
     let listener = UnixListener::bind(dir.short_path(container::CONTROL_SOCKET))
         .context("creating the control socket")?;
@@ -90,6 +90,7 @@ fn create_in(
             stdio,
             ready: ready_w,
             exit_file: exit_file.into(),
+            preserved,
         },
         &cgroup.procs_files(),
     ) {
@@ -168,6 +169,29 @@ fn create_in(
     // parent's subreaper (conmon, the containerd shim) or to init.
     Ok(())
 }
+
+/// `--preserve-fds N`: our fds 3..3+N, moved out of the way (and the
+/// originals made close-on-exec, so gofers and hooks do not inherit them).
+fn take_preserved_fds(n: u32) -> Result<Vec<OwnedFd>> {
+    if n > MAX_PRESERVED_FDS {
+        bail!("--preserve-fds {n}: at most {MAX_PRESERVED_FDS}");
+    }
+    let mut v = Vec::new();
+    for fd in 3..3 + n as i32 {
+        let dup = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
+            .with_context(|| format!("--preserve-fds: fd {fd} is not open"))?;
+        let _ = nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
+        // SAFETY: F_DUPFD_CLOEXEC made this fd for us alone.
+        v.push(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(dup) });
+    }
+    Ok(v)
+}
+
+/// The most fds `--preserve-fds` passes (they travel with exec's request).
+const MAX_PRESERVED_FDS: u32 = 64;
 
 /// Waits for the sentry's "ready" (or its boot error).
 fn wait_ready(r: OwnedFd) -> Result<()> {
@@ -530,12 +554,7 @@ fn exec_process(a: &ExecArgs, record: &Record) -> Result<(ProcessSpec, bool)> {
 
 pub fn exec(g: &GlobalOpts, a: ExecArgs) -> Result<i32> {
     logging::init(g.debug_log.as_deref(), "rvisor", g.debug)?;
-    if a.preserve_fds > 0 {
-        logging::warn(
-            g,
-            "--preserve-fds is not supported yet; the extra fds are not passed",
-        );
-    }
+    let preserved = take_preserved_fds(a.preserve_fds)?;
     let dir = ContainerDir::open(&g.root, &a.id)?;
     let record = dir.load()?;
     match dir.status(&record) {
@@ -566,6 +585,7 @@ pub fn exec(g: &GlobalOpts, a: ExecArgs) -> Result<i32> {
         };
         stdio.push(f);
     }
+    stdio.extend(preserved);
     let raw: Vec<_> = stdio.iter().map(|f| f.as_raw_fd()).collect();
     let pid = match dir.request_with_fds(&ControlRequest::Exec { process }, &raw)? {
         ControlReply::Exec { pid } => pid,

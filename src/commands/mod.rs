@@ -167,6 +167,7 @@ fn do_command(g: &GlobalOpts, a: DoArgs) -> Result<i32> {
         control_fd: None,
         wait_for_start: false,
         seccomp: None,
+        preserved_fds: Vec::new(),
     };
     let status = sandbox::run_sandbox(g, std::path::Path::new("/"), true, boot, &[], &[])?;
     sandbox::exit_like(status)
