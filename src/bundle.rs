@@ -170,6 +170,51 @@ pub fn seccomp_profile(v: &serde_json::Value) -> Result<sentry::kernel::seccomp:
     Ok(p)
 }
 
+/// The spec's startContainer hooks, which run inside the sandbox: the
+/// hook's path and args, its env (or the container's PATH), as root in /.
+fn start_hooks(
+    hooks: Option<&oci_spec::runtime::Hooks>,
+    container_env: &[String],
+) -> Result<Vec<sentry::StartHook>> {
+    let Some(list) = hooks.and_then(|h| h.start_container().clone()) else {
+        return Ok(Vec::new());
+    };
+    Ok(list
+        .iter()
+        .map(|h| {
+            let path = h.path().display().to_string();
+            let argv = h
+                .args()
+                .clone()
+                .filter(|a| !a.is_empty())
+                .unwrap_or_else(|| vec![path.clone()]);
+            let env = h.env().clone().unwrap_or_else(|| {
+                container_env
+                    .iter()
+                    .filter(|e| e.starts_with("PATH="))
+                    .cloned()
+                    .collect()
+            });
+            sentry::StartHook {
+                process: ProcessSpec {
+                    argv,
+                    env,
+                    cwd: "/".into(),
+                    uid: 0,
+                    gid: 0,
+                    additional_gids: Vec::new(),
+                    umask: 0o022,
+                    rlimits: Vec::new(),
+                    capabilities: None,
+                    no_new_privileges: false,
+                    path: Some(path),
+                },
+                timeout_secs: h.timeout().and_then(|t| u64::try_from(t).ok()),
+            }
+        })
+        .collect())
+}
+
 /// The sentry's view of an OCI process (config.json's, or `exec
 /// --process`'s).
 pub fn process_spec(process: &oci_spec::runtime::Process) -> Result<ProcessSpec> {
@@ -215,6 +260,7 @@ pub fn process_spec(process: &oci_spec::runtime::Process) -> Result<ProcessSpec>
     Ok(ProcessSpec {
         capabilities,
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
+        path: None,
         argv,
         env: process.env().clone().unwrap_or_default(),
         cwd: process.cwd().display().to_string(),
@@ -326,6 +372,7 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
             });
         }
     }
+    let proc_env = proc_spec.env.clone();
     let boot = BootConfig {
         argv: proc_spec.argv,
         env: proc_spec.env,
@@ -343,6 +390,7 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
         control_fd: None,
         wait_for_start: false,
         preserved_fds: Vec::new(),
+        start_hooks: start_hooks(spec.hooks().as_ref(), &proc_env)?,
         seccomp: match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
             Some(s) => Some(seccomp_profile(&serde_json::to_value(s)?)?),
             None => None,

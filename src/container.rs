@@ -179,6 +179,15 @@ impl ContainerDir {
         self.request_with_fds(req, &[])
     }
 
+    /// A request that may take long (`start` runs startContainer hooks,
+    /// each bounded by its own timeout).
+    pub fn request_unbounded(&self, req: &ControlRequest) -> Result<ControlReply> {
+        let mut s = self.connect()?;
+        s.set_write_timeout(Some(CONTROL_TIMEOUT))?;
+        sentry::control::send_with_fds(&mut s, req, &[])?;
+        Ok(sentry::control::read_message(&mut s)?)
+    }
+
     /// One request with fds attached (exec's stdio).
     pub fn request_with_fds(
         &self,

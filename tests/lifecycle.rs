@@ -802,3 +802,44 @@ fn preserve_fds_like_runc() {
         line_diff(&expected, &actual)
     );
 }
+
+/// startContainer hooks run inside the container, before its init, with
+/// the state on stdin; a failing one fails `start` and ends the container.
+/// (Not compared with runc: its hook would write into the shared fixture.)
+#[test]
+fn start_container_hooks_run_inside_before_the_init() {
+    become_subreaper();
+    let rt = Runtime::new(rvisor(), "rvisor-sc");
+    let cfg_path = rt.bundle.path().join("config.json");
+    let configure = |hook_script: &str| {
+        rt.set_args(&["sh", "-c", "cat /tmp/hook-state; echo; echo init ran"]);
+        let mut cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+        cfg["hooks"] = serde_json::json!({
+            "startContainer": [{ "path": "/bin/sh", "args": ["sh", "-c", hook_script], "timeout": 10 }]
+        });
+        std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    };
+    let mut t = Vec::new();
+    configure("cat > /tmp/hook-state");
+    let pid = rt.create(&mut t, "s1").expect("create");
+    rt.step(&mut t, &["start", "s1"]);
+    assert_eq!(reap(pid), "container exit code 0");
+    rt.step(&mut t, &["delete", "s1"]);
+    let out = rt.output_of("s1");
+    assert!(
+        out.contains("\\\"id\\\":\\\"s1\\\"") && out.contains("init ran"),
+        "the hook's state did not reach the init: {out}"
+    );
+    configure("exit 3");
+    let pid = rt.create(&mut t, "s2").expect("create");
+    let (d, _) = rt.run(&["start", "s2"]);
+    assert!(
+        d.contains("startContainer hook #0: exit status 3"),
+        "start with a failing hook: {d}"
+    );
+    assert_eq!(reap(pid), "container exit code 137");
+    rt.step(&mut t, &["delete", "s2"]);
+    assert!(!rt.output_of("s2").contains("init ran"));
+    assert!(t.iter().all(|l| l.ends_with(": ok")), "{t:?}");
+}

@@ -25,8 +25,8 @@ pub const MAX_MESSAGE: usize = 1 << 20;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub enum ControlRequest {
     /// Run the container's init: a sandbox made by `rvisor create` waits
-    /// for this.
-    Start,
+    /// for this. `state` is the OCI state the startContainer hooks read.
+    Start { state: String },
     /// Send a signal, from outside the sandbox, to the container's init or
     /// (`all`) to every process in it.
     Signal { signo: i32, all: bool },
@@ -243,8 +243,9 @@ impl StartGate {
 
 /// Starts serving the listening socket `fd` on a thread of its own.
 /// `started` says whether the init runs without waiting for `start`.
-pub fn serve(fd: i32, started: bool) -> Arc<StartGate> {
+pub fn serve(fd: i32, started: bool, hooks: Vec<crate::StartHook>) -> Arc<StartGate> {
     let gate = StartGate::new(started);
+    let hooks = Arc::new(hooks);
     // SAFETY: the CLI handed the sentry this listening socket for its sole use.
     let listener = UnixListener::from(unsafe { OwnedFd::from_raw_fd(fd) });
     let g = gate.clone();
@@ -255,9 +256,10 @@ pub fn serve(fd: i32, started: bool) -> Arc<StartGate> {
                 match conn {
                     Ok(stream) => {
                         let g = g.clone();
+                        let hooks = hooks.clone();
                         let _ = std::thread::Builder::new()
                             .name("control-conn".into())
-                            .spawn(move || serve_connection(stream, &g));
+                            .spawn(move || serve_connection(stream, &g, &hooks));
                     }
                     Err(e) => {
                         tracing::warn!("control socket accept: {e}");
@@ -272,7 +274,7 @@ pub fn serve(fd: i32, started: bool) -> Arc<StartGate> {
     gate
 }
 
-fn serve_connection(mut stream: UnixStream, gate: &StartGate) {
+fn serve_connection(mut stream: UnixStream, gate: &StartGate, hooks: &[crate::StartHook]) {
     let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(10)));
     let reply = match recv_with_fds::<ControlRequest>(&mut stream) {
         Ok((req, fds)) => {
@@ -281,7 +283,7 @@ fn serve_connection(mut stream: UnixStream, gate: &StartGate) {
                 // Waits last as long as the process.
                 let _ = stream.set_read_timeout(None);
             }
-            handle(req, fds, gate)
+            handle(req, fds, gate, hooks)
         }
         Err(e) => ControlReply::Error(e.to_string()),
     };
@@ -297,9 +299,26 @@ fn harmless_before_start(sig: i32) -> bool {
     )
 }
 
-fn handle(req: ControlRequest, fds: Vec<OwnedFd>, gate: &StartGate) -> ControlReply {
+fn handle(
+    req: ControlRequest,
+    fds: Vec<OwnedFd>,
+    gate: &StartGate,
+    hooks: &[crate::StartHook],
+) -> ControlReply {
     match req {
-        ControlRequest::Start => {
+        ControlRequest::Start { state } => {
+            if gate.get() == Gate::Waiting {
+                // startContainer hooks run before the init; a failure ends
+                // the container (runtime spec, lifecycle step 7).
+                for (i, h) in hooks.iter().enumerate() {
+                    if let Err(e) = run_start_hook(h, &state) {
+                        gate.set(Gate::Waiting, Gate::Killed(libc::SIGKILL));
+                        return ControlReply::Error(format!(
+                            "error running startContainer hook #{i}: {e}"
+                        ));
+                    }
+                }
+            }
             if gate.set(Gate::Waiting, Gate::Started) {
                 ControlReply::Done
             } else {
@@ -340,6 +359,49 @@ fn handle(req: ControlRequest, fds: Vec<OwnedFd>, gate: &StartGate) -> ControlRe
             Some(status) => ControlReply::Exited { status },
             None => ControlReply::Error(format!("no exec'd process {pid} to wait for")),
         },
+    }
+}
+
+/// Runs one startContainer hook in the sandbox with `state` on its stdin
+/// and the sentry's stderr, within its timeout.
+fn run_start_hook(h: &crate::StartHook, state: &str) -> Result<(), String> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
+    // The state is far smaller than a pipe's buffer.
+    std::fs::File::from(w)
+        .write_all(state.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let err = nix::unistd::dup(2)
+        .ok()
+        // SAFETY: dup just made this fd for us alone.
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    let out = err.as_ref().and_then(|e| e.try_clone().ok());
+    let p = crate::prepare_process(kernel(), &h.process, vec![Some(r), out, err])
+        .map_err(|e| e.to_string())?;
+    let proc = crate::kernel::task::start_exec_process(
+        p.fs, p.creds, p.rlimits, p.fds, p.path, p.argv, p.envp,
+    )
+    .map_err(|e| e.to_string())?;
+    let deadline = h
+        .timeout_secs
+        .filter(|t| *t > 0)
+        .map(|t| std::time::Instant::now() + std::time::Duration::from_secs(t));
+    loop {
+        {
+            let mut tree = lock(&kernel().tree);
+            if let Some(Some(status)) = tree.exec_exits.get(&proc.pid).copied() {
+                tree.exec_exits.remove(&proc.pid);
+                return match status {
+                    0 => Ok(()),
+                    s if s & 0x7f == 0 => Err(format!("exit status {}", (s >> 8) & 0xff)),
+                    s => Err(format!("killed by signal {}", s & 0x7f)),
+                };
+            }
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            kernel().kill_process(&proc, libc::SIGKILL);
+            return Err("timed out".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }
 
@@ -438,9 +500,8 @@ mod tests {
     #[test]
     fn messages_round_trip_and_bad_input_is_an_error() {
         let mut buf = Vec::new();
-        let req = ControlRequest::Signal {
-            signo: 15,
-            all: true,
+        let req = ControlRequest::Start {
+            state: "{\"status\":\"created\"}".into(),
         };
         write_message(&mut buf, &req).expect("write");
         let back: ControlRequest = read_message(&mut buf.as_slice()).expect("read");

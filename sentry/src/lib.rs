@@ -86,6 +86,9 @@ pub struct BootConfig {
     /// `--preserve-fds`: sentry fds that become the init's fds 3, 4, ...
     #[serde(default)]
     pub preserved_fds: Vec<i32>,
+    /// The spec's startContainer hooks.
+    #[serde(default)]
+    pub start_hooks: Vec<StartHook>,
 }
 
 #[derive(Debug, Error)]
@@ -221,7 +224,7 @@ pub fn boot(
     }
     let gate = cfg
         .control_fd
-        .map(|fd| control::serve(fd, !cfg.wait_for_start));
+        .map(|fd| control::serve(fd, !cfg.wait_for_start, cfg.start_hooks.clone()));
     on_ready();
     if let Some(gate) = gate {
         if let control::StartOutcome::Killed(sig) = gate.wait() {
@@ -265,6 +268,18 @@ pub struct ProcessSpec {
     pub capabilities: Option<[u64; 5]>,
     #[serde(default)]
     pub no_new_privileges: bool,
+    /// The program to run, when it is not `argv[0]` looked up on PATH
+    /// (hooks name theirs).
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+/// A startContainer hook: run inside the sandbox, with the container's
+/// state on stdin, when `start` arrives and before the init runs.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StartHook {
+    pub process: ProcessSpec,
+    pub timeout_secs: Option<u64>,
 }
 
 impl BootConfig {
@@ -280,6 +295,7 @@ impl BootConfig {
             rlimits: self.rlimits.clone(),
             capabilities: self.capabilities,
             no_new_privileges: self.no_new_privileges,
+            path: None,
         }
     }
 }
@@ -385,8 +401,9 @@ pub(crate) fn prepare_process(
     let envp: Vec<Vec<u8>> = spec.env.iter().map(|s| s.as_bytes().to_vec()).collect();
     // The command must exist and be executable now, so `create` and `exec`
     // fail as runc's do, with runc's message.
-    let path = resolve_command(k, &fs, &argv[0], &spec.env).map_err(|reason| BootError::Exec {
-        cmd: spec.argv[0].clone(),
+    let cmd = spec.path.as_deref().map(str::as_bytes).unwrap_or(&argv[0]);
+    let path = resolve_command(k, &fs, cmd, &spec.env).map_err(|reason| BootError::Exec {
+        cmd: String::from_utf8_lossy(cmd).into_owned(),
         reason,
     })?;
     Ok(PreparedProcess {

@@ -154,9 +154,6 @@ fn create_in(
                 h.create_container().as_deref().unwrap_or_default(),
                 &state,
             )?;
-            if h.start_container().as_ref().is_some_and(|v| !v.is_empty()) {
-                tracing::warn!("startContainer hooks are not supported yet; skipped");
-            }
         }
         Ok(())
     })();
@@ -270,7 +267,8 @@ pub fn start(g: &GlobalOpts, a: IdArg) -> Result<i32> {
         ContainerStatus::Paused => bail!("cannot start a container in the paused state"),
         ContainerStatus::Stopped => bail!("cannot start a container that has stopped"),
     }
-    match dir.request(&ControlRequest::Start)? {
+    let state = serde_json::to_string(&container::hook_state(&record, "created"))?;
+    match dir.request_unbounded(&ControlRequest::Start { state })? {
         ControlReply::Done => {}
         ControlReply::Error(e) => bail!("{e}"),
         other => bail!("unexpected reply from the sandbox: {other:?}"),

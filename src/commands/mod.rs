@@ -168,6 +168,7 @@ fn do_command(g: &GlobalOpts, a: DoArgs) -> Result<i32> {
         wait_for_start: false,
         seccomp: None,
         preserved_fds: Vec::new(),
+        start_hooks: Vec::new(),
     };
     let status = sandbox::run_sandbox(g, std::path::Path::new("/"), true, boot, &[], &[])?;
     sandbox::exit_like(status)

@@ -920,7 +920,17 @@ fn start_top_level(
 ) -> std::io::Result<Arc<Process>> {
     let k = kernel();
     let mut tree = lock(&k.tree);
-    let pid = tree.alloc_pid();
+    // Pid 1 is the init's, even when startContainer hooks run first.
+    let pid = if !exec && !tree.procs.contains_key(&1) {
+        1
+    } else {
+        loop {
+            let p = tree.alloc_pid();
+            if p != 1 {
+                break p;
+            }
+        }
+    };
     if exec {
         tree.exec_exits.insert(pid, None);
     }
