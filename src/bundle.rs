@@ -372,6 +372,19 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
             });
         }
     }
+    // readonlyPaths: the sandbox's /proc and /sys are read-only already;
+    // elsewhere a read-only view is not built yet, and saying so beats
+    // pretending.
+    for p in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.readonly_paths().clone())
+        .unwrap_or_default()
+    {
+        if !(p.starts_with("/proc/") || p.starts_with("/sys/") || p == "/proc" || p == "/sys") {
+            tracing::warn!("readonlyPaths entry {p} is not enforced yet");
+        }
+    }
     let proc_env = proc_spec.env.clone();
     let boot = BootConfig {
         argv: proc_spec.argv,
@@ -391,6 +404,11 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
         wait_for_start: false,
         preserved_fds: Vec::new(),
         start_hooks: start_hooks(spec.hooks().as_ref(), &proc_env)?,
+        masked_paths: spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.masked_paths().clone())
+            .unwrap_or_default(),
         seccomp: match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
             Some(s) => Some(seccomp_profile(&serde_json::to_value(s)?)?),
             None => None,

@@ -102,3 +102,54 @@ fn bind_mounts_match_runc() {
         assert_same_output_named("runc", &reference, "rvisor", &out);
     }
 }
+
+/// linux.maskedPaths hide a file (as /dev/null) and a directory (empty,
+/// read-only) of the image, as under runc; /proc/sys stays read-only.
+#[test]
+fn masked_paths_like_runc() {
+    let Some(runc) = which("runc") else {
+        eprintln!("SKIP: runc is not installed (scripts/setup.sh installs it)");
+        return;
+    };
+    let rootfs = busybox_rootfs();
+    let run = |bin: &std::path::Path, name: &str| {
+        let bundle = TempDir::new(&format!("{name}-mask-bundle"));
+        let state = TempDir::new(&format!("{name}-mask-state"));
+        write_bundle_config(
+            bundle.path(),
+            &rootfs,
+            &[
+                "sh",
+                "-c",
+                "echo group: $(cat /etc/group | wc -c); ls -la /root | wc -l; \
+                 echo x > /etc/group && echo write-ok; touch /root/f || echo dir-ro; \
+                 echo 1 > /proc/sys/kernel/shmmax || echo proc-sys-ro; \
+                 test -c /etc/group && echo masked-by-char-device",
+            ],
+            &[],
+        );
+        let cfg_path = bundle.path().join("config.json");
+        let mut cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+        cfg["linux"]["maskedPaths"] = serde_json::json!(["/etc/group", "/root", "/no/such/path"]);
+        std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+        run_with_timeout(
+            Command::new(bin)
+                .arg("--root")
+                .arg(state.path())
+                .args(["run", "--bundle"])
+                .arg(bundle.path())
+                .arg(unique_name("mask")),
+            default_timeout(),
+        )
+    };
+    let expected = run(&runc, "runc");
+    let actual = run(&rvisor(), "rvisor");
+    assert_eq!(
+        stdout_str(&expected),
+        stdout_str(&actual),
+        "{}",
+        describe_output("rvisor", &actual)
+    );
+    assert_eq!(expected.status.code(), actual.status.code());
+}

@@ -89,6 +89,10 @@ pub struct BootConfig {
     /// The spec's startContainer hooks.
     #[serde(default)]
     pub start_hooks: Vec<StartHook>,
+    /// linux.maskedPaths: hidden behind /dev/null (files) or an empty
+    /// read-only directory, as runc masks them.
+    #[serde(default)]
+    pub masked_paths: Vec<String>,
 }
 
 #[derive(Debug, Error)]
@@ -194,6 +198,7 @@ pub fn boot(
         };
         vfs.mount(m.destination.as_bytes(), fs);
     }
+    mask_paths(&vfs, &cfg.masked_paths);
     let mut stdio = take_stdio();
     for &fd in &cfg.preserved_fds {
         // SAFETY: the CLI handed us these fds for the init alone; one that
@@ -415,6 +420,24 @@ pub(crate) fn prepare_process(
         argv,
         envp,
     })
+}
+
+/// Covers each masked path that exists: a file with the sandbox's
+/// /dev/null, a directory with an empty read-only one. Paths that do not
+/// exist are left alone (runc skips them too).
+fn mask_paths(vfs: &Vfs, paths: &[String]) {
+    let root = vfs.root();
+    for p in paths {
+        let Ok(loc) = vfs.resolve(&root, &root, p.as_bytes(), true) else {
+            continue;
+        };
+        let cover: Arc<dyn Inode> = if loc.inode().file_type() == FileType::Directory {
+            Arc::new(fsimpl::simple::StaticDir::new(0o555))
+        } else {
+            fsimpl::dev::DevNode::new(fsimpl::dev::DevKind::Null)
+        };
+        vfs.mount(p.as_bytes(), cover);
+    }
 }
 
 /// The host terminal's job-control signals.

@@ -169,6 +169,7 @@ fn do_command(g: &GlobalOpts, a: DoArgs) -> Result<i32> {
         seccomp: None,
         preserved_fds: Vec::new(),
         start_hooks: Vec::new(),
+        masked_paths: Vec::new(),
     };
     let status = sandbox::run_sandbox(g, std::path::Path::new("/"), true, boot, &[], &[])?;
     sandbox::exit_like(status)
