@@ -18,10 +18,11 @@ set -euo pipefail
 FIXTURES="${RVISOR_FIXTURES:-/var/cache/rvisor/fixtures}"
 SUITE="${RVISOR_DEBIAN_SUITE:-bookworm}"
 # What the Debian fixture adds to minbase: python3 for the interpreter tests,
-# gcc and make for building a C program inside the sandbox.
-DEBIAN_PACKAGES="python3,gcc,make,libc6-dev"
+# gcc and make for building a C program inside the sandbox; git and sqlite3
+# for the filesystem workloads (issue 4).
+DEBIAN_PACKAGES="python3,gcc,make,libc6-dev,git,sqlite3"
 # Programs whose presence marks a complete, current Debian fixture.
-DEBIAN_MARKERS="usr/bin/python3 usr/bin/gcc usr/bin/make"
+DEBIAN_MARKERS="usr/bin/python3 usr/bin/gcc usr/bin/make usr/bin/git usr/bin/sqlite3"
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }

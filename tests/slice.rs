@@ -495,3 +495,25 @@ fn do_bash_job_control_in_pty() {
     let script = script.to_str().expect("utf-8 path");
     same_as_native(&["/usr/bin/python3", script]);
 }
+
+/// The filesystem workloads of a real container in the Debian bundle: tar
+/// round trip, git, sqlite3 in WAL mode, compileall, `find / -xdev`; the
+/// same output as under runc.
+#[test]
+fn debian_bundle_filesystem_workloads() {
+    let rootfs = debian_rootfs();
+    let script = std::fs::read_to_string(repo_root().join("tests/scripts/fs_workloads.sh"))
+        .expect("read the script");
+    let args = ["/bin/bash", "-c", script.as_str()];
+    let env = ["PATH=/usr/local/bin:/usr/bin:/bin"];
+    let out = run_bundle_timeout(&rootfs, &args, &env, long_timeout());
+    assert_success("rvisor run (filesystem workloads)", &out);
+    assert!(
+        stdout_str(&out).contains("git fsck ok") && stdout_str(&out).contains("10000|50005000"),
+        "{}",
+        describe_output("rvisor run (filesystem workloads)", &out)
+    );
+    if let Some(reference) = run_runc_bundle(&rootfs, &args, &env) {
+        assert_same_output_named("runc", &reference, "rvisor", &out);
+    }
+}

@@ -189,7 +189,14 @@ impl Task {
             if p == 0 {
                 break;
             }
-            let s = self.read_cstr(p, 128 * 1024)?;
+            // One string may be at most MAX_ARG_STRLEN (32 pages).
+            let s = self.read_cstr(p, 128 * 1024 - 1).map_err(|e| {
+                if e == Errno::ENAMETOOLONG {
+                    Errno::E2BIG
+                } else {
+                    e
+                }
+            })?;
             total += s.len() + 1;
             if total > 2 * 1024 * 1024 {
                 return Err(Errno::E2BIG);

@@ -16,9 +16,11 @@ use elf::{ElfFile, PT_LOAD};
 
 /// Base for position-independent executables (Linux's ELF_ET_DYN_BASE).
 const ET_DYN_BASE: u64 = 0x5555_5555_4000;
-/// Bytes of argv + envp strings we accept (Linux allows 1/4 of the stack
-/// rlimit; the kernel-made stack we reuse has at least 128 KiB).
-const MAX_ARG_BYTES: usize = 100 * 1024;
+/// Bytes of argv + envp strings we accept: Linux allows a quarter of the
+/// stack rlimit, 2 MiB with the usual 8 MiB.
+const MAX_ARG_BYTES: usize = 2 * 1024 * 1024;
+/// Stack the new program gets below its arguments before anything grows.
+const STACK_HEADROOM: u64 = 256 * 1024;
 
 /// Everything needed to start the new image.
 pub struct Loaded {
@@ -182,6 +184,7 @@ pub fn load_elf(
     // The heap starts after the executable, at a random page offset (up to
     // 32 MiB, as Linux).
     let brk_start = page_up(exe_end).ok_or(Errno::ENOEXEC)? + ((random_u64() % 0x2000) << 12);
+    ensure_stack_room(stub, stack_need(argv, envp, execfn))?;
     record_kernel_mappings(stub, &mut vmas);
     let mm = MemoryManager {
         brk_start,
@@ -241,6 +244,53 @@ pub fn load_elf(
     regs.rsp = sp;
     regs.orig_rax = u64::MAX;
     Ok(Loaded { regs, mm })
+}
+
+/// Bytes the initial stack needs: strings, pointer arrays, auxv, slack.
+fn stack_need(argv: &[Vec<u8>], envp: &[Vec<u8>], execfn: &[u8]) -> u64 {
+    let strings: usize = argv.iter().chain(envp.iter()).map(|s| s.len() + 1).sum();
+    (strings + execfn.len() + 1 + 8 * (argv.len() + envp.len() + 3) + 64 * 16 + 4096) as u64
+}
+
+/// The kernel maps about 128 KiB of stack for the stub's own exec; larger
+/// argument lists (up to Linux's limit) get a growable mapping directly
+/// below it, so the strings and the program's first frames fit.
+fn ensure_stack_room(stub: &mut Stub, need: u64) -> Result<(), Errno> {
+    if need > MAX_ARG_BYTES as u64 + 64 * 1024 {
+        return Err(Errno::E2BIG);
+    }
+    let mut byte = [0u8; 1];
+    let mut bottom = page_down(stub.initial_sp);
+    for _ in 0..1024 {
+        if bottom < PAGE_SIZE || stub.read_mem(bottom - PAGE_SIZE, &mut byte).is_err() {
+            break;
+        }
+        bottom -= PAGE_SIZE;
+    }
+    let avail = stub.initial_sp.saturating_sub(bottom);
+    if need + STACK_HEADROOM <= avail {
+        return Ok(());
+    }
+    let new_bottom = page_down(stub.initial_sp.saturating_sub(need + STACK_HEADROOM));
+    let flags =
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE | libc::MAP_GROWSDOWN;
+    let got = stub
+        .inject(
+            libc::SYS_mmap as u64,
+            [
+                new_bottom,
+                bottom - new_bottom,
+                (libc::PROT_READ | libc::PROT_WRITE) as u64,
+                flags as u64,
+                u64::MAX,
+                0,
+            ],
+        )
+        .map_err(|_| Errno::ENOMEM)?;
+    if got as u64 != new_bottom {
+        return Err(Errno::E2BIG);
+    }
+    Ok(())
 }
 
 /// Records the mappings the host kernel made for the stub: its stack
