@@ -517,3 +517,19 @@ fn debian_bundle_filesystem_workloads() {
         assert_same_output_named("runc", &reference, "rvisor", &out);
     }
 }
+
+/// execve with large argument lists (what `find -exec {} +` and xargs
+/// build): 350 KB of arguments work, a string over 128 KiB and a list over
+/// the limit fail with E2BIG, as natively.
+#[test]
+fn do_large_argument_lists() {
+    let out = same_as_native(&[
+        "/bin/bash",
+        "-c",
+        "/bin/echo $(seq 1 60000) | wc -c; \
+         x=$(head -c 131071 /dev/zero | tr '\\0' a); /bin/echo \"$x\" | wc -c; \
+         y=$(head -c 131072 /dev/zero | tr '\\0' a); /bin/echo \"$y\" 2>&1 | sed 's/.*: //'; \
+         /bin/echo $(seq 1 400000) 2>&1 | sed 's/.*: //'",
+    ]);
+    assert!(stdout_str(&out).contains("348894"), "{}", stdout_str(&out));
+}
