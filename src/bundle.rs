@@ -8,7 +8,6 @@ use sentry::{BootConfig, MountKind, MountSpec, ProcessSpec};
 
 pub struct Bundle {
     pub rootfs: PathBuf,
-    pub read_only: bool,
     pub boot: BootConfig,
     /// Host sources of the bind mounts, each served by its own gofer.
     pub binds: Vec<BindSource>,
@@ -404,6 +403,7 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
         wait_for_start: false,
         preserved_fds: Vec::new(),
         start_hooks: start_hooks(spec.hooks().as_ref(), &proc_env)?,
+        root_readonly: root.readonly().unwrap_or(false),
         masked_paths: spec
             .linux()
             .as_ref()
@@ -417,7 +417,6 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
     Ok(Bundle {
         rootfs,
         binds,
-        read_only: root.readonly().unwrap_or(false),
         boot,
         terminal: process.terminal().unwrap_or(false),
         annotations: spec

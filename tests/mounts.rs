@@ -153,3 +153,53 @@ fn masked_paths_like_runc() {
     );
     assert_eq!(expected.status.code(), actual.status.code());
 }
+
+/// root.readonly: the rootfs refuses writes (EROFS) while tmpfs mounts on
+/// it stay writable, as under runc.
+#[test]
+fn readonly_root_like_runc() {
+    let Some(runc) = which("runc") else {
+        eprintln!("SKIP: runc is not installed (scripts/setup.sh installs it)");
+        return;
+    };
+    let rootfs = busybox_rootfs();
+    let run = |bin: &std::path::Path, name: &str| {
+        let bundle = TempDir::new(&format!("{name}-ro-bundle"));
+        let state = TempDir::new(&format!("{name}-ro-state"));
+        write_bundle_config(
+            bundle.path(),
+            &rootfs,
+            &[
+                "sh",
+                "-c",
+                "touch /x; echo touch=$?; mkdir /d; echo mkdir=$?; \
+                 echo hi > /dev/shm/z && cat /dev/shm/z; \
+                 grep ' / ' /proc/self/mounts | cut -d' ' -f4 | cut -d, -f1",
+            ],
+            &[],
+        );
+        let cfg_path = bundle.path().join("config.json");
+        let mut cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+        cfg["root"]["readonly"] = true.into();
+        std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+        run_with_timeout(
+            Command::new(bin)
+                .arg("--root")
+                .arg(state.path())
+                .args(["run", "--bundle"])
+                .arg(bundle.path())
+                .arg(unique_name("ro")),
+            default_timeout(),
+        )
+    };
+    let expected = run(&runc, "runc");
+    let actual = run(&rvisor(), "rvisor");
+    assert_eq!(
+        stdout_str(&expected),
+        stdout_str(&actual),
+        "{}",
+        describe_output("rvisor", &actual)
+    );
+    assert!(stdout_str(&actual).contains("touch=1"));
+}

@@ -93,6 +93,9 @@ pub struct BootConfig {
     /// read-only directory, as runc masks them.
     #[serde(default)]
     pub masked_paths: Vec<String>,
+    /// root.readonly: the container may not write its rootfs.
+    #[serde(default)]
+    pub root_readonly: bool,
 }
 
 #[derive(Debug, Error)]
@@ -167,7 +170,13 @@ pub fn boot(
         gofer::client::GoferClient::connect(sock).map_err(|e| BootError::Gofer(e.to_string()))?;
     let lower = fsimpl::gofer::GoferInode::root(Arc::new(client))
         .map_err(|e| BootError::Gofer(e.to_string()))?;
-    let root = OverlayFs::over(lower).map_err(|e| BootError::Gofer(e.to_string()))?;
+    // root.readonly: the gofer's tree bare (writes give EROFS); otherwise
+    // an in-memory upper layer keeps the container's writes.
+    let root: Arc<dyn Inode> = if cfg.root_readonly {
+        lower
+    } else {
+        OverlayFs::over(lower).map_err(|e| BootError::Gofer(e.to_string()))?
+    };
     let vfs = Vfs::new(root);
     vfs.mount(b"/proc", fsimpl::proc::new_procfs());
     vfs.mount(b"/dev", fsimpl::dev::new_devfs());

@@ -102,9 +102,6 @@ fn run(g: &GlobalOpts, a: RunArgs) -> Result<i32> {
         .canonicalize()
         .with_context(|| format!("bundle {}", a.bundle.display()))?;
     let b = bundle::load(&bundle_dir)?;
-    if b.read_only {
-        tracing::warn!("root.readonly is not enforced yet: writes go to the in-memory overlay");
-    }
     std::fs::create_dir_all(&g.root)
         .with_context(|| format!("creating state root {}", g.root.display()))?;
     let state_dir = g.root.join(&a.id);
@@ -170,6 +167,7 @@ fn do_command(g: &GlobalOpts, a: DoArgs) -> Result<i32> {
         preserved_fds: Vec::new(),
         start_hooks: Vec::new(),
         masked_paths: Vec::new(),
+        root_readonly: false,
     };
     let status = sandbox::run_sandbox(g, std::path::Path::new("/"), true, boot, &[], &[])?;
     sandbox::exit_like(status)

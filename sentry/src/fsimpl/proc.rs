@@ -83,8 +83,13 @@ fn meminfo() -> String {
 }
 
 fn mounts() -> String {
-    let mut s = String::from("none / rootfs rw 0 0\n");
-    for p in kernel().vfs.mount_points() {
+    let vfs = &kernel().vfs;
+    let mode = |ro: bool| if ro { "ro" } else { "rw" };
+    let mut s = format!(
+        "none / rootfs {} 0 0\n",
+        mode(vfs.root().inode().read_only())
+    );
+    for p in vfs.mount_points() {
         let p = String::from_utf8_lossy(&p).into_owned();
         let fstype = match p.as_str() {
             "/proc" => "proc",
