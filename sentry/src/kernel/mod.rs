@@ -1013,6 +1013,14 @@ impl Kernel {
             .get(&ppid)
             .filter(|p| p.zombie.is_none())
             .map(|p| p.proc.clone());
+        // The parent's SIGCHLD is pending before anyone can see the zombie
+        // (Linux raises it in exit_notify under tasklist_lock): a parent
+        // whose wait returns has its handler run before its next
+        // instruction, not some time later.
+        let sigchld_taker = parent.as_ref().and_then(|p| {
+            let uid = lock(&proc.creds).ruid;
+            self.queue_child_signal(p, signals::info_child(pid, uid, status))
+        });
         if autoreap && pid != 1 {
             if let Some(slot) = tree.exec_exits.get_mut(&pid) {
                 *slot = Some(status);
@@ -1038,13 +1046,44 @@ impl Kernel {
                 signals::info_sender(sig, signals::SI_USER, pid, 0),
             );
         }
-        if let Some(parent) = parent {
-            let uid = lock(&proc.creds).ruid;
-            self.send_signal(
-                &parent,
-                libc::SIGCHLD,
-                signals::info_child(pid, uid, status),
-            );
+        if let (Some(parent), Some(taker)) = (parent, sigchld_taker) {
+            crate::syscalls::signalfd_notify(&parent);
+            if let Some(t) = taker {
+                self.kick(&parent, &t);
+            }
         }
+    }
+
+    /// Makes SIGCHLD pending on `parent` if it would be delivered (handled,
+    /// or blocked everywhere), without waking anyone: the caller holds the
+    /// process tree and kicks the returned thread once it lets go.
+    /// Returns None when the signal is dropped, else the thread to kick
+    /// (None when every thread blocks it: it stays pending for sigwait,
+    /// signalfd or a later unblock, as `send` leaves it).
+    fn queue_child_signal(
+        &self,
+        parent: &Arc<Process>,
+        info: signals::SigInfo,
+    ) -> Option<Option<Arc<Thread>>> {
+        let sig = libc::SIGCHLD;
+        let threads: Vec<Arc<Thread>> = lock(&parent.threads)
+            .iter()
+            .filter(|t| !t.is_gone())
+            .cloned()
+            .collect();
+        let taker = threads
+            .iter()
+            .find(|t| lock(&t.sig).mask & sig_bit(sig) == 0)
+            .cloned();
+        let mut ss = lock(&parent.sig);
+        let act = ss.action(sig);
+        // SIGCHLD's default is to ignore it; an ignored signal that no
+        // thread blocks is dropped.
+        if taker.is_some() && (act.handler == SIG_IGN || act.handler == signals::SIG_DFL) {
+            return None;
+        }
+        ss.pending |= sig_bit(sig);
+        ss.info[sig as usize] = info;
+        Some(taker)
     }
 }
