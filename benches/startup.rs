@@ -8,55 +8,13 @@
 //!
 //! Needs root and the fixtures of scripts/setup.sh.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file())
-}
-
-fn rvisor() -> PathBuf {
-    let exe = std::env::current_exe().expect("bench path");
-    // target/release/deps/startup-HASH -> target/release/rvisor
-    exe.parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("rvisor"))
-        .filter(|p| p.exists())
-        .expect("build rvisor first: cargo build --release")
-}
-
-fn write_bundle(dir: &Path, rootfs: &Path) {
-    let config = serde_json::json!({
-        "ociVersion": "1.0.2",
-        "process": {
-            "terminal": false, "user": { "uid": 0, "gid": 0 },
-            "args": ["/bin/true"], "env": ["PATH=/bin"], "cwd": "/",
-            "noNewPrivileges": true
-        },
-        "root": { "path": rootfs, "readonly": false },
-        "hostname": "bench",
-        "mounts": [
-            { "destination": "/proc", "type": "proc", "source": "proc" },
-            { "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-              "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] }
-        ],
-        "linux": { "namespaces": [
-            { "type": "pid" }, { "type": "network" }, { "type": "ipc" },
-            { "type": "uts" }, { "type": "mount" }
-        ] }
-    });
-    std::fs::write(dir.join("config.json"), config.to_string()).expect("config.json");
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
+use common::{busybox_rootfs, median, rvisor, which, write_bundle};
 
 fn time_runs(label: &str, n: usize, mut one: impl FnMut(usize) -> bool) -> Option<Duration> {
     let mut times = Vec::new();
@@ -87,14 +45,11 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(30);
-    let fixtures =
-        std::env::var("RVISOR_FIXTURES").unwrap_or_else(|_| "/var/cache/rvisor/fixtures".into());
-    let rootfs = Path::new(&fixtures).join("busybox/rootfs");
-    assert!(rootfs.exists(), "run scripts/setup.sh first");
+    let rootfs = busybox_rootfs();
     let work = std::env::temp_dir().join(format!("rvisor-bench-{}", std::process::id()));
     let bundle = work.join("bundle");
     std::fs::create_dir_all(&bundle).expect("bench dir");
-    write_bundle(&bundle, &rootfs);
+    write_bundle(&bundle, &rootfs, &["/bin/true"], &[]);
 
     let mut rows: Vec<(String, Duration)> = Vec::new();
     let mut runtimes: Vec<(String, PathBuf, Vec<String>)> = Vec::new();

@@ -1,0 +1,66 @@
+//! Helpers shared by the benchmarks: finding the runtimes, the fixtures and
+//! writing an OCI bundle.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
+
+/// The rvisor binary next to the bench executable's target directory.
+pub fn rvisor() -> PathBuf {
+    let exe = std::env::current_exe().expect("bench path");
+    // target/release/deps/NAME-HASH -> target/release/rvisor
+    exe.parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("rvisor"))
+        .filter(|p| p.exists())
+        .expect("build rvisor first: cargo build --release")
+}
+
+pub fn busybox_rootfs() -> PathBuf {
+    let fixtures = std::env::var("RVISOR_FIXTURES")
+        .unwrap_or_else(|_| "/var/cache/rvisor/fixtures".into());
+    let rootfs = Path::new(&fixtures).join("busybox/rootfs");
+    assert!(rootfs.exists(), "run scripts/setup.sh first");
+    rootfs
+}
+
+/// A config.json running `args` over `rootfs`, with proc and /dev, the
+/// usual namespaces, and `extra` mounts.
+pub fn write_bundle(dir: &Path, rootfs: &Path, args: &[&str], extra: &[serde_json::Value]) {
+    let mut mounts = vec![
+        serde_json::json!({ "destination": "/proc", "type": "proc", "source": "proc" }),
+        serde_json::json!({ "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+                            "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] }),
+    ];
+    mounts.extend(extra.iter().cloned());
+    let config = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false, "user": { "uid": 0, "gid": 0 },
+            "args": args, "env": ["PATH=/bin"], "cwd": "/",
+            "noNewPrivileges": true
+        },
+        "root": { "path": rootfs, "readonly": false },
+        "hostname": "bench",
+        "mounts": mounts,
+        "linux": { "namespaces": [
+            { "type": "pid" }, { "type": "network" }, { "type": "ipc" },
+            { "type": "uts" }, { "type": "mount" }
+        ] }
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).expect("config.json");
+}
+
+pub fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
