@@ -386,17 +386,8 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
     }
     let proc_env = proc_spec.env.clone();
     let boot = BootConfig {
-        argv: proc_spec.argv,
-        env: proc_spec.env,
-        cwd: proc_spec.cwd,
+        process: proc_spec,
         hostname: spec.hostname().clone().unwrap_or_else(|| "rvisor".into()),
-        uid: proc_spec.uid,
-        gid: proc_spec.gid,
-        additional_gids: proc_spec.additional_gids,
-        umask: proc_spec.umask,
-        rlimits: proc_spec.rlimits,
-        capabilities: proc_spec.capabilities,
-        no_new_privileges: proc_spec.no_new_privileges,
         mounts,
         gofer_fd: -1,
         control_fd: None,

@@ -112,18 +112,7 @@ impl Drop for Dockerd {
         }
         let _ = self.daemon.kill();
         let _ = self.daemon.wait();
-        let d = self.dir.path().to_string_lossy().into_owned();
-        if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
-            let mut under: Vec<&str> = mounts
-                .lines()
-                .filter_map(|l| l.split_whitespace().nth(1))
-                .filter(|m| m.starts_with(&d))
-                .collect();
-            under.sort_by_key(|m| std::cmp::Reverse(m.len()));
-            for m in under {
-                let _ = Command::new("umount").arg("-l").arg(m).status();
-            }
-        }
+        umount_below(self.dir.path());
     }
 }
 
@@ -226,16 +215,7 @@ fn docker_runs_rvisor_like_runc() {
     let marker = dk.dir.path().to_string_lossy().into_owned();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let left: Vec<String> = std::fs::read_dir("/proc")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| {
-                let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
-                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-                (cmd.starts_with("rvisor-") && cmd.contains(&marker)).then_some(cmd)
-            })
-            .collect();
+        let left = processes_mentioning("rvisor-", &marker);
         if left.is_empty() {
             break;
         }

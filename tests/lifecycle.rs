@@ -197,6 +197,23 @@ fn reap(pid: i32) -> String {
     }
 }
 
+/// Runs `run` with runc (the reference) and with rvisor, as a subreaper;
+/// the transcripts must be equal. Skips when runc is missing.
+fn same_as_runc(what: &str, run: impl Fn(PathBuf, &str) -> String) {
+    let Some(runc) = which("runc") else {
+        eprintln!("SKIP: runc is not installed (scripts/setup.sh installs it)");
+        return;
+    };
+    become_subreaper();
+    let expected = run(runc, "runc");
+    let actual = run(rvisor(), "rvisor");
+    assert!(
+        expected == actual,
+        "{what} differs from runc's:\n{}\n--- rvisor ---\n{actual}",
+        line_diff(&expected, &actual)
+    );
+}
+
 fn become_subreaper() {
     // SAFETY: a prctl flag on our own process.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
@@ -336,11 +353,6 @@ fn lifecycle_matches_runc() {
 /// Hooks run at the runtime spec's points, with the state on stdin.
 #[test]
 fn hooks_see_the_state_at_each_point() {
-    let Some(runc) = which("runc") else {
-        eprintln!("SKIP: runc is not installed (scripts/setup.sh installs it)");
-        return;
-    };
-    become_subreaper();
     let run = |bin: PathBuf, name: &str| -> String {
         let rt = Runtime::new(bin, name);
         rt.set_args(&["sh", "-c", "echo ran"]);
@@ -383,13 +395,7 @@ fn hooks_see_the_state_at_each_point() {
         t.push(rt.output_of("h1"));
         t.join("\n")
     };
-    let expected = run(runc, "runc");
-    let actual = run(rvisor(), "rvisor");
-    assert!(
-        expected == actual,
-        "hooks differ from runc's:\n{}",
-        line_diff(&expected, &actual)
-    );
+    same_as_runc("hooks", run);
 }
 
 /// Bad input: one clear line on stderr, the same message as JSON in
@@ -489,17 +495,12 @@ fn bad_input_fails_cleanly() {
 /// 137, as runc's), and delete removes the cgroup.
 #[test]
 fn cgroups_limit_freeze_and_oom_like_runc() {
-    let Some(runc) = which("runc") else {
-        eprintln!("SKIP: runc is not installed (scripts/setup.sh installs it)");
-        return;
-    };
     if !Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists()
         && !Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
     {
         eprintln!("SKIP: no cgroupfs");
         return;
     }
-    become_subreaper();
     let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
     let run = |bin: PathBuf, name: &str| -> String {
         let rt = Runtime::new(bin, name);
@@ -638,13 +639,7 @@ fn cgroups_limit_freeze_and_oom_like_runc() {
         }
         t.join("\n")
     };
-    let expected = run(runc, "runc");
-    let actual = run(rvisor(), "rvisor");
-    assert!(
-        expected == actual,
-        "cgroups differ from runc's:\n{}\n--- rvisor ---\n{actual}",
-        line_diff(&expected, &actual)
-    );
+    same_as_runc("cgroups", run);
 }
 
 /// The spec's seccomp profile is enforced on the application: errno
@@ -652,10 +647,6 @@ fn cgroups_limit_freeze_and_oom_like_runc() {
 /// the host kernel enforce it).
 #[test]
 fn seccomp_profile_matches_runc() {
-    let Some(runc) = which("runc") else {
-        eprintln!("SKIP: runc is not installed (scripts/setup.sh installs it)");
-        return;
-    };
     let run = |bin: PathBuf, name: &str| -> String {
         let rt = Runtime::new(bin, name);
         rt.set_args(&[
@@ -686,36 +677,20 @@ fn seccomp_profile_matches_runc() {
             .or(std::os::unix::process::ExitStatusExt::signal(&out.status).map(|n| 128 + n));
         format!("code {code:?}\n{}", stdout_str(&out))
     };
-    let expected = run(runc, "runc");
-    let actual = run(rvisor(), "rvisor");
-    assert!(
-        expected == actual,
-        "seccomp differs from runc's:\n{}",
-        line_diff(&expected, &actual)
-    );
+    same_as_runc("seccomp", run);
 }
 
 /// The spec's capability sets and noNewPrivileges, as /proc/self/status
 /// shows them, are runc's.
 #[test]
 fn capabilities_and_no_new_privs_match_runc() {
-    let Some(runc) = which("runc") else {
-        eprintln!("SKIP: runc is not installed (scripts/setup.sh installs it)");
-        return;
-    };
     let run = |bin: PathBuf, name: &str| -> String {
         let rt = Runtime::new(bin, name);
         rt.set_args(&["sh", "-c", "grep -E '^(Cap|NoNewPrivs)' /proc/self/status"]);
         let (d, out) = rt.run(&["run", "caps"]);
         format!("{d}\n{}", stdout_str(&out))
     };
-    let expected = run(runc, "runc");
-    let actual = run(rvisor(), "rvisor");
-    assert!(
-        expected == actual,
-        "capabilities differ from runc's:\n{}",
-        line_diff(&expected, &actual)
-    );
+    same_as_runc("capabilities", run);
 }
 
 /// `wait` exits with the init's exit code (128+N for a signal), the same
@@ -746,11 +721,6 @@ fn wait_exits_like_the_container() {
 fn preserve_fds_like_runc() {
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
-    let Some(runc) = which("runc") else {
-        eprintln!("SKIP: runc is not installed (scripts/setup.sh installs it)");
-        return;
-    };
-    become_subreaper();
     let run = |bin: PathBuf, name: &str| -> String {
         let rt = Runtime::new(bin, name);
         rt.set_args(&["sh", "-c", "echo written-to-3 >&3; cat <&4; exit 2"]);
@@ -794,13 +764,7 @@ fn preserve_fds_like_runc() {
         t.push(std::fs::read_to_string(rt.work.path().join("err")).unwrap_or_default());
         t.join("\n")
     };
-    let expected = run(runc, "runc");
-    let actual = run(rvisor(), "rvisor");
-    assert!(
-        expected == actual,
-        "--preserve-fds differs from runc:\n{}",
-        line_diff(&expected, &actual)
-    );
+    same_as_runc("--preserve-fds", run);
 }
 
 /// startContainer hooks run inside the container, before its init, with

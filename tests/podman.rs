@@ -117,18 +117,7 @@ impl Drop for Podman {
             Duration::from_secs(60),
         );
         // Whatever podman left mounted under our directory.
-        let d = self.dir.path().to_string_lossy().into_owned();
-        if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
-            let mut under: Vec<&str> = mounts
-                .lines()
-                .filter_map(|l| l.split_whitespace().nth(1))
-                .filter(|m| m.starts_with(&d))
-                .collect();
-            under.sort_by_key(|m| std::cmp::Reverse(m.len()));
-            for m in under {
-                let _ = Command::new("umount").arg("-l").arg(m).status();
-            }
-        }
+        umount_below(self.dir.path());
     }
 }
 
@@ -306,7 +295,7 @@ fn podman_drives_rvisor_like_runc() {
         let left: Vec<_> = std::fs::read_dir(p.runtime_root(&ours))
             .map(|d| d.flatten().map(|e| e.file_name()).collect())
             .unwrap_or_default();
-        let procs = processes_mentioning(&marker);
+        let procs = processes_mentioning("", &marker);
         if left.is_empty() && procs.is_empty() {
             break;
         }
@@ -316,27 +305,4 @@ fn podman_drives_rvisor_like_runc() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// Processes whose command line mentions `text` (conmon names the bundle,
-/// a gofer its rootfs).
-fn processes_mentioning(text: &str) -> Vec<String> {
-    let me = std::process::id().to_string();
-    let mut found = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !name.chars().all(|c| c.is_ascii_digit()) || name == me {
-            continue;
-        }
-        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains(text) {
-                found.push(format!(
-                    "{name}: {}",
-                    cmd.chars().take(120).collect::<String>()
-                ));
-            }
-        }
-    }
-    found
 }

@@ -26,8 +26,8 @@ pub fn rvisor() -> PathBuf {
 }
 
 pub fn busybox_rootfs() -> PathBuf {
-    let fixtures = std::env::var("RVISOR_FIXTURES")
-        .unwrap_or_else(|_| "/var/cache/rvisor/fixtures".into());
+    let fixtures =
+        std::env::var("RVISOR_FIXTURES").unwrap_or_else(|_| "/var/cache/rvisor/fixtures".into());
     let rootfs = Path::new(&fixtures).join("busybox/rootfs");
     assert!(rootfs.exists(), "run scripts/setup.sh first");
     rootfs

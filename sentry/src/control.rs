@@ -188,6 +188,9 @@ enum Gate {
     Started,
     /// Killed by this signal before it started.
     Killed(i32),
+    /// A startContainer hook failed: the sentry ends once the client has
+    /// been told why.
+    Failing,
 }
 
 /// The created → running transition, shared by the boot thread and the
@@ -221,7 +224,9 @@ impl StartGate {
             match *g {
                 Gate::Started => return StartOutcome::Start,
                 Gate::Killed(sig) => return StartOutcome::Killed(sig),
-                Gate::Waiting => g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner()),
+                Gate::Waiting | Gate::Failing => {
+                    g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner())
+                }
             }
         }
     }
@@ -288,6 +293,8 @@ fn serve_connection(mut stream: UnixStream, gate: &StartGate, hooks: &[crate::St
         Err(e) => ControlReply::Error(e.to_string()),
     };
     let _ = write_message(&mut stream, &reply);
+    // After a failed startContainer hook: the reply is out, now end.
+    gate.set(Gate::Failing, Gate::Killed(libc::SIGKILL));
 }
 
 /// Signals that do nothing to a process that has not run yet (their
@@ -312,7 +319,7 @@ fn handle(
                 // the container (runtime spec, lifecycle step 7).
                 for (i, h) in hooks.iter().enumerate() {
                     if let Err(e) = run_start_hook(h, &state) {
-                        gate.set(Gate::Waiting, Gate::Killed(libc::SIGKILL));
+                        gate.set(Gate::Waiting, Gate::Failing);
                         return ControlReply::Error(format!(
                             "error running startContainer hook #{i}: {e}"
                         ));
@@ -339,7 +346,9 @@ fn handle(
                     }
                     ControlReply::Done
                 }
-                Gate::Killed(_) => ControlReply::Error("container is not running".into()),
+                Gate::Killed(_) | Gate::Failing => {
+                    ControlReply::Error("container is not running".into())
+                }
                 Gate::Started => signal_processes(signo, all),
             }
         }
@@ -434,7 +443,7 @@ fn status_name(s: ContainerStatus) -> &'static str {
 fn status(gate: &StartGate) -> ContainerStatus {
     match gate.get() {
         Gate::Waiting => ContainerStatus::Created,
-        Gate::Killed(_) => ContainerStatus::Stopped,
+        Gate::Killed(_) | Gate::Failing => ContainerStatus::Stopped,
         Gate::Started => {
             let k = kernel();
             let tree = lock(&k.tree);

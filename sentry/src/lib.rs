@@ -56,20 +56,9 @@ pub struct MountSpec {
 /// Everything the sentry needs to start a container, passed by the CLI.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BootConfig {
-    pub argv: Vec<String>,
-    pub env: Vec<String>,
-    pub cwd: String,
+    /// The container's init.
+    pub process: ProcessSpec,
     pub hostname: String,
-    pub uid: u32,
-    pub gid: u32,
-    pub additional_gids: Vec<u32>,
-    pub umask: u32,
-    /// (resource, soft, hard) overrides of the host's limits.
-    pub rlimits: Vec<(u32, u64, u64)>,
-    #[serde(default)]
-    pub capabilities: Option<[u64; 5]>,
-    #[serde(default)]
-    pub no_new_privileges: bool,
     pub mounts: Vec<MountSpec>,
     /// The sentry's end of the gofer socket.
     pub gofer_fd: i32,
@@ -135,7 +124,7 @@ pub fn boot(
     strace: Option<StraceSink>,
     on_ready: impl FnOnce(),
 ) -> Result<i32, BootError> {
-    if cfg.argv.is_empty() {
+    if cfg.process.argv.is_empty() {
         return Err(BootError::NoCommand);
     }
     // A detached sandbox with a terminal is the session leader of that
@@ -232,7 +221,7 @@ pub fn boot(
     if host_tty {
         host_tty_signals();
     }
-    let prepared = prepare_process(k, &cfg.process(), stdio)?;
+    let prepared = prepare_process(k, &cfg.process, stdio)?;
     if cfg.wait_for_start && cfg.control_fd.is_none() {
         return Err(BootError::NoControlSocket);
     }
@@ -294,24 +283,6 @@ pub struct ProcessSpec {
 pub struct StartHook {
     pub process: ProcessSpec,
     pub timeout_secs: Option<u64>,
-}
-
-impl BootConfig {
-    pub fn process(&self) -> ProcessSpec {
-        ProcessSpec {
-            argv: self.argv.clone(),
-            env: self.env.clone(),
-            cwd: self.cwd.clone(),
-            uid: self.uid,
-            gid: self.gid,
-            additional_gids: self.additional_gids.clone(),
-            umask: self.umask,
-            rlimits: self.rlimits.clone(),
-            capabilities: self.capabilities,
-            no_new_privileges: self.no_new_privileges,
-            path: None,
-        }
-    }
 }
 
 /// A process ready to start: everything resolved and checked.

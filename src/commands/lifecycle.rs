@@ -70,7 +70,7 @@ fn create_in(
         Some(path) => Some(open_console(path)?),
         None => None,
     };
-    let process = b.boot.process();
+    let process = b.boot.process.clone();
     let (ready_r, ready_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("creating the ready pipe")?;
     let exit_file = std::fs::File::create(dir.path.join(container::EXIT_STATUS))

@@ -146,19 +146,22 @@ fn do_command(g: &GlobalOpts, a: DoArgs) -> Result<i32> {
         m
     };
     let boot = sentry::BootConfig {
-        argv: a.command,
-        env: std::env::vars_os()
-            .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
-            .collect(),
-        cwd: cwd.display().to_string(),
+        process: sentry::ProcessSpec {
+            argv: a.command,
+            env: std::env::vars_os()
+                .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
+                .collect(),
+            cwd: cwd.display().to_string(),
+            uid: nix::unistd::getuid().as_raw(),
+            gid: nix::unistd::getgid().as_raw(),
+            additional_gids: Vec::new(),
+            umask,
+            rlimits: Vec::new(),
+            capabilities: None,
+            no_new_privileges: false,
+            path: None,
+        },
         hostname: "rvisor".into(),
-        uid: nix::unistd::getuid().as_raw(),
-        gid: nix::unistd::getgid().as_raw(),
-        additional_gids: Vec::new(),
-        umask,
-        rlimits: Vec::new(),
-        capabilities: None,
-        no_new_privileges: false,
         mounts: Vec::new(),
         gofer_fd: -1,
         control_fd: None,

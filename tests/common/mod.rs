@@ -771,3 +771,44 @@ pub fn stdout_str(out: &Output) -> String {
 pub fn stderr_str(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// Lazily unmounts everything mounted below `dir` (what a container
+/// engine left behind), deepest first.
+pub fn umount_below(dir: &Path) {
+    let d = dir.to_string_lossy().into_owned();
+    let Ok(mounts) = fs::read_to_string("/proc/self/mounts") else {
+        return;
+    };
+    let mut under: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|m| m.starts_with(&d))
+        .collect();
+    under.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in under {
+        let _ = Command::new("umount").arg("-l").arg(m).status();
+    }
+}
+
+/// Processes (other than this one) whose command line mentions `text`
+/// and starts with `prefix`: conmon names its bundle, a gofer its rootfs.
+pub fn processes_mentioning(prefix: &str, text: &str) -> Vec<String> {
+    let me = std::process::id().to_string();
+    let mut found = Vec::new();
+    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.chars().all(|c| c.is_ascii_digit()) || name == me {
+            continue;
+        }
+        if let Ok(cmd) = fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.starts_with(prefix) && cmd.contains(text) {
+                found.push(format!(
+                    "{name}: {}",
+                    cmd.chars().take(120).collect::<String>()
+                ));
+            }
+        }
+    }
+    found
+}
