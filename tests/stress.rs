@@ -3,7 +3,7 @@
 //! create/start/delete --force cycles. Afterwards nothing may be left: no
 //! state directory, no sandbox process (this test is a child subreaper, as
 //! a shim is, so every orphaned sandbox process would become its child),
-//! no new mount or fd in this process.
+//! no cgroup, no new mount or fd in this process.
 
 mod common;
 
@@ -169,6 +169,27 @@ fn parallel_and_sequential_lifecycles_leak_nothing() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // No cgroup left: each container had /rvisor/ID in every hierarchy.
+    let mut cgroups_left = Vec::new();
+    for base in [
+        "/sys/fs/cgroup/memory/rvisor",
+        "/sys/fs/cgroup/pids/rvisor",
+        "/sys/fs/cgroup/rvisor",
+    ] {
+        for e in std::fs::read_dir(base).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let ours = name
+                .strip_prefix(['p', 's', 'f'])
+                .is_some_and(|n| n.parse::<u32>().is_ok());
+            if ours && e.path().is_dir() {
+                cgroups_left.push(e.path());
+            }
+        }
+    }
+    assert!(
+        cgroups_left.is_empty(),
+        "cgroups left behind: {cgroups_left:?}"
+    );
     assert_eq!(count_fds(), fds_before, "fds leaked into the client");
     assert_eq!(count_mounts(), mounts_before, "host mounts left behind");
 }
