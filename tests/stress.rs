@@ -111,7 +111,7 @@ fn parallel_and_sequential_lifecycles_leak_nothing() {
         for i in 0..20 {
             let (root, bundle) = (root.path(), long.path());
             s.spawn(move || {
-                let id = format!("p{i}");
+                let id = format!("stress{}-p{i}", std::process::id());
                 create(root, bundle, &id);
                 let out = rv(root, bundle, &["start", &id]);
                 assert_success(&format!("start {id}"), &out);
@@ -136,14 +136,18 @@ fn parallel_and_sequential_lifecycles_leak_nothing() {
     // 200 sequential runs.
     let started = Instant::now();
     for i in 0..200 {
-        let out = rv(root.path(), short.path(), &["run", &format!("s{i}")]);
+        let out = rv(
+            root.path(),
+            short.path(),
+            &["run", &format!("stress{}-s{i}", std::process::id())],
+        );
         assert_success(&format!("run s{i}"), &out);
     }
     eprintln!("200 sequential runs: {:?}", started.elapsed());
 
     // 50 create/start/delete --force of a running container.
     for i in 0..50 {
-        let id = format!("f{i}");
+        let id = format!("stress{}-f{i}", std::process::id());
         create(root.path(), long.path(), &id);
         assert_success("start", &rv(root.path(), long.path(), &["start", &id]));
         assert_success(
@@ -178,9 +182,8 @@ fn parallel_and_sequential_lifecycles_leak_nothing() {
     ] {
         for e in std::fs::read_dir(base).into_iter().flatten().flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let ours = name
-                .strip_prefix(['p', 's', 'f'])
-                .is_some_and(|n| n.parse::<u32>().is_ok());
+            // Ids carry our pid: a concurrent run's cgroups are not ours.
+            let ours = name.starts_with(&format!("stress{}-", std::process::id()));
             if ours && e.path().is_dir() {
                 cgroups_left.push(e.path());
             }

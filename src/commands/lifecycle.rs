@@ -106,10 +106,17 @@ fn create_in(
         rootfs: b.rootfs.clone(),
         created: container::now_rfc3339(),
         owner: String::new(),
-        sentry: HostProcess::of(sb.sentry.id() as i32).unwrap_or(HostProcess {
-            pid: sb.sentry.id() as i32,
-            start_time: 0,
-        }),
+        // Our own child, so /proc/PID/stat is there; a record that could
+        // not identify it would make the container look stopped forever.
+        sentry: match HostProcess::of(sb.sentry.id() as i32) {
+            Some(p) => p,
+            None => {
+                let pid = sb.sentry.id();
+                sb.kill();
+                cgroup.destroy();
+                bail!("cannot identify the sandbox process {pid}");
+            }
+        },
         gofers: sb
             .gofers
             .iter()
