@@ -10,11 +10,10 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{busybox_rootfs, median, rvisor, which, write_bundle};
+use common::{busybox_rootfs, median, runtimes, write_bundle, Runtime};
 
 fn time_runs(label: &str, n: usize, mut one: impl FnMut(usize) -> bool) -> Option<Duration> {
     let mut times = Vec::new();
@@ -52,19 +51,8 @@ fn main() {
     write_bundle(&bundle, &rootfs, &["/bin/true"], &[]);
 
     let mut rows: Vec<(String, Duration)> = Vec::new();
-    let mut runtimes: Vec<(String, PathBuf, Vec<String>)> = Vec::new();
-    if let Some(runc) = which("runc") {
-        runtimes.push(("runc".into(), runc, vec![]));
-    }
-    if let Some(runsc) = which("runsc") {
-        runtimes.push((
-            "runsc (ptrace)".into(),
-            runsc,
-            vec!["--platform=ptrace".into(), "--network=none".into()],
-        ));
-    }
-    runtimes.push(("rvisor".into(), rvisor(), vec![]));
-    for (name, bin, flags) in &runtimes {
+    let runtimes = runtimes();
+    for Runtime { name, bin, flags } in &runtimes {
         let root = work.join(format!("root-{}", rows.len()));
         let r = time_runs(name, n, |i| {
             quiet(
@@ -81,7 +69,7 @@ fn main() {
             rows.push((format!("`run` /bin/true, {name}"), d));
         }
     }
-    for (name, bin, flags) in runtimes.iter().filter(|r| !r.0.starts_with("runsc")) {
+    for Runtime { name, bin, flags } in runtimes.iter().filter(|r| !r.name.starts_with("runsc")) {
         let root = work.join(format!("lc-{name}"));
         let r = time_runs(name, n, |i| {
             let id = format!("l{i}");

@@ -11,10 +11,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use common::{busybox_rootfs, rvisor, which, write_bundle};
+use common::{busybox_rootfs, runtimes, write_bundle, Runtime};
 
 /// "name\tns" lines into (name, ns), in order.
 fn parse(out: &str) -> Vec<(String, f64)> {
@@ -78,19 +78,7 @@ fn main() {
     if let Some(r) = run(Command::new(&micro).arg(&scale), "native") {
         columns.push(("native".into(), r));
     }
-    let mut runtimes: Vec<(String, PathBuf, Vec<&str>)> = Vec::new();
-    if let Some(runc) = which("runc") {
-        runtimes.push(("runc".into(), runc, vec![]));
-    }
-    if let Some(runsc) = which("runsc") {
-        runtimes.push((
-            "runsc (ptrace)".into(),
-            runsc,
-            vec!["--platform=ptrace", "--network=none"],
-        ));
-    }
-    runtimes.push(("rvisor (ptrace)".into(), rvisor(), vec![]));
-    for (i, (name, bin, flags)) in runtimes.iter().enumerate() {
+    for (i, Runtime { name, bin, flags }) in runtimes().iter().enumerate() {
         let root = work.join(format!("root-{i}"));
         let mut c = Command::new(bin);
         c.arg("--root")

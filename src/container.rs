@@ -152,7 +152,7 @@ impl ContainerDir {
     /// A path inside the state directory that stays short whatever --root
     /// is (unix socket paths are limited to 108 bytes).
     pub fn short_path(&self, name: &str) -> PathBuf {
-        PathBuf::from(format!("/proc/self/fd/{}/{name}", self.dir.as_raw_fd()))
+        short_path(&self.dir, name)
     }
 
     pub fn save(&self, record: &Record) -> Result<()> {
@@ -176,16 +176,13 @@ impl ContainerDir {
 
     /// One request to the sandbox's sentry.
     pub fn request(&self, req: &ControlRequest) -> Result<ControlReply> {
-        self.request_with_fds(req, &[])
+        self.exchange(req, &[], Some(CONTROL_TIMEOUT))
     }
 
     /// A request that may take long (`start` runs startContainer hooks,
     /// each bounded by its own timeout).
     pub fn request_unbounded(&self, req: &ControlRequest) -> Result<ControlReply> {
-        let mut s = self.connect()?;
-        s.set_write_timeout(Some(CONTROL_TIMEOUT))?;
-        sentry::control::send_with_fds(&mut s, req, &[])?;
-        Ok(sentry::control::read_message(&mut s)?)
+        self.exchange(req, &[], None)
     }
 
     /// One request with fds attached (exec's stdio).
@@ -194,8 +191,17 @@ impl ContainerDir {
         req: &ControlRequest,
         fds: &[std::os::fd::RawFd],
     ) -> Result<ControlReply> {
+        self.exchange(req, fds, Some(CONTROL_TIMEOUT))
+    }
+
+    fn exchange(
+        &self,
+        req: &ControlRequest,
+        fds: &[std::os::fd::RawFd],
+        reply_timeout: Option<Duration>,
+    ) -> Result<ControlReply> {
         let mut s = self.connect()?;
-        s.set_read_timeout(Some(CONTROL_TIMEOUT))?;
+        s.set_read_timeout(reply_timeout)?;
         s.set_write_timeout(Some(CONTROL_TIMEOUT))?;
         sentry::control::send_with_fds(&mut s, req, fds)?;
         Ok(sentry::control::read_message(&mut s)?)
@@ -203,7 +209,7 @@ impl ContainerDir {
 
     /// A connection to the sandbox's control socket.
     pub fn connect(&self) -> Result<UnixStream> {
-        UnixStream::connect(self.short_path(CONTROL_SOCKET)).context("connecting to the sandbox")
+        connect_control(&self.dir)
     }
 
     /// Gives up the lock, keeping the directory open (for long waits that
@@ -256,18 +262,18 @@ pub struct UnlockedDir {
 
 impl UnlockedDir {
     pub fn connect(&self) -> Result<UnixStream> {
-        let path = format!("/proc/self/fd/{}/{CONTROL_SOCKET}", self.dir.as_raw_fd());
-        UnixStream::connect(path).context("connecting to the sandbox")
+        connect_control(&self.dir)
     }
 }
 
-pub fn status_name(s: ContainerStatus) -> &'static str {
-    match s {
-        ContainerStatus::Created => "created",
-        ContainerStatus::Running => "running",
-        ContainerStatus::Paused => "paused",
-        ContainerStatus::Stopped => "stopped",
-    }
+/// Connects to the control socket in the state directory open as `dir`,
+/// by a path short enough for a unix socket whatever --root is.
+fn connect_control(dir: &File) -> Result<UnixStream> {
+    UnixStream::connect(short_path(dir, CONTROL_SOCKET)).context("connecting to the sandbox")
+}
+
+fn short_path(dir: &File, name: &str) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}/{name}", dir.as_raw_fd()))
 }
 
 /// The OCI state, as `runc state` prints it (field order included).
@@ -295,7 +301,7 @@ pub fn oci_state(record: &Record, status: ContainerStatus) -> OciState {
         } else {
             record.sentry.pid
         },
-        status: status_name(status),
+        status: status.name(),
         bundle: record.bundle.clone(),
         rootfs: record.rootfs.clone(),
         created: record.created.clone(),

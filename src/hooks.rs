@@ -11,11 +11,24 @@ use anyhow::{bail, Context, Result};
 use oci_spec::runtime::Hook;
 
 /// Runs `hooks` in order; the first failure stops the rest and is the error.
-pub fn run_all(kind: &str, hooks: &[Hook], state: &serde_json::Value) -> Result<()> {
-    for (i, h) in hooks.iter().enumerate() {
+pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state: &serde_json::Value) -> Result<()> {
+    for (i, h) in hooks.into_iter().flatten().enumerate() {
         run_one(h, state).with_context(|| format!("error running {kind} hook #{i}"))?;
     }
     Ok(())
+}
+
+/// Runs hooks whose failure the runtime spec makes only a warning
+/// (poststart, poststop): on stderr and in --log.
+pub fn run_all_warning_only(
+    g: &crate::cli::GlobalOpts,
+    kind: &str,
+    hooks: Option<&Vec<Hook>>,
+    state: &serde_json::Value,
+) {
+    if let Err(e) = run_all(kind, hooks, state) {
+        crate::logging::warn(g, &format!("{e:#}"));
+    }
 }
 
 fn run_one(h: &Hook, state: &serde_json::Value) -> Result<()> {

@@ -168,11 +168,16 @@ pub struct Sandbox {
 
 impl Sandbox {
     /// Kills a sandbox that failed to come up.
-    pub fn kill(mut self) {
-        for c in std::iter::once(&mut self.sentry).chain(self.gofers.iter_mut()) {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+    pub fn kill(self) {
+        kill_all(std::iter::once(self.sentry).chain(self.gofers));
+    }
+}
+
+/// Kills and reaps children that are no longer wanted.
+fn kill_all(children: impl IntoIterator<Item = std::process::Child>) {
+    for mut c in children {
+        let _ = c.kill();
+        let _ = c.wait();
     }
 }
 
@@ -219,10 +224,7 @@ pub fn start_sandbox(
     let (sentry_end, bind_fds) = match started {
         Ok(v) => v,
         Err(e) => {
-            for mut c in gofers {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
+            kill_all(gofers);
             return Err(e);
         }
     };
@@ -358,10 +360,7 @@ pub fn start_sandbox(
             status: status_r,
         }),
         Err(e) => {
-            for mut c in gofers {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
+            kill_all(gofers);
             Err(e).context("starting the sentry")
         }
     }
@@ -422,6 +421,16 @@ pub fn run_sandbox(
         return Ok(i32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]));
     }
     bail!("the sandbox failed before the container exited ({sentry_exit})")
+}
+
+/// A wait status as an exit code, the way conmon and containerd's shim
+/// report it: the code, or 128+N for a fatal signal N.
+pub fn exit_code(status: i32) -> i32 {
+    if status & 0x7f == 0 {
+        (status >> 8) & 0xff
+    } else {
+        128 + (status & 0x7f)
+    }
 }
 
 /// Exits the way the container did: with its exit code, or killed by the

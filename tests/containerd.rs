@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const IMAGE: &str = "localhost/rvisor-busybox:latest";
+const IMAGE: &str = BUSYBOX_IMAGE;
 
 struct Containerd {
     dir: TempDir,
@@ -22,14 +22,7 @@ impl Containerd {
     fn start() -> Option<Containerd> {
         let bin = which("containerd")?;
         which("ctr")?;
-        let image = fixtures_dir().join("images/busybox-oci.tar");
-        if !image.exists() {
-            eprintln!(
-                "SKIP: {} is missing (scripts/setup.sh builds it)",
-                image.display()
-            );
-            return None;
-        }
+        let image = busybox_image_archive()?;
         let dir = TempDir::new("containerd");
         let d = dir.path().display();
         let config = format!(

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const IMAGE: &str = "localhost/rvisor-busybox:latest";
+const IMAGE: &str = BUSYBOX_IMAGE;
 
 struct Dockerd {
     dir: TempDir,

@@ -367,16 +367,14 @@ fn hooks_see_the_state_at_each_point() {
                 "timeout": 10
             })
         };
-        let cfg_path = rt.bundle.path().join("config.json");
-        let mut cfg: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
-        cfg["hooks"] = serde_json::json!({
-            "prestart": [hook("prestart")],
-            "createRuntime": [hook("createRuntime")],
-            "poststart": [hook("poststart")],
-            "poststop": [hook("poststop")],
+        edit_bundle_config(rt.bundle.path(), |cfg| {
+            cfg["hooks"] = serde_json::json!({
+                "prestart": [hook("prestart")],
+                "createRuntime": [hook("createRuntime")],
+                "poststart": [hook("poststart")],
+                "poststop": [hook("poststop")],
+            });
         });
-        std::fs::write(&cfg_path, cfg.to_string()).unwrap();
         let mut t = Vec::new();
         let pid = rt.create(&mut t, "h1");
         rt.step(&mut t, &["start", "h1"]);
@@ -508,16 +506,14 @@ fn cgroups_limit_freeze_and_oom_like_runc() {
         let mut t = Vec::new();
         let configure = |args: &[&str], mem: i64| {
             rt.set_args(args);
-            let cfg_path = rt.bundle.path().join("config.json");
-            let mut cfg: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
-            cfg["linux"]["cgroupsPath"] = format!("/{cg_rel}/c").into();
-            cfg["linux"]["resources"] = serde_json::json!({
-                "memory": { "limit": mem },
-                "pids": { "limit": 300 },
-                "cpu": { "shares": 512, "quota": 50000, "period": 100000 },
+            edit_bundle_config(rt.bundle.path(), |cfg| {
+                cfg["linux"]["cgroupsPath"] = format!("/{cg_rel}/c").into();
+                cfg["linux"]["resources"] = serde_json::json!({
+                    "memory": { "limit": mem },
+                    "pids": { "limit": 300 },
+                    "cpu": { "shares": 512, "quota": 50000, "period": 100000 },
+                });
             });
-            std::fs::write(&cfg_path, cfg.to_string()).unwrap();
         };
         let file = |ctrl: &str, f: &str| {
             let p = if v2 {
@@ -655,20 +651,18 @@ fn seccomp_profile_matches_runc() {
             "mkdir /tmp/d; echo mkdir=$?; sync; echo sync=$?; \
              rmdir /tmp/nonexistent 2>&1; echo rmdir=$?; echo done",
         ]);
-        let cfg_path = rt.bundle.path().join("config.json");
-        let mut cfg: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
-        cfg["linux"]["seccomp"] = serde_json::json!({
-            "defaultAction": "SCMP_ACT_ALLOW",
-            "architectures": ["SCMP_ARCH_X86_64"],
-            "syscalls": [
-                { "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13 },
-                { "names": ["sync"], "action": "SCMP_ACT_KILL_PROCESS" },
-                { "names": ["rmdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 30,
-                  "args": [ { "index": 1, "value": 0, "op": "SCMP_CMP_EQ" } ] }
-            ]
+        edit_bundle_config(rt.bundle.path(), |cfg| {
+            cfg["linux"]["seccomp"] = serde_json::json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "architectures": ["SCMP_ARCH_X86_64"],
+                "syscalls": [
+                    { "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13 },
+                    { "names": ["sync"], "action": "SCMP_ACT_KILL_PROCESS" },
+                    { "names": ["rmdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 30,
+                      "args": [ { "index": 1, "value": 0, "op": "SCMP_CMP_EQ" } ] }
+                ]
+            });
         });
-        std::fs::write(&cfg_path, cfg.to_string()).unwrap();
         let (_, out) = rt.run(&["run", "s1"]);
         // runc run exits 128+N for a signalled init; rvisor run dies of N.
         let code = out
@@ -774,15 +768,13 @@ fn preserve_fds_like_runc() {
 fn start_container_hooks_run_inside_before_the_init() {
     become_subreaper();
     let rt = Runtime::new(rvisor(), "rvisor-sc");
-    let cfg_path = rt.bundle.path().join("config.json");
     let configure = |hook_script: &str| {
         rt.set_args(&["sh", "-c", "cat /tmp/hook-state; echo; echo init ran"]);
-        let mut cfg: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
-        cfg["hooks"] = serde_json::json!({
-            "startContainer": [{ "path": "/bin/sh", "args": ["sh", "-c", hook_script], "timeout": 10 }]
+        edit_bundle_config(rt.bundle.path(), |cfg| {
+            cfg["hooks"] = serde_json::json!({
+                "startContainer": [{ "path": "/bin/sh", "args": ["sh", "-c", hook_script], "timeout": 10 }]
+            });
         });
-        std::fs::write(&cfg_path, cfg.to_string()).unwrap();
     };
     let mut t = Vec::new();
     configure("cat > /tmp/hook-state");

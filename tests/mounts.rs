@@ -103,43 +103,28 @@ fn bind_mounts_match_runc() {
     }
 }
 
-/// linux.maskedPaths hide a file (as /dev/null) and a directory (empty,
-/// read-only) of the image, as under runc; /proc/sys stays read-only.
-#[test]
-fn masked_paths_like_runc() {
+/// Runs `script` in the busybox image with `edit` applied to the spec,
+/// under runc and under rvisor; returns both runs.
+fn runc_and_rvisor_with(
+    script: &str,
+    edit: impl Fn(&mut serde_json::Value),
+) -> Option<(std::process::Output, std::process::Output)> {
     let Some(runc) = which("runc") else {
         eprintln!("SKIP: runc is not installed (scripts/setup.sh installs it)");
-        return;
+        return None;
     };
-    let rootfs = busybox_rootfs();
     let run = |bin: &std::path::Path, name: &str| {
-        let bundle = TempDir::new(&format!("{name}-mask-bundle"));
-        let state = TempDir::new(&format!("{name}-mask-state"));
-        write_bundle_config(
-            bundle.path(),
-            &rootfs,
-            &[
-                "sh",
-                "-c",
-                "echo group: $(cat /etc/group | wc -c); ls -la /root | wc -l; \
-                 echo x > /etc/group && echo write-ok; touch /root/f || echo dir-ro; \
-                 echo 1 > /proc/sys/kernel/shmmax || echo proc-sys-ro; \
-                 test -c /etc/group && echo masked-by-char-device",
-            ],
-            &[],
-        );
-        let cfg_path = bundle.path().join("config.json");
-        let mut cfg: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
-        cfg["linux"]["maskedPaths"] = serde_json::json!(["/etc/group", "/root", "/no/such/path"]);
-        std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+        let bundle = TempDir::new(&format!("{name}-spec-bundle"));
+        let state = TempDir::new(&format!("{name}-spec-state"));
+        write_bundle_config(bundle.path(), &busybox_rootfs(), &["sh", "-c", script], &[]);
+        edit_bundle_config(bundle.path(), &edit);
         run_with_timeout(
             Command::new(bin)
                 .arg("--root")
                 .arg(state.path())
                 .args(["run", "--bundle"])
                 .arg(bundle.path())
-                .arg(unique_name("mask")),
+                .arg(unique_name("spec")),
             default_timeout(),
         )
     };
@@ -151,6 +136,22 @@ fn masked_paths_like_runc() {
         "{}",
         describe_output("rvisor", &actual)
     );
+    Some((expected, actual))
+}
+
+/// linux.maskedPaths hide a file (as /dev/null) and a directory (empty,
+/// read-only) of the image, as under runc; /proc/sys stays read-only.
+#[test]
+fn masked_paths_like_runc() {
+    let script = "echo group: $(cat /etc/group | wc -c); ls -la /root | wc -l; \
+                  echo x > /etc/group && echo write-ok; touch /root/f || echo dir-ro; \
+                  echo 1 > /proc/sys/kernel/shmmax || echo proc-sys-ro; \
+                  test -c /etc/group && echo masked-by-char-device";
+    let Some((expected, actual)) = runc_and_rvisor_with(script, |cfg| {
+        cfg["linux"]["maskedPaths"] = serde_json::json!(["/etc/group", "/root", "/no/such/path"]);
+    }) else {
+        return;
+    };
     assert_eq!(expected.status.code(), actual.status.code());
 }
 
@@ -158,48 +159,13 @@ fn masked_paths_like_runc() {
 /// it stay writable, as under runc.
 #[test]
 fn readonly_root_like_runc() {
-    let Some(runc) = which("runc") else {
-        eprintln!("SKIP: runc is not installed (scripts/setup.sh installs it)");
+    let script = "touch /x; echo touch=$?; mkdir /d; echo mkdir=$?; \
+                  echo hi > /dev/shm/z && cat /dev/shm/z; \
+                  grep ' / ' /proc/self/mounts | cut -d' ' -f4 | cut -d, -f1";
+    let Some((_, actual)) = runc_and_rvisor_with(script, |cfg| {
+        cfg["root"]["readonly"] = true.into();
+    }) else {
         return;
     };
-    let rootfs = busybox_rootfs();
-    let run = |bin: &std::path::Path, name: &str| {
-        let bundle = TempDir::new(&format!("{name}-ro-bundle"));
-        let state = TempDir::new(&format!("{name}-ro-state"));
-        write_bundle_config(
-            bundle.path(),
-            &rootfs,
-            &[
-                "sh",
-                "-c",
-                "touch /x; echo touch=$?; mkdir /d; echo mkdir=$?; \
-                 echo hi > /dev/shm/z && cat /dev/shm/z; \
-                 grep ' / ' /proc/self/mounts | cut -d' ' -f4 | cut -d, -f1",
-            ],
-            &[],
-        );
-        let cfg_path = bundle.path().join("config.json");
-        let mut cfg: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
-        cfg["root"]["readonly"] = true.into();
-        std::fs::write(&cfg_path, cfg.to_string()).unwrap();
-        run_with_timeout(
-            Command::new(bin)
-                .arg("--root")
-                .arg(state.path())
-                .args(["run", "--bundle"])
-                .arg(bundle.path())
-                .arg(unique_name("ro")),
-            default_timeout(),
-        )
-    };
-    let expected = run(&runc, "runc");
-    let actual = run(&rvisor(), "rvisor");
-    assert_eq!(
-        stdout_str(&expected),
-        stdout_str(&actual),
-        "{}",
-        describe_output("rvisor", &actual)
-    );
     assert!(stdout_str(&actual).contains("touch=1"));
 }

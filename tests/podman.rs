@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const IMAGE: &str = "localhost/rvisor-busybox:latest";
+const IMAGE: &str = BUSYBOX_IMAGE;
 
 /// A private podman: its own storage, run and temp dirs under one temp
 /// directory (the e2e recipe for these machines).
@@ -25,14 +25,7 @@ struct Podman {
 impl Podman {
     fn new() -> Option<Podman> {
         let podman = which("podman")?;
-        let image = fixtures_dir().join("images/busybox-oci.tar");
-        if !image.exists() {
-            eprintln!(
-                "SKIP: {} is missing (scripts/setup.sh builds it)",
-                image.display()
-            );
-            return None;
-        }
+        let image = busybox_image_archive()?;
         let p = Podman {
             dir: TempDir::new("podman"),
             podman,
@@ -137,6 +130,15 @@ fn describe(label: &str, out: &Output) -> String {
     )
 }
 
+/// The command line of `podman run -it --rm` of `sh -c script` with `rt`.
+fn run_it_words(p: &Podman, rt: &Path, script: &str) -> Vec<String> {
+    let mut words = p.base_args(Some(rt));
+    words.extend(["run", "-it", "--rm", "--network=none"].map(String::from));
+    words.extend(U.map(String::from));
+    words.extend([IMAGE, "sh", "-c", script].map(String::from));
+    words
+}
+
 /// One runtime's transcript of the cases (each removes its containers, so
 /// both runtimes use the same names).
 fn transcript(p: &Podman, rt: &Path) -> String {
@@ -210,17 +212,10 @@ fn transcript(p: &Podman, rt: &Path) -> String {
     t.push(describe("rm", &run(&["rm", &c])));
 
     // run -it through a pty, driven by script(1).
-    let mut words = p.base_args(Some(rt));
-    words.extend(["run", "-it", "--rm", "--network=none"].map(String::from));
-    words.extend(U.map(String::from));
-    words.extend(
-        [
-            IMAGE,
-            "sh",
-            "-c",
-            "read x; echo got $x; test -t 1 && echo stdout is a tty; exit 4",
-        ]
-        .map(String::from),
+    let words = run_it_words(
+        p,
+        rt,
+        "read x; echo got $x; test -t 1 && echo stdout is a tty; exit 4",
     );
     let cmdline = words
         .iter()
@@ -253,17 +248,10 @@ fn transcript(p: &Podman, rt: &Path) -> String {
     // Ctrl-C at the client's terminal reaches the container's foreground
     // process (a trap in the shell).
     let script = repo_root().join("tests/scripts/terminal_ctrl_c.py");
-    let mut words = p.base_args(Some(rt));
-    words.extend(["run", "-it", "--rm", "--network=none"].map(String::from));
-    words.extend(U.map(String::from));
-    words.extend(
-        [
-            IMAGE,
-            "sh",
-            "-c",
-            "trap 'echo got INT' INT; echo ready; read x; echo done; exit 6",
-        ]
-        .map(String::from),
+    let words = run_it_words(
+        p,
+        rt,
+        "trap 'echo got INT' INT; echo ready; read x; echo done; exit 6",
     );
     let mut cmd = Command::new("python3");
     cmd.arg(&script).args(&words);

@@ -64,3 +64,36 @@ pub fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
 }
+
+/// A container runtime to measure: its label, binary and extra flags.
+pub struct Runtime {
+    pub name: String,
+    pub bin: PathBuf,
+    pub flags: Vec<String>,
+}
+
+/// runc and runsc when installed (runsc on its ptrace platform without
+/// network, the only way it runs on these machines), then rvisor.
+pub fn runtimes() -> Vec<Runtime> {
+    let mut v = Vec::new();
+    if let Some(bin) = which("runc") {
+        v.push(Runtime {
+            name: "runc".into(),
+            bin,
+            flags: vec![],
+        });
+    }
+    if let Some(bin) = which("runsc") {
+        v.push(Runtime {
+            name: "runsc (ptrace)".into(),
+            bin,
+            flags: vec!["--platform=ptrace".into(), "--network=none".into()],
+        });
+    }
+    v.push(Runtime {
+        name: "rvisor (ptrace)".into(),
+        bin: rvisor(),
+        flags: vec![],
+    });
+    v
+}

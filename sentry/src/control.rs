@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::kernel::task::ExecWait;
 use crate::kernel::{self, kernel, lock};
 
 /// Largest message either side accepts.
@@ -51,6 +52,18 @@ pub enum ContainerStatus {
     /// frozen sentry cannot answer).
     Paused,
     Stopped,
+}
+
+impl ContainerStatus {
+    /// The OCI state's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ContainerStatus::Created => "created",
+            ContainerStatus::Running => "running",
+            ContainerStatus::Paused => "paused",
+            ContainerStatus::Stopped => "stopped",
+        }
+    }
 }
 
 /// One process as `rvisor ps` shows it (pids are the sandbox's own).
@@ -331,7 +344,7 @@ fn handle(
             } else {
                 ControlReply::Error(format!(
                     "cannot start a container that is {}",
-                    status_name(status(gate))
+                    status(gate).name()
                 ))
             }
         }
@@ -364,9 +377,9 @@ fn handle(
             }
             exec(&process, fds)
         }
-        ControlRequest::Wait { pid } => match crate::kernel::task::wait_exec_process(pid) {
-            Some(status) => ControlReply::Exited { status },
-            None => ControlReply::Error(format!("no exec'd process {pid} to wait for")),
+        ControlRequest::Wait { pid } => match crate::kernel::task::wait_exec_process(pid, None) {
+            ExecWait::Exited(status) => ControlReply::Exited { status },
+            _ => ControlReply::Error(format!("no exec'd process {pid} to wait for")),
         },
     }
 }
@@ -384,34 +397,32 @@ fn run_start_hook(h: &crate::StartHook, state: &str) -> Result<(), String> {
         // SAFETY: dup just made this fd for us alone.
         .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
     let out = err.as_ref().and_then(|e| e.try_clone().ok());
-    let p = crate::prepare_process(kernel(), &h.process, vec![Some(r), out, err])
-        .map_err(|e| e.to_string())?;
-    let proc = crate::kernel::task::start_exec_process(
-        p.fs, p.creds, p.rlimits, p.fds, p.path, p.argv, p.envp,
-    )
-    .map_err(|e| e.to_string())?;
+    let proc = spawn_process(&h.process, vec![Some(r), out, err])?;
     let deadline = h
         .timeout_secs
         .filter(|t| *t > 0)
         .map(|t| std::time::Instant::now() + std::time::Duration::from_secs(t));
-    loop {
-        {
-            let mut tree = lock(&kernel().tree);
-            if let Some(Some(status)) = tree.exec_exits.get(&proc.pid).copied() {
-                tree.exec_exits.remove(&proc.pid);
-                return match status {
-                    0 => Ok(()),
-                    s if s & 0x7f == 0 => Err(format!("exit status {}", (s >> 8) & 0xff)),
-                    s => Err(format!("killed by signal {}", s & 0x7f)),
-                };
-            }
-        }
-        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+    match crate::kernel::task::wait_exec_process(proc.pid, deadline) {
+        ExecWait::Exited(0) => Ok(()),
+        ExecWait::Exited(s) if s & 0x7f == 0 => Err(format!("exit status {}", (s >> 8) & 0xff)),
+        ExecWait::Exited(s) => Err(format!("killed by signal {}", s & 0x7f)),
+        ExecWait::TimedOut => {
             kernel().kill_process(&proc, libc::SIGKILL);
-            return Err("timed out".into());
+            Err("timed out".into())
         }
-        std::thread::sleep(std::time::Duration::from_millis(2));
+        ExecWait::Unknown => Err("the hook's process vanished".into()),
     }
+}
+
+/// Starts a parentless process in the sandbox (exec, startContainer
+/// hooks) with `stdio` as its fds 0, 1, 2, ...
+fn spawn_process(
+    spec: &crate::ProcessSpec,
+    stdio: Vec<Option<OwnedFd>>,
+) -> Result<Arc<crate::kernel::Process>, String> {
+    let p = crate::prepare_process(kernel(), spec, stdio).map_err(|e| e.to_string())?;
+    crate::kernel::task::start_exec_process(p.fs, p.creds, p.rlimits, p.fds, p.path, p.argv, p.envp)
+        .map_err(|e| format!("starting the process: {e}"))
 }
 
 fn exec(spec: &crate::ProcessSpec, fds: Vec<OwnedFd>) -> ControlReply {
@@ -419,24 +430,9 @@ fn exec(spec: &crate::ProcessSpec, fds: Vec<OwnedFd>) -> ControlReply {
     if stdio.len() < 3 {
         stdio.resize_with(3, || None);
     }
-    let p = match crate::prepare_process(kernel(), spec, stdio) {
-        Ok(p) => p,
-        Err(e) => return ControlReply::Error(e.to_string()),
-    };
-    match crate::kernel::task::start_exec_process(
-        p.fs, p.creds, p.rlimits, p.fds, p.path, p.argv, p.envp,
-    ) {
+    match spawn_process(spec, stdio) {
         Ok(proc) => ControlReply::Exec { pid: proc.pid },
-        Err(e) => ControlReply::Error(format!("starting the process: {e}")),
-    }
-}
-
-fn status_name(s: ContainerStatus) -> &'static str {
-    match s {
-        ContainerStatus::Created => "created",
-        ContainerStatus::Running => "running",
-        ContainerStatus::Paused => "paused",
-        ContainerStatus::Stopped => "stopped",
+        Err(e) => ControlReply::Error(e),
     }
 }
 

@@ -100,37 +100,30 @@ fn create_in(
             return Err(e);
         }
     };
-    let record = Record {
-        id: a.id.clone(),
-        bundle: bundle_dir.to_path_buf(),
-        rootfs: b.rootfs.clone(),
-        created: container::now_rfc3339(),
-        owner: String::new(),
+    let finished = (|| -> Result<()> {
         // Our own child, so /proc/PID/stat is there; a record that could
         // not identify it would make the container look stopped forever.
-        sentry: match HostProcess::of(sb.sentry.id() as i32) {
-            Some(p) => p,
-            None => {
-                let pid = sb.sentry.id();
-                sb.kill();
-                cgroup.destroy();
-                bail!("cannot identify the sandbox process {pid}");
-            }
-        },
-        gofers: sb
-            .gofers
-            .iter()
-            .filter_map(|c| HostProcess::of(c.id() as i32))
-            .collect(),
-        annotations: b.annotations.clone(),
-        hooks: b.hooks.clone(),
-        process,
-        cgroup: Some(cgroup.clone()),
-    };
-    let oom_score_adj = b.oom_score_adj;
-    let started = (|| -> Result<()> {
+        let sentry = HostProcess::of(sb.sentry.id() as i32)
+            .with_context(|| format!("cannot identify the sandbox process {}", sb.sentry.id()))?;
+        let record = Record {
+            id: a.id.clone(),
+            bundle: bundle_dir.to_path_buf(),
+            rootfs: b.rootfs.clone(),
+            created: container::now_rfc3339(),
+            owner: String::new(),
+            sentry,
+            gofers: sb
+                .gofers
+                .iter()
+                .filter_map(|c| HostProcess::of(c.id() as i32))
+                .collect(),
+            annotations: b.annotations.clone(),
+            hooks: b.hooks.clone(),
+            process,
+            cgroup: Some(cgroup.clone()),
+        };
         wait_ready(ready_r)?;
-        if let Some(adj) = oom_score_adj {
+        if let Some(adj) = b.oom_score_adj {
             // The whole sandbox is the container for the OOM killer.
             for p in std::iter::once(&record.sentry).chain(record.gofers.iter()) {
                 std::fs::write(format!("/proc/{}/oom_score_adj", p.pid), adj.to_string())
@@ -146,25 +139,13 @@ fn create_in(
         // The runtime spec's state while create runs is "creating".
         let state = container::hook_state(&record, "creating");
         if let Some(h) = &b.hooks {
-            hooks::run_all(
-                "prestart",
-                h.prestart().as_deref().unwrap_or_default(),
-                &state,
-            )?;
-            hooks::run_all(
-                "createRuntime",
-                h.create_runtime().as_deref().unwrap_or_default(),
-                &state,
-            )?;
-            hooks::run_all(
-                "createContainer",
-                h.create_container().as_deref().unwrap_or_default(),
-                &state,
-            )?;
+            hooks::run_all("prestart", h.prestart().as_ref(), &state)?;
+            hooks::run_all("createRuntime", h.create_runtime().as_ref(), &state)?;
+            hooks::run_all("createContainer", h.create_container().as_ref(), &state)?;
         }
         Ok(())
     })();
-    if let Err(e) = started {
+    if let Err(e) = finished {
         sb.kill();
         cgroup.destroy();
         return Err(e);
@@ -282,15 +263,7 @@ pub fn start(g: &GlobalOpts, a: IdArg) -> Result<i32> {
     }
     if let Some(h) = &record.hooks {
         let state = container::hook_state(&record, "running");
-        // A failing poststart hook is only a warning (runtime spec).
-        if let Err(e) = hooks::run_all(
-            "poststart",
-            h.poststart().as_deref().unwrap_or_default(),
-            &state,
-        ) {
-            tracing::warn!("{e:#}");
-            eprintln!("rvisor: warning: {e:#}");
-        }
+        hooks::run_all_warning_only(g, "poststart", h.poststart().as_ref(), &state);
     }
     Ok(0)
 }
@@ -358,10 +331,7 @@ pub fn kill(g: &GlobalOpts, a: KillArgs) -> Result<i32> {
         // A frozen sentry cannot take requests; SIGKILL still ends it (the
         // thaw lets the kill land).
         ContainerStatus::Paused if signo == libc::SIGKILL => {
-            record.sentry.kill(libc::SIGKILL);
-            if let Some(cg) = &record.cgroup {
-                cg.set_frozen(false)?;
-            }
+            kill_sentry(&record)?;
             return Ok(0);
         }
         ContainerStatus::Paused => {
@@ -408,21 +378,13 @@ pub fn delete(g: &GlobalOpts, a: DeleteArgs) -> Result<i32> {
         bail!(
             "cannot delete container {} that is not stopped: {}",
             a.id,
-            container::status_name(status)
+            status.name()
         );
     }
     destroy(&record);
     if let Some(h) = &record.hooks {
         let state = container::hook_state(&record, "stopped");
-        // A failing poststop hook is only a warning (runtime spec).
-        if let Err(e) = hooks::run_all(
-            "poststop",
-            h.poststop().as_deref().unwrap_or_default(),
-            &state,
-        ) {
-            tracing::warn!("{e:#}");
-            eprintln!("rvisor: warning: {e:#}");
-        }
+        hooks::run_all_warning_only(g, "poststop", h.poststop().as_ref(), &state);
     }
     dir.remove()?;
     Ok(0)
@@ -430,7 +392,9 @@ pub fn delete(g: &GlobalOpts, a: DeleteArgs) -> Result<i32> {
 
 /// Kills the sandbox's processes and waits until they are gone.
 fn destroy(record: &Record) {
-    record.sentry.kill(libc::SIGKILL);
+    if let Err(e) = kill_sentry(record) {
+        tracing::warn!("thawing the sandbox to let it die: {e:#}");
+    }
     let deadline = Instant::now() + KILL_TIMEOUT;
     while record.sentry.alive() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(2));
@@ -440,11 +404,17 @@ fn destroy(record: &Record) {
         g.kill(libc::SIGKILL);
     }
     if let Some(cg) = &record.cgroup {
-        // A frozen sandbox cannot die: thaw it after the SIGKILL.
-        if cg.frozen() {
-            let _ = cg.set_frozen(false);
-        }
         cg.destroy();
+    }
+}
+
+/// SIGKILLs the sentry (which takes every stub with it). A frozen sandbox
+/// cannot die, so a paused one is thawed after the signal is sent.
+fn kill_sentry(record: &Record) -> Result<()> {
+    record.sentry.kill(libc::SIGKILL);
+    match &record.cgroup {
+        Some(cg) if cg.frozen() => cg.set_frozen(false),
+        _ => Ok(()),
     }
 }
 
@@ -694,15 +664,15 @@ fn parse_interval(s: &str) -> Result<Duration> {
 
 pub fn events(g: &GlobalOpts, a: EventsArgs) -> Result<i32> {
     let interval = parse_interval(&a.interval)?;
-    let (record, dir) = {
+    let record = {
+        // Locked only while checking; the stream must not block others.
         let dir = ContainerDir::open(&g.root, &a.id)?;
         let record = dir.load()?;
         if dir.status(&record) == ContainerStatus::Stopped {
             bail!("container with id {} is not running", a.id);
         }
-        (record, dir.unlock()?)
+        record
     };
-    drop(dir);
     let cg = cgroup_of(&record)?;
     let event = |kind: &str, data: serde_json::Value| serde_json::json!({ "type": kind, "id": a.id, "data": data });
     if a.stats {
@@ -790,11 +760,8 @@ pub fn update(g: &GlobalOpts, a: UpdateArgs) -> Result<i32> {
 }
 
 pub fn wait(g: &GlobalOpts, a: IdArg) -> Result<i32> {
-    let (record, dir) = {
-        let dir = ContainerDir::open(&g.root, &a.id)?;
-        (dir.load()?, dir.unlock()?)
-    };
-    drop(dir);
+    // The lock is not held while waiting: other commands must go on.
+    let record = ContainerDir::open(&g.root, &a.id)?.load()?;
     while record.sentry.alive() {
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -802,9 +769,5 @@ pub fn wait(g: &GlobalOpts, a: IdArg) -> Result<i32> {
     let status = dir
         .exit_status()
         .ok_or_else(|| anyhow!("the sandbox ended without reporting an exit status"))?;
-    Ok(if status & 0x7f == 0 {
-        (status >> 8) & 0xff
-    } else {
-        128 + (status & 0x7f)
-    })
+    Ok(sandbox::exit_code(status))
 }

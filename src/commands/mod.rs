@@ -278,8 +278,7 @@ fn boot(g: &GlobalOpts, a: BootArgs) -> Result<i32> {
         // namespace and cannot kill itself with a signal, so a fatal signal
         // N becomes exit code 128+N (what conmon and containerd report for
         // a signalled init anyway).
-        None if status & 0x7f == 0 => Ok((status >> 8) & 0xff),
-        None => Ok(128 + (status & 0x7f)),
+        None => Ok(sandbox::exit_code(status)),
     }
 }
 

@@ -491,6 +491,34 @@ pub fn write_bundle_config_with_mounts(
     fs::write(dir.join("config.json"), text).unwrap_or_else(|e| panic!("write config.json: {e}"));
 }
 
+/// The local OCI image of the busybox fixture that engines import.
+pub const BUSYBOX_IMAGE: &str = "localhost/rvisor-busybox:latest";
+
+/// The busybox OCI archive scripts/setup.sh builds, or None (after saying
+/// why) when it is missing.
+pub fn busybox_image_archive() -> Option<PathBuf> {
+    let image = fixtures_dir().join("images/busybox-oci.tar");
+    if image.exists() {
+        Some(image)
+    } else {
+        eprintln!(
+            "SKIP: {} is missing (scripts/setup.sh builds it)",
+            image.display()
+        );
+        None
+    }
+}
+
+/// Changes `<dir>/config.json` in place (a test's extra spec settings).
+pub fn edit_bundle_config(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = dir.join("config.json");
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()));
+    edit(&mut cfg);
+    fs::write(&path, cfg.to_string()).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
 /// Run `args` in `rootfs` as an OCI bundle with `rvisor run`:
 /// `rvisor --root <tmp state dir> run --bundle <tmp bundle> <unique id>`.
 pub fn run_bundle(rootfs: &Path, args: &[&str], env: &[&str]) -> Output {

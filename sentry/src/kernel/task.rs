@@ -896,20 +896,44 @@ pub fn start_exec_process(
     start_top_level(fs, creds, rlimits, fds, path, argv, envp, true)
 }
 
-/// Blocks until the exec'd process `pid` exits and returns its wait
-/// status; `None` if `pid` is not an exec'd process still to be collected.
-pub fn wait_exec_process(pid: i32) -> Option<i32> {
+/// How waiting for an exec'd process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecWait {
+    /// It exited with this wait status (now collected).
+    Exited(i32),
+    /// The deadline passed first.
+    TimedOut,
+    /// `pid` is not an exec'd process still to be collected.
+    Unknown,
+}
+
+/// Blocks until the exec'd process `pid` exits, or `deadline` passes.
+pub fn wait_exec_process(pid: i32, deadline: Option<std::time::Instant>) -> ExecWait {
     let k = kernel();
     let mut tree = lock(&k.tree);
     loop {
         match tree.exec_exits.get(&pid) {
-            None => return None,
+            None => return ExecWait::Unknown,
             Some(Some(status)) => {
                 let status = *status;
                 tree.exec_exits.remove(&pid);
-                return Some(status);
+                return ExecWait::Exited(status);
             }
-            Some(None) => tree = k.tree_cv.wait(tree).unwrap_or_else(|p| p.into_inner()),
+            Some(None) => {
+                tree = match deadline {
+                    None => k.tree_cv.wait(tree).unwrap_or_else(|p| p.into_inner()),
+                    Some(d) => {
+                        let left = d.saturating_duration_since(std::time::Instant::now());
+                        if left.is_zero() {
+                            return ExecWait::TimedOut;
+                        }
+                        k.tree_cv
+                            .wait_timeout(tree, left)
+                            .map(|r| r.0)
+                            .unwrap_or_else(|p| p.into_inner().0)
+                    }
+                }
+            }
         }
     }
 }

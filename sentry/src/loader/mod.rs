@@ -184,8 +184,8 @@ pub fn load_elf(
     // The heap starts after the executable, at a random page offset (up to
     // 32 MiB, as Linux).
     let brk_start = page_up(exe_end).ok_or(Errno::ENOEXEC)? + ((random_u64() % 0x2000) << 12);
-    ensure_stack_room(stub, stack_need(argv, envp, execfn))?;
-    record_kernel_mappings(stub, &mut vmas);
+    let stack_bottom = ensure_stack_room(stub, stack_need(argv, envp, execfn))?;
+    record_kernel_mappings(stub, stack_bottom, &mut vmas);
     let mm = MemoryManager {
         brk_start,
         brk: brk_start,
@@ -255,21 +255,15 @@ fn stack_need(argv: &[Vec<u8>], envp: &[Vec<u8>], execfn: &[u8]) -> u64 {
 /// The kernel maps about 128 KiB of stack for the stub's own exec; larger
 /// argument lists (up to Linux's limit) get a growable mapping directly
 /// below it, so the strings and the program's first frames fit.
-fn ensure_stack_room(stub: &mut Stub, need: u64) -> Result<(), Errno> {
+/// Returns the stack's lowest mapped address afterwards.
+fn ensure_stack_room(stub: &mut Stub, need: u64) -> Result<u64, Errno> {
     if need > MAX_ARG_BYTES as u64 + 64 * 1024 {
         return Err(Errno::E2BIG);
     }
-    let mut byte = [0u8; 1];
-    let mut bottom = page_down(stub.initial_sp);
-    for _ in 0..1024 {
-        if bottom < PAGE_SIZE || stub.read_mem(bottom - PAGE_SIZE, &mut byte).is_err() {
-            break;
-        }
-        bottom -= PAGE_SIZE;
-    }
+    let bottom = mapped_stack_bottom(stub);
     let avail = stub.initial_sp.saturating_sub(bottom);
     if need + STACK_HEADROOM <= avail {
-        return Ok(());
+        return Ok(bottom);
     }
     let new_bottom = page_down(stub.initial_sp.saturating_sub(need + STACK_HEADROOM));
     let flags =
@@ -290,28 +284,34 @@ fn ensure_stack_room(stub: &mut Stub, need: u64) -> Result<(), Errno> {
     if got as u64 != new_bottom {
         return Err(Errno::E2BIG);
     }
-    Ok(())
+    Ok(new_bottom)
 }
 
-/// Records the mappings the host kernel made for the stub: its stack
-/// (found by probing which pages around the initial stack pointer are
-/// mapped) and the vDSO with its data pages.
-fn record_kernel_mappings(stub: &Stub, vmas: &mut Vmas) {
+/// The lowest address of the mapped pages running down from the stub's
+/// initial stack pointer (the stack the kernel made, found by probing).
+fn mapped_stack_bottom(stub: &Stub) -> u64 {
     let mut byte = [0u8; 1];
-    let sp_page = page_down(stub.initial_sp);
-    let mut top = sp_page;
-    for _ in 0..1024 {
-        if stub.read_mem(top, &mut byte).is_err() {
-            break;
-        }
-        top += PAGE_SIZE;
-    }
-    let mut bottom = sp_page;
+    let mut bottom = page_down(stub.initial_sp);
     for _ in 0..4096 {
         if bottom < PAGE_SIZE || stub.read_mem(bottom - PAGE_SIZE, &mut byte).is_err() {
             break;
         }
         bottom -= PAGE_SIZE;
+    }
+    bottom
+}
+
+/// Records the mappings the host kernel made for the stub: its stack
+/// (from `bottom`, up through the pages mapped above the initial stack
+/// pointer, found by probing) and the vDSO with its data pages.
+fn record_kernel_mappings(stub: &Stub, bottom: u64, vmas: &mut Vmas) {
+    let mut byte = [0u8; 1];
+    let mut top = page_down(stub.initial_sp);
+    for _ in 0..1024 {
+        if stub.read_mem(top, &mut byte).is_err() {
+            break;
+        }
+        top += PAGE_SIZE;
     }
     if top > bottom {
         let rw = libc::PROT_READ | libc::PROT_WRITE;
