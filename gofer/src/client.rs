@@ -12,8 +12,8 @@ use nix::sys::socket::{
 use tracing::{error, warn};
 
 use crate::protocol::{
-    decode_response, encode_request, Dirent, FileStat, Handle, Request, Response, MAX_MESSAGE,
-    PROTOCOL_VERSION, ROOT_HANDLE,
+    decode_response, encode_request, Dirent, FileStat, FsStat, Handle, Owner, Request,
+    RequestMessage, Response, SetStat, MAX_MESSAGE, PROTOCOL_VERSION, ROOT_HANDLE,
 };
 use crate::sys;
 
@@ -81,10 +81,16 @@ pub struct GoferClient {
     conn: Mutex<Conn>,
 }
 
+/// Handles dropped since the last request, forgotten along with the next
+/// one (see [`crate::protocol::RequestMessage`]).
+const MAX_PENDING_CLOSES: usize = 4096;
+
 struct Conn {
     sock: OwnedFd,
     /// Reused receive buffer of [`MAX_MESSAGE`] bytes.
     buf: Vec<u8>,
+    /// Handles to close with the next request.
+    pending_close: Vec<Handle>,
     /// Set once a request/response exchange failed half-way: requests and
     /// replies could then be out of step, so every later call fails with EIO.
     broken: bool,
@@ -179,6 +185,7 @@ impl GoferClient {
             conn: Mutex::new(Conn {
                 sock,
                 buf: vec![0u8; MAX_MESSAGE],
+                pending_close: Vec::new(),
                 broken: false,
             }),
         };
@@ -199,14 +206,19 @@ impl GoferClient {
     /// One request/response exchange. Transport failures poison the
     /// connection (see [`Conn::broken`]) and surface as EIO.
     fn call(&self, req: &Request) -> Result<(Response, Vec<OwnedFd>), Errno> {
-        let bytes = encode_request(req).map_err(|e| {
-            warn!(error = %e, "gofer client: cannot encode request");
-            Errno::EINVAL
-        })?;
         let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         if conn.broken {
             return Err(Errno::EIO);
         }
+        let msg = RequestMessage {
+            close: std::mem::take(&mut conn.pending_close),
+            request: req.clone(),
+        };
+        let bytes = encode_request(&msg).map_err(|e| {
+            warn!(error = %e, "gofer client: cannot encode request");
+            conn.pending_close = msg.close.clone();
+            Errno::EINVAL
+        })?;
         conn.exchange(&bytes).map_err(|e| {
             error!(error = %e, "gofer client: connection to the gofer failed");
             conn.broken = true;
@@ -290,6 +302,228 @@ impl GoferClient {
                 }
                 (other, _) => return Err(unexpected("getdents", &other)),
             }
+        }
+    }
+
+    /// Creates and opens a regular file exclusively; the new node's handle,
+    /// its stat, and the open host fd.
+    pub fn create(
+        &self,
+        dir: Handle,
+        name: &[u8],
+        flags: i32,
+        mode: u32,
+        owner: Owner,
+    ) -> Result<(Handle, FileStat, OwnedFd), Errno> {
+        match self.call(&Request::Create {
+            dir,
+            name: name.to_vec(),
+            flags,
+            mode,
+            owner,
+        })? {
+            (Response::Node { handle, stat }, fds) => match fds.into_iter().next() {
+                Some(fd) => Ok((handle, stat, fd)),
+                None => {
+                    error!("gofer client: Create reply without an fd");
+                    self.close(handle);
+                    Err(Errno::EIO)
+                }
+            },
+            (other, _) => Err(unexpected("create", &other)),
+        }
+    }
+
+    fn node_reply(&self, what: &str, req: &Request) -> Result<(Handle, FileStat), Errno> {
+        match self.call(req)? {
+            (Response::Node { handle, stat }, _) => Ok((handle, stat)),
+            (other, _) => Err(unexpected(what, &other)),
+        }
+    }
+
+    fn ok_reply(&self, what: &str, req: &Request) -> Result<(), Errno> {
+        match self.call(req)? {
+            (Response::Ok, _) => Ok(()),
+            (other, _) => Err(unexpected(what, &other)),
+        }
+    }
+
+    pub fn mkdir(
+        &self,
+        dir: Handle,
+        name: &[u8],
+        mode: u32,
+        owner: Owner,
+    ) -> Result<(Handle, FileStat), Errno> {
+        self.node_reply(
+            "mkdir",
+            &Request::Mkdir {
+                dir,
+                name: name.to_vec(),
+                mode,
+                owner,
+            },
+        )
+    }
+
+    pub fn mknod(
+        &self,
+        dir: Handle,
+        name: &[u8],
+        mode: u32,
+        owner: Owner,
+    ) -> Result<(Handle, FileStat), Errno> {
+        self.node_reply(
+            "mknod",
+            &Request::Mknod {
+                dir,
+                name: name.to_vec(),
+                mode,
+                owner,
+            },
+        )
+    }
+
+    pub fn symlink(
+        &self,
+        dir: Handle,
+        name: &[u8],
+        target: &[u8],
+        owner: Owner,
+    ) -> Result<(Handle, FileStat), Errno> {
+        self.node_reply(
+            "symlink",
+            &Request::Symlink {
+                dir,
+                name: name.to_vec(),
+                target: target.to_vec(),
+                owner,
+            },
+        )
+    }
+
+    pub fn link(
+        &self,
+        dir: Handle,
+        name: &[u8],
+        target: Handle,
+    ) -> Result<(Handle, FileStat), Errno> {
+        self.node_reply(
+            "link",
+            &Request::Link {
+                dir,
+                name: name.to_vec(),
+                target,
+            },
+        )
+    }
+
+    pub fn unlink(&self, dir: Handle, name: &[u8], remove_dir: bool) -> Result<(), Errno> {
+        self.ok_reply(
+            "unlink",
+            &Request::Unlink {
+                dir,
+                name: name.to_vec(),
+                remove_dir,
+            },
+        )
+    }
+
+    pub fn rename(
+        &self,
+        old_dir: Handle,
+        old_name: &[u8],
+        new_dir: Handle,
+        new_name: &[u8],
+        flags: u32,
+    ) -> Result<(), Errno> {
+        self.ok_reply(
+            "rename",
+            &Request::Rename {
+                old_dir,
+                old_name: old_name.to_vec(),
+                new_dir,
+                new_name: new_name.to_vec(),
+                flags,
+            },
+        )
+    }
+
+    /// Applies `attr`; the node's stat afterwards.
+    pub fn set_stat(&self, node: Handle, attr: SetStat) -> Result<FileStat, Errno> {
+        match self.call(&Request::SetStat { node, attr })? {
+            (Response::Stat(stat), _) => Ok(stat),
+            (other, _) => Err(unexpected("setstat", &other)),
+        }
+    }
+
+    pub fn statfs(&self, node: Handle) -> Result<FsStat, Errno> {
+        match self.call(&Request::StatFs { node })? {
+            (Response::StatFs(st), _) => Ok(st),
+            (other, _) => Err(unexpected("statfs", &other)),
+        }
+    }
+
+    pub fn get_xattr(&self, node: Handle, name: &[u8]) -> Result<Vec<u8>, Errno> {
+        match self.call(&Request::GetXattr {
+            node,
+            name: name.to_vec(),
+        })? {
+            (Response::Xattr(value), _) => Ok(value),
+            (other, _) => Err(unexpected("getxattr", &other)),
+        }
+    }
+
+    pub fn set_xattr(
+        &self,
+        node: Handle,
+        name: &[u8],
+        value: &[u8],
+        flags: i32,
+    ) -> Result<(), Errno> {
+        self.ok_reply(
+            "setxattr",
+            &Request::SetXattr {
+                node,
+                name: name.to_vec(),
+                value: value.to_vec(),
+                flags,
+            },
+        )
+    }
+
+    pub fn list_xattr(&self, node: Handle) -> Result<Vec<Vec<u8>>, Errno> {
+        match self.call(&Request::ListXattr { node })? {
+            (Response::XattrNames(names), _) => Ok(names),
+            (other, _) => Err(unexpected("listxattr", &other)),
+        }
+    }
+
+    pub fn remove_xattr(&self, node: Handle, name: &[u8]) -> Result<(), Errno> {
+        self.ok_reply(
+            "removexattr",
+            &Request::RemoveXattr {
+                node,
+                name: name.to_vec(),
+            },
+        )
+    }
+
+    /// Forgets a handle along with the next request (no round trip of its
+    /// own). Until then the gofer keeps the node open, which keeps a
+    /// deleted file's blocks in use a little longer.
+    pub fn close_later(&self, node: Handle) {
+        if node == ROOT_HANDLE {
+            return;
+        }
+        let flush = {
+            let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+            conn.pending_close.push(node);
+            conn.pending_close.len() >= MAX_PENDING_CLOSES
+        };
+        if flush {
+            // Any request carries the closes; a cheap one.
+            let _ = self.call(&Request::Stat { node: ROOT_HANDLE });
         }
     }
 

@@ -211,6 +211,9 @@ pub fn run(config: GoferConfig) -> Result<(), GoferError> {
     ])
     .map_err(confine_err("closing inherited fds"))?;
 
+    // The sentry applies the container's umask itself; the modes it sends
+    // are the final ones.
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     info!(root = %config.root.display(), read_only = config.read_only, sock = sock.as_fd().as_raw_fd(), "gofer: serving");
     server::serve(
         sock,

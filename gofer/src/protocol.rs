@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change to [`Request`] or [`Response`].
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Maximum size of one message on the socket (both directions).
 pub const MAX_MESSAGE: usize = 256 * 1024;
@@ -125,6 +125,136 @@ pub enum Request {
     Getdents { node: Handle, offset: u64 },
     /// Forgets a handle; answered by [`Response::Ok`].
     Close { node: Handle },
+    /// Creates regular file `name` in `dir` exclusively (`O_CREAT|O_EXCL`)
+    /// and opens it with `flags` (an access mode plus `O_APPEND`,
+    /// `O_NONBLOCK`...). Answered by [`Response::Node`] with the open fd
+    /// attached.
+    Create {
+        dir: Handle,
+        name: Vec<u8>,
+        flags: i32,
+        mode: u32,
+        owner: Owner,
+    },
+    /// Answered by [`Response::Node`].
+    Mkdir {
+        dir: Handle,
+        name: Vec<u8>,
+        mode: u32,
+        owner: Owner,
+    },
+    /// Makes a FIFO, socket or empty regular file (`mode` carries the
+    /// type; device nodes are refused). Answered by [`Response::Node`].
+    Mknod {
+        dir: Handle,
+        name: Vec<u8>,
+        mode: u32,
+        owner: Owner,
+    },
+    /// Answered by [`Response::Node`].
+    Symlink {
+        dir: Handle,
+        name: Vec<u8>,
+        target: Vec<u8>,
+        owner: Owner,
+    },
+    /// Makes `name` in `dir` a hard link to node `target`. Answered by
+    /// [`Response::Node`].
+    Link {
+        dir: Handle,
+        name: Vec<u8>,
+        target: Handle,
+    },
+    /// Removes `name` from `dir`: a directory when `remove_dir` (rmdir),
+    /// anything else otherwise (unlink). Answered by [`Response::Ok`].
+    Unlink {
+        dir: Handle,
+        name: Vec<u8>,
+        remove_dir: bool,
+    },
+    /// `renameat2` with `flags` of `RENAME_NOREPLACE` and
+    /// `RENAME_EXCHANGE` only. Answered by [`Response::Ok`].
+    Rename {
+        old_dir: Handle,
+        old_name: Vec<u8>,
+        new_dir: Handle,
+        new_name: Vec<u8>,
+        flags: u32,
+    },
+    /// chmod, chown, truncate and utimensat in one; answered by
+    /// [`Response::Stat`] with the attributes afterwards.
+    SetStat { node: Handle, attr: SetStat },
+    /// Answered by [`Response::StatFs`].
+    StatFs { node: Handle },
+    /// Reads one extended attribute; answered by [`Response::Xattr`].
+    GetXattr { node: Handle, name: Vec<u8> },
+    /// `flags`: `XATTR_CREATE` / `XATTR_REPLACE`. Answered by
+    /// [`Response::Ok`].
+    SetXattr {
+        node: Handle,
+        name: Vec<u8>,
+        value: Vec<u8>,
+        flags: i32,
+    },
+    /// Answered by [`Response::XattrNames`].
+    ListXattr { node: Handle },
+    /// Answered by [`Response::Ok`].
+    RemoveXattr { node: Handle, name: Vec<u8> },
+}
+
+/// One message from the sentry: handles to forget first, then a request.
+///
+/// Closes ride along with the next request instead of costing a round trip
+/// each: the sentry drops inodes all the time (every path walk makes some).
+/// A handle in `close` that is unknown is ignored.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct RequestMessage {
+    pub close: Vec<Handle>,
+    pub request: Request,
+}
+
+impl From<Request> for RequestMessage {
+    fn from(request: Request) -> RequestMessage {
+        RequestMessage {
+            close: Vec::new(),
+            request,
+        }
+    }
+}
+
+/// Who owns a node the gofer creates (the sentry's emulated credentials,
+/// after the set-group-ID directory rule).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Attribute changes; `None` leaves an attribute as it is. Times are
+/// `(seconds, nanoseconds)` and may use `UTIME_NOW`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SetStat {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<(i64, i64)>,
+    pub mtime: Option<(i64, i64)>,
+}
+
+/// The host `struct statfs` fields statfs(2) reports.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct FsStat {
+    pub fs_type: i64,
+    pub block_size: i64,
+    pub blocks: u64,
+    pub blocks_free: u64,
+    pub blocks_available: u64,
+    pub files: u64,
+    pub files_free: u64,
+    pub name_max: i64,
+    pub fragment_size: i64,
+    pub flags: i64,
 }
 
 /// A reply from the gofer.
@@ -147,6 +277,9 @@ pub enum Response {
         next_offset: Option<u64>,
     },
     Ok,
+    StatFs(FsStat),
+    Xattr(Vec<u8>),
+    XattrNames(Vec<Vec<u8>>),
     /// The request failed with this host errno.
     Error {
         errno: i32,
@@ -188,12 +321,12 @@ fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, CodecError> {
 }
 
 /// Encodes a request into one message.
-pub fn encode_request(req: &Request) -> Result<Vec<u8>, CodecError> {
-    encode(req)
+pub fn encode_request(msg: &RequestMessage) -> Result<Vec<u8>, CodecError> {
+    encode(msg)
 }
 
 /// Decodes one message into a request. Never panics, whatever the bytes.
-pub fn decode_request(bytes: &[u8]) -> Result<Request, CodecError> {
+pub fn decode_request(bytes: &[u8]) -> Result<RequestMessage, CodecError> {
     decode(bytes)
 }
 
@@ -232,10 +365,84 @@ mod tests {
                 offset: 4096,
             },
             Request::Close { node: 9 },
+            Request::Create {
+                dir: 1,
+                name: b"new".to_vec(),
+                flags: libc::O_RDWR | libc::O_APPEND,
+                mode: 0o640,
+                owner: Owner {
+                    uid: 1000,
+                    gid: 100,
+                },
+            },
+            Request::Mkdir {
+                dir: 1,
+                name: b"d".to_vec(),
+                mode: 0o2755,
+                owner: Owner::default(),
+            },
+            Request::Mknod {
+                dir: 1,
+                name: b"fifo".to_vec(),
+                mode: libc::S_IFIFO | 0o600,
+                owner: Owner::default(),
+            },
+            Request::Symlink {
+                dir: 1,
+                name: b"l".to_vec(),
+                target: b"../../etc/passwd".to_vec(),
+                owner: Owner::default(),
+            },
+            Request::Link {
+                dir: 1,
+                name: b"h".to_vec(),
+                target: 4,
+            },
+            Request::Unlink {
+                dir: 1,
+                name: b"h".to_vec(),
+                remove_dir: true,
+            },
+            Request::Rename {
+                old_dir: 1,
+                old_name: b"a".to_vec(),
+                new_dir: 2,
+                new_name: b"b".to_vec(),
+                flags: libc::RENAME_EXCHANGE,
+            },
+            Request::SetStat {
+                node: 3,
+                attr: SetStat {
+                    mode: Some(0o4755),
+                    size: Some(u64::MAX),
+                    atime: Some((-1, libc::UTIME_NOW)),
+                    ..Default::default()
+                },
+            },
+            Request::StatFs { node: 0 },
+            Request::GetXattr {
+                node: 3,
+                name: b"user.a".to_vec(),
+            },
+            Request::SetXattr {
+                node: 3,
+                name: b"user.a".to_vec(),
+                value: vec![0, 1, 2],
+                flags: libc::XATTR_CREATE,
+            },
+            Request::ListXattr { node: 3 },
+            Request::RemoveXattr {
+                node: 3,
+                name: b"user.a".to_vec(),
+            },
         ];
         for req in reqs {
-            let bytes = encode_request(&req).unwrap();
-            assert_eq!(decode_request(&bytes).unwrap(), req);
+            let msg = RequestMessage {
+                close: vec![3, u64::MAX],
+                request: req,
+            };
+            let bytes = encode_request(&msg).unwrap();
+            assert_eq!(decode_request(&bytes).unwrap(), msg);
         }
     }
 
@@ -266,6 +473,13 @@ mod tests {
                 next_offset: Some(1),
             },
             Response::Ok,
+            Response::StatFs(FsStat {
+                fs_type: 0xef53,
+                name_max: 255,
+                ..Default::default()
+            }),
+            Response::Xattr(b"value".to_vec()),
+            Response::XattrNames(vec![b"user.a".to_vec(), b"user.b".to_vec()]),
             Response::Error {
                 errno: libc::ENOENT,
             },
@@ -278,10 +492,13 @@ mod tests {
 
     #[test]
     fn trailing_and_truncated_bytes_are_rejected() {
-        let mut bytes = encode_request(&Request::Walk {
-            dir: 0,
-            name: b"name".to_vec(),
-        })
+        let mut bytes = encode_request(
+            &Request::Walk {
+                dir: 0,
+                name: b"name".to_vec(),
+            }
+            .into(),
+        )
         .unwrap();
         assert!(decode_request(&bytes[..bytes.len() - 1]).is_err());
         bytes.push(0);
@@ -299,7 +516,7 @@ mod tests {
             name: vec![b'x'; MAX_MESSAGE],
         };
         assert!(matches!(
-            encode_request(&req),
+            encode_request(&req.into()),
             Err(CodecError::TooLarge { .. })
         ));
         assert!(matches!(

@@ -20,16 +20,16 @@ use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, MsgFlags};
 use tracing::{debug, error, warn};
 
 use crate::protocol::{
-    decode_request, encode_response, Dirent, FileStat, Handle, Request, Response, MAX_MESSAGE,
-    PROTOCOL_VERSION, ROOT_HANDLE,
+    decode_request, encode_response, Dirent, FileStat, FsStat, Handle, Owner, Request, Response,
+    SetStat, MAX_MESSAGE, PROTOCOL_VERSION, ROOT_HANDLE,
 };
 use crate::sys;
 
 /// How the server treats the filesystem.
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
-    /// Refuse every open that could modify a file (`EROFS`). The first
-    /// version of rvisor always sets this: writes go to the sentry's overlay.
+    /// Refuse every request that could modify the tree (`EROFS`): the
+    /// rootfs under an in-memory overlay, and read-only bind mounts.
     pub read_only: bool,
 }
 
@@ -153,7 +153,10 @@ pub fn serve(
             )
         } else {
             match buf.get(..len).map(decode_request) {
-                Some(Ok(req)) => state.handle(req),
+                Some(Ok(msg)) => {
+                    state.forget(&msg.close);
+                    state.handle(msg.request)
+                }
                 Some(Err(e)) => {
                     warn!(error = %e, "gofer: malformed request");
                     (
@@ -252,6 +255,26 @@ fn check_name(name: &[u8]) -> Result<CString, Errno> {
     CString::new(name).map_err(|_| Errno::EINVAL)
 }
 
+/// The only xattr namespace served: `trusted.*` and `security.*` values on
+/// host files would mean something to the host kernel (file capabilities,
+/// LSM labels), and the sandbox's root is not the host's.
+const USER_XATTR_PREFIX: &[u8] = b"user.";
+/// Linux's XATTR_NAME_MAX and XATTR_SIZE_MAX.
+const XATTR_NAME_MAX: usize = 255;
+const XATTR_SIZE_MAX: usize = 65536;
+
+/// Validates an xattr name: `user.` namespace only (others: EOPNOTSUPP,
+/// as a filesystem without that namespace answers).
+fn check_xattr_name(name: &[u8]) -> Result<CString, Errno> {
+    if name.len() > XATTR_NAME_MAX {
+        return Err(Errno::ERANGE);
+    }
+    if !name.starts_with(USER_XATTR_PREFIX) || name.len() == USER_XATTR_PREFIX.len() {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    CString::new(name).map_err(|_| Errno::EINVAL)
+}
+
 fn file_type(st: &libc::stat) -> u32 {
     st.st_mode & libc::S_IFMT
 }
@@ -324,6 +347,16 @@ impl State {
             Request::ReadLink { node } => self.readlink(node).map(|r| (r, None)),
             Request::Getdents { node, offset } => self.getdents(node, offset).map(|r| (r, None)),
             Request::Close { node } => self.close(node).map(|r| (r, None)),
+            Request::StatFs { node } => self.statfs(node).map(|r| (r, None)),
+            Request::GetXattr { node, name } => self.get_xattr(node, &name).map(|r| (r, None)),
+            Request::ListXattr { node } => self.list_xattr(node).map(|r| (r, None)),
+            write => {
+                if self.opts.read_only {
+                    Err(Errno::EROFS)
+                } else {
+                    self.handle_write(write)
+                }
+            }
         };
         result.unwrap_or_else(|errno| {
             debug!(request = what, %errno, "gofer: request failed");
@@ -336,6 +369,68 @@ impl State {
         })
     }
 
+    /// Requests that change the tree; never reached on a read-only mount.
+    fn handle_write(&mut self, req: Request) -> Result<(Response, Option<OwnedFd>), Errno> {
+        match req {
+            Request::Create {
+                dir,
+                name,
+                flags,
+                mode,
+                owner,
+            } => self
+                .create(dir, &name, flags, mode, owner)
+                .map(|(r, fd)| (r, Some(fd))),
+            Request::Mkdir {
+                dir,
+                name,
+                mode,
+                owner,
+            } => self.mkdir(dir, &name, mode, owner).map(|r| (r, None)),
+            Request::Mknod {
+                dir,
+                name,
+                mode,
+                owner,
+            } => self.mknod(dir, &name, mode, owner).map(|r| (r, None)),
+            Request::Symlink {
+                dir,
+                name,
+                target,
+                owner,
+            } => self.symlink(dir, &name, &target, owner).map(|r| (r, None)),
+            Request::Link { dir, name, target } => self.link(dir, &name, target).map(|r| (r, None)),
+            Request::Unlink {
+                dir,
+                name,
+                remove_dir,
+            } => self.unlink(dir, &name, remove_dir).map(|r| (r, None)),
+            Request::Rename {
+                old_dir,
+                old_name,
+                new_dir,
+                new_name,
+                flags,
+            } => self
+                .rename(old_dir, &old_name, new_dir, &new_name, flags)
+                .map(|r| (r, None)),
+            Request::SetStat { node, attr } => self.set_stat(node, &attr).map(|r| (r, None)),
+            Request::SetXattr {
+                node,
+                name,
+                value,
+                flags,
+            } => self
+                .set_xattr(node, &name, &value, flags)
+                .map(|r| (r, None)),
+            Request::RemoveXattr { node, name } => {
+                self.remove_xattr(node, &name).map(|r| (r, None))
+            }
+            // Everything else was answered by `handle`.
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
     fn node(&self, handle: Handle) -> Result<BorrowedFd<'_>, Errno> {
         self.nodes
             .get(&handle)
@@ -343,22 +438,320 @@ impl State {
             .ok_or(Errno::EBADF)
     }
 
-    fn walk(&mut self, dir: Handle, name: &[u8]) -> Result<Response, Errno> {
-        let name = check_name(name)?;
-        let dir_fd = self.node(dir)?;
-        if file_type(&sys::fstat(dir_fd)?) != libc::S_IFDIR {
+    /// The fd of `dir`, checked to be a directory.
+    fn dir(&self, dir: Handle) -> Result<BorrowedFd<'_>, Errno> {
+        let fd = self.node(dir)?;
+        if file_type(&sys::fstat(fd)?) != libc::S_IFDIR {
             return Err(Errno::ENOTDIR);
         }
-        let fd = sys::openat(
-            dir_fd,
-            &name,
-            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        )?;
+        Ok(fd)
+    }
+
+    /// Gives `fd` (an `O_PATH` fd) a new handle.
+    fn insert_node(&mut self, fd: OwnedFd) -> Result<Response, Errno> {
         let stat = FileStat::from_host(&sys::fstat(fd.as_fd())?);
         let handle = self.next_handle;
         self.next_handle = handle.checked_add(1).ok_or(Errno::EMFILE)?;
         self.nodes.insert(handle, fd);
         Ok(Response::Node { handle, stat })
+    }
+
+    /// Walks to `name` (never following it) and gives it a handle.
+    fn walk_fd(&self, dir: BorrowedFd<'_>, name: &CString) -> Result<OwnedFd, Errno> {
+        sys::openat(
+            dir,
+            name,
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        )
+    }
+
+    fn walk(&mut self, dir: Handle, name: &[u8]) -> Result<Response, Errno> {
+        let name = check_name(name)?;
+        let fd = self.walk_fd(self.dir(dir)?, &name)?;
+        self.insert_node(fd)
+    }
+
+    /// Walks to a node just made in `dir` and gives it `owner`. The node is
+    /// chowned through its own `O_PATH` fd, so if something swapped the
+    /// name in between, only that (never followed) node changes owner.
+    fn adopt_new(&mut self, dir: Handle, name: &CString, owner: Owner) -> Result<Response, Errno> {
+        let fd = self.walk_fd(self.dir(dir)?, name)?;
+        sys::chown_node(fd.as_fd(), Some(owner.uid), Some(owner.gid))?;
+        self.insert_node(fd)
+    }
+
+    fn create(
+        &mut self,
+        dir: Handle,
+        name: &[u8],
+        flags: i32,
+        mode: u32,
+        owner: Owner,
+    ) -> Result<(Response, OwnedFd), Errno> {
+        let name = check_name(name)?;
+        let open_flags = check_open_flags(flags, false)?;
+        let dir_fd = self.dir(dir)?;
+        // O_EXCL never follows a symlink, and never opens an existing file.
+        let file = sys::openat_create(
+            dir_fd,
+            &name,
+            open_flags | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW,
+            mode & 0o7777,
+        )?;
+        sys::chown_node(file.as_fd(), Some(owner.uid), Some(owner.gid))?;
+        // The handle names the inode just created, whatever happens to the
+        // name afterwards.
+        let fd_name = CString::new(file.as_raw_fd().to_string()).map_err(|_| Errno::EINVAL)?;
+        let node = sys::openat(
+            self.proc_self_fd.as_fd(),
+            &fd_name,
+            OFlag::O_PATH | OFlag::O_CLOEXEC,
+        )?;
+        Ok((self.insert_node(node)?, file))
+    }
+
+    fn mkdir(
+        &mut self,
+        dir: Handle,
+        name: &[u8],
+        mode: u32,
+        owner: Owner,
+    ) -> Result<Response, Errno> {
+        let name = check_name(name)?;
+        nix::sys::stat::mkdirat(
+            Some(self.dir(dir)?.as_raw_fd()),
+            name.as_c_str(),
+            nix::sys::stat::Mode::from_bits_retain(mode & 0o7777),
+        )?;
+        self.adopt_new(dir, &name, owner)
+    }
+
+    fn mknod(
+        &mut self,
+        dir: Handle,
+        name: &[u8],
+        mode: u32,
+        owner: Owner,
+    ) -> Result<Response, Errno> {
+        use nix::sys::stat::{Mode, SFlag};
+        let name = check_name(name)?;
+        let kind = match mode & libc::S_IFMT {
+            libc::S_IFIFO => SFlag::S_IFIFO,
+            libc::S_IFSOCK => SFlag::S_IFSOCK,
+            0 | libc::S_IFREG => SFlag::S_IFREG,
+            // Device nodes would reach host hardware.
+            _ => return Err(Errno::EPERM),
+        };
+        nix::sys::stat::mknodat(
+            Some(self.dir(dir)?.as_raw_fd()),
+            name.as_c_str(),
+            kind,
+            Mode::from_bits_retain(mode & 0o7777),
+            0,
+        )?;
+        self.adopt_new(dir, &name, owner)
+    }
+
+    fn symlink(
+        &mut self,
+        dir: Handle,
+        name: &[u8],
+        target: &[u8],
+        owner: Owner,
+    ) -> Result<Response, Errno> {
+        let name = check_name(name)?;
+        if target.is_empty() {
+            return Err(Errno::ENOENT);
+        }
+        if target.len() >= libc::PATH_MAX as usize {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        // The target is stored, never resolved here: the sentry resolves
+        // symlinks inside its own root.
+        let target = CString::new(target).map_err(|_| Errno::EINVAL)?;
+        nix::unistd::symlinkat(
+            target.as_c_str(),
+            Some(self.dir(dir)?.as_raw_fd()),
+            name.as_c_str(),
+        )?;
+        self.adopt_new(dir, &name, owner)
+    }
+
+    fn link(&mut self, dir: Handle, name: &[u8], target: Handle) -> Result<Response, Errno> {
+        let name = check_name(name)?;
+        let target_fd = self.node(target)?;
+        if file_type(&sys::fstat(target_fd)?) == libc::S_IFDIR {
+            return Err(Errno::EPERM);
+        }
+        // Through /proc/self/fd: links exactly the inode the handle pins
+        // (linkat with AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH).
+        let target_name =
+            CString::new(target_fd.as_raw_fd().to_string()).map_err(|_| Errno::EINVAL)?;
+        nix::unistd::linkat(
+            Some(self.proc_self_fd.as_raw_fd()),
+            target_name.as_c_str(),
+            Some(self.dir(dir)?.as_raw_fd()),
+            name.as_c_str(),
+            nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
+        )?;
+        let fd = self.walk_fd(self.dir(dir)?, &name)?;
+        self.insert_node(fd)
+    }
+
+    fn unlink(&mut self, dir: Handle, name: &[u8], remove_dir: bool) -> Result<Response, Errno> {
+        let name = check_name(name)?;
+        let how = if remove_dir {
+            nix::unistd::UnlinkatFlags::RemoveDir
+        } else {
+            nix::unistd::UnlinkatFlags::NoRemoveDir
+        };
+        nix::unistd::unlinkat(Some(self.dir(dir)?.as_raw_fd()), name.as_c_str(), how)?;
+        Ok(Response::Ok)
+    }
+
+    fn rename(
+        &mut self,
+        old_dir: Handle,
+        old_name: &[u8],
+        new_dir: Handle,
+        new_name: &[u8],
+        flags: u32,
+    ) -> Result<Response, Errno> {
+        let old_name = check_name(old_name)?;
+        let new_name = check_name(new_name)?;
+        // RENAME_WHITEOUT makes a device node; unknown bits are refused.
+        if flags & !(libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        nix::fcntl::renameat2(
+            Some(self.dir(old_dir)?.as_raw_fd()),
+            old_name.as_c_str(),
+            Some(self.dir(new_dir)?.as_raw_fd()),
+            new_name.as_c_str(),
+            nix::fcntl::RenameFlags::from_bits_retain(flags),
+        )?;
+        Ok(Response::Ok)
+    }
+
+    fn set_stat(&mut self, node: Handle, attr: &SetStat) -> Result<Response, Errno> {
+        let fd = self.node(node)?;
+        let st = sys::fstat(fd)?;
+        let ftype = file_type(&st);
+        if attr.size.is_some() {
+            match ftype {
+                libc::S_IFREG => {}
+                libc::S_IFDIR => return Err(Errno::EISDIR),
+                _ => return Err(Errno::EINVAL),
+            }
+        }
+        if attr.mode.is_some() && ftype == libc::S_IFLNK {
+            // Linux has no lchmod.
+            return Err(Errno::EOPNOTSUPP);
+        }
+        // Linux's order in notify_change: owner, then mode (chown clears
+        // set-ID bits, a chmod after it may set them again), size, times.
+        if attr.uid.is_some() || attr.gid.is_some() {
+            sys::chown_node(fd, attr.uid, attr.gid)?;
+        }
+        if let Some(mode) = attr.mode {
+            let name = CString::new(fd.as_raw_fd().to_string()).map_err(|_| Errno::EINVAL)?;
+            // Through the magic link: the node is not a symlink (checked
+            // above), so this is the inode the handle pins.
+            nix::sys::stat::fchmodat(
+                Some(self.proc_self_fd.as_raw_fd()),
+                name.as_c_str(),
+                nix::sys::stat::Mode::from_bits_retain(mode & 0o7777),
+                nix::sys::stat::FchmodatFlags::FollowSymlink,
+            )?;
+        }
+        if let Some(size) = attr.size {
+            let size = i64::try_from(size).map_err(|_| Errno::EFBIG)?;
+            let file = self.reopen(fd, OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
+            nix::unistd::ftruncate(file, size)?;
+        }
+        if attr.atime.is_some() || attr.mtime.is_some() {
+            let omit = (0, libc::UTIME_OMIT);
+            sys::set_times(fd, attr.atime.unwrap_or(omit), attr.mtime.unwrap_or(omit))?;
+        }
+        Ok(Response::Stat(FileStat::from_host(&sys::fstat(fd)?)))
+    }
+
+    fn statfs(&self, node: Handle) -> Result<Response, Errno> {
+        let fd = self.node(node)?;
+        let st = sys::fstatfs(fd)?;
+        // libc's statfs hides f_flags; statvfs has them as ST_* bits.
+        let flags = nix::sys::statvfs::fstatvfs(fd)?.flags().bits();
+        #[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
+        Ok(Response::StatFs(FsStat {
+            fs_type: st.f_type as i64,
+            block_size: st.f_bsize as i64,
+            blocks: st.f_blocks as u64,
+            blocks_free: st.f_bfree as u64,
+            blocks_available: st.f_bavail as u64,
+            files: st.f_files as u64,
+            files_free: st.f_ffree as u64,
+            name_max: st.f_namelen as i64,
+            fragment_size: st.f_frsize as i64,
+            flags: flags as i64,
+        }))
+    }
+
+    /// An fd xattr calls can use on the node: regular files and
+    /// directories only (user xattrs exist on nothing else).
+    fn xattr_fd(&self, node: Handle) -> Result<OwnedFd, Errno> {
+        let fd = self.node(node)?;
+        let flags = match file_type(&sys::fstat(fd)?) {
+            libc::S_IFDIR => OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+            libc::S_IFREG => OFlag::O_RDONLY | OFlag::O_NONBLOCK,
+            _ => return Err(Errno::EPERM),
+        };
+        self.reopen(fd, flags | OFlag::O_CLOEXEC)
+    }
+
+    fn get_xattr(&self, node: Handle, name: &[u8]) -> Result<Response, Errno> {
+        let name = check_xattr_name(name)?;
+        let fd = self.xattr_fd(node)?;
+        Ok(Response::Xattr(sys::fgetxattr(fd.as_fd(), &name)?))
+    }
+
+    fn list_xattr(&self, node: Handle) -> Result<Response, Errno> {
+        let fd = match self.xattr_fd(node) {
+            Ok(fd) => fd,
+            // Nothing to list on symlinks, FIFOs, sockets.
+            Err(Errno::EPERM) => return Ok(Response::XattrNames(Vec::new())),
+            Err(e) => return Err(e),
+        };
+        let names = sys::flistxattr(fd.as_fd())?
+            .into_iter()
+            .filter(|n| n.starts_with(USER_XATTR_PREFIX))
+            .collect();
+        Ok(Response::XattrNames(names))
+    }
+
+    fn set_xattr(
+        &self,
+        node: Handle,
+        name: &[u8],
+        value: &[u8],
+        flags: i32,
+    ) -> Result<Response, Errno> {
+        let name = check_xattr_name(name)?;
+        if flags & !(libc::XATTR_CREATE | libc::XATTR_REPLACE) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if value.len() > XATTR_SIZE_MAX {
+            return Err(Errno::E2BIG);
+        }
+        let fd = self.xattr_fd(node)?;
+        sys::fsetxattr(fd.as_fd(), &name, value, flags)?;
+        Ok(Response::Ok)
+    }
+
+    fn remove_xattr(&self, node: Handle, name: &[u8]) -> Result<Response, Errno> {
+        let name = check_xattr_name(name)?;
+        let fd = self.xattr_fd(node)?;
+        sys::fremovexattr(fd.as_fd(), &name)?;
+        Ok(Response::Ok)
     }
 
     fn stat(&self, node: Handle) -> Result<Response, Errno> {
@@ -446,6 +839,15 @@ impl State {
         })
     }
 
+    /// Drops the handles a message asks to close, ignoring unknown ones.
+    fn forget(&mut self, handles: &[Handle]) {
+        for &h in handles {
+            if h != ROOT_HANDLE {
+                self.nodes.remove(&h);
+            }
+        }
+    }
+
     fn close(&mut self, node: Handle) -> Result<Response, Errno> {
         if node == ROOT_HANDLE {
             return Ok(Response::Ok);
@@ -480,6 +882,19 @@ fn request_name(req: &Request) -> &'static str {
         Request::ReadLink { .. } => "readlink",
         Request::Getdents { .. } => "getdents",
         Request::Close { .. } => "close",
+        Request::Create { .. } => "create",
+        Request::Mkdir { .. } => "mkdir",
+        Request::Mknod { .. } => "mknod",
+        Request::Symlink { .. } => "symlink",
+        Request::Link { .. } => "link",
+        Request::Unlink { .. } => "unlink",
+        Request::Rename { .. } => "rename",
+        Request::SetStat { .. } => "setstat",
+        Request::StatFs { .. } => "statfs",
+        Request::GetXattr { .. } => "getxattr",
+        Request::SetXattr { .. } => "setxattr",
+        Request::ListXattr { .. } => "listxattr",
+        Request::RemoveXattr { .. } => "removexattr",
     }
 }
 

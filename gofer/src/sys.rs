@@ -100,3 +100,158 @@ fn close_range(first: u32, last: u32) -> Result<(), Errno> {
     let res = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
     Errno::result(res).map(drop)
 }
+
+/// `openat(2)` with a creation mode (for `O_CREAT|O_EXCL`).
+pub(crate) fn openat_create(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    flags: OFlag,
+    mode: u32,
+) -> Result<OwnedFd, Errno> {
+    let raw = nix::fcntl::openat(
+        Some(dir.as_raw_fd()),
+        name,
+        flags,
+        Mode::from_bits_retain(mode),
+    )?;
+    // SAFETY: openat just returned this fd; nothing else in the process owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// `fchownat(fd, "", uid, gid, AT_EMPTY_PATH)`: changes the owner of exactly
+/// the node `fd` names (a symlink itself, never its target). `None` keeps.
+pub(crate) fn chown_node(
+    fd: BorrowedFd<'_>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+) -> Result<(), Errno> {
+    nix::unistd::fchownat(
+        Some(fd.as_raw_fd()),
+        c"",
+        uid.map(nix::unistd::Uid::from_raw),
+        gid.map(nix::unistd::Gid::from_raw),
+        AtFlags::AT_EMPTY_PATH,
+    )
+}
+
+/// `utimensat(fd, "", times, AT_EMPTY_PATH)`: sets the times of exactly the
+/// node `fd` names. Each time is `(sec, nsec)`; `UTIME_OMIT` keeps one.
+pub(crate) fn set_times(
+    fd: BorrowedFd<'_>,
+    atime: (i64, i64),
+    mtime: (i64, i64),
+) -> Result<(), Errno> {
+    let times = [
+        libc::timespec {
+            tv_sec: atime.0,
+            tv_nsec: atime.1,
+        },
+        libc::timespec {
+            tv_sec: mtime.0,
+            tv_nsec: mtime.1,
+        },
+    ];
+    // SAFETY: the path is a valid empty C string, `times` is an array of
+    // two initialised timespecs that outlives the call, and the fd is
+    // borrowed for the call's duration.
+    let r = unsafe {
+        libc::utimensat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            times.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// `fstatfs` (works on `O_PATH` fds).
+pub(crate) fn fstatfs(fd: BorrowedFd<'_>) -> Result<libc::statfs, Errno> {
+    let mut st = std::mem::MaybeUninit::<libc::statfs>::zeroed();
+    // SAFETY: `st` is a writable statfs-sized buffer; the kernel fills it
+    // completely on success, and we read it only then.
+    let r = unsafe { libc::fstatfs(fd.as_raw_fd(), st.as_mut_ptr()) };
+    Errno::result(r)?;
+    // SAFETY: fstatfs succeeded, so the struct is initialised.
+    Ok(unsafe { st.assume_init() })
+}
+
+/// `fgetxattr`: the value of `name`, sized by a first probing call.
+pub(crate) fn fgetxattr(fd: BorrowedFd<'_>, name: &CStr) -> Result<Vec<u8>, Errno> {
+    loop {
+        // SAFETY: a NULL buffer of size 0 asks only for the value's size.
+        let size =
+            unsafe { libc::fgetxattr(fd.as_raw_fd(), name.as_ptr(), std::ptr::null_mut(), 0) };
+        let size = usize::try_from(Errno::result(size)?).map_err(|_| Errno::EIO)?;
+        let mut buf = vec![0u8; size];
+        // SAFETY: `buf` is writable for `buf.len()` bytes for the whole call.
+        let got = unsafe {
+            libc::fgetxattr(
+                fd.as_raw_fd(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        match Errno::result(got) {
+            Ok(n) => {
+                buf.truncate(usize::try_from(n).map_err(|_| Errno::EIO)?);
+                return Ok(buf);
+            }
+            // The value grew between the two calls: ask again.
+            Err(Errno::ERANGE) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `fsetxattr`.
+pub(crate) fn fsetxattr(
+    fd: BorrowedFd<'_>,
+    name: &CStr,
+    value: &[u8],
+    flags: i32,
+) -> Result<(), Errno> {
+    // SAFETY: `value` is readable for its length for the whole call.
+    let r = unsafe {
+        libc::fsetxattr(
+            fd.as_raw_fd(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            flags,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// `flistxattr`: the names, each without its NUL.
+pub(crate) fn flistxattr(fd: BorrowedFd<'_>) -> Result<Vec<Vec<u8>>, Errno> {
+    loop {
+        // SAFETY: a NULL buffer of size 0 asks only for the list's size.
+        let size = unsafe { libc::flistxattr(fd.as_raw_fd(), std::ptr::null_mut(), 0) };
+        let size = usize::try_from(Errno::result(size)?).map_err(|_| Errno::EIO)?;
+        let mut buf = vec![0u8; size];
+        // SAFETY: `buf` is writable for `buf.len()` bytes for the whole call.
+        let got = unsafe { libc::flistxattr(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        match Errno::result(got) {
+            Ok(n) => {
+                buf.truncate(usize::try_from(n).map_err(|_| Errno::EIO)?);
+                return Ok(buf
+                    .split(|&b| b == 0)
+                    .filter(|n| !n.is_empty())
+                    .map(<[u8]>::to_vec)
+                    .collect());
+            }
+            Err(Errno::ERANGE) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `fremovexattr`.
+pub(crate) fn fremovexattr(fd: BorrowedFd<'_>, name: &CStr) -> Result<(), Errno> {
+    // SAFETY: `name` is a valid C string for the whole call.
+    let r = unsafe { libc::fremovexattr(fd.as_raw_fd(), name.as_ptr()) };
+    Errno::result(r).map(drop)
+}

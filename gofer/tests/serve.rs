@@ -456,7 +456,7 @@ fn raw_recv(sock: &OwnedFd) -> (Response, usize) {
 }
 
 fn roundtrip(sock: &OwnedFd, req: &Request) -> (Response, usize) {
-    raw_send(sock, &encode_request(req).unwrap());
+    raw_send(sock, &encode_request(&req.clone().into()).unwrap());
     raw_recv(sock)
 }
 
@@ -471,10 +471,13 @@ fn garbage_gets_an_error_and_serving_continues() {
     raw_send(&sock, &[0xff; 64]);
     assert_eq!(raw_recv(&sock).0, EINVAL_REPLY);
 
-    let valid = encode_request(&Request::Walk {
-        dir: ROOT_HANDLE,
-        name: b"file.txt".to_vec(),
-    })
+    let valid = encode_request(
+        &Request::Walk {
+            dir: ROOT_HANDLE,
+            name: b"file.txt".to_vec(),
+        }
+        .into(),
+    )
     .unwrap();
     // Truncated.
     for cut in 1..valid.len() {
