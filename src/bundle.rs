@@ -395,6 +395,8 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
         preserved_fds: Vec::new(),
         start_hooks: start_hooks(spec.hooks().as_ref(), &proc_env)?,
         root_readonly: root.readonly().unwrap_or(false),
+        // The caller applies --overlay.
+        overlay: sentry::RootOverlay::Memory,
         masked_paths: spec
             .linux()
             .as_ref()

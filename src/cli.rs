@@ -40,6 +40,12 @@ pub struct GlobalOpts {
     /// Format of the --log file.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Where the container's writes to its root filesystem go: `memory`
+    /// keeps them in the sandbox's memory and leaves the bundle's rootfs
+    /// untouched; `none` writes them through to the rootfs directory, as
+    /// runc does. Writable bind mounts always write through.
+    #[arg(long, global = true, value_enum, default_value_t = Overlay::Memory)]
+    pub overlay: Overlay,
     /// Accepted for runc compatibility; rvisor manages cgroups through
     /// cgroupfs only (a warning is printed).
     #[arg(long, global = true, hide = true)]
@@ -50,6 +56,22 @@ pub struct GlobalOpts {
     /// Accepted for runc compatibility and ignored (a warning is printed).
     #[arg(long, global = true, hide = true)]
     pub criu: Option<PathBuf>,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overlay {
+    #[default]
+    Memory,
+    None,
+}
+
+impl From<Overlay> for sentry::RootOverlay {
+    fn from(o: Overlay) -> sentry::RootOverlay {
+        match o {
+            Overlay::Memory => sentry::RootOverlay::Memory,
+            Overlay::None => sentry::RootOverlay::None,
+        }
+    }
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -186,7 +186,6 @@ fn kill_all(children: impl IntoIterator<Item = std::process::Child>) {
 pub fn start_sandbox(
     g: &GlobalOpts,
     rootfs: &Path,
-    read_only: bool,
     mut boot: sentry::BootConfig,
     binds: &[crate::bundle::BindSource],
     launch: Launch,
@@ -194,6 +193,9 @@ pub fn start_sandbox(
 ) -> Result<Sandbox> {
     let foreground = matches!(launch, Launch::Foreground);
     let mut gofers = Vec::new();
+    // The rootfs gofer refuses writes unless they are meant to reach the
+    // rootfs, so a compromised sentry cannot change an image it only reads.
+    let read_only = boot.root_readonly || boot.overlay == sentry::RootOverlay::Memory;
     let started = (|| -> Result<_> {
         let (gofer, sentry_end) =
             spawn_gofer(g, rootfs, read_only, "gofer", foreground, cgroup_procs)?;
@@ -394,20 +396,11 @@ fn high_fd(fd: &OwnedFd) -> Result<OwnedFd> {
 pub fn run_sandbox(
     g: &GlobalOpts,
     rootfs: &Path,
-    read_only: bool,
     boot: sentry::BootConfig,
     binds: &[crate::bundle::BindSource],
     cgroup_procs: &[CString],
 ) -> Result<i32> {
-    let mut sb = start_sandbox(
-        g,
-        rootfs,
-        read_only,
-        boot,
-        binds,
-        Launch::Foreground,
-        cgroup_procs,
-    )?;
+    let mut sb = start_sandbox(g, rootfs, boot, binds, Launch::Foreground, cgroup_procs)?;
     let sentry_exit = sb.sentry.wait().context("waiting for the sentry")?;
     let mut buf = Vec::new();
     if let Some(r) = sb.status.take() {

@@ -39,8 +39,7 @@ pub enum MountKind {
     /// The sandbox's pseudo-terminals (/dev/pts).
     Devpts,
     /// A bind mount served by its own gofer on `gofer_fd`. `read_only`
-    /// mounts refuse writes; writable ones keep writes in an in-memory
-    /// upper layer (the gofer has no write protocol yet).
+    /// mounts refuse writes; writes to writable ones reach the source.
     Bind {
         gofer_fd: i32,
         read_only: bool,
@@ -85,6 +84,21 @@ pub struct BootConfig {
     /// root.readonly: the container may not write its rootfs.
     #[serde(default)]
     pub root_readonly: bool,
+    /// Where the container's writes to its rootfs go.
+    #[serde(default)]
+    pub overlay: RootOverlay,
+}
+
+/// Where writes to the rootfs go (`--overlay`, as runsc's `--overlay2`).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum RootOverlay {
+    /// An upper layer in the sentry's memory; the rootfs on the host is
+    /// never changed (and its gofer serves it read-only).
+    #[default]
+    Memory,
+    /// No overlay: writes reach the rootfs directory through the gofer, as
+    /// with runc (what `podman commit` and `docker cp` expect).
+    None,
 }
 
 #[derive(Debug, Error)]
@@ -157,11 +171,13 @@ pub fn boot(
     let sock = unsafe { OwnedFd::from_raw_fd(cfg.gofer_fd) };
     let client =
         gofer::client::GoferClient::connect(sock).map_err(|e| BootError::Gofer(e.to_string()))?;
-    let lower = fsimpl::gofer::GoferInode::root(Arc::new(client))
+    let writable_root = cfg.overlay == RootOverlay::None && !cfg.root_readonly;
+    let lower = fsimpl::gofer::GoferFs::mount(client, writable_root)
         .map_err(|e| BootError::Gofer(e.to_string()))?;
-    // root.readonly: the gofer's tree bare (writes give EROFS); otherwise
-    // an in-memory upper layer keeps the container's writes.
-    let root: Arc<dyn Inode> = if cfg.root_readonly {
+    // root.readonly: the gofer's tree bare (writes give EROFS); so is
+    // --overlay=none (writes reach the rootfs through the gofer);
+    // otherwise an in-memory upper layer keeps the container's writes.
+    let root: Arc<dyn Inode> = if cfg.root_readonly || cfg.overlay == RootOverlay::None {
         lower
     } else {
         OverlayFs::over(lower).map_err(|e| BootError::Gofer(e.to_string()))?
@@ -185,13 +201,9 @@ pub fn boot(
                 let sock = unsafe { OwnedFd::from_raw_fd(gofer_fd) };
                 let client = gofer::client::GoferClient::connect(sock)
                     .map_err(|e| BootError::Gofer(format!("{}: {e}", m.destination)))?;
-                let lower = fsimpl::gofer::GoferInode::root(Arc::new(client))
-                    .map_err(|e| BootError::Gofer(format!("{}: {e}", m.destination)))?;
-                if read_only {
-                    lower as Arc<dyn vfs::Inode>
-                } else {
-                    OverlayFs::over(lower).map_err(|e| BootError::Gofer(e.to_string()))?
-                }
+                // Writes to a writable bind reach its source, as with runc.
+                fsimpl::gofer::GoferFs::mount(client, !read_only)
+                    .map_err(|e| BootError::Gofer(format!("{}: {e}", m.destination)))?
             }
         };
         vfs.mount(m.destination.as_bytes(), fs);

@@ -34,7 +34,8 @@ pub fn create(g: &GlobalOpts, a: CreateArgs) -> Result<i32> {
         .bundle
         .canonicalize()
         .with_context(|| format!("bundle {}", a.bundle.display()))?;
-    let b = bundle::load(&bundle_dir)?;
+    let mut b = bundle::load(&bundle_dir)?;
+    b.boot.overlay = g.overlay.into();
     let console = match (b.terminal, &a.console_socket) {
         (true, None) => {
             bail!("cannot allocate tty if rvisor will detach without setting console socket")
@@ -82,7 +83,6 @@ fn create_in(
     let sb = match sandbox::start_sandbox(
         g,
         &b.rootfs,
-        true,
         b.boot,
         &b.binds,
         sandbox::Launch::Detached {

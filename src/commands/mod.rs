@@ -101,7 +101,8 @@ fn run(g: &GlobalOpts, a: RunArgs) -> Result<i32> {
         .bundle
         .canonicalize()
         .with_context(|| format!("bundle {}", a.bundle.display()))?;
-    let b = bundle::load(&bundle_dir)?;
+    let mut b = bundle::load(&bundle_dir)?;
+    b.boot.overlay = g.overlay.into();
     std::fs::create_dir_all(&g.root)
         .with_context(|| format!("creating state root {}", g.root.display()))?;
     let state_dir = g.root.join(&a.id);
@@ -126,8 +127,7 @@ fn run(g: &GlobalOpts, a: RunArgs) -> Result<i32> {
                 &crate::cgroups::container_path(b.cgroups_path.as_deref(), &a.id),
                 b.resources.as_ref(),
             )?;
-            let r =
-                sandbox::run_sandbox(g, &b.rootfs, true, b.boot, &b.binds, &cgroup.procs_files());
+            let r = sandbox::run_sandbox(g, &b.rootfs, b.boot, &b.binds, &cgroup.procs_files());
             cgroup.destroy();
             r
         });
@@ -171,8 +171,10 @@ fn do_command(g: &GlobalOpts, a: DoArgs) -> Result<i32> {
         start_hooks: Vec::new(),
         masked_paths: Vec::new(),
         root_readonly: false,
+        // Never --overlay none here: the root is the host's own.
+        overlay: sentry::RootOverlay::Memory,
     };
-    let status = sandbox::run_sandbox(g, std::path::Path::new("/"), true, boot, &[], &[])?;
+    let status = sandbox::run_sandbox(g, std::path::Path::new("/"), boot, &[], &[])?;
     sandbox::exit_like(status)
 }
 

@@ -1,49 +1,188 @@
-//! The gofer filesystem: nodes of the container's rootfs, reached only
-//! through the gofer (walks) and the host fds it donates (opens).
+//! The gofer filesystem: nodes of the container's rootfs and bind mounts,
+//! reached only through the gofer (walks, creates, renames...) and the host
+//! fds it donates (opens; all I/O then happens on those fds directly).
+//!
+//! One [`GoferFs`] per gofer connection keeps an identity map from host
+//! `(dev, ino)` to the live [`GoferInode`], so every walk to the same file
+//! yields the same inode: locks, FIFOs, bound unix sockets and inotify
+//! watches key on inode identity. The map is exact: while an inode lives,
+//! the gofer holds an `O_PATH` fd on its host inode, which therefore cannot
+//! be freed and its number reused.
+//!
+//! A read-only mount (the rootfs under the in-memory overlay, or a `ro`
+//! bind) caches each node's stat from its walk. A writable one asks the
+//! gofer again for every stat, since the host (or another sandbox sharing
+//! the volume) may change the file at any time.
 
 use std::any::Any;
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use gofer::client::GoferClient;
-use gofer::protocol::Handle;
+use gofer::protocol::{Handle, Owner, SetStat as WireSetStat, ROOT_HANDLE};
+use nix::errno::Errno;
 
 use super::host::{HostFile, HostKind};
-use crate::vfs::{DirEntry, FileOps, FileStat, FileType, Inode, VfsResult};
+use super::pipe::Fifo;
+use crate::vfs::{
+    init_owner, CreateCtx, DirEntry, FileOps, FileStat, FileType, FsStat, Inode, SetAttr, VfsResult,
+};
 
-pub struct GoferInode {
-    client: Arc<GoferClient>,
-    handle: Handle,
-    stat: FileStat,
-    link: Mutex<Option<Vec<u8>>>,
+/// One gofer connection: a mount's tree.
+pub struct GoferFs {
+    client: GoferClient,
+    writable: bool,
+    /// Live inodes by host `(dev, ino)`.
+    nodes: Mutex<HashMap<(u64, u64), Weak<GoferInode>>>,
+    /// FIFOs in this tree, by host `(dev, ino)`: the pipe buffer lives in
+    /// the sentry while an end is open, as Linux keeps it in the inode.
+    fifos: Mutex<HashMap<(u64, u64), Weak<Fifo>>>,
 }
 
-impl GoferInode {
-    pub fn root(client: Arc<GoferClient>) -> VfsResult<Arc<GoferInode>> {
+impl GoferFs {
+    /// The root of the tree the gofer on `client` serves. `writable`: the
+    /// gofer accepts changes and the sentry offers them.
+    pub fn mount(client: GoferClient, writable: bool) -> VfsResult<Arc<GoferInode>> {
         let stat = client.root_stat()?;
-        Ok(Arc::new(GoferInode {
+        let fs = Arc::new(GoferFs {
             client,
-            handle: gofer::protocol::ROOT_HANDLE,
-            stat,
-            link: Mutex::new(None),
-        }))
+            writable,
+            nodes: Mutex::new(HashMap::new()),
+            fifos: Mutex::new(HashMap::new()),
+        });
+        Ok(fs.adopt(ROOT_HANDLE, stat))
     }
+
+    fn lock_nodes(&self) -> MutexGuard<'_, HashMap<(u64, u64), Weak<GoferInode>>> {
+        self.nodes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The inode for a handle the gofer just gave us: the live one for the
+    /// same host inode if there is one (the new handle is then given back),
+    /// or a new one.
+    fn adopt(self: &Arc<Self>, handle: Handle, stat: FileStat) -> Arc<GoferInode> {
+        let key = (stat.dev, stat.ino);
+        let mut nodes = self.lock_nodes();
+        if let Some(live) = nodes.get(&key).and_then(Weak::upgrade) {
+            if live.handle != handle {
+                self.client.close_later(handle);
+            }
+            *live.lock_stat() = stat;
+            return live;
+        }
+        let node = Arc::new(GoferInode {
+            fs: self.clone(),
+            handle,
+            ftype: FileType::from_mode(stat.mode),
+            stat: Mutex::new(stat),
+            link: Mutex::new(None),
+            fresh_fd: Mutex::new(None),
+        });
+        // Dead entries go when the map would grow, keeping it bounded by
+        // the number of live inodes (times two).
+        if nodes.len() >= 64 && nodes.len().is_power_of_two() {
+            nodes.retain(|_, w| w.strong_count() > 0);
+        }
+        nodes.insert(key, Arc::downgrade(&node));
+        node
+    }
+
+    fn fifo(&self, stat: &FileStat) -> VfsResult<Arc<Fifo>> {
+        let mut fifos = self
+            .fifos
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = (stat.dev, stat.ino);
+        if let Some(f) = fifos.get(&key).and_then(Weak::upgrade) {
+            return Ok(f);
+        }
+        fifos.retain(|_, w| w.strong_count() > 0);
+        let f = Fifo::new()?;
+        fifos.insert(key, Arc::downgrade(&f));
+        Ok(f)
+    }
+}
+
+pub struct GoferInode {
+    fs: Arc<GoferFs>,
+    handle: Handle,
+    ftype: FileType,
+    /// The stat from the last walk or change (see the module notes).
+    stat: Mutex<FileStat>,
+    link: Mutex<Option<Vec<u8>>>,
+    /// The fd a create just opened, for the open that follows it.
+    fresh_fd: Mutex<Option<OwnedFd>>,
 }
 
 impl Drop for GoferInode {
     fn drop(&mut self) {
-        if self.handle != gofer::protocol::ROOT_HANDLE {
-            self.client.close(self.handle);
+        self.fs.client.close_later(self.handle);
+    }
+}
+
+impl GoferInode {
+    fn lock_stat(&self) -> MutexGuard<'_, FileStat> {
+        self.stat
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn client(&self) -> &GoferClient {
+        &self.fs.client
+    }
+
+    fn check_writable(&self) -> VfsResult<()> {
+        if self.fs.writable {
+            Ok(())
+        } else {
+            Err(Errno::EROFS)
+        }
+    }
+
+    /// Owner of a node created in this directory by `ctx`.
+    fn new_owner(&self, mode: u32, ctx: CreateCtx) -> VfsResult<(u32, Owner)> {
+        let (mode, ctx) = init_owner(&self.stat()?, mode, ctx);
+        Ok((
+            mode,
+            Owner {
+                uid: ctx.uid,
+                gid: ctx.gid,
+            },
+        ))
+    }
+
+    /// Another inode of the same mount (hard links and renames cannot
+    /// cross mounts: EXDEV).
+    fn same_fs<'a>(&self, other: &'a Arc<dyn Inode>) -> VfsResult<&'a GoferInode> {
+        match other.as_any().downcast_ref::<GoferInode>() {
+            Some(g) if Arc::ptr_eq(&g.fs, &self.fs) => Ok(g),
+            _ => Err(Errno::EXDEV),
+        }
+    }
+
+    /// The directory's stat changed (an entry came or went).
+    fn refresh(&self) {
+        if let Ok(st) = self.client().stat(self.handle) {
+            *self.lock_stat() = st;
         }
     }
 }
 
 impl Inode for GoferInode {
     fn stat(&self) -> VfsResult<FileStat> {
-        Ok(self.stat.clone())
+        if self.fs.writable {
+            let st = self.client().stat(self.handle)?;
+            *self.lock_stat() = st.clone();
+            return Ok(st);
+        }
+        Ok(self.lock_stat().clone())
     }
 
     fn file_type(&self) -> FileType {
-        FileType::from_mode(self.stat.mode)
+        self.ftype
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -51,17 +190,12 @@ impl Inode for GoferInode {
     }
 
     fn lookup(&self, name: &[u8]) -> VfsResult<Arc<dyn Inode>> {
-        let (handle, stat) = self.client.walk(self.handle, name)?;
-        Ok(Arc::new(GoferInode {
-            client: self.client.clone(),
-            handle,
-            stat,
-            link: Mutex::new(None),
-        }))
+        let (handle, stat) = self.client().walk(self.handle, name)?;
+        Ok(self.fs.adopt(handle, stat))
     }
 
     fn readdir(&self) -> VfsResult<Vec<DirEntry>> {
-        let ents = self.client.getdents(self.handle)?;
+        let ents = self.client().getdents(self.handle)?;
         Ok(ents
             .into_iter()
             .map(|e| DirEntry {
@@ -73,30 +207,172 @@ impl Inode for GoferInode {
     }
 
     fn readlink(&self) -> VfsResult<Vec<u8>> {
-        if self.file_type() != FileType::Symlink {
-            return Err(nix::errno::Errno::EINVAL);
+        if self.ftype != FileType::Symlink {
+            return Err(Errno::EINVAL);
         }
-        let mut cached = self.link.lock().map_err(|_| nix::errno::Errno::EIO)?;
+        let mut cached = self.link.lock().map_err(|_| Errno::EIO)?;
         if let Some(l) = cached.as_ref() {
             return Ok(l.clone());
         }
-        let l = self.client.readlink(self.handle)?;
+        let l = self.client().readlink(self.handle)?;
         *cached = Some(l.clone());
         Ok(l)
     }
 
     fn open(&self, flags: i32) -> VfsResult<Arc<dyn FileOps>> {
-        // Directories are read through readdir (a read-only bind mount is a
-        // bare gofer tree, with no overlay to do it).
-        if self.file_type() == FileType::Directory {
-            return Ok(Arc::new(super::simple::DirFile { stat: self.stat()? }));
+        match self.ftype {
+            // Directories are read through readdir.
+            FileType::Directory => {
+                return Ok(Arc::new(super::simple::DirFile { stat: self.stat()? }))
+            }
+            FileType::Regular => {}
+            FileType::Symlink => return Err(Errno::ELOOP),
+            FileType::Fifo => {
+                let stat = self.stat()?;
+                return self.fs.fifo(&stat)?.open(flags, stat);
+            }
+            FileType::Socket => return Err(Errno::ENXIO),
+            // Device nodes in the image reach only the sandbox's own devices.
+            FileType::CharDev | FileType::BlockDev => {
+                return super::dev::open_by_number(self.stat()?.rdev, flags);
+            }
         }
-        let want = flags & (libc::O_DIRECTORY | libc::O_NONBLOCK);
-        let fd = self.client.open(self.handle, libc::O_RDONLY | want)?;
+        let acc = flags & libc::O_ACCMODE;
+        let writing = acc != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
+        if writing {
+            self.check_writable()?;
+        }
+        // The create that made this file opened it read-write already.
+        if flags & (libc::O_APPEND | libc::O_TRUNC) == 0 {
+            if let Some(fd) = self.fresh_fd.lock().map_err(|_| Errno::EIO)?.take() {
+                return Ok(Arc::new(HostFile::new(fd, HostKind::File)));
+            }
+        }
+        let pass = libc::O_ACCMODE | libc::O_NONBLOCK | libc::O_APPEND | libc::O_TRUNC;
+        let fd = self.client().open(self.handle, flags & pass)?;
         Ok(Arc::new(HostFile::new(fd, HostKind::File)))
     }
 
+    fn create(&self, name: &[u8], mode: u32, ctx: CreateCtx) -> VfsResult<Arc<dyn Inode>> {
+        self.check_writable()?;
+        let (mode, owner) = self.new_owner(libc::S_IFREG | (mode & 0o7777), ctx)?;
+        let (handle, stat, fd) =
+            self.client()
+                .create(self.handle, name, libc::O_RDWR, mode & 0o7777, owner)?;
+        let node = self.fs.adopt(handle, stat);
+        *node.fresh_fd.lock().map_err(|_| Errno::EIO)? = Some(fd);
+        self.refresh();
+        Ok(node)
+    }
+
+    fn mknod(&self, name: &[u8], mode: u32, _rdev: u64, ctx: CreateCtx) -> VfsResult<()> {
+        self.check_writable()?;
+        let (mode, owner) = self.new_owner(mode, ctx)?;
+        let (handle, stat) = self.client().mknod(self.handle, name, mode, owner)?;
+        drop(self.fs.adopt(handle, stat));
+        self.refresh();
+        Ok(())
+    }
+
+    fn mkdir(&self, name: &[u8], mode: u32, ctx: CreateCtx) -> VfsResult<()> {
+        self.check_writable()?;
+        let (mode, owner) = self.new_owner(libc::S_IFDIR | (mode & 0o7777), ctx)?;
+        let (handle, stat) = self
+            .client()
+            .mkdir(self.handle, name, mode & 0o7777, owner)?;
+        drop(self.fs.adopt(handle, stat));
+        self.refresh();
+        Ok(())
+    }
+
+    fn symlink(&self, name: &[u8], target: &[u8], ctx: CreateCtx) -> VfsResult<()> {
+        self.check_writable()?;
+        let (_, owner) = self.new_owner(libc::S_IFLNK | 0o777, ctx)?;
+        let (handle, stat) = self.client().symlink(self.handle, name, target, owner)?;
+        drop(self.fs.adopt(handle, stat));
+        self.refresh();
+        Ok(())
+    }
+
+    fn link(&self, name: &[u8], target: &Arc<dyn Inode>) -> VfsResult<()> {
+        self.check_writable()?;
+        let target = self.same_fs(target)?;
+        let (handle, stat) = self.client().link(self.handle, name, target.handle)?;
+        drop(self.fs.adopt(handle, stat));
+        self.refresh();
+        Ok(())
+    }
+
+    fn unlinked(&self) -> bool {
+        self.stat().is_ok_and(|st| st.nlink == 0)
+    }
+
+    fn unlink(&self, name: &[u8]) -> VfsResult<()> {
+        self.check_writable()?;
+        self.client().unlink(self.handle, name, false)?;
+        self.refresh();
+        Ok(())
+    }
+
+    fn rmdir(&self, name: &[u8]) -> VfsResult<()> {
+        self.check_writable()?;
+        self.client().unlink(self.handle, name, true)?;
+        self.refresh();
+        Ok(())
+    }
+
+    fn rename(&self, old: &[u8], new_dir: &Arc<dyn Inode>, new: &[u8]) -> VfsResult<()> {
+        self.check_writable()?;
+        let new_dir = self.same_fs(new_dir)?;
+        self.client()
+            .rename(self.handle, old, new_dir.handle, new, 0)?;
+        self.refresh();
+        if !std::ptr::eq(new_dir, self) {
+            new_dir.refresh();
+        }
+        Ok(())
+    }
+
+    fn set_attr(&self, attr: &SetAttr) -> VfsResult<()> {
+        self.check_writable()?;
+        let st = self.client().set_stat(
+            self.handle,
+            WireSetStat {
+                mode: attr.mode,
+                uid: attr.uid,
+                gid: attr.gid,
+                size: attr.size,
+                atime: attr.atime,
+                mtime: attr.mtime,
+            },
+        )?;
+        *self.lock_stat() = st;
+        Ok(())
+    }
+
+    fn get_xattr(&self, name: &[u8]) -> VfsResult<Vec<u8>> {
+        self.client().get_xattr(self.handle, name)
+    }
+
+    fn set_xattr(&self, name: &[u8], value: &[u8], flags: i32) -> VfsResult<()> {
+        self.check_writable()?;
+        self.client().set_xattr(self.handle, name, value, flags)
+    }
+
+    fn list_xattr(&self) -> VfsResult<Vec<Vec<u8>>> {
+        self.client().list_xattr(self.handle)
+    }
+
+    fn remove_xattr(&self, name: &[u8]) -> VfsResult<()> {
+        self.check_writable()?;
+        self.client().remove_xattr(self.handle, name)
+    }
+
+    fn statfs(&self) -> Option<FsStat> {
+        self.client().statfs(self.handle).ok()
+    }
+
     fn read_only(&self) -> bool {
-        true
+        !self.fs.writable
     }
 }

@@ -61,10 +61,8 @@ impl FileOps for HostFile {
     }
 
     fn write_at(&self, buf: &[u8], off: u64) -> VfsResult<usize> {
-        if self.kind == HostKind::File {
-            // Gofer files are read-only in this version; writes go to the overlay.
-            return Err(Errno::EBADF);
-        }
+        // A gofer file opened read-only answers EBADF from the host; the
+        // sentry has checked the description's access mode before.
         if self.seekable {
             retry_host(|| nix::sys::uio::pwrite(&self.fd, buf, off as i64))
         } else {
@@ -80,8 +78,8 @@ impl FileOps for HostFile {
         if self.kind != HostKind::File {
             return Ok(None);
         }
-        // The gofer donated this fd read-only, so the host itself refuses
-        // a writable shared mapping of it.
+        // The host itself refuses a writable shared mapping of an fd the
+        // gofer donated read-only.
         let st = nix::sys::stat::fstat(self.fd.as_raw_fd())?;
         Ok(Some(crate::vfs::MmapBacking {
             fd: self.fd.as_raw_fd(),
@@ -89,14 +87,61 @@ impl FileOps for HostFile {
         }))
     }
 
+    fn append(&self, buf: &[u8]) -> VfsResult<(usize, u64)> {
+        if self.kind != HostKind::File {
+            let end = self.size()?;
+            let n = self.write_at(buf, end)?;
+            return Ok((n, end + n as u64));
+        }
+        // The gofer opened the file with O_APPEND (the sentry asks for it
+        // whenever the application does), so the host appends atomically,
+        // also against writers outside the sandbox, whatever offset pwrite
+        // names. The new offset is the end after our write.
+        let n = retry_host(|| nix::sys::uio::pwrite(&self.fd, buf, 0))?;
+        let end = self.size()?;
+        Ok((n, end))
+    }
+
+    fn truncate(&self, size: u64) -> VfsResult<()> {
+        if self.kind != HostKind::File {
+            return Err(Errno::EINVAL);
+        }
+        let size = i64::try_from(size).map_err(|_| Errno::EFBIG)?;
+        retry_host(|| nix::unistd::ftruncate(&self.fd, size))
+    }
+
+    fn fallocate(&self, mode: i32, off: u64, len: u64) -> VfsResult<()> {
+        if self.kind != HostKind::File {
+            return Err(Errno::ENODEV);
+        }
+        let off = i64::try_from(off).map_err(|_| Errno::EFBIG)?;
+        let len = i64::try_from(len).map_err(|_| Errno::EFBIG)?;
+        retry_host(|| {
+            nix::fcntl::fallocate(
+                self.fd.as_raw_fd(),
+                nix::fcntl::FallocateFlags::from_bits_retain(mode),
+                off,
+                len,
+            )
+        })
+    }
+
+    fn fsync(&self, data_only: bool) -> VfsResult<()> {
+        if self.kind != HostKind::File {
+            return Ok(());
+        }
+        if data_only {
+            retry_host(|| nix::unistd::fdatasync(self.fd.as_raw_fd()))
+        } else {
+            retry_host(|| nix::unistd::fsync(self.fd.as_raw_fd()))
+        }
+    }
+
     fn read_stream(&self, buf: &mut [u8]) -> VfsResult<usize> {
         retry_host(|| nix::unistd::read(self.fd.as_raw_fd(), buf))
     }
 
     fn write_stream(&self, buf: &[u8]) -> VfsResult<usize> {
-        if self.kind == HostKind::File {
-            return Err(Errno::EBADF);
-        }
         retry_host(|| nix::unistd::write(&self.fd, buf))
     }
 

@@ -168,29 +168,12 @@ impl OvNode {
         }
     }
 
-    /// Owner and mode of a node created in this directory (Linux's
-    /// inode_init_owner): a set-group-ID directory hands down its group
-    /// (and, to directories, the bit itself); a non-directory keeps S_ISGID
-    /// only if its creator is in that group or privileged.
-    fn new_owner(&self, mut mode: u32, mut ctx: CreateCtx) -> (u32, CreateCtx) {
-        let creator_gid = ctx.gid;
-        if let Ok(dir) = self.stat() {
-            if dir.mode & libc::S_ISGID != 0 {
-                ctx.gid = dir.gid;
-                if mode & libc::S_IFMT == libc::S_IFDIR {
-                    mode |= libc::S_ISGID;
-                }
-            }
+    /// Owner and mode of a node created in this directory.
+    fn new_owner(&self, mode: u32, ctx: CreateCtx) -> (u32, CreateCtx) {
+        match self.stat() {
+            Ok(dir) => crate::vfs::init_owner(&dir, mode, ctx),
+            Err(_) => (mode, ctx),
         }
-        if mode & libc::S_IFMT != libc::S_IFDIR
-            && mode & libc::S_ISGID != 0
-            && mode & libc::S_IXGRP != 0
-            && ctx.gid != creator_gid
-            && !ctx.privileged
-        {
-            mode &= !libc::S_ISGID;
-        }
-        (mode, ctx)
     }
 
     fn lock(&self) -> VfsResult<MutexGuard<'_, OvState>> {

@@ -90,14 +90,22 @@ fn mounts() -> String {
         mode(vfs.root().inode().read_only())
     );
     for p in vfs.mount_points() {
-        let p = String::from_utf8_lossy(&p).into_owned();
-        let fstype = match p.as_str() {
-            "/proc" => "proc",
-            "/sys" => "sysfs",
-            "/dev" => "tmpfs",
-            _ => "tmpfs",
+        let Some(fs) = vfs.mount_at(&p) else {
+            continue;
         };
-        s.push_str(&format!("none {p} {fstype} rw 0 0\n"));
+        let p = String::from_utf8_lossy(&p).into_owned();
+        let (fstype, ro) = if fs.as_any().is::<super::gofer::GoferInode>() {
+            // A bind mount served by a gofer, named as gVisor names them.
+            ("9p", fs.read_only())
+        } else {
+            let fstype = match p.as_str() {
+                "/proc" => "proc",
+                "/sys" => "sysfs",
+                _ => "tmpfs",
+            };
+            (fstype, false)
+        };
+        s.push_str(&format!("none {p} {fstype} {} 0 0\n", mode(ro)));
     }
     s
 }

@@ -40,6 +40,34 @@ pub struct Credentials {
     pub caps: Capabilities,
 }
 
+/// Capability numbers (linux/capability.h) the sentry checks.
+pub mod cap {
+    pub const CHOWN: u32 = 0;
+    pub const DAC_OVERRIDE: u32 = 1;
+    pub const DAC_READ_SEARCH: u32 = 2;
+    pub const FOWNER: u32 = 3;
+    pub const FSETID: u32 = 4;
+    pub const KILL: u32 = 5;
+    pub const SETGID: u32 = 6;
+    pub const SETUID: u32 = 7;
+    pub const IPC_LOCK: u32 = 14;
+    pub const IPC_OWNER: u32 = 15;
+    pub const SYS_CHROOT: u32 = 18;
+    pub const SYS_ADMIN: u32 = 21;
+    pub const SYS_NICE: u32 = 23;
+    pub const SYS_RESOURCE: u32 = 24;
+    pub const MKNOD: u32 = 27;
+}
+
+impl Credentials {
+    /// Whether the effective set holds `cap`: Linux's capable(), the one
+    /// privilege test (uid 0 alone grants nothing once a container's spec
+    /// drops capabilities).
+    pub fn has_cap(&self, cap: u32) -> bool {
+        cap < 64 && self.caps.effective & (1u64 << cap) != 0
+    }
+}
+
 /// Linux's default timer slack.
 pub const DEFAULT_TIMER_SLACK_NS: u64 = 50_000;
 
@@ -48,8 +76,8 @@ pub const CAP_LAST_CAP: u32 = 40;
 pub const ALL_CAPS: u64 = (1 << (CAP_LAST_CAP + 1)) - 1;
 
 /// A process's capability sets, kept with Linux's transition rules
-/// (capset, set*uid, execve). Permission checks elsewhere still use
-/// "effective uid 0" as the privilege test.
+/// (capset, set*uid, execve); permission checks ask
+/// [`Credentials::has_cap`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Capabilities {
     pub effective: u64,

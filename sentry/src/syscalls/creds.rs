@@ -9,8 +9,14 @@ use crate::kernel::task::Task;
 
 const UNCHANGED: u32 = u32::MAX;
 
-fn privileged(t: &Task) -> bool {
-    lock(&t.proc.creds).euid == 0
+/// CAP_SETUID: set*uid may take any id.
+fn may_set_uids(t: &Task) -> bool {
+    lock(&t.proc.creds).has_cap(crate::kernel::cap::SETUID)
+}
+
+/// CAP_SETGID: set*gid and setgroups may take any id.
+fn may_set_gids(t: &Task) -> bool {
+    lock(&t.proc.creds).has_cap(crate::kernel::cap::SETGID)
 }
 
 pub fn setuid(t: &mut Task, a: &[u64; 6]) -> SysResult {
@@ -18,7 +24,7 @@ pub fn setuid(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if uid == UNCHANGED {
         return Err(Errno::EINVAL);
     }
-    let p = privileged(t);
+    let p = may_set_uids(t);
     let mut c = lock(&t.proc.creds);
     let old = [c.ruid, c.euid, c.suid];
     if p {
@@ -40,7 +46,7 @@ pub fn setgid(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if gid == UNCHANGED {
         return Err(Errno::EINVAL);
     }
-    let p = privileged(t);
+    let p = may_set_gids(t);
     let mut c = lock(&t.proc.creds);
     if p {
         c.rgid = gid;
@@ -71,7 +77,7 @@ fn set_res(p: bool, cur: [u32; 3], new: [u32; 3]) -> Result<[u32; 3], Errno> {
 }
 
 pub fn setresuid(t: &mut Task, a: &[u64; 6]) -> SysResult {
-    let p = privileged(t);
+    let p = may_set_uids(t);
     let mut c = lock(&t.proc.creds);
     let old = [c.ruid, c.euid, c.suid];
     let [r, e, s] = set_res(p, old, [a[0] as u32, a[1] as u32, a[2] as u32])?;
@@ -81,7 +87,7 @@ pub fn setresuid(t: &mut Task, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn setresgid(t: &mut Task, a: &[u64; 6]) -> SysResult {
-    let p = privileged(t);
+    let p = may_set_gids(t);
     let mut c = lock(&t.proc.creds);
     let [r, e, s] = set_res(
         p,
@@ -116,7 +122,7 @@ fn set_re(p: bool, cur: [u32; 3], r: u32, e: u32) -> Result<[u32; 3], Errno> {
 }
 
 pub fn setreuid(t: &mut Task, a: &[u64; 6]) -> SysResult {
-    let p = privileged(t);
+    let p = may_set_uids(t);
     let mut c = lock(&t.proc.creds);
     let old = [c.ruid, c.euid, c.suid];
     let [r, e, s] = set_re(p, old, a[0] as u32, a[1] as u32)?;
@@ -126,7 +132,7 @@ pub fn setreuid(t: &mut Task, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn setregid(t: &mut Task, a: &[u64; 6]) -> SysResult {
-    let p = privileged(t);
+    let p = may_set_gids(t);
     let mut c = lock(&t.proc.creds);
     let [r, e, s] = set_re(p, [c.rgid, c.egid, c.sgid], a[0] as u32, a[1] as u32)?;
     (c.rgid, c.egid, c.sgid) = (r, e, s);
@@ -138,7 +144,7 @@ pub fn setgroups(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if !(0..=65536).contains(&n) {
         return Err(Errno::EINVAL);
     }
-    if !privileged(t) {
+    if !may_set_gids(t) {
         return Err(Errno::EPERM);
     }
     let raw = t.read_bytes(a[1], n as usize * 4)?;

@@ -644,7 +644,12 @@ pub fn pipe2(t: &mut Task, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn fsync(t: &mut Task, a: &[u64; 6]) -> SysResult {
-    get_file(t, arg_fd(a[0]))?;
+    get_file(t, arg_fd(a[0]))?.ops.fsync(false)?;
+    Ok(0)
+}
+
+pub fn fdatasync(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    get_file(t, arg_fd(a[0]))?.ops.fsync(true)?;
     Ok(0)
 }
 
@@ -941,7 +946,7 @@ pub fn memfd_create(t: &mut Task, a: &[u64; 6]) -> SysResult {
         crate::vfs::CreateCtx {
             uid: c.euid,
             gid: c.egid,
-            privileged: c.euid == 0,
+            privileged: c.has_cap(crate::kernel::cap::FSETID),
         }
     };
     use crate::vfs::Inode;

@@ -7,6 +7,7 @@ use nix::errno::Errno;
 
 use super::file::{get_file, install_fd};
 use super::{arg_fd, SysResult};
+use crate::kernel::cap;
 use crate::kernel::task::{pod_zeroed, Task};
 use crate::kernel::{kernel, lock, Credentials};
 use crate::vfs::inotify as notify;
@@ -75,7 +76,7 @@ pub(super) fn ctx(t: &Task) -> CreateCtx {
     CreateCtx {
         uid: c.euid,
         gid: c.egid,
-        privileged: c.euid == 0,
+        privileged: c.has_cap(cap::FSETID),
     }
 }
 
@@ -84,25 +85,25 @@ pub(super) fn current_umask(t: &Task) -> u32 {
 }
 
 /// Permission check against the emulated credentials (`mask` of R_OK=4,
-/// W_OK=2, X_OK=1). Root passes read/write and needs one x bit to execute.
+/// W_OK=2, X_OK=1), as Linux's generic_permission: the mode bits first,
+/// then CAP_DAC_OVERRIDE (anything, but execute only with some x bit) and
+/// CAP_DAC_READ_SEARCH (reading files, reading and searching directories).
+/// `use_real` is access(2): the real ids, and capabilities only for a real
+/// uid of 0 (its permitted set), as faccessat overrides the credentials.
 pub fn check_access(
     c: &Credentials,
     st: &FileStat,
     mask: u32,
     use_real: bool,
 ) -> Result<(), Errno> {
-    let (who, gid) = if use_real {
-        (c.ruid, c.rgid)
+    let (who, gid, caps) = if use_real {
+        let caps = if c.ruid == 0 { c.caps.permitted } else { 0 };
+        (c.ruid, c.rgid, caps)
     } else {
-        (c.euid, c.egid)
+        (c.euid, c.egid, c.caps.effective)
     };
+    let has = |n: u32| caps & (1u64 << n) != 0;
     let mode = st.mode;
-    if who == 0 {
-        if mask & 1 != 0 && mode & libc::S_IFMT != libc::S_IFDIR && mode & 0o111 == 0 {
-            return Err(Errno::EACCES);
-        }
-        return Ok(());
-    }
     let bits = if who == st.uid {
         (mode >> 6) & 7
     } else if gid == st.gid || c.groups.contains(&st.gid) {
@@ -111,18 +112,27 @@ pub fn check_access(
         mode & 7
     };
     if bits & mask == mask {
-        Ok(())
-    } else {
-        Err(Errno::EACCES)
+        return Ok(());
     }
+    let is_dir = mode & libc::S_IFMT == libc::S_IFDIR;
+    if has(cap::DAC_OVERRIDE) && (is_dir || mask & 1 == 0 || mode & 0o111 != 0) {
+        return Ok(());
+    }
+    if has(cap::DAC_READ_SEARCH) && mask & 2 == 0 && (is_dir || mask & 1 == 0) {
+        return Ok(());
+    }
+    Err(Errno::EACCES)
 }
 
 /// The sticky-bit rule (Linux's may_delete): in a sticky directory only the
 /// file's owner, the directory's owner or a privileged caller may remove
 /// or rename an entry.
 fn sticky_ok(t: &Task, dir: &Arc<dyn Inode>, victim: &Arc<dyn Inode>) -> Result<(), Errno> {
-    let euid = lock(&t.proc.creds).euid;
-    if euid == 0 {
+    let (euid, fowner) = {
+        let c = lock(&t.proc.creds);
+        (c.euid, c.has_cap(cap::FOWNER))
+    };
+    if fowner {
         return Ok(());
     }
     let d = dir.stat()?;
@@ -192,10 +202,19 @@ fn do_open(t: &mut Task, dirfd: i32, path_addr: u64, flags: i32, mode: u32) -> S
             Err(Errno::ENOENT) => {
                 may_write(t, parent.inode())?;
                 let m = mode & 0o7777 & !current_umask(t);
-                let node = parent.inode().create(&name, m, ctx(t))?;
-                notify::child_event(parent.inode(), &name, notify::IN_CREATE, Some(&node));
-                created_now = true;
-                kernel().vfs.step(&parent, &name)?
+                match parent.inode().create(&name, m, ctx(t)) {
+                    Ok(node) => {
+                        notify::child_event(parent.inode(), &name, notify::IN_CREATE, Some(&node));
+                        created_now = true;
+                        kernel().vfs.step(&parent, &name)?
+                    }
+                    // Someone outside the sandbox (a shared volume) made it
+                    // since our lookup: open theirs, as Linux would.
+                    Err(Errno::EEXIST) if flags & libc::O_EXCL == 0 => {
+                        resolve_at(t, dirfd, &path, follow, false)?
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             Err(e) => return Err(e),
         }
@@ -387,22 +406,75 @@ pub fn statx(t: &mut Task, a: &[u64; 6]) -> SysResult {
     Ok(0)
 }
 
+/// The kernel's `struct statfs` on 64-bit targets. libc's hides f_flags
+/// inside a private spare array, so the sentry spells it out.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct KernelStatfs {
+    f_type: i64,
+    f_bsize: i64,
+    f_blocks: u64,
+    f_bfree: u64,
+    f_bavail: u64,
+    f_files: u64,
+    f_ffree: u64,
+    f_fsid: [i32; 2],
+    f_namelen: i64,
+    f_frsize: i64,
+    f_flags: i64,
+    f_spare: [i64; 4],
+}
+// SAFETY: a repr(C) struct of integers with no padding (all 8-byte fields
+// but the two i32s of f_fsid, which fill one 8-byte slot).
+unsafe impl crate::kernel::task::Pod for KernelStatfs {}
+const _: () = assert!(std::mem::size_of::<KernelStatfs>() == std::mem::size_of::<libc::statfs>());
+
+/// ST_VALID: Linux sets it in every f_flags.
+const ST_VALID: i64 = 0x20;
+
 fn write_statfs(t: &Task, buf: u64, inode: &Arc<dyn Inode>) -> SysResult {
-    let mut s: libc::statfs = pod_zeroed();
-    s.f_type =
-        if inode.as_any().type_id() == std::any::TypeId::of::<crate::fsimpl::overlay::OvNode>() {
-            0x0102_1994 // TMPFS_MAGIC: the upper layer lives in memory
-        } else {
-            0x9fa0 // PROC_SUPER_MAGIC and friends
-        };
-    s.f_bsize = 4096;
-    s.f_blocks = 1 << 20;
-    s.f_bfree = 1 << 19;
-    s.f_bavail = 1 << 19;
-    s.f_files = 1 << 20;
-    s.f_ffree = 1 << 19;
-    s.f_namelen = 255;
-    s.f_frsize = 4096;
+    let read_only = if inode.read_only() {
+        libc::ST_RDONLY as i64
+    } else {
+        0
+    };
+    let s = match inode.statfs() {
+        Some(fs) => KernelStatfs {
+            f_type: fs.fs_type,
+            f_bsize: fs.block_size,
+            f_blocks: fs.blocks,
+            f_bfree: fs.blocks_free,
+            f_bavail: fs.blocks_available,
+            f_files: fs.files,
+            f_ffree: fs.files_free,
+            f_namelen: fs.name_max,
+            f_frsize: fs.fragment_size,
+            // The host's mount flags, with read-only as the sandbox sees it.
+            f_flags: (fs.flags & !(libc::ST_RDONLY as i64)) | ST_VALID | read_only,
+            ..Default::default()
+        },
+        None => {
+            let in_memory = inode.as_any().type_id()
+                == std::any::TypeId::of::<crate::fsimpl::overlay::OvNode>();
+            KernelStatfs {
+                f_type: if in_memory {
+                    0x0102_1994 // TMPFS_MAGIC: the upper layer lives in memory
+                } else {
+                    0x9fa0 // PROC_SUPER_MAGIC and friends
+                },
+                f_bsize: 4096,
+                f_blocks: 1 << 20,
+                f_bfree: 1 << 19,
+                f_bavail: 1 << 19,
+                f_files: 1 << 20,
+                f_ffree: 1 << 19,
+                f_namelen: 255,
+                f_frsize: 4096,
+                f_flags: ST_VALID | read_only,
+                ..Default::default()
+            }
+        }
+    };
     t.write_obj(buf, &s)?;
     Ok(0)
 }
@@ -418,10 +490,13 @@ pub fn fstatfs(t: &mut Task, a: &[u64; 6]) -> SysResult {
     match &f.location {
         Some(l) => write_statfs(t, a[1], l.inode()),
         None => {
-            let mut s: libc::statfs = pod_zeroed();
-            s.f_type = 0x5049_5045; // PIPEFS_MAGIC
-            s.f_bsize = 4096;
-            s.f_namelen = 255;
+            let s = KernelStatfs {
+                f_type: 0x5049_5045, // PIPEFS_MAGIC
+                f_bsize: 4096,
+                f_namelen: 255,
+                f_flags: ST_VALID,
+                ..Default::default()
+            };
             t.write_obj(a[1], &s)?;
             Ok(0)
         }
@@ -549,7 +624,7 @@ pub fn chroot(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let st = loc.inode().stat()?;
     let creds = lock(&t.proc.creds).clone();
     check_access(&creds, &st, 1, false)?;
-    if creds.euid != 0 {
+    if !creds.has_cap(cap::SYS_CHROOT) {
         return Err(Errno::EPERM);
     }
     lock(&t.proc.fs).root = loc;
@@ -598,7 +673,7 @@ fn do_mknod(t: &mut Task, dirfd: i32, path_addr: u64, mode: u32, dev: u64) -> Sy
         _ => {
             // CAP_MKNOD. The node only names a device: opening it reaches
             // the sandbox's own device of that number, if there is one.
-            if lock(&t.proc.creds).euid != 0 {
+            if !lock(&t.proc.creds).has_cap(cap::MKNOD) {
                 return Err(Errno::EPERM);
             }
             parent.inode().mknod(&name, kind | perm, dev, ctx(t))?
@@ -777,8 +852,11 @@ pub fn symlinkat(t: &mut Task, a: &[u64; 6]) -> SysResult {
 
 fn owner_or_root(t: &Task, inode: &Arc<dyn Inode>) -> Result<(), Errno> {
     let st = inode.stat()?;
-    let euid = lock(&t.proc.creds).euid;
-    if euid != 0 && euid != st.uid {
+    let (euid, fowner) = {
+        let c = lock(&t.proc.creds);
+        (c.euid, c.has_cap(cap::FOWNER))
+    };
+    if !fowner && euid != st.uid {
         return Err(Errno::EPERM);
     }
     if inode.read_only() {
@@ -905,11 +983,11 @@ fn do_chown(t: &Task, target: &Target, uid: u64, gid: u64) -> SysResult {
     };
     let (uid, gid) = (conv(uid), conv(gid));
     let st = inode.stat()?;
-    let (euid, egid, groups) = {
+    let (euid, egid, groups, chown_cap) = {
         let c = lock(&t.proc.creds);
-        (c.euid, c.egid, c.groups.clone())
+        (c.euid, c.egid, c.groups.clone(), c.has_cap(cap::CHOWN))
     };
-    if euid != 0 {
+    if !chown_cap {
         let uid_ok = uid.is_none_or(|u| u == st.uid && euid == st.uid);
         let gid_ok =
             gid.is_none_or(|g| euid == st.uid && (g == st.gid || g == egid || groups.contains(&g)));

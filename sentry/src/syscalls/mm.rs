@@ -322,7 +322,7 @@ fn mlock_common(t: &mut Task, addr: u64, len: u64, locking: bool) -> SysResult {
     if len == 0 {
         return Ok(0);
     }
-    if locking && lock(&t.proc.creds).euid != 0 {
+    if locking && !lock(&t.proc.creds).has_cap(crate::kernel::cap::IPC_LOCK) {
         let limit = t.proc.rlimit(libc::RLIMIT_MEMLOCK).rlim_cur;
         if limit == 0 {
             return Err(Errno::EPERM);
@@ -356,7 +356,9 @@ pub fn mlockall(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if flags == 0 || flags & !known != 0 || flags == libc::MCL_ONFAULT {
         return Err(Errno::EINVAL);
     }
-    if lock(&t.proc.creds).euid != 0 && t.proc.rlimit(libc::RLIMIT_MEMLOCK).rlim_cur == 0 {
+    if !lock(&t.proc.creds).has_cap(crate::kernel::cap::IPC_LOCK)
+        && t.proc.rlimit(libc::RLIMIT_MEMLOCK).rlim_cur == 0
+    {
         return Err(Errno::EPERM);
     }
     Ok(0)

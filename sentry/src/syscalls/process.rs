@@ -722,7 +722,9 @@ fn do_prlimit(t: &Task, pid: i32, res: u32, new: u64, old: u64) -> SysResult {
         if n.rlim_cur > n.rlim_max {
             return Err(Errno::EINVAL);
         }
-        if n.rlim_max > cur.rlim_max && lock(&t.proc.creds).euid != 0 {
+        if n.rlim_max > cur.rlim_max
+            && !lock(&t.proc.creds).has_cap(crate::kernel::cap::SYS_RESOURCE)
+        {
             return Err(Errno::EPERM);
         }
         if res == libc::RLIMIT_NOFILE && n.rlim_max > 1 << 20 {
@@ -948,7 +950,7 @@ pub fn setpriority(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let nice = (a[2] as i32).clamp(-20, 19);
     let (euid, privileged) = {
         let c = lock(&t.proc.creds);
-        (c.euid, c.euid == 0)
+        (c.euid, c.has_cap(crate::kernel::cap::SYS_NICE))
     };
     let mut result = Ok(0);
     for p in targets {

@@ -31,7 +31,7 @@ pub fn sethostname(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if len > 64 {
         return Err(Errno::EINVAL);
     }
-    if lock(&t.proc.creds).euid != 0 {
+    if !lock(&t.proc.creds).has_cap(crate::kernel::cap::SYS_ADMIN) {
         return Err(Errno::EPERM);
     }
     let name = t.read_bytes(a[0], len)?;

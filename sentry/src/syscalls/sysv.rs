@@ -57,7 +57,7 @@ fn caller(t: &Task) -> Caller {
         pid: t.pid(),
         euid: c.euid,
         egid: c.egid,
-        privileged: c.euid == 0,
+        privileged: c.has_cap(crate::kernel::cap::IPC_OWNER),
     }
 }
 

@@ -108,7 +108,7 @@ pub fn ioctl(t: &mut Task, end: TerminalEnd<'_>, cmd: u64, arg: u64) -> SysResul
             Ok(0)
         }
         TIOCSCTTY => {
-            let privileged = lock(&t.proc.creds).euid == 0;
+            let privileged = lock(&t.proc.creds).has_cap(crate::kernel::cap::SYS_ADMIN);
             term.set_controlling(arg == 1, privileged)?;
             Ok(0)
         }

@@ -52,6 +52,11 @@ pub trait FileOps: Send + Sync {
     fn truncate(&self, _size: u64) -> VfsResult<()> {
         Err(Errno::EINVAL)
     }
+    /// fsync(2) / fdatasync(2): files whose data reaches a host file push
+    /// it to the disk; in-memory ones have nothing to do.
+    fn fsync(&self, _data_only: bool) -> VfsResult<()> {
+        Ok(())
+    }
     /// fallocate(2): `mode` already validated by the syscall.
     fn fallocate(&self, _mode: i32, _off: u64, _len: u64) -> VfsResult<()> {
         Err(Errno::EOPNOTSUPP)

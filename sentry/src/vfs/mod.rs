@@ -109,6 +109,33 @@ pub struct CreateCtx {
     pub privileged: bool,
 }
 
+/// Owner and mode of a node created in directory `dir` (Linux's
+/// inode_init_owner): a set-group-ID directory hands down its group (and,
+/// to directories, the bit itself); a non-directory keeps S_ISGID only if
+/// its creator is in that group or privileged.
+pub fn init_owner(dir: &FileStat, mut mode: u32, mut ctx: CreateCtx) -> (u32, CreateCtx) {
+    let creator_gid = ctx.gid;
+    if dir.mode & libc::S_ISGID != 0 {
+        ctx.gid = dir.gid;
+        if mode & libc::S_IFMT == libc::S_IFDIR {
+            mode |= libc::S_ISGID;
+        }
+    }
+    if mode & libc::S_IFMT != libc::S_IFDIR
+        && mode & libc::S_ISGID != 0
+        && mode & libc::S_IXGRP != 0
+        && ctx.gid != creator_gid
+        && !ctx.privileged
+    {
+        mode &= !libc::S_ISGID;
+    }
+    (mode, ctx)
+}
+
+/// What statfs(2) reports for a filesystem that knows (a gofer mount
+/// asks the host); others get synthetic values.
+pub use gofer::protocol::FsStat;
+
 /// Attribute changes (chmod, chown, utimensat, truncate).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SetAttr {
@@ -185,6 +212,10 @@ pub trait Inode: Send + Sync {
     }
     fn remove_xattr(&self, _name: &[u8]) -> VfsResult<()> {
         Err(Errno::EOPNOTSUPP)
+    }
+    /// statfs(2) of the filesystem, when it has real figures.
+    fn statfs(&self) -> Option<FsStat> {
+        None
     }
     /// Whether writes are refused (EROFS) on this inode's filesystem.
     fn read_only(&self) -> bool {

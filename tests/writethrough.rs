@@ -1,0 +1,260 @@
+//! Where a container's writes land on the host: writable bind mounts write
+//! through to their source (as under runc), `--overlay none` writes through
+//! to the bundle's rootfs (as runc does), and the default `--overlay
+//! memory` leaves the rootfs untouched. Each case runs the same script
+//! under runc and under rvisor on identical copies of the host directories,
+//! then compares the output *and* the host trees afterwards, entry by entry.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+
+/// Every entry below `root`, one line each: path, type, mode, owner, size,
+/// link count, symlink target or content digest, and the mtime when the
+/// script set it to a fixed date. Times that are "now" differ between runs
+/// and are left out.
+fn host_tree(root: &Path) -> BTreeMap<String, String> {
+    fn visit(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for p in entries {
+            let md = std::fs::symlink_metadata(&p).unwrap();
+            let ft = md.file_type();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let what = if ft.is_symlink() {
+                format!("-> {}", std::fs::read_link(&p).unwrap().display())
+            } else if ft.is_file() {
+                let data = std::fs::read(&p).unwrap();
+                format!("{} bytes, sum {}", data.len(), digest(&data))
+            } else if ft.is_fifo() {
+                "fifo".into()
+            } else if ft.is_dir() {
+                "dir".into()
+            } else {
+                "other".into()
+            };
+            let nlink = if ft.is_dir() { 0 } else { md.nlink() };
+            let mtime = if md.mtime() < 1_500_000_000 {
+                format!(" mtime {}", md.mtime())
+            } else {
+                String::new()
+            };
+            out.insert(
+                rel,
+                format!(
+                    "{what} mode {:o} owner {}:{} links {nlink}{mtime}",
+                    md.mode(),
+                    md.uid(),
+                    md.gid()
+                ),
+            );
+            if ft.is_dir() {
+                visit(root, &p, out);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    visit(root, root, &mut out);
+    out
+}
+
+/// FNV-1a: enough to tell contents apart in a diff.
+fn digest(data: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in data {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+fn tree_diff(expected: &BTreeMap<String, String>, actual: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    for (k, v) in expected {
+        match actual.get(k) {
+            None => out.push_str(&format!("missing: {k} ({v})\n")),
+            Some(a) if a != v => {
+                out.push_str(&format!("differs: {k}\n  runc:   {v}\n  rvisor: {a}\n"))
+            }
+            _ => {}
+        }
+    }
+    for (k, v) in actual {
+        if !expected.contains_key(k) {
+            out.push_str(&format!("extra: {k} ({v})\n"));
+        }
+    }
+    out
+}
+
+/// A runtime's own copies of the rootfs and of a volume directory.
+struct Copies {
+    base: TempDir,
+}
+
+impl Copies {
+    fn new(tag: &str) -> Copies {
+        let base = TempDir::new(tag);
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(busybox_rootfs())
+            .arg(base.path().join("rootfs"))
+            .status()
+            .unwrap();
+        assert!(st.success(), "copying the busybox rootfs");
+        // runc makes missing mount points in the rootfs; rvisor mounts
+        // them in the sandbox only. The image has this one already.
+        std::fs::create_dir(base.path().join("rootfs/vol")).unwrap();
+        let vol = base.path().join("vol");
+        std::fs::create_dir(&vol).unwrap();
+        std::fs::write(vol.join("existing"), "from the host\n").unwrap();
+        std::fs::create_dir(vol.join("keep")).unwrap();
+        Copies { base }
+    }
+
+    fn rootfs(&self) -> PathBuf {
+        self.base.path().join("rootfs")
+    }
+
+    fn vol(&self) -> PathBuf {
+        self.base.path().join("vol")
+    }
+}
+
+fn run(runtime: &Path, global: &[&str], copies: &Copies, script: &str) -> Output {
+    let bundle = TempDir::new("wt-bundle");
+    let state = TempDir::new("wt-state");
+    let vol = serde_json::json!({
+        "destination": "/vol", "type": "bind",
+        "source": copies.vol().to_string_lossy(), "options": ["rbind", "rw"]
+    });
+    write_bundle_config_with_mounts(
+        bundle.path(),
+        &copies.rootfs(),
+        &["sh", "-c", script],
+        &[],
+        &[vol],
+    );
+    run_with_timeout(
+        Command::new(runtime)
+            .arg("--root")
+            .arg(state.path())
+            .args(global)
+            .args(["run", "--bundle"])
+            .arg(bundle.path())
+            .arg(unique_name("wt")),
+        default_timeout(),
+    )
+}
+
+/// What the volume script does: the common file operations, each leaving a
+/// trace on the host, plus the ways out that must stay inside.
+const VOLUME_SCRIPT: &str = r#"
+cd /vol
+echo hello > f; echo more >> f; cat f
+mkdir -p d/e; chmod 2770 d; touch d/e/g; chown 1234:5678 d/e/g
+mkdir d/inherits; touch d/inherits-file
+ln -s ../f d/l; cat d/l; ln f hard; mv hard d/hard2
+mkfifo fifo; (echo through-the-fifo > fifo &); cat fifo
+printf abcdef > t; truncate -s 3 t; cat t; echo
+touch -d '2001-02-03 04:05:06' f
+echo x > gone; rm gone; mkdir gone-dir; rmdir gone-dir
+rmdir keep && mkdir keep && touch keep/new
+(umask 077; touch private)
+echo appended >> existing; mv existing renamed
+ln -s / escape; echo pwned > escape/tmp/pwned-via-volume; cat /tmp/pwned-via-volume
+ln /etc/passwd /vol/passwd-link 2>/dev/null || echo hardlink across mounts refused
+mv /etc/hostname /vol/hostname-moved 2>/dev/null || echo rename across mounts refused
+ls -ln . d | sed 's/ [A-Z][a-z][a-z] .* / DATE /'
+stat -c '%n %s %a %u:%g %h' f t private d/e/g d/inherits d/inherits-file
+df -P /vol >/dev/null && echo statfs ok
+"#;
+
+/// Writes to a writable bind mount reach the host directory, exactly as
+/// runc's do; symlinks and hard links pointing out stay inside.
+#[test]
+fn writable_bind_mount_writes_through_like_runc() {
+    let Some(runc) = which("runc") else {
+        eprintln!("SKIP: runc is not installed (scripts/setup.sh installs it)");
+        return;
+    };
+    let theirs = Copies::new("wt-runc");
+    let expected = run(&runc, &[], &theirs, VOLUME_SCRIPT);
+    let ours = Copies::new("wt-rvisor");
+    let actual = run(&rvisor(), &[], &ours, VOLUME_SCRIPT);
+    assert_same_output_named("runc", &expected, "rvisor", &actual);
+    let diff = tree_diff(&host_tree(&theirs.vol()), &host_tree(&ours.vol()));
+    assert!(diff.is_empty(), "volume on the host after the run:\n{diff}");
+    assert!(
+        !Path::new("/tmp/pwned-via-volume").exists(),
+        "a symlink in the volume led to the host's /tmp"
+    );
+}
+
+const ROOTFS_SCRIPT: &str = r#"
+echo new > /etc/newfile; chmod 600 /etc/newfile
+echo changed >> /etc/hostname 2>/dev/null || echo no hostname
+rm /bin/true; mkdir -p /opt/app/data; touch -d '2002-03-04 05:06:07' /opt/app/data
+ln -s /opt/app /app; mv /etc/newfile /opt/app/config; chown -R 100:101 /opt
+cat /opt/app/config; ls -ln /opt/app
+"#;
+
+/// `--overlay none`: the rootfs directory on the host ends up as runc
+/// leaves it.
+#[test]
+fn overlay_none_writes_to_the_rootfs_like_runc() {
+    let Some(runc) = which("runc") else {
+        eprintln!("SKIP: runc is not installed (scripts/setup.sh installs it)");
+        return;
+    };
+    let theirs = Copies::new("wt-root-runc");
+    let expected = run(&runc, &[], &theirs, ROOTFS_SCRIPT);
+    let ours = Copies::new("wt-root-rvisor");
+    let actual = run(&rvisor(), &["--overlay", "none"], &ours, ROOTFS_SCRIPT);
+    let normalise = |o: &Output| {
+        stdout_str(o)
+            .lines()
+            .map(|l| l.split_whitespace().take(5).collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        normalise(&expected),
+        normalise(&actual),
+        "{}",
+        describe_output("rvisor", &actual)
+    );
+    let diff = tree_diff(&host_tree(&theirs.rootfs()), &host_tree(&ours.rootfs()));
+    assert!(diff.is_empty(), "rootfs on the host after the run:\n{diff}");
+}
+
+/// The default `--overlay memory`: the container sees its own writes, the
+/// host's rootfs keeps none of them.
+#[test]
+fn overlay_memory_leaves_the_rootfs_untouched() {
+    let ours = Copies::new("wt-mem-rvisor");
+    let before = host_tree(&ours.rootfs());
+    let out = run(&rvisor(), &[], &ours, ROOTFS_SCRIPT);
+    assert_success("rvisor run", &out);
+    assert!(
+        stdout_str(&out).starts_with("new\n"),
+        "{}",
+        describe_output("rvisor", &out)
+    );
+    let diff = tree_diff(&before, &host_tree(&ours.rootfs()));
+    assert!(diff.is_empty(), "the rootfs changed on the host:\n{diff}");
+    // The volume is a bind mount: it still writes through.
+    let out = run(&rvisor(), &[], &ours, "echo kept > /vol/kept");
+    assert_success("rvisor run", &out);
+    assert_eq!(
+        std::fs::read_to_string(ours.vol().join("kept")).unwrap(),
+        "kept\n"
+    );
+}
