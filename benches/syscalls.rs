@@ -14,35 +14,9 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{busybox_rootfs, runtimes, write_bundle, Runtime};
-
-/// "name\tns" lines into (name, ns), in order.
-fn parse(out: &str) -> Vec<(String, f64)> {
-    out.lines()
-        .filter_map(|l| {
-            let (name, ns) = l.split_once('\t')?;
-            Some((name.to_string(), ns.trim().parse().ok()?))
-        })
-        .collect()
-}
-
-fn run(cmd: &mut Command, label: &str) -> Option<Vec<(String, f64)>> {
-    match cmd.output() {
-        Ok(o) if o.status.success() => Some(parse(&String::from_utf8_lossy(&o.stdout))),
-        Ok(o) => {
-            eprintln!(
-                "{label}: {}: {}",
-                o.status,
-                String::from_utf8_lossy(&o.stderr).trim()
-            );
-            None
-        }
-        Err(e) => {
-            eprintln!("{label}: {e}");
-            None
-        }
-    }
-}
+use common::{
+    busybox_rootfs, print_table, run_measurements as run, runtimes, write_bundle, Runtime,
+};
 
 fn main() {
     let scale = std::env::args()
@@ -92,41 +66,6 @@ fn main() {
         }
     }
 
-    let value = |col: &str, op: &str| -> Option<f64> {
-        columns
-            .iter()
-            .find(|(c, _)| c == col)
-            .and_then(|(_, v)| v.iter().find(|(o, _)| o == op).map(|(_, ns)| *ns))
-    };
-    let ops: Vec<String> = columns
-        .first()
-        .map(|(_, v)| v.iter().map(|(o, _)| o.clone()).collect())
-        .unwrap_or_default();
-    let fmt = |ns: Option<f64>| match ns {
-        Some(ns) if ns >= 1e6 => format!("{:.2} ms", ns / 1e6),
-        Some(ns) if ns >= 1e3 => format!("{:.1} µs", ns / 1e3),
-        Some(ns) => format!("{ns:.0} ns"),
-        None => "-".into(),
-    };
-    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) if b > 0.0 => format!("{:.1}×", a / b),
-        _ => "-".into(),
-    };
-    let names: Vec<&str> = columns.iter().map(|(c, _)| c.as_str()).collect();
-    println!(
-        "| operation | {} | rvisor / native | runsc / rvisor |",
-        names.join(" | ")
-    );
-    println!("|---|{}---:|---:|", "---:|".repeat(names.len()));
-    for op in &ops {
-        let cells: Vec<String> = names.iter().map(|c| fmt(value(c, op))).collect();
-        let ours = value("rvisor (ptrace)", op);
-        println!(
-            "| {op} | {} | {} | {} |",
-            cells.join(" | "),
-            ratio(ours, value("native", op)),
-            ratio(value("runsc (ptrace)", op), ours)
-        );
-    }
+    print_table(&columns);
     let _ = std::fs::remove_dir_all(&work);
 }

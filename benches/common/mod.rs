@@ -97,3 +97,75 @@ pub fn runtimes() -> Vec<Runtime> {
     });
     v
 }
+
+/// "name\tns" lines into (name, ns), in order.
+pub fn parse(out: &str) -> Vec<(String, f64)> {
+    out.lines()
+        .filter_map(|l| {
+            let (name, ns) = l.split_once('\t')?;
+            Some((name.to_string(), ns.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+pub fn run_measurements(
+    cmd: &mut std::process::Command,
+    label: &str,
+) -> Option<Vec<(String, f64)>> {
+    match cmd.output() {
+        Ok(o) if o.status.success() => Some(parse(&String::from_utf8_lossy(&o.stdout))),
+        Ok(o) => {
+            eprintln!(
+                "{label}: {}: {}",
+                o.status,
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("{label}: {e}");
+            None
+        }
+    }
+}
+
+/// Prints `columns` (runtime label, (operation, ns) rows) as a Markdown
+/// table with rvisor's ratios to native and runsc's to rvisor.
+pub fn print_table(columns: &[(String, Vec<(String, f64)>)]) {
+    let value = |col: &str, op: &str| -> Option<f64> {
+        columns
+            .iter()
+            .find(|(c, _)| c == col)
+            .and_then(|(_, v)| v.iter().find(|(o, _)| o == op).map(|(_, ns)| *ns))
+    };
+    let ops: Vec<String> = columns
+        .first()
+        .map(|(_, v)| v.iter().map(|(o, _)| o.clone()).collect())
+        .unwrap_or_default();
+    let fmt = |ns: Option<f64>| match ns {
+        Some(ns) if ns >= 1e6 => format!("{:.2} ms", ns / 1e6),
+        Some(ns) if ns >= 1e3 => format!("{:.1} µs", ns / 1e3),
+        Some(ns) => format!("{ns:.0} ns"),
+        None => "-".into(),
+    };
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.1}×", a / b),
+        _ => "-".into(),
+    };
+    let names: Vec<&str> = columns.iter().map(|(c, _)| c.as_str()).collect();
+    println!(
+        "| operation | {} | rvisor / native | runsc / rvisor |",
+        names.join(" | ")
+    );
+    println!("|---|{}---:|---:|", "---:|".repeat(names.len()));
+    for op in &ops {
+        let cells: Vec<String> = names.iter().map(|c| fmt(value(c, op))).collect();
+        let ours = value("rvisor (ptrace)", op);
+        println!(
+            "| {op} | {} | {} | {} |",
+            cells.join(" | "),
+            ratio(ours, value("native", op)),
+            ratio(value("runsc (ptrace)", op), ours)
+        );
+    }
+}

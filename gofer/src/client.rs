@@ -245,6 +245,30 @@ impl GoferClient {
         }
     }
 
+    /// As [`walk`](GoferClient::walk), plus a read-only open fd when the
+    /// node is a regular file.
+    pub fn walk_open(
+        &self,
+        dir: Handle,
+        name: &[u8],
+    ) -> Result<(Handle, FileStat, Option<OwnedFd>), Errno> {
+        match self.call(&Request::WalkOpen {
+            dir,
+            name: name.to_vec(),
+        })? {
+            (Response::Node { handle, stat }, fds) => {
+                let fd = fds.into_iter().next();
+                if stat.is_file() != fd.is_some() {
+                    error!("gofer client: WalkOpen reply with a wrong fd");
+                    self.close_later(handle);
+                    return Err(Errno::EIO);
+                }
+                Ok((handle, stat, fd))
+            }
+            (other, _) => Err(unexpected("walk", &other)),
+        }
+    }
+
     pub fn stat(&self, node: Handle) -> Result<FileStat, Errno> {
         match self.call(&Request::Stat { node })? {
             (Response::Stat(stat), _) => Ok(stat),

@@ -113,6 +113,11 @@ pub enum Request {
     /// Looks up one path component `name` in directory `dir`, without
     /// following a symlink. Answered by [`Response::Node`].
     Walk { dir: Handle, name: Vec<u8> },
+    /// As `Walk`; when the node is a regular file, the reply also carries
+    /// a read-only open fd of it (`O_RDONLY|O_NONBLOCK`), so the sentry
+    /// stats and reads it without asking again. Never for other types: a
+    /// directory fd would let its holder walk `..` past the root.
+    WalkOpen { dir: Handle, name: Vec<u8> },
     /// Answered by [`Response::Stat`].
     Stat { node: Handle },
     /// Opens the node with `open(2)` flags; answered by [`Response::Opened`]
@@ -355,6 +360,10 @@ mod tests {
                 name: b"etc".to_vec(),
             },
             Request::Stat { node: u64::MAX },
+            Request::WalkOpen {
+                dir: 2,
+                name: b"passwd".to_vec(),
+            },
             Request::Open {
                 node: 1,
                 flags: libc::O_RDONLY | libc::O_DIRECTORY,

@@ -340,6 +340,7 @@ impl State {
                 }
             }
             Request::Walk { dir, name } => self.walk(dir, &name).map(|r| (r, None)),
+            Request::WalkOpen { dir, name } => self.walk_open(dir, &name),
             Request::Stat { node } => self.stat(node).map(|r| (r, None)),
             Request::Open { node, flags } => self
                 .open(node, flags)
@@ -469,6 +470,24 @@ impl State {
         let name = check_name(name)?;
         let fd = self.walk_fd(self.dir(dir)?, &name)?;
         self.insert_node(fd)
+    }
+
+    fn walk_open(
+        &mut self,
+        dir: Handle,
+        name: &[u8],
+    ) -> Result<(Response, Option<OwnedFd>), Errno> {
+        let name = check_name(name)?;
+        let fd = self.walk_fd(self.dir(dir)?, &name)?;
+        let file = if file_type(&sys::fstat(fd.as_fd())?) == libc::S_IFREG {
+            Some(self.reopen(
+                fd.as_fd(),
+                OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOCTTY,
+            )?)
+        } else {
+            None
+        };
+        Ok((self.insert_node(fd)?, file))
     }
 
     /// Walks to a node just made in `dir` and gives it `owner`. The node is
@@ -877,6 +896,7 @@ fn request_name(req: &Request) -> &'static str {
     match req {
         Request::Version { .. } => "version",
         Request::Walk { .. } => "walk",
+        Request::WalkOpen { .. } => "walk-open",
         Request::Stat { .. } => "stat",
         Request::Open { .. } => "open",
         Request::ReadLink { .. } => "readlink",

@@ -527,3 +527,36 @@ fn donated_fds_write_and_append_on_the_host_file() {
         0o644
     );
 }
+
+/// `WalkOpen` brings a read-only fd of a regular file (the same inode the
+/// handle names, unwritable) and nothing for any other type: a directory
+/// fd would let its holder walk `..` past the root.
+#[test]
+fn walk_open_donates_read_only_fds_for_regular_files_only() {
+    let s = Served::start(false);
+    let (h, stat, fd) = s.c().walk_open(ROOT_HANDLE, b"file").unwrap();
+    let fd = fd.expect("a regular file comes with an fd");
+    let st = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd)).unwrap();
+    assert_eq!(
+        (st.st_ino, stat.ino),
+        (stat.ino, s.c().stat(h).unwrap().ino)
+    );
+    let mut text = String::new();
+    let mut f = std::fs::File::from(fd);
+    f.read_to_string(&mut text).unwrap();
+    assert_eq!(text, "original");
+    assert!(f.write_all(b"x").is_err(), "the walk fd must be read-only");
+    nix::unistd::mkfifo(
+        &s.path("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    for name in ["dir", "out-link", "secret-link", "fifo"] {
+        let (_, _, fd) = s.c().walk_open(ROOT_HANDLE, name.as_bytes()).unwrap();
+        assert!(fd.is_none(), "{name} came with an fd");
+    }
+    assert_eq!(
+        s.c().walk_open(ROOT_HANDLE, b"..").err(),
+        Some(Errno::EINVAL)
+    );
+}

@@ -9,14 +9,18 @@
 //! the gofer holds an `O_PATH` fd on its host inode, which therefore cannot
 //! be freed and its number reused.
 //!
-//! A read-only mount (the rootfs under the in-memory overlay, or a `ro`
-//! bind) caches each node's stat from its walk. A writable one asks the
-//! gofer again for every stat, since the host (or another sandbox sharing
-//! the volume) may change the file at any time.
+//! A regular file's walk also brings a read-only host fd of it (while the
+//! sandbox holds fewer than [`read_fd_budget`] of them): its stat is then
+//! an `fstat` and every read-only open shares that fd, with no round trip
+//! to the gofer. Other nodes on a read-only mount (the rootfs under the
+//! in-memory overlay, a `ro` bind) keep the stat of their walk; on a
+//! writable mount they ask the gofer again for every stat, since the host
+//! (or another sandbox sharing the volume) may change them at any time.
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use gofer::client::GoferClient;
@@ -30,6 +34,21 @@ use crate::vfs::{
 };
 
 /// One gofer connection: a mount's tree.
+/// Read fds held by gofer inodes, across all mounts.
+static READ_FDS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many walk fds the sentry keeps at most: a quarter of its fd limit,
+/// so the application's own files (which also live in the sentry's fd
+/// table) never run short. Past it, walks fall back to plain handles.
+fn read_fd_budget() -> usize {
+    static BUDGET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BUDGET.get_or_init(|| {
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .map(|(soft, _)| (soft / 4).min(1 << 20) as usize)
+            .unwrap_or(256)
+    })
+}
+
 pub struct GoferFs {
     client: GoferClient,
     writable: bool,
@@ -51,7 +70,7 @@ impl GoferFs {
             nodes: Mutex::new(HashMap::new()),
             fifos: Mutex::new(HashMap::new()),
         });
-        Ok(fs.adopt(ROOT_HANDLE, stat))
+        Ok(fs.adopt(ROOT_HANDLE, stat, None))
     }
 
     fn lock_nodes(&self) -> MutexGuard<'_, HashMap<(u64, u64), Weak<GoferInode>>> {
@@ -63,7 +82,12 @@ impl GoferFs {
     /// The inode for a handle the gofer just gave us: the live one for the
     /// same host inode if there is one (the new handle is then given back),
     /// or a new one.
-    fn adopt(self: &Arc<Self>, handle: Handle, stat: FileStat) -> Arc<GoferInode> {
+    fn adopt(
+        self: &Arc<Self>,
+        handle: Handle,
+        stat: FileStat,
+        read_fd: Option<OwnedFd>,
+    ) -> Arc<GoferInode> {
         let key = (stat.dev, stat.ino);
         let mut nodes = self.lock_nodes();
         if let Some(live) = nodes.get(&key).and_then(Weak::upgrade) {
@@ -73,6 +97,9 @@ impl GoferFs {
             *live.lock_stat() = stat;
             return live;
         }
+        if read_fd.is_some() {
+            READ_FDS.fetch_add(1, Ordering::Relaxed);
+        }
         let node = Arc::new(GoferInode {
             fs: self.clone(),
             handle,
@@ -80,6 +107,7 @@ impl GoferFs {
             stat: Mutex::new(stat),
             link: Mutex::new(None),
             fresh_fd: Mutex::new(None),
+            read_fd: read_fd.map(Arc::new),
         });
         // Dead entries go when the map would grow, keeping it bounded by
         // the number of live inodes (times two).
@@ -115,10 +143,15 @@ pub struct GoferInode {
     link: Mutex<Option<Vec<u8>>>,
     /// The fd a create just opened, for the open that follows it.
     fresh_fd: Mutex<Option<OwnedFd>>,
+    /// A regular file's read-only host fd, from its walk.
+    read_fd: Option<Arc<OwnedFd>>,
 }
 
 impl Drop for GoferInode {
     fn drop(&mut self) {
+        if self.read_fd.is_some() {
+            READ_FDS.fetch_sub(1, Ordering::Relaxed);
+        }
         self.fs.client.close_later(self.handle);
     }
 }
@@ -173,6 +206,10 @@ impl GoferInode {
 
 impl Inode for GoferInode {
     fn stat(&self) -> VfsResult<FileStat> {
+        if let Some(fd) = &self.read_fd {
+            let st = nix::sys::stat::fstat(fd.as_raw_fd())?;
+            return Ok(super::host::stat_from_host(&st));
+        }
         if self.fs.writable {
             let st = self.client().stat(self.handle)?;
             *self.lock_stat() = st.clone();
@@ -190,8 +227,12 @@ impl Inode for GoferInode {
     }
 
     fn lookup(&self, name: &[u8]) -> VfsResult<Arc<dyn Inode>> {
+        if READ_FDS.load(Ordering::Relaxed) < read_fd_budget() {
+            let (handle, stat, fd) = self.client().walk_open(self.handle, name)?;
+            return Ok(self.fs.adopt(handle, stat, fd));
+        }
         let (handle, stat) = self.client().walk(self.handle, name)?;
-        Ok(self.fs.adopt(handle, stat))
+        Ok(self.fs.adopt(handle, stat, None))
     }
 
     fn readdir(&self) -> VfsResult<Vec<DirEntry>> {
@@ -242,6 +283,11 @@ impl Inode for GoferInode {
         if writing {
             self.check_writable()?;
         }
+        if !writing {
+            if let Some(fd) = &self.read_fd {
+                return Ok(Arc::new(HostFile::shared(fd.clone(), HostKind::File)));
+            }
+        }
         // The create that made this file opened it read-write already.
         if flags & (libc::O_APPEND | libc::O_TRUNC) == 0 {
             if let Some(fd) = self.fresh_fd.lock().map_err(|_| Errno::EIO)?.take() {
@@ -259,7 +305,7 @@ impl Inode for GoferInode {
         let (handle, stat, fd) =
             self.client()
                 .create(self.handle, name, libc::O_RDWR, mode & 0o7777, owner)?;
-        let node = self.fs.adopt(handle, stat);
+        let node = self.fs.adopt(handle, stat, None);
         *node.fresh_fd.lock().map_err(|_| Errno::EIO)? = Some(fd);
         self.refresh();
         Ok(node)
@@ -269,7 +315,7 @@ impl Inode for GoferInode {
         self.check_writable()?;
         let (mode, owner) = self.new_owner(mode, ctx)?;
         let (handle, stat) = self.client().mknod(self.handle, name, mode, owner)?;
-        drop(self.fs.adopt(handle, stat));
+        drop(self.fs.adopt(handle, stat, None));
         self.refresh();
         Ok(())
     }
@@ -280,7 +326,7 @@ impl Inode for GoferInode {
         let (handle, stat) = self
             .client()
             .mkdir(self.handle, name, mode & 0o7777, owner)?;
-        drop(self.fs.adopt(handle, stat));
+        drop(self.fs.adopt(handle, stat, None));
         self.refresh();
         Ok(())
     }
@@ -289,7 +335,7 @@ impl Inode for GoferInode {
         self.check_writable()?;
         let (_, owner) = self.new_owner(libc::S_IFLNK | 0o777, ctx)?;
         let (handle, stat) = self.client().symlink(self.handle, name, target, owner)?;
-        drop(self.fs.adopt(handle, stat));
+        drop(self.fs.adopt(handle, stat, None));
         self.refresh();
         Ok(())
     }
@@ -298,7 +344,7 @@ impl Inode for GoferInode {
         self.check_writable()?;
         let target = self.same_fs(target)?;
         let (handle, stat) = self.client().link(self.handle, name, target.handle)?;
-        drop(self.fs.adopt(handle, stat));
+        drop(self.fs.adopt(handle, stat, None));
         self.refresh();
         Ok(())
     }

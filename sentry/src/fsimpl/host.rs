@@ -2,6 +2,7 @@
 //! sentry-owned pipes, and the container's stdio.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 
 use nix::errno::Errno;
 
@@ -20,7 +21,10 @@ pub enum HostKind {
 }
 
 pub struct HostFile {
-    fd: OwnedFd,
+    /// Shared when several open files of a gofer file read through the
+    /// one read-only fd its walk brought: their offsets are the sentry's
+    /// (positional I/O), so sharing the host description is invisible.
+    fd: Arc<OwnedFd>,
     kind: HostKind,
     tty: bool,
     seekable: bool,
@@ -28,6 +32,11 @@ pub struct HostFile {
 
 impl HostFile {
     pub fn new(fd: OwnedFd, kind: HostKind) -> HostFile {
+        HostFile::shared(Arc::new(fd), kind)
+    }
+
+    /// A file on a host fd other open files may use too (see [`HostFile::fd`]).
+    pub fn shared(fd: Arc<OwnedFd>, kind: HostKind) -> HostFile {
         // SAFETY: isatty only inspects the fd we own.
         let tty = unsafe { libc::isatty(fd.as_raw_fd()) } == 1;
         let seekable = match kind {

@@ -1,0 +1,103 @@
+//! File-system costs, side by side in one run: benches/programs/io.c
+//! (built static) natively on a host directory, and under runc, runsc
+//! (ptrace, no network) and rvisor on a writable bind mount of a fresh
+//! host directory: creating 10,000 files, getdents over them, stat of each,
+//! a sequential write (+fsync) and read of 1 GiB, and busybox `tar x` of
+//! /usr/share/doc. Prints a Markdown table with ratios.
+//!
+//!     cargo bench --bench io [-- MIB]
+//!
+//! MIB is the size of the sequential file (default 1024). Needs root, gcc,
+//! tar and the fixtures of scripts/setup.sh.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{busybox_rootfs, print_table, run_measurements, runtimes, write_bundle, Runtime};
+
+fn main() {
+    let mib = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse::<u64>().ok())
+        .unwrap_or(1024)
+        .to_string();
+    let work = std::env::temp_dir().join(format!("rvisor-bench-io-{}", std::process::id()));
+    let bin_dir = work.join("bin");
+    std::fs::create_dir_all(&bin_dir).expect("bench dir");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/programs/io.c");
+    let io = bin_dir.join("io");
+    let built = Command::new("gcc")
+        .args(["-O2", "-static", "-o"])
+        .arg(&io)
+        .arg(&src)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(built, "gcc could not build {}", src.display());
+    let tarball = bin_dir.join("tree.tar");
+    let tarred = Command::new("tar")
+        .arg("cf")
+        .arg(&tarball)
+        .args(["-C", "/usr/share", "doc"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(tarred, "could not tar /usr/share/doc");
+    // One tar for everyone: the fixture's busybox.
+    let busybox = busybox_rootfs().join("bin/busybox");
+
+    let mut columns: Vec<(String, Vec<(String, f64)>)> = Vec::new();
+    let native_vol = work.join("vol-native");
+    std::fs::create_dir_all(&native_vol).expect("volume");
+    let mut native = Command::new(&io);
+    native
+        .arg(&native_vol)
+        .arg(&mib)
+        .arg(&busybox)
+        .args(["tar", "xf"])
+        .arg(&tarball);
+    if let Some(r) = run_measurements(&mut native, "native") {
+        columns.push(("native".into(), r));
+    }
+    let _ = std::fs::remove_dir_all(&native_vol);
+
+    for (i, Runtime { name, bin, flags }) in runtimes().iter().enumerate() {
+        let vol = work.join(format!("vol-{i}"));
+        std::fs::create_dir_all(&vol).expect("volume");
+        let bundle = work.join(format!("bundle-{i}"));
+        std::fs::create_dir_all(&bundle).expect("bundle dir");
+        let mounts = [
+            serde_json::json!({ "destination": "/bench", "type": "bind",
+                "source": bin_dir, "options": ["rbind", "ro"] }),
+            serde_json::json!({ "destination": "/vol", "type": "bind",
+                "source": vol, "options": ["rbind", "rw"] }),
+        ];
+        write_bundle(
+            &bundle,
+            &busybox_rootfs(),
+            &[
+                "/bench/io",
+                "/vol",
+                mib.as_str(),
+                "/bin/busybox",
+                "tar",
+                "xf",
+                "/bench/tree.tar",
+            ],
+            &mounts,
+        );
+        let mut c = Command::new(bin);
+        c.arg("--root")
+            .arg(work.join(format!("root-{i}")))
+            .args(flags)
+            .args(["run", "--bundle"])
+            .arg(&bundle)
+            .arg(format!("io{i}"));
+        if let Some(r) = run_measurements(&mut c, name) {
+            columns.push((name.clone(), r));
+        }
+        let _ = std::fs::remove_dir_all(&vol);
+    }
+    print_table(&columns);
+    let _ = std::fs::remove_dir_all(&work);
+}
