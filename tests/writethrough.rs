@@ -111,8 +111,9 @@ impl Copies {
             .unwrap();
         assert!(st.success(), "copying the busybox rootfs");
         // runc makes missing mount points in the rootfs; rvisor mounts
-        // them in the sandbox only. The image has this one already.
-        std::fs::create_dir(base.path().join("rootfs/vol")).unwrap();
+        // them in the sandbox only. Both copies get this one (an earlier
+        // runc run may have left it in the shared fixture already).
+        std::fs::create_dir_all(base.path().join("rootfs/vol")).unwrap();
         let vol = base.path().join("vol");
         std::fs::create_dir(&vol).unwrap();
         std::fs::write(vol.join("existing"), "from the host\n").unwrap();

@@ -187,13 +187,20 @@ pub fn serve(
 }
 
 fn recv_request(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<(usize, MsgFlags), Errno> {
+    let mut spin = crate::client::Spin::new();
     loop {
         let mut iov = [IoSliceMut::new(buf)];
         // No control buffer: any fds a peer sends are released by the kernel
         // instead of being installed here, and MSG_CTRUNC tells us about it.
-        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, None, MsgFlags::MSG_CMSG_CLOEXEC) {
+        match recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            None,
+            MsgFlags::MSG_CMSG_CLOEXEC | spin.flags(),
+        ) {
             Ok(msg) => return Ok((msg.bytes, msg.flags)),
             Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) if spin.again() => continue,
             Err(e) => return Err(e),
         }
     }

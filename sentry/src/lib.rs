@@ -21,6 +21,7 @@ use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use fsimpl::gofer::Caching;
 use fsimpl::host::{HostFile, HostKind};
 use fsimpl::overlay::OverlayFs;
 use kernel::fd_table::FdTable;
@@ -172,7 +173,9 @@ pub fn boot(
     let client =
         gofer::client::GoferClient::connect(sock).map_err(|e| BootError::Gofer(e.to_string()))?;
     let writable_root = cfg.overlay == RootOverlay::None && !cfg.root_readonly;
-    let lower = fsimpl::gofer::GoferFs::mount(client, writable_root)
+    // The image does not change under a running container: its walks
+    // are remembered (as the in-memory overlay remembers them anyway).
+    let lower = fsimpl::gofer::GoferFs::mount(client, writable_root, Caching::Immutable)
         .map_err(|e| BootError::Gofer(e.to_string()))?;
     // root.readonly: the gofer's tree bare (writes give EROFS); so is
     // --overlay=none (writes reach the rootfs through the gofer);
@@ -202,7 +205,7 @@ pub fn boot(
                 let client = gofer::client::GoferClient::connect(sock)
                     .map_err(|e| BootError::Gofer(format!("{}: {e}", m.destination)))?;
                 // Writes to a writable bind reach its source, as with runc.
-                fsimpl::gofer::GoferFs::mount(client, !read_only)
+                fsimpl::gofer::GoferFs::mount(client, !read_only, Caching::Revalidate)
                     .map_err(|e| BootError::Gofer(format!("{}: {e}", m.destination)))?
             }
         };

@@ -9,6 +9,9 @@
 //! the gofer holds an `O_PATH` fd on its host inode, which therefore cannot
 //! be freed and its number reused.
 //!
+//! The rootfs ([`Caching::Immutable`]) remembers every walk, misses too;
+//! bind mounts ([`Caching::Revalidate`]) walk through the gofer each time.
+//!
 //! A regular file's walk also brings a read-only host fd of it (while the
 //! sandbox holds fewer than [`read_fd_budget`] of them): its stat is then
 //! an `fstat` and every read-only open shares that fd, with no round trip
@@ -34,6 +37,22 @@ use crate::vfs::{
 };
 
 /// One gofer connection: a mount's tree.
+/// How far the sentry may trust what it has seen of a gofer's tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caching {
+    /// The host may change the tree at any time (bind mounts, which a
+    /// host process or another container may share): every walk asks.
+    Revalidate,
+    /// The tree never changes under the sandbox (an image's rootfs served
+    /// read-only): each directory remembers its entries, misses included,
+    /// so a path walked once costs no round trip again.
+    Immutable,
+}
+
+/// Remembered misses per directory before they are forgotten (a program
+/// probing many names must not grow the sentry without bound).
+const MAX_NEGATIVE_ENTRIES: usize = 4096;
+
 /// Read fds held by gofer inodes, across all mounts.
 static READ_FDS: AtomicUsize = AtomicUsize::new(0);
 
@@ -52,6 +71,7 @@ fn read_fd_budget() -> usize {
 pub struct GoferFs {
     client: GoferClient,
     writable: bool,
+    caching: Caching,
     /// Live inodes by host `(dev, ino)`.
     nodes: Mutex<HashMap<(u64, u64), Weak<GoferInode>>>,
     /// FIFOs in this tree, by host `(dev, ino)`: the pipe buffer lives in
@@ -61,12 +81,23 @@ pub struct GoferFs {
 
 impl GoferFs {
     /// The root of the tree the gofer on `client` serves. `writable`: the
-    /// gofer accepts changes and the sentry offers them.
-    pub fn mount(client: GoferClient, writable: bool) -> VfsResult<Arc<GoferInode>> {
+    /// gofer accepts changes and the sentry offers them (never with
+    /// [`Caching::Immutable`]).
+    pub fn mount(
+        client: GoferClient,
+        writable: bool,
+        caching: Caching,
+    ) -> VfsResult<Arc<GoferInode>> {
         let stat = client.root_stat()?;
+        let caching = if writable {
+            Caching::Revalidate
+        } else {
+            caching
+        };
         let fs = Arc::new(GoferFs {
             client,
             writable,
+            caching,
             nodes: Mutex::new(HashMap::new()),
             fifos: Mutex::new(HashMap::new()),
         });
@@ -108,6 +139,7 @@ impl GoferFs {
             link: Mutex::new(None),
             fresh_fd: Mutex::new(None),
             read_fd: read_fd.map(Arc::new),
+            children: Mutex::new(HashMap::new()),
         });
         // Dead entries go when the map would grow, keeping it bounded by
         // the number of live inodes (times two).
@@ -145,6 +177,9 @@ pub struct GoferInode {
     fresh_fd: Mutex<Option<OwnedFd>>,
     /// A regular file's read-only host fd, from its walk.
     read_fd: Option<Arc<OwnedFd>>,
+    /// A directory's entries as walked, misses as `None` (only with
+    /// [`Caching::Immutable`]).
+    children: Mutex<HashMap<Vec<u8>, Option<Arc<GoferInode>>>>,
 }
 
 impl Drop for GoferInode {
@@ -165,6 +200,16 @@ impl GoferInode {
 
     fn client(&self) -> &GoferClient {
         &self.fs.client
+    }
+
+    /// One walk through the gofer.
+    fn walk(&self, name: &[u8]) -> VfsResult<Arc<GoferInode>> {
+        if READ_FDS.load(Ordering::Relaxed) < read_fd_budget() {
+            let (handle, stat, fd) = self.client().walk_open(self.handle, name)?;
+            return Ok(self.fs.adopt(handle, stat, fd));
+        }
+        let (handle, stat) = self.client().walk(self.handle, name)?;
+        Ok(self.fs.adopt(handle, stat, None))
     }
 
     fn check_writable(&self) -> VfsResult<()> {
@@ -195,13 +240,6 @@ impl GoferInode {
             _ => Err(Errno::EXDEV),
         }
     }
-
-    /// The directory's stat changed (an entry came or went).
-    fn refresh(&self) {
-        if let Ok(st) = self.client().stat(self.handle) {
-            *self.lock_stat() = st;
-        }
-    }
 }
 
 impl Inode for GoferInode {
@@ -227,12 +265,32 @@ impl Inode for GoferInode {
     }
 
     fn lookup(&self, name: &[u8]) -> VfsResult<Arc<dyn Inode>> {
-        if READ_FDS.load(Ordering::Relaxed) < read_fd_budget() {
-            let (handle, stat, fd) = self.client().walk_open(self.handle, name)?;
-            return Ok(self.fs.adopt(handle, stat, fd));
+        if self.fs.caching == Caching::Revalidate {
+            return Ok(self.walk(name)?);
         }
-        let (handle, stat) = self.client().walk(self.handle, name)?;
-        Ok(self.fs.adopt(handle, stat, None))
+        let mut children = self
+            .children
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match children.get(name) {
+            Some(Some(node)) => return Ok(node.clone()),
+            Some(None) => return Err(Errno::ENOENT),
+            None => {}
+        }
+        match self.walk(name) {
+            Ok(node) => {
+                children.insert(name.to_vec(), Some(node.clone()));
+                Ok(node)
+            }
+            Err(Errno::ENOENT) => {
+                if children.len() >= MAX_NEGATIVE_ENTRIES {
+                    children.retain(|_, c| c.is_some());
+                }
+                children.insert(name.to_vec(), None);
+                Err(Errno::ENOENT)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn readdir(&self) -> VfsResult<Vec<DirEntry>> {
@@ -307,7 +365,6 @@ impl Inode for GoferInode {
                 .create(self.handle, name, libc::O_RDWR, mode & 0o7777, owner)?;
         let node = self.fs.adopt(handle, stat, None);
         *node.fresh_fd.lock().map_err(|_| Errno::EIO)? = Some(fd);
-        self.refresh();
         Ok(node)
     }
 
@@ -316,7 +373,6 @@ impl Inode for GoferInode {
         let (mode, owner) = self.new_owner(mode, ctx)?;
         let (handle, stat) = self.client().mknod(self.handle, name, mode, owner)?;
         drop(self.fs.adopt(handle, stat, None));
-        self.refresh();
         Ok(())
     }
 
@@ -327,7 +383,6 @@ impl Inode for GoferInode {
             .client()
             .mkdir(self.handle, name, mode & 0o7777, owner)?;
         drop(self.fs.adopt(handle, stat, None));
-        self.refresh();
         Ok(())
     }
 
@@ -336,7 +391,6 @@ impl Inode for GoferInode {
         let (_, owner) = self.new_owner(libc::S_IFLNK | 0o777, ctx)?;
         let (handle, stat) = self.client().symlink(self.handle, name, target, owner)?;
         drop(self.fs.adopt(handle, stat, None));
-        self.refresh();
         Ok(())
     }
 
@@ -345,7 +399,6 @@ impl Inode for GoferInode {
         let target = self.same_fs(target)?;
         let (handle, stat) = self.client().link(self.handle, name, target.handle)?;
         drop(self.fs.adopt(handle, stat, None));
-        self.refresh();
         Ok(())
     }
 
@@ -356,14 +409,12 @@ impl Inode for GoferInode {
     fn unlink(&self, name: &[u8]) -> VfsResult<()> {
         self.check_writable()?;
         self.client().unlink(self.handle, name, false)?;
-        self.refresh();
         Ok(())
     }
 
     fn rmdir(&self, name: &[u8]) -> VfsResult<()> {
         self.check_writable()?;
         self.client().unlink(self.handle, name, true)?;
-        self.refresh();
         Ok(())
     }
 
@@ -371,12 +422,7 @@ impl Inode for GoferInode {
         self.check_writable()?;
         let new_dir = self.same_fs(new_dir)?;
         self.client()
-            .rename(self.handle, old, new_dir.handle, new, 0)?;
-        self.refresh();
-        if !std::ptr::eq(new_dir, self) {
-            new_dir.refresh();
-        }
-        Ok(())
+            .rename(self.handle, old, new_dir.handle, new, 0)
     }
 
     fn set_attr(&self, attr: &SetAttr) -> VfsResult<()> {
