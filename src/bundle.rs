@@ -397,6 +397,7 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
         root_readonly: root.readonly().unwrap_or(false),
         // The caller applies --overlay.
         overlay: sentry::RootOverlay::Memory,
+        filestore_fd: None,
         masked_paths: spec
             .linux()
             .as_ref()

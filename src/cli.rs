@@ -40,11 +40,14 @@ pub struct GlobalOpts {
     /// Format of the --log file.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Where the container's writes to its root filesystem go: `memory`
-    /// keeps them in the sandbox's memory and leaves the bundle's rootfs
-    /// untouched; `none` writes them through to the rootfs directory, as
-    /// runc does. Writable bind mounts always write through.
-    #[arg(long, global = true, value_enum, default_value_t = Overlay::Memory)]
+    /// Where the container's writes to its root filesystem go: `self`
+    /// keeps them in an overlay whose file contents live in an unnamed
+    /// file on the rootfs's own filesystem, leaving the bundle's rootfs
+    /// untouched and the host's memory unpinned (falling back to `memory`,
+    /// with a warning, where that file cannot be made); `memory` keeps them
+    /// in the sandbox's memory; `none` writes them through to the rootfs
+    /// directory, as runc does. Writable bind mounts always write through.
+    #[arg(long, global = true, value_enum, default_value_t = Overlay::SelfBacked)]
     pub overlay: Overlay,
     /// Accepted for runc compatibility; rvisor manages cgroups through
     /// cgroupfs only (a warning is printed).
@@ -60,8 +63,10 @@ pub struct GlobalOpts {
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Overlay {
-    #[default]
     Memory,
+    #[default]
+    #[value(name = "self")]
+    SelfBacked,
     None,
 }
 
@@ -69,6 +74,7 @@ impl From<Overlay> for sentry::RootOverlay {
     fn from(o: Overlay) -> sentry::RootOverlay {
         match o {
             Overlay::Memory => sentry::RootOverlay::Memory,
+            Overlay::SelfBacked => sentry::RootOverlay::SelfBacked,
             Overlay::None => sentry::RootOverlay::None,
         }
     }

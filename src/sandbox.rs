@@ -181,6 +181,27 @@ fn kill_all(children: impl IntoIterator<Item = std::process::Child>) {
     }
 }
 
+/// The `--overlay self` filestore: an unnamed file (O_TMPFILE) in the
+/// rootfs directory, so the container's writes take disk space on the
+/// filesystem that holds its image, never a name in it, and vanish with
+/// the sandbox.
+fn create_filestore(rootfs: &Path) -> Result<OwnedFd> {
+    let fd = nix::fcntl::open(
+        rootfs,
+        nix::fcntl::OFlag::O_TMPFILE | nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .with_context(|| {
+        format!(
+            "--overlay self: creating the filestore in {} (the rootfs's filesystem must be \
+             writable and support O_TMPFILE)",
+            rootfs.display()
+        )
+    })?;
+    // SAFETY: open just returned this fd; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// Starts the gofers and the sentry. `binds` are the spec's bind mounts,
 /// each served by its own gofer confined to that source.
 pub fn start_sandbox(
@@ -195,7 +216,20 @@ pub fn start_sandbox(
     let mut gofers = Vec::new();
     // The rootfs gofer refuses writes unless they are meant to reach the
     // rootfs, so a compromised sentry cannot change an image it only reads.
-    let read_only = boot.root_readonly || boot.overlay == sentry::RootOverlay::Memory;
+    let read_only = boot.root_readonly || boot.overlay != sentry::RootOverlay::None;
+    let filestore = if boot.overlay == sentry::RootOverlay::SelfBacked && !boot.root_readonly {
+        match create_filestore(rootfs) {
+            Ok(fd) => Some(high_fd(&fd)?),
+            Err(e) => {
+                // Nothing is lost: the same overlay, in memory.
+                tracing::warn!("{e:#}; keeping the container's rootfs writes in memory instead");
+                boot.overlay = sentry::RootOverlay::Memory;
+                None
+            }
+        }
+    } else {
+        None
+    };
     let started = (|| -> Result<_> {
         let (gofer, sentry_end) =
             spawn_gofer(g, rootfs, read_only, "gofer", foreground, cgroup_procs)?;
@@ -267,6 +301,9 @@ pub fn start_sandbox(
     boot.preserved_fds = (0..preserved_raw.len() as RawFd)
         .map(|i| preserved_base + i)
         .collect();
+    let filestore_raw = filestore.as_ref().map(|f| f.as_raw_fd());
+    let filestore_target = preserved_base + preserved_raw.len() as RawFd;
+    boot.filestore_fd = filestore_raw.map(|_| filestore_target);
     let exit_raw = exit_file.as_ref().map(|f| f.as_raw_fd());
     let exit_target = FIRST_BIND_FD + binds.len() as RawFd;
     let ready_raw = ready.as_ref().map(|f| f.as_raw_fd());
@@ -320,6 +357,9 @@ pub fn start_sandbox(
             }
             for (i, fd) in preserved_raw.iter().enumerate() {
                 place_fd(*fd, preserved_base + i as RawFd)?;
+            }
+            if let Some(fd) = filestore_raw {
+                place_fd(fd, filestore_target)?;
             }
             let ns = CloneFlags::CLONE_NEWNS
                 | CloneFlags::CLONE_NEWIPC

@@ -1,7 +1,8 @@
 //! Where a container's writes land on the host: writable bind mounts write
 //! through to their source (as under runc), `--overlay none` writes through
-//! to the bundle's rootfs (as runc does), and the default `--overlay
-//! memory` leaves the rootfs untouched. Each case runs the same script
+//! to the bundle's rootfs (as runc does), and `--overlay self` (the
+//! default) and `--overlay memory` leave the rootfs untouched, keeping file
+//! contents on the rootfs's disk or in memory. Each case runs the same script
 //! under runc and under rvisor on identical copies of the host directories,
 //! then compares the output *and* the host trees afterwards, entry by entry.
 
@@ -236,13 +237,13 @@ fn overlay_none_writes_to_the_rootfs_like_runc() {
     assert!(diff.is_empty(), "rootfs on the host after the run:\n{diff}");
 }
 
-/// The default `--overlay memory`: the container sees its own writes, the
-/// host's rootfs keeps none of them.
+/// `--overlay memory`: the container sees its own writes, the host's
+/// rootfs keeps none of them.
 #[test]
 fn overlay_memory_leaves_the_rootfs_untouched() {
     let ours = Copies::new("wt-mem-rvisor");
     let before = host_tree(&ours.rootfs());
-    let out = run(&rvisor(), &[], &ours, ROOTFS_SCRIPT);
+    let out = run(&rvisor(), &["--overlay", "memory"], &ours, ROOTFS_SCRIPT);
     assert_success("rvisor run", &out);
     assert!(
         stdout_str(&out).starts_with("new\n"),
@@ -258,4 +259,112 @@ fn overlay_memory_leaves_the_rootfs_untouched() {
         std::fs::read_to_string(ours.vol().join("kept")).unwrap(),
         "kept\n"
     );
+}
+
+/// `--overlay self`: the container's view is the memory overlay's, the
+/// bundle's rootfs keeps none of it either.
+#[test]
+fn overlay_self_leaves_the_rootfs_untouched() {
+    let ours = Copies::new("wt-self-rvisor");
+    let before = host_tree(&ours.rootfs());
+    // No flag: self is the default.
+    let out = run(&rvisor(), &[], &ours, ROOTFS_SCRIPT);
+    assert_success("rvisor run", &out);
+    let memory = Copies::new("wt-self-memory");
+    let reference = run(&rvisor(), &["--overlay", "memory"], &memory, ROOTFS_SCRIPT);
+    assert_same_output_named("--overlay memory", &reference, "--overlay self", &out);
+    let diff = tree_diff(&before, &host_tree(&ours.rootfs()));
+    assert!(diff.is_empty(), "the rootfs changed on the host:\n{diff}");
+}
+
+/// Where a 96 MiB file written into the rootfs lives while the container
+/// runs: with `--overlay memory` in the sentry's memory, with `--overlay
+/// self` in an unnamed file on the rootfs's filesystem (and not in memory).
+#[test]
+fn overlay_self_keeps_file_contents_on_disk() {
+    const MIB: u64 = 96;
+    let script =
+        format!("dd if=/dev/zero of=/big bs=1M count={MIB} 2>/dev/null && echo ready && sleep 3");
+    let measure = |mode: &str| -> (u64, u64) {
+        let copies = Copies::new(&format!("wt-store-{mode}"));
+        let bundle = TempDir::new("wt-store-bundle");
+        let state = TempDir::new("wt-store-state");
+        write_bundle_config(bundle.path(), &copies.rootfs(), &["sh", "-c", &script], &[]);
+        let mut child = Command::new(rvisor())
+            .arg("--root")
+            .arg(state.path())
+            .args(["--overlay", mode, "run", "--bundle"])
+            .arg(bundle.path())
+            .arg(unique_name("store"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line, "ready\n", "--overlay {mode}");
+        let sentry = sentry_of(child.id());
+        let status = std::fs::read_to_string(format!("/proc/{sentry}/status")).unwrap();
+        let rss_anon_kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("RssAnon:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        // Disk blocks of the sentry's fds that are unnamed files in the rootfs.
+        let prefix = copies.rootfs().display().to_string();
+        let mut stored = 0;
+        for e in std::fs::read_dir(format!("/proc/{sentry}/fd")).unwrap() {
+            let p = e.unwrap().path();
+            let Ok(target) = std::fs::read_link(&p) else {
+                continue;
+            };
+            let target = target.display().to_string();
+            if target.starts_with(&prefix) && target.ends_with("(deleted)") {
+                stored += std::fs::metadata(&p).unwrap().blocks() * 512;
+            }
+        }
+        assert!(child.wait().unwrap().success(), "--overlay {mode}");
+        (rss_anon_kib * 1024, stored)
+    };
+    let size = MIB << 20;
+    let (mem_rss, mem_stored) = measure("memory");
+    assert!(
+        mem_rss >= size,
+        "--overlay memory: RssAnon {mem_rss} < {size}"
+    );
+    assert_eq!(mem_stored, 0);
+    let (self_rss, self_stored) = measure("self");
+    assert!(
+        self_stored >= size,
+        "--overlay self: filestore holds {self_stored} bytes"
+    );
+    assert!(
+        self_rss < size / 2,
+        "--overlay self: the sentry's RssAnon is {self_rss} bytes"
+    );
+}
+
+/// The sentry under a foreground `rvisor run` (pid `run`).
+fn sentry_of(run: u32) -> u32 {
+    for e in std::fs::read_dir("/proc").unwrap() {
+        let Ok(pid) = e.unwrap().file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if ppid == Some(run) && cmdline.starts_with(b"rvisor-sentry") {
+            return pid;
+        }
+    }
+    panic!("no sentry below {run}");
 }

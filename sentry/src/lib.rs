@@ -88,6 +88,10 @@ pub struct BootConfig {
     /// Where the container's writes to its rootfs go.
     #[serde(default)]
     pub overlay: RootOverlay,
+    /// `--overlay self`: an empty file, open read-write, on the rootfs's
+    /// filesystem, holding the upper layer's file contents.
+    #[serde(default)]
+    pub filestore_fd: Option<i32>,
 }
 
 /// Where writes to the rootfs go (`--overlay`, as runsc's `--overlay2`).
@@ -100,6 +104,10 @@ pub enum RootOverlay {
     /// No overlay: writes reach the rootfs directory through the gofer, as
     /// with runc (what `podman commit` and `docker cp` expect).
     None,
+    /// As `Memory`, but file contents live in a filestore file on the
+    /// rootfs's own filesystem, so they do not pin the host's memory
+    /// (runsc's `--overlay2=root:self`).
+    SelfBacked,
 }
 
 #[derive(Debug, Error)]
@@ -183,7 +191,11 @@ pub fn boot(
     let root: Arc<dyn Inode> = if cfg.root_readonly || cfg.overlay == RootOverlay::None {
         lower
     } else {
-        OverlayFs::over(lower).map_err(|e| BootError::Gofer(e.to_string()))?
+        // SAFETY: the CLI handed us this fd for the filestore alone.
+        let store = cfg
+            .filestore_fd
+            .map(|fd| fsimpl::file_data::Filestore::new(unsafe { OwnedFd::from_raw_fd(fd) }));
+        OverlayFs::over(lower, store).map_err(|e| BootError::Gofer(e.to_string()))?
     };
     let vfs = Vfs::new(root);
     vfs.mount(b"/proc", fsimpl::proc::new_procfs());

@@ -173,6 +173,7 @@ fn do_command(g: &GlobalOpts, a: DoArgs) -> Result<i32> {
         root_readonly: false,
         // Never --overlay none here: the root is the host's own.
         overlay: sentry::RootOverlay::Memory,
+        filestore_fd: None,
     };
     let status = sandbox::run_sandbox(g, std::path::Path::new("/"), boot, &[], &[])?;
     sandbox::exit_like(status)

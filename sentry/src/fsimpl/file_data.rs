@@ -1,14 +1,19 @@
 //! Contents of an in-memory regular file (overlay upper layer, tmpfs).
 //!
-//! Data starts on the sentry's heap. The first time an application maps
-//! the file MAP_SHARED (or maps it at all), the bytes move into a memfd
-//! owned by the file, which is then mapped into every stub that maps the
-//! file: writes through one mapping, through write(2) or through another
-//! process's mapping all touch the same pages, as on Linux. Only mapped
-//! files pay for an fd in the sentry.
+//! Data starts on the sentry's heap, or, for the rootfs's upper layer
+//! under `--overlay self`, in a region of the [`Filestore`]: one unnamed
+//! file on the disk that holds the rootfs, so the container's writes do
+//! not pin the host's memory. The first time an application maps the file
+//! (MAP_SHARED, or at all), the bytes move into a memfd owned by the file,
+//! which is then mapped into every stub that maps the file: writes through
+//! one mapping, through write(2) or through another process's mapping all
+//! touch the same pages, as on Linux. Only mapped files pay for an fd in
+//! the sentry.
 
+use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use nix::errno::Errno;
 use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
@@ -51,9 +56,158 @@ fn uncharge(shrink: u64) {
 /// Identities of memfd-backed files, for shared futex keys.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// Regions of the filestore are whole pages.
+const STORE_PAGE: u64 = 4096;
+
+/// One unnamed host file holding the data of many sandbox files, each in a
+/// contiguous region that is reallocated (doubling) as the file grows.
+/// Freed regions are punched out, so the disk holds only live data.
+pub struct Filestore {
+    fd: OwnedFd,
+    alloc: Mutex<StoreAlloc>,
+}
+
+#[derive(Default)]
+struct StoreAlloc {
+    /// Where never-used space starts.
+    end: u64,
+    /// Free regions by offset, coalesced.
+    free: BTreeMap<u64, u64>,
+}
+
+impl Filestore {
+    /// A store in `fd`: an empty file opened read-write (the CLI makes it
+    /// with O_TMPFILE in the rootfs's directory).
+    pub fn new(fd: OwnedFd) -> Arc<Filestore> {
+        Arc::new(Filestore {
+            fd,
+            alloc: Mutex::new(StoreAlloc::default()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, StoreAlloc> {
+        self.alloc
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A region of at least `cap` bytes (page-rounded), reading as zeros.
+    fn allocate(&self, cap: u64) -> VfsResult<(u64, u64)> {
+        let cap = cap
+            .checked_next_multiple_of(STORE_PAGE)
+            .ok_or(Errno::EFBIG)?
+            .max(STORE_PAGE);
+        let mut a = self.lock();
+        let fit = a
+            .free
+            .iter()
+            .find(|(_, &len)| len >= cap)
+            .map(|(&o, &l)| (o, l));
+        if let Some((off, len)) = fit {
+            a.free.remove(&off);
+            if len > cap {
+                a.free.insert(off + cap, len - cap);
+            }
+            return Ok((off, cap));
+        }
+        let off = a.end;
+        a.end = off.checked_add(cap).ok_or(Errno::EFBIG)?;
+        Ok((off, cap))
+    }
+
+    /// Gives a region back: its blocks are punched out (so it reads as
+    /// zeros when reused) and it joins its free neighbours.
+    fn release(&self, off: u64, cap: u64) {
+        self.punch(off, cap);
+        let mut a = self.lock();
+        let (mut off, mut cap) = (off, cap);
+        if let Some((&prev, &plen)) = a.free.range(..off).next_back() {
+            if prev + plen == off {
+                a.free.remove(&prev);
+                off = prev;
+                cap += plen;
+            }
+        }
+        if let Some(next) = a.free.remove(&(off + cap)) {
+            cap += next;
+        }
+        if off + cap == a.end {
+            a.end = off;
+        } else {
+            a.free.insert(off, cap);
+        }
+    }
+
+    /// Zeroes [off, off+len) and frees its whole blocks on the disk.
+    fn punch(&self, off: u64, len: u64) {
+        if len == 0 {
+            return;
+        }
+        let mode = nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE
+            | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE;
+        let punched =
+            retry_host(|| nix::fcntl::fallocate(self.fd.as_raw_fd(), mode, off as i64, len as i64));
+        if punched.is_err() {
+            // A filesystem without hole punching: write the zeros.
+            let zeros = vec![0u8; (len as usize).min(1 << 20)];
+            let mut at = 0;
+            while at < len {
+                let n = ((len - at) as usize).min(zeros.len());
+                if self.pwrite_all(&zeros[..n], off + at).is_err() {
+                    break;
+                }
+                at += n as u64;
+            }
+        }
+    }
+
+    fn pwrite_all(&self, buf: &[u8], off: u64) -> VfsResult<()> {
+        let mut done = 0;
+        while done < buf.len() {
+            let n = retry_host(|| {
+                nix::sys::uio::pwrite(&self.fd, &buf[done..], (off + done as u64) as i64)
+            })?;
+            if n == 0 {
+                return Err(Errno::ENOSPC);
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Copies `len` bytes inside the store, from `from` to `to`.
+    fn copy(&self, from: u64, to: u64, len: u64) -> VfsResult<()> {
+        let mut buf = vec![0u8; (len as usize).min(1 << 20)];
+        let mut at = 0;
+        while at < len {
+            let want = ((len - at) as usize).min(buf.len());
+            let n = retry_host(|| {
+                nix::sys::uio::pread(&self.fd, &mut buf[..want], (from + at) as i64)
+            })?;
+            if n == 0 {
+                return Err(Errno::EIO);
+            }
+            self.pwrite_all(&buf[..n], to + at)?;
+            at += n as u64;
+        }
+        Ok(())
+    }
+}
+
 pub enum FileData {
     Heap(Vec<u8>),
-    Memfd { fd: OwnedFd, len: u64, id: u64 },
+    Memfd {
+        fd: OwnedFd,
+        len: u64,
+        id: u64,
+    },
+    /// A region of the filestore (`region` is (offset, capacity), none
+    /// until the first byte).
+    Stored {
+        store: Arc<Filestore>,
+        region: Option<(u64, u64)>,
+        len: u64,
+    },
 }
 
 impl Default for FileData {
@@ -63,10 +217,22 @@ impl Default for FileData {
 }
 
 impl FileData {
+    /// Empty contents: in `store` when given, on the heap otherwise.
+    pub fn new_in(store: Option<&Arc<Filestore>>) -> FileData {
+        match store {
+            Some(store) => FileData::Stored {
+                store: store.clone(),
+                region: None,
+                len: 0,
+            },
+            None => FileData::default(),
+        }
+    }
+
     pub fn len(&self) -> u64 {
         match self {
             FileData::Heap(d) => d.len() as u64,
-            FileData::Memfd { len, .. } => *len,
+            FileData::Memfd { len, .. } | FileData::Stored { len, .. } => *len,
         }
     }
 
@@ -88,6 +254,10 @@ impl FileData {
             }
             FileData::Memfd { fd, .. } => {
                 retry_host(|| nix::sys::uio::pread(fd, &mut buf[..n], off as i64))
+            }
+            FileData::Stored { store, region, .. } => {
+                let (base, _) = region.ok_or(Errno::EIO)?;
+                retry_host(|| nix::sys::uio::pread(&store.fd, &mut buf[..n], (base + off) as i64))
             }
         }
     }
@@ -119,6 +289,14 @@ impl FileData {
                 }
                 Ok(done)
             }
+            FileData::Stored { store, region, .. } => {
+                if buf.is_empty() {
+                    return Ok(0);
+                }
+                let (base, _) = region.ok_or(Errno::EIO)?;
+                store.pwrite_all(buf, base + off)?;
+                Ok(buf.len())
+            }
         }
     }
 
@@ -129,6 +307,10 @@ impl FileData {
             return Err(Errno::EFBIG);
         }
         let old = self.len();
+        if let FileData::Stored { store, region, len } = self {
+            // On the disk: no charge against the memory limit.
+            return resize_stored(store, region, len, new_len);
+        }
         if new_len > old {
             charge(new_len - old)?;
         }
@@ -149,6 +331,7 @@ impl FileData {
                 }
                 r
             }
+            FileData::Stored { .. } => Ok(()),
         };
         match grown {
             Ok(()) => {
@@ -177,6 +360,12 @@ impl FileData {
                 d[start as usize..end as usize].fill(0);
                 Ok(())
             }
+            FileData::Stored { store, region, .. } => {
+                if let Some((base, _)) = region {
+                    store.punch(*base + start, end - start);
+                }
+                Ok(())
+            }
             FileData::Memfd { .. } => {
                 let zeros = vec![0u8; ((end - start) as usize).min(1 << 20)];
                 let mut at = start;
@@ -193,6 +382,24 @@ impl FileData {
     /// The memfd holding the data (moving it there on first use) and the
     /// file's identity for shared futex keys.
     pub fn mappable(&mut self) -> VfsResult<(RawFd, u64)> {
+        if let FileData::Stored { .. } = self {
+            // Mapped files live in memory: a region may move as the file
+            // grows, which a mapping could not follow.
+            let len = self.len();
+            charge(len)?;
+            let mut bytes = Vec::new();
+            if bytes.try_reserve_exact(len as usize).is_err() {
+                uncharge(len);
+                return Err(Errno::ENOMEM);
+            }
+            bytes.resize(len as usize, 0);
+            if let Err(e) = self.read_at(&mut bytes, 0) {
+                uncharge(len);
+                return Err(e);
+            }
+            // Dropping the Stored value releases its region.
+            *self = FileData::Heap(bytes);
+        }
         if let FileData::Heap(d) = self {
             let fd = memfd_create(c"rvisor-file", MemFdCreateFlag::MFD_CLOEXEC)
                 .map_err(|_| Errno::ENOMEM)?;
@@ -216,13 +423,118 @@ impl FileData {
         }
         match self {
             FileData::Memfd { fd, id, .. } => Ok((fd.as_raw_fd(), *id)),
-            FileData::Heap(_) => Err(Errno::EIO),
+            FileData::Heap(_) | FileData::Stored { .. } => Err(Errno::EIO),
         }
     }
 }
 
+/// Resizes a filestore file: growth beyond the region moves it to one of
+/// twice the size; shrinking zeroes the cut-off bytes so a later growth
+/// reads zeros.
+fn resize_stored(
+    store: &Arc<Filestore>,
+    region: &mut Option<(u64, u64)>,
+    len: &mut u64,
+    new_len: u64,
+) -> VfsResult<()> {
+    let cap = region.map_or(0, |(_, c)| c);
+    if new_len > cap {
+        let want = new_len.max(cap.saturating_mul(2));
+        let (off, new_cap) = store.allocate(want)?;
+        if let Some((old_off, old_cap)) = *region {
+            if let Err(e) = store.copy(old_off, off, *len) {
+                store.release(off, new_cap);
+                return Err(e);
+            }
+            store.release(old_off, old_cap);
+        }
+        *region = Some((off, new_cap));
+    } else if new_len < *len {
+        if let Some((base, _)) = *region {
+            store.punch(base + new_len, *len - new_len);
+        }
+    }
+    *len = new_len;
+    Ok(())
+}
+
 impl Drop for FileData {
     fn drop(&mut self) {
-        uncharge(self.len());
+        match self {
+            FileData::Stored { store, region, .. } => {
+                if let Some((off, cap)) = region.take() {
+                    store.release(off, cap);
+                }
+            }
+            _ => uncharge(self.len()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> Arc<Filestore> {
+        let fd = nix::fcntl::open(
+            std::env::temp_dir().as_path(),
+            nix::fcntl::OFlag::O_TMPFILE | nix::fcntl::OFlag::O_RDWR,
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        // SAFETY: open just returned this fd.
+        Filestore::new(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
+    }
+
+    fn contents(d: &FileData) -> Vec<u8> {
+        let mut buf = vec![0u8; d.len() as usize];
+        assert_eq!(d.read_at(&mut buf, 0).unwrap(), buf.len());
+        buf
+    }
+
+    #[test]
+    fn stored_files_grow_shrink_and_read_zeros_where_nothing_was_written() {
+        let s = store();
+        let mut a = FileData::new_in(Some(&s));
+        let mut b = FileData::new_in(Some(&s));
+        assert_eq!(a.write_at(b"", 0).unwrap(), 0);
+        a.write_at(b"hello", 0).unwrap();
+        b.write_at(&[7u8; 10_000], 0).unwrap();
+        // Growing past the region moves it; the bytes come along.
+        a.write_at(b"world", 20_000).unwrap();
+        let got = contents(&a);
+        assert_eq!(&got[..5], b"hello");
+        assert!(got[5..20_000].iter().all(|&c| c == 0));
+        assert_eq!(&got[20_000..], b"world");
+        assert!(contents(&b).iter().all(|&c| c == 7));
+        // Shrink then grow: the cut-off bytes read as zeros.
+        a.resize(3).unwrap();
+        a.resize(8).unwrap();
+        assert_eq!(contents(&a), b"hel\0\0\0\0\0");
+        // A freed region is reused and reads as zeros too.
+        drop(b);
+        let mut c = FileData::new_in(Some(&s));
+        c.resize(4096).unwrap();
+        assert!(contents(&c).iter().all(|&x| x == 0));
+        // Mapping moves the bytes to a memfd.
+        let before = contents(&a);
+        a.mappable().unwrap();
+        assert!(matches!(a, FileData::Memfd { .. }));
+        assert_eq!(contents(&a), before);
+    }
+
+    #[test]
+    fn freed_regions_coalesce_and_the_end_shrinks() {
+        let s = store();
+        let (a, ca) = s.allocate(4096).unwrap();
+        let (b, cb) = s.allocate(8192).unwrap();
+        let (c, cc) = s.allocate(100).unwrap();
+        assert_eq!((a, b, c), (0, 4096, 12288));
+        s.release(a, ca);
+        s.release(b, cb);
+        assert_eq!(s.lock().free.get(&0), Some(&12288));
+        s.release(c, cc);
+        assert_eq!(s.lock().end, 0);
+        assert!(s.lock().free.is_empty());
     }
 }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use nix::errno::Errno;
 
-use super::file_data::FileData;
+use super::file_data::{FileData, Filestore};
 use super::simple::DirFile;
 use crate::vfs::{
     now, CreateCtx, DirEntry, FileOps, FileStat, FileType, Inode, MmapBacking, SetAttr, VfsResult,
@@ -24,26 +24,34 @@ use crate::vfs::{
 pub struct OverlayFs {
     dev: u64,
     next_ino: AtomicU64,
+    /// Where file contents go: the filestore (`--overlay self`) or memory.
+    store: Option<Arc<Filestore>>,
 }
 
 static NEXT_DEV: AtomicU64 = AtomicU64::new(0x100);
 
 impl OverlayFs {
-    fn new() -> Arc<OverlayFs> {
+    fn new(store: Option<Arc<Filestore>>) -> Arc<OverlayFs> {
         Arc::new(OverlayFs {
             dev: NEXT_DEV.fetch_add(1, Ordering::Relaxed),
             next_ino: AtomicU64::new(1 << 32),
+            store,
         })
     }
 
-    /// The rootfs: `lower` seen through a writable in-memory upper layer.
-    pub fn over(lower: Arc<dyn Inode>) -> VfsResult<Arc<OvNode>> {
-        OvNode::wrap_lower(&OverlayFs::new(), lower)
+    /// The rootfs: `lower` seen through a writable upper layer whose file
+    /// contents live in `store` (on the disk) or, without one, in memory.
+    pub fn over(lower: Arc<dyn Inode>, store: Option<Arc<Filestore>>) -> VfsResult<Arc<OvNode>> {
+        OvNode::wrap_lower(&OverlayFs::new(store), lower)
+    }
+
+    fn new_data(&self) -> FileData {
+        FileData::new_in(self.store.as_ref())
     }
 
     /// An empty tmpfs whose root has `mode`.
     pub fn tmpfs(mode: u32) -> Arc<OvNode> {
-        let fs = OverlayFs::new();
+        let fs = OverlayFs::new(None);
         let ino = fs.next_ino.fetch_add(1, Ordering::Relaxed);
         let meta = new_meta(
             fs.dev,
@@ -283,7 +291,7 @@ impl OvNode {
     fn copy_up_data(&self, st: &mut OvState) -> VfsResult<()> {
         self.copy_up_meta(st)?;
         if st.data.is_none() {
-            let mut data = FileData::default();
+            let mut data = self.fs.new_data();
             if let Some(lower) = &self.lower {
                 let f = lower.open(libc::O_RDONLY)?;
                 let mut buf = vec![0u8; 1 << 16];
@@ -459,7 +467,7 @@ impl Inode for OvNode {
     fn create(&self, name: &[u8], mode: u32, ctx: CreateCtx) -> VfsResult<Arc<dyn Inode>> {
         let (mode, ctx) = self.new_owner(libc::S_IFREG | (mode & 0o7777), ctx);
         let mut state = OvNode::upper_state(mode, ctx);
-        state.data = Some(FileData::default());
+        state.data = Some(self.fs.new_data());
         Ok(self.insert_new(name, FileType::Regular, state)?)
     }
 
