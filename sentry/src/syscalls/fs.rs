@@ -181,42 +181,60 @@ fn do_open(t: &mut Task, dirfd: i32, path_addr: u64, flags: i32, mode: u32) -> S
     }
     let mut created_now = false;
     let loc = if flags & libc::O_CREAT != 0 && flags & libc::O_PATH == 0 {
-        let (parent, name) = resolve_parent_at(t, dirfd, &path)?;
-        if name.is_empty() || name == b"." || name == b".." {
-            return Err(Errno::EISDIR);
-        }
-        match kernel().vfs.step(&parent, &name) {
-            Ok(loc) => {
-                if flags & libc::O_EXCL != 0 {
-                    return Err(Errno::EEXIST);
-                }
-                if loc.inode().file_type() == FileType::Symlink {
+        let (mut parent, mut name) = resolve_parent_at(t, dirfd, &path)?;
+        let mut hops = 0;
+        loop {
+            if name.is_empty() || name == b"." || name == b".." {
+                return Err(Errno::EISDIR);
+            }
+            match kernel().vfs.step(&parent, &name) {
+                Ok(loc) => {
+                    if flags & libc::O_EXCL != 0 {
+                        return Err(Errno::EEXIST);
+                    }
+                    if loc.inode().file_type() != FileType::Symlink {
+                        break loc;
+                    }
                     if !follow {
                         return Err(Errno::ELOOP);
                     }
-                    resolve_at(t, dirfd, &path, true, false)?
-                } else {
-                    loc
-                }
-            }
-            Err(Errno::ENOENT) => {
-                may_write(t, parent.inode())?;
-                let m = mode & 0o7777 & !current_umask(t);
-                match parent.inode().create(&name, m, ctx(t)) {
-                    Ok(node) => {
-                        notify::child_event(parent.inode(), &name, notify::IN_CREATE, Some(&node));
-                        created_now = true;
-                        kernel().vfs.step(&parent, &name)?
+                    // Follow the link one hop and create its target if it
+                    // does not exist, as Linux does for a dangling link.
+                    hops += 1;
+                    if hops > crate::vfs::MAX_SYMLINKS {
+                        return Err(Errno::ELOOP);
                     }
-                    // Someone outside the sandbox (a shared volume) made it
-                    // since our lookup: open theirs, as Linux would.
-                    Err(Errno::EEXIST) if flags & libc::O_EXCL == 0 => {
-                        resolve_at(t, dirfd, &path, follow, false)?
-                    }
-                    Err(e) => return Err(e),
+                    let target = loc.inode().readlink()?;
+                    let root = lock(&t.proc.fs).root.clone();
+                    let start = if target.first() == Some(&b'/') {
+                        root.clone()
+                    } else {
+                        parent.clone()
+                    };
+                    (parent, name) = kernel().vfs.resolve_parent(&root, &start, &target)?;
                 }
+                Err(Errno::ENOENT) => {
+                    may_write(t, parent.inode())?;
+                    let m = mode & 0o7777 & !current_umask(t);
+                    match parent.inode().create(&name, m, ctx(t)) {
+                        Ok(node) => {
+                            notify::child_event(
+                                parent.inode(),
+                                &name,
+                                notify::IN_CREATE,
+                                Some(&node),
+                            );
+                            created_now = true;
+                            break kernel().vfs.step(&parent, &name)?;
+                        }
+                        // Someone outside the sandbox (a shared volume) made
+                        // it since our lookup: open theirs, as Linux would.
+                        Err(Errno::EEXIST) if flags & libc::O_EXCL == 0 => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
         }
     } else {
         resolve_at(t, dirfd, &path, follow, false)?
