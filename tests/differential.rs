@@ -97,6 +97,7 @@ differential_tests! {
     file_io => "file/io.c",
     file_stat => "file/stat.c",
     file_dir => "file/dir.c",
+    file_openat2 => "file/openat2.c",
     file_fd => "file/fd.c",
     file_errors => "file/errors.c",
     file_locks => "file/locks.c",

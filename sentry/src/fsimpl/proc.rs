@@ -141,10 +141,11 @@ fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
     let exe = {
         let p = p.clone();
         Symlink::dynamic(move || Ok(lock(&p.upgrade().ok_or(Errno::ESRCH)?.exe).path.clone()))
+            .magic()
     };
     let cwd = {
         let p = p.clone();
-        Symlink::dynamic(move || Ok(lock(&p.upgrade().ok_or(Errno::ESRCH)?.fs).cwd.path()))
+        Symlink::dynamic(move || Ok(lock(&p.upgrade().ok_or(Errno::ESRCH)?.fs).cwd.path())).magic()
     };
     let cmdline = {
         let p = p.clone();
@@ -270,7 +271,7 @@ fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
                     .ok_or(Errno::ENOENT)?;
                 let file = lock(&proc.fds).get(fd).map_err(|_| Errno::ENOENT)?;
                 let link = file.proc_link();
-                Ok(Arc::new(Symlink::dynamic(move || Ok(link.clone()))) as Arc<dyn Inode>)
+                Ok(Arc::new(Symlink::dynamic(move || Ok(link.clone())).magic()) as Arc<dyn Inode>)
             },
             move || {
                 p2.upgrade()
@@ -289,7 +290,7 @@ fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
         StaticDir::new(0o555)
             .with("exe", Arc::new(exe))
             .with("cwd", Arc::new(cwd))
-            .with("root", Arc::new(Symlink::fixed("/")))
+            .with("root", Arc::new(Symlink::fixed("/").magic()))
             .with("cmdline", Arc::new(cmdline))
             .with("comm", Arc::new(comm))
             .with("status", Arc::new(status))

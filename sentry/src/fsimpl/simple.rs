@@ -127,6 +127,9 @@ impl Inode for StaticDir {
 pub struct Symlink {
     ino: u64,
     target: Box<dyn Fn() -> VfsResult<Vec<u8>> + Send + Sync>,
+    /// A /proc magic link (fd/N, cwd, exe, root): refused by openat2's
+    /// RESOLVE_NO_MAGICLINKS.
+    magic: bool,
 }
 
 impl Symlink {
@@ -135,6 +138,7 @@ impl Symlink {
         Symlink {
             ino: next_ino(),
             target: Box::new(move || Ok(t.clone())),
+            magic: false,
         }
     }
 
@@ -142,7 +146,14 @@ impl Symlink {
         Symlink {
             ino: next_ino(),
             target: Box::new(f),
+            magic: false,
         }
+    }
+
+    /// Marks a /proc magic link.
+    pub fn magic(mut self) -> Symlink {
+        self.magic = true;
+        self
     }
 }
 
@@ -159,6 +170,9 @@ impl Inode for Symlink {
     }
     fn readlink(&self) -> VfsResult<Vec<u8>> {
         (self.target)()
+    }
+    fn is_magic_link(&self) -> bool {
+        self.magic
     }
     fn open(&self, _flags: i32) -> VfsResult<Arc<dyn FileOps>> {
         Err(Errno::ELOOP)

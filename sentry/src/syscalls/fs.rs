@@ -12,7 +12,7 @@ use crate::kernel::task::{pod_zeroed, Task};
 use crate::kernel::{kernel, lock, Credentials};
 use crate::vfs::inotify as notify;
 use crate::vfs::{
-    CreateCtx, FileOps, FileStat, FileType, Inode, Location, OpenFile, SetAttr, VfsResult,
+    CreateCtx, FileOps, FileStat, FileType, Inode, Location, OpenFile, Resolve, SetAttr, VfsResult,
 };
 
 const AT_FDCWD: i32 = libc::AT_FDCWD;
@@ -165,7 +165,36 @@ impl FileOps for PathFile {
     }
 }
 
+/// Where a walk under `how` starts: the task's root and the starting
+/// directory. RESOLVE_BENEATH and RESOLVE_IN_ROOT always start at `dirfd`
+/// (the walk refuses or re-roots absolute paths itself).
+fn walk_origin(
+    t: &Task,
+    dirfd: i32,
+    path: &[u8],
+    how: Resolve,
+) -> Result<(Location, Location), Errno> {
+    let root = lock(&t.proc.fs).root.clone();
+    let start = if path.first() == Some(&b'/') && !how.beneath && !how.in_root {
+        root.clone()
+    } else {
+        start_dir(t, dirfd)?
+    };
+    Ok((root, start))
+}
+
 fn do_open(t: &mut Task, dirfd: i32, path_addr: u64, flags: i32, mode: u32) -> SysResult {
+    do_open_how(t, dirfd, path_addr, flags, mode, Resolve::default())
+}
+
+fn do_open_how(
+    t: &mut Task,
+    dirfd: i32,
+    path_addr: u64,
+    flags: i32,
+    mode: u32,
+    how: Resolve,
+) -> SysResult {
     let path = t.read_path(path_addr)?;
     if flags & libc::O_TMPFILE == libc::O_TMPFILE {
         // O_TMPFILE needs a writable access mode (EINVAL), then support.
@@ -180,8 +209,17 @@ fn do_open(t: &mut Task, dirfd: i32, path_addr: u64, flags: i32, mode: u32) -> S
         return Err(Errno::EINVAL);
     }
     let mut created_now = false;
+    let (root, start) = walk_origin(t, dirfd, &path, how)?;
+    // The root absolute names (and absolute link targets) start from.
+    let walk_root = if how.in_root {
+        start.clone()
+    } else {
+        root.clone()
+    };
     let loc = if flags & libc::O_CREAT != 0 && flags & libc::O_PATH == 0 {
-        let (mut parent, mut name) = resolve_parent_at(t, dirfd, &path)?;
+        let (mut parent, mut name) = kernel()
+            .vfs
+            .resolve_parent_with(&root, &start, &path, how)?;
         let mut hops = 0;
         loop {
             if name.is_empty() || name == b"." || name == b".." {
@@ -195,7 +233,10 @@ fn do_open(t: &mut Task, dirfd: i32, path_addr: u64, flags: i32, mode: u32) -> S
                     if loc.inode().file_type() != FileType::Symlink {
                         break loc;
                     }
-                    if !follow {
+                    if !follow
+                        || how.no_symlinks
+                        || (how.no_magiclinks && loc.inode().is_magic_link())
+                    {
                         return Err(Errno::ELOOP);
                     }
                     // Follow the link one hop and create its target if it
@@ -205,13 +246,25 @@ fn do_open(t: &mut Task, dirfd: i32, path_addr: u64, flags: i32, mode: u32) -> S
                         return Err(Errno::ELOOP);
                     }
                     let target = loc.inode().readlink()?;
-                    let root = lock(&t.proc.fs).root.clone();
-                    let start = if target.first() == Some(&b'/') {
-                        root.clone()
+                    let absolute = target.first() == Some(&b'/');
+                    if how.beneath && (absolute || target.split(|&b| b == b'/').any(|c| c == b".."))
+                    {
+                        // Could lead above the starting directory.
+                        return Err(Errno::EXDEV);
+                    }
+                    let from = if absolute {
+                        walk_root.clone()
                     } else {
                         parent.clone()
                     };
-                    (parent, name) = kernel().vfs.resolve_parent(&root, &start, &target)?;
+                    let hop = Resolve {
+                        beneath: false,
+                        in_root: false,
+                        ..how
+                    };
+                    (parent, name) = kernel()
+                        .vfs
+                        .resolve_parent_with(&walk_root, &from, &target, hop)?;
                 }
                 Err(Errno::ENOENT) => {
                     may_write(t, parent.inode())?;
@@ -237,7 +290,9 @@ fn do_open(t: &mut Task, dirfd: i32, path_addr: u64, flags: i32, mode: u32) -> S
             }
         }
     } else {
-        resolve_at(t, dirfd, &path, follow, false)?
+        kernel()
+            .vfs
+            .resolve_with(&root, &start, &path, follow, how)?
     };
     let inode = loc.inode().clone();
     let ftype = inode.file_type();
@@ -297,6 +352,103 @@ pub fn open(t: &mut Task, a: &[u64; 6]) -> SysResult {
 
 pub fn openat(t: &mut Task, a: &[u64; 6]) -> SysResult {
     do_open(t, arg_fd(a[0]), a[1], a[2] as i32, a[3] as u32)
+}
+
+/// openat2's `struct open_how`: flags, mode, resolve (24 bytes in its
+/// first version; larger structs must be zero beyond what we know).
+const OPEN_HOW_SIZE_VER0: usize = 24;
+
+/// Every open flag Linux knows (VALID_OPEN_FLAGS); openat2 refuses others.
+const VALID_OPEN_FLAGS: u64 = (libc::O_ACCMODE
+    | libc::O_CREAT
+    | libc::O_EXCL
+    | libc::O_NOCTTY
+    | libc::O_TRUNC
+    | libc::O_APPEND
+    | libc::O_NONBLOCK
+    | libc::O_DSYNC
+    | libc::O_ASYNC
+    | libc::O_DIRECT
+    | 0o100000 // the kernel's O_LARGEFILE
+    | libc::O_DIRECTORY
+    | libc::O_NOFOLLOW
+    | libc::O_NOATIME
+    | libc::O_CLOEXEC
+    | libc::O_PATH
+    | libc::O_TMPFILE
+    | libc::O_SYNC) as u64;
+
+const RESOLVE_NO_XDEV: u64 = 0x01;
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+const RESOLVE_BENEATH: u64 = 0x08;
+const RESOLVE_IN_ROOT: u64 = 0x10;
+const RESOLVE_CACHED: u64 = 0x20;
+
+/// openat2(dirfd, path, how, size): open with strict flag checks and the
+/// RESOLVE_* restrictions on the walk.
+pub fn openat2(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let size = a[3] as usize;
+    if size < OPEN_HOW_SIZE_VER0 {
+        return Err(Errno::EINVAL);
+    }
+    if size > 4096 {
+        return Err(Errno::E2BIG);
+    }
+    let raw = t.read_bytes(a[2], size)?;
+    if raw[OPEN_HOW_SIZE_VER0..].iter().any(|&b| b != 0) {
+        return Err(Errno::E2BIG);
+    }
+    let word = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&raw[i * 8..i * 8 + 8]);
+        u64::from_ne_bytes(b)
+    };
+    let (flags, mode, resolve) = (word(0), word(1), word(2));
+    if flags & !VALID_OPEN_FLAGS != 0 || flags & libc::O_ACCMODE as u64 == 3 {
+        return Err(Errno::EINVAL);
+    }
+    let creating = flags & (libc::O_CREAT as u64) != 0
+        || flags & libc::O_TMPFILE as u64 == libc::O_TMPFILE as u64;
+    if mode & !0o7777 != 0 || (mode != 0 && !creating) {
+        return Err(Errno::EINVAL);
+    }
+    let all = RESOLVE_NO_XDEV
+        | RESOLVE_NO_MAGICLINKS
+        | RESOLVE_NO_SYMLINKS
+        | RESOLVE_BENEATH
+        | RESOLVE_IN_ROOT
+        | RESOLVE_CACHED;
+    if resolve & !all != 0
+        || resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT) == (RESOLVE_BENEATH | RESOLVE_IN_ROOT)
+    {
+        return Err(Errno::EINVAL);
+    }
+    if flags & libc::O_PATH as u64 != 0 {
+        let with_path =
+            (libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC) as u64;
+        if flags & !with_path != 0 {
+            return Err(Errno::EINVAL);
+        }
+    }
+    // Nothing here blocks on I/O a cached lookup would avoid, except
+    // creating and truncating, which Linux refuses under RESOLVE_CACHED.
+    if resolve & RESOLVE_CACHED != 0
+        && flags & (libc::O_CREAT | libc::O_TRUNC | libc::O_TMPFILE) as u64 != 0
+    {
+        return Err(Errno::EAGAIN);
+    }
+    let beneath = resolve & RESOLVE_BENEATH != 0;
+    let in_root = resolve & RESOLVE_IN_ROOT != 0;
+    let how = Resolve {
+        no_xdev: resolve & RESOLVE_NO_XDEV != 0,
+        // Both also refuse magic links, as on Linux.
+        no_magiclinks: resolve & RESOLVE_NO_MAGICLINKS != 0 || beneath || in_root,
+        no_symlinks: resolve & RESOLVE_NO_SYMLINKS != 0,
+        beneath,
+        in_root,
+    };
+    do_open_how(t, arg_fd(a[0]), a[1], flags as i32, mode as u32, how)
 }
 
 pub fn creat(t: &mut Task, a: &[u64; 6]) -> SysResult {

@@ -151,7 +151,8 @@ pub static TABLE: &[Row] = rows! {
     SYS_setsockopt => socket::setsockopt, Partial("SO_RCVBUF, SO_SNDBUF, SO_RCVLOWAT, SO_SNDLOWAT, SO_PASSCRED");
     // fs: paths and metadata
     SYS_open => fs::open, Partial("no O_TMPFILE; O_CREAT through a dangling symlink gives ENOENT");
-    SYS_openat => fs::openat, Partial("no O_TMPFILE; O_CREAT through a dangling symlink gives ENOENT");
+    SYS_openat => fs::openat, Partial("no O_TMPFILE");
+    SYS_openat2 => fs::openat2, Partial("no O_TMPFILE; RESOLVE_CACHED refuses only creating and truncating opens");
     SYS_creat => fs::creat, Full;
     SYS_stat => fs::stat, Full;
     SYS_lstat => fs::lstat, Full;

@@ -20,7 +20,7 @@ use nix::errno::Errno;
 
 pub use file::{FileOps, MmapBacking, OpenFile};
 pub use gofer::protocol::FileStat;
-pub use path::Location;
+pub use path::{Location, Resolve};
 
 pub type VfsResult<T> = Result<T, Errno>;
 
@@ -162,6 +162,10 @@ pub trait Inode: Send + Sync {
     }
     fn readlink(&self) -> VfsResult<Vec<u8>> {
         Err(Errno::EINVAL)
+    }
+    /// A /proc magic link (openat2's RESOLVE_NO_MAGICLINKS refuses them).
+    fn is_magic_link(&self) -> bool {
+        false
     }
     /// Opens the inode; `flags` are the open(2) flags already checked by the VFS.
     fn open(&self, flags: i32) -> VfsResult<Arc<dyn FileOps>>;

@@ -79,6 +79,30 @@ impl Location {
     }
 }
 
+/// openat2's RESOLVE_* restrictions on a path walk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Resolve {
+    /// RESOLVE_NO_XDEV: never cross a mount point (EXDEV).
+    pub no_xdev: bool,
+    /// RESOLVE_NO_MAGICLINKS: never follow a /proc magic link (ELOOP).
+    pub no_magiclinks: bool,
+    /// RESOLVE_NO_SYMLINKS: never follow any symlink (ELOOP).
+    pub no_symlinks: bool,
+    /// RESOLVE_BENEATH: absolute paths and links, and `..` above the
+    /// starting directory, are refused (EXDEV).
+    pub beneath: bool,
+    /// RESOLVE_IN_ROOT: the starting directory is the root for this walk.
+    pub in_root: bool,
+}
+
+/// One walk's fixed parameters.
+struct WalkCtx<'a> {
+    root: &'a Location,
+    /// RESOLVE_BENEATH's floor: the starting directory.
+    floor: Option<&'a Location>,
+    how: Resolve,
+}
+
 impl Vfs {
     /// Resolves `path` relative to `start` (ignored for absolute paths).
     /// `follow` says whether a symlink in the last component is followed.
@@ -89,9 +113,27 @@ impl Vfs {
         path: &[u8],
         follow: bool,
     ) -> VfsResult<Location> {
+        self.resolve_with(root, start, path, follow, Resolve::default())
+    }
+
+    /// [`Vfs::resolve`] under openat2's restrictions.
+    pub fn resolve_with(
+        &self,
+        root: &Location,
+        start: &Location,
+        path: &[u8],
+        follow: bool,
+        how: Resolve,
+    ) -> VfsResult<Location> {
         check_path(path)?;
         let mut depth = 0;
-        self.walk(root, start, path, follow, &mut depth)
+        let root = if how.in_root { start } else { root };
+        let ctx = WalkCtx {
+            root,
+            floor: how.beneath.then_some(start),
+            how,
+        };
+        self.walk(&ctx, start, path, follow, &mut depth)
     }
 
     /// Resolves everything but the last component: returns the parent
@@ -102,7 +144,24 @@ impl Vfs {
         start: &Location,
         path: &[u8],
     ) -> VfsResult<(Location, Vec<u8>)> {
+        self.resolve_parent_with(root, start, path, Resolve::default())
+    }
+
+    /// [`Vfs::resolve_parent`] under openat2's restrictions.
+    pub fn resolve_parent_with(
+        &self,
+        root: &Location,
+        start: &Location,
+        path: &[u8],
+        how: Resolve,
+    ) -> VfsResult<(Location, Vec<u8>)> {
         check_path(path)?;
+        let root = if how.in_root { start } else { root };
+        let ctx = WalkCtx {
+            root,
+            floor: how.beneath.then_some(start),
+            how,
+        };
         let trimmed = trim_trailing_slashes(path);
         let (dir, name) = match trimmed.iter().rposition(|&b| b == b'/') {
             Some(i) => (&trimmed[..=i], &trimmed[i + 1..]),
@@ -115,7 +174,7 @@ impl Vfs {
             start.clone()
         } else {
             let mut depth = 0;
-            self.walk(root, start, dir, true, &mut depth)?
+            self.walk(&ctx, start, dir, true, &mut depth)?
         };
         if parent.inode().file_type() != FileType::Directory {
             return Err(Errno::ENOTDIR);
@@ -129,6 +188,24 @@ impl Vfs {
 
     /// Looks up one name in a directory location, crossing mounts.
     pub fn step(&self, loc: &Location, name: &[u8]) -> VfsResult<Location> {
+        self.step_crossing(loc, name).map(|(l, _)| l)
+    }
+
+    /// The mount point a location lies in ("/" for the root filesystem).
+    fn mount_of(&self, loc: &Location) -> Vec<u8> {
+        let path = loc.path();
+        let mut best = b"/".to_vec();
+        for m in self.mount_points() {
+            let inside = path == m || (path.starts_with(&m) && path.get(m.len()) == Some(&b'/'));
+            if inside && m.len() > best.len() {
+                best = m;
+            }
+        }
+        best
+    }
+
+    /// [`Vfs::step`], also saying whether it stepped onto a mount.
+    fn step_crossing(&self, loc: &Location, name: &[u8]) -> VfsResult<(Location, bool)> {
         let dir = loc.inode();
         if dir.file_type() != FileType::Directory {
             return Err(Errno::ENOTDIR);
@@ -146,28 +223,38 @@ impl Vfs {
                 let mounted = self.mount_at(&path).ok_or(Errno::ENOENT)?;
                 let mut next = loc.clone();
                 next.push(name, mounted);
-                return Ok(next);
+                return Ok((next, true));
             }
             Err(e) => return Err(e),
         };
         let mut next = loc.clone();
         next.push(name, child);
+        let mut crossed = false;
         if let Some(mounted) = self.mount_at(&next.path()) {
             next.pop();
             next.push(name, mounted);
+            crossed = true;
         }
-        Ok(next)
+        Ok((next, crossed))
     }
 
     fn walk(
         &self,
-        root: &Location,
+        ctx: &WalkCtx<'_>,
         start: &Location,
         path: &[u8],
         follow: bool,
         depth: &mut u32,
     ) -> VfsResult<Location> {
+        let root = ctx.root;
+        let how = ctx.how;
         let mut loc = if path.first() == Some(&b'/') {
+            if how.beneath {
+                return Err(Errno::EXDEV);
+            }
+            if how.no_xdev && self.mount_of(start) != self.mount_of(root) {
+                return Err(Errno::EXDEV);
+            }
             root.clone()
         } else {
             start.clone()
@@ -188,8 +275,16 @@ impl Vfs {
                 continue;
             }
             if *comp == b".." {
+                if let Some(floor) = ctx.floor {
+                    if loc.chain.len() <= floor.chain.len() {
+                        return Err(Errno::EXDEV);
+                    }
+                }
                 // Never above the task's root.
                 if loc.chain.len() > root.chain.len() || !loc.is_within(root) {
+                    if how.no_xdev && loc.chain.len() > 1 && self.mount_at(&loc.path()).is_some() {
+                        return Err(Errno::EXDEV);
+                    }
                     loc.pop();
                 }
                 continue;
@@ -197,9 +292,15 @@ impl Vfs {
             if comp.len() > NAME_MAX {
                 return Err(Errno::ENAMETOOLONG);
             }
-            let next = self.step(&loc, comp)?;
+            let (next, crossed) = self.step_crossing(&loc, comp)?;
+            if crossed && how.no_xdev {
+                return Err(Errno::EXDEV);
+            }
             if next.inode().file_type() == FileType::Symlink && (!last || follow || trailing_slash)
             {
+                if how.no_symlinks || (how.no_magiclinks && next.inode().is_magic_link()) {
+                    return Err(Errno::ELOOP);
+                }
                 *depth += 1;
                 if *depth > MAX_SYMLINKS {
                     return Err(Errno::ELOOP);
@@ -208,7 +309,7 @@ impl Vfs {
                 if target.is_empty() {
                     return Err(Errno::ENOENT);
                 }
-                loc = self.walk(root, &loc, &target, true, depth)?;
+                loc = self.walk(ctx, &loc, &target, true, depth)?;
                 continue;
             }
             loc = next;
