@@ -169,3 +169,45 @@ fn readonly_root_like_runc() {
     };
     assert!(stdout_str(&actual).contains("touch=1"));
 }
+
+/// mount(2) and umount2(2) inside the container, with CAP_SYS_ADMIN:
+/// tmpfs with a mode, a bind, a read-only remount of the bind, stacking,
+/// unmounting, an unknown filesystem type; and without the capability,
+/// EPERM. The same as under runc (whose container has its own mount
+/// namespace).
+#[test]
+fn mount_inside_the_container_like_runc() {
+    let script = "cd /tmp; mkdir m b; \
+        mount -t tmpfs -o mode=700 none /tmp/m 2>/dev/null; echo tmpfs=$?; stat -c %a /tmp/m; \
+        echo x > m/f; mount --bind /tmp/m /tmp/b 2>/dev/null; echo bind=$?; cat b/f; \
+        mount -o remount,ro,bind /tmp/b 2>/dev/null; echo remount=$?; \
+        echo y > b/f 2>/dev/null || echo read-only; echo z > m/f; cat b/f; \
+        grep -c ' /tmp/b ' /proc/mounts; \
+        mount -t tmpfs none /tmp/m 2>/dev/null; ls m | wc -l; umount /tmp/m; cat m/f; \
+        umount /tmp/b; echo umount=$?; ls b | wc -l; umount /tmp/m; umount /tmp/m 2>/dev/null; echo again=$?; \
+        mount -t nosuchfs none /tmp/m 2>/dev/null && echo bogus-mounted || echo bogus-refused; \
+        mount --make-rprivate / 2>/dev/null; echo private=$?";
+    let privileged =
+        |cfg: &mut serde_json::Value| {
+            let caps = serde_json::json!(["CAP_SYS_ADMIN", "CAP_DAC_OVERRIDE", "CAP_CHOWN"]);
+            for set in ["bounding", "effective", "permitted"] {
+                cfg["process"]["capabilities"][set] = caps.clone();
+            }
+            // A private /tmp: runc would write into the shared fixture.
+            cfg["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+            "destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777"]
+        }));
+        };
+    runc_and_rvisor_with(script, privileged);
+    let unprivileged =
+        |cfg: &mut serde_json::Value| {
+            cfg["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+            "destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777"]
+        }));
+        };
+    runc_and_rvisor_with(
+        "mkdir /tmp/m; mount -t tmpfs none /tmp/m 2>/dev/null; echo mount=$?; \
+         umount /proc 2>/dev/null; echo umount=$?",
+        unprivileged,
+    );
+}

@@ -8,5 +8,6 @@ pub mod host;
 pub mod overlay;
 pub mod pipe;
 pub mod proc;
+pub mod readonly;
 pub mod ready;
 pub mod simple;

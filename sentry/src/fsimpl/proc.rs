@@ -103,7 +103,8 @@ fn mounts() -> String {
                 "/sys" => "sysfs",
                 _ => "tmpfs",
             };
-            (fstype, false)
+            // A read-only remount or view made inside the sandbox.
+            (fstype, fs.as_any().is::<super::readonly::ReadOnlyView>())
         };
         s.push_str(&format!("none {p} {fstype} {} 0 0\n", mode(ro)));
     }

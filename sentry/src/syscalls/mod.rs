@@ -20,6 +20,7 @@ mod fs;
 mod futex;
 mod inotify;
 mod mm;
+mod mount;
 mod poll;
 mod process;
 mod signal;
@@ -83,7 +84,7 @@ pub static TABLE: &[Row] = rows! {
     SYS_inotify_init1 => inotify::inotify_init1, Full;
     SYS_inotify_add_watch => inotify::inotify_add_watch, Partial("events from changes made inside the sandbox; none for files changed by the host");
     SYS_inotify_rm_watch => inotify::inotify_rm_watch, Full;
-    SYS_setxattr => xattr::setxattr, Partial("kept by the in-memory overlay; none on the read-only lower layer or bind mounts; no system.* (ACLs)");
+    SYS_setxattr => xattr::setxattr, Partial("kept by the overlay's upper layer and tmpfs; user.* only on gofer (bind and --overlay none) mounts, where they reach the host file; no system.* (ACLs)");
     SYS_lsetxattr => xattr::lsetxattr, Partial("as setxattr");
     SYS_fsetxattr => xattr::fsetxattr, Partial("as setxattr");
     SYS_getxattr => xattr::getxattr, Partial("as setxattr");
@@ -153,6 +154,8 @@ pub static TABLE: &[Row] = rows! {
     SYS_open => fs::open, Partial("no O_TMPFILE; O_CREAT through a dangling symlink gives ENOENT");
     SYS_openat => fs::openat, Partial("no O_TMPFILE");
     SYS_openat2 => fs::openat2, Partial("no O_TMPFILE; RESOLVE_CACHED refuses only creating and truncating opens");
+    SYS_mount => mount::mount, Partial("tmpfs, proc, sysfs, bind (not recursive), read-only remount, move; propagation flags accepted as no-ops; needs CAP_SYS_ADMIN");
+    SYS_umount2 => mount::umount2, Partial("always lazy (MNT_DETACH)");
     SYS_creat => fs::creat, Full;
     SYS_stat => fs::stat, Full;
     SYS_lstat => fs::lstat, Full;

@@ -230,9 +230,10 @@ pub trait Inode: Send + Sync {
 /// The mount table plus the root: path resolution lives in `path.rs`.
 pub struct Vfs {
     root: Arc<dyn Inode>,
-    /// Mounted filesystems by absolute path ("/proc"). Mount points are
-    /// looked up when a walk steps onto them.
-    mounts: RwLock<HashMap<Vec<u8>, Arc<dyn Inode>>>,
+    /// Mounted filesystems by absolute path ("/proc"), the last one on
+    /// top (a mount over a mount hides it until unmounted). Mount points
+    /// are looked up when a walk steps onto them.
+    mounts: RwLock<HashMap<Vec<u8>, Vec<Arc<dyn Inode>>>>,
 }
 
 impl Vfs {
@@ -252,12 +253,47 @@ impl Vfs {
     pub fn mount(&self, at: &[u8], fs: Arc<dyn Inode>) {
         let key = normalize_mount_path(at);
         if let Ok(mut m) = self.mounts.write() {
-            m.insert(key, fs);
+            m.entry(key).or_default().push(fs);
         }
     }
 
+    /// The filesystem on top at `path`, if `path` is a mount point.
     pub fn mount_at(&self, path: &[u8]) -> Option<Arc<dyn Inode>> {
-        self.mounts.read().ok().and_then(|m| m.get(path).cloned())
+        self.mounts
+            .read()
+            .ok()
+            .and_then(|m| m.get(path).and_then(|s| s.last().cloned()))
+    }
+
+    /// Removes the top mount at `path`; false if `path` is no mount point.
+    pub fn unmount(&self, path: &[u8]) -> bool {
+        let key = normalize_mount_path(path);
+        let Ok(mut m) = self.mounts.write() else {
+            return false;
+        };
+        let Some(stack) = m.get_mut(&key) else {
+            return false;
+        };
+        stack.pop();
+        if stack.is_empty() {
+            m.remove(&key);
+        }
+        true
+    }
+
+    /// Replaces the top mount at `path` (a remount); false if none.
+    pub fn replace_mount(&self, path: &[u8], fs: Arc<dyn Inode>) -> bool {
+        let key = normalize_mount_path(path);
+        let Ok(mut m) = self.mounts.write() else {
+            return false;
+        };
+        match m.get_mut(&key).and_then(|s| s.last_mut()) {
+            Some(top) => {
+                *top = fs;
+                true
+            }
+            None => false,
+        }
     }
 
     pub fn mount_points(&self) -> Vec<Vec<u8>> {

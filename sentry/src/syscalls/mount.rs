@@ -1,0 +1,169 @@
+//! mount(2) and umount2(2) inside the sandbox: tmpfs, proc, sysfs and bind
+//! mounts, read-only remounts, moves, and propagation changes (accepted:
+//! the sandbox has no mount propagation to change). All need
+//! CAP_SYS_ADMIN; all act on the sandbox's own mount table, never the
+//! host's.
+
+use std::sync::Arc;
+
+use nix::errno::Errno;
+
+use super::fs::resolve_at;
+use super::SysResult;
+use crate::fsimpl::overlay::OverlayFs;
+use crate::fsimpl::readonly::ReadOnlyView;
+use crate::kernel::task::Task;
+use crate::kernel::{cap, kernel, lock};
+use crate::vfs::{FileType, Inode};
+
+const MS_RDONLY: u64 = 1;
+const MS_REMOUNT: u64 = 32;
+const MS_BIND: u64 = 4096;
+const MS_MOVE: u64 = 8192;
+const MS_UNBINDABLE: u64 = 1 << 17;
+const MS_PRIVATE: u64 = 1 << 18;
+const MS_SLAVE: u64 = 1 << 19;
+const MS_SHARED: u64 = 1 << 20;
+/// The magic number old callers put in the top 16 bits of the flags.
+const MS_MGC_MSK: u64 = 0xffff_0000;
+const MS_MGC_VAL: u64 = 0xC0ED_0000;
+
+const MNT_FORCE: u64 = 1;
+const MNT_DETACH: u64 = 2;
+const MNT_EXPIRE: u64 = 4;
+const UMOUNT_NOFOLLOW: u64 = 8;
+
+fn require_admin(t: &Task) -> Result<(), Errno> {
+    if lock(&t.proc.creds).has_cap(cap::SYS_ADMIN) {
+        Ok(())
+    } else {
+        Err(Errno::EPERM)
+    }
+}
+
+/// Reads an optional NUL-terminated string argument (NULL is empty).
+fn opt_string(t: &Task, addr: u64) -> Result<Vec<u8>, Errno> {
+    if addr == 0 {
+        return Ok(Vec::new());
+    }
+    t.read_path(addr)
+}
+
+/// The `mode=` option of tmpfs data ("size=64k,mode=1777"), default 1777.
+fn tmpfs_mode(data: &[u8]) -> Result<u32, Errno> {
+    let mut mode = 0o1777;
+    for opt in data.split(|&b| b == b',') {
+        if let Some(m) = opt.strip_prefix(b"mode=") {
+            let s = std::str::from_utf8(m).map_err(|_| Errno::EINVAL)?;
+            mode = u32::from_str_radix(s, 8).map_err(|_| Errno::EINVAL)? & 0o7777;
+        }
+    }
+    Ok(mode)
+}
+
+pub fn mount(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let mut flags = a[3];
+    if flags & MS_MGC_MSK == MS_MGC_VAL {
+        flags &= !MS_MGC_MSK;
+    }
+    require_admin(t)?;
+    let target_path = t.read_path(a[1])?;
+    let target = resolve_at(t, libc::AT_FDCWD, &target_path, true, false)?;
+    let at = target.path();
+    let vfs = &kernel().vfs;
+    let is_mount_point = at == b"/" || vfs.mount_at(&at).is_some();
+
+    // Propagation types: the sandbox's mounts propagate nowhere.
+    if flags & (MS_SHARED | MS_PRIVATE | MS_SLAVE | MS_UNBINDABLE) != 0 {
+        return if is_mount_point {
+            Ok(0)
+        } else {
+            Err(Errno::EINVAL)
+        };
+    }
+    if flags & MS_REMOUNT != 0 {
+        if at == b"/" {
+            // The root's writability is the container's configuration.
+            return Err(Errno::EPERM);
+        }
+        let fs = vfs.mount_at(&at).ok_or(Errno::EINVAL)?;
+        let fs = if flags & MS_RDONLY != 0 {
+            ReadOnlyView::of(fs)
+        } else {
+            ReadOnlyView::unwrap(&fs)
+        };
+        vfs.replace_mount(&at, fs);
+        return Ok(0);
+    }
+    if flags & MS_MOVE != 0 {
+        let source = opt_string(t, a[0])?;
+        let from = resolve_at(t, libc::AT_FDCWD, &source, true, false)?.path();
+        if from == b"/" {
+            return Err(Errno::EINVAL);
+        }
+        let fs = vfs.mount_at(&from).ok_or(Errno::EINVAL)?;
+        if target.is_within(&resolve_at(t, libc::AT_FDCWD, &source, true, false)?) {
+            return Err(Errno::EINVAL);
+        }
+        vfs.unmount(&from);
+        vfs.mount(&at, fs);
+        return Ok(0);
+    }
+    let fs: Arc<dyn Inode> = if flags & MS_BIND != 0 {
+        let source = opt_string(t, a[0])?;
+        let src = resolve_at(t, libc::AT_FDCWD, &source, true, false)?;
+        let src_dir = src.inode().file_type() == FileType::Directory;
+        let dst_dir = target.inode().file_type() == FileType::Directory;
+        if src_dir != dst_dir {
+            return Err(if src_dir {
+                Errno::ENOTDIR
+            } else {
+                Errno::EISDIR
+            });
+        }
+        // As on Linux, MS_RDONLY on the bind itself is ignored: a
+        // read-only bind takes a remount.
+        src.inode().clone()
+    } else {
+        if target.inode().file_type() != FileType::Directory {
+            return Err(Errno::ENOTDIR);
+        }
+        let fstype = opt_string(t, a[2])?;
+        let data = opt_string(t, a[4])?;
+        let fs: Arc<dyn Inode> = match fstype.as_slice() {
+            b"tmpfs" => OverlayFs::tmpfs(tmpfs_mode(&data)?),
+            b"proc" => crate::fsimpl::proc::new_procfs(),
+            b"sysfs" => Arc::new(crate::fsimpl::simple::StaticDir::new(0o555)),
+            b"" => return Err(Errno::EINVAL),
+            _ => return Err(Errno::ENODEV),
+        };
+        if flags & MS_RDONLY != 0 {
+            ReadOnlyView::of(fs)
+        } else {
+            fs
+        }
+    };
+    vfs.mount(&at, fs);
+    Ok(0)
+}
+
+pub fn umount2(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let flags = a[1];
+    if flags & !(MNT_FORCE | MNT_DETACH | MNT_EXPIRE | UMOUNT_NOFOLLOW) != 0
+        || (flags & MNT_EXPIRE != 0 && flags & (MNT_FORCE | MNT_DETACH) != 0)
+    {
+        return Err(Errno::EINVAL);
+    }
+    require_admin(t)?;
+    let path = t.read_path(a[0])?;
+    let follow = flags & UMOUNT_NOFOLLOW == 0;
+    let at = resolve_at(t, libc::AT_FDCWD, &path, follow, false)?.path();
+    if at == b"/" {
+        return Err(Errno::EBUSY);
+    }
+    if !kernel().vfs.unmount(&at) {
+        return Err(Errno::EINVAL);
+    }
+    // Files still open below it keep their filesystem (a lazy unmount).
+    Ok(0)
+}
