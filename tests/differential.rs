@@ -120,6 +120,7 @@ differential_tests! {
     process_segv => "process/segv.c",
     process_jobctl => "process/jobctl.c",
     process_caps => "process/caps.c",
+    process_spawn => "process/spawn.c",
     ipc_socketpair => "ipc/socketpair.c",
     ipc_sysv => "ipc/sysv.c",
     ipc_fifo => "ipc/fifo.c",

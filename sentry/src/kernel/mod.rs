@@ -263,6 +263,10 @@ pub struct Process {
     pub threads: Mutex<Vec<Arc<Thread>>>,
     /// Host pid (thread-group id) of the stub process running the threads.
     pub stub_tgid: AtomicI32,
+    /// A vfork child still running on a thread of its parent's stub (the
+    /// memory is the parent's until it execs or exits): the host process
+    /// at `stub_tgid` is not its own to kill.
+    pub vm_guest: std::sync::atomic::AtomicBool,
     /// The shared address space's program break.
     pub mm: Mutex<crate::mm::MemoryManager>,
     /// exit_group's wait status, once a thread called it.
@@ -384,6 +388,7 @@ impl Process {
             exe: Mutex::new(p.exe),
             threads: Mutex::new(vec![p.thread]),
             stub_tgid: AtomicI32::new(p.stub_tgid),
+            vm_guest: Default::default(),
             mm: Mutex::new(p.mm),
             group_exit: Mutex::new(None),
             cpu_timers: Default::default(),
@@ -932,7 +937,9 @@ impl Kernel {
     /// SIGKILLs the stub process and interrupts every tracer of `target`.
     pub fn stop_all_threads(&self, target: &Arc<Process>) {
         let tgid = target.stub_tgid.load(Ordering::SeqCst);
-        if tgid > 0 {
+        // A vfork child on its parent's stub ends through its tracer (an
+        // injected exit of its thread), never by a signal to the process.
+        if tgid > 0 && !target.vm_guest.load(Ordering::SeqCst) {
             // SAFETY: plain kill(2) of our own traced stub process.
             unsafe { libc::kill(tgid, libc::SIGKILL) };
         }

@@ -71,6 +71,8 @@ pub enum TaskStart {
         regs: Box<Regs>,
         child_tid: Option<u64>,
         clear_tid: u64,
+        /// A vfork child on a thread of its parent's stub.
+        borrowed: bool,
     },
 }
 
@@ -304,8 +306,10 @@ impl Task {
         )?;
         // Point of no return. Other threads go with the old image.
         let mut old = std::mem::replace(&mut self.stub, stub);
-        if let Ok(ru) = old.rusage() {
-            lock(&self.proc.rusage_self).add(&Rusage::from_host(&ru));
+        if !old.is_borrowed() {
+            if let Ok(ru) = old.rusage() {
+                lock(&self.proc.rusage_self).add(&Rusage::from_host(&ru));
+            }
         }
         let others: Vec<Arc<Thread>> = {
             let mut threads = lock(&self.proc.threads);
@@ -321,8 +325,10 @@ impl Task {
             th.quiet.store(true, Ordering::SeqCst);
             th.gone.store(true, Ordering::SeqCst);
         }
-        // Killing any thread of the old stub kills them all.
+        // Killing any thread of the old stub kills them all; a vfork child
+        // leaves its parent's stub by ending its own thread only.
         old.kill();
+        self.proc.vm_guest.store(false, Ordering::SeqCst);
         for th in &others {
             interrupt_tracer(th);
         }
@@ -397,8 +403,12 @@ impl Task {
         regs
     }
 
-    /// fork/vfork/clone without CLONE_VM sharing: the host forks the stub
-    /// (copy-on-write), and a new sentry thread takes the child over.
+    /// fork/vfork/clone: the host forks the stub (copy-on-write), and a new
+    /// sentry thread takes the child over. With CLONE_VM (vfork, and
+    /// posix_spawn's CLONE_VM|CLONE_VFORK) the child runs instead on a new
+    /// thread of the parent's stub, sharing its memory as on Linux (glibc's
+    /// posix_spawn reads the child's exec error from it), until it execs
+    /// into a stub of its own or exits; the parent waits meanwhile.
     pub fn fork(
         &mut self,
         flags: u64,
@@ -408,7 +418,8 @@ impl Task {
         tls: u64,
     ) -> Result<u64, Errno> {
         let k = kernel();
-        let host_pid = self.host_clone(false)?;
+        let shared_vm = flags & libc::CLONE_VM as u64 != 0;
+        let host_pid = self.host_clone(shared_vm)?;
         let parent = &self.proc;
         let mut tree = lock(&k.tree);
         let pid = tree.alloc_pid();
@@ -426,9 +437,14 @@ impl Task {
             rlimits: *lock(&parent.rlimits),
             exe: lock(&parent.exe).clone(),
             thread: thread.clone(),
-            stub_tgid: host_pid,
+            stub_tgid: if shared_vm {
+                parent.stub_tgid.load(Ordering::SeqCst)
+            } else {
+                host_pid
+            },
             mm: lock(&parent.mm).clone(),
         });
+        child.vm_guest.store(shared_vm, Ordering::SeqCst);
         child.nice.store(
             parent.nice.load(std::sync::atomic::Ordering::Relaxed),
             std::sync::atomic::Ordering::Relaxed,
@@ -472,11 +488,15 @@ impl Task {
             } else {
                 0
             },
+            borrowed: shared_vm,
         };
         if let Err(e) = spawn_task(child.clone(), thread, start) {
             tracing::error!("cannot start a sentry thread: {e}");
-            // SAFETY: kill(2) of the host child we just forked.
-            unsafe { libc::kill(host_pid, libc::SIGKILL) };
+            if !shared_vm {
+                // SAFETY: kill(2) of the host child we just forked. (A
+                // thread lent by our stub stays parked in pause().)
+                unsafe { libc::kill(host_pid, libc::SIGKILL) };
+            }
             k.exit_process(&child, libc::SIGKILL);
             return Err(Errno::EAGAIN);
         }
@@ -535,6 +555,8 @@ impl Task {
             } else {
                 0
             },
+            // A thread of its own process: the whole stub is its to end.
+            borrowed: false,
         };
         if let Err(e) = spawn_task(self.proc.clone(), thread.clone(), start) {
             tracing::error!("cannot start a sentry thread: {e}");
@@ -723,8 +745,12 @@ fn task_main(proc: Arc<Process>, thread: Arc<Thread>, start: TaskStart) {
             regs,
             child_tid,
             clear_tid,
+            borrowed,
         } => match Stub::attach_forked(host_pid) {
-            Ok(stub) => {
+            Ok(mut stub) => {
+                if borrowed {
+                    stub.mark_borrowed();
+                }
                 pin_to(cpu, host_pid);
                 // Only now may others signal the stub: untraced, a kick
                 // would kill it.
@@ -763,8 +789,11 @@ fn task_main(proc: Arc<Process>, thread: Arc<Thread>, start: TaskStart) {
                 set_current(None);
                 return;
             }
-            if let Ok(ru) = t.stub.rusage() {
-                lock(&proc.rusage_self).add(&Rusage::from_host(&ru));
+            // A borrowed thread's process usage is its lender's.
+            if !t.stub.is_borrowed() {
+                if let Ok(ru) = t.stub.rusage() {
+                    lock(&proc.rusage_self).add(&Rusage::from_host(&ru));
+                }
             }
             t.stub.kill();
             t.exit.unwrap_or(libc::SIGKILL)

@@ -42,6 +42,9 @@ pub struct Stub {
     /// Registers captured at creation, a template for segment registers.
     pub initial_regs: Regs,
     alive: bool,
+    /// A thread lent by another process's stub (a vfork child sharing its
+    /// parent's memory): ending it must end this thread only.
+    borrowed: bool,
 }
 
 fn ptrace_err(op: &'static str, pid: Pid) -> impl Fn(Errno) -> PlatformError {
@@ -92,6 +95,7 @@ impl Stub {
             // SAFETY: user_regs_struct is plain old data; all-zero is valid.
             initial_regs: unsafe { std::mem::zeroed() },
             alive: true,
+            borrowed: false,
         };
         match waitpid(pid, Some(WaitPidFlag::__WALL)) {
             Ok(WaitStatus::Stopped(_, Signal::SIGTRAP)) => {}
@@ -156,6 +160,7 @@ impl Stub {
             initial_sp: regs.rsp,
             initial_regs: regs,
             alive: true,
+            borrowed: false,
         })
     }
 
@@ -418,9 +423,24 @@ impl Stub {
         Ok(0)
     }
 
-    /// Kills the stub and reaps it.
+    /// Marks this stub as a thread lent by another process (see
+    /// [`Stub::borrowed`]).
+    pub fn mark_borrowed(&mut self) {
+        self.borrowed = true;
+    }
+
+    pub fn is_borrowed(&self) -> bool {
+        self.borrowed
+    }
+
+    /// Kills the stub and reaps it; a borrowed thread ends alone, since a
+    /// signal would take the lender's whole process with it.
     pub fn kill(&mut self) {
         if !self.alive {
+            return;
+        }
+        if self.borrowed {
+            self.exit_thread();
             return;
         }
         let _ = nix::sys::signal::kill(self.pid, Signal::SIGKILL);

@@ -191,8 +191,16 @@ pub fn fork(t: &mut Task, _a: &[u64; 6]) -> SysResult {
     t.fork(libc::SIGCHLD as u64, 0, 0, 0, 0)
 }
 
+/// vfork: CLONE_VM|CLONE_VFORK, as on Linux (the child shares the
+/// parent's memory until it execs or exits).
 pub fn vfork(t: &mut Task, _a: &[u64; 6]) -> SysResult {
-    t.fork((libc::CLONE_VFORK | libc::SIGCHLD) as u64, 0, 0, 0, 0)
+    t.fork(
+        (libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD) as u64,
+        0,
+        0,
+        0,
+        0,
+    )
 }
 
 pub fn execve(t: &mut Task, a: &[u64; 6]) -> SysResult {

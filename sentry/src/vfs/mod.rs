@@ -233,8 +233,11 @@ pub struct Vfs {
     /// Mounted filesystems by absolute path ("/proc"), the last one on
     /// top (a mount over a mount hides it until unmounted). Mount points
     /// are looked up when a walk steps onto them.
-    mounts: RwLock<HashMap<Vec<u8>, Vec<Arc<dyn Inode>>>>,
+    mounts: RwLock<HashMap<Vec<u8>, MountStack>>,
 }
+
+/// The filesystems mounted at one path, bottom first.
+type MountStack = Vec<Arc<dyn Inode>>;
 
 impl Vfs {
     pub fn new(root: Arc<dyn Inode>) -> Vfs {
