@@ -98,6 +98,7 @@ differential_tests! {
     file_stat => "file/stat.c",
     file_dir => "file/dir.c",
     file_openat2 => "file/openat2.c",
+    file_sync_tee => "file/sync_tee.c",
     file_fd => "file/fd.c",
     file_errors => "file/errors.c",
     file_locks => "file/locks.c",

@@ -653,6 +653,53 @@ pub fn fdatasync(t: &mut Task, a: &[u64; 6]) -> SysResult {
     Ok(0)
 }
 
+/// sync(2): Linux's never fails. The data of gofer files is in the host's
+/// page cache already; fsync and syncfs make it durable.
+pub fn sync(_t: &mut Task, _a: &[u64; 6]) -> SysResult {
+    Ok(0)
+}
+
+/// syncfs(2): the host filesystem holding a gofer file is synced; the
+/// sandbox's in-memory filesystems have nothing to do.
+pub fn syncfs(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let f = get_file(t, arg_fd(a[0]))?;
+    if f.ops.host_kind() == Some(crate::fsimpl::host::HostKind::File) {
+        if let Some(fd) = f.ops.host_fd() {
+            // SAFETY: syncfs only reads the fd number, which the file owns.
+            let r = unsafe { libc::syncfs(fd) };
+            Errno::result(r)?;
+        }
+    }
+    Ok(0)
+}
+
+/// sync_file_range(2): Linux's argument checks, then the host's call on a
+/// gofer file.
+pub fn sync_file_range(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (off, len, flags) = (a[1] as i64, a[2] as i64, a[3] as u32);
+    let all = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+        | libc::SYNC_FILE_RANGE_WRITE
+        | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+    if flags & !all != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let f = get_file(t, arg_fd(a[0]))?;
+    if off < 0 || len < 0 || off.checked_add(len).is_none() {
+        return Err(Errno::EINVAL);
+    }
+    if f.ops.is_pipe() {
+        return Err(Errno::ESPIPE);
+    }
+    if f.ops.host_kind() == Some(crate::fsimpl::host::HostKind::File) {
+        if let Some(fd) = f.ops.host_fd() {
+            // SAFETY: plain integer arguments on an fd the file owns.
+            let r = unsafe { libc::sync_file_range(fd, off, len, flags) };
+            Errno::result(r)?;
+        }
+    }
+    Ok(0)
+}
+
 pub fn getdents64(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let f = get_file(t, arg_fd(a[0]))?;
     let loc = match (&f.location, f.ops.is_dir()) {
@@ -1085,6 +1132,66 @@ pub fn splice(t: &mut Task, a: &[u64; 6]) -> SysResult {
         return Err(Errno::ESPIPE);
     }
     transfer_at(t, &input, &output, (in_addr, out_addr), len)
+}
+
+/// tee(2): both ends are pipes the sentry holds as host pipes, so the
+/// host duplicates the bytes itself (none are consumed).
+pub fn tee(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (in_fd, out_fd, len, flags) = (arg_fd(a[0]), arg_fd(a[1]), a[2] as usize, a[3] as u32);
+    if flags
+        & !(libc::SPLICE_F_MOVE
+            | libc::SPLICE_F_NONBLOCK
+            | libc::SPLICE_F_MORE
+            | libc::SPLICE_F_GIFT)
+        != 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    let (input, output) = io_pair(t, out_fd, in_fd)?;
+    let (Some(from), Some(to)) = (input.ops.host_fd(), output.ops.host_fd()) else {
+        return Err(Errno::EINVAL);
+    };
+    if !input.ops.is_pipe() || !output.ops.is_pipe() {
+        return Err(Errno::EINVAL);
+    }
+    if from == to {
+        return Err(Errno::EINVAL);
+    }
+    let nonblock = flags & libc::SPLICE_F_NONBLOCK != 0
+        || input.flags() & libc::O_NONBLOCK != 0
+        || output.flags() & libc::O_NONBLOCK != 0;
+    let host_flags = if nonblock { libc::SPLICE_F_NONBLOCK } else { 0 };
+    let n = crate::fsimpl::host::retry_host(|| {
+        // SAFETY: two pipe fds the sentry owns and plain integers.
+        let r = unsafe { libc::tee(from, to, len, host_flags) };
+        Errno::result(r)
+    })?;
+    Ok(n as u64)
+}
+
+/// vmsplice(2): into a pipe's write end it is writev, out of a read end
+/// readv (the sentry copies; there are no pages to gift).
+pub fn vmsplice(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let flags = a[3] as u32;
+    if flags
+        & !(libc::SPLICE_F_MOVE
+            | libc::SPLICE_F_NONBLOCK
+            | libc::SPLICE_F_MORE
+            | libc::SPLICE_F_GIFT)
+        != 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    let f = get_file(t, arg_fd(a[0]))?;
+    if !f.ops.is_pipe() {
+        return Err(Errno::EBADF);
+    }
+    let args = [a[0], a[1], a[2], 0, 0, 0];
+    if f.writable() {
+        writev(t, &args)
+    } else {
+        readv(t, &args)
+    }
 }
 
 pub fn copy_file_range(t: &mut Task, a: &[u64; 6]) -> SysResult {

@@ -1138,6 +1138,29 @@ pub fn fchmodat(t: &mut Task, a: &[u64; 6]) -> SysResult {
     )
 }
 
+/// fchmodat2: fchmodat with flags. A symlink has no mode of its own
+/// (EOPNOTSUPP with AT_SYMLINK_NOFOLLOW).
+pub fn fchmodat2(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let flags = a[3] as i32;
+    if flags & !(libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
+    let empty_ok = flags & libc::AT_EMPTY_PATH != 0;
+    let i = fd_or_path(t, arg_fd(a[0]), a[1], follow, empty_ok)?;
+    if !follow && i.file_type() == FileType::Symlink {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    set_attr(
+        t,
+        &i,
+        SetAttr {
+            mode: Some(a[2] as u32),
+            ..Default::default()
+        },
+    )
+}
+
 /// chown: Linux's rules (chown_ok/chgrp_ok) — only a privileged caller
 /// gives a file away; its owner may change the group to one of its own —
 /// and a non-directory loses set-user-ID, and set-group-ID when group
