@@ -442,6 +442,10 @@ const FIONBIO: u64 = 0x5421;
 const FIONCLEX: u64 = 0x5450;
 const FIOCLEX: u64 = 0x5451;
 
+/// linux/fs.h's FS_IOC_GETFLAGS and FS_IOC_SETFLAGS (_IOR/_IOW('f', 1/2, long)).
+const FS_IOC_GETFLAGS: u64 = 0x8008_6601;
+const FS_IOC_SETFLAGS: u64 = 0x4008_6602;
+
 pub fn ioctl(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let fd = arg_fd(a[0]);
     let f = get_file(t, fd)?;
@@ -489,6 +493,26 @@ pub fn ioctl(t: &mut Task, a: &[u64; 6]) -> SysResult {
                 };
             t.write_obj(arg, &n)?;
             return Ok(0);
+        }
+        FS_IOC_GETFLAGS if f.location.is_some() && !f.ops.is_tty() => {
+            // A gofer file's are its host file's (lsattr); the sandbox's
+            // own filesystems keep none.
+            let mut flags: libc::c_long = 0;
+            if let (Some(crate::fsimpl::host::HostKind::File), Some(hfd)) =
+                (f.ops.host_kind(), f.ops.host_fd())
+            {
+                // SAFETY: FS_IOC_GETFLAGS writes one long into our variable.
+                if unsafe { libc::ioctl(hfd, FS_IOC_GETFLAGS, &mut flags) } < 0 {
+                    return Err(Errno::last());
+                }
+            }
+            // Linux copies an int, whatever the ioctl number says.
+            t.write_obj(arg, &(flags as i32))?;
+            return Ok(0);
+        }
+        // Setting attributes such as immutable would act on host files.
+        FS_IOC_SETFLAGS if f.location.is_some() && !f.ops.is_tty() => {
+            return Err(Errno::EOPNOTSUPP);
         }
         _ => {}
     }

@@ -1,10 +1,12 @@
 /* file/sync_tee: sync, syncfs, sync_file_range (argument checks, pipes),
  * tee between pipes (bytes duplicated, none consumed; EAGAIN when empty
  * and non-blocking; EINVAL for non-pipes), vmsplice into and out of a pipe,
- * fchmodat2 (flags, symlinks, AT_EMPTY_PATH). */
+ * fchmodat2 (flags, symlinks, AT_EMPTY_PATH), FS_IOC_GETFLAGS. */
 #include "../common.h"
 
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -76,6 +78,10 @@ int main(void)
     expect_err("fchmodat2 bad flags", syscall(SYS_fchmodat2, AT_FDCWD, DIR_ "/f", 0600, 0x1));
     show("fchmodat2 empty path", syscall(SYS_fchmodat2, f, "", 0604, AT_EMPTY_PATH));
     expect_err("fchmodat2 empty path without flag", syscall(SYS_fchmodat2, f, "", 0604, 0));
+    /* FS_IOC_GETFLAGS: the value is the filesystem's; a pipe has none. */
+    int attr = -1;
+    show_ok("FS_IOC_GETFLAGS file", ioctl(f, FS_IOC_GETFLAGS, &attr));
+    expect_err("FS_IOC_GETFLAGS pipe", ioctl(p[0], FS_IOC_GETFLAGS, &attr));
     struct stat st;
     stat(DIR_ "/f", &st);
     printf("final mode %o\n", st.st_mode & 07777);
