@@ -99,6 +99,7 @@ differential_tests! {
     file_dir => "file/dir.c",
     file_openat2 => "file/openat2.c",
     file_sync_tee => "file/sync_tee.c",
+    file_tmpfile => "file/tmpfile.c",
     file_fd => "file/fd.c",
     file_errors => "file/errors.c",
     file_locks => "file/locks.c",

@@ -402,6 +402,33 @@ impl GoferClient {
         }
     }
 
+    /// Creates and opens a nameless file in `dir` (see
+    /// [`Request::CreateTmpfile`]).
+    pub fn create_tmpfile(
+        &self,
+        dir: Handle,
+        flags: i32,
+        mode: u32,
+        owner: Owner,
+    ) -> Result<(Handle, FileStat, OwnedFd), Errno> {
+        match self.call(&Request::CreateTmpfile {
+            dir,
+            flags,
+            mode,
+            owner,
+        })? {
+            (Response::Node { handle, stat }, fds) => match fds.into_iter().next() {
+                Some(fd) => Ok((handle, stat, fd)),
+                None => {
+                    error!("gofer client: CreateTmpfile reply without an fd");
+                    self.close_later(handle);
+                    Err(Errno::EIO)
+                }
+            },
+            (other, _) => Err(unexpected("create-tmpfile", &other)),
+        }
+    }
+
     fn node_reply(&self, what: &str, req: &Request) -> Result<(Handle, FileStat), Errno> {
         match self.call(req)? {
             (Response::Node { handle, stat }, _) => Ok((handle, stat)),

@@ -141,6 +141,16 @@ pub enum Request {
         mode: u32,
         owner: Owner,
     },
+    /// Creates a nameless regular file in `dir` (`O_TMPFILE`) and opens it
+    /// with `flags` (an access mode, plus `O_EXCL` when it must never be
+    /// linked). Answered by [`Response::Node`] with the open fd attached;
+    /// `Link` can name it later.
+    CreateTmpfile {
+        dir: Handle,
+        flags: i32,
+        mode: u32,
+        owner: Owner,
+    },
     /// Answered by [`Response::Node`].
     Mkdir {
         dir: Handle,
@@ -383,6 +393,12 @@ mod tests {
                     uid: 1000,
                     gid: 100,
                 },
+            },
+            Request::CreateTmpfile {
+                dir: 1,
+                flags: libc::O_RDWR | libc::O_EXCL,
+                mode: 0o600,
+                owner: Owner { uid: 1, gid: 2 },
             },
             Request::Mkdir {
                 dir: 1,

@@ -389,6 +389,14 @@ impl State {
             } => self
                 .create(dir, &name, flags, mode, owner)
                 .map(|(r, fd)| (r, Some(fd))),
+            Request::CreateTmpfile {
+                dir,
+                flags,
+                mode,
+                owner,
+            } => self
+                .create_tmpfile(dir, flags, mode, owner)
+                .map(|(r, fd)| (r, Some(fd))),
             Request::Mkdir {
                 dir,
                 name,
@@ -527,6 +535,35 @@ impl State {
         sys::chown_node(file.as_fd(), Some(owner.uid), Some(owner.gid))?;
         // The handle names the inode just created, whatever happens to the
         // name afterwards.
+        let fd_name = CString::new(file.as_raw_fd().to_string()).map_err(|_| Errno::EINVAL)?;
+        let node = sys::openat(
+            self.proc_self_fd.as_fd(),
+            &fd_name,
+            OFlag::O_PATH | OFlag::O_CLOEXEC,
+        )?;
+        Ok((self.insert_node(node)?, file))
+    }
+
+    fn create_tmpfile(
+        &mut self,
+        dir: Handle,
+        flags: i32,
+        mode: u32,
+        owner: Owner,
+    ) -> Result<(Response, OwnedFd), Errno> {
+        let exclusive = flags & libc::O_EXCL != 0;
+        let accmode = flags & libc::O_ACCMODE;
+        if accmode != libc::O_WRONLY && accmode != libc::O_RDWR {
+            return Err(Errno::EINVAL);
+        }
+        let open_flags = check_open_flags(flags & !libc::O_EXCL, false)?;
+        let mut all = open_flags | OFlag::O_TMPFILE;
+        if exclusive {
+            all |= OFlag::O_EXCL;
+        }
+        // A nameless file: nothing to follow, nothing to collide with.
+        let file = sys::openat_create(self.dir(dir)?, c".", all, mode & 0o7777)?;
+        sys::chown_node(file.as_fd(), Some(owner.uid), Some(owner.gid))?;
         let fd_name = CString::new(file.as_raw_fd().to_string()).map_err(|_| Errno::EINVAL)?;
         let node = sys::openat(
             self.proc_self_fd.as_fd(),
@@ -910,6 +947,7 @@ fn request_name(req: &Request) -> &'static str {
         Request::Getdents { .. } => "getdents",
         Request::Close { .. } => "close",
         Request::Create { .. } => "create",
+        Request::CreateTmpfile { .. } => "create-tmpfile",
         Request::Mkdir { .. } => "mkdir",
         Request::Mknod { .. } => "mknod",
         Request::Symlink { .. } => "symlink",

@@ -560,3 +560,37 @@ fn walk_open_donates_read_only_fds_for_regular_files_only() {
         Some(Errno::EINVAL)
     );
 }
+
+/// `CreateTmpfile`: a nameless file in the directory (invisible on the
+/// host until linked), owned as asked; `Link` names it; with O_EXCL it can
+/// never be named; a read-only server refuses it.
+#[test]
+fn tmpfiles_are_nameless_until_linked() {
+    let s = Served::start(false);
+    let dir = s.walk("dir").unwrap();
+    let (h, stat, fd) = s
+        .c()
+        .create_tmpfile(dir, libc::O_RDWR, 0o640, USER)
+        .unwrap();
+    assert_eq!((stat.nlink, stat.uid, stat.mode & 0o7777), (0, 1000, 0o640));
+    std::fs::File::from(fd).write_all(b"nameless").unwrap();
+    assert_eq!(std::fs::read_dir(s.path("dir")).unwrap().count(), 0);
+    s.c().link(dir, b"named", h).unwrap();
+    assert_eq!(std::fs::read(s.path("dir/named")).unwrap(), b"nameless");
+    let (h, _, _) = s
+        .c()
+        .create_tmpfile(dir, libc::O_WRONLY | libc::O_EXCL, 0o600, USER)
+        .unwrap();
+    assert_eq!(s.c().link(dir, b"never", h).err(), Some(Errno::ENOENT));
+    assert_eq!(
+        s.c().create_tmpfile(dir, libc::O_RDONLY, 0o600, USER).err(),
+        Some(Errno::EINVAL)
+    );
+    let ro = Served::start(true);
+    assert_eq!(
+        ro.c()
+            .create_tmpfile(ROOT_HANDLE, libc::O_RDWR, 0o600, USER)
+            .err(),
+        Some(Errno::EROFS)
+    );
+}

@@ -368,6 +368,23 @@ impl Inode for GoferInode {
         Ok(node)
     }
 
+    fn create_tmpfile(
+        &self,
+        mode: u32,
+        ctx: CreateCtx,
+        linkable: bool,
+    ) -> VfsResult<Arc<dyn Inode>> {
+        self.check_writable()?;
+        let (mode, owner) = self.new_owner(libc::S_IFREG | (mode & 0o7777), ctx)?;
+        let flags = libc::O_RDWR | if linkable { 0 } else { libc::O_EXCL };
+        let (handle, stat, fd) =
+            self.client()
+                .create_tmpfile(self.handle, flags, mode & 0o7777, owner)?;
+        let node = self.fs.adopt(handle, stat, None);
+        *node.fresh_fd.lock().map_err(|_| Errno::EIO)? = Some(fd);
+        Ok(node)
+    }
+
     fn mknod(&self, name: &[u8], mode: u32, _rdev: u64, ctx: CreateCtx) -> VfsResult<()> {
         self.check_writable()?;
         let (mode, owner) = self.new_owner(mode, ctx)?;

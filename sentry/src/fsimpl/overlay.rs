@@ -100,6 +100,8 @@ struct OvState {
     opaque: bool,
     /// Removed from the tree (last link gone, or an rmdir'ed directory).
     unlinked: bool,
+    /// An O_TMPFILE file linkat may still give a name.
+    linkable_tmpfile: bool,
 }
 
 pub struct OvNode {
@@ -464,6 +466,35 @@ impl Inode for OvNode {
         self.lower.as_ref().ok_or(Errno::EIO)?.open(flags)
     }
 
+    fn create_tmpfile(
+        &self,
+        mode: u32,
+        ctx: CreateCtx,
+        linkable: bool,
+    ) -> VfsResult<Arc<dyn Inode>> {
+        if self.ftype != FileType::Directory {
+            return Err(Errno::ENOTDIR);
+        }
+        let (mode, ctx) = self.new_owner(libc::S_IFREG | (mode & 0o7777), ctx);
+        let mut state = OvNode::upper_state(mode, ctx);
+        state.data = Some(self.fs.new_data());
+        state.unlinked = true;
+        state.linkable_tmpfile = linkable;
+        let ino = self.fs.next_ino.fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = state.meta.as_mut() {
+            m.ino = ino;
+            m.dev = self.fs.dev;
+            m.nlink = 0;
+        }
+        Ok(OvNode::new(
+            self.fs.clone(),
+            FileType::Regular,
+            None,
+            ino,
+            state,
+        ))
+    }
+
     fn create(&self, name: &[u8], mode: u32, ctx: CreateCtx) -> VfsResult<Arc<dyn Inode>> {
         let (mode, ctx) = self.new_owner(libc::S_IFREG | (mode & 0o7777), ctx);
         let mut state = OvNode::upper_state(mode, ctx);
@@ -516,7 +547,11 @@ impl Inode for OvNode {
         {
             let mut ts = target.lock()?;
             if ts.unlinked {
-                return Err(Errno::ENOENT);
+                if !ts.linkable_tmpfile {
+                    return Err(Errno::ENOENT);
+                }
+                ts.unlinked = false;
+                ts.linkable_tmpfile = false;
             }
             target.copy_up_meta(&mut ts)?;
             if let Some(m) = ts.meta.as_mut() {

@@ -272,7 +272,11 @@ fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
                     .ok_or(Errno::ENOENT)?;
                 let file = lock(&proc.fds).get(fd).map_err(|_| Errno::ENOENT)?;
                 let link = file.proc_link();
-                Ok(Arc::new(Symlink::dynamic(move || Ok(link.clone())).magic()) as Arc<dyn Inode>)
+                let at = file.location.clone();
+                Ok(
+                    Arc::new(Symlink::dynamic(move || Ok(link.clone())).jumping(move || at.clone()))
+                        as Arc<dyn Inode>,
+                )
             },
             move || {
                 p2.upgrade()

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use nix::errno::Errno;
 
-use crate::vfs::{DirEntry, FileOps, FileStat, FileType, Inode, VfsResult};
+use crate::vfs::{DirEntry, FileOps, FileStat, FileType, Inode, Location, VfsResult};
 
 /// Device number shared by the synthetic filesystems.
 pub const SYNTHETIC_DEV: u64 = 0x2a;
@@ -130,6 +130,8 @@ pub struct Symlink {
     /// A /proc magic link (fd/N, cwd, exe, root): refused by openat2's
     /// RESOLVE_NO_MAGICLINKS.
     magic: bool,
+    /// Where following the link jumps (see [`Inode::magic_target`]).
+    jump: Option<Box<dyn Fn() -> Option<Location> + Send + Sync>>,
 }
 
 impl Symlink {
@@ -139,6 +141,7 @@ impl Symlink {
             ino: next_ino(),
             target: Box::new(move || Ok(t.clone())),
             magic: false,
+            jump: None,
         }
     }
 
@@ -147,12 +150,20 @@ impl Symlink {
             ino: next_ino(),
             target: Box::new(f),
             magic: false,
+            jump: None,
         }
     }
 
     /// Marks a /proc magic link.
     pub fn magic(mut self) -> Symlink {
         self.magic = true;
+        self
+    }
+
+    /// A magic link that jumps to the location `f` gives (when it gives one).
+    pub fn jumping(mut self, f: impl Fn() -> Option<Location> + Send + Sync + 'static) -> Symlink {
+        self.magic = true;
+        self.jump = Some(Box::new(f));
         self
     }
 }
@@ -173,6 +184,9 @@ impl Inode for Symlink {
     }
     fn is_magic_link(&self) -> bool {
         self.magic
+    }
+    fn magic_target(&self) -> Option<Location> {
+        self.jump.as_ref().and_then(|f| f())
     }
     fn open(&self, _flags: i32) -> VfsResult<Arc<dyn FileOps>> {
         Err(Errno::ELOOP)

@@ -183,6 +183,36 @@ fn walk_origin(
     Ok((root, start))
 }
 
+/// O_TMPFILE: a nameless regular file in the directory `path` names, which
+/// linkat can name later unless O_EXCL.
+fn open_tmpfile(
+    t: &mut Task,
+    root: &Location,
+    start: &Location,
+    path: &[u8],
+    flags: i32,
+    mode: u32,
+    how: Resolve,
+) -> SysResult {
+    if flags & libc::O_ACCMODE == libc::O_RDONLY || flags & libc::O_CREAT != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let dir = kernel().vfs.resolve_with(root, start, path, true, how)?;
+    if dir.inode().file_type() != FileType::Directory {
+        return Err(Errno::ENOTDIR);
+    }
+    may_write(t, dir.inode())?;
+    let m = mode & 0o7777 & !current_umask(t);
+    let linkable = flags & libc::O_EXCL == 0;
+    let node = dir.inode().create_tmpfile(m, ctx(t), linkable)?;
+    let flags = flags & !(libc::O_TMPFILE | libc::O_EXCL);
+    let ops = node.open(flags)?;
+    let ino = node.stat()?.ino;
+    let loc = dir.with_child(format!("#{ino}").as_bytes(), node);
+    let file = OpenFile::new(ops, Some(loc), flags);
+    install_fd(t, file, flags & libc::O_CLOEXEC != 0)
+}
+
 fn do_open(t: &mut Task, dirfd: i32, path_addr: u64, flags: i32, mode: u32) -> SysResult {
     do_open_how(t, dirfd, path_addr, flags, mode, Resolve::default())
 }
@@ -196,13 +226,6 @@ fn do_open_how(
     how: Resolve,
 ) -> SysResult {
     let path = t.read_path(path_addr)?;
-    if flags & libc::O_TMPFILE == libc::O_TMPFILE {
-        // O_TMPFILE needs a writable access mode (EINVAL), then support.
-        if flags & libc::O_ACCMODE == libc::O_RDONLY {
-            return Err(Errno::EINVAL);
-        }
-        return Err(Errno::EOPNOTSUPP);
-    }
     let follow = flags & libc::O_NOFOLLOW == 0;
     let acc = flags & libc::O_ACCMODE;
     if acc == 3 {
@@ -210,6 +233,9 @@ fn do_open_how(
     }
     let mut created_now = false;
     let (root, start) = walk_origin(t, dirfd, &path, how)?;
+    if flags & libc::O_TMPFILE == libc::O_TMPFILE {
+        return open_tmpfile(t, &root, &start, &path, flags, mode, how);
+    }
     // The root absolute names (and absolute link targets) start from.
     let walk_root = if how.in_root {
         start.clone()
@@ -232,6 +258,11 @@ fn do_open_how(
                     }
                     if loc.inode().file_type() != FileType::Symlink {
                         break loc;
+                    }
+                    if follow && !how.no_magiclinks {
+                        if let Some(jump) = loc.inode().magic_target() {
+                            break jump;
+                        }
                     }
                     if !follow
                         || how.no_symlinks

@@ -156,9 +156,9 @@ pub static TABLE: &[Row] = rows! {
     SYS_getsockopt => socket::getsockopt, Partial("SOL_SOCKET: SO_PEERCRED, SO_TYPE, SO_DOMAIN, SO_PROTOCOL, SO_ACCEPTCONN, SO_ERROR, buffer sizes");
     SYS_setsockopt => socket::setsockopt, Partial("SO_RCVBUF, SO_SNDBUF, SO_RCVLOWAT, SO_SNDLOWAT, SO_PASSCRED");
     // fs: paths and metadata
-    SYS_open => fs::open, Partial("no O_TMPFILE; O_CREAT through a dangling symlink gives ENOENT");
-    SYS_openat => fs::openat, Partial("no O_TMPFILE");
-    SYS_openat2 => fs::openat2, Partial("no O_TMPFILE; RESOLVE_CACHED refuses only creating and truncating opens");
+    SYS_open => fs::open, Full;
+    SYS_openat => fs::openat, Full;
+    SYS_openat2 => fs::openat2, Partial("RESOLVE_CACHED refuses only creating and truncating opens");
     SYS_mount => mount::mount, Partial("tmpfs, proc, sysfs, bind (not recursive), read-only remount, move; propagation flags accepted as no-ops; needs CAP_SYS_ADMIN");
     SYS_umount2 => mount::umount2, Partial("always lazy (MNT_DETACH)");
     SYS_creat => fs::creat, Full;

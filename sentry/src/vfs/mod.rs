@@ -167,10 +167,26 @@ pub trait Inode: Send + Sync {
     fn is_magic_link(&self) -> bool {
         false
     }
+    /// Where a magic link leads, as Linux jumps there rather than walking
+    /// its text: the very file an fd names, even deleted or nameless.
+    /// None: follow the text.
+    fn magic_target(&self) -> Option<Location> {
+        None
+    }
     /// Opens the inode; `flags` are the open(2) flags already checked by the VFS.
     fn open(&self, flags: i32) -> VfsResult<Arc<dyn FileOps>>;
     fn create(&self, _name: &[u8], _mode: u32, _ctx: CreateCtx) -> VfsResult<Arc<dyn Inode>> {
         Err(Errno::EACCES)
+    }
+    /// O_TMPFILE: a regular file in this directory's filesystem with no
+    /// name; `linkable` unless O_EXCL (then linkat can never name it).
+    fn create_tmpfile(
+        &self,
+        _mode: u32,
+        _ctx: CreateCtx,
+        _linkable: bool,
+    ) -> VfsResult<Arc<dyn Inode>> {
+        Err(Errno::EOPNOTSUPP)
     }
     /// mknod of a FIFO, socket or device node (`mode` carries the type).
     fn mknod(&self, _name: &[u8], _mode: u32, _rdev: u64, _ctx: CreateCtx) -> VfsResult<()> {

@@ -59,6 +59,14 @@ impl Location {
         }
     }
 
+    /// `inode` as if named `name` in this directory: how an O_TMPFILE file,
+    /// which has no name, gets a location.
+    pub fn with_child(&self, name: &[u8], inode: Arc<dyn Inode>) -> Location {
+        let mut l = self.clone();
+        l.push(name, inode);
+        l
+    }
+
     fn push(&mut self, name: &[u8], inode: Arc<dyn Inode>) {
         self.chain.push((name.to_vec(), inode));
     }
@@ -304,6 +312,13 @@ impl Vfs {
                 *depth += 1;
                 if *depth > MAX_SYMLINKS {
                     return Err(Errno::ELOOP);
+                }
+                if let Some(jump) = next.inode().magic_target() {
+                    // Where the fd points, whatever its name says now. A
+                    // walk confined by RESOLVE_* never gets here (magic
+                    // links are refused under BENEATH and IN_ROOT).
+                    loc = jump;
+                    continue;
                 }
                 let target = next.inode().readlink()?;
                 if target.is_empty() {
