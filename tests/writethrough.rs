@@ -368,3 +368,24 @@ fn sentry_of(run: u32) -> u32 {
     }
     panic!("no sentry below {run}");
 }
+
+/// Named unix sockets in a writable volume (a gofer mount): bind, connect,
+/// datagrams, SCM_RIGHTS, all as under runc. tests/programs/ipc/
+/// unix_sockets.c, built static, runs with its directory in the volume.
+#[test]
+fn unix_sockets_in_a_volume_like_runc() {
+    let Some(runc) = which("runc") else {
+        eprintln!("SKIP: runc is not installed (scripts/setup.sh installs it)");
+        return;
+    };
+    let prog = compile_c_static("ipc/unix_sockets.c");
+    let run_in = |runtime: &Path, tag: &str| {
+        let copies = Copies::new(tag);
+        std::fs::copy(&prog, copies.rootfs().join("unix_sockets")).unwrap();
+        run(runtime, &[], &copies, "/unix_sockets /vol/sockets")
+    };
+    let expected = run_in(&runc, "wt-unix-runc");
+    assert_success("runc", &expected);
+    let actual = run_in(&rvisor(), "wt-unix-rvisor");
+    assert_same_output_named("runc", &expected, "rvisor", &actual);
+}

@@ -136,7 +136,11 @@ enum BindKey {
     Abstract(Vec<u8>),
 }
 
-type Bindings = HashMap<BindKey, (Option<Weak<dyn Inode>>, Weak<UnixSocket>)>;
+/// The socket node is held, not just referenced: a gofer mount's inode
+/// lives only while someone holds it (and only a live one keeps its host
+/// inode, and so its identity, pinned), so connect finds the very inode
+/// bind made.
+type Bindings = HashMap<BindKey, (Option<Arc<dyn Inode>>, Weak<UnixSocket>)>;
 
 fn bindings() -> std::sync::MutexGuard<'static, Bindings> {
     static B: OnceLock<Mutex<Bindings>> = OnceLock::new();
@@ -300,10 +304,7 @@ impl UnixSocket {
             if b.contains_key(&key) {
                 return Err(Errno::EADDRINUSE);
             }
-            b.insert(
-                key,
-                (node.as_ref().map(Arc::downgrade), Arc::downgrade(self)),
-            );
+            b.insert(key, (node.clone(), Arc::downgrade(self)));
         }
         if self.stype == libc::SOCK_DGRAM {
             let (rx, tx) = host_socketpair(libc::SOCK_DGRAM)?;
@@ -369,9 +370,9 @@ impl UnixSocket {
         };
         let b = bindings();
         let (bound_node, sock) = b.get(&key).ok_or(Errno::ECONNREFUSED)?;
-        if let (Some(w), Some(node)) = (bound_node, node) {
+        if let (Some(bound), Some(node)) = (bound_node, node) {
             // The same node (not a new one at a recycled address).
-            if !w.upgrade().is_some_and(|n| Arc::ptr_eq(&n, node)) {
+            if !Arc::ptr_eq(bound, node) {
                 return Err(Errno::ECONNREFUSED);
             }
         }

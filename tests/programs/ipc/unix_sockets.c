@@ -16,7 +16,26 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
-#define DIR "/tmp/rvisor-difftest-unix"
+/* Where the sockets live; argv[1] overrides it (tests/writethrough.rs runs
+ * this in a bind-mounted volume). */
+static const char *dir = "/tmp/rvisor-difftest-unix";
+
+/* dir + name, in one of a few rotating buffers. */
+static const char *at(const char *name)
+{
+    static char bufs[4][256];
+    static int next;
+    char *b = bufs[next++ % 4];
+    snprintf(b, 256, "%s%s", dir, name);
+    return b;
+}
+
+static void remove_dir(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    system(cmd);
+}
 
 static volatile sig_atomic_t got_sigpipe;
 static void on_sigpipe(int s) { (void)s; got_sigpipe++; }
@@ -66,17 +85,19 @@ static void client(struct sockaddr_un *a, socklen_t len, const char *msg)
     close(s);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1)
+        dir = argv[1];
     test_init();
-    system("rm -rf " DIR);
-    MUST(mkdir(DIR, 0755));
+    remove_dir();
+    MUST(mkdir(dir, 0755));
     struct sockaddr_un a;
-    socklen_t alen = path_addr(&a, DIR "/sock");
+    socklen_t alen = path_addr(&a, at("/sock"));
     int l = socket(AF_UNIX, SOCK_STREAM, 0);
     show("bind path", bind(l, (struct sockaddr *)&a, alen));
     struct stat st;
-    MUST(stat(DIR "/sock", &st));
+    MUST(stat(at("/sock"), &st));
     printf("socket file: %d\n", S_ISSOCK(st.st_mode));
     int l2 = socket(AF_UNIX, SOCK_STREAM, 0);
     expect_err("bind the same path again", bind(l2, (struct sockaddr *)&a, alen));
@@ -133,11 +154,11 @@ int main(void)
     close(la);
     int lc = socket(AF_UNIX, SOCK_STREAM, 0);
     expect_err("connect to a closed abstract name", connect(lc, (struct sockaddr *)&a, ablen));
-    alen = path_addr(&a, DIR "/missing");
+    alen = path_addr(&a, at("/missing"));
     expect_err("connect to a missing path", connect(lc, (struct sockaddr *)&a, alen));
-    alen = path_addr(&a, DIR);
+    alen = path_addr(&a, dir);
     expect_err("connect to a directory", connect(lc, (struct sockaddr *)&a, alen));
-    alen = path_addr(&a, DIR "/sock");
+    alen = path_addr(&a, at("/sock"));
     int d = socket(AF_UNIX, SOCK_DGRAM, 0);
     expect_err("datagram connect to a stream listener", connect(d, (struct sockaddr *)&a, alen));
     expect_err("listen on a datagram socket", listen(d, 1));
@@ -164,7 +185,7 @@ int main(void)
 
     /* datagrams to a bound name */
     int rx = socket(AF_UNIX, SOCK_DGRAM, 0);
-    alen = path_addr(&a, DIR "/dgram");
+    alen = path_addr(&a, at("/dgram"));
     MUST(bind(rx, (struct sockaddr *)&a, alen));
     int tx = socket(AF_UNIX, SOCK_DGRAM, 0);
     show("sendto a bound name", sendto(tx, "dg1", 3, 0, (struct sockaddr *)&a, alen));
@@ -181,7 +202,7 @@ int main(void)
     MUST(socketpair(AF_UNIX, SOCK_STREAM, 0, pair));
     int pp[2];
     MUST(pipe(pp));
-    int file = open(DIR "/passed", O_CREAT | O_RDWR | O_TRUNC, 0644);
+    int file = open(at("/passed"), O_CREAT | O_RDWR | O_TRUNC, 0644);
     write(file, "file contents", 13);
     fflush(stdout);
     c = fork();
@@ -242,6 +263,6 @@ int main(void)
     expect_err("send MSG_NOSIGNAL to a closed peer", send(sp2[0], "x", 1, MSG_NOSIGNAL));
     printf("SIGPIPE count still 1: %d\n", got_sigpipe == 1);
 
-    system("rm -rf " DIR);
+    remove_dir();
     return 0;
 }
