@@ -371,19 +371,11 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
             });
         }
     }
-    // readonlyPaths: the sandbox's /proc and /sys are read-only already;
-    // elsewhere a read-only view is not built yet, and saying so beats
-    // pretending.
-    for p in spec
+    let readonly_paths = spec
         .linux()
         .as_ref()
         .and_then(|l| l.readonly_paths().clone())
-        .unwrap_or_default()
-    {
-        if !(p.starts_with("/proc/") || p.starts_with("/sys/") || p == "/proc" || p == "/sys") {
-            tracing::warn!("readonlyPaths entry {p} is not enforced yet");
-        }
-    }
+        .unwrap_or_default();
     let proc_env = proc_spec.env.clone();
     let boot = BootConfig {
         process: proc_spec,
@@ -394,6 +386,7 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
         wait_for_start: false,
         preserved_fds: Vec::new(),
         start_hooks: start_hooks(spec.hooks().as_ref(), &proc_env)?,
+        readonly_paths,
         root_readonly: root.readonly().unwrap_or(false),
         // The caller applies --overlay.
         overlay: sentry::RootOverlay::Memory,

@@ -211,3 +211,26 @@ fn mount_inside_the_container_like_runc() {
         unprivileged,
     );
 }
+
+/// linux.readonlyPaths: a directory and a single file of the image become
+/// read-only (EROFS), the rest stays writable, missing entries are
+/// ignored, as under runc.
+#[test]
+fn readonly_paths_like_runc() {
+    let script = "echo x > /etc/newfile 2>/dev/null || echo etc-read-only; \
+        touch /etc/passwd 2>/dev/null || echo passwd-read-only; \
+        mkdir /etc/d 2>/dev/null || echo mkdir-refused; \
+        echo y >> /bin/busybox 2>/dev/null || echo busybox-read-only; \
+        echo z > /tmp/f && cat /tmp/f; head -1 /etc/passwd; \
+        grep -c ' /etc ' /proc/mounts";
+    runc_and_rvisor_with(script, |cfg| {
+        cfg["linux"]["readonlyPaths"] =
+            serde_json::json!(["/etc", "/bin/busybox", "/no/such/path"]);
+        cfg["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777"]
+            }));
+    });
+}

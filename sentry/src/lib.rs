@@ -82,6 +82,9 @@ pub struct BootConfig {
     /// read-only directory, as runc masks them.
     #[serde(default)]
     pub masked_paths: Vec<String>,
+    /// linux.readonlyPaths: made read-only views of themselves.
+    #[serde(default)]
+    pub readonly_paths: Vec<String>,
     /// root.readonly: the container may not write its rootfs.
     #[serde(default)]
     pub root_readonly: bool,
@@ -223,6 +226,8 @@ pub fn boot(
         };
         vfs.mount(m.destination.as_bytes(), fs);
     }
+    // runc's order: read-only paths first, masks over them.
+    readonly_paths(&vfs, &cfg.readonly_paths);
     mask_paths(&vfs, &cfg.masked_paths);
     let mut stdio = take_stdio();
     for &fd in &cfg.preserved_fds {
@@ -432,6 +437,19 @@ pub(crate) fn prepare_process(
 /// Covers each masked path that exists: a file with the sandbox's
 /// /dev/null, a directory with an empty read-only one. Paths that do not
 /// exist are left alone (runc skips them too).
+/// linux.readonlyPaths: each existing path becomes a read-only view of
+/// itself, as runc remounts it read-only (missing paths are skipped).
+fn readonly_paths(vfs: &Vfs, paths: &[String]) {
+    let root = vfs.root();
+    for p in paths {
+        let Ok(loc) = vfs.resolve(&root, &root, p.as_bytes(), true) else {
+            continue;
+        };
+        let view = fsimpl::readonly::ReadOnlyView::of(loc.inode().clone());
+        vfs.mount(&loc.path(), view);
+    }
+}
+
 fn mask_paths(vfs: &Vfs, paths: &[String]) {
     let root = vfs.root();
     for p in paths {

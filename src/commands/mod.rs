@@ -170,6 +170,7 @@ fn do_command(g: &GlobalOpts, a: DoArgs) -> Result<i32> {
         preserved_fds: Vec::new(),
         start_hooks: Vec::new(),
         masked_paths: Vec::new(),
+        readonly_paths: Vec::new(),
         root_readonly: false,
         // Never --overlay none here: the root is the host's own.
         overlay: sentry::RootOverlay::Memory,
