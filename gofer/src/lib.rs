@@ -102,6 +102,23 @@ fn redirect_stdio() -> Result<(), Errno> {
     Ok(())
 }
 
+/// Lets the gofer hold as many fds as the host allows: it keeps one
+/// `O_PATH` fd per node the sentry holds, and the sentry remembers every
+/// node of an image it has walked. The limit it inherits (often 1024 under
+/// an engine) would otherwise fail walks with EMFILE on large images.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    if nr_open.is_some_and(|n| setrlimit(Resource::RLIMIT_NOFILE, n, n).is_ok()) {
+        return;
+    }
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
 /// Confines the process to the root and serves the sentry on `sock_fd`.
 ///
 /// Must run in a process the CLI started in a fresh mount namespace (after
@@ -121,6 +138,8 @@ fn redirect_stdio() -> Result<(), Errno> {
 /// Ownership of `sock_fd` passes to this function, and the process must not
 /// hold any other `OwnedFd` it means to use afterwards: step 6 closes them.
 pub fn run(config: GoferConfig) -> Result<(), GoferError> {
+    // Before the chroot, while /proc/sys is reachable.
+    raise_fd_limit();
     // Moved above stdio first: the socket may arrive as fd 0, 1 or 2, which
     // redirect_stdio below overwrites.
     let sock = sys::adopt_inherited_fd(config.sock_fd)
