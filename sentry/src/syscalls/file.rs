@@ -1193,6 +1193,8 @@ pub fn tee(t: &mut Task, a: &[u64; 6]) -> SysResult {
     Ok(n as u64)
 }
 
+const PAGE: usize = 4096;
+
 /// vmsplice(2): into a pipe's write end it is writev, out of a read end
 /// readv (the sentry copies; there are no pages to gift).
 pub fn vmsplice(t: &mut Task, a: &[u64; 6]) -> SysResult {
@@ -1211,11 +1213,56 @@ pub fn vmsplice(t: &mut Task, a: &[u64; 6]) -> SysResult {
         return Err(Errno::EBADF);
     }
     let args = [a[0], a[1], a[2], 0, 0, 0];
-    if f.writable() {
-        writev(t, &args)
-    } else {
-        readv(t, &args)
+    if !f.writable() {
+        return readv(t, &args);
     }
+    // Into a pipe, Linux splices what fits and returns (waiting only while
+    // the pipe is full), unlike a write, which waits to write it all.
+    let Some(hfd) = f.ops.host_fd() else {
+        return writev(t, &args);
+    };
+    let nonblock = flags & libc::SPLICE_F_NONBLOCK != 0 || f.flags() & libc::O_NONBLOCK != 0;
+    // Linux puts each user page's part of the iovec in a pipe slot of its
+    // own; the pipe has cap/4096 slots, one per queued page.
+    let free_slots = loop {
+        let cap = nix::fcntl::fcntl(hfd, nix::fcntl::FcntlArg::F_GETPIPE_SZ)?;
+        let mut queued: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int into our own variable.
+        if unsafe { libc::ioctl(hfd, libc::FIONREAD, &mut queued) } < 0 {
+            return Err(Errno::last());
+        }
+        let used = (queued.max(0) as usize).div_ceil(PAGE);
+        let free = (cap.max(0) as usize / PAGE).saturating_sub(used);
+        if free > 0 {
+            break free;
+        }
+        if nonblock {
+            return Err(Errno::EAGAIN);
+        }
+        // SAFETY: the host fd outlives this call (the file holds it).
+        let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(hfd) };
+        let mut pfd = [nix::poll::PollFd::new(bfd, nix::poll::PollFlags::POLLOUT)];
+        crate::fsimpl::host::retry_host(|| {
+            nix::poll::poll(&mut pfd, nix::poll::PollTimeout::NONE)
+        })?;
+    };
+    let mut data = Vec::new();
+    let mut slots = free_slots;
+    'iovs: for (base, len) in read_iovecs(t, a[1], a[2])? {
+        let (mut at, end) = (base, base.saturating_add(len));
+        while at < end {
+            if slots == 0 {
+                break 'iovs;
+            }
+            let page_end = (at / PAGE as u64 + 1) * PAGE as u64;
+            let piece = page_end.min(end) - at;
+            data.extend_from_slice(&t.read_bytes(at, piece as usize)?);
+            slots -= 1;
+            at += piece;
+        }
+    }
+    let n = check_epipe(t, &f, f.write(&data))?;
+    Ok(n as u64)
 }
 
 pub fn copy_file_range(t: &mut Task, a: &[u64; 6]) -> SysResult {

@@ -63,6 +63,14 @@ int main(void)
     show("read it", read(p[0], buf, sizeof buf));
     printf("got: %s\n", buf);
     expect_err("vmsplice regular file", vmsplice(f, iov, 2, 0));
+    /* More than the pipe holds: what fits is spliced, nothing waits. */
+    /* Page-aligned plus 100 bytes: each user page takes a pipe slot. */
+    static char big[101 * 1024] __attribute__((aligned(4096)));
+    struct iovec bigv = {big + 100, 100 * 1024};
+    show("vmsplice 100 KiB into an empty pipe", vmsplice(p[1], &bigv, 1, 0));
+    expect_err("vmsplice into a full pipe, nonblocking", vmsplice(p[1], &bigv, 1, SPLICE_F_NONBLOCK));
+    static char drain[100 * 1024];
+    show("drain", read(p[0], drain, sizeof drain));
     write(p[1], "back out", 8);
     char out[16] = {0};
     struct iovec rd = {out, sizeof out};
