@@ -340,6 +340,15 @@ fn handle(
                 }
             }
             if gate.set(Gate::Waiting, Gate::Started) {
+                // Answer once the init exists, as runc's start returns after
+                // the process is running: a `state` or second `start` right
+                // after must not find a started container without a pid 1.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                while !lock(&kernel().tree).procs.contains_key(&1)
+                    && std::time::Instant::now() < deadline
+                {
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                }
                 ControlReply::Done
             } else {
                 ControlReply::Error(format!(
