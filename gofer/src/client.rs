@@ -383,23 +383,16 @@ impl GoferClient {
         mode: u32,
         owner: Owner,
     ) -> Result<(Handle, FileStat, OwnedFd), Errno> {
-        match self.call(&Request::Create {
-            dir,
-            name: name.to_vec(),
-            flags,
-            mode,
-            owner,
-        })? {
-            (Response::Node { handle, stat }, fds) => match fds.into_iter().next() {
-                Some(fd) => Ok((handle, stat, fd)),
-                None => {
-                    error!("gofer client: Create reply without an fd");
-                    self.close(handle);
-                    Err(Errno::EIO)
-                }
+        self.node_with_fd(
+            "create",
+            &Request::Create {
+                dir,
+                name: name.to_vec(),
+                flags,
+                mode,
+                owner,
             },
-            (other, _) => Err(unexpected("create", &other)),
-        }
+        )
     }
 
     /// Creates and opens a nameless file in `dir` (see
@@ -411,21 +404,33 @@ impl GoferClient {
         mode: u32,
         owner: Owner,
     ) -> Result<(Handle, FileStat, OwnedFd), Errno> {
-        match self.call(&Request::CreateTmpfile {
-            dir,
-            flags,
-            mode,
-            owner,
-        })? {
+        self.node_with_fd(
+            "create-tmpfile",
+            &Request::CreateTmpfile {
+                dir,
+                flags,
+                mode,
+                owner,
+            },
+        )
+    }
+
+    /// A `Node` reply that must carry the node's open fd.
+    fn node_with_fd(
+        &self,
+        what: &str,
+        req: &Request,
+    ) -> Result<(Handle, FileStat, OwnedFd), Errno> {
+        match self.call(req)? {
             (Response::Node { handle, stat }, fds) => match fds.into_iter().next() {
                 Some(fd) => Ok((handle, stat, fd)),
                 None => {
-                    error!("gofer client: CreateTmpfile reply without an fd");
+                    error!(request = what, "gofer client: reply without an fd");
                     self.close_later(handle);
                     Err(Errno::EIO)
                 }
             },
-            (other, _) => Err(unexpected("create-tmpfile", &other)),
+            (other, _) => Err(unexpected(what, &other)),
         }
     }
 

@@ -282,6 +282,12 @@ fn check_xattr_name(name: &[u8]) -> Result<CString, Errno> {
     CString::new(name).map_err(|_| Errno::EINVAL)
 }
 
+/// The name of `fd` in `/proc/self/fd`, for reopening, linking or
+/// chmod'ing exactly the inode it holds.
+fn fd_name(fd: BorrowedFd<'_>) -> Result<CString, Errno> {
+    CString::new(fd.as_raw_fd().to_string()).map_err(|_| Errno::EINVAL)
+}
+
 fn file_type(st: &libc::stat) -> u32 {
     st.st_mode & libc::S_IFMT
 }
@@ -532,13 +538,21 @@ impl State {
             open_flags | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW,
             mode & 0o7777,
         )?;
+        self.adopt_open_file(file, owner)
+    }
+
+    /// Gives a file just created and opened `owner`, and a handle naming
+    /// its inode whatever happens to its name afterwards; returns the
+    /// reply and the open fd to donate.
+    fn adopt_open_file(
+        &mut self,
+        file: OwnedFd,
+        owner: Owner,
+    ) -> Result<(Response, OwnedFd), Errno> {
         sys::chown_node(file.as_fd(), Some(owner.uid), Some(owner.gid))?;
-        // The handle names the inode just created, whatever happens to the
-        // name afterwards.
-        let fd_name = CString::new(file.as_raw_fd().to_string()).map_err(|_| Errno::EINVAL)?;
         let node = sys::openat(
             self.proc_self_fd.as_fd(),
-            &fd_name,
+            &fd_name(file.as_fd())?,
             OFlag::O_PATH | OFlag::O_CLOEXEC,
         )?;
         Ok((self.insert_node(node)?, file))
@@ -563,14 +577,7 @@ impl State {
         }
         // A nameless file: nothing to follow, nothing to collide with.
         let file = sys::openat_create(self.dir(dir)?, c".", all, mode & 0o7777)?;
-        sys::chown_node(file.as_fd(), Some(owner.uid), Some(owner.gid))?;
-        let fd_name = CString::new(file.as_raw_fd().to_string()).map_err(|_| Errno::EINVAL)?;
-        let node = sys::openat(
-            self.proc_self_fd.as_fd(),
-            &fd_name,
-            OFlag::O_PATH | OFlag::O_CLOEXEC,
-        )?;
-        Ok((self.insert_node(node)?, file))
+        self.adopt_open_file(file, owner)
     }
 
     fn mkdir(
@@ -648,8 +655,7 @@ impl State {
         }
         // Through /proc/self/fd: links exactly the inode the handle pins
         // (linkat with AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH).
-        let target_name =
-            CString::new(target_fd.as_raw_fd().to_string()).map_err(|_| Errno::EINVAL)?;
+        let target_name = fd_name(target_fd)?;
         nix::unistd::linkat(
             Some(self.proc_self_fd.as_raw_fd()),
             target_name.as_c_str(),
@@ -717,7 +723,7 @@ impl State {
             sys::chown_node(fd, attr.uid, attr.gid)?;
         }
         if let Some(mode) = attr.mode {
-            let name = CString::new(fd.as_raw_fd().to_string()).map_err(|_| Errno::EINVAL)?;
+            let name = fd_name(fd)?;
             // Through the magic link: the node is not a symlink (checked
             // above), so this is the inode the handle pins.
             nix::sys::stat::fchmodat(
@@ -837,7 +843,7 @@ impl State {
         if flags.contains(OFlag::O_DIRECTORY) && file_type(&st) != libc::S_IFDIR {
             return Err(Errno::ENOTDIR);
         }
-        let name = CString::new(node.as_raw_fd().to_string()).map_err(|_| Errno::EINVAL)?;
+        let name = fd_name(node)?;
         let fd = sys::openat(self.proc_self_fd.as_fd(), &name, flags)?;
         // Belt and braces: the magic link must have led to the same inode.
         let opened = sys::fstat(fd.as_fd())?;

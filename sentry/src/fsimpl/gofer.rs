@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use gofer::client::GoferClient;
-use gofer::protocol::{Handle, Owner, SetStat as WireSetStat, ROOT_HANDLE};
+use gofer::protocol::{Handle, Owner, ROOT_HANDLE};
 use nix::errno::Errno;
 
 use super::host::{HostFile, HostKind};
@@ -444,17 +444,7 @@ impl Inode for GoferInode {
 
     fn set_attr(&self, attr: &SetAttr) -> VfsResult<()> {
         self.check_writable()?;
-        let st = self.client().set_stat(
-            self.handle,
-            WireSetStat {
-                mode: attr.mode,
-                uid: attr.uid,
-                gid: attr.gid,
-                size: attr.size,
-                atime: attr.atime,
-                mtime: attr.mtime,
-            },
-        )?;
+        let st = self.client().set_stat(self.handle, *attr)?;
         *self.lock_stat() = st;
         Ok(())
     }

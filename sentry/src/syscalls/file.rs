@@ -1138,15 +1138,7 @@ pub fn sendfile(t: &mut Task, a: &[u64; 6]) -> SysResult {
 pub fn splice(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (in_fd, in_addr, out_fd, out_addr, len, flags) =
         (arg_fd(a[0]), a[1], arg_fd(a[2]), a[3], a[4], a[5] as u32);
-    if flags
-        & !(libc::SPLICE_F_MOVE
-            | libc::SPLICE_F_NONBLOCK
-            | libc::SPLICE_F_MORE
-            | libc::SPLICE_F_GIFT)
-        != 0
-    {
-        return Err(Errno::EINVAL);
-    }
+    check_splice_flags(flags)?;
     let (input, output) = io_pair(t, out_fd, in_fd)?;
     // One end must be a pipe; pipes take no offsets.
     if !input.ops.is_pipe() && !output.ops.is_pipe() {
@@ -1158,19 +1150,21 @@ pub fn splice(t: &mut Task, a: &[u64; 6]) -> SysResult {
     transfer_at(t, &input, &output, (in_addr, out_addr), len)
 }
 
+/// splice, tee and vmsplice accept these flags only (EINVAL otherwise).
+fn check_splice_flags(flags: u32) -> Result<(), Errno> {
+    let known =
+        libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MORE | libc::SPLICE_F_GIFT;
+    if flags & !known != 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(())
+}
+
 /// tee(2): both ends are pipes the sentry holds as host pipes, so the
 /// host duplicates the bytes itself (none are consumed).
 pub fn tee(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (in_fd, out_fd, len, flags) = (arg_fd(a[0]), arg_fd(a[1]), a[2] as usize, a[3] as u32);
-    if flags
-        & !(libc::SPLICE_F_MOVE
-            | libc::SPLICE_F_NONBLOCK
-            | libc::SPLICE_F_MORE
-            | libc::SPLICE_F_GIFT)
-        != 0
-    {
-        return Err(Errno::EINVAL);
-    }
+    check_splice_flags(flags)?;
     let (input, output) = io_pair(t, out_fd, in_fd)?;
     let (Some(from), Some(to)) = (input.ops.host_fd(), output.ops.host_fd()) else {
         return Err(Errno::EINVAL);
@@ -1199,15 +1193,7 @@ const PAGE: usize = 4096;
 /// readv (the sentry copies; there are no pages to gift).
 pub fn vmsplice(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let flags = a[3] as u32;
-    if flags
-        & !(libc::SPLICE_F_MOVE
-            | libc::SPLICE_F_NONBLOCK
-            | libc::SPLICE_F_MORE
-            | libc::SPLICE_F_GIFT)
-        != 0
-    {
-        return Err(Errno::EINVAL);
-    }
+    check_splice_flags(flags)?;
     let f = get_file(t, arg_fd(a[0]))?;
     if !f.ops.is_pipe() {
         return Err(Errno::EBADF);

@@ -136,16 +136,9 @@ pub fn init_owner(dir: &FileStat, mut mode: u32, mut ctx: CreateCtx) -> (u32, Cr
 /// asks the host); others get synthetic values.
 pub use gofer::protocol::FsStat;
 
-/// Attribute changes (chmod, chown, utimensat, truncate).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SetAttr {
-    pub mode: Option<u32>,
-    pub uid: Option<u32>,
-    pub gid: Option<u32>,
-    pub size: Option<u64>,
-    pub atime: Option<(i64, i64)>,
-    pub mtime: Option<(i64, i64)>,
-}
+/// Attribute changes (chmod, chown, utimensat, truncate): the gofer
+/// protocol's own type, so a gofer mount passes them on as they are.
+pub use gofer::protocol::SetStat as SetAttr;
 
 /// A filesystem object. Directory operations take single names only.
 pub trait Inode: Send + Sync {
