@@ -12,7 +12,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::*;
 
@@ -28,13 +28,7 @@ impl Planted {
     fn new(tag: &str) -> Planted {
         let base = TempDir::new(tag);
         let root = base.path().join("rootfs");
-        let st = Command::new("cp")
-            .arg("-a")
-            .arg(busybox_rootfs())
-            .arg(&root)
-            .status()
-            .unwrap();
-        assert!(st.success());
+        copy_busybox_rootfs(&root);
         std::fs::write(base.path().join("secret"), SECRET).unwrap();
         std::fs::create_dir_all(root.join("vol")).unwrap();
         let vol = base.path().join("vol");
@@ -91,29 +85,13 @@ fn run(
     script: &str,
     edit: impl FnOnce(&mut serde_json::Value),
 ) -> Output {
-    let bundle = TempDir::new("hp-bundle");
-    let state = TempDir::new("hp-state");
-    let vol = serde_json::json!({
-        "destination": "/vol", "type": "bind",
-        "source": planted.vol().to_string_lossy(), "options": ["rbind", "rw"]
-    });
-    write_bundle_config_with_mounts(
-        bundle.path(),
+    run_with_volume(
+        runtime,
+        global,
         &planted.rootfs(),
-        &["sh", "-c", script],
-        &[],
-        &[vol],
-    );
-    edit_bundle_config(bundle.path(), edit);
-    run_with_timeout(
-        Command::new(runtime)
-            .arg("--root")
-            .arg(state.path())
-            .args(global)
-            .args(["run", "--bundle"])
-            .arg(bundle.path())
-            .arg(unique_name("hp")),
-        default_timeout(),
+        &planted.vol(),
+        script,
+        edit,
     )
 }
 

@@ -104,13 +104,7 @@ struct Copies {
 impl Copies {
     fn new(tag: &str) -> Copies {
         let base = TempDir::new(tag);
-        let st = Command::new("cp")
-            .arg("-a")
-            .arg(busybox_rootfs())
-            .arg(base.path().join("rootfs"))
-            .status()
-            .unwrap();
-        assert!(st.success(), "copying the busybox rootfs");
+        copy_busybox_rootfs(&base.path().join("rootfs"));
         // runc makes missing mount points in the rootfs; rvisor mounts
         // them in the sandbox only. Both copies get this one (an earlier
         // runc run may have left it in the shared fixture already).
@@ -132,28 +126,13 @@ impl Copies {
 }
 
 fn run(runtime: &Path, global: &[&str], copies: &Copies, script: &str) -> Output {
-    let bundle = TempDir::new("wt-bundle");
-    let state = TempDir::new("wt-state");
-    let vol = serde_json::json!({
-        "destination": "/vol", "type": "bind",
-        "source": copies.vol().to_string_lossy(), "options": ["rbind", "rw"]
-    });
-    write_bundle_config_with_mounts(
-        bundle.path(),
+    run_with_volume(
+        runtime,
+        global,
         &copies.rootfs(),
-        &["sh", "-c", script],
-        &[],
-        &[vol],
-    );
-    run_with_timeout(
-        Command::new(runtime)
-            .arg("--root")
-            .arg(state.path())
-            .args(global)
-            .args(["run", "--bundle"])
-            .arg(bundle.path())
-            .arg(unique_name("wt")),
-        default_timeout(),
+        &copies.vol(),
+        script,
+        |_| {},
     )
 }
 

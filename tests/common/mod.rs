@@ -422,6 +422,53 @@ pub fn write_bundle_config(dir: &Path, rootfs: &Path, args: &[&str], env: &[&str
     write_bundle_config_with_mounts(dir, rootfs, args, env, &[]);
 }
 
+/// A private copy of the busybox fixture's rootfs at `dest` (for tests
+/// whose runs change the rootfs: runc writes into it).
+pub fn copy_busybox_rootfs(dest: &Path) {
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(busybox_rootfs())
+        .arg(dest)
+        .status()
+        .unwrap();
+    assert!(
+        st.success(),
+        "copying the busybox rootfs to {}",
+        dest.display()
+    );
+}
+
+/// `runtime [global] run` of `sh -c script` over `rootfs`, with host
+/// directory `vol` bind-mounted writable at /vol and `edit` applied to the
+/// spec.
+pub fn run_with_volume(
+    runtime: &Path,
+    global: &[&str],
+    rootfs: &Path,
+    vol: &Path,
+    script: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> Output {
+    let bundle = TempDir::new("vol-bundle");
+    let state = TempDir::new("vol-state");
+    let mount = serde_json::json!({
+        "destination": "/vol", "type": "bind",
+        "source": vol.to_string_lossy(), "options": ["rbind", "rw"]
+    });
+    write_bundle_config_with_mounts(bundle.path(), rootfs, &["sh", "-c", script], &[], &[mount]);
+    edit_bundle_config(bundle.path(), edit);
+    run_with_timeout(
+        Command::new(runtime)
+            .arg("--root")
+            .arg(state.path())
+            .args(global)
+            .args(["run", "--bundle"])
+            .arg(bundle.path())
+            .arg(unique_name("vol")),
+        default_timeout(),
+    )
+}
+
 /// As [`write_bundle_config`], with `extra` appended to the spec's mounts.
 pub fn write_bundle_config_with_mounts(
     dir: &Path,

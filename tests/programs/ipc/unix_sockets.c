@@ -239,9 +239,14 @@ int main(int argc, char **argv)
     cm->cmsg_len = CMSG_LEN(2 * sizeof(int));
     int send_fds[2] = {pp[1], file};
     memcpy(CMSG_DATA(cm), send_fds, sizeof send_fds);
-    show("sendmsg SCM_RIGHTS", sendmsg(pair[0], &m, 0));
+    /* Reported after the child is done: the child prints as soon as the
+     * message arrives, and the two would race for stdout. */
+    long sent = sendmsg(pair[0], &m, 0);
+    int sent_errno = errno;
     close(pp[1]);
     waitpid(c, NULL, 0);
+    errno = sent_errno;
+    show("sendmsg SCM_RIGHTS", sent);
     n = read(pp[0], buf, sizeof buf);
     printf("parent reads the pipe: %.*s\n", (int)n, buf);
     int bad = 999;
