@@ -129,7 +129,8 @@ pub enum Command {
     /// Run an OCI bundle in the foreground; exits with the container's status.
     Run(RunArgs),
     /// Run a command in a sandbox over the host's root filesystem (read-only,
-    /// with writes kept in memory), with the caller's cwd and environment.
+    /// with writes kept in an overlay: in an unnamed file in $TMPDIR, or in
+    /// memory with --overlay memory), with the caller's cwd and environment.
     Do(DoArgs),
     /// Print the system call support table.
     Syscalls(SyscallsArgs),

@@ -218,7 +218,14 @@ pub fn start_sandbox(
     // rootfs, so a compromised sentry cannot change an image it only reads.
     let read_only = boot.root_readonly || boot.overlay != sentry::RootOverlay::None;
     let filestore = if boot.overlay == sentry::RootOverlay::SelfBacked && !boot.root_readonly {
-        match create_filestore(rootfs) {
+        // `rvisor do` runs on the host's own root, whose filesystem is not
+        // the place for scratch data: its filestore goes with temp files.
+        let store_dir = if rootfs == Path::new("/") {
+            std::env::temp_dir()
+        } else {
+            rootfs.to_path_buf()
+        };
+        match create_filestore(&store_dir) {
             Ok(fd) => Some(high_fd(&fd)?),
             Err(e) => {
                 // Nothing is lost: the same overlay, in memory.

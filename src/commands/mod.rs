@@ -135,7 +135,8 @@ fn run(g: &GlobalOpts, a: RunArgs) -> Result<i32> {
     sandbox::exit_like(result?)
 }
 
-/// `rvisor do`: the host's root, read-only, with an in-memory overlay.
+/// `rvisor do`: the host's root, read-only, under an overlay (`--overlay
+/// self` keeps its file contents in an unnamed file in $TMPDIR).
 fn do_command(g: &GlobalOpts, a: DoArgs) -> Result<i32> {
     logging::init(g.debug_log.as_deref(), "rvisor", g.debug)?;
     let cwd = std::env::current_dir().context("reading the current directory")?;
@@ -173,7 +174,10 @@ fn do_command(g: &GlobalOpts, a: DoArgs) -> Result<i32> {
         readonly_paths: Vec::new(),
         root_readonly: false,
         // Never --overlay none here: the root is the host's own.
-        overlay: sentry::RootOverlay::Memory,
+        overlay: match g.overlay {
+            crate::cli::Overlay::SelfBacked => sentry::RootOverlay::SelfBacked,
+            crate::cli::Overlay::Memory | crate::cli::Overlay::None => sentry::RootOverlay::Memory,
+        },
         filestore_fd: None,
     };
     let status = sandbox::run_sandbox(g, std::path::Path::new("/"), boot, &[], &[])?;

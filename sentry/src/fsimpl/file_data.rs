@@ -111,7 +111,11 @@ impl Filestore {
             return Ok((off, cap));
         }
         let off = a.end;
-        a.end = off.checked_add(cap).ok_or(Errno::EFBIG)?;
+        let end = off.checked_add(cap).ok_or(Errno::EFBIG)?;
+        // The host file must cover the region, or reads of its unwritten
+        // tail (a file grown by truncate) would come back short.
+        retry_host(|| nix::unistd::ftruncate(&self.fd, end as i64))?;
+        a.end = end;
         Ok((off, cap))
     }
 
@@ -133,6 +137,8 @@ impl Filestore {
         }
         if off + cap == a.end {
             a.end = off;
+            // Best effort: a store that stays longer only wastes a hole.
+            let _ = retry_host(|| nix::unistd::ftruncate(&self.fd, off as i64));
         } else {
             a.free.insert(off, cap);
         }
@@ -175,20 +181,41 @@ impl Filestore {
         Ok(())
     }
 
-    /// Copies `len` bytes inside the store, from `from` to `to`.
+    /// Copies `len` bytes inside the store, from `from` to `to`, skipping
+    /// holes (the destination is a fresh region, which reads as zeros).
     fn copy(&self, from: u64, to: u64, len: u64) -> VfsResult<()> {
+        use nix::unistd::{lseek, Whence};
+        let fd = self.fd.as_raw_fd();
+        let stop = from + len;
         let mut buf = vec![0u8; (len as usize).min(1 << 20)];
-        let mut at = 0;
-        while at < len {
-            let want = ((len - at) as usize).min(buf.len());
-            let n = retry_host(|| {
-                nix::sys::uio::pread(&self.fd, &mut buf[..want], (from + at) as i64)
-            })?;
-            if n == 0 {
-                return Err(Errno::EIO);
+        let mut at = from;
+        while at < stop {
+            // The next stretch of data; a filesystem without SEEK_DATA
+            // reports all of the file as data.
+            let data = match lseek(fd, at as i64, Whence::SeekData) {
+                Ok(d) => d as u64,
+                Err(Errno::ENXIO) => break,
+                Err(_) => at,
+            };
+            if data >= stop {
+                break;
             }
-            self.pwrite_all(&buf[..n], to + at)?;
-            at += n as u64;
+            let hole = match lseek(fd, data as i64, Whence::SeekHole) {
+                Ok(h) => (h as u64).min(stop),
+                Err(_) => stop,
+            };
+            let mut pos = data;
+            while pos < hole {
+                let want = ((hole - pos) as usize).min(buf.len());
+                let n =
+                    retry_host(|| nix::sys::uio::pread(&self.fd, &mut buf[..want], pos as i64))?;
+                if n == 0 {
+                    return Err(Errno::EIO);
+                }
+                self.pwrite_all(&buf[..n], to + (pos - from))?;
+                pos += n as u64;
+            }
+            at = hole;
         }
         Ok(())
     }
@@ -521,6 +548,31 @@ mod tests {
         a.mappable().unwrap();
         assert!(matches!(a, FileData::Memfd { .. }));
         assert_eq!(contents(&a), before);
+    }
+
+    #[test]
+    fn stored_files_grown_by_truncate_read_zeros_to_their_end() {
+        let s = store();
+        let mut a = FileData::new_in(Some(&s));
+        a.write_at(b"hello", 0).unwrap();
+        a.resize(3000).unwrap();
+        let got = contents(&a);
+        assert_eq!(got.len(), 3000);
+        assert_eq!(&got[..5], b"hello");
+        assert!(got[5..].iter().all(|&c| c == 0));
+        // Growing past the region moves it, holes and all, then appends.
+        a.resize(5000).unwrap();
+        a.write_at(b"tail", 5000).unwrap();
+        let got = contents(&a);
+        assert_eq!(got.len(), 5004);
+        assert_eq!(&got[..5], b"hello");
+        assert!(got[5..5000].iter().all(|&c| c == 0));
+        assert_eq!(&got[5000..], b"tail");
+        // A file that is all hole moves too.
+        let mut b = FileData::new_in(Some(&s));
+        b.resize(4096).unwrap();
+        b.resize(100_000).unwrap();
+        assert!(contents(&b).iter().all(|&c| c == 0));
     }
 
     #[test]

@@ -277,25 +277,25 @@ fn do_open_how(
                         return Err(Errno::ELOOP);
                     }
                     let target = loc.inode().readlink()?;
-                    let absolute = target.first() == Some(&b'/');
-                    if how.beneath && (absolute || target.split(|&b| b == b'/').any(|c| c == b".."))
-                    {
-                        // Could lead above the starting directory.
-                        return Err(Errno::EXDEV);
-                    }
-                    let from = if absolute {
+                    let from = if target.first() == Some(&b'/') {
                         walk_root.clone()
                     } else {
                         parent.clone()
                     };
+                    // The target is walked from where the link lies, but
+                    // RESOLVE_BENEATH's floor stays the starting directory
+                    // and RESOLVE_IN_ROOT's root stays `walk_root`.
                     let hop = Resolve {
-                        beneath: false,
                         in_root: false,
                         ..how
                     };
-                    (parent, name) = kernel()
-                        .vfs
-                        .resolve_parent_with(&walk_root, &from, &target, hop)?;
+                    (parent, name) = kernel().vfs.resolve_parent_below(
+                        &walk_root,
+                        how.beneath.then_some(&start),
+                        &from,
+                        &target,
+                        hop,
+                    )?;
                 }
                 Err(Errno::ENOENT) => {
                     may_write(t, parent.inode())?;

@@ -163,13 +163,24 @@ impl Vfs {
         path: &[u8],
         how: Resolve,
     ) -> VfsResult<(Location, Vec<u8>)> {
-        check_path(path)?;
         let root = if how.in_root { start } else { root };
-        let ctx = WalkCtx {
-            root,
-            floor: how.beneath.then_some(start),
-            how,
-        };
+        self.resolve_parent_below(root, how.beneath.then_some(start), start, path, how)
+    }
+
+    /// [`Vfs::resolve_parent_with`] for a walk that continues another one
+    /// (a symlink's target): `root` is the walk's root as it is, and
+    /// `floor` the first walk's RESOLVE_BENEATH floor, which a later walk
+    /// from deeper down must not climb above either.
+    pub fn resolve_parent_below(
+        &self,
+        root: &Location,
+        floor: Option<&Location>,
+        start: &Location,
+        path: &[u8],
+        how: Resolve,
+    ) -> VfsResult<(Location, Vec<u8>)> {
+        check_path(path)?;
+        let ctx = WalkCtx { root, floor, how };
         let trimmed = trim_trailing_slashes(path);
         let (dir, name) = match trimmed.iter().rposition(|&b| b == b'/') {
             Some(i) => (&trimmed[..=i], &trimmed[i + 1..]),

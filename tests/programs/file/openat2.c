@@ -3,7 +3,8 @@
  * (absolute names and links, .. above the start), IN_ROOT (re-rooted
  * absolute names, clamped ..), NO_SYMLINKS, NO_MAGICLINKS (/proc fd and exe
  * links, while /proc/self stays plain), NO_XDEV (stepping onto /proc),
- * CACHED with O_CREAT; plus O_CREAT through a dangling symlink with open. */
+ * CACHED with O_CREAT; plus O_CREAT through a dangling symlink with open,
+ * and with BENEATH and IN_ROOT when the link's target climbs out. */
 #include "../common.h"
 
 #include <fcntl.h>
@@ -131,6 +132,25 @@ int main(void)
     struct stat st;
     show("target exists", stat(DIR_ "/target-made-through-link", &st));
     expect_err("O_EXCL via dangling link", open(DIR_ "/dangling", O_CREAT | O_EXCL | O_WRONLY, 0644));
+
+    /* A dangling link whose target climbs through a directory link: the
+     * create must stay under BENEATH's floor and IN_ROOT's root. */
+    mkdir(DIR_ "/d/sub", 0755);
+    symlink("..", DIR_ "/d/up");
+    symlink("up/escaped", DIR_ "/d/climb");
+    symlink("sub/inside", DIR_ "/d/down");
+    int dird = open(DIR_ "/d", O_PATH | O_DIRECTORY);
+    try_open("beneath O_CREAT via link climbing out", dird, "climb", O_CREAT | O_WRONLY,
+             RESOLVE_BENEATH);
+    show("escaped file exists", stat(DIR_ "/escaped", &st));
+    try_open("beneath O_CREAT via link staying in", dird, "down", O_CREAT | O_WRONLY,
+             RESOLVE_BENEATH);
+    show("inside file exists", stat(DIR_ "/d/sub/inside", &st));
+    try_open("in_root O_CREAT via link climbing out", dird, "climb", O_CREAT | O_WRONLY,
+             RESOLVE_IN_ROOT);
+    show("clamped file exists", stat(DIR_ "/d/escaped", &st));
+    show("escaped file exists", stat(DIR_ "/escaped", &st));
+    close(dird);
 
     close(dir);
     system("rm -rf " DIR_);
