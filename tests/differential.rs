@@ -123,6 +123,8 @@ differential_tests! {
     process_jobctl => "process/jobctl.c",
     process_caps => "process/caps.c",
     process_spawn => "process/spawn.c",
+    process_vfork => "process/vfork.c",
+    process_proc_access => "process/proc_access.c",
     ipc_socketpair => "ipc/socketpair.c",
     ipc_sysv => "ipc/sysv.c",
     ipc_fifo => "ipc/fifo.c",

@@ -514,10 +514,34 @@ impl State {
     /// Walks to a node just made in `dir` and gives it `owner`. The node is
     /// chowned through its own `O_PATH` fd, so if something swapped the
     /// name in between, only that (never followed) node changes owner.
-    fn adopt_new(&mut self, dir: Handle, name: &CString, owner: Owner) -> Result<Response, Errno> {
+    fn adopt_new(
+        &mut self,
+        dir: Handle,
+        name: &CString,
+        owner: Owner,
+        mode: u32,
+    ) -> Result<Response, Errno> {
         let fd = self.walk_fd(self.dir(dir)?, name)?;
-        sys::chown_node(fd.as_fd(), Some(owner.uid), Some(owner.gid))?;
+        self.give_owner(fd.as_fd(), owner, mode)?;
         self.insert_node(fd)
+    }
+
+    /// Chowns a node just made with `mode`. The host clears a regular
+    /// file's set-user-ID and set-group-ID bits on chown, so they are set
+    /// again afterwards (as Linux's own create leaves them).
+    fn give_owner(&self, fd: BorrowedFd<'_>, owner: Owner, mode: u32) -> Result<(), Errno> {
+        sys::chown_node(fd, Some(owner.uid), Some(owner.gid))?;
+        if mode & (libc::S_ISUID | libc::S_ISGID) != 0 {
+            // Not a symlink (those are made with no mode): through the
+            // magic link, this is exactly the node `fd` pins.
+            nix::sys::stat::fchmodat(
+                Some(self.proc_self_fd.as_raw_fd()),
+                fd_name(fd)?.as_c_str(),
+                nix::sys::stat::Mode::from_bits_retain(mode & 0o7777),
+                nix::sys::stat::FchmodatFlags::FollowSymlink,
+            )?;
+        }
+        Ok(())
     }
 
     fn create(
@@ -538,7 +562,7 @@ impl State {
             open_flags | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW,
             mode & 0o7777,
         )?;
-        self.adopt_open_file(file, owner)
+        self.adopt_open_file(file, owner, mode)
     }
 
     /// Gives a file just created and opened `owner`, and a handle naming
@@ -548,8 +572,9 @@ impl State {
         &mut self,
         file: OwnedFd,
         owner: Owner,
+        mode: u32,
     ) -> Result<(Response, OwnedFd), Errno> {
-        sys::chown_node(file.as_fd(), Some(owner.uid), Some(owner.gid))?;
+        self.give_owner(file.as_fd(), owner, mode)?;
         let node = sys::openat(
             self.proc_self_fd.as_fd(),
             &fd_name(file.as_fd())?,
@@ -577,7 +602,7 @@ impl State {
         }
         // A nameless file: nothing to follow, nothing to collide with.
         let file = sys::openat_create(self.dir(dir)?, c".", all, mode & 0o7777)?;
-        self.adopt_open_file(file, owner)
+        self.adopt_open_file(file, owner, mode)
     }
 
     fn mkdir(
@@ -593,7 +618,9 @@ impl State {
             name.as_c_str(),
             nix::sys::stat::Mode::from_bits_retain(mode & 0o7777),
         )?;
-        self.adopt_new(dir, &name, owner)
+        // Directories keep set-ID bits across chown; S_ISGID comes from
+        // the parent only, as mkdir(2) does.
+        self.adopt_new(dir, &name, owner, 0)
     }
 
     fn mknod(
@@ -619,7 +646,7 @@ impl State {
             Mode::from_bits_retain(mode & 0o7777),
             0,
         )?;
-        self.adopt_new(dir, &name, owner)
+        self.adopt_new(dir, &name, owner, mode)
     }
 
     fn symlink(
@@ -644,7 +671,7 @@ impl State {
             Some(self.dir(dir)?.as_raw_fd()),
             name.as_c_str(),
         )?;
-        self.adopt_new(dir, &name, owner)
+        self.adopt_new(dir, &name, owner, 0)
     }
 
     fn link(&mut self, dir: Handle, name: &[u8], target: Handle) -> Result<Response, Errno> {
@@ -857,6 +884,17 @@ impl State {
     fn open(&self, node: Handle, flags: i32) -> Result<OwnedFd, Errno> {
         let node = self.node(node)?;
         let flags = check_open_flags(flags, self.opts.read_only)?;
+        // Only regular files: the sentry reads directories through
+        // Getdents, and a directory fd in its hands could reach `..` above
+        // the tree this gofer serves.
+        match file_type(&sys::fstat(node)?) {
+            libc::S_IFREG => {}
+            libc::S_IFDIR => return Err(Errno::EISDIR),
+            // As an O_NOFOLLOW open of it would answer.
+            libc::S_IFLNK => return Err(Errno::ELOOP),
+            // FIFOs, sockets and devices are the sentry's own business.
+            _ => return Err(Errno::EPERM),
+        }
         self.reopen(node, flags)
     }
 

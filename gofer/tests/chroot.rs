@@ -206,17 +206,20 @@ fn confinement_scenario(sock_on_stdin: bool) {
     assert_eq!(s, "inside");
     assert_eq!(c.open(hello, libc::O_RDWR).map(drop), Err(Errno::EROFS));
 
+    // Directories are never donated (an fd of one could reach `..`).
+    assert_eq!(
+        c.open(ROOT_HANDLE, libc::O_RDONLY | libc::O_DIRECTORY)
+            .map(drop),
+        Err(Errno::EISDIR)
+    );
     // The root is a read-only bind mount, so even a donated fd reopened
     // through /proc could not write.
-    let dfd = c
-        .open(ROOT_HANDLE, libc::O_RDONLY | libc::O_DIRECTORY)
-        .unwrap();
-    let vfs = nix::sys::statvfs::fstatvfs(&dfd).unwrap();
+    let ffd = c.open(hello, libc::O_RDONLY).unwrap();
+    let vfs = nix::sys::statvfs::fstatvfs(&ffd).unwrap();
     assert!(
         vfs.flags().contains(FsFlags::ST_RDONLY),
         "root mount is not read-only"
     );
-    let ffd = c.open(hello, libc::O_RDONLY).unwrap();
     let reopen = std::fs::OpenOptions::new()
         .write(true)
         .open(format!("/proc/self/fd/{}", ffd.as_raw_fd()));

@@ -137,6 +137,21 @@ fn create_opens_an_exclusive_new_file_with_owner_and_mode() {
             "{name}"
         );
     }
+    // Set-ID bits survive the chown to the new owner, as with Linux's own
+    // create by that owner (the host clears them on chown).
+    drop(
+        s.c()
+            .create(ROOT_HANDLE, b"setid", libc::O_RDWR, 0o6755, USER)
+            .unwrap(),
+    );
+    s.c()
+        .mknod(ROOT_HANDLE, b"setid-node", libc::S_IFREG | 0o4750, USER)
+        .unwrap();
+    for name in ["setid", "setid-node"] {
+        let md = std::fs::metadata(s.path(name)).unwrap();
+        let want = if name == "setid" { 0o6755 } else { 0o4750 };
+        assert_eq!((md.uid(), md.mode() & 0o7777), (1000, want), "{name}");
+    }
     symlink(s.outside().join("planted"), s.path("dangling")).unwrap();
     assert_eq!(
         s.c()
@@ -558,6 +573,14 @@ fn walk_open_donates_read_only_fds_for_regular_files_only() {
     assert_eq!(
         s.c().walk_open(ROOT_HANDLE, b"..").err(),
         Some(Errno::EINVAL)
+    );
+    // Open, too, donates regular files only.
+    let dir = s.walk("dir").unwrap();
+    assert_eq!(s.c().open(dir, libc::O_RDONLY).err(), Some(Errno::EISDIR));
+    let fifo = s.walk("fifo").unwrap();
+    assert_eq!(
+        s.c().open(fifo, libc::O_RDONLY | libc::O_NONBLOCK).err(),
+        Some(Errno::EPERM)
     );
 }
 

@@ -346,9 +346,12 @@ impl Inode for GoferInode {
                 return Ok(Arc::new(HostFile::shared(fd.clone(), HostKind::File)));
             }
         }
-        // The create that made this file opened it read-write already.
-        if flags & (libc::O_APPEND | libc::O_TRUNC) == 0 {
-            if let Some(fd) = self.fresh_fd.lock().map_err(|_| Errno::EIO)?.take() {
+        // The create that made this file opened it read-write already; the
+        // first open after it takes that fd, or drops it when it needs
+        // flags of its own.
+        let fresh = self.fresh_fd.lock().map_err(|_| Errno::EIO)?.take();
+        if let Some(fd) = fresh {
+            if flags & (libc::O_APPEND | libc::O_TRUNC) == 0 {
                 return Ok(Arc::new(HostFile::new(fd, HostKind::File)));
             }
         }

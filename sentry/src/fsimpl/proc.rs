@@ -124,6 +124,18 @@ fn state_of(proc: &crate::kernel::Process) -> char {
     }
 }
 
+/// The process behind a /proc/PID entry that shows its insides, if the
+/// caller may see them.
+fn inspected(
+    p: &std::sync::Weak<crate::kernel::Process>,
+) -> VfsResult<Arc<crate::kernel::Process>> {
+    let proc = p.upgrade().ok_or(Errno::ESRCH)?;
+    if !crate::kernel::may_inspect(&proc) {
+        return Err(Errno::EACCES);
+    }
+    Ok(proc)
+}
+
 fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
     // A thread's id names its process's directory too (not listed, but
     // reachable, as on Linux).
@@ -141,12 +153,11 @@ fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
     let p = Arc::downgrade(&proc);
     let exe = {
         let p = p.clone();
-        Symlink::dynamic(move || Ok(lock(&p.upgrade().ok_or(Errno::ESRCH)?.exe).path.clone()))
-            .magic()
+        Symlink::dynamic(move || Ok(lock(&inspected(&p)?.exe).path.clone())).magic()
     };
     let cwd = {
         let p = p.clone();
-        Symlink::dynamic(move || Ok(lock(&p.upgrade().ok_or(Errno::ESRCH)?.fs).cwd.path())).magic()
+        Symlink::dynamic(move || Ok(lock(&inspected(&p)?.fs).cwd.path())).magic()
     };
     let cmdline = {
         let p = p.clone();
@@ -211,8 +222,8 @@ fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
     let maps = {
         let p = p.clone();
         GeneratedFile::new(move || {
-            let proc = p.upgrade().ok_or(Errno::ESRCH)?;
-            let text = lock(&proc.mm).vmas.render();
+            let proc = inspected(&p)?;
+            let text = lock(&proc.mm()).vmas.render();
             Ok(text.into_bytes())
         })
     };
@@ -266,6 +277,9 @@ fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
         FnDir::new(
             move |name| {
                 let proc = p1.upgrade().ok_or(Errno::ENOENT)?;
+                if !crate::kernel::may_inspect(&proc) {
+                    return Err(Errno::EACCES);
+                }
                 let fd: i32 = std::str::from_utf8(name)
                     .ok()
                     .and_then(|s| s.parse().ok())

@@ -53,6 +53,7 @@ pub mod cap {
     pub const IPC_LOCK: u32 = 14;
     pub const IPC_OWNER: u32 = 15;
     pub const SYS_CHROOT: u32 = 18;
+    pub const SYS_PTRACE: u32 = 19;
     pub const SYS_ADMIN: u32 = 21;
     pub const SYS_NICE: u32 = 23;
     pub const SYS_RESOURCE: u32 = 24;
@@ -267,8 +268,9 @@ pub struct Process {
     /// memory is the parent's until it execs or exits): the host process
     /// at `stub_tgid` is not its own to kill.
     pub vm_guest: std::sync::atomic::AtomicBool,
-    /// The shared address space's program break.
-    pub mm: Mutex<crate::mm::MemoryManager>,
+    /// The address space's bookkeeping (mappings, program break), shared
+    /// by its threads, and by a vfork child while it runs on this memory.
+    address_space: Mutex<Arc<Mutex<crate::mm::MemoryManager>>>,
     /// exit_group's wait status, once a thread called it.
     pub group_exit: Mutex<Option<i32>>,
     /// Stopped by a job-control signal until SIGCONT.
@@ -377,6 +379,17 @@ pub struct ProcessParts {
 }
 
 impl Process {
+    /// The address space's bookkeeping; lock it for the shortest time.
+    pub fn mm(&self) -> Arc<Mutex<crate::mm::MemoryManager>> {
+        lock(&self.address_space).clone()
+    }
+
+    /// Gives the process a new address space (execve) or another's (a
+    /// vfork child borrowing its parent's).
+    pub fn set_mm(&self, mm: Arc<Mutex<crate::mm::MemoryManager>>) {
+        *lock(&self.address_space) = mm;
+    }
+
     pub fn new(p: ProcessParts) -> Arc<Process> {
         Arc::new(Process {
             pid: p.pid,
@@ -389,7 +402,7 @@ impl Process {
             threads: Mutex::new(vec![p.thread]),
             stub_tgid: AtomicI32::new(p.stub_tgid),
             vm_guest: Default::default(),
-            mm: Mutex::new(p.mm),
+            address_space: Mutex::new(Arc::new(Mutex::new(p.mm))),
             group_exit: Mutex::new(None),
             cpu_timers: Default::default(),
             cpu_limit_sent: Default::default(),
@@ -551,6 +564,27 @@ thread_local! {
 }
 
 /// The process the calling sentry thread runs, if any.
+/// Whether the current task may look into `target` through /proc (its fd
+/// links, cwd, exe, root, maps): Linux's PTRACE_MODE_READ_FSCREDS check.
+/// The caller's ids must match all of the target's (no fsuid here: the
+/// effective ids stand in), or it needs CAP_SYS_PTRACE. The sentry's own
+/// threads and a process looking at itself always may.
+pub fn may_inspect(target: &Process) -> bool {
+    let Some(me) = current() else {
+        return true;
+    };
+    if std::ptr::eq(&*me, target) {
+        return true;
+    }
+    let c = lock(&me.creds).clone();
+    if c.has_cap(cap::SYS_PTRACE) {
+        return true;
+    }
+    let t = lock(&target.creds).clone();
+    [t.ruid, t.euid, t.suid].iter().all(|&u| u == c.euid)
+        && [t.rgid, t.egid, t.sgid].iter().all(|&g| g == c.egid)
+}
+
 pub fn current() -> Option<Arc<Process>> {
     CURRENT.with(|c| c.borrow().as_ref().map(|x| x.0.clone()))
 }
@@ -567,6 +601,20 @@ pub fn set_current(p: Option<(Arc<Process>, Arc<Thread>)>) {
 /// Whether the calling thread's process must stop what it is doing: a
 /// fatal signal, or a signal it can take now, is pending. Blocking calls
 /// give up with EINTR then (and may be restarted after the handler).
+/// Whether the current task is being torn down (a fatal signal, an
+/// exit_group, an execve by another thread): waits that only such events
+/// may end check this.
+pub fn dying() -> bool {
+    current()
+        .zip(current_thread())
+        .map(|(p, t)| {
+            p.fatal_signal.load(Ordering::Relaxed) != 0
+                || lock(&p.group_exit).is_some()
+                || t.quiet.load(Ordering::SeqCst)
+        })
+        .unwrap_or(false)
+}
+
 pub fn interrupted() -> bool {
     current()
         .zip(current_thread())
@@ -942,6 +990,18 @@ impl Kernel {
         if tgid > 0 && !target.vm_guest.load(Ordering::SeqCst) {
             // SAFETY: plain kill(2) of our own traced stub process.
             unsafe { libc::kill(tgid, libc::SIGKILL) };
+        } else if tgid > 0 {
+            // Stop each lent thread (a ptrace stop, harmless to the
+            // lender), so its tracer sees the fatal signal even while the
+            // child spins without making system calls.
+            for t in lock(&target.threads).iter() {
+                let stub_tid = lock(&t.host).stub_pid;
+                if stub_tid > 0 {
+                    // SAFETY: tgkill of a traced stub thread: it only
+                    // causes a ptrace stop.
+                    unsafe { libc::syscall(libc::SYS_tgkill, tgid, stub_tid, INTERRUPT_SIGNAL) };
+                }
+            }
         }
         let me = nix::unistd::gettid().as_raw();
         for t in lock(&target.threads).iter() {
@@ -970,8 +1030,11 @@ impl Kernel {
         drop(files);
         crate::vfs::lock::release(None, crate::vfs::lock::Owner::Process(proc.pid));
         // SysV: detach segments, apply SEM_UNDO adjustments.
-        let attachments = std::mem::take(&mut lock(&proc.mm).shm);
-        drop(attachments);
+        // (A vfork child's attachments are its parent's.)
+        if !proc.vm_guest.load(Ordering::SeqCst) {
+            let attachments = std::mem::take(&mut lock(&proc.mm()).shm);
+            drop(attachments);
+        }
         ipc::process_exited(proc.pid);
         proc.signal_vfork_parent();
         let mut tree = lock(&self.tree);

@@ -328,7 +328,6 @@ impl Task {
         // Killing any thread of the old stub kills them all; a vfork child
         // leaves its parent's stub by ending its own thread only.
         old.kill();
-        self.proc.vm_guest.store(false, Ordering::SeqCst);
         for th in &others {
             interrupt_tracer(th);
         }
@@ -339,8 +338,11 @@ impl Task {
         }
         self.proc.stub_tgid.store(self.stub.pid(), Ordering::SeqCst);
         lock(&self.thread.host).stub_pid = self.stub.pid();
+        // Only now is `stub_tgid` a process of our own that a fatal
+        // signal may kill whole (it was the vfork parent's until here).
+        self.proc.vm_guest.store(false, Ordering::SeqCst);
         self.regs = loaded.regs;
-        *lock(&self.proc.mm) = loaded.mm;
+        self.proc.set_mm(Arc::new(std::sync::Mutex::new(loaded.mm)));
         lock(&self.thread.sig).altstack = (0, libc::SS_DISABLE, 0);
         self.clear_child_tid = 0;
         self.robust_list = (0, 0);
@@ -442,8 +444,11 @@ impl Task {
             } else {
                 host_pid
             },
-            mm: lock(&parent.mm).clone(),
+            mm: lock(&parent.mm()).clone(),
         });
+        if shared_vm {
+            child.set_mm(parent.mm());
+        }
         child.vm_guest.store(shared_vm, Ordering::SeqCst);
         child.nice.store(
             parent.nice.load(std::sync::atomic::Ordering::Relaxed),
@@ -506,7 +511,9 @@ impl Task {
         if flags & libc::CLONE_VFORK as u64 != 0 {
             let (m, cv) = &child.vfork_done;
             let mut done = lock(m);
-            while !*done && !super::interrupted() {
+            // Only a fatal signal ends the wait early (Linux's vfork wait
+            // is killable, not interruptible); others wait their turn.
+            while !*done && !super::dying() {
                 done = cv
                     .wait_timeout(done, std::time::Duration::from_millis(50))
                     .map(|r| r.0)
@@ -555,8 +562,9 @@ impl Task {
             } else {
                 0
             },
-            // A thread of its own process: the whole stub is its to end.
-            borrowed: false,
+            // A thread of a vfork child is lent by the parent's stub too;
+            // otherwise the whole stub is its process's to end.
+            borrowed: self.stub.is_borrowed(),
         };
         if let Err(e) = spawn_task(self.proc.clone(), thread.clone(), start) {
             tracing::error!("cannot start a sentry thread: {e}");

@@ -82,7 +82,7 @@ impl Table {
 
 fn key_of(t: &Task, uaddr: u64, op: i32) -> Key {
     if op & FUTEX_PRIVATE_FLAG == 0 {
-        if let Some((id, off)) = lock(&t.proc.mm).shared_key(uaddr) {
+        if let Some((id, off)) = lock(&t.proc.mm()).shared_key(uaddr) {
             return (-(id as i64), off);
         }
     }

@@ -12,7 +12,8 @@ use crate::mm::{self, overlaps_stub, page_up, PAGE_SIZE, TASK_SIZE};
 pub fn brk(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let want = a[0];
     let proc = t.proc.clone();
-    let mut mm = crate::kernel::lock(&proc.mm);
+    let mm_ref = proc.mm();
+    let mut mm = crate::kernel::lock(&mm_ref);
     let cur = mm.brk;
     if want < mm.brk_start || want > TASK_SIZE {
         return Ok(cur);
@@ -88,7 +89,8 @@ pub fn mmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
     }
     if flags & libc::MAP_ANONYMOUS != 0 {
         let addr = mm::host_mmap(&mut t.stub, hint, len_pg, prot, flags)?;
-        let mut m = crate::kernel::lock(&t.proc.mm);
+        let mm_ref = t.proc.mm();
+        let mut m = crate::kernel::lock(&mm_ref);
         if shared {
             m.add_shared_anon(addr, len_pg);
         } else {
@@ -135,7 +137,8 @@ pub fn mmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
         // The file's own pages: shared mappings see each other's writes
         // and write(2), as on Linux.
         let addr = mm::host_map_fd(&mut t.stub, backing.fd, hint, len_pg, prot, map_flags, off)?;
-        let mut m = crate::kernel::lock(&t.proc.mm);
+        let mm_ref = t.proc.mm();
+        let mut m = crate::kernel::lock(&mm_ref);
         if shared {
             m.add_shared(mm::SharedRegion {
                 start: addr,
@@ -160,7 +163,7 @@ pub fn mmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let map_flags = (map_flags & !libc::MAP_SHARED) | libc::MAP_PRIVATE;
     let rw = libc::PROT_READ | libc::PROT_WRITE;
     let base = mm::host_mmap(&mut t.stub, hint, len_pg, rw, map_flags)?;
-    crate::kernel::lock(&t.proc.mm).forget(base, len_pg);
+    crate::kernel::lock(&t.proc.mm()).forget(base, len_pg);
     let size = file.ops.size()?;
     let avail = size.saturating_sub(off).min(len);
     let mut buf = vec![0u8; (avail as usize).min(1 << 20)];
@@ -184,7 +187,7 @@ pub fn mmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if prot != rw {
         mm::host_mprotect(&mut t.stub, base, len_pg, prot)?;
     }
-    crate::kernel::lock(&t.proc.mm)
+    crate::kernel::lock(&t.proc.mm())
         .vmas
         .insert(base, len_pg, prot, false, off, name);
     Ok(base)
@@ -211,7 +214,8 @@ fn check_range(addr: u64, len: u64) -> Result<u64, Errno> {
 pub fn munmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let len = check_range(a[0], a[1])?;
     let r = mm::host_munmap(&mut t.stub, a[0], len)?;
-    let mut m = crate::kernel::lock(&t.proc.mm);
+    let mm_ref = t.proc.mm();
+    let mut m = crate::kernel::lock(&mm_ref);
     m.forget(a[0], len);
     m.vmas.unmap(a[0], len);
     Ok(r)
@@ -226,11 +230,11 @@ pub fn mprotect(t: &mut Task, a: &[u64; 6]) -> SysResult {
         return Ok(0);
     }
     let len = check_range(a[0], a[1])?;
-    if prot & libc::PROT_WRITE != 0 && !crate::kernel::lock(&t.proc.mm).may_write(a[0], len) {
+    if prot & libc::PROT_WRITE != 0 && !crate::kernel::lock(&t.proc.mm()).may_write(a[0], len) {
         return Err(Errno::EACCES);
     }
     let r = mm::host_mprotect(&mut t.stub, a[0], len, prot)?;
-    crate::kernel::lock(&t.proc.mm)
+    crate::kernel::lock(&t.proc.mm())
         .vmas
         .protect(a[0], len, prot & mm::ALLOWED_PROT);
     Ok(r)
@@ -257,7 +261,8 @@ pub fn mremap(t: &mut Task, a: &[u64; 6]) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let got = mm::host_mremap(&mut t.stub, old, old_len, new_len, flags, new_addr)?;
-    let mut m = crate::kernel::lock(&t.proc.mm);
+    let mm_ref = t.proc.mm();
+    let mut m = crate::kernel::lock(&mm_ref);
     let old_pg = page_up(old_len).unwrap_or(old_len);
     m.remap(old, old_pg, got, new_pg);
     m.vmas.remap(old, old_pg, got, new_pg);

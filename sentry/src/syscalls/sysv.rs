@@ -695,7 +695,8 @@ pub fn shmat(t: &mut Task, a: &[u64; 6]) -> SysResult {
         }
     }
     let key = namespace().shms.get(id).map(|s| s.perm.key).unwrap_or(0);
-    let mut m = lock(&t.proc.mm);
+    let mm_ref = t.proc.mm();
+    let mut m = lock(&mm_ref);
     m.vmas
         .insert(start, len, prot, true, 0, mm::vma::VmaName::SysV { key });
     m.add_shared(mm::SharedRegion {
@@ -718,7 +719,7 @@ pub fn shmdt(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if !addr.is_multiple_of(PAGE_SIZE) {
         return Err(Errno::EINVAL);
     }
-    let found = lock(&t.proc.mm)
+    let found = lock(&t.proc.mm())
         .shm
         .0
         .iter()
@@ -726,7 +727,8 @@ pub fn shmdt(t: &mut Task, a: &[u64; 6]) -> SysResult {
         .copied()
         .ok_or(Errno::EINVAL)?;
     mm::host_munmap(&mut t.stub, found.start, found.len)?;
-    let mut m = lock(&t.proc.mm);
+    let mm_ref = t.proc.mm();
+    let mut m = lock(&mm_ref);
     m.forget(found.start, found.len);
     m.vmas.unmap(found.start, found.len);
     Ok(0)
