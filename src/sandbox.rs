@@ -188,7 +188,11 @@ fn kill_all(children: impl IntoIterator<Item = std::process::Child>) {
 fn create_filestore(rootfs: &Path) -> Result<OwnedFd> {
     let fd = nix::fcntl::open(
         rootfs,
-        nix::fcntl::OFlag::O_TMPFILE | nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,
+        // O_EXCL: no linkat through /proc can ever give it a name.
+        nix::fcntl::OFlag::O_TMPFILE
+            | nix::fcntl::OFlag::O_EXCL
+            | nix::fcntl::OFlag::O_RDWR
+            | nix::fcntl::OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::from_bits_truncate(0o600),
     )
     .with_context(|| {

@@ -57,6 +57,14 @@ impl Inode for ReadOnlyView {
     fn is_magic_link(&self) -> bool {
         self.inner.is_magic_link()
     }
+    /// A magic link leads to the file on its own mount, which this view
+    /// does not cover (as a read-only /proc on Linux).
+    fn magic_target(&self) -> Option<crate::vfs::Location> {
+        self.inner.magic_target()
+    }
+    fn create_tmpfile(&self, _: u32, _: CreateCtx, _: bool) -> VfsResult<Arc<dyn Inode>> {
+        Err(Errno::EROFS)
+    }
     fn open(&self, flags: i32) -> VfsResult<Arc<dyn FileOps>> {
         let writing = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
         if writing && self.inner.file_type() == FileType::Regular {

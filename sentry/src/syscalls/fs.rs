@@ -201,7 +201,9 @@ fn open_tmpfile(
     if dir.inode().file_type() != FileType::Directory {
         return Err(Errno::ENOTDIR);
     }
+    // Write and search on the directory, as Linux's vfs_tmpfile asks.
     may_write(t, dir.inode())?;
+    check_access(&lock(&t.proc.creds), &dir.inode().stat()?, 1, false)?;
     let m = mode & 0o7777 & !current_umask(t);
     let linkable = flags & libc::O_EXCL == 0;
     let node = dir.inode().create_tmpfile(m, ctx(t), linkable)?;
@@ -261,6 +263,11 @@ fn do_open_how(
                     }
                     if follow && !how.no_magiclinks {
                         if let Some(jump) = loc.inode().magic_target() {
+                            if how.no_xdev
+                                && kernel().vfs.mount_of(&jump) != kernel().vfs.mount_of(&parent)
+                            {
+                                return Err(Errno::EXDEV);
+                            }
                             break jump;
                         }
                     }

@@ -211,7 +211,7 @@ impl Vfs {
     }
 
     /// The mount point a location lies in ("/" for the root filesystem).
-    fn mount_of(&self, loc: &Location) -> Vec<u8> {
+    pub fn mount_of(&self, loc: &Location) -> Vec<u8> {
         let path = loc.path();
         let mut best = b"/".to_vec();
         for m in self.mount_points() {
@@ -326,8 +326,12 @@ impl Vfs {
                 }
                 if let Some(jump) = next.inode().magic_target() {
                     // Where the fd points, whatever its name says now. A
-                    // walk confined by RESOLVE_* never gets here (magic
-                    // links are refused under BENEATH and IN_ROOT).
+                    // walk confined by BENEATH or IN_ROOT never gets here
+                    // (they refuse magic links); NO_XDEV refuses a jump to
+                    // another mount.
+                    if how.no_xdev && self.mount_of(&jump) != self.mount_of(&loc) {
+                        return Err(Errno::EXDEV);
+                    }
                     loc = jump;
                     continue;
                 }

@@ -112,6 +112,13 @@ int main(void)
     try_open("no_xdev .. out of /proc", proc, "..", O_PATH, RESOLVE_NO_XDEV);
     try_open("no_xdev absolute from /proc", proc, "/proc/self/status", O_RDONLY,
              RESOLVE_NO_XDEV);
+    /* A magic link from /proc to a file on another mount. */
+    int target = open(DIR_ "/d/f", O_RDONLY);
+    char link[64];
+    snprintf(link, sizeof link, "self/fd/%d", target);
+    try_open("no_xdev magic link jump out of /proc", proc, link, O_RDONLY, RESOLVE_NO_XDEV);
+    try_open("magic link jump out of /proc", proc, link, O_RDONLY, 0);
+    close(target);
     close(proc);
     close(root);
 
