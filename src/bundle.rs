@@ -352,10 +352,10 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
                 Some(MountKind::Tmpfs { mode })
             }
             (Some("devpts"), _) => Some(MountKind::Devpts),
-            // mqueue, cgroup: an empty directory for now.
-            (Some("mqueue") | Some("cgroup") | Some("cgroup2"), _) => {
-                Some(MountKind::Tmpfs { mode: 0o755 })
-            }
+            (Some("cgroup") | Some("cgroup2"), _) => Some(MountKind::Cgroup),
+            // mqueue: an empty directory (POSIX message queues are not
+            // implemented: mq_open answers ENOSYS).
+            (Some("mqueue"), _) => Some(MountKind::Tmpfs { mode: 0o1777 }),
             _ => {
                 tracing::warn!(
                     "mount of {dest} ({:?}) is not supported yet; skipped",
@@ -377,7 +377,10 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
         .and_then(|l| l.readonly_paths().clone())
         .unwrap_or_default();
     let proc_env = proc_spec.env.clone();
+    let resources = spec.linux().as_ref().and_then(|l| l.resources().clone());
     let boot = BootConfig {
+        cgroup_limits: cgroup_limits(resources.as_ref()),
+        cgroup_usage_fd: None,
         process: proc_spec,
         hostname: spec.hostname().clone().unwrap_or_else(|| "rvisor".into()),
         mounts,
@@ -415,6 +418,26 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
         hooks: spec.hooks().clone(),
         oom_score_adj: process.oom_score_adj(),
         cgroups_path: spec.linux().as_ref().and_then(|l| l.cgroups_path().clone()),
-        resources: spec.linux().as_ref().and_then(|l| l.resources().clone()),
+        resources,
     })
+}
+
+/// linux.resources as the sandbox's cgroup view shows them.
+fn cgroup_limits(
+    r: Option<&oci_spec::runtime::LinuxResources>,
+) -> sentry::fsimpl::cgroupfs::CgroupLimits {
+    let Some(r) = r else {
+        return Default::default();
+    };
+    let mem = r.memory().as_ref();
+    let cpu = r.cpu().as_ref();
+    sentry::fsimpl::cgroupfs::CgroupLimits {
+        memory_max: mem.and_then(|m| m.limit()),
+        memory_low: mem.and_then(|m| m.reservation()),
+        memory_swap: mem.and_then(|m| m.swap()),
+        cpu_quota: cpu.and_then(|c| c.quota()),
+        cpu_period: cpu.and_then(|c| c.period()),
+        cpu_shares: cpu.and_then(|c| c.shares()),
+        pids_max: r.pids().as_ref().map(|p| p.limit()),
+    }
 }

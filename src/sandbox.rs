@@ -206,6 +206,20 @@ fn create_filestore(rootfs: &Path) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// The sandbox cgroup's memory usage file (v2's memory.current, or v1's
+/// memory.usage_in_bytes beside the memory controller's cgroup.procs), for
+/// the container's cgroup view.
+fn open_memory_usage(cgroup_procs: &[CString]) -> Option<OwnedFd> {
+    cgroup_procs.iter().find_map(|procs| {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = Path::new(std::ffi::OsStr::from_bytes(procs.as_bytes())).parent()?;
+        ["memory.current", "memory.usage_in_bytes"]
+            .iter()
+            .find_map(|f| std::fs::File::open(dir.join(f)).ok())
+            .map(OwnedFd::from)
+    })
+}
+
 /// Starts the gofers and the sentry. `binds` are the spec's bind mounts,
 /// each served by its own gofer confined to that source.
 pub fn start_sandbox(
@@ -315,6 +329,12 @@ pub fn start_sandbox(
     let filestore_raw = filestore.as_ref().map(|f| f.as_raw_fd());
     let filestore_target = preserved_base + preserved_raw.len() as RawFd;
     boot.filestore_fd = filestore_raw.map(|_| filestore_target);
+    let usage = open_memory_usage(cgroup_procs)
+        .map(|f| high_fd(&f))
+        .transpose()?;
+    let usage_raw = usage.as_ref().map(|f| f.as_raw_fd());
+    let usage_target = filestore_target + 1;
+    boot.cgroup_usage_fd = usage_raw.map(|_| usage_target);
     let exit_raw = exit_file.as_ref().map(|f| f.as_raw_fd());
     let exit_target = FIRST_BIND_FD + binds.len() as RawFd;
     let ready_raw = ready.as_ref().map(|f| f.as_raw_fd());
@@ -371,6 +391,9 @@ pub fn start_sandbox(
             }
             if let Some(fd) = filestore_raw {
                 place_fd(fd, filestore_target)?;
+            }
+            if let Some(fd) = usage_raw {
+                place_fd(fd, usage_target)?;
             }
             let ns = CloneFlags::CLONE_NEWNS
                 | CloneFlags::CLONE_NEWIPC

@@ -234,3 +234,52 @@ fn readonly_paths_like_runc() {
             }));
     });
 }
+
+/// The spec's cgroup mount is a read-only cgroup v2 view of the sandbox's
+/// own cgroup, as a container with a cgroup namespace sees it on a v2 host
+/// under runc: the limits are the spec's resources (what the JVM, Go and
+/// Node size themselves from), usage is live, statfs says cgroup2, and
+/// /proc/self/cgroup and mountinfo point at it. (This host may be cgroup
+/// v1, so the values are checked against the spec, not against runc.)
+#[test]
+fn cgroup_mount_shows_the_specs_limits() {
+    let bundle = TempDir::new("cgroup-view-bundle");
+    let state = TempDir::new("cgroup-view-state");
+    let script = "cd /sys/fs/cgroup && \
+        for f in memory.max memory.swap.max cpu.max cpu.weight pids.max; do \
+          echo \"$f=$(cat $f)\"; done; \
+        test \"$(cat memory.current)\" -gt 0 && echo memory.current-positive; \
+        grep -qx \"$$\" cgroup.procs && echo own-pid-listed; \
+        echo \"magic=$(stat -f -c %t /sys/fs/cgroup)\"; \
+        echo 1 > memory.max 2>/dev/null || echo write-refused; \
+        cat /proc/self/cgroup; \
+        grep -c ' /sys/fs/cgroup ro,.* - cgroup2 ' /proc/self/mountinfo";
+    write_bundle_config(bundle.path(), &busybox_rootfs(), &["sh", "-c", script], &[]);
+    edit_bundle_config(bundle.path(), |cfg: &mut serde_json::Value| {
+        cfg["linux"]["resources"] = serde_json::json!({
+            "memory": { "limit": 536870912, "swap": 805306368 },
+            "cpu": { "quota": 50000, "period": 100000, "shares": 1024 },
+            "pids": { "limit": 100 }
+        });
+    });
+    let out = run_with_timeout(
+        Command::new(rvisor())
+            .arg("--root")
+            .arg(state.path())
+            .args(["run", "--bundle"])
+            .arg(bundle.path())
+            .arg(unique_name("cgview")),
+        default_timeout(),
+    );
+    assert_success("rvisor run (cgroup view)", &out);
+    // cpu.weight: runc's conversion of 1024 shares; swap.max: v1's
+    // memory+swap minus memory.
+    assert_eq!(
+        stdout_str(&out),
+        "memory.max=536870912\nmemory.swap.max=268435456\ncpu.max=50000 100000\n\
+         cpu.weight=39\npids.max=100\nmemory.current-positive\nown-pid-listed\n\
+         magic=63677270\nwrite-refused\n0::/\n1\n",
+        "{}",
+        describe_output("rvisor run (cgroup view)", &out)
+    );
+}

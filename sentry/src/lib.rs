@@ -39,6 +39,8 @@ pub enum MountKind {
     },
     /// The sandbox's pseudo-terminals (/dev/pts).
     Devpts,
+    /// A read-only cgroup v2 view of the sandbox's own cgroup.
+    Cgroup,
     /// A bind mount served by its own gofer on `gofer_fd`. `read_only`
     /// mounts refuse writes; writes to writable ones reach the source.
     Bind {
@@ -95,6 +97,13 @@ pub struct BootConfig {
     /// filesystem, holding the upper layer's file contents.
     #[serde(default)]
     pub filestore_fd: Option<i32>,
+    /// linux.resources, as the cgroup view shows them.
+    #[serde(default)]
+    pub cgroup_limits: fsimpl::cgroupfs::CgroupLimits,
+    /// The host cgroup's memory usage file, open read-only, for the cgroup
+    /// view's memory.current.
+    #[serde(default)]
+    pub cgroup_usage_fd: Option<i32>,
 }
 
 /// Where writes to the rootfs go (`--overlay`, as runsc's `--overlay2`).
@@ -201,6 +210,10 @@ pub fn boot(
         OverlayFs::over(lower, store).map_err(|e| BootError::Gofer(e.to_string()))?
     };
     let vfs = Vfs::new(root);
+    // SAFETY: the CLI handed us this fd for the cgroup view alone.
+    let mut cgroup_usage = cfg
+        .cgroup_usage_fd
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
     vfs.mount(b"/proc", fsimpl::proc::new_procfs());
     vfs.mount(b"/dev", fsimpl::dev::new_devfs());
     vfs.mount(b"/sys", Arc::new(fsimpl::simple::StaticDir::new(0o555)));
@@ -211,6 +224,9 @@ pub fn boot(
             MountKind::Sys => Arc::new(fsimpl::simple::StaticDir::new(0o555)),
             MountKind::Tmpfs { mode } => OverlayFs::tmpfs(mode),
             MountKind::Devpts => fsimpl::devpts::PtsDir::new(),
+            MountKind::Cgroup => fsimpl::readonly::ReadOnlyView::of(
+                fsimpl::cgroupfs::new_cgroupfs(&cfg.cgroup_limits, cgroup_usage.take()),
+            ),
             MountKind::Bind {
                 gofer_fd,
                 read_only,

@@ -179,6 +179,8 @@ fn do_command(g: &GlobalOpts, a: DoArgs) -> Result<i32> {
             crate::cli::Overlay::Memory | crate::cli::Overlay::None => sentry::RootOverlay::Memory,
         },
         filestore_fd: None,
+        cgroup_limits: Default::default(),
+        cgroup_usage_fd: None,
     };
     let status = sandbox::run_sandbox(g, std::path::Path::new("/"), boot, &[], &[])?;
     sandbox::exit_like(status)

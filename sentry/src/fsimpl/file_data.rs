@@ -24,6 +24,11 @@ use crate::vfs::VfsResult;
 /// Bytes held by all in-memory file data (upper layers and tmpfs).
 static MEM_USED: AtomicU64 = AtomicU64::new(0);
 
+/// Bytes of file data the sentry holds in memory now.
+pub fn mem_used() -> u64 {
+    MEM_USED.load(Ordering::Relaxed)
+}
+
 /// Largest in-memory file, as ext4's limit (writes beyond get EFBIG).
 pub const MAX_FILE_SIZE: u64 = 1 << 40;
 

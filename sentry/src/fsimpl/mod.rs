@@ -1,5 +1,6 @@
 //! Filesystem implementations behind the VFS (gVisor's `pkg/sentry/fsimpl`).
 
+pub mod cgroupfs;
 pub mod dev;
 pub mod devpts;
 pub mod file_data;

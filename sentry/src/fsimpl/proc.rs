@@ -82,33 +82,94 @@ fn meminfo() -> String {
     )
 }
 
-fn mounts() -> String {
+/// One line of /proc/mounts: where, what filesystem, read-only or not.
+struct MountLine {
+    path: String,
+    fstype: &'static str,
+    read_only: bool,
+}
+
+/// The sandbox's mounts, the root first, in mount-point order.
+fn mount_lines() -> Vec<MountLine> {
     let vfs = &kernel().vfs;
-    let mode = |ro: bool| if ro { "ro" } else { "rw" };
-    let mut s = format!(
-        "none / rootfs {} 0 0\n",
-        mode(vfs.root().inode().read_only())
-    );
+    let mut lines = vec![MountLine {
+        path: "/".into(),
+        fstype: "rootfs",
+        read_only: vfs.root().inode().read_only(),
+    }];
     for p in vfs.mount_points() {
         let Some(fs) = vfs.mount_at(&p) else {
             continue;
         };
-        let p = String::from_utf8_lossy(&p).into_owned();
-        let (fstype, ro) = if fs.as_any().is::<super::gofer::GoferInode>() {
+        let path = String::from_utf8_lossy(&p).into_owned();
+        let (fstype, read_only) = if fs.as_any().is::<super::gofer::GoferInode>() {
             // A bind mount served by a gofer, named as gVisor names them.
             ("9p", fs.read_only())
         } else {
-            let fstype = match p.as_str() {
-                "/proc" => "proc",
-                "/sys" => "sysfs",
-                _ => "tmpfs",
+            let magic = fs.statfs().map(|st| st.fs_type);
+            let fstype = if magic == Some(super::cgroupfs::CGROUP2_SUPER_MAGIC) {
+                "cgroup2"
+            } else {
+                match path.as_str() {
+                    "/proc" => "proc",
+                    "/sys" => "sysfs",
+                    "/dev/pts" => "devpts",
+                    "/dev/mqueue" => "mqueue",
+                    _ => "tmpfs",
+                }
             };
             // A read-only remount or view made inside the sandbox.
             (fstype, fs.as_any().is::<super::readonly::ReadOnlyView>())
         };
-        s.push_str(&format!("none {p} {fstype} {} 0 0\n", mode(ro)));
+        lines.push(MountLine {
+            path,
+            fstype,
+            read_only,
+        });
     }
-    s
+    lines
+}
+
+fn rw(read_only: bool) -> &'static str {
+    if read_only {
+        "ro"
+    } else {
+        "rw"
+    }
+}
+
+fn mounts() -> String {
+    mount_lines()
+        .iter()
+        .map(|m| format!("none {} {} {} 0 0\n", m.path, m.fstype, rw(m.read_only)))
+        .collect()
+}
+
+/// /proc/PID/mountinfo: the same mounts with ids, each naming the mount
+/// it sits on (the nearest enclosing mount point).
+fn mountinfo() -> String {
+    let lines = mount_lines();
+    let inside = |path: &str, dir: &str| {
+        dir == "/" || path == dir || path.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
+    };
+    let mut out = String::new();
+    for (i, m) in lines.iter().enumerate() {
+        let id = i + 1;
+        let parent = lines[..i]
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.path != m.path && inside(&m.path, &p.path))
+            .max_by_key(|(_, p)| p.path.len())
+            .map_or(id, |(j, _)| j + 1);
+        out.push_str(&format!(
+            "{id} {parent} 0:{id} / {} {},relatime - {} none {}\n",
+            m.path,
+            rw(m.read_only),
+            m.fstype,
+            rw(m.read_only)
+        ));
+    }
+    out
 }
 
 /// The process's state letter, Z for a zombie.
@@ -316,6 +377,8 @@ fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
             .with("stat", Arc::new(stat))
             .with("fd", Arc::new(fd_dir))
             .with("mounts", text(mounts))
+            .with("mountinfo", text(mountinfo))
+            .with("cgroup", text(|| "0::/\n".into()))
             .with("maps", Arc::new(maps)),
     ))
 }
@@ -407,6 +470,13 @@ pub fn new_procfs() -> Arc<dyn Inode> {
         ),
         ("loadavg", text(|| "0.00 0.00 0.00 1/1 1\n".into())),
         ("mounts", text(mounts)),
+        (
+            "cgroups",
+            text(|| {
+                "#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\t0\t1\t1\nmemory\t0\t1\t1\npids\t0\t1\t1\n"
+                    .into()
+            }),
+        ),
         (
             "filesystems",
             text(|| "nodev\tproc\nnodev\ttmpfs\nnodev\tsysfs\n".into()),

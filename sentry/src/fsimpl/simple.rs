@@ -68,6 +68,9 @@ pub struct StaticDir {
     ino: u64,
     mode: u32,
     entries: BTreeMap<Vec<u8>, Arc<dyn Inode>>,
+    /// The statfs(2) f_type of a filesystem rooted here (cgroup2's magic
+    /// is how programs recognise the cgroup mount).
+    fs_magic: Option<i64>,
 }
 
 impl StaticDir {
@@ -76,7 +79,14 @@ impl StaticDir {
             ino: next_ino(),
             mode: libc::S_IFDIR | (mode & 0o7777),
             entries: BTreeMap::new(),
+            fs_magic: None,
         }
+    }
+
+    /// Makes statfs(2) of this directory report `magic` as f_type.
+    pub fn with_fs_magic(mut self, magic: i64) -> StaticDir {
+        self.fs_magic = Some(magic);
+        self
     }
 
     pub fn with(mut self, name: &str, inode: Arc<dyn Inode>) -> StaticDir {
@@ -120,6 +130,15 @@ impl Inode for StaticDir {
     }
     fn read_only(&self) -> bool {
         true
+    }
+    fn statfs(&self) -> Option<crate::vfs::FsStat> {
+        self.fs_magic.map(|fs_type| crate::vfs::FsStat {
+            fs_type,
+            block_size: 4096,
+            name_max: 255,
+            fragment_size: 4096,
+            ..Default::default()
+        })
     }
 }
 

@@ -308,6 +308,14 @@ impl Vfs {
         }
     }
 
+    /// Whether some mount point lies strictly below `dir`.
+    pub fn has_mount_below(&self, dir: &[u8]) -> bool {
+        self.mounts.read().is_ok_and(|m| {
+            m.keys()
+                .any(|k| k.len() > dir.len() && k.starts_with(dir) && k[dir.len()] == b'/')
+        })
+    }
+
     pub fn mount_points(&self) -> Vec<Vec<u8>> {
         let mut v: Vec<Vec<u8>> = self
             .mounts

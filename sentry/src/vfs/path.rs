@@ -239,7 +239,17 @@ impl Vfs {
                     path.push(b'/');
                 }
                 path.extend_from_slice(name);
-                let mounted = self.mount_at(&path).ok_or(Errno::ENOENT)?;
+                let mounted = match self.mount_at(&path) {
+                    Some(m) => m,
+                    // A directory on the way to such a mount point (the
+                    // spec mounts /sys/fs/cgroup over an empty /sys):
+                    // an empty read-only directory, as runc would have
+                    // made one.
+                    None if self.has_mount_below(&path) => {
+                        Arc::new(crate::fsimpl::simple::StaticDir::new(0o755))
+                    }
+                    None => return Err(Errno::ENOENT),
+                };
                 let mut next = loc.clone();
                 next.push(name, mounted);
                 return Ok((next, true));
