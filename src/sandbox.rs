@@ -41,6 +41,9 @@ fn global_args(g: &GlobalOpts) -> Vec<String> {
     if g.debug {
         v.push("--debug".into());
     }
+    if g.platform == crate::cli::Platform::Ptrace {
+        v.push("--platform=ptrace".into());
+    }
     v
 }
 

@@ -63,11 +63,18 @@ fn differential(prog: &str) {
     }
 
     let mut failures = Vec::new();
-    for (label, bin) in [("dynamic", &dynamic), ("static", &static_bin)] {
-        let sandboxed = run_do(&[bin]);
+    // Both builds on the default platform (seccomp notifications); the
+    // dynamic one on pure ptrace too, which stays selectable.
+    let runs = [
+        ("dynamic", &dynamic, "--platform=notif"),
+        ("static", &static_bin, "--platform=notif"),
+        ("dynamic", &dynamic, "--platform=ptrace"),
+    ];
+    for (label, bin, platform) in runs {
+        let sandboxed = run_rvisor(&[platform.as_ref(), "do".as_ref(), bin.as_os_str()]);
         if let Err(msg) = check_same_output(&native, &sandboxed) {
             failures.push(format!(
-                "--- {prog} ({label} build) under `rvisor do` ---\n{msg}"
+                "--- {prog} ({label} build, {platform}) under `rvisor do` ---\n{msg}"
             ));
         }
     }

@@ -44,3 +44,39 @@ fn random_syscalls_never_bring_the_sentry_down() {
         );
     }
 }
+
+/// An application that jumps into the stub's own `syscall` instruction with
+/// crafted registers gets its call emulated like any other, on both
+/// platforms: getpid is the sandbox's, a mkdir lands in the sandbox's
+/// overlay and never on the host, and unmapping the stub is refused.
+#[test]
+fn jumping_into_the_stub_gains_nothing() {
+    let prog = compile_c("robustness/stub_jump.c");
+    let scratch = TempDir::new("stub-jump");
+    let marker = scratch.path().join("made-through-the-stub");
+    for platform in ["--platform=ptrace", "--platform=notif"] {
+        let out = run_rvisor_timeout(
+            &[
+                platform.as_ref(),
+                "do".as_ref(),
+                prog.as_os_str(),
+                marker.as_os_str(),
+            ],
+            Duration::from_secs(60),
+        );
+        assert_success(&format!("stub jump ({platform})"), &out);
+        assert_eq!(
+            stdout_str(&out),
+            "getpid through the stub matches getpid: 1\n\
+             mkdirat through the stub: 0, visible inside: 1\n\
+             munmap of the stub through the stub: -22\nend\n",
+            "{}",
+            describe_output(platform, &out)
+        );
+        assert!(
+            !marker.exists(),
+            "{platform}: the mkdir reached the host's {}",
+            marker.display()
+        );
+    }
+}

@@ -226,7 +226,15 @@ fn syscalls(a: SyscallsArgs) -> Result<i32> {
 
 /// The sentry process (pid 1 of the sandbox's pid namespace).
 fn boot(g: &GlobalOpts, a: BootArgs) -> Result<i32> {
+    // Before any other thread exists: the fast path blocks SIGCHLD in all.
+    let fast_path = match g.platform {
+        crate::cli::Platform::Notif => Some(sentry::platform::notif::enable()),
+        crate::cli::Platform::Ptrace => None,
+    };
     logging::init(g.debug_log.as_deref(), "sentry", g.debug)?;
+    if let Some(Err(e)) = fast_path {
+        tracing::warn!("--platform notif unavailable ({e}); every system call stops in ptrace");
+    }
     std::panic::set_hook(Box::new(|info| {
         let thread = std::thread::current();
         tracing::error!(

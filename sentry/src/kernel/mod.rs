@@ -8,6 +8,7 @@ pub mod ipc;
 pub mod seccomp;
 pub mod sigframe;
 pub mod signals;
+pub mod stub_control;
 pub mod task;
 
 use std::cell::RefCell;
@@ -25,7 +26,7 @@ use crate::vfs::{Location, Vfs};
 
 /// Host signal used to interrupt a sentry thread blocked in a host call
 /// (a pipe read, a sleep) when its process must die.
-pub const INTERRUPT_SIGNAL: i32 = libc::SIGUSR2;
+pub const INTERRUPT_SIGNAL: i32 = crate::platform::INTERRUPT_SIGNAL;
 
 /// Emulated credentials (the spec's user).
 #[derive(Clone, Debug, Default)]
@@ -271,6 +272,9 @@ pub struct Process {
     /// The address space's bookkeeping (mappings, program break), shared
     /// by its threads, and by a vfork child while it runs on this memory.
     address_space: Mutex<Arc<Mutex<crate::mm::MemoryManager>>>,
+    /// The stub process's control thread on the fast syscall path (see
+    /// `stub_control`): forks and new threads come from it.
+    control: Mutex<Option<Arc<stub_control::StubControl>>>,
     /// exit_group's wait status, once a thread called it.
     pub group_exit: Mutex<Option<i32>>,
     /// Stopped by a job-control signal until SIGCONT.
@@ -384,6 +388,16 @@ impl Process {
         lock(&self.address_space).clone()
     }
 
+    /// The stub process's control thread, if it has one.
+    pub fn control(&self) -> Option<Arc<stub_control::StubControl>> {
+        lock(&self.control).clone()
+    }
+
+    /// Sets (execve, fork) or drops (exit) the control thread handle.
+    pub fn set_control(&self, c: Option<Arc<stub_control::StubControl>>) {
+        *lock(&self.control) = c;
+    }
+
     /// Gives the process a new address space (execve) or another's (a
     /// vfork child borrowing its parent's).
     pub fn set_mm(&self, mm: Arc<Mutex<crate::mm::MemoryManager>>) {
@@ -403,6 +417,7 @@ impl Process {
             stub_tgid: AtomicI32::new(p.stub_tgid),
             vm_guest: Default::default(),
             address_space: Mutex::new(Arc::new(Mutex::new(p.mm))),
+            control: Mutex::new(None),
             group_exit: Mutex::new(None),
             cpu_timers: Default::default(),
             cpu_limit_sent: Default::default(),
@@ -1028,6 +1043,8 @@ impl Kernel {
         // Close files first so pipe readers see EOF; locks go too.
         let files = lock(&proc.fds).take_all();
         drop(files);
+        // Its control thread's sentry thread ends with the handle.
+        proc.set_control(None);
         crate::vfs::lock::release(None, crate::vfs::lock::Owner::Process(proc.pid));
         // SysV: detach segments, apply SEM_UNDO adjustments.
         // (A vfork child's attachments are its parent's.)

@@ -68,6 +68,9 @@ pub enum TaskStart {
     /// stub, parked in `pause()`.
     Forked {
         host_pid: i32,
+        /// A forked stub process of its own (not a thread, not a vfork
+        /// child on a borrowed thread): it gets its own control thread.
+        own_process: bool,
         regs: Box<Regs>,
         child_tid: Option<u64>,
         clear_tid: u64,
@@ -92,6 +95,9 @@ pub struct Task {
     pub saved_mask: Option<u64>,
     /// The exit ends only this thread (exit(2)), not the whole process.
     pub thread_exit: bool,
+    /// `regs` hold only a notified call's number, arguments and rip (see
+    /// `StopEvent::NotifSyscall`); [`Task::real_regs`] fetches the rest.
+    pub regs_partial: bool,
 }
 
 pub fn exit_status(code: i32) -> i32 {
@@ -304,6 +310,11 @@ impl Task {
             &ids,
             (exe_name, interp_name),
         )?;
+        let control = new_control(&mut stub);
+        if control.is_some() {
+            let tgid = stub.pid();
+            enable_fast_path(&mut stub, tgid);
+        }
         // Point of no return. Other threads go with the old image.
         let mut old = std::mem::replace(&mut self.stub, stub);
         if !old.is_borrowed() {
@@ -338,6 +349,7 @@ impl Task {
         }
         self.proc.stub_tgid.store(self.stub.pid(), Ordering::SeqCst);
         lock(&self.thread.host).stub_pid = self.stub.pid();
+        self.proc.set_control(control);
         // Only now is `stub_tgid` a process of our own that a fatal
         // signal may kill whole (it was the vfork parent's until here).
         self.proc.vm_guest.store(false, Ordering::SeqCst);
@@ -376,10 +388,13 @@ impl Task {
 
     /// Forks the stub, or adds a thread to it; returns the new host id.
     fn host_clone(&mut self, thread: bool) -> Result<i32, Errno> {
-        let raw = if thread {
-            self.stub.inject_clone_thread()
-        } else {
-            self.stub.inject_fork()
+        // On the fast path the control thread does it, so the new thread
+        // or process starts without this thread's filter.
+        let raw = match (self.proc.control(), thread) {
+            (Some(c), true) => c.clone_thread(),
+            (Some(c), false) => c.fork(),
+            (None, true) => self.stub.inject_clone_thread(),
+            (None, false) => self.stub.inject_fork(),
         }
         .map_err(|e| {
             tracing::error!("stub clone failed: {e}");
@@ -448,6 +463,7 @@ impl Task {
         });
         if shared_vm {
             child.set_mm(parent.mm());
+            child.set_control(parent.control());
         }
         child.vm_guest.store(shared_vm, Ordering::SeqCst);
         child.nice.store(
@@ -486,6 +502,7 @@ impl Task {
         let regs = self.child_regs(flags, child_stack, tls);
         let start = TaskStart::Forked {
             host_pid,
+            own_process: !shared_vm,
             regs: Box::new(regs),
             child_tid: (flags & libc::CLONE_CHILD_SETTID as u64 != 0).then_some(ctid),
             clear_tid: if flags & libc::CLONE_CHILD_CLEARTID as u64 != 0 {
@@ -555,6 +572,7 @@ impl Task {
         }
         let start = TaskStart::Forked {
             host_pid: host_tid,
+            own_process: false,
             regs: Box::new(regs),
             child_tid: None,
             clear_tid: if flags & libc::CLONE_CHILD_CLEARTID as u64 != 0 {
@@ -590,6 +608,9 @@ impl Task {
             } else if let Some(status) = *lock(&self.proc.group_exit) {
                 self.exit = Some(status);
             }
+            if self.regs_partial && self.needs_real_regs() {
+                self.real_regs();
+            }
             self.deliver_pending();
             if self.exit.is_some() {
                 break;
@@ -598,10 +619,16 @@ impl Task {
                 Ok(StopEvent::Syscall) => match self.stub.get_regs() {
                     Ok(r) => {
                         self.regs = r;
+                        self.regs_partial = false;
                         crate::syscalls::dispatch(self);
                     }
                     Err(_) => continue,
                 },
+                Ok(StopEvent::NotifSyscall(r)) => {
+                    self.regs = r;
+                    self.regs_partial = true;
+                    crate::syscalls::dispatch(self);
+                }
                 Ok(StopEvent::Signal {
                     signo,
                     si_code,
@@ -622,6 +649,31 @@ impl Task {
                     self.exit = Some(libc::SIGKILL);
                 }
             }
+        }
+    }
+
+    /// Whether the syscall just handled on the fast path ends in more than
+    /// its result: a signal to deliver or a restart decision, which need
+    /// the thread's real registers.
+    fn needs_real_regs(&self) -> bool {
+        if self.restart.is_some() {
+            return true;
+        }
+        let ss = lock(&self.proc.sig);
+        let ts = lock(&self.thread.sig);
+        (ts.pending | ss.pending) & !ts.mask != 0
+    }
+
+    /// Replaces the partial registers of a fast-path syscall with the
+    /// thread's real ones (keeping the call's result and number).
+    pub fn real_regs(&mut self) {
+        match self.stub.take_real_regs(&self.regs) {
+            Ok(r) => {
+                self.regs = r;
+                self.regs_partial = false;
+            }
+            // The stub is gone: the next run reports it.
+            Err(e) => tracing::debug!("pid {}: real registers: {e}", self.pid()),
         }
     }
 
@@ -650,6 +702,7 @@ impl Task {
         // registers it has now, not those of its last syscall.
         if let Ok(r) = self.stub.get_regs() {
             self.regs = r;
+            self.regs_partial = false;
         }
         let synchronous = matches!(
             signo,
@@ -735,8 +788,34 @@ fn new_task(
         robust_list: (0, 0),
         exit: None,
         restart: None,
+        regs_partial: false,
         saved_mask: None,
         thread_exit: false,
+    }
+}
+
+/// A control thread for a new stub process, when the fast path is on
+/// (before the process's first thread takes the filter).
+fn new_control(stub: &mut Stub) -> Option<Arc<super::stub_control::StubControl>> {
+    if !crate::platform::notif::enabled() {
+        return None;
+    }
+    match super::stub_control::StubControl::create(stub) {
+        Ok(c) => Some(Arc::new(c)),
+        Err(e) => {
+            tracing::warn!("stub {}: no control thread: {e}", stub.pid());
+            None
+        }
+    }
+}
+
+/// Puts a new stub thread on the seccomp-notification fast path when it is
+/// on (`--platform`); without it the thread still works, on ptrace stops.
+fn enable_fast_path(stub: &mut Stub, tgid: i32) {
+    if crate::platform::notif::enabled() {
+        if let Err(e) = stub.enable_fast_path(tgid) {
+            tracing::warn!("stub {}: no fast syscall path: {e}", stub.pid());
+        }
     }
 }
 
@@ -750,6 +829,7 @@ fn task_main(proc: Arc<Process>, thread: Arc<Thread>, start: TaskStart) {
         TaskStart::Init { path, argv, envp } => start_init(&proc, &thread, &path, argv, envp),
         TaskStart::Forked {
             host_pid,
+            own_process,
             regs,
             child_tid,
             clear_tid,
@@ -758,6 +838,15 @@ fn task_main(proc: Arc<Process>, thread: Arc<Thread>, start: TaskStart) {
             Ok(mut stub) => {
                 if borrowed {
                     stub.mark_borrowed();
+                }
+                if own_process {
+                    proc.set_control(new_control(&mut stub));
+                }
+                // Only where a control thread makes the forks and threads
+                // (a borrowed thread's process has the lender's). The
+                // listener is taken from the stub process's leader.
+                if proc.control().is_some() {
+                    enable_fast_path(&mut stub, proc.stub_tgid.load(Ordering::SeqCst));
                 }
                 pin_to(cpu, host_pid);
                 // Only now may others signal the stub: untraced, a kick

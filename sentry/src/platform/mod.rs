@@ -7,6 +7,7 @@
 //! validation (see `mm`), at the stub's own `syscall; int3` sequence.
 
 pub mod fd_channel;
+pub mod notif;
 pub mod ptrace;
 pub mod stub_image;
 
@@ -30,6 +31,11 @@ pub enum PlatformError {
     #[error("stub {pid} is gone")]
     Gone { pid: i32 },
 }
+
+/// The host signal the sentry sends its own threads and stub threads to
+/// interrupt a wait (a ptrace stop for a stub thread, EINTR for a sentry
+/// thread).
+pub const INTERRUPT_SIGNAL: i32 = libc::SIGUSR2;
 
 /// Registers of a stopped application thread (x86_64).
 pub type Regs = libc::user_regs_struct;

@@ -16,13 +16,20 @@ use super::fd_channel::STUB_CHANNEL_FD;
 use super::stub_image::{
     StubImage, FORK_TRAP_RIP, INJECT_FORK, INJECT_SYSCALL, INJECT_TRAP_RIP, STUB_SCRATCH,
 };
-use super::{PlatformError, Regs};
+use super::{PlatformError, Regs, INTERRUPT_SIGNAL};
 
 /// Why a stub stopped.
 #[derive(Debug, Clone, Copy)]
 pub enum StopEvent {
     /// The application made a system call (registers hold it).
     Syscall,
+    /// The application made a system call that arrived as a seccomp
+    /// notification: the thread waits in the host kernel, and only these
+    /// registers are known (the call's number in `orig_rax` and `rax`,
+    /// its arguments, and `rip`; the rest read as zero). The next `run`
+    /// completes the call with `rax`; anything that needs the real
+    /// registers first calls [`Stub::take_real_regs`].
+    NotifSyscall(Regs),
     /// A signal arrived: either a fault of the application's own code
     /// (SIGSEGV, SIGTRAP from int3, ...) or a stray host signal.
     Signal { signo: i32, si_code: i32, addr: u64 },
@@ -45,6 +52,24 @@ pub struct Stub {
     /// A thread lent by another process's stub (a vfork child sharing its
     /// parent's memory): ending it must end this thread only.
     borrowed: bool,
+    /// The seccomp-notification fast path, once installed (see `notif`).
+    notif: Option<NotifState>,
+}
+
+/// A thread's fast path: its listener, and the call it is suspended in.
+struct NotifState {
+    listener: super::notif::Listener,
+    pending: Option<PendingCall>,
+}
+
+/// A notified call not yet completed.
+struct PendingCall {
+    id: u64,
+    /// The registers [`StopEvent::NotifSyscall`] reported.
+    known: Regs,
+    /// The thread's real registers, once it was brought to a ptrace stop
+    /// (interrupting the call) because something needed it stopped.
+    stopped: Option<Regs>,
 }
 
 fn ptrace_err(op: &'static str, pid: Pid) -> impl Fn(Errno) -> PlatformError {
@@ -55,8 +80,9 @@ fn ptrace_err(op: &'static str, pid: Pid) -> impl Fn(Errno) -> PlatformError {
     }
 }
 
-const PTRACE_OPTIONS: ptrace::Options =
-    ptrace::Options::PTRACE_O_EXITKILL.union(ptrace::Options::PTRACE_O_TRACESYSGOOD);
+const PTRACE_OPTIONS: ptrace::Options = ptrace::Options::PTRACE_O_EXITKILL
+    .union(ptrace::Options::PTRACE_O_TRACESYSGOOD)
+    .union(ptrace::Options::PTRACE_O_TRACESECCOMP);
 
 impl Stub {
     /// Creates a fresh stub by `execveat`ing the stub image in a child that
@@ -96,6 +122,7 @@ impl Stub {
             initial_regs: unsafe { std::mem::zeroed() },
             alive: true,
             borrowed: false,
+            notif: None,
         };
         match waitpid(pid, Some(WaitPidFlag::__WALL)) {
             Ok(WaitStatus::Stopped(_, Signal::SIGTRAP)) => {}
@@ -135,6 +162,9 @@ impl Stub {
         loop {
             match waitpid(pid, Some(WaitPidFlag::__WALL)) {
                 Ok(WaitStatus::PtraceEvent(_, _, libc::PTRACE_EVENT_STOP)) => break,
+                // Parked in a traced call of the stub (an inherited
+                // fast-path filter): stopped all the same.
+                Ok(WaitStatus::PtraceEvent(_, _, libc::PTRACE_EVENT_SECCOMP)) => break,
                 // A signal raced with the attach: swallow it and wait again.
                 Ok(WaitStatus::Stopped(_, _)) => {
                     ptrace::cont(pid, None).map_err(ptrace_err("CONT", pid))?;
@@ -161,6 +191,7 @@ impl Stub {
             initial_regs: regs,
             alive: true,
             borrowed: false,
+            notif: None,
         })
     }
 
@@ -168,7 +199,10 @@ impl Stub {
         self.pid.as_raw()
     }
 
-    pub fn get_regs(&self) -> Result<Regs, PlatformError> {
+    /// The thread's registers (stopping it first if it waits in a
+    /// notified call; see [`StopEvent::NotifSyscall`]).
+    pub fn get_regs(&mut self) -> Result<Regs, PlatformError> {
+        self.ensure_stopped()?;
         ptrace::getregs(self.pid).map_err(ptrace_err("GETREGS", self.pid))
     }
 
@@ -178,16 +212,114 @@ impl Stub {
 
     /// Runs the application with `regs` until its next syscall, fault or exit.
     pub fn run(&mut self, regs: &Regs) -> Result<StopEvent, PlatformError> {
+        let pending = self.notif.as_mut().and_then(|n| n.pending.take());
         let mut r = *regs;
+        if let Some(call) = pending {
+            // A caller that changes more than the result takes the real
+            // registers first (take_real_regs), which ends the call.
+            if !same_but_rax(regs, &call.known) {
+                tracing::error!(
+                    "stub {}: registers of a notified call changed without the real ones",
+                    self.pid
+                );
+            }
+            match call.stopped {
+                None => return self.complete_notified(call.id, regs.rax),
+                // Stopped meanwhile: the real registers, with the result.
+                Some(real) => {
+                    r = Regs {
+                        rax: regs.rax,
+                        ..real
+                    }
+                }
+            }
+        }
         // Never let the host restart a "syscall" on our behalf.
         r.orig_rax = u64::MAX;
-        if self.set_regs(&r).is_err() {
+        if ptrace::setregs(self.pid, r).is_err() {
             return self.wait_gone();
         }
-        if ptrace::sysemu(self.pid, None).is_err() {
+        let resumed = if self.notif.is_some() {
+            // System calls come as notifications or seccomp stops.
+            ptrace::cont(self.pid, None)
+        } else {
+            ptrace::sysemu(self.pid, None)
+        };
+        if resumed.is_err() {
             return self.wait_gone();
         }
         self.wait_event()
+    }
+
+    /// Completes a notified call with `result` and waits for the next event.
+    fn complete_notified(&mut self, id: u64, result: u64) -> Result<StopEvent, PlatformError> {
+        let sent = match &self.notif {
+            Some(n) => n.listener.send(id, result as i64),
+            None => Err(Errno::ENOENT),
+        };
+        match sent {
+            Ok(()) => self.wait_event(),
+            Err(_) => {
+                // A signal interrupted the call before it was completed:
+                // the thread is (or is about to be) in a ptrace stop with
+                // the kernel's -ERESTARTSYS. It returns our result instead.
+                let event = self.wait_ptrace(true)?;
+                if !matches!(event, StopEvent::Gone) {
+                    let mut real = self.get_regs()?;
+                    real.rax = result;
+                    real.orig_rax = u64::MAX;
+                    self.set_regs(&real)?;
+                }
+                Ok(event)
+            }
+        }
+    }
+
+    /// Brings a thread that waits in a notified call to a ptrace stop (a
+    /// signal interrupts the call), so it can be injected into or have its
+    /// registers read; remembers its real registers for `run`.
+    fn ensure_stopped(&mut self) -> Result<(), PlatformError> {
+        let needs_stop = self
+            .notif
+            .as_ref()
+            .and_then(|n| n.pending.as_ref())
+            .is_some_and(|c| c.stopped.is_none());
+        if !needs_stop {
+            return Ok(());
+        }
+        // SAFETY: tgkill of our own traced stub thread: it only interrupts
+        // the call and causes a ptrace stop, whose signal we suppress.
+        unsafe { libc::syscall(libc::SYS_tkill, self.pid.as_raw(), INTERRUPT_SIGNAL) };
+        let event = self.wait_ptrace(true)?;
+        if matches!(event, StopEvent::Gone) {
+            return Err(PlatformError::Gone {
+                pid: self.pid.as_raw(),
+            });
+        }
+        let real = ptrace::getregs(self.pid).map_err(ptrace_err("GETREGS", self.pid))?;
+        if let Some(c) = self.notif.as_mut().and_then(|n| n.pending.as_mut()) {
+            c.stopped = Some(real);
+        }
+        Ok(())
+    }
+
+    /// The real registers of a thread reported by
+    /// [`StopEvent::NotifSyscall`] (stopping it), with `rax` and `orig_rax`
+    /// from `known` (the call's result and number, for restart and signal
+    /// delivery). The caller then owns the registers: `run` sets them
+    /// as given.
+    pub fn take_real_regs(&mut self, known: &Regs) -> Result<Regs, PlatformError> {
+        self.ensure_stopped()?;
+        let call = self.notif.as_mut().and_then(|n| n.pending.take());
+        let real = match call.and_then(|c| c.stopped) {
+            Some(real) => real,
+            None => return Ok(*known),
+        };
+        Ok(Regs {
+            rax: known.rax,
+            orig_rax: known.orig_rax,
+            ..real
+        })
     }
 
     fn wait_gone(&mut self) -> Result<StopEvent, PlatformError> {
@@ -196,40 +328,132 @@ impl Stub {
         Ok(StopEvent::Gone)
     }
 
+    /// Waits for the next event: a ptrace stop, or (on the fast path) a
+    /// notified system call.
     fn wait_event(&mut self) -> Result<StopEvent, PlatformError> {
+        if self.notif.is_none() {
+            return self.wait_ptrace(true);
+        }
         loop {
-            match waitpid(self.pid, Some(WaitPidFlag::__WALL)) {
-                Ok(WaitStatus::PtraceSyscall(_)) => return Ok(StopEvent::Syscall),
+            let pid = self.pid.as_raw();
+            let Some(n) = self.notif.as_mut() else {
+                return self.wait_ptrace(true);
+            };
+            match n.listener.wait(|| stop_waiting(pid)) {
+                Ok(true) => {}
+                Ok(false) | Err(Errno::EINTR) => {
+                    if let Some(event) = self.poll_ptrace(false)? {
+                        return Ok(event);
+                    }
+                    continue;
+                }
+                Err(e) => return Err(ptrace_err("NOTIF_WAIT", self.pid)(e)),
+            }
+            let call = match n.listener.receive() {
+                Ok(c) => c,
+                Err(Errno::EINTR) | Err(Errno::ENOENT) => continue,
+                Err(e) => return Err(ptrace_err("NOTIF_RECV", self.pid)(e)),
+            };
+            if call.tid != pid {
+                // Not this thread's call (a filter inherited by a thread not
+                // yet running its own): never expected; refuse it.
+                let _ = n.listener.send(call.id, -(libc::ENOSYS as i64));
+                tracing::warn!("stub {pid}: a notification from thread {}", call.tid);
+                continue;
+            }
+            // SAFETY: user_regs_struct is plain old data; all-zero is valid.
+            let mut regs: Regs = unsafe { std::mem::zeroed() };
+            regs.orig_rax = call.nr as u64;
+            regs.rax = -(libc::ENOSYS as i64) as u64;
+            regs.rdi = call.args[0];
+            regs.rsi = call.args[1];
+            regs.rdx = call.args[2];
+            regs.r10 = call.args[3];
+            regs.r8 = call.args[4];
+            regs.r9 = call.args[5];
+            regs.rip = call.ip;
+            n.pending = Some(PendingCall {
+                id: call.id,
+                known: regs,
+                stopped: None,
+            });
+            return Ok(StopEvent::NotifSyscall(regs));
+        }
+    }
+
+    /// Waits for the next ptrace stop (`block`), or reports one that is
+    /// already there.
+    fn wait_ptrace(&mut self, block: bool) -> Result<StopEvent, PlatformError> {
+        loop {
+            if let Some(event) = self.poll_ptrace(block)? {
+                return Ok(event);
+            }
+            if !block {
+                return Err(PlatformError::Unexpected {
+                    pid: self.pid.as_raw(),
+                    what: "no stop to report".into(),
+                });
+            }
+        }
+    }
+
+    /// One waitpid for this tracee (WNOHANG unless `block`): the event, or
+    /// None when there is none yet.
+    fn poll_ptrace(&mut self, block: bool) -> Result<Option<StopEvent>, PlatformError> {
+        let mut flags = WaitPidFlag::__WALL;
+        if !block {
+            flags |= WaitPidFlag::WNOHANG;
+        }
+        loop {
+            match waitpid(self.pid, Some(flags)) {
+                Ok(WaitStatus::StillAlive) => return Ok(None),
+                Ok(WaitStatus::PtraceSyscall(_)) => return Ok(Some(StopEvent::Syscall)),
+                // A system call the fast path's filter sends to the tracer.
+                Ok(WaitStatus::PtraceEvent(_, _, libc::PTRACE_EVENT_SECCOMP)) => {
+                    return Ok(Some(StopEvent::Syscall))
+                }
                 Ok(WaitStatus::Stopped(_, sig)) => {
                     let (si_code, addr) = match ptrace::getsiginfo(self.pid) {
                         // SAFETY: reading the union field that holds si_addr for faults.
                         Ok(info) => (info.si_code, unsafe { info.si_addr() } as u64),
                         Err(_) => (0, 0),
                     };
-                    return Ok(StopEvent::Signal {
+                    return Ok(Some(StopEvent::Signal {
                         signo: sig as i32,
                         si_code,
                         addr,
-                    });
+                    }));
                 }
                 Ok(WaitStatus::PtraceEvent(..)) => {
                     // Group-stop or similar; resume.
-                    if ptrace::sysemu(self.pid, None).is_err() {
-                        return self.wait_gone();
+                    if self.resume().is_err() {
+                        return self.wait_gone().map(Some);
+                    }
+                    if !block {
+                        return Ok(None);
                     }
                 }
                 Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..)) => {
                     self.alive = false;
-                    return Ok(StopEvent::Gone);
+                    return Ok(Some(StopEvent::Gone));
                 }
                 Ok(_) => continue,
                 Err(Errno::EINTR) => continue,
                 Err(Errno::ECHILD) => {
                     self.alive = false;
-                    return Ok(StopEvent::Gone);
+                    return Ok(Some(StopEvent::Gone));
                 }
                 Err(e) => return Err(ptrace_err("WAIT", self.pid)(e)),
             }
+        }
+    }
+
+    /// Resumes the application after a stop it should not notice.
+    fn resume(&self) -> nix::Result<()> {
+        if self.notif.is_some() {
+            ptrace::cont(self.pid, None)
+        } else {
+            ptrace::sysemu(self.pid, None)
         }
     }
 
@@ -260,6 +484,7 @@ impl Stub {
         nr: u64,
         args: [u64; 6],
     ) -> Result<i64, PlatformError> {
+        self.ensure_stopped()?;
         let mut r = self.initial_regs;
         r.rip = entry;
         r.rax = nr;
@@ -533,7 +758,8 @@ const MAX_XSTATE: usize = 16 * 1024;
 
 impl Stub {
     /// The thread's full extended FP state, in XSAVE format.
-    pub fn get_xstate(&self) -> Result<Vec<u8>, PlatformError> {
+    pub fn get_xstate(&mut self) -> Result<Vec<u8>, PlatformError> {
+        self.ensure_stopped()?;
         let mut buf = vec![0u8; MAX_XSTATE];
         let mut iov = libc::iovec {
             iov_base: buf.as_mut_ptr().cast(),
@@ -558,7 +784,8 @@ impl Stub {
 
     /// Loads extended FP state; the kernel validates it (EINVAL on bad
     /// content), so application-controlled bytes are safe to pass.
-    pub fn set_xstate(&self, data: &[u8]) -> Result<(), PlatformError> {
+    pub fn set_xstate(&mut self, data: &[u8]) -> Result<(), PlatformError> {
+        self.ensure_stopped()?;
         let mut copy = data.to_vec();
         let mut iov = libc::iovec {
             iov_base: copy.as_mut_ptr().cast(),
@@ -607,6 +834,10 @@ impl Stub {
         if !self.alive {
             return;
         }
+        if self.ensure_stopped().is_err() {
+            self.alive = false;
+            return;
+        }
         let mut r = self.initial_regs;
         r.rip = INJECT_SYSCALL;
         r.rax = libc::SYS_exit as u64;
@@ -626,6 +857,13 @@ impl Stub {
                 }
             }
         }
+        self.alive = false;
+    }
+
+    /// Lets a stopped thread go on untraced (a control thread back to its
+    /// pause loop), with no signal.
+    pub fn detach(mut self) {
+        let _ = ptrace::detach(self.pid, None);
         self.alive = false;
     }
 
@@ -726,5 +964,63 @@ impl Stub {
             return Err(bad("malformed fd donation".into()));
         }
         Ok(fd)
+    }
+}
+
+/// Whether two register sets differ at most in `rax` (a notified call
+/// whose handler only set its result).
+fn same_but_rax(a: &Regs, b: &Regs) -> bool {
+    let a = Regs { rax: 0, ..*a };
+    let b = Regs { rax: 0, ..*b };
+    // SAFETY: user_regs_struct is plain old data without padding (27 u64s);
+    // we only read its bytes.
+    let bytes = |r: &Regs| unsafe {
+        std::slice::from_raw_parts((r as *const Regs).cast::<u8>(), std::mem::size_of::<Regs>())
+            .to_vec()
+    };
+    bytes(&a) == bytes(&b)
+}
+
+/// Whether tracee `pid` has a stop or exit to report (without taking it).
+fn stop_waiting(pid: i32) -> bool {
+    // SAFETY: siginfo_t is plain old data; all-zero is valid.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waitid on our own tracee, filling a siginfo we own.
+    let r = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WSTOPPED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL,
+        )
+    };
+    // SAFETY: si_pid is valid for the child states waitid reports.
+    r != 0 || unsafe { info.si_pid() } != 0
+}
+
+impl Stub {
+    /// Installs the fast path (see `notif`) on this thread: the filter in
+    /// the stub's read-only page, with a listener the sentry takes over.
+    /// `tgid` is the stub process's id (this thread may not lead it).
+    pub fn enable_fast_path(&mut self, tgid: i32) -> Result<(), PlatformError> {
+        let pid = self.pid.as_raw();
+        let unexpected = move |what: String| PlatformError::Unexpected { pid, what };
+        let fd = self.inject(
+            libc::SYS_seccomp as u64,
+            super::notif::install_args(super::stub_image::FPROG_ADDR),
+        )?;
+        if fd < 0 {
+            return Err(unexpected(format!("seccomp filter install gave {fd}")));
+        }
+        let taken = super::notif::take_fd(tgid, fd as i32);
+        let _ = self.inject(libc::SYS_close as u64, [fd as u64, 0, 0, 0, 0, 0]);
+        let listener = taken
+            .and_then(super::notif::Listener::new)
+            .map_err(|e| unexpected(format!("taking the seccomp listener: {e}")))?;
+        self.notif = Some(NotifState {
+            listener,
+            pending: None,
+        });
+        Ok(())
     }
 }

@@ -37,6 +37,14 @@ pub const FORK_TRAP_RIP: u64 = STUB_BASE + CODE_OFFSET + 0x0b;
 
 const CODE_OFFSET: u64 = 0x80;
 
+/// Where the fast path's seccomp filter sits in the stub's read-only page
+/// (see `notif`): a `struct sock_fprog` at `FPROG_ADDR` pointing at the
+/// instructions right after it. Read-only, so no application thread can
+/// change the filter a new thread is about to install.
+pub const FPROG_ADDR: u64 = STUB_BASE + FPROG_OFFSET;
+const FPROG_OFFSET: u64 = 0x100;
+const FILTER_OFFSET: u64 = FPROG_OFFSET + 0x10;
+
 const CODE: &[u8] = &[
     0x0f, 0x05, // +0x00 syscall
     0xcc, // +0x02 int3
@@ -72,11 +80,19 @@ fn build_image() -> Vec<u8> {
     put64(&mut img, ph + 8, 0); // p_offset
     put64(&mut img, ph + 16, STUB_BASE); // p_vaddr
     put64(&mut img, ph + 24, STUB_BASE); // p_paddr
-    let total = CODE_OFFSET + CODE.len() as u64;
+    let (filter, _) = super::notif::filter_image(STUB_BASE + FILTER_OFFSET);
+    let fprog_len = 16;
+    let total = FILTER_OFFSET + filter.len() as u64 - fprog_len;
     put64(&mut img, ph + 32, total); // p_filesz
     put64(&mut img, ph + 40, total); // p_memsz
     put64(&mut img, ph + 48, 0x1000); // p_align
     img.extend_from_slice(CODE);
+    // The filter's instructions, then its sock_fprog moved in front.
+    img.resize(FPROG_OFFSET as usize, 0);
+    let insns = &filter[..filter.len() - fprog_len as usize];
+    img.extend_from_slice(&filter[filter.len() - fprog_len as usize..]);
+    img.extend_from_slice(insns);
+    assert!(img.len() <= 0x1000, "the stub image outgrew its page");
     img
 }
 
