@@ -23,11 +23,13 @@ pub struct GlobalOpts {
     /// Directory for container state.
     #[arg(long, global = true, default_value = "/run/rvisor")]
     pub root: PathBuf,
-    /// How application threads trap into the sentry: `notif` keeps each
-    /// stub thread under ptrace for control but takes most of its system
-    /// calls as seccomp user notifications (~2 µs each here); `ptrace`
-    /// stops the thread in ptrace at every system call (~9 µs).
-    #[arg(long, global = true, value_enum, default_value_t = Platform::Notif)]
+    /// How application threads trap into the sentry: `ptrace` stops the
+    /// thread in ptrace at every system call; `notif` (experimental) keeps
+    /// it under ptrace for control but takes its system calls as seccomp
+    /// user notifications, faster for system-call-heavy programs and slower
+    /// for those that map memory or create threads a lot (see
+    /// docs/benchmarks.md).
+    #[arg(long, global = true, value_enum, default_value_t = Platform::Ptrace)]
     pub platform: Platform,
     /// Log every system call of the sandboxed programs, with decoded
     /// arguments and results (to stderr, or to the debug log directory).
@@ -69,8 +71,8 @@ pub struct GlobalOpts {
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Platform {
-    Ptrace,
     #[default]
+    Ptrace,
     Notif,
 }
 

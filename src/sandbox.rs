@@ -41,8 +41,8 @@ fn global_args(g: &GlobalOpts) -> Vec<String> {
     if g.debug {
         v.push("--debug".into());
     }
-    if g.platform == crate::cli::Platform::Ptrace {
-        v.push("--platform=ptrace".into());
+    if g.platform == crate::cli::Platform::Notif {
+        v.push("--platform=notif".into());
     }
     v
 }

@@ -73,7 +73,8 @@ pub struct Runtime {
 }
 
 /// runc and runsc when installed (runsc on its ptrace platform without
-/// network, the only way it runs on these machines), then rvisor.
+/// network, the only way it runs on these machines), then rvisor on its
+/// default platform and on the experimental notification path.
 pub fn runtimes() -> Vec<Runtime> {
     let mut v = Vec::new();
     if let Some(bin) = which("runc") {
@@ -90,10 +91,16 @@ pub fn runtimes() -> Vec<Runtime> {
             flags: vec!["--platform=ptrace".into(), "--network=none".into()],
         });
     }
+    // The default platform, and the experimental notification path.
     v.push(Runtime {
         name: "rvisor (ptrace)".into(),
         bin: rvisor(),
-        flags: vec![],
+        flags: vec!["--platform=ptrace".into()],
+    });
+    v.push(Runtime {
+        name: "rvisor (notif)".into(),
+        bin: rvisor(),
+        flags: vec!["--platform=notif".into()],
     });
     v
 }
@@ -130,7 +137,8 @@ pub fn run_measurements(
 }
 
 /// Prints `columns` (runtime label, (operation, ns) rows) as a Markdown
-/// table with rvisor's ratios to native and runsc's to rvisor.
+/// table with rvisor's (default platform) ratios to native and runsc's to
+/// rvisor.
 pub fn print_table(columns: &[(String, Vec<(String, f64)>)]) {
     let value = |col: &str, op: &str| -> Option<f64> {
         columns

@@ -79,9 +79,11 @@ struct SeccompNotifResp {
 const _: () = assert!(std::mem::size_of::<SeccompNotif>() == 0x50);
 const _: () = assert!(std::mem::size_of::<SeccompNotifResp>() == 0x18);
 
-/// System calls whose emulation needs the stopped thread: its full
-/// registers (they change rip or rsp, or read them), or host calls injected
-/// into the stub. They take the ptrace path.
+/// System calls whose emulation always needs the stopped thread's full
+/// registers (they change rip or rsp, or read them): they take the ptrace
+/// path. Others that turn out to need the thread stopped (memory
+/// management injects host calls) are notified and then finished through a
+/// stop, which measured cheaper than sending them to the tracer directly.
 const TRACED_SYSCALLS: &[i64] = &[
     libc::SYS_rt_sigreturn,
     libc::SYS_clone,
@@ -94,25 +96,6 @@ const TRACED_SYSCALLS: &[i64] = &[
     libc::SYS_exit_group,
     libc::SYS_arch_prctl,
     libc::SYS_sigaltstack,
-    libc::SYS_mmap,
-    libc::SYS_mprotect,
-    libc::SYS_pkey_mprotect,
-    libc::SYS_munmap,
-    libc::SYS_brk,
-    libc::SYS_mremap,
-    libc::SYS_madvise,
-    libc::SYS_mincore,
-    libc::SYS_mlock,
-    libc::SYS_mlock2,
-    libc::SYS_munlock,
-    libc::SYS_mlockall,
-    libc::SYS_munlockall,
-    libc::SYS_shmat,
-    libc::SYS_shmdt,
-    libc::SYS_getrusage,
-    libc::SYS_times,
-    libc::SYS_wait4,
-    libc::SYS_waitid,
 ];
 
 /// The stub's own code (see `stub_image`): calls made from there are the
