@@ -343,6 +343,7 @@ impl Stub {
                 Ok(true) => {}
                 Ok(false) | Err(Errno::EINTR) => {
                     if let Some(event) = self.poll_ptrace(false)? {
+                        self.restart_cancelled_call(&event)?;
                         return Ok(event);
                     }
                     continue;
@@ -379,6 +380,27 @@ impl Stub {
             });
             return Ok(StopEvent::NotifSyscall(regs));
         }
+    }
+
+    /// A signal that stopped the thread while its call waited to be
+    /// received cancelled the notification: the sentry never saw that call,
+    /// and the kernel left -ERESTART* in rax. The call is made again when
+    /// the thread resumes (rip back on the `syscall` instruction), as Linux
+    /// restarts a call no handler interrupted; a handler run in between
+    /// returns to it the same way.
+    fn restart_cancelled_call(&mut self, event: &StopEvent) -> Result<(), PlatformError> {
+        if !matches!(event, StopEvent::Signal { .. }) {
+            return Ok(());
+        }
+        let mut r = ptrace::getregs(self.pid).map_err(ptrace_err("GETREGS", self.pid))?;
+        let restart_codes = [-512i64, -513, -514, -516];
+        if (r.orig_rax as i64) >= 0 && restart_codes.contains(&(r.rax as i64)) {
+            r.rax = r.orig_rax;
+            r.rip -= 2;
+            r.orig_rax = u64::MAX;
+            self.set_regs(&r)?;
+        }
+        Ok(())
     }
 
     /// Waits for the next ptrace stop (`block`), or reports one that is
