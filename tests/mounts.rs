@@ -103,6 +103,30 @@ fn bind_mounts_match_runc() {
     }
 }
 
+/// Runs `script` with `sh -c` in the busybox image under runtime `bin`
+/// (`name` labels its temporary directories), with `edit` applied to the
+/// spec.
+fn run_busybox_script(
+    bin: &Path,
+    name: &str,
+    script: &str,
+    edit: impl Fn(&mut serde_json::Value),
+) -> std::process::Output {
+    let bundle = TempDir::new(&format!("{name}-spec-bundle"));
+    let state = TempDir::new(&format!("{name}-spec-state"));
+    write_bundle_config(bundle.path(), &busybox_rootfs(), &["sh", "-c", script], &[]);
+    edit_bundle_config(bundle.path(), &edit);
+    run_with_timeout(
+        Command::new(bin)
+            .arg("--root")
+            .arg(state.path())
+            .args(["run", "--bundle"])
+            .arg(bundle.path())
+            .arg(unique_name("spec")),
+        default_timeout(),
+    )
+}
+
 /// Runs `script` in the busybox image with `edit` applied to the spec,
 /// under runc and under rvisor; returns both runs.
 fn runc_and_rvisor_with(
@@ -113,21 +137,7 @@ fn runc_and_rvisor_with(
         eprintln!("SKIP: runc is not installed (scripts/setup.sh installs it)");
         return None;
     };
-    let run = |bin: &std::path::Path, name: &str| {
-        let bundle = TempDir::new(&format!("{name}-spec-bundle"));
-        let state = TempDir::new(&format!("{name}-spec-state"));
-        write_bundle_config(bundle.path(), &busybox_rootfs(), &["sh", "-c", script], &[]);
-        edit_bundle_config(bundle.path(), &edit);
-        run_with_timeout(
-            Command::new(bin)
-                .arg("--root")
-                .arg(state.path())
-                .args(["run", "--bundle"])
-                .arg(bundle.path())
-                .arg(unique_name("spec")),
-            default_timeout(),
-        )
-    };
+    let run = |bin: &std::path::Path, name: &str| run_busybox_script(bin, name, script, &edit);
     let expected = run(&runc, "runc");
     let actual = run(&rvisor(), "rvisor");
     assert_eq!(
@@ -243,8 +253,6 @@ fn readonly_paths_like_runc() {
 /// v1, so the values are checked against the spec, not against runc.)
 #[test]
 fn cgroup_mount_shows_the_specs_limits() {
-    let bundle = TempDir::new("cgroup-view-bundle");
-    let state = TempDir::new("cgroup-view-state");
     let script = "cd /sys/fs/cgroup && \
         for f in memory.max memory.swap.max cpu.max cpu.weight pids.max; do \
           echo \"$f=$(cat $f)\"; done; \
@@ -254,23 +262,13 @@ fn cgroup_mount_shows_the_specs_limits() {
         echo 1 > memory.max 2>/dev/null || echo write-refused; \
         cat /proc/self/cgroup; \
         grep -c ' /sys/fs/cgroup ro,.* - cgroup2 ' /proc/self/mountinfo";
-    write_bundle_config(bundle.path(), &busybox_rootfs(), &["sh", "-c", script], &[]);
-    edit_bundle_config(bundle.path(), |cfg: &mut serde_json::Value| {
+    let out = run_busybox_script(&rvisor(), "cgroup-view", script, |cfg| {
         cfg["linux"]["resources"] = serde_json::json!({
             "memory": { "limit": 536870912, "swap": 805306368 },
             "cpu": { "quota": 50000, "period": 100000, "shares": 1024 },
             "pids": { "limit": 100 }
         });
     });
-    let out = run_with_timeout(
-        Command::new(rvisor())
-            .arg("--root")
-            .arg(state.path())
-            .args(["run", "--bundle"])
-            .arg(bundle.path())
-            .arg(unique_name("cgview")),
-        default_timeout(),
-    );
     assert_success("rvisor run (cgroup view)", &out);
     // cpu.weight: runc's conversion of 1024 shares; swap.max: v1's
     // memory+swap minus memory.

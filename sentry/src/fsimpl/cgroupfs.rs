@@ -60,25 +60,19 @@ fn weight(shares: Option<u64>) -> u64 {
     }
 }
 
-/// Live processes (thread-group ids) of the sandbox, ascending.
-fn pids() -> Vec<i32> {
+/// The sandbox's live (not zombie) processes, by ascending pid.
+fn live_processes() -> Vec<Arc<crate::kernel::Process>> {
     lock(&kernel().tree)
         .procs
-        .iter()
-        .filter(|(_, e)| e.zombie.is_none())
-        .map(|(&pid, _)| pid)
+        .values()
+        .filter(|e| e.zombie.is_none())
+        .map(|e| e.proc.clone())
         .collect()
 }
 
 /// Live threads of the sandbox.
 fn thread_count() -> usize {
-    let procs: Vec<_> = lock(&kernel().tree)
-        .procs
-        .values()
-        .filter(|e| e.zombie.is_none())
-        .map(|e| e.proc.clone())
-        .collect();
-    procs
+    live_processes()
         .iter()
         .map(|p| lock(&p.threads).iter().filter(|t| !t.is_gone()).count())
         .sum()
@@ -86,12 +80,7 @@ fn thread_count() -> usize {
 
 /// CPU time of every live process, in µs.
 fn cpu_usec() -> u64 {
-    let procs: Vec<_> = lock(&kernel().tree)
-        .procs
-        .values()
-        .map(|e| e.proc.clone())
-        .collect();
-    procs.iter().map(|p| p.cpu_ns() / 1000).sum()
+    live_processes().iter().map(|p| p.cpu_ns() / 1000).sum()
 }
 
 /// Bytes in use: the host cgroup's own count when the CLI donated it.
@@ -146,7 +135,12 @@ pub fn new_cgroupfs(limits: &CgroupLimits, usage: Option<OwnedFd>) -> Arc<dyn In
         .with("cgroup.type", text(|| "domain\n".into()))
         .with(
             "cgroup.procs",
-            text(|| pids().iter().map(|p| format!("{p}\n")).collect()),
+            text(|| {
+                live_processes()
+                    .iter()
+                    .map(|p| format!("{}\n", p.pid))
+                    .collect()
+            }),
         )
         .with(
             "cgroup.events",

@@ -631,20 +631,18 @@ pub fn dying() -> bool {
 }
 
 pub fn interrupted() -> bool {
-    current()
-        .zip(current_thread())
-        .map(|(p, t)| {
-            if p.fatal_signal.load(Ordering::Relaxed) != 0
-                || lock(&p.group_exit).is_some()
-                || t.quiet.load(Ordering::SeqCst)
-            {
-                return true;
-            }
-            let proc_pending = lock(&p.sig).pending;
-            let ts = lock(&t.sig);
-            (proc_pending | ts.pending) & !ts.mask != 0
-        })
-        .unwrap_or(false)
+    dying()
+        || current()
+            .zip(current_thread())
+            .is_some_and(|(p, t)| signal_deliverable(&p, &t))
+}
+
+/// Whether a signal pending for `t` (its own or its process's) is not
+/// blocked by its mask.
+pub fn signal_deliverable(p: &Process, t: &Thread) -> bool {
+    let proc_pending = lock(&p.sig).pending;
+    let ts = lock(&t.sig);
+    (proc_pending | ts.pending) & !ts.mask != 0
 }
 
 extern "C" fn on_interrupt(_: libc::c_int) {}
@@ -1043,7 +1041,7 @@ impl Kernel {
         // Close files first so pipe readers see EOF; locks go too.
         let files = lock(&proc.fds).take_all();
         drop(files);
-        // Its control thread's sentry thread ends with the handle.
+        // Its control thread dies with the stub process; the handle goes.
         proc.set_control(None);
         crate::vfs::lock::release(None, crate::vfs::lock::Owner::Process(proc.pid));
         // SysV: detach segments, apply SEM_UNDO adjustments.

@@ -95,9 +95,6 @@ pub struct Task {
     pub saved_mask: Option<u64>,
     /// The exit ends only this thread (exit(2)), not the whole process.
     pub thread_exit: bool,
-    /// `regs` hold only a notified call's number, arguments and rip (see
-    /// `StopEvent::NotifSyscall`); [`Task::real_regs`] fetches the rest.
-    pub regs_partial: bool,
 }
 
 pub fn exit_status(code: i32) -> i32 {
@@ -608,7 +605,9 @@ impl Task {
             } else if let Some(status) = *lock(&self.proc.group_exit) {
                 self.exit = Some(status);
             }
-            if self.regs_partial && self.needs_real_regs() {
+            // After a fast-path call `regs` hold only its number, arguments
+            // and rip (see `StopEvent::NotifSyscall`).
+            if self.stub.in_notified_call() && self.needs_real_regs() {
                 self.real_regs();
             }
             self.deliver_pending();
@@ -619,14 +618,12 @@ impl Task {
                 Ok(StopEvent::Syscall) => match self.stub.get_regs() {
                     Ok(r) => {
                         self.regs = r;
-                        self.regs_partial = false;
                         crate::syscalls::dispatch(self);
                     }
                     Err(_) => continue,
                 },
                 Ok(StopEvent::NotifSyscall(r)) => {
                     self.regs = r;
-                    self.regs_partial = true;
                     crate::syscalls::dispatch(self);
                 }
                 Ok(StopEvent::Signal {
@@ -656,22 +653,14 @@ impl Task {
     /// its result: a signal to deliver or a restart decision, which need
     /// the thread's real registers.
     fn needs_real_regs(&self) -> bool {
-        if self.restart.is_some() {
-            return true;
-        }
-        let ss = lock(&self.proc.sig);
-        let ts = lock(&self.thread.sig);
-        (ts.pending | ss.pending) & !ts.mask != 0
+        self.restart.is_some() || super::signal_deliverable(&self.proc, &self.thread)
     }
 
     /// Replaces the partial registers of a fast-path syscall with the
     /// thread's real ones (keeping the call's result and number).
     pub fn real_regs(&mut self) {
         match self.stub.take_real_regs(&self.regs) {
-            Ok(r) => {
-                self.regs = r;
-                self.regs_partial = false;
-            }
+            Ok(r) => self.regs = r,
             // The stub is gone: the next run reports it.
             Err(e) => tracing::debug!("pid {}: real registers: {e}", self.pid()),
         }
@@ -702,7 +691,6 @@ impl Task {
         // registers it has now, not those of its last syscall.
         if let Ok(r) = self.stub.get_regs() {
             self.regs = r;
-            self.regs_partial = false;
         }
         let synchronous = matches!(
             signo,
@@ -788,7 +776,6 @@ fn new_task(
         robust_list: (0, 0),
         exit: None,
         restart: None,
-        regs_partial: false,
         saved_mask: None,
         thread_exit: false,
     }
@@ -809,13 +796,12 @@ fn new_control(stub: &mut Stub) -> Option<Arc<super::stub_control::StubControl>>
     }
 }
 
-/// Puts a new stub thread on the seccomp-notification fast path when it is
-/// on (`--platform`); without it the thread still works, on ptrace stops.
+/// Puts a new stub thread on the seccomp-notification fast path (callers
+/// check its process has a control thread, which exists only with
+/// `--platform notif`); without it the thread still works, on ptrace stops.
 fn enable_fast_path(stub: &mut Stub, tgid: i32) {
-    if crate::platform::notif::enabled() {
-        if let Err(e) = stub.enable_fast_path(tgid) {
-            tracing::warn!("stub {}: no fast syscall path: {e}", stub.pid());
-        }
+    if let Err(e) = stub.enable_fast_path(tgid) {
+        tracing::warn!("stub {}: no fast syscall path: {e}", stub.pid());
     }
 }
 

@@ -155,23 +155,22 @@ pub fn filter() -> Vec<libc::sock_filter> {
     f
 }
 
-/// The filter as bytes, followed by a `struct sock_fprog` pointing at them
-/// once they sit at `at` in the stub: (bytes, offset of the sock_fprog).
-pub fn filter_image(at: u64) -> (Vec<u8>, usize) {
+/// The filter as it sits in the stub at `at`: a `struct sock_fprog`
+/// pointing at the instructions right after it.
+pub fn filter_image(at: u64) -> Vec<u8> {
     let f = filter();
-    let mut bytes = Vec::with_capacity(f.len() * 8 + 16);
+    let mut bytes = Vec::with_capacity(16 + f.len() * 8);
+    // struct sock_fprog { unsigned short len; (pad) struct sock_filter *filter; }
+    bytes.extend_from_slice(&(f.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(&[0u8; 6]);
+    bytes.extend_from_slice(&(at + 16).to_le_bytes());
     for ins in &f {
         bytes.extend_from_slice(&ins.code.to_le_bytes());
         bytes.push(ins.jt);
         bytes.push(ins.jf);
         bytes.extend_from_slice(&ins.k.to_le_bytes());
     }
-    let prog_at = bytes.len();
-    // struct sock_fprog { unsigned short len; (pad) struct sock_filter *filter; }
-    bytes.extend_from_slice(&(f.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(&[0u8; 6]);
-    bytes.extend_from_slice(&at.to_le_bytes());
-    (bytes, prog_at)
+    bytes
 }
 
 /// The arguments of `seccomp(2)` that install the filter with a listener.

@@ -239,13 +239,7 @@ impl Stub {
         if ptrace::setregs(self.pid, r).is_err() {
             return self.wait_gone();
         }
-        let resumed = if self.notif.is_some() {
-            // System calls come as notifications or seccomp stops.
-            ptrace::cont(self.pid, None)
-        } else {
-            ptrace::sysemu(self.pid, None)
-        };
-        if resumed.is_err() {
+        if self.resume().is_err() {
             return self.wait_gone();
         }
         self.wait_event()
@@ -263,7 +257,7 @@ impl Stub {
                 // A signal interrupted the call before it was completed:
                 // the thread is (or is about to be) in a ptrace stop with
                 // the kernel's -ERESTARTSYS. It returns our result instead.
-                let event = self.wait_ptrace(true)?;
+                let event = self.wait_ptrace()?;
                 if !matches!(event, StopEvent::Gone) {
                     let mut real = self.get_regs()?;
                     real.rax = result;
@@ -290,7 +284,7 @@ impl Stub {
         // SAFETY: tgkill of our own traced stub thread: it only interrupts
         // the call and causes a ptrace stop, whose signal we suppress.
         unsafe { libc::syscall(libc::SYS_tkill, self.pid.as_raw(), INTERRUPT_SIGNAL) };
-        let event = self.wait_ptrace(true)?;
+        let event = self.wait_ptrace()?;
         if matches!(event, StopEvent::Gone) {
             return Err(PlatformError::Gone {
                 pid: self.pid.as_raw(),
@@ -301,6 +295,13 @@ impl Stub {
             c.stopped = Some(real);
         }
         Ok(())
+    }
+
+    /// Whether the thread waits in a notified call whose real registers
+    /// the caller has not taken: its registers are only those
+    /// [`StopEvent::NotifSyscall`] reported.
+    pub fn in_notified_call(&self) -> bool {
+        self.notif.as_ref().is_some_and(|n| n.pending.is_some())
     }
 
     /// The real registers of a thread reported by
@@ -331,13 +332,10 @@ impl Stub {
     /// Waits for the next event: a ptrace stop, or (on the fast path) a
     /// notified system call.
     fn wait_event(&mut self) -> Result<StopEvent, PlatformError> {
-        if self.notif.is_none() {
-            return self.wait_ptrace(true);
-        }
         loop {
             let pid = self.pid.as_raw();
             let Some(n) = self.notif.as_mut() else {
-                return self.wait_ptrace(true);
+                return self.wait_ptrace();
             };
             match n.listener.wait(|| stop_waiting(pid)) {
                 Ok(true) => {}
@@ -403,18 +401,11 @@ impl Stub {
         Ok(())
     }
 
-    /// Waits for the next ptrace stop (`block`), or reports one that is
-    /// already there.
-    fn wait_ptrace(&mut self, block: bool) -> Result<StopEvent, PlatformError> {
+    /// Waits for the next ptrace stop.
+    fn wait_ptrace(&mut self) -> Result<StopEvent, PlatformError> {
         loop {
-            if let Some(event) = self.poll_ptrace(block)? {
+            if let Some(event) = self.poll_ptrace(true)? {
                 return Ok(event);
-            }
-            if !block {
-                return Err(PlatformError::Unexpected {
-                    pid: self.pid.as_raw(),
-                    what: "no stop to report".into(),
-                });
             }
         }
     }

@@ -43,7 +43,6 @@ const CODE_OFFSET: u64 = 0x80;
 /// change the filter a new thread is about to install.
 pub const FPROG_ADDR: u64 = STUB_BASE + FPROG_OFFSET;
 const FPROG_OFFSET: u64 = 0x100;
-const FILTER_OFFSET: u64 = FPROG_OFFSET + 0x10;
 
 const CODE: &[u8] = &[
     0x0f, 0x05, // +0x00 syscall
@@ -80,18 +79,14 @@ fn build_image() -> Vec<u8> {
     put64(&mut img, ph + 8, 0); // p_offset
     put64(&mut img, ph + 16, STUB_BASE); // p_vaddr
     put64(&mut img, ph + 24, STUB_BASE); // p_paddr
-    let (filter, _) = super::notif::filter_image(STUB_BASE + FILTER_OFFSET);
-    let fprog_len = 16;
-    let total = FILTER_OFFSET + filter.len() as u64 - fprog_len;
+    let filter = super::notif::filter_image(FPROG_ADDR);
+    let total = FPROG_OFFSET + filter.len() as u64;
     put64(&mut img, ph + 32, total); // p_filesz
     put64(&mut img, ph + 40, total); // p_memsz
     put64(&mut img, ph + 48, 0x1000); // p_align
     img.extend_from_slice(CODE);
-    // The filter's instructions, then its sock_fprog moved in front.
     img.resize(FPROG_OFFSET as usize, 0);
-    let insns = &filter[..filter.len() - fprog_len as usize];
-    img.extend_from_slice(&filter[filter.len() - fprog_len as usize..]);
-    img.extend_from_slice(insns);
+    img.extend_from_slice(&filter);
     assert!(img.len() <= 0x1000, "the stub image outgrew its page");
     img
 }
