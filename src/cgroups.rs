@@ -233,12 +233,22 @@ impl Cgroup {
             )?;
         }
         let deadline = Instant::now() + Duration::from_secs(10);
+        let mut tries = 0u32;
         while self.frozen() != frozen {
             if Instant::now() > deadline {
                 bail!(
                     "the sandbox did not {} in time",
                     if frozen { "freeze" } else { "thaw" }
                 );
+            }
+            tries += 1;
+            if frozen && !self.v2 && tries.is_multiple_of(50) {
+                // A v1 freezer can stay FREEZING for good when processes
+                // join the cgroup while it freezes (the sandbox forks stubs);
+                // runc thaws and freezes again, and so do we.
+                self.write("freezer", "freezer.state", "THAWED")?;
+                std::thread::sleep(Duration::from_millis(10));
+                self.write("freezer", "freezer.state", "FROZEN")?;
             }
             std::thread::sleep(Duration::from_millis(1));
         }
