@@ -196,6 +196,10 @@ pub struct ExecArgs {
     /// File to write the pid to (the waiter's when detached, else ours).
     #[arg(long, value_name = "FILE")]
     pub pid_file: Option<PathBuf>,
+    /// File to write the process's pid inside the sandbox to, for `kill
+    /// --pid` (runsc's flag; the shim uses it).
+    #[arg(long, value_name = "FILE")]
+    pub internal_pid_file: Option<PathBuf>,
     /// Unix socket to send the pty master to (with a terminal).
     #[arg(long, value_name = "PATH")]
     pub console_socket: Option<PathBuf>,
@@ -302,8 +306,12 @@ pub struct IdArg {
 #[derive(Args, Debug)]
 pub struct KillArgs {
     /// Send the signal to every process in the container.
-    #[arg(long, short = 'a')]
+    #[arg(long, short = 'a', conflicts_with = "pid")]
     pub all: bool,
+    /// Send the signal to this one process, by its pid inside the sandbox
+    /// (as `exec --internal-pid-file` wrote it; runsc's flag).
+    #[arg(long)]
+    pub pid: Option<i32>,
     /// Container id.
     pub id: String,
     /// Signal name (TERM, SIGTERM, RTMIN+1) or number.

@@ -170,3 +170,187 @@ fn containerd_runc_shim_drives_rvisor_like_runc() {
     }
     assert!(left.is_empty(), "rvisor state left behind: {left:?}");
 }
+
+/// rvisor's own shim, beside the rvisor binary.
+fn rvisor_shim() -> PathBuf {
+    rvisor().with_file_name("containerd-shim-rvisor-v1")
+}
+
+/// What a user of `ctr` sees through one runtime type (`--runtime`): run
+/// with output and exit code, run -d, exec, pause and resume, killing an
+/// exec, killing a task that has exited, kill, rm.
+fn shim_transcript(c: &Containerd, runtime: &str, prefix: &str) -> String {
+    let id = |n: &str| format!("{prefix}-{n}");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "--runtime", runtime];
+        args.extend(extra);
+        c.ctr(&args)
+    };
+    let status_of = |name: &str| {
+        let ls = stdout_str(&c.ctr(&["task", "ls"]));
+        ls.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .and_then(|l| l.split_whitespace().last())
+            .unwrap_or("")
+            .to_string()
+    };
+    let wait_stopped = |name: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while status_of(name) != "STOPPED" && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        format!("{} status {}", &name[prefix.len() + 1..], status_of(name))
+    };
+    let t1 = id("t1");
+    let t2 = id("t2");
+    let mut t = vec![describe(
+        "run --rm",
+        &run(&[
+            "--rm",
+            IMAGE,
+            &t1,
+            "sh",
+            "-c",
+            "echo hi; echo err >&2; exit 3",
+        ]),
+    )];
+    let stderr_of_run = run(&["--rm", IMAGE, &id("t0"), "sh", "-c", "echo to-stderr >&2"]);
+    t.push(format!(
+        "stderr: {:?}",
+        String::from_utf8_lossy(&stderr_of_run.stderr).trim()
+    ));
+    t.push(describe(
+        "run -d",
+        &run(&[
+            "-d",
+            IMAGE,
+            &t2,
+            "sh",
+            "-c",
+            "trap 'exit 7' TERM; while :; do sleep 0.05; done",
+        ]),
+    ));
+    t.push(describe(
+        "exec",
+        &c.ctr(&[
+            "task",
+            "exec",
+            "--exec-id",
+            "e1",
+            &t2,
+            "sh",
+            "-c",
+            "echo in exec; exit 5",
+        ]),
+    ));
+    t.push(describe("pause", &c.ctr(&["task", "pause", &t2])));
+    t.push(format!("paused: {}", status_of(&t2)));
+    t.push(describe("resume", &c.ctr(&["task", "resume", &t2])));
+    t.push(format!("resumed: {}", status_of(&t2)));
+    // An exec killed with SIGKILL ends with 137; the task lives on.
+    let mut sleeper = Command::new("ctr");
+    sleeper
+        .arg("-a")
+        .arg(c.dir.path().join("containerd.sock"))
+        .args(["task", "exec", "--exec-id", "k1", &t2, "sleep", "60"]);
+    let sleeper =
+        std::thread::spawn(move || run_with_timeout(&mut sleeper, Duration::from_secs(60)));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c
+        .ctr(&["task", "kill", "-s", "KILL", "--exec-id", "k1", &t2])
+        .status
+        .code()
+        != Some(0)
+    {
+        assert!(Instant::now() < deadline, "exec k1 never became killable");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let killed = sleeper.join().expect("exec thread");
+    t.push(format!("killed exec: code {:?}", killed.status.code()));
+    t.push(format!("after exec kill: {}", status_of(&t2)));
+    t.push(describe("kill", &c.ctr(&["task", "kill", &t2])));
+    t.push(wait_stopped(&t2));
+    let again = c.ctr(&["task", "kill", &t2]);
+    t.push(format!(
+        "kill again: code {:?} {}",
+        again.status.code(),
+        String::from_utf8_lossy(&again.stderr).contains("not found")
+    ));
+    t.push(describe("task rm", &c.ctr(&["task", "rm", &t2])));
+    t.push(describe("c rm", &c.ctr(&["c", "rm", &t2])));
+    t.join("\n")
+}
+
+/// A terminal through the shim (`ctr run -t`, as `script` gives ctr a pty):
+/// the container's stdio are terminals, input arrives, the exit code too.
+fn terminal_transcript(c: &Containerd, runtime: &str, name: &str) -> String {
+    let ctr = format!(
+        "ctr -a {} run -t --rm --runtime {runtime} {IMAGE} {name} sh -c \
+         'test -t 0 && test -t 1 && echo terminal; read x; echo got $x; exit 4'",
+        c.dir.path().join("containerd.sock").display()
+    );
+    let out = run_with_timeout(
+        Command::new("sh").args(["-c", "echo hello | script -qec \"$0\" /dev/null", &ctr]),
+        Duration::from_secs(60),
+    );
+    describe("run -t", &out)
+}
+
+#[test]
+fn containerd_rvisor_shim_behaves_like_the_runc_shim() {
+    let (Some(c), Some(_)) = (Containerd::start(), which("runc")) else {
+        eprintln!(
+            "SKIP: containerd, ctr or runc is not installed (scripts/setup.sh installs them)"
+        );
+        return;
+    };
+    let shim = rvisor_shim();
+    assert!(
+        shim.is_file(),
+        "{} is missing: build the workspace (cargo build --release --workspace)",
+        shim.display()
+    );
+    let shim_s = shim.to_string_lossy().into_owned();
+    let expected = shim_transcript(&c, "io.containerd.runc.v2", "runc");
+    let actual = shim_transcript(&c, &shim_s, "rvshim");
+    assert!(
+        expected == actual,
+        "ctr through containerd-shim-rvisor-v1 differs from ctr through runc's shim:\n{}",
+        line_diff(&expected, &actual)
+    );
+    if which("script").is_some() {
+        let expected = terminal_transcript(&c, "io.containerd.runc.v2", "runc-tty");
+        let actual = terminal_transcript(&c, &shim_s, "rvshim-tty");
+        assert!(
+            expected == actual,
+            "a terminal through the rvisor shim differs from runc's:\n{}",
+            line_diff(&expected, &actual)
+        );
+    }
+    // Nothing left behind: no shim or sandbox process of ours, no rootfs
+    // mount, no rvisor state.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let procs = stdout_str(&run_with_timeout(
+            Command::new("ps").args(["-eo", "args"]),
+            Duration::from_secs(10),
+        ));
+        let left: Vec<&str> = procs.lines().filter(|l| l.contains("rvshim")).collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "processes left behind: {left:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let left: Vec<&str> = mounts.lines().filter(|l| l.contains("/rvshim-")).collect();
+    assert!(left.is_empty(), "rootfs mounts left behind: {left:?}");
+    let state: Vec<_> = std::fs::read_dir("/run/containerd/rvisor/default")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("rvshim-"))
+        .map(|e| e.path())
+        .collect();
+    assert!(state.is_empty(), "rvisor state left behind: {state:?}");
+}

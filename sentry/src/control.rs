@@ -31,6 +31,9 @@ pub enum ControlRequest {
     /// Send a signal, from outside the sandbox, to the container's init or
     /// (`all`) to every process in it.
     Signal { signo: i32, all: bool },
+    /// Send a signal, from outside the sandbox, to one process by its
+    /// sandbox pid (an exec'd process, as `rvisor kill --pid`).
+    SignalProcess { pid: i32, signo: i32 },
     /// Where the container is in its life.
     State,
     /// The sandbox's processes, for `rvisor ps`.
@@ -374,6 +377,12 @@ fn handle(
                 Gate::Started => signal_processes(signo, all),
             }
         }
+        ControlRequest::SignalProcess { pid, signo } => {
+            if !(1..kernel::signals::NSIG as i32).contains(&signo) {
+                return ControlReply::Error(format!("invalid signal {signo}"));
+            }
+            signal_one_process(pid, signo)
+        }
         ControlRequest::State => ControlReply::State {
             status: status(gate),
         },
@@ -475,12 +484,35 @@ fn signal_processes(signo: i32, all: bool) -> ControlReply {
     if targets.is_empty() {
         return ControlReply::Error("container is not running".into());
     }
-    let mut info = [0u8; 128];
-    info[0..4].copy_from_slice(&signo.to_le_bytes());
     for p in targets {
-        k.send_signal_from_host(&p, signo, info);
+        k.send_signal_from_host(&p, signo, host_siginfo(signo));
     }
     ControlReply::Done
+}
+
+fn signal_one_process(pid: i32, signo: i32) -> ControlReply {
+    let k = kernel();
+    let target = {
+        let tree = lock(&k.tree);
+        tree.procs
+            .get(&pid)
+            .filter(|e| e.zombie.is_none())
+            .map(|e| e.proc.clone())
+    };
+    let Some(p) = target else {
+        return ControlReply::Error(format!("no such process: {pid}"));
+    };
+    k.send_signal_from_host(&p, signo, host_siginfo(signo));
+    ControlReply::Done
+}
+
+/// The siginfo of a signal sent from outside the sandbox: si_signo only
+/// (si_code SI_USER, si_pid 0, as for a sender in an ancestor pid
+/// namespace).
+fn host_siginfo(signo: i32) -> [u8; 128] {
+    let mut info = [0u8; 128];
+    info[0..4].copy_from_slice(&signo.to_le_bytes());
+    info
 }
 
 fn processes() -> Vec<ProcessInfo> {

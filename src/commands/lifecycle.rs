@@ -330,7 +330,7 @@ pub fn kill(g: &GlobalOpts, a: KillArgs) -> Result<i32> {
         ContainerStatus::Stopped => bail!("container not running"),
         // A frozen sentry cannot take requests; SIGKILL still ends it (the
         // thaw lets the kill land).
-        ContainerStatus::Paused if signo == libc::SIGKILL => {
+        ContainerStatus::Paused if signo == libc::SIGKILL && a.pid.is_none() => {
             kill_sentry(&record)?;
             return Ok(0);
         }
@@ -339,14 +339,18 @@ pub fn kill(g: &GlobalOpts, a: KillArgs) -> Result<i32> {
         }
         _ => {}
     }
-    let sent = dir.request(&ControlRequest::Signal { signo, all: a.all });
+    let request = match a.pid {
+        Some(pid) => ControlRequest::SignalProcess { pid, signo },
+        None => ControlRequest::Signal { signo, all: a.all },
+    };
+    let sent = dir.request(&request);
     match sent {
         Ok(ControlReply::Done) => Ok(0),
         Ok(ControlReply::Error(e)) => bail!("{e}"),
         Ok(other) => bail!("unexpected reply from the sandbox: {other:?}"),
         // The sentry does not answer: SIGKILL still ends the sandbox (as
         // pid 1 of its namespace, it takes every stub with it).
-        Err(_) if signo == libc::SIGKILL => {
+        Err(_) if signo == libc::SIGKILL && a.pid.is_none() => {
             record.sentry.kill(libc::SIGKILL);
             Ok(0)
         }
@@ -569,6 +573,9 @@ pub fn exec(g: &GlobalOpts, a: ExecArgs) -> Result<i32> {
     };
     drop(stdio);
     drop(console);
+    if let Some(path) = &a.internal_pid_file {
+        write_pid_file(path, pid)?;
+    }
     if a.detach {
         let mut waiter = std::process::Command::new("/proc/self/exe");
         waiter
