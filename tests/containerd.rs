@@ -354,3 +354,58 @@ fn containerd_rvisor_shim_behaves_like_the_runc_shim() {
         .collect();
     assert!(state.is_empty(), "rvisor state left behind: {state:?}");
 }
+
+/// A container that outgrows its memory limit: its exit code, and whether
+/// containerd saw a /tasks/oom event for it.
+fn oom_transcript(c: &Containerd, runtime: &str, name: &str) -> String {
+    let events_log = c.dir.path().join(format!("events-{name}.txt"));
+    let mut events = Command::new("ctr")
+        .arg("-a")
+        .arg(c.dir.path().join("containerd.sock"))
+        .arg("events")
+        .stdout(std::fs::File::create(&events_log).expect("events log"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ctr events");
+    std::thread::sleep(Duration::from_millis(300));
+    let run = c.ctr(&[
+        "run",
+        "--rm",
+        "--runtime",
+        runtime,
+        "--memory-limit",
+        "33554432",
+        IMAGE,
+        name,
+        "sh",
+        "-c",
+        "x=0123456789abcdef; while :; do x=$x$x; done",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let saw_oom = loop {
+        let log = std::fs::read_to_string(&events_log).unwrap_or_default();
+        let seen = log
+            .lines()
+            .any(|l| l.contains("/tasks/oom") && l.contains(name));
+        if seen || Instant::now() > deadline {
+            break seen;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = events.kill();
+    let _ = events.wait();
+    format!("code {:?}, oom event {saw_oom}", run.status.code())
+}
+
+#[test]
+fn containerd_sees_the_oom_kill_through_the_rvisor_shim() {
+    let (Some(c), Some(_)) = (Containerd::start(), which("runc")) else {
+        eprintln!(
+            "SKIP: containerd, ctr or runc is not installed (scripts/setup.sh installs them)"
+        );
+        return;
+    };
+    let expected = oom_transcript(&c, "io.containerd.runc.v2", "runc-oom");
+    let actual = oom_transcript(&c, &rvisor_shim().to_string_lossy(), "rvoom");
+    assert_eq!(expected, actual, "runc's shim vs rvisor's shim");
+}

@@ -282,14 +282,20 @@ impl TaskService {
         c.init.pid = pid as u32;
         c.init.sandbox_pid = 1;
         *lock(&c.init.copier) = copier;
-        self.watch_exit(&c.id, &c.init, reaper::watch(pid));
-        self.watch_oom(&c.id);
+        let oom_watch = self.watch_oom(&c.id);
+        self.watch_exit(&c.id, &c.init, reaper::watch(pid), Some(oom_watch));
         Ok(())
     }
 
     /// Reports `p`'s exit once its output is out: records it, wakes Wait,
     /// publishes TaskExit.
-    fn watch_exit(&self, id: &str, p: &Process, slot: Arc<ExitSlot>) {
+    fn watch_exit(
+        &self,
+        id: &str,
+        p: &Process,
+        slot: Arc<ExitSlot>,
+        oom_watch: Option<std::thread::JoinHandle<()>>,
+    ) {
         let containers = self.containers.clone();
         let events = self.events.clone();
         let copier = p.copier.clone();
@@ -298,6 +304,15 @@ impl TaskService {
         std::thread::spawn(move || {
             let exit = slot.wait();
             lock(&copier).wait_output(OUTPUT_DRAIN_TIMEOUT);
+            // An OOM kill that ended the sandbox is reported before the
+            // exit, as the runc shim does (the watcher's last look comes
+            // right after the sentry is gone).
+            if let Some(w) = oom_watch {
+                let deadline = std::time::Instant::now() + OUTPUT_DRAIN_TIMEOUT;
+                while !w.is_finished() && std::time::Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
             if let Some(c) = lock(&containers).get_mut(&id) {
                 if let Ok(p) = c.process_mut(&exec_id) {
                     p.state = ProcState::Stopped;
@@ -328,7 +343,7 @@ impl TaskService {
 
     /// Publishes TaskOOM whenever the kernel OOM-kills in the container's
     /// cgroup (`rvisor events` watches the counter until the sandbox ends).
-    fn watch_oom(&self, id: &str) {
+    fn watch_oom(&self, id: &str) -> std::thread::JoinHandle<()> {
         let events = self.events.clone();
         let id = id.to_string();
         let runtime = self.runtime.clone();
@@ -345,7 +360,7 @@ impl TaskService {
             if let Err(e) = runtime.watch_oom(&id, on_oom) {
                 warn!("no OOM events for {id}: {e}");
             }
-        });
+        })
     }
 
     fn start_process(&self, req: &api::StartRequest) -> Result<api::StartResponse, ShimError> {
@@ -431,7 +446,7 @@ impl TaskService {
         {
             let cs = lock(&self.containers);
             if let Some(p) = cs.get(id).and_then(|c| c.execs.get(exec_id)) {
-                self.watch_exit(id, p, slot);
+                self.watch_exit(id, p, slot, None);
             }
         }
         self.events.send(

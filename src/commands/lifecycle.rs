@@ -703,6 +703,11 @@ pub fn events(g: &GlobalOpts, a: EventsArgs) -> Result<i32> {
         out.flush()?;
         std::thread::sleep(interval.min(Duration::from_millis(200)));
     }
+    // An OOM kill often ends the sandbox itself: its cgroup outlives it
+    // until `delete`, so look once more.
+    if cg.stats()["memory"]["oom_kill"].as_u64().unwrap_or(0) > ooms {
+        writeln!(out, "{}", event("oom", serde_json::Value::Null))?;
+    }
     Ok(0)
 }
 
