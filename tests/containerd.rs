@@ -409,3 +409,64 @@ fn containerd_sees_the_oom_kill_through_the_rvisor_shim() {
     let actual = oom_transcript(&c, &rvisor_shim().to_string_lossy(), "rvoom");
     assert_eq!(expected, actual, "runc's shim vs rvisor's shim");
 }
+
+/// The runtime config file (containerd's ConfigPath, here `ctr run
+/// --runtime-config-path`) sets rvisor's flags; a broken one fails the
+/// create with a message that names the problem.
+#[test]
+fn the_runtime_config_file_sets_rvisor_flags() {
+    let Some(c) = Containerd::start() else {
+        eprintln!("SKIP: containerd or ctr is not installed (scripts/setup.sh installs them)");
+        return;
+    };
+    let shim = rvisor_shim().to_string_lossy().into_owned();
+    let logs = c.dir.path().join("debug-logs");
+    let config = c.dir.path().join("rvisor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[rvisor_config]\nstrace = true\ndebug-log = \"{}/\"\n",
+            logs.display()
+        ),
+    )
+    .expect("config");
+    let config_s = config.to_string_lossy().into_owned();
+    let out = c.ctr(&[
+        "run",
+        "--rm",
+        "--runtime",
+        &shim,
+        "--runtime-config-path",
+        &config_s,
+        IMAGE,
+        "cfg1",
+        "sh",
+        "-c",
+        "echo hi",
+    ]);
+    assert_eq!(describe("run", &out), "run: code Some(0) stdout \"hi\\n\"");
+    let strace = std::fs::read_to_string(logs.join("strace.log")).unwrap_or_default();
+    assert!(
+        strace.contains(r#"write(1, "hi\n", 3) = 3"#),
+        "--strace from the config file did not trace the container: {strace:?}"
+    );
+
+    std::fs::write(&config, "[rvisor_config]\nplatform = \"warp\"\n").expect("config");
+    let out = c.ctr(&[
+        "run",
+        "--rm",
+        "--runtime",
+        &shim,
+        "--runtime-config-path",
+        &config_s,
+        IMAGE,
+        "cfg2",
+        "true",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("warp"),
+        "a bad platform in the config file must fail the create and say why: {err}"
+    );
+    c.ctr(&["c", "rm", "cfg2"]);
+}

@@ -9,6 +9,7 @@
 
 mod error;
 mod metrics;
+mod options;
 mod reaper;
 mod rootfs;
 mod runtime;
@@ -91,7 +92,9 @@ impl containerd_shim::Shim for RvisorShim {
     /// containerd's cleanup after a shim died: end whatever is left of the
     /// container and unmount its rootfs.
     fn delete_shim(&mut self) -> Result<DeleteResponse, containerd_shim::Error> {
-        let runtime = self.runtime();
+        let runtime = self
+            .runtime()
+            .with_settings(&options::RuntimeSettings::load(&self.bundle));
         let log = self.bundle.join("cleanup-log.json");
         if let Err(e) = runtime.delete_force(&self.id, &log) {
             log::warn!("cleaning up {}: {e}", self.id);

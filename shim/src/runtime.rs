@@ -53,6 +53,21 @@ impl Runtime {
             .unwrap_or_else(|| PathBuf::from("rvisor"))
     }
 
+    /// This runtime as a container's config file adjusts it: another
+    /// binary, another state root (still one directory per namespace, the
+    /// base root's last component), more flags.
+    pub fn with_settings(&self, settings: &crate::options::RuntimeSettings) -> Runtime {
+        let mut r = self.clone();
+        if let Some(b) = &settings.binary {
+            r.binary = b.clone();
+        }
+        if let (Some(root), Some(ns)) = (&settings.root, self.root.file_name()) {
+            r.root = root.join(ns);
+        }
+        r.global_flags.extend(settings.global_flags.iter().cloned());
+        r
+    }
+
     fn command(&self, log: Option<&Path>) -> Command {
         let mut cmd = Command::new(&self.binary);
         cmd.arg("--root").arg(&self.root);

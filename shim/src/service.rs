@@ -27,6 +27,7 @@ use containerd_shim::{ExitSignal, TtrpcContext, TtrpcResult};
 use log::{info, warn};
 
 use crate::error::ShimError;
+use crate::options::{self, RuntimeSettings};
 use crate::reaper::{self, Exit, ExitSlot};
 use crate::runtime::Runtime;
 use crate::stdio::{StdioCopier, StdioPaths};
@@ -81,6 +82,8 @@ impl Process {
 
 struct Container {
     id: String,
+    /// The rvisor binary and flags from the runtime's config file.
+    runtime: Runtime,
     bundle: PathBuf,
     rootfs_mounted: bool,
     paused: bool,
@@ -158,7 +161,9 @@ impl EventQueue {
 
 /// The task service: every RPC of one shim.
 pub struct TaskService {
-    runtime: Runtime,
+    /// rvisor's defaults for this shim's namespace; a container's runtime
+    /// config file may change them.
+    base_runtime: Runtime,
     events: Arc<EventQueue>,
     exit: Arc<ExitSignal>,
     containers: Arc<Mutex<HashMap<String, Container>>>,
@@ -172,11 +177,16 @@ impl TaskService {
         exit: Arc<ExitSignal>,
     ) -> TaskService {
         TaskService {
-            runtime,
+            base_runtime: runtime,
             events: Arc::new(EventQueue::start(publisher, namespace)),
             exit,
             containers: Arc::default(),
         }
+    }
+
+    /// The rvisor a container runs with.
+    fn rt(&self, id: &str) -> Result<Runtime, ShimError> {
+        self.with_container(id, |c| Ok(c.runtime.clone()))
     }
 
     fn with_container<T>(
@@ -202,6 +212,12 @@ impl TaskService {
             return Err(ShimError::AlreadyExists(format!("container {}", req.id)));
         }
         let bundle = PathBuf::from(&req.bundle);
+        let settings = match options::config_path(req.options.as_ref())? {
+            Some(path) => RuntimeSettings::from_config_file(&path)?,
+            None => RuntimeSettings::default(),
+        };
+        settings.save(&bundle)?;
+        let runtime = self.base_runtime.with_settings(&settings);
         let mut rootfs_mounted = false;
         if !req.rootfs.is_empty() {
             rootfs::mount(&req.rootfs, &bundle.join("rootfs"))?;
@@ -215,6 +231,7 @@ impl TaskService {
         };
         let mut c = Container {
             id: req.id.clone(),
+            runtime,
             bundle,
             rootfs_mounted,
             paused: false,
@@ -263,7 +280,7 @@ impl TaskService {
         let _ = std::fs::remove_file(&pid_file);
         let mut prepared = c.init.stdio.prepare(&c.bundle, "init")?;
         let console = prepared.console_socket.as_ref().map(|s| s.path.clone());
-        self.runtime.create(
+        c.runtime.create(
             &c.id,
             &c.bundle,
             &pid_file,
@@ -275,14 +292,14 @@ impl TaskService {
         let copier = match prepared.start_copying(&c.init.stdio) {
             Ok(copier) => copier,
             Err(e) => {
-                let _ = self.runtime.delete_force(&c.id, &log);
+                let _ = c.runtime.delete_force(&c.id, &log);
                 return Err(e);
             }
         };
         c.init.pid = pid as u32;
         c.init.sandbox_pid = 1;
         *lock(&c.init.copier) = copier;
-        let oom_watch = self.watch_oom(&c.id);
+        let oom_watch = self.watch_oom(&c.id, c.runtime.clone());
         self.watch_exit(&c.id, &c.init, reaper::watch(pid), Some(oom_watch));
         Ok(())
     }
@@ -343,10 +360,9 @@ impl TaskService {
 
     /// Publishes TaskOOM whenever the kernel OOM-kills in the container's
     /// cgroup (`rvisor events` watches the counter until the sandbox ends).
-    fn watch_oom(&self, id: &str) -> std::thread::JoinHandle<()> {
+    fn watch_oom(&self, id: &str, runtime: Runtime) -> std::thread::JoinHandle<()> {
         let events = self.events.clone();
         let id = id.to_string();
-        let runtime = self.runtime.clone();
         std::thread::spawn(move || {
             let on_oom = || {
                 events.send(
@@ -373,7 +389,7 @@ impl TaskService {
                     req.id
                 )));
             }
-            self.runtime.start(&req.id, &log)?;
+            self.rt(&req.id)?.start(&req.id, &log)?;
             let pid = self.with_container(&req.id, |c| {
                 if c.init.state == ProcState::Created {
                     c.init.state = ProcState::Running;
@@ -418,7 +434,7 @@ impl TaskService {
         std::fs::write(&spec_path, &spec).map_err(ShimError::io("writing the process spec"))?;
         let mut prepared = stdio.prepare(&bundle, &tag)?;
         let console = prepared.console_socket.as_ref().map(|s| s.path.clone());
-        let ran = self.runtime.exec(
+        let ran = self.rt(id)?.exec(
             id,
             &spec_path,
             &pid_file,
@@ -522,14 +538,14 @@ impl TaskService {
             return Err(ShimError::ProcessFinished);
         }
         let sent = if req.exec_id.is_empty() {
-            self.runtime.kill(&req.id, req.signal, req.all, &log)
+            self.rt(&req.id)?.kill(&req.id, req.signal, req.all, &log)
         } else if state == ProcState::Created {
             return Err(ShimError::FailedPrecondition(format!(
                 "process {} is not started",
                 req.exec_id
             )));
         } else {
-            self.runtime
+            self.rt(&req.id)?
                 .kill_process(&req.id, sandbox_pid, req.signal, &log)
         };
         match sent {
@@ -577,7 +593,7 @@ impl TaskService {
             )));
         }
         // A created (never started) container still has a sentry: end it.
-        self.runtime.delete_force(&req.id, &log)?;
+        self.rt(&req.id)?.delete_force(&req.id, &log)?;
         let c = lock(&self.containers).remove(&req.id);
         let Some(c) = c else {
             return Err(ShimError::NoContainer(req.id.clone()));
@@ -669,9 +685,9 @@ impl TaskService {
     fn pause_or_resume(&self, id: &str, pause: bool) -> Result<(), ShimError> {
         let log = self.with_container(id, |c| Ok(c.scratch("log.json")))?;
         if pause {
-            self.runtime.pause(id, &log)?;
+            self.rt(id)?.pause(id, &log)?;
         } else {
-            self.runtime.resume(id, &log)?;
+            self.rt(id)?.resume(id, &log)?;
         }
         self.with_container(id, |c| {
             c.paused = pause;
@@ -699,7 +715,7 @@ impl TaskService {
 
     fn pids(&self, id: &str) -> Result<api::PidsResponse, ShimError> {
         let log = self.with_container(id, |c| Ok(c.scratch("log.json")))?;
-        let pids = self.runtime.pids(id, &log)?;
+        let pids = self.rt(id)?.pids(id, &log)?;
         Ok(api::PidsResponse {
             processes: pids
                 .into_iter()
@@ -721,14 +737,14 @@ impl TaskService {
         };
         // containerd sends the OCI LinuxResources as JSON in the Any.
         std::fs::write(&path, &resources.value).map_err(ShimError::io("writing resources"))?;
-        let r = self.runtime.update(&req.id, &path, &log);
+        let r = self.rt(&req.id)?.update(&req.id, &path, &log);
         let _ = std::fs::remove_file(&path);
         r
     }
 
     fn stats(&self, id: &str) -> Result<api::StatsResponse, ShimError> {
         let log = self.with_container(id, |c| Ok(c.scratch("log.json")))?;
-        let stats = self.runtime.stats(id, &log)?;
+        let stats = self.rt(id)?.stats(id, &log)?;
         let any: Any = metrics::from_rvisor_stats(&stats)?;
         Ok(api::StatsResponse {
             stats: MessageField::some(any),
