@@ -149,6 +149,9 @@ pub enum Command {
     Do(DoArgs),
     /// Print the system call support table.
     Syscalls(SyscallsArgs),
+    /// Print the containerd config that registers rvisor's shim as the CRI
+    /// runtime handler `rvisor` (and, with --kubernetes, the RuntimeClass).
+    Install(InstallArgs),
     /// (internal) The sentry process.
     #[command(hide = true)]
     Boot(BootArgs),
@@ -377,6 +380,20 @@ pub struct DoArgs {
     /// Command and arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct InstallArgs {
+    /// The CRI runtime handler name (what a RuntimeClass's handler says).
+    #[arg(long, default_value = "rvisor")]
+    pub handler: String,
+    /// A TOML file of rvisor flags for the shim ([rvisor_config] table),
+    /// passed as containerd's ConfigPath runtime option.
+    #[arg(long, value_name = "FILE")]
+    pub runtime_config: Option<PathBuf>,
+    /// Also print a Kubernetes RuntimeClass for the handler.
+    #[arg(long)]
+    pub kubernetes: bool,
 }
 
 #[derive(Args, Debug)]

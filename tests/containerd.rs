@@ -20,6 +20,11 @@ struct Containerd {
 
 impl Containerd {
     fn start() -> Option<Containerd> {
+        Containerd::start_with("")
+    }
+
+    /// A containerd whose config.toml ends with `extra`.
+    fn start_with(extra: &str) -> Option<Containerd> {
         let bin = which("containerd")?;
         which("ctr")?;
         let image = busybox_image_archive()?;
@@ -30,7 +35,7 @@ impl Containerd {
              [grpc]\n  address = \"{d}/containerd.sock\"\n\
              [ttrpc]\n  address = \"{d}/containerd-ttrpc.sock\"\n\
              [plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{d}/opt\"\n\
-             [plugins.\"io.containerd.grpc.v1.cri\"]\n  disable_tcp_service = true\n"
+             [plugins.\"io.containerd.grpc.v1.cri\"]\n  disable_tcp_service = true\n{extra}"
         );
         std::fs::write(dir.path().join("config.toml"), config).expect("containerd config");
         let log = std::fs::File::create(dir.path().join("containerd.log")).expect("log");
@@ -469,4 +474,36 @@ fn the_runtime_config_file_sets_rvisor_flags() {
         "a bad platform in the config file must fail the create and say why: {err}"
     );
     c.ctr(&["c", "rm", "cfg2"]);
+}
+
+/// What `rvisor install` prints is a containerd config that containerd
+/// loads, with rvisor as a CRI runtime handler and its ConfigPath option.
+#[test]
+fn containerd_loads_the_config_rvisor_install_prints() {
+    let out = run_with_timeout(
+        Command::new(rvisor()).args(["install", "--runtime-config", "/etc/rvisor/rvisor.toml"]),
+        Duration::from_secs(10),
+    );
+    assert_success("rvisor install", &out);
+    let snippet = stdout_str(&out);
+    // It goes into a config that has the default runtime (containerd's own
+    // default config does); ours is minimal.
+    let config = format!(
+        "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  \
+         runtime_type = \"io.containerd.runc.v2\"\n{snippet}"
+    );
+    let Some(c) = Containerd::start_with(&config) else {
+        eprintln!("SKIP: containerd or ctr is not installed (scripts/setup.sh installs them)");
+        return;
+    };
+    let log = std::fs::read_to_string(c.dir.path().join("containerd.log")).unwrap_or_default();
+    let cri = log
+        .lines()
+        .find(|l| l.contains("Start cri plugin with config"))
+        .unwrap_or_default();
+    assert!(
+        cri.contains("rvisor:{Type:io.containerd.rvisor.v1")
+            && cri.contains("ConfigPath:/etc/rvisor/rvisor.toml"),
+        "containerd's CRI plugin did not take the rvisor runtime from:\n{snippet}\nlog: {cri}"
+    );
 }

@@ -29,7 +29,14 @@ fn help_lists_the_commands_the_readme_uses() {
         .output()
         .expect("run rvisor");
     let help = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["run", "do", "syscalls", "--strace", "--debug-log"] {
+    for cmd in [
+        "run",
+        "do",
+        "syscalls",
+        "install",
+        "--strace",
+        "--debug-log",
+    ] {
         assert!(help.contains(cmd), "--help does not mention {cmd}:\n{help}");
     }
 }

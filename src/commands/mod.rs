@@ -6,7 +6,8 @@ use std::os::fd::FromRawFd;
 use anyhow::{bail, Context, Result};
 
 use crate::cli::{
-    BootArgs, Cli, Command, DoArgs, GlobalOpts, GoferArgs, RunArgs, SpecArgs, SyscallsArgs,
+    BootArgs, Cli, Command, DoArgs, GlobalOpts, GoferArgs, InstallArgs, RunArgs, SpecArgs,
+    SyscallsArgs,
 };
 use crate::{bundle, logging, sandbox};
 
@@ -35,6 +36,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Run(a) => run(&g, a),
         Command::Do(a) => do_command(&g, a),
         Command::Syscalls(a) => syscalls(a),
+        Command::Install(a) => install(a),
         Command::Boot(a) => boot(&g, a),
         Command::Gofer(a) => gofer_main(&g, a),
     }
@@ -184,6 +186,48 @@ fn do_command(g: &GlobalOpts, a: DoArgs) -> Result<i32> {
     };
     let status = sandbox::run_sandbox(g, std::path::Path::new("/"), boot, &[], &[])?;
     sandbox::exit_like(status)
+}
+
+/// containerd's config for the shim, as `runsc install` prints Docker's.
+fn install(a: InstallArgs) -> Result<i32> {
+    let shim = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("containerd-shim-rvisor-v1")))
+        .filter(|p| p.is_file());
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "# containerd 1.6/1.7 (config version 2): add to /etc/containerd/config.toml and\n\
+         # restart containerd. containerd runs containerd-shim-rvisor-v1 from its PATH{}.",
+        shim.as_ref()
+            .map(|p| format!(" (this one is {})", p.display()))
+            .unwrap_or_default()
+    )?;
+    writeln!(
+        out,
+        "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.{h}]\n  \
+         runtime_type = \"io.containerd.rvisor.v1\"",
+        h = a.handler
+    )?;
+    if let Some(path) = &a.runtime_config {
+        writeln!(
+            out,
+            "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.{h}.options]\n  \
+             TypeUrl = \"io.containerd.rvisor.v1.options\"\n  ConfigPath = {path:?}",
+            h = a.handler,
+            path = path.display().to_string()
+        )?;
+    }
+    if a.kubernetes {
+        writeln!(
+            out,
+            "---\n# Kubernetes: pods with runtimeClassName: {h} run in rvisor.\n\
+             apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata:\n  name: {h}\n\
+             handler: {h}",
+            h = a.handler
+        )?;
+    }
+    Ok(0)
 }
 
 fn syscalls(a: SyscallsArgs) -> Result<i32> {
