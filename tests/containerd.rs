@@ -91,6 +91,45 @@ fn describe(label: &str, out: &Output) -> String {
     )
 }
 
+/// A task's command that runs until SIGTERM, then exits 7.
+const UNTIL_TERM: &str = "trap 'exit 7' TERM; while :; do sleep 0.05; done";
+
+/// `ctr task exec` of a process that prints and exits 5.
+fn exec_e1(c: &Containerd, task: &str) -> Output {
+    c.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        task,
+        "sh",
+        "-c",
+        "echo in exec; exit 5",
+    ])
+}
+
+/// The task's status as `ctr task ls` shows it ("" when not listed).
+fn task_status(c: &Containerd, task: &str) -> String {
+    let ls = stdout_str(&c.ctr(&["task", "ls"]));
+    ls.lines()
+        .find(|l| l.starts_with(&format!("{task} ")))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The task's status once it is STOPPED, or after 30 s.
+fn wait_stopped(c: &Containerd, task: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = task_status(c, task);
+        if status == "STOPPED" || Instant::now() > deadline {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn transcript(c: &Containerd, rt: &Path) -> String {
     let root = c.runtime_root(rt);
     let rt_s = rt.to_string_lossy().into_owned();
@@ -106,43 +145,11 @@ fn transcript(c: &Containerd, rt: &Path) -> String {
     )];
     t.push(describe(
         "run -d",
-        &run(&[
-            "-d",
-            IMAGE,
-            "t2",
-            "sh",
-            "-c",
-            "trap 'exit 7' TERM; while :; do sleep 0.05; done",
-        ]),
+        &run(&["-d", IMAGE, "t2", "sh", "-c", UNTIL_TERM]),
     ));
-    t.push(describe(
-        "exec",
-        &c.ctr(&[
-            "task",
-            "exec",
-            "--exec-id",
-            "e1",
-            "t2",
-            "sh",
-            "-c",
-            "echo in exec; exit 5",
-        ]),
-    ));
+    t.push(describe("exec", &exec_e1(c, "t2")));
     t.push(describe("kill", &c.ctr(&["task", "kill", "t2"])));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        let ls = stdout_str(&c.ctr(&["task", "ls"]));
-        let line = ls
-            .lines()
-            .find(|l| l.starts_with("t2 "))
-            .unwrap_or("")
-            .to_string();
-        if line.contains("STOPPED") || Instant::now() > deadline {
-            break line.split_whitespace().last().unwrap_or("").to_string();
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    t.push(format!("t2 status {status}"));
+    t.push(format!("t2 status {}", wait_stopped(c, "t2")));
     t.push(describe("task rm", &c.ctr(&["task", "rm", "t2"])));
     t.push(describe("c rm", &c.ctr(&["c", "rm", "t2"])));
     t.join("\n")
@@ -191,21 +198,6 @@ fn shim_transcript(c: &Containerd, runtime: &str, prefix: &str) -> String {
         args.extend(extra);
         c.ctr(&args)
     };
-    let status_of = |name: &str| {
-        let ls = stdout_str(&c.ctr(&["task", "ls"]));
-        ls.lines()
-            .find(|l| l.starts_with(&format!("{name} ")))
-            .and_then(|l| l.split_whitespace().last())
-            .unwrap_or("")
-            .to_string()
-    };
-    let wait_stopped = |name: &str| {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while status_of(name) != "STOPPED" && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        format!("{} status {}", &name[prefix.len() + 1..], status_of(name))
-    };
     let t1 = id("t1");
     let t2 = id("t2");
     let mut t = vec![describe(
@@ -226,32 +218,13 @@ fn shim_transcript(c: &Containerd, runtime: &str, prefix: &str) -> String {
     ));
     t.push(describe(
         "run -d",
-        &run(&[
-            "-d",
-            IMAGE,
-            &t2,
-            "sh",
-            "-c",
-            "trap 'exit 7' TERM; while :; do sleep 0.05; done",
-        ]),
+        &run(&["-d", IMAGE, &t2, "sh", "-c", UNTIL_TERM]),
     ));
-    t.push(describe(
-        "exec",
-        &c.ctr(&[
-            "task",
-            "exec",
-            "--exec-id",
-            "e1",
-            &t2,
-            "sh",
-            "-c",
-            "echo in exec; exit 5",
-        ]),
-    ));
+    t.push(describe("exec", &exec_e1(c, &t2)));
     t.push(describe("pause", &c.ctr(&["task", "pause", &t2])));
-    t.push(format!("paused: {}", status_of(&t2)));
+    t.push(format!("paused: {}", task_status(c, &t2)));
     t.push(describe("resume", &c.ctr(&["task", "resume", &t2])));
-    t.push(format!("resumed: {}", status_of(&t2)));
+    t.push(format!("resumed: {}", task_status(c, &t2)));
     // An exec killed with SIGKILL ends with 137; the task lives on.
     let mut sleeper = Command::new("ctr");
     sleeper
@@ -272,9 +245,9 @@ fn shim_transcript(c: &Containerd, runtime: &str, prefix: &str) -> String {
     }
     let killed = sleeper.join().expect("exec thread");
     t.push(format!("killed exec: code {:?}", killed.status.code()));
-    t.push(format!("after exec kill: {}", status_of(&t2)));
+    t.push(format!("after exec kill: {}", task_status(c, &t2)));
     t.push(describe("kill", &c.ctr(&["task", "kill", &t2])));
-    t.push(wait_stopped(&t2));
+    t.push(format!("t2 status {}", wait_stopped(c, &t2)));
     let again = c.ctr(&["task", "kill", &t2]);
     t.push(format!(
         "kill again: code {:?} {}",

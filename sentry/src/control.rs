@@ -374,14 +374,18 @@ fn handle(
                 Gate::Killed(_) | Gate::Failing => {
                     ControlReply::Error("container is not running".into())
                 }
-                Gate::Started => signal_processes(signo, all),
+                Gate::Started => signal_from_host(
+                    signo,
+                    |pid| all || pid == 1,
+                    || "container is not running".into(),
+                ),
             }
         }
         ControlRequest::SignalProcess { pid, signo } => {
             if !(1..kernel::signals::NSIG as i32).contains(&signo) {
                 return ControlReply::Error(format!("invalid signal {signo}"));
             }
-            signal_one_process(pid, signo)
+            signal_from_host(signo, |p| p == pid, || format!("no such process: {pid}"))
         }
         ControlRequest::State => ControlReply::State {
             status: status(gate),
@@ -471,48 +475,33 @@ fn status(gate: &StartGate) -> ContainerStatus {
 
 /// A signal from outside the sandbox: SI_USER from pid 0 (the sender is in
 /// an ancestor pid namespace), uid 0.
-fn signal_processes(signo: i32, all: bool) -> ControlReply {
+/// Sends `signo` from outside the sandbox to every live process whose pid
+/// is `wanted`; `if_none` says why, when there is none. The siginfo holds
+/// si_signo only (si_code SI_USER, si_pid 0, as for a sender in an
+/// ancestor pid namespace).
+fn signal_from_host(
+    signo: i32,
+    wanted: impl Fn(i32) -> bool,
+    if_none: impl FnOnce() -> String,
+) -> ControlReply {
     let k = kernel();
     let targets: Vec<_> = {
         let tree = lock(&k.tree);
         tree.procs
             .iter()
-            .filter(|(pid, e)| e.zombie.is_none() && (all || **pid == 1))
+            .filter(|(pid, e)| e.zombie.is_none() && wanted(**pid))
             .map(|(_, e)| e.proc.clone())
             .collect()
     };
     if targets.is_empty() {
-        return ControlReply::Error("container is not running".into());
+        return ControlReply::Error(if_none());
     }
-    for p in targets {
-        k.send_signal_from_host(&p, signo, host_siginfo(signo));
-    }
-    ControlReply::Done
-}
-
-fn signal_one_process(pid: i32, signo: i32) -> ControlReply {
-    let k = kernel();
-    let target = {
-        let tree = lock(&k.tree);
-        tree.procs
-            .get(&pid)
-            .filter(|e| e.zombie.is_none())
-            .map(|e| e.proc.clone())
-    };
-    let Some(p) = target else {
-        return ControlReply::Error(format!("no such process: {pid}"));
-    };
-    k.send_signal_from_host(&p, signo, host_siginfo(signo));
-    ControlReply::Done
-}
-
-/// The siginfo of a signal sent from outside the sandbox: si_signo only
-/// (si_code SI_USER, si_pid 0, as for a sender in an ancestor pid
-/// namespace).
-fn host_siginfo(signo: i32) -> [u8; 128] {
     let mut info = [0u8; 128];
     info[0..4].copy_from_slice(&signo.to_le_bytes());
-    info
+    for p in targets {
+        k.send_signal_from_host(&p, signo, info);
+    }
+    ControlReply::Done
 }
 
 fn processes() -> Vec<ProcessInfo> {

@@ -25,6 +25,20 @@ use containerd_shim::{Config, DeleteResponse, ExitSignal, Flags, StartOpts};
 use crate::runtime::Runtime;
 use crate::service::TaskService;
 
+/// Locks `m`, whether or not a panicking thread poisoned it: a panic in one
+/// request must not take every other container of the shim down with it.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Waits until every thread in `threads` has finished, or `timeout`.
+pub(crate) fn wait_threads(threads: &[std::thread::JoinHandle<()>], timeout: std::time::Duration) {
+    let deadline = std::time::Instant::now() + timeout;
+    while threads.iter().any(|t| !t.is_finished()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 /// Where rvisor keeps the state of containerd's containers, one directory
 /// per containerd namespace (as runc's shim uses /run/containerd/runc).
 const STATE_ROOT: &str = "/run/containerd/rvisor";

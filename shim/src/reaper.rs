@@ -14,7 +14,9 @@
 
 use std::collections::HashMap;
 use std::process::{Child, Command};
-use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, LazyLock, Mutex};
+
+use crate::lock;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -88,10 +90,6 @@ struct Table {
 
 static TABLE: LazyLock<Mutex<Table>> = LazyLock::new(Mutex::default);
 static SPAWN_LOCK: Mutex<()> = Mutex::new(());
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 static STARTED: std::sync::Once = std::sync::Once::new();
 

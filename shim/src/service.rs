@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use containerd_shim::api::{self, Status};
@@ -31,7 +31,7 @@ use crate::options::{self, RuntimeSettings};
 use crate::reaper::{self, Exit, ExitSlot};
 use crate::runtime::Runtime;
 use crate::stdio::{StdioCopier, StdioPaths};
-use crate::{metrics, rootfs};
+use crate::{lock, metrics, rootfs, wait_threads};
 
 /// How long an exit waits for the process's output to drain before it is
 /// reported anyway (a child that kept the stdout pipe open must not hold
@@ -120,10 +120,6 @@ impl Container {
     fn scratch(&self, name: &str) -> PathBuf {
         self.bundle.join(name)
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn timestamp(t: std::time::SystemTime) -> Timestamp {
@@ -325,10 +321,7 @@ impl TaskService {
             // exit, as the runc shim does (the watcher's last look comes
             // right after the sentry is gone).
             if let Some(w) = oom_watch {
-                let deadline = std::time::Instant::now() + OUTPUT_DRAIN_TIMEOUT;
-                while !w.is_finished() && std::time::Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
+                wait_threads(std::slice::from_ref(&w), OUTPUT_DRAIN_TIMEOUT);
             }
             if let Some(c) = lock(&containers).get_mut(&id) {
                 if let Ok(p) = c.process_mut(&exec_id) {
@@ -457,14 +450,9 @@ impl TaskService {
             p.sandbox_pid = sandbox_pid;
             p.state = ProcState::Running;
             *lock(&p.copier) = copier;
+            self.watch_exit(id, p, slot, None);
             Ok(())
         })?;
-        {
-            let cs = lock(&self.containers);
-            if let Some(p) = cs.get(id).and_then(|c| c.execs.get(exec_id)) {
-                self.watch_exit(id, p, slot, None);
-            }
-        }
         self.events.send(
             topics::TASK_EXEC_STARTED_EVENT_TOPIC,
             TaskExecStarted {

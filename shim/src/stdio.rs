@@ -16,10 +16,11 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::ShimError;
 use crate::runtime::ProcessStdio;
+use crate::{lock, wait_threads};
 
 /// The fifo (or file) paths of one process's stdio; empty = none.
 #[derive(Debug, Clone, Default)]
@@ -120,55 +121,40 @@ impl PreparedStdio {
     /// Once the process exists: starts copying between the fifos and the
     /// pipes (or the pty master that came over the console socket).
     pub fn start_copying(self, paths: &StdioPaths) -> Result<StdioCopier, ShimError> {
-        if let Some(sock) = &self.console_socket {
-            let master = Arc::new(sock.receive_master()?);
-            let mut copier = StdioCopier {
-                console: Some(master.clone()),
-                ..StdioCopier::default()
-            };
-            if !paths.stdin.is_empty() {
-                let w = master
-                    .try_clone()
-                    .map_err(ShimError::io("dup pty master"))?;
-                *lock(&copier.stdin_writer) = Some(w);
-                copy_stdin(&paths.stdin, copier.stdin_writer.clone());
+        let (ends, console) = match &self.console_socket {
+            Some(sock) => {
+                let master = Arc::new(sock.receive_master()?);
+                let dup = || master.try_clone().map_err(ShimError::io("dup pty master"));
+                let ends = PipeEnds {
+                    stdin_writer: (!paths.stdin.is_empty()).then(dup).transpose()?,
+                    stdout_reader: (!paths.stdout.is_empty()).then(dup).transpose()?,
+                    // A terminal is one stream: stderr comes out on stdout.
+                    stderr_reader: None,
+                };
+                (ends, Some(master))
             }
-            if !paths.stdout.is_empty() {
-                let r = master
-                    .try_clone()
-                    .map_err(ShimError::io("dup pty master"))?;
-                copier
-                    .output_threads
-                    .push(copy_output(r, open_output(&paths.stdout)?));
-            }
-            return Ok(copier);
-        }
-        let mut copier = StdioCopier::default();
-        let PipeEnds {
-            stdin_writer,
-            stdout_reader,
-            stderr_reader,
-        } = self.pipes;
-        if let Some(w) = stdin_writer {
+            None => (self.pipes, None),
+        };
+        let mut copier = StdioCopier {
+            console,
+            ..StdioCopier::default()
+        };
+        if let Some(w) = ends.stdin_writer {
             *lock(&copier.stdin_writer) = Some(w);
             copy_stdin(&paths.stdin, copier.stdin_writer.clone());
         }
-        if let Some(r) = stdout_reader {
-            copier
-                .output_threads
-                .push(copy_output(r, open_output(&paths.stdout)?));
-        }
-        if let Some(r) = stderr_reader {
-            copier
-                .output_threads
-                .push(copy_output(r, open_output(&paths.stderr)?));
+        for (reader, path) in [
+            (ends.stdout_reader, &paths.stdout),
+            (ends.stderr_reader, &paths.stderr),
+        ] {
+            if let Some(r) = reader {
+                copier
+                    .output_threads
+                    .push(copy_output(r, open_output(path)?));
+            }
         }
         Ok(copier)
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl StdioCopier {
@@ -204,10 +190,7 @@ impl StdioCopier {
     /// Waits until all output the process wrote has reached the fifos, or
     /// `timeout` (a descendant may hold the pipe open past the exit).
     pub fn wait_output(&mut self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while self.output_threads.iter().any(|t| !t.is_finished()) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_threads(&self.output_threads, timeout);
         self.output_threads.retain(|t| !t.is_finished());
     }
 }

@@ -689,12 +689,19 @@ pub fn events(g: &GlobalOpts, a: EventsArgs) -> Result<i32> {
     let mut ooms = cg.stats()["memory"]["oom_kill"].as_u64().unwrap_or(0);
     let mut last_stats = Instant::now() - interval;
     let mut out = std::io::stdout().lock();
-    while record.sentry.alive() {
+    loop {
+        // An OOM kill often ends the sandbox itself, and its cgroup outlives
+        // it until `delete`: so the counter gets one last look after the
+        // sentry is gone.
+        let alive = record.sentry.alive();
         let stats = cg.stats();
         let now_ooms = stats["memory"]["oom_kill"].as_u64().unwrap_or(0);
         if now_ooms > ooms {
             ooms = now_ooms;
             writeln!(out, "{}", event("oom", serde_json::Value::Null))?;
+        }
+        if !alive {
+            break;
         }
         if last_stats.elapsed() >= interval {
             last_stats = Instant::now();
@@ -702,11 +709,6 @@ pub fn events(g: &GlobalOpts, a: EventsArgs) -> Result<i32> {
         }
         out.flush()?;
         std::thread::sleep(interval.min(Duration::from_millis(200)));
-    }
-    // An OOM kill often ends the sandbox itself: its cgroup outlives it
-    // until `delete`, so look once more.
-    if cg.stats()["memory"]["oom_kill"].as_u64().unwrap_or(0) > ooms {
-        writeln!(out, "{}", event("oom", serde_json::Value::Null))?;
     }
     Ok(0)
 }
