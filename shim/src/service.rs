@@ -284,9 +284,11 @@ impl TaskService {
             prepared.take_process_stdio(),
             &log,
         )?;
-        let pid = read_pid(&pid_file)?;
-        let copier = match prepared.start_copying(&c.init.stdio) {
-            Ok(copier) => copier,
+        // The sandbox exists now: any failure from here must end it.
+        let started =
+            read_pid(&pid_file).and_then(|pid| Ok((pid, prepared.start_copying(&c.init.stdio)?)));
+        let (pid, copier) = match started {
+            Ok(started) => started,
             Err(e) => {
                 let _ = c.runtime.delete_force(&c.id, &log);
                 return Err(e);
