@@ -9,8 +9,9 @@
 //! host, so a malformed or oversized message only gets an error reply.
 
 use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use serde::de::DeserializeOwned;
@@ -18,12 +19,13 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::kernel::task::ExecWait;
-use crate::kernel::{self, kernel, lock};
+use crate::kernel::{self, kernel, lock, ProcEntry};
+use crate::vfs::Vfs;
 
 /// Largest message either side accepts.
 pub const MAX_MESSAGE: usize = 1 << 20;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ControlRequest {
     /// Run the container's init: a sandbox made by `rvisor create` waits
     /// for this. `state` is the OCI state the startContainer hooks read.
@@ -44,6 +46,19 @@ pub enum ControlRequest {
     Exec { process: crate::ProcessSpec },
     /// Wait for an exec'd process to exit.
     Wait { pid: i32 },
+    /// Add a container to this sandbox: a pod's app container joining the
+    /// sentry its sandbox container started. `config` is what boot would
+    /// take, its fd numbers being indexes into the fds sent with the
+    /// request: 0, 1, 2 the init's stdio, then the rootfs gofer's socket,
+    /// the bind mounts' gofers, the preserved fds, and (`control_fd`) the
+    /// listening socket the new container's commands come in on.
+    CreateContainer { config: Box<crate::BootConfig> },
+    /// Wait for the container's init to exit (what the host process that
+    /// stands for a joined container's init waits on).
+    WaitInit,
+    /// End a joined container: kill its processes, drop its mounts and
+    /// stop serving its socket. The sandbox goes on.
+    Destroy,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -262,26 +277,83 @@ impl StartGate {
     }
 }
 
-/// Starts serving the listening socket `fd` on a thread of its own.
-/// `started` says whether the init runs without waiting for `start`.
+/// One container of the sandbox as its control socket serves it.
+struct ContainerCtl {
+    /// `Process::container` of its processes (0: the first container).
+    index: u32,
+    gate: Arc<StartGate>,
+    hooks: Vec<crate::StartHook>,
+    /// Its mount namespace: where its execs and hooks run.
+    ns: Arc<Vfs>,
+    /// Set for a container that joined the sandbox after the first.
+    joined: Option<Joined>,
+}
+
+/// What a joined container has beyond the first's: its init is not the
+/// sentry's own child, so its life is tracked here.
+struct Joined {
+    /// The init, resolved at create and started at start.
+    prepared: Mutex<Option<crate::PreparedProcess>>,
+    life: Mutex<JoinedLife>,
+    cv: Condvar,
+    /// Its listening socket, shut down when the container is destroyed.
+    listener: RawFd,
+    destroyed: AtomicBool,
+}
+
+#[derive(Default)]
+struct JoinedLife {
+    init_pid: Option<i32>,
+    /// The init's wait status, once it exited (or the container was
+    /// killed before it started, or destroyed).
+    exit: Option<i32>,
+}
+
+impl Joined {
+    fn set_exit(&self, status: i32) {
+        let mut life = lock(&self.life);
+        if life.exit.is_none() {
+            life.exit = Some(status);
+        }
+        self.cv.notify_all();
+    }
+}
+
+/// Numbers for containers that join the sandbox.
+static NEXT_CONTAINER: AtomicU32 = AtomicU32::new(1);
+
+/// Starts serving the first container's listening socket `fd` on a
+/// thread of its own. `started` says whether the init runs without
+/// waiting for `start`.
 pub fn serve(fd: i32, started: bool, hooks: Vec<crate::StartHook>) -> Arc<StartGate> {
     let gate = StartGate::new(started);
-    let hooks = Arc::new(hooks);
     // SAFETY: the CLI handed the sentry this listening socket for its sole use.
     let listener = UnixListener::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    let g = gate.clone();
+    let ctl = Arc::new(ContainerCtl {
+        index: 0,
+        gate: gate.clone(),
+        hooks,
+        ns: kernel().vfs.clone(),
+        joined: None,
+    });
+    serve_listener(listener, ctl);
+    gate
+}
+
+fn serve_listener(listener: UnixListener, ctl: Arc<ContainerCtl>) {
     let spawned = std::thread::Builder::new()
-        .name("control".into())
+        .name(format!("control-{}", ctl.index))
         .spawn(move || {
             for conn in listener.incoming() {
                 match conn {
                     Ok(stream) => {
-                        let g = g.clone();
-                        let hooks = hooks.clone();
+                        let ctl = ctl.clone();
                         let _ = std::thread::Builder::new()
                             .name("control-conn".into())
-                            .spawn(move || serve_connection(stream, &g, &hooks));
+                            .spawn(move || serve_connection(stream, &ctl));
                     }
+                    // A destroyed container's socket was shut down.
+                    Err(_) if ctl.destroyed() => return,
                     Err(e) => {
                         tracing::warn!("control socket accept: {e}");
                         std::thread::sleep(std::time::Duration::from_millis(10));
@@ -292,25 +364,49 @@ pub fn serve(fd: i32, started: bool, hooks: Vec<crate::StartHook>) -> Arc<StartG
     if let Err(e) = spawned {
         tracing::error!("starting the control server: {e}");
     }
-    gate
 }
 
-fn serve_connection(mut stream: UnixStream, gate: &StartGate, hooks: &[crate::StartHook]) {
+impl ContainerCtl {
+    fn destroyed(&self) -> bool {
+        self.joined
+            .as_ref()
+            .is_some_and(|j| j.destroyed.load(Ordering::SeqCst))
+    }
+
+    /// Whether `e` is one of this container's live processes.
+    fn owns(&self, e: &ProcEntry) -> bool {
+        e.zombie.is_none() && e.proc.container == self.index
+    }
+
+    /// Its init's sandbox pid, once started.
+    fn init_pid(&self) -> Option<i32> {
+        match &self.joined {
+            None => Some(1),
+            Some(j) => lock(&j.life).init_pid,
+        }
+    }
+}
+
+fn serve_connection(mut stream: UnixStream, ctl: &Arc<ContainerCtl>) {
     let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(10)));
     let reply = match recv_with_fds::<ControlRequest>(&mut stream) {
         Ok((req, fds)) => {
-            tracing::debug!("control request {req:?}");
-            if matches!(req, ControlRequest::Wait { .. }) {
+            tracing::debug!("control request for container {}: {req:?}", ctl.index);
+            if matches!(req, ControlRequest::Wait { .. } | ControlRequest::WaitInit) {
                 // Waits last as long as the process.
                 let _ = stream.set_read_timeout(None);
             }
-            handle(req, fds, gate, hooks)
+            handle(req, fds, ctl)
         }
         Err(e) => ControlReply::Error(e.to_string()),
     };
     let _ = write_message(&mut stream, &reply);
     // After a failed startContainer hook: the reply is out, now end.
-    gate.set(Gate::Failing, Gate::Killed(libc::SIGKILL));
+    if ctl.gate.set(Gate::Failing, Gate::Killed(libc::SIGKILL)) {
+        if let Some(j) = &ctl.joined {
+            j.set_exit(libc::SIGKILL);
+        }
+    }
 }
 
 /// Signals that do nothing to a process that has not run yet (their
@@ -322,19 +418,15 @@ fn harmless_before_start(sig: i32) -> bool {
     )
 }
 
-fn handle(
-    req: ControlRequest,
-    fds: Vec<OwnedFd>,
-    gate: &StartGate,
-    hooks: &[crate::StartHook],
-) -> ControlReply {
+fn handle(req: ControlRequest, fds: Vec<OwnedFd>, ctl: &Arc<ContainerCtl>) -> ControlReply {
+    let gate = &ctl.gate;
     match req {
         ControlRequest::Start { state } => {
             if gate.get() == Gate::Waiting {
                 // startContainer hooks run before the init; a failure ends
                 // the container (runtime spec, lifecycle step 7).
-                for (i, h) in hooks.iter().enumerate() {
-                    if let Err(e) = run_start_hook(h, &state) {
+                for (i, h) in ctl.hooks.iter().enumerate() {
+                    if let Err(e) = run_start_hook(ctl, h, &state) {
                         gate.set(Gate::Waiting, Gate::Failing);
                         return ControlReply::Error(format!(
                             "error running startContainer hook #{i}: {e}"
@@ -342,22 +434,27 @@ fn handle(
                     }
                 }
             }
-            if gate.set(Gate::Waiting, Gate::Started) {
-                // Answer once the init exists, as runc's start returns after
-                // the process is running: a `state` or second `start` right
-                // after must not find a started container without a pid 1.
-                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-                while !lock(&kernel().tree).procs.contains_key(&1)
-                    && std::time::Instant::now() < deadline
-                {
-                    std::thread::sleep(std::time::Duration::from_micros(200));
-                }
-                ControlReply::Done
-            } else {
-                ControlReply::Error(format!(
+            if !gate.set(Gate::Waiting, Gate::Started) {
+                return ControlReply::Error(format!(
                     "cannot start a container that is {}",
-                    status(gate).name()
-                ))
+                    status(ctl).name()
+                ));
+            }
+            match &ctl.joined {
+                Some(_) => start_joined(ctl),
+                None => {
+                    // Answer once the init exists, as runc's start returns
+                    // after the process is running: a `state` or second
+                    // `start` right after must not find a started
+                    // container without a pid 1.
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                    while !lock(&kernel().tree).procs.contains_key(&1)
+                        && std::time::Instant::now() < deadline
+                    {
+                        std::thread::sleep(std::time::Duration::from_micros(200));
+                    }
+                    ControlReply::Done
+                }
             }
         }
         ControlRequest::Signal { signo, all } => {
@@ -366,49 +463,219 @@ fn handle(
             }
             match gate.get() {
                 Gate::Waiting => {
-                    if !harmless_before_start(signo) && signo != libc::SIGSTOP {
-                        gate.set(Gate::Waiting, Gate::Killed(signo));
+                    if !harmless_before_start(signo)
+                        && signo != libc::SIGSTOP
+                        && gate.set(Gate::Waiting, Gate::Killed(signo))
+                    {
+                        if let Some(j) = &ctl.joined {
+                            j.set_exit(signo);
+                        }
                     }
                     ControlReply::Done
                 }
                 Gate::Killed(_) | Gate::Failing => {
                     ControlReply::Error("container is not running".into())
                 }
-                Gate::Started => signal_from_host(
-                    signo,
-                    |pid| all || pid == 1,
-                    || "container is not running".into(),
-                ),
+                Gate::Started => {
+                    let init = ctl.init_pid();
+                    signal_from_host(
+                        signo,
+                        |pid, e| ctl.owns(e) && (all || Some(pid) == init),
+                        || "container is not running".into(),
+                    )
+                }
             }
         }
         ControlRequest::SignalProcess { pid, signo } => {
             if !(1..kernel::signals::NSIG as i32).contains(&signo) {
                 return ControlReply::Error(format!("invalid signal {signo}"));
             }
-            signal_from_host(signo, |p| p == pid, || format!("no such process: {pid}"))
+            signal_from_host(
+                signo,
+                |p, e| p == pid && ctl.owns(e),
+                || format!("no such process: {pid}"),
+            )
         }
         ControlRequest::State => ControlReply::State {
-            status: status(gate),
+            status: status(ctl),
         },
-        ControlRequest::Processes => ControlReply::Processes(processes()),
+        ControlRequest::Processes => ControlReply::Processes(processes(ctl)),
         ControlRequest::Exec { process } => {
-            if status(gate) != ContainerStatus::Running {
+            if status(ctl) != ContainerStatus::Running {
                 return ControlReply::Error(
                     "cannot exec in a stopped or not started container".into(),
                 );
             }
-            exec(&process, fds)
+            exec(ctl, &process, fds)
         }
         ControlRequest::Wait { pid } => match crate::kernel::task::wait_exec_process(pid, None) {
             ExecWait::Exited(status) => ControlReply::Exited { status },
             _ => ControlReply::Error(format!("no exec'd process {pid} to wait for")),
         },
+        ControlRequest::CreateContainer { config } => match create_joined(*config, fds) {
+            Ok(()) => ControlReply::Done,
+            Err(e) => ControlReply::Error(e),
+        },
+        ControlRequest::WaitInit => match &ctl.joined {
+            Some(j) => {
+                let mut life = lock(&j.life);
+                loop {
+                    if let Some(status) = life.exit {
+                        return ControlReply::Exited { status };
+                    }
+                    life = j.cv.wait(life).unwrap_or_else(|p| p.into_inner());
+                }
+            }
+            None => {
+                ControlReply::Error("the sandbox's own init is the sentry's to wait for".into())
+            }
+        },
+        ControlRequest::Destroy => match &ctl.joined {
+            Some(j) => {
+                destroy_joined(ctl, j);
+                ControlReply::Done
+            }
+            None => {
+                ControlReply::Error("the sandbox's first container ends with the sandbox".into())
+            }
+        },
     }
 }
 
-/// Runs one startContainer hook in the sandbox with `state` on its stdin
-/// and the sentry's stderr, within its timeout.
-fn run_start_hook(h: &crate::StartHook, state: &str) -> Result<(), String> {
+/// Adds a container to the sandbox (see [`ControlRequest::CreateContainer`]):
+/// its mount namespace from the donated gofer sockets, its init resolved
+/// (so a missing command fails `create`, as with runc), and its own
+/// control socket served.
+fn create_joined(config: crate::BootConfig, fds: Vec<OwnedFd>) -> Result<(), String> {
+    let mut fds: Vec<Option<OwnedFd>> = fds.into_iter().map(Some).collect();
+    let mut take = |i: i32| {
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| fds.get_mut(i))
+            .and_then(Option::take)
+    };
+    let listener = config
+        .control_fd
+        .and_then(&mut take)
+        .ok_or("no control socket for the new container")?;
+    if config.seccomp.is_some() {
+        // The sentry enforces one profile for the whole sandbox.
+        tracing::warn!(
+            "a joined container's seccomp profile is not enforced apart from the sandbox's"
+        );
+    }
+    let ns = crate::build_mount_ns(&config, &mut take).map_err(|e| e.to_string())?;
+    let mut stdio: Vec<Option<OwnedFd>> = (0..3).map(&mut take).collect();
+    stdio.extend(config.preserved_fds.iter().map(|&i| take(i)));
+    let k = kernel();
+    let prepared =
+        crate::prepare_process(k, &ns, &config.process, stdio).map_err(|e| e.to_string())?;
+    let listener = UnixListener::from(listener);
+    let ctl = Arc::new(ContainerCtl {
+        index: NEXT_CONTAINER.fetch_add(1, Ordering::SeqCst),
+        gate: StartGate::new(false),
+        hooks: config.start_hooks.clone(),
+        ns,
+        joined: Some(Joined {
+            prepared: Mutex::new(Some(prepared)),
+            life: Mutex::new(JoinedLife::default()),
+            cv: Condvar::new(),
+            listener: listener.as_raw_fd(),
+            destroyed: AtomicBool::new(false),
+        }),
+    });
+    serve_listener(listener, ctl);
+    Ok(())
+}
+
+/// Runs a joined container's init, and watches it: when it exits, the
+/// rest of its container dies with it (as a pid namespace's processes die
+/// with its init).
+fn start_joined(ctl: &Arc<ContainerCtl>) -> ControlReply {
+    let Some(j) = &ctl.joined else {
+        return ControlReply::Error("not a joined container".into());
+    };
+    let Some(p) = lock(&j.prepared).take() else {
+        return ControlReply::Error("the container's init was already started".into());
+    };
+    let index = ctl.index;
+    let started = crate::kernel::task::start_exec_process(
+        index, true, p.fs, p.creds, p.rlimits, p.fds, p.path, p.argv, p.envp,
+    );
+    let pid = match started {
+        Ok(proc) => proc.pid,
+        Err(e) => {
+            j.set_exit(127 << 8);
+            return ControlReply::Error(format!("starting the container's init: {e}"));
+        }
+    };
+    lock(&j.life).init_pid = Some(pid);
+    let watched = ctl.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("init-{index}"))
+        .spawn(move || {
+            let status = match crate::kernel::task::wait_exec_process(pid, None) {
+                ExecWait::Exited(s) => s,
+                _ => libc::SIGKILL,
+            };
+            kill_container(index);
+            if let Some(j) = &watched.joined {
+                j.set_exit(status);
+            }
+        });
+    match spawned {
+        Ok(_) => ControlReply::Done,
+        Err(e) => ControlReply::Error(format!("watching the container's init: {e}")),
+    }
+}
+
+/// SIGKILLs every live process of container `index`.
+fn kill_container(index: u32) {
+    let k = kernel();
+    let victims: Vec<_> = lock(&k.tree)
+        .procs
+        .values()
+        .filter(|e| e.zombie.is_none() && e.proc.container == index)
+        .map(|e| e.proc.clone())
+        .collect();
+    for p in victims {
+        k.kill_process(&p, libc::SIGKILL);
+    }
+}
+
+/// Ends a joined container: its processes are killed and gone when this
+/// returns, its socket is no longer served, and with its last reference
+/// its mounts (and so its gofers' sockets) go.
+fn destroy_joined(ctl: &ContainerCtl, j: &Joined) {
+    ctl.gate.set(Gate::Waiting, Gate::Killed(libc::SIGKILL));
+    lock(&j.prepared).take();
+    kill_container(ctl.index);
+    let k = kernel();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut tree = lock(&k.tree);
+    while tree.procs.values().any(|e| ctl.owns(e)) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            tracing::warn!("container {}: processes outlived SIGKILL", ctl.index);
+            break;
+        }
+        tree = k
+            .tree_cv
+            .wait_timeout(tree, left)
+            .map(|r| r.0)
+            .unwrap_or_else(|p| p.into_inner().0);
+    }
+    drop(tree);
+    j.set_exit(libc::SIGKILL);
+    j.destroyed.store(true, Ordering::SeqCst);
+    // SAFETY: shutdown(2) on the listening socket this container's accept
+    // loop owns; it makes that loop's accept fail, and the loop ends.
+    unsafe { libc::shutdown(j.listener, libc::SHUT_RDWR) };
+}
+
+/// Runs one startContainer hook in the container with `state` on its
+/// stdin and the sentry's stderr, within its timeout.
+fn run_start_hook(ctl: &ContainerCtl, h: &crate::StartHook, state: &str) -> Result<(), String> {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
     // The state is far smaller than a pipe's buffer.
     std::fs::File::from(w)
@@ -419,7 +686,7 @@ fn run_start_hook(h: &crate::StartHook, state: &str) -> Result<(), String> {
         // SAFETY: dup just made this fd for us alone.
         .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
     let out = err.as_ref().and_then(|e| e.try_clone().ok());
-    let proc = spawn_process(&h.process, vec![Some(r), out, err])?;
+    let proc = spawn_process(ctl, &h.process, vec![Some(r), out, err])?;
     let deadline = h
         .timeout_secs
         .filter(|t| *t > 0)
@@ -436,52 +703,57 @@ fn run_start_hook(h: &crate::StartHook, state: &str) -> Result<(), String> {
     }
 }
 
-/// Starts a parentless process in the sandbox (exec, startContainer
+/// Starts a parentless process in the container (exec, startContainer
 /// hooks) with `stdio` as its fds 0, 1, 2, ...
 fn spawn_process(
+    ctl: &ContainerCtl,
     spec: &crate::ProcessSpec,
     stdio: Vec<Option<OwnedFd>>,
 ) -> Result<Arc<crate::kernel::Process>, String> {
-    let p = crate::prepare_process(kernel(), spec, stdio).map_err(|e| e.to_string())?;
-    crate::kernel::task::start_exec_process(p.fs, p.creds, p.rlimits, p.fds, p.path, p.argv, p.envp)
-        .map_err(|e| format!("starting the process: {e}"))
+    let p = crate::prepare_process(kernel(), &ctl.ns, spec, stdio).map_err(|e| e.to_string())?;
+    crate::kernel::task::start_exec_process(
+        ctl.index, false, p.fs, p.creds, p.rlimits, p.fds, p.path, p.argv, p.envp,
+    )
+    .map_err(|e| format!("starting the process: {e}"))
 }
 
-fn exec(spec: &crate::ProcessSpec, fds: Vec<OwnedFd>) -> ControlReply {
+fn exec(ctl: &ContainerCtl, spec: &crate::ProcessSpec, fds: Vec<OwnedFd>) -> ControlReply {
     let mut stdio: Vec<Option<OwnedFd>> = fds.into_iter().map(Some).collect();
     if stdio.len() < 3 {
         stdio.resize_with(3, || None);
     }
-    match spawn_process(spec, stdio) {
+    match spawn_process(ctl, spec, stdio) {
         Ok(proc) => ControlReply::Exec { pid: proc.pid },
         Err(e) => ControlReply::Error(e),
     }
 }
 
-fn status(gate: &StartGate) -> ContainerStatus {
-    match gate.get() {
+fn status(ctl: &ContainerCtl) -> ContainerStatus {
+    match ctl.gate.get() {
         Gate::Waiting => ContainerStatus::Created,
         Gate::Killed(_) | Gate::Failing => ContainerStatus::Stopped,
-        Gate::Started => {
-            let k = kernel();
-            let tree = lock(&k.tree);
-            match tree.procs.get(&1) {
-                Some(e) if e.zombie.is_none() => ContainerStatus::Running,
-                _ => ContainerStatus::Stopped,
+        Gate::Started => match &ctl.joined {
+            Some(j) if lock(&j.life).exit.is_some() => ContainerStatus::Stopped,
+            Some(_) => ContainerStatus::Running,
+            None => {
+                let k = kernel();
+                let tree = lock(&k.tree);
+                match tree.procs.get(&1) {
+                    Some(e) if e.zombie.is_none() => ContainerStatus::Running,
+                    _ => ContainerStatus::Stopped,
+                }
             }
-        }
+        },
     }
 }
 
-/// A signal from outside the sandbox: SI_USER from pid 0 (the sender is in
-/// an ancestor pid namespace), uid 0.
-/// Sends `signo` from outside the sandbox to every live process whose pid
-/// is `wanted`; `if_none` says why, when there is none. The siginfo holds
-/// si_signo only (si_code SI_USER, si_pid 0, as for a sender in an
-/// ancestor pid namespace).
+/// Sends `signo` from outside the sandbox to every live process `wanted`
+/// picks (by pid and tree entry); `if_none` says why, when there is none.
+/// The siginfo holds si_signo only (si_code SI_USER, si_pid 0, as for a
+/// sender in an ancestor pid namespace).
 fn signal_from_host(
     signo: i32,
-    wanted: impl Fn(i32) -> bool,
+    wanted: impl Fn(i32, &ProcEntry) -> bool,
     if_none: impl FnOnce() -> String,
 ) -> ControlReply {
     let k = kernel();
@@ -489,7 +761,7 @@ fn signal_from_host(
         let tree = lock(&k.tree);
         tree.procs
             .iter()
-            .filter(|(pid, e)| e.zombie.is_none() && wanted(**pid))
+            .filter(|(pid, e)| e.zombie.is_none() && wanted(**pid, e))
             .map(|(_, e)| e.proc.clone())
             .collect()
     };
@@ -504,12 +776,13 @@ fn signal_from_host(
     ControlReply::Done
 }
 
-fn processes() -> Vec<ProcessInfo> {
+/// The container's live processes.
+fn processes(ctl: &ContainerCtl) -> Vec<ProcessInfo> {
     let k = kernel();
     let tree = lock(&k.tree);
     tree.procs
         .iter()
-        .filter(|(_, e)| e.zombie.is_none())
+        .filter(|(_, e)| ctl.owns(e))
         .map(|(pid, e)| {
             let exe = lock(&e.proc.exe);
             let cmd = exe
@@ -540,7 +813,7 @@ mod tests {
         };
         write_message(&mut buf, &req).expect("write");
         let back: ControlRequest = read_message(&mut buf.as_slice()).expect("read");
-        assert_eq!(back, req);
+        assert_eq!(format!("{back:?}"), format!("{req:?}"));
 
         let huge = (MAX_MESSAGE as u32 + 1).to_le_bytes();
         assert!(matches!(

@@ -188,63 +188,10 @@ pub fn boot(
         }
     }
     let stub_image = platform::stub_image::StubImage::create().map_err(BootError::StubImage)?;
-    // SAFETY: the CLI handed us this fd for our exclusive use.
-    let sock = unsafe { OwnedFd::from_raw_fd(cfg.gofer_fd) };
-    let client =
-        gofer::client::GoferClient::connect(sock).map_err(|e| BootError::Gofer(e.to_string()))?;
-    let writable_root = cfg.overlay == RootOverlay::None && !cfg.root_readonly;
-    // The image does not change under a running container: its walks
-    // are remembered (as the in-memory overlay remembers them anyway).
-    let lower = fsimpl::gofer::GoferFs::mount(client, writable_root, Caching::Immutable)
-        .map_err(|e| BootError::Gofer(e.to_string()))?;
-    // root.readonly: the gofer's tree bare (writes give EROFS); so is
-    // --overlay=none (writes reach the rootfs through the gofer);
-    // otherwise an in-memory upper layer keeps the container's writes.
-    let root: Arc<dyn Inode> = if cfg.root_readonly || cfg.overlay == RootOverlay::None {
-        lower
-    } else {
-        // SAFETY: the CLI handed us this fd for the filestore alone.
-        let store = cfg
-            .filestore_fd
-            .map(|fd| fsimpl::file_data::Filestore::new(unsafe { OwnedFd::from_raw_fd(fd) }));
-        OverlayFs::over(lower, store).map_err(|e| BootError::Gofer(e.to_string()))?
-    };
-    let vfs = Vfs::new(root);
-    // SAFETY: the CLI handed us this fd for the cgroup view alone.
-    let mut cgroup_usage = cfg
-        .cgroup_usage_fd
-        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
-    vfs.mount(b"/proc", fsimpl::proc::new_procfs());
-    vfs.mount(b"/dev", fsimpl::dev::new_devfs());
-    vfs.mount(b"/sys", Arc::new(fsimpl::simple::StaticDir::new(0o555)));
-    for m in &cfg.mounts {
-        let fs: Arc<dyn Inode> = match m.kind {
-            MountKind::Proc => fsimpl::proc::new_procfs(),
-            MountKind::Dev => fsimpl::dev::new_devfs(),
-            MountKind::Sys => Arc::new(fsimpl::simple::StaticDir::new(0o555)),
-            MountKind::Tmpfs { mode } => OverlayFs::tmpfs(mode),
-            MountKind::Devpts => fsimpl::devpts::PtsDir::new(),
-            MountKind::Cgroup => fsimpl::readonly::ReadOnlyView::of(
-                fsimpl::cgroupfs::new_cgroupfs(&cfg.cgroup_limits, cgroup_usage.take()),
-            ),
-            MountKind::Bind {
-                gofer_fd,
-                read_only,
-            } => {
-                // SAFETY: the CLI handed us this fd for this mount alone.
-                let sock = unsafe { OwnedFd::from_raw_fd(gofer_fd) };
-                let client = gofer::client::GoferClient::connect(sock)
-                    .map_err(|e| BootError::Gofer(format!("{}: {e}", m.destination)))?;
-                // Writes to a writable bind reach its source, as with runc.
-                fsimpl::gofer::GoferFs::mount(client, !read_only, Caching::Revalidate)
-                    .map_err(|e| BootError::Gofer(format!("{}: {e}", m.destination)))?
-            }
-        };
-        vfs.mount(m.destination.as_bytes(), fs);
-    }
-    // runc's order: read-only paths first, masks over them.
-    readonly_paths(&vfs, &cfg.readonly_paths);
-    mask_paths(&vfs, &cfg.masked_paths);
+    // SAFETY: the CLI handed the sentry these fds (the gofers' sockets,
+    // the filestore, the cgroup usage file) for its sole use; each is
+    // taken once.
+    let vfs = build_mount_ns(&cfg, &mut |fd| Some(unsafe { OwnedFd::from_raw_fd(fd) }))?;
     let mut stdio = take_stdio();
     for &fd in &cfg.preserved_fds {
         // SAFETY: the CLI handed us these fds for the init alone; one that
@@ -269,7 +216,7 @@ pub fn boot(
     if host_tty {
         host_tty_signals();
     }
-    let prepared = prepare_process(k, &cfg.process, stdio)?;
+    let prepared = prepare_process(k, &k.vfs, &cfg.process, stdio)?;
     if cfg.wait_for_start && cfg.control_fd.is_none() {
         return Err(BootError::NoControlSocket);
     }
@@ -297,6 +244,71 @@ pub fn boot(
         k.kill_process(&p, libc::SIGKILL);
     }
     Ok(status)
+}
+
+/// Builds a container's mount namespace: its rootfs from the gofer on
+/// `cfg.gofer_fd` (with the overlay `cfg` asks for), /proc, /dev, /sys,
+/// the spec's mounts, then its read-only and masked paths. `take` turns
+/// the fd numbers in `cfg` into the fds themselves (the sentry's own at
+/// boot; those donated with the request for a container joining later).
+pub(crate) fn build_mount_ns(
+    cfg: &BootConfig,
+    take: &mut dyn FnMut(i32) -> Option<OwnedFd>,
+) -> Result<Arc<Vfs>, BootError> {
+    let missing = |what: &str| BootError::Gofer(format!("no fd for {what}"));
+    let sock = take(cfg.gofer_fd).ok_or_else(|| missing("the rootfs gofer"))?;
+    let client =
+        gofer::client::GoferClient::connect(sock).map_err(|e| BootError::Gofer(e.to_string()))?;
+    let writable_root = cfg.overlay == RootOverlay::None && !cfg.root_readonly;
+    // The image does not change under a running container: its walks
+    // are remembered (as the in-memory overlay remembers them anyway).
+    let lower = fsimpl::gofer::GoferFs::mount(client, writable_root, Caching::Immutable)
+        .map_err(|e| BootError::Gofer(e.to_string()))?;
+    // root.readonly: the gofer's tree bare (writes give EROFS); so is
+    // --overlay=none (writes reach the rootfs through the gofer);
+    // otherwise an in-memory upper layer keeps the container's writes.
+    let root: Arc<dyn Inode> = if cfg.root_readonly || cfg.overlay == RootOverlay::None {
+        lower
+    } else {
+        let store = cfg
+            .filestore_fd
+            .and_then(&mut *take)
+            .map(fsimpl::file_data::Filestore::new);
+        OverlayFs::over(lower, store).map_err(|e| BootError::Gofer(e.to_string()))?
+    };
+    let vfs = Arc::new(Vfs::new(root));
+    let mut cgroup_usage = cfg.cgroup_usage_fd.and_then(&mut *take);
+    vfs.mount(b"/proc", fsimpl::proc::new_procfs());
+    vfs.mount(b"/dev", fsimpl::dev::new_devfs());
+    vfs.mount(b"/sys", Arc::new(fsimpl::simple::StaticDir::new(0o555)));
+    for m in &cfg.mounts {
+        let fs: Arc<dyn Inode> = match m.kind {
+            MountKind::Proc => fsimpl::proc::new_procfs(),
+            MountKind::Dev => fsimpl::dev::new_devfs(),
+            MountKind::Sys => Arc::new(fsimpl::simple::StaticDir::new(0o555)),
+            MountKind::Tmpfs { mode } => OverlayFs::tmpfs(mode),
+            MountKind::Devpts => fsimpl::devpts::PtsDir::new(),
+            MountKind::Cgroup => fsimpl::readonly::ReadOnlyView::of(
+                fsimpl::cgroupfs::new_cgroupfs(&cfg.cgroup_limits, cgroup_usage.take()),
+            ),
+            MountKind::Bind {
+                gofer_fd,
+                read_only,
+            } => {
+                let sock = take(gofer_fd).ok_or_else(|| missing(&m.destination))?;
+                let client = gofer::client::GoferClient::connect(sock)
+                    .map_err(|e| BootError::Gofer(format!("{}: {e}", m.destination)))?;
+                // Writes to a writable bind reach its source, as with runc.
+                fsimpl::gofer::GoferFs::mount(client, !read_only, Caching::Revalidate)
+                    .map_err(|e| BootError::Gofer(format!("{}: {e}", m.destination)))?
+            }
+        };
+        vfs.mount(m.destination.as_bytes(), fs);
+    }
+    // runc's order: read-only paths first, masks over them.
+    readonly_paths(&vfs, &cfg.readonly_paths);
+    mask_paths(&vfs, &cfg.masked_paths);
+    Ok(vfs)
 }
 
 /// What a process started from outside the sandbox (the init, or one
@@ -348,14 +360,15 @@ pub(crate) struct PreparedProcess {
 /// credentials, limits and fd table (the host fds `stdio` become 0, 1, 2).
 pub(crate) fn prepare_process(
     k: &Kernel,
+    ns: &Arc<Vfs>,
     spec: &ProcessSpec,
     stdio: Vec<Option<OwnedFd>>,
 ) -> Result<PreparedProcess, BootError> {
     if spec.argv.is_empty() {
         return Err(BootError::NoCommand);
     }
-    let root_loc = k.vfs.root();
-    make_cwd(k, spec.cwd.as_bytes());
+    let root_loc = ns.root();
+    make_cwd(ns, spec.cwd.as_bytes());
     let cwd = k
         .vfs
         .resolve(&root_loc, &root_loc, spec.cwd.as_bytes(), true)
@@ -455,7 +468,7 @@ pub(crate) fn prepare_process(
 /// exist are left alone (runc skips them too).
 /// linux.readonlyPaths: each existing path becomes a read-only view of
 /// itself, as runc remounts it read-only (missing paths are skipped).
-fn readonly_paths(vfs: &Vfs, paths: &[String]) {
+fn readonly_paths(vfs: &Arc<Vfs>, paths: &[String]) {
     let root = vfs.root();
     for p in paths {
         let Ok(loc) = vfs.resolve(&root, &root, p.as_bytes(), true) else {
@@ -466,7 +479,7 @@ fn readonly_paths(vfs: &Vfs, paths: &[String]) {
     }
 }
 
-fn mask_paths(vfs: &Vfs, paths: &[String]) {
+fn mask_paths(vfs: &Arc<Vfs>, paths: &[String]) {
     let root = vfs.root();
     for p in paths {
         let Ok(loc) = vfs.resolve(&root, &root, p.as_bytes(), true) else {
@@ -535,11 +548,11 @@ fn host_tty_signals() {
 /// Creates a missing cwd (mode 0755, owned by root), as runc does; in
 /// the sandbox's own filesystem view, so the image on the host is never
 /// touched. Failures are left for the cwd check to report.
-fn make_cwd(k: &Kernel, cwd: &[u8]) {
-    let root = k.vfs.root();
+fn make_cwd(ns: &Arc<Vfs>, cwd: &[u8]) {
+    let root = ns.root();
     let mut path = Vec::new();
     for comp in cwd.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
-        let parent = match k.vfs.resolve(
+        let parent = match ns.resolve(
             &root,
             &root,
             if path.is_empty() { b"/" } else { &path },
@@ -550,7 +563,7 @@ fn make_cwd(k: &Kernel, cwd: &[u8]) {
         };
         path.push(b'/');
         path.extend_from_slice(comp);
-        match k.vfs.resolve(&root, &root, &path, true) {
+        match ns.resolve(&root, &root, &path, true) {
             Ok(_) => continue,
             Err(Errno::ENOENT) => {
                 let ctx = vfs::CreateCtx {

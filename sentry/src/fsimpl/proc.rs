@@ -89,9 +89,13 @@ struct MountLine {
     read_only: bool,
 }
 
-/// The sandbox's mounts, the root first, in mount-point order.
+/// The reader's mount namespace (its container's), the root first, in
+/// mount-point order.
 fn mount_lines() -> Vec<MountLine> {
-    let vfs = &kernel().vfs;
+    let vfs = match crate::kernel::current() {
+        Some(p) => lock(&p.fs).root.ns().clone(),
+        None => kernel().vfs.clone(),
+    };
     let mut lines = vec![MountLine {
         path: "/".into(),
         fstype: "rootfs",

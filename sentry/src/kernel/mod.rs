@@ -255,6 +255,12 @@ impl Thread {
 /// A thread group. Every process has exactly one task in this version.
 pub struct Process {
     pub pid: i32,
+    /// The container of the sandbox this process belongs to (0: the first
+    /// one, the pod's sandbox container); inherited across fork.
+    pub container: u32,
+    /// The init of its container: like a pid namespace's init, it only
+    /// gets the signals it handles, and its container's orphans go to it.
+    pub container_init: bool,
     pub fds: Mutex<FdTable>,
     pub fs: Mutex<FsContext>,
     pub sig: Mutex<SignalState>,
@@ -371,6 +377,8 @@ impl Rusage {
 /// What a new process starts with; everything else starts empty.
 pub struct ProcessParts {
     pub pid: i32,
+    pub container: u32,
+    pub container_init: bool,
     pub fds: FdTable,
     pub fs: FsContext,
     pub sig: SignalState,
@@ -407,6 +415,8 @@ impl Process {
     pub fn new(p: ProcessParts) -> Arc<Process> {
         Arc::new(Process {
             pid: p.pid,
+            container: p.container,
+            container_init: p.container_init,
             fds: Mutex::new(p.fds),
             fs: Mutex::new(p.fs),
             sig: Mutex::new(p.sig),
@@ -522,6 +532,9 @@ pub struct ProcessTree {
     /// the sandbox; their wait status is kept here until the control
     /// socket's Wait collects it.
     pub exec_exits: BTreeMap<i32, Option<i32>>,
+    /// The init of each container that joined the sandbox after the first
+    /// (whose init is pid 1): where its orphans go.
+    pub container_inits: BTreeMap<u32, i32>,
     next_pid: i32,
 }
 
@@ -549,7 +562,9 @@ pub struct KernelConfig {
 }
 
 pub struct Kernel {
-    pub vfs: Vfs,
+    /// The first container's mount namespace (others hang off their
+    /// processes' root locations).
+    pub vfs: Arc<Vfs>,
     pub hostname: Mutex<String>,
     pub release: String,
     pub stub_image: StubImage,
@@ -649,7 +664,7 @@ extern "C" fn on_interrupt(_: libc::c_int) {}
 
 impl Kernel {
     pub fn install(
-        vfs: Vfs,
+        vfs: Arc<Vfs>,
         stub_image: StubImage,
         cfg: KernelConfig,
         cpuinfo: String,
@@ -786,7 +801,7 @@ impl Kernel {
         let fatal = {
             let mut ss = lock(&target.sig);
             let act = ss.action(sig);
-            if target.pid == 1 && act.handler == signals::SIG_DFL && !blocked {
+            if target.container_init && act.handler == signals::SIG_DFL && !blocked {
                 // The container's init, like any pid namespace's init, only
                 // gets signals it handles (or has blocked, to handle later).
                 return;
@@ -801,7 +816,7 @@ impl Kernel {
             } else if !blocked && (act.handler == SIG_IGN || act.handler == signals::SIG_DFL) {
                 if act.handler == signals::SIG_DFL
                     && default_action(sig) == DefaultAction::Stop
-                    && target.pid != 1
+                    && !target.container_init
                 {
                     drop(ss);
                     self.stop_process(target, sig);
@@ -1074,12 +1089,19 @@ impl Kernel {
             }
         }
         // Orphans go to the nearest live ancestor that is a child subreaper,
-        // else to init (pid 1); zombies among them stay reapable there.
-        if pid != 1 {
-            let mut reaper = 1;
+        // else to their container's init (pid 1 for the first container);
+        // zombies among them stay reapable there.
+        if !proc.container_init {
+            let init = tree
+                .container_inits
+                .get(&proc.container)
+                .copied()
+                .filter(|i| tree.procs.get(i).is_some_and(|e| e.zombie.is_none()))
+                .unwrap_or(1);
+            let mut reaper = init;
             let mut cur = ppid;
             let mut hops = 0;
-            while cur > 1 && hops < 4096 {
+            while cur > 1 && cur != init && hops < 4096 {
                 match tree.procs.get(&cur) {
                     Some(e)
                         if e.zombie.is_none() && e.proc.child_subreaper.load(Ordering::Relaxed) =>
@@ -1100,7 +1122,7 @@ impl Kernel {
             if let Some(r) = tree.procs.get_mut(&reaper) {
                 r.children.extend(children.iter().copied());
             }
-            // A reaper other than init hears of zombies it inherits.
+            // A reaper other than pid 1 hears of zombies it inherits.
             if reaper != 1 {
                 let zombies = children
                     .iter()

@@ -444,6 +444,8 @@ impl Task {
         let thread = Thread::new(pid, tsig);
         let child = Process::new(ProcessParts {
             pid,
+            container: parent.container,
+            container_init: false,
             fds: lock(&parent.fds).clone(),
             fs: lock(&parent.fs).clone(),
             sig,
@@ -990,13 +992,26 @@ pub fn start_init_process(
     argv: Vec<Vec<u8>>,
     envp: Vec<Vec<u8>>,
 ) -> std::io::Result<Arc<Process>> {
-    start_top_level(fs, creds, rlimits, fds, path, argv, envp, false)
+    start_top_level(
+        TopLevel::FirstInit,
+        fs,
+        creds,
+        rlimits,
+        fds,
+        path,
+        argv,
+        envp,
+    )
 }
 
-/// Creates a process with no parent in the sandbox (`rvisor exec`), in a
-/// session and process group of its own, and starts it. Its wait status
-/// is kept for [`wait_exec_process`].
+/// Creates a process with no parent in the sandbox (`rvisor exec`, or the
+/// init of a container that joined the sandbox), in a session and process
+/// group of its own, in `container`, and starts it. Its wait status is
+/// kept for [`wait_exec_process`].
+#[allow(clippy::too_many_arguments)]
 pub fn start_exec_process(
+    container: u32,
+    init: bool,
     fs: FsContext,
     creds: Credentials,
     rlimits: [libc::rlimit64; super::RLIM_NLIMITS],
@@ -1005,7 +1020,23 @@ pub fn start_exec_process(
     argv: Vec<Vec<u8>>,
     envp: Vec<Vec<u8>>,
 ) -> std::io::Result<Arc<Process>> {
-    start_top_level(fs, creds, rlimits, fds, path, argv, envp, true)
+    let kind = if init {
+        TopLevel::ContainerInit(container)
+    } else {
+        TopLevel::Exec(container)
+    };
+    start_top_level(kind, fs, creds, rlimits, fds, path, argv, envp)
+}
+
+/// What kind of process starts without a parent in the sandbox.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TopLevel {
+    /// Pid 1, the first container's init.
+    FirstInit,
+    /// The init of a container that joined the sandbox.
+    ContainerInit(u32),
+    /// A process `rvisor exec` adds to a container.
+    Exec(u32),
 }
 
 /// How waiting for an exec'd process ended.
@@ -1052,6 +1083,7 @@ pub fn wait_exec_process(pid: i32, deadline: Option<std::time::Instant>) -> Exec
 
 #[allow(clippy::too_many_arguments)]
 fn start_top_level(
+    kind: TopLevel,
     fs: FsContext,
     creds: Credentials,
     rlimits: [libc::rlimit64; super::RLIM_NLIMITS],
@@ -1059,10 +1091,14 @@ fn start_top_level(
     path: Vec<u8>,
     argv: Vec<Vec<u8>>,
     envp: Vec<Vec<u8>>,
-    exec: bool,
 ) -> std::io::Result<Arc<Process>> {
     let k = kernel();
     let mut tree = lock(&k.tree);
+    let exec = kind != TopLevel::FirstInit;
+    let container = match kind {
+        TopLevel::FirstInit => 0,
+        TopLevel::ContainerInit(c) | TopLevel::Exec(c) => c,
+    };
     // Pid 1 is the init's, even when startContainer hooks run first.
     let pid = if !exec && !tree.procs.contains_key(&1) {
         1
@@ -1077,9 +1113,14 @@ fn start_top_level(
     if exec {
         tree.exec_exits.insert(pid, None);
     }
+    if let TopLevel::ContainerInit(c) = kind {
+        tree.container_inits.insert(c, pid);
+    }
     let thread = Thread::new(pid, ThreadSignals::default());
     let proc = Process::new(ProcessParts {
         pid,
+        container,
+        container_init: kind != TopLevel::Exec(container),
         fds,
         fs,
         sig: SignalState::default(),

@@ -928,7 +928,7 @@ fn do_unlink(t: &mut Task, dirfd: i32, path_addr: u64, flags: i32) -> SysResult 
         return Err(Errno::EISDIR);
     }
     let target = kernel().vfs.step(&parent, &name)?;
-    if kernel().vfs.mount_at(&target.path()).is_some() {
+    if target.ns().mount_at(&target.path()).is_some() {
         return Err(Errno::EBUSY);
     }
     if !rmdir && path.last() == Some(&b'/') {

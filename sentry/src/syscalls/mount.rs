@@ -13,7 +13,7 @@ use super::SysResult;
 use crate::fsimpl::overlay::OverlayFs;
 use crate::fsimpl::readonly::ReadOnlyView;
 use crate::kernel::task::Task;
-use crate::kernel::{cap, kernel, lock};
+use crate::kernel::{cap, lock};
 use crate::vfs::{FileType, Inode};
 
 const MS_RDONLY: u64 = 1;
@@ -70,7 +70,7 @@ pub fn mount(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let target_path = t.read_path(a[1])?;
     let target = resolve_at(t, libc::AT_FDCWD, &target_path, true, false)?;
     let at = target.path();
-    let vfs = &kernel().vfs;
+    let vfs = target.ns().clone();
     let is_mount_point = at == b"/" || vfs.mount_at(&at).is_some();
 
     // Propagation types: the sandbox's mounts propagate nowhere.
@@ -157,11 +157,12 @@ pub fn umount2(t: &mut Task, a: &[u64; 6]) -> SysResult {
     require_admin(t)?;
     let path = t.read_path(a[0])?;
     let follow = flags & UMOUNT_NOFOLLOW == 0;
-    let at = resolve_at(t, libc::AT_FDCWD, &path, follow, false)?.path();
+    let loc = resolve_at(t, libc::AT_FDCWD, &path, follow, false)?;
+    let at = loc.path();
     if at == b"/" {
         return Err(Errno::EBUSY);
     }
-    if !kernel().vfs.unmount(&at) {
+    if !loc.ns().unmount(&at) {
         return Err(Errno::EINVAL);
     }
     // Files still open below it keep their filesystem (a lazy unmount).

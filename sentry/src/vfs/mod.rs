@@ -236,7 +236,10 @@ pub trait Inode: Send + Sync {
     }
 }
 
-/// The mount table plus the root: path resolution lives in `path.rs`.
+/// A mount namespace: a root plus its mount table (one per container of
+/// the sandbox). Path resolution lives in `path.rs`; a walk consults the
+/// mount table of the namespace its locations lie in, whichever `Vfs` it
+/// is called on.
 pub struct Vfs {
     root: Arc<dyn Inode>,
     /// Mounted filesystems by absolute path ("/proc"), the last one on
@@ -256,8 +259,9 @@ impl Vfs {
         }
     }
 
-    pub fn root(&self) -> Location {
-        Location::root(self.root.clone())
+    /// The namespace's root directory.
+    pub fn root(self: &Arc<Self>) -> Location {
+        Location::root(self.clone(), self.root.clone())
     }
 
     /// Mounts `fs` at absolute path `at` (the directory needs not exist in

@@ -7,17 +7,26 @@ use nix::errno::Errno;
 use super::{FileType, Inode, Vfs, VfsResult, MAX_SYMLINKS, NAME_MAX, PATH_MAX};
 
 /// A resolved position in the tree: the chain of (name, inode) from the
-/// root. `..` pops the chain, so it can never leave the root.
+/// root, and the mount namespace it lies in (whose mount table every step
+/// from here consults). `..` pops the chain, so it can never leave the
+/// root.
 #[derive(Clone)]
 pub struct Location {
+    ns: Arc<Vfs>,
     chain: Vec<(Vec<u8>, Arc<dyn Inode>)>,
 }
 
 impl Location {
-    pub fn root(root: Arc<dyn Inode>) -> Location {
+    pub(super) fn root(ns: Arc<Vfs>, root: Arc<dyn Inode>) -> Location {
         Location {
+            ns,
             chain: vec![(Vec::new(), root)],
         }
+    }
+
+    /// The mount namespace this location lies in.
+    pub fn ns(&self) -> &Arc<Vfs> {
+        &self.ns
     }
 
     pub fn inode(&self) -> &Arc<dyn Inode> {
@@ -214,7 +223,7 @@ impl Vfs {
     pub fn mount_of(&self, loc: &Location) -> Vec<u8> {
         let path = loc.path();
         let mut best = b"/".to_vec();
-        for m in self.mount_points() {
+        for m in loc.ns.mount_points() {
             let inside = path == m || (path.starts_with(&m) && path.get(m.len()) == Some(&b'/'));
             if inside && m.len() > best.len() {
                 best = m;
@@ -239,13 +248,13 @@ impl Vfs {
                     path.push(b'/');
                 }
                 path.extend_from_slice(name);
-                let mounted = match self.mount_at(&path) {
+                let mounted = match loc.ns.mount_at(&path) {
                     Some(m) => m,
                     // A directory on the way to such a mount point (the
                     // spec mounts /sys/fs/cgroup over an empty /sys):
                     // an empty read-only directory, as runc would have
                     // made one.
-                    None if self.has_mount_below(&path) => {
+                    None if loc.ns.has_mount_below(&path) => {
                         Arc::new(crate::fsimpl::simple::StaticDir::new(0o755))
                     }
                     None => return Err(Errno::ENOENT),
@@ -259,7 +268,7 @@ impl Vfs {
         let mut next = loc.clone();
         next.push(name, child);
         let mut crossed = false;
-        if let Some(mounted) = self.mount_at(&next.path()) {
+        if let Some(mounted) = loc.ns.mount_at(&next.path()) {
             next.pop();
             next.push(name, mounted);
             crossed = true;
@@ -311,7 +320,8 @@ impl Vfs {
                 }
                 // Never above the task's root.
                 if loc.chain.len() > root.chain.len() || !loc.is_within(root) {
-                    if how.no_xdev && loc.chain.len() > 1 && self.mount_at(&loc.path()).is_some() {
+                    if how.no_xdev && loc.chain.len() > 1 && loc.ns.mount_at(&loc.path()).is_some()
+                    {
                         return Err(Errno::EXDEV);
                     }
                     loc.pop();
