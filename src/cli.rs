@@ -137,6 +137,10 @@ pub enum Command {
     /// (internal) Wait for an exec'd process and exit as it did.
     #[command(hide = true)]
     ExecWait(ExecWaitArgs),
+    /// (internal) Wait for the init of a container that joined a pod's
+    /// sandbox and exit as it did.
+    #[command(hide = true)]
+    InitWait(IdArg),
     /// Write a default config.json for a bundle.
     Spec(SpecArgs),
     /// Print what this runtime supports, as JSON (runc's `features`).

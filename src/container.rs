@@ -84,9 +84,26 @@ pub struct Record {
     pub hooks: Option<oci_spec::runtime::Hooks>,
     /// The init's process settings: what `exec` starts from.
     pub process: sentry::ProcessSpec,
-    /// The sandbox's cgroup.
+    /// The sandbox's cgroup (None for a container that joined another's
+    /// sandbox: its processes are the pod's).
     #[serde(default)]
     pub cgroup: Option<crate::cgroups::Cgroup>,
+    /// The pod's sandbox container this one joined (`sentry` is then that
+    /// sandbox's), if it did.
+    #[serde(default)]
+    pub sandbox: Option<String>,
+    /// A joined container's stand-in for its init on the host (see
+    /// `commands::join`): the pid `create --pid-file` reported.
+    #[serde(default)]
+    pub init_waiter: Option<HostProcess>,
+}
+
+impl Record {
+    /// The host process that stands for the container's init: the
+    /// sentry, or a joined container's init waiter.
+    pub fn init_process(&self) -> &HostProcess {
+        self.init_waiter.as_ref().unwrap_or(&self.sentry)
+    }
 }
 
 /// Container ids as runc accepts them: letters, digits, `_+-.`, not `.`
@@ -299,7 +316,7 @@ pub fn oci_state(record: &Record, status: ContainerStatus) -> OciState {
         pid: if status == ContainerStatus::Stopped {
             0
         } else {
-            record.sentry.pid
+            record.init_process().pid
         },
         status: status.name(),
         bundle: record.bundle.clone(),

@@ -177,7 +177,7 @@ impl Sandbox {
 }
 
 /// Kills and reaps children that are no longer wanted.
-fn kill_all(children: impl IntoIterator<Item = std::process::Child>) {
+pub fn kill_all(children: impl IntoIterator<Item = std::process::Child>) {
     for mut c in children {
         let _ = c.kill();
         let _ = c.wait();
@@ -188,7 +188,7 @@ fn kill_all(children: impl IntoIterator<Item = std::process::Child>) {
 /// rootfs directory, so the container's writes take disk space on the
 /// filesystem that holds its image, never a name in it, and vanish with
 /// the sandbox.
-fn create_filestore(rootfs: &Path) -> Result<OwnedFd> {
+pub fn create_filestore(rootfs: &Path) -> Result<OwnedFd> {
     let fd = nix::fcntl::open(
         rootfs,
         // O_EXCL: no linkat through /proc can ever give it a name.
@@ -223,6 +223,40 @@ fn open_memory_usage(cgroup_procs: &[CString]) -> Option<OwnedFd> {
     })
 }
 
+/// Starts the gofers of one container: one for its rootfs, one per bind
+/// mount (each confined to that source), pushing them onto `gofers`.
+/// Returns the sentry's ends of their sockets: the rootfs's, then the
+/// binds' in order.
+pub fn start_gofers(
+    g: &GlobalOpts,
+    rootfs: &Path,
+    boot: &sentry::BootConfig,
+    binds: &[crate::bundle::BindSource],
+    foreground: bool,
+    cgroup_procs: &[CString],
+    gofers: &mut Vec<std::process::Child>,
+) -> Result<(OwnedFd, Vec<OwnedFd>)> {
+    // The rootfs gofer refuses writes unless they are meant to reach the
+    // rootfs, so a compromised sentry cannot change an image it only reads.
+    let read_only = boot.root_readonly || boot.overlay != sentry::RootOverlay::None;
+    let (gofer, sentry_end) = spawn_gofer(g, rootfs, read_only, "gofer", foreground, cgroup_procs)?;
+    gofers.push(gofer);
+    let mut bind_fds = Vec::new();
+    for (i, b) in binds.iter().enumerate() {
+        let (child, end) = spawn_gofer(
+            g,
+            &b.source,
+            b.read_only,
+            &format!("gofer-mount{i}"),
+            foreground,
+            cgroup_procs,
+        )?;
+        gofers.push(child);
+        bind_fds.push(end);
+    }
+    Ok((sentry_end, bind_fds))
+}
+
 /// Starts the gofers and the sentry. `binds` are the spec's bind mounts,
 /// each served by its own gofer confined to that source.
 pub fn start_sandbox(
@@ -235,9 +269,6 @@ pub fn start_sandbox(
 ) -> Result<Sandbox> {
     let foreground = matches!(launch, Launch::Foreground);
     let mut gofers = Vec::new();
-    // The rootfs gofer refuses writes unless they are meant to reach the
-    // rootfs, so a compromised sentry cannot change an image it only reads.
-    let read_only = boot.root_readonly || boot.overlay != sentry::RootOverlay::None;
     let filestore = if boot.overlay == sentry::RootOverlay::SelfBacked && !boot.root_readonly {
         // `rvisor do` runs on the host's own root, whose filesystem is not
         // the place for scratch data: its filestore goes with temp files.
@@ -258,40 +289,31 @@ pub fn start_sandbox(
     } else {
         None
     };
-    let started = (|| -> Result<_> {
-        let (gofer, sentry_end) =
-            spawn_gofer(g, rootfs, read_only, "gofer", foreground, cgroup_procs)?;
-        gofers.push(gofer);
-        // The sentry's ends, moved far above the fds they will become.
-        let mut bind_fds: Vec<OwnedFd> = Vec::new();
-        for (i, b) in binds.iter().enumerate() {
-            let (child, end) = spawn_gofer(
-                g,
-                &b.source,
-                b.read_only,
-                &format!("gofer-mount{i}"),
-                foreground,
-                cgroup_procs,
-            )?;
-            gofers.push(child);
-            bind_fds.push(high_fd(&end)?);
-            let target = FIRST_BIND_FD + i as RawFd;
-            if let Some(m) = boot.mounts.get_mut(b.mount) {
-                m.kind = sentry::MountKind::Bind {
-                    gofer_fd: target,
-                    read_only: b.read_only,
-                };
-            }
-        }
-        Ok((sentry_end, bind_fds))
-    })();
-    let (sentry_end, bind_fds) = match started {
+    let (sentry_end, bind_fds) = match start_gofers(
+        g,
+        rootfs,
+        &boot,
+        binds,
+        foreground,
+        cgroup_procs,
+        &mut gofers,
+    ) {
         Ok(v) => v,
         Err(e) => {
             kill_all(gofers);
             return Err(e);
         }
     };
+    // The sentry's ends, moved far above the fds they will become.
+    let bind_fds = bind_fds.iter().map(high_fd).collect::<Result<Vec<_>>>()?;
+    for (i, b) in binds.iter().enumerate() {
+        if let Some(m) = boot.mounts.get_mut(b.mount) {
+            m.kind = sentry::MountKind::Bind {
+                gofer_fd: FIRST_BIND_FD + i as RawFd,
+                read_only: b.read_only,
+            };
+        }
+    }
     let bind_raw: Vec<RawFd> = bind_fds.iter().map(|f| f.as_raw_fd()).collect();
 
     // The next child (the sentry) becomes pid 1 of a new pid namespace, so

@@ -20,7 +20,8 @@ pub enum ShimError {
     InvalidArgument(String),
     #[error("{0} is not supported by rvisor")]
     Unsupported(&'static str),
-    #[error("rvisor {what} failed: {message}")]
+    // runc's shim words it so; clients (kubelet, scripts) match on it.
+    #[error("OCI runtime {what} failed: {message}")]
     Runtime { what: String, message: String },
     #[error("{what}: {source}")]
     Io {

@@ -78,6 +78,22 @@ impl Process {
     fn reported_exit(&self) -> Option<Exit> {
         *lock(&self.exit.0)
     }
+
+    /// Answers every Wait on a process that will never report an exit (its
+    /// start failed, or it is deleted unstarted), as runc's shim does:
+    /// containerd waits before it starts an exec, and a Wait left hanging
+    /// would keep the shim from ever exiting.
+    fn release_waiters(&self) {
+        let (m, cv) = &*self.exit;
+        let mut g = lock(m);
+        if g.is_none() {
+            *g = Some(Exit {
+                status: 255,
+                at: std::time::SystemTime::now(),
+            });
+        }
+        cv.notify_all();
+    }
 }
 
 struct Container {
@@ -439,9 +455,17 @@ impl TaskService {
             &log,
         );
         let _ = std::fs::remove_file(&spec_path);
-        ran?;
-        let pid = read_pid(&pid_file)?;
-        let sandbox_pid = read_pid(&internal_pid_file)?;
+        let pids = ran.and_then(|()| Ok((read_pid(&pid_file)?, read_pid(&internal_pid_file)?)));
+        let (pid, sandbox_pid) = match pids {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = self.with_container(id, |c| {
+                    c.process(exec_id)?.release_waiters();
+                    Ok(())
+                });
+                return Err(e);
+            }
+        };
         let _ = std::fs::remove_file(&pid_file);
         let _ = std::fs::remove_file(&internal_pid_file);
         let slot = reaper::watch(pid);
@@ -567,6 +591,11 @@ impl TaskService {
                 }
                 Ok(c.execs.remove(&req.exec_id))
             })?;
+            if let Some(p) = &p {
+                if p.state == ProcState::Created {
+                    p.release_waiters();
+                }
+            }
             let (pid, exit) = p.map_or((0, None), |p| (p.pid, p.reported_exit()));
             return Ok(delete_response(pid, exit));
         }
@@ -602,6 +631,13 @@ impl TaskService {
         };
         if c.rootfs_mounted {
             rootfs::unmount(&c.bundle.join("rootfs"));
+        }
+        // Whatever never reported an exit (an exec whose start failed, a
+        // task deleted unstarted) will not now.
+        for p in std::iter::once(&c.init).chain(c.execs.values()) {
+            if p.reported_exit().is_none() {
+                p.release_waiters();
+            }
         }
         for f in ["init.pid", "log.json"] {
             let _ = std::fs::remove_file(c.scratch(f));

@@ -20,6 +20,8 @@ use crate::cli::{
 use crate::container::{self, ContainerDir, HostProcess, Record};
 use crate::{bundle, hooks, logging, sandbox};
 
+use super::join;
+
 /// How long `create` waits for the sandbox to come up.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long `delete` waits for a killed sandbox to go away.
@@ -47,7 +49,17 @@ pub fn create(g: &GlobalOpts, a: CreateArgs) -> Result<i32> {
         (false, None) => None,
     };
     let dir = ContainerDir::create(&g.root, &a.id)?;
-    match create_in(g, &a, &dir, &bundle_dir, b, console.as_deref(), preserved) {
+    let made = match join::sandbox_to_join(g, &b, &a.id) {
+        Some(sandbox) => console
+            .as_deref()
+            .map(open_console)
+            .transpose()
+            .and_then(|tty| {
+                join::create_joined(g, &a, &dir, &bundle_dir, b, tty, preserved, &sandbox)
+            }),
+        None => create_in(g, &a, &dir, &bundle_dir, b, console.as_deref(), preserved),
+    };
+    match made {
         Ok(()) => Ok(0),
         Err(e) => {
             let _ = dir.remove();
@@ -121,6 +133,8 @@ fn create_in(
             hooks: b.hooks.clone(),
             process,
             cgroup: Some(cgroup.clone()),
+            sandbox: None,
+            init_waiter: None,
         };
         wait_ready(ready_r)?;
         if let Some(adj) = b.oom_score_adj {
@@ -214,7 +228,7 @@ fn wait_ready(r: OwnedFd) -> Result<()> {
 }
 
 /// Writes the pid file atomically, as runc does (conmon reads it at once).
-fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+pub(super) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let tmp = path.with_extension("rvisor-tmp");
     std::fs::write(&tmp, pid.to_string())
         .with_context(|| format!("writing pid file {}", path.display()))?;
@@ -350,7 +364,7 @@ pub fn kill(g: &GlobalOpts, a: KillArgs) -> Result<i32> {
         Ok(other) => bail!("unexpected reply from the sandbox: {other:?}"),
         // The sentry does not answer: SIGKILL still ends the sandbox (as
         // pid 1 of its namespace, it takes every stub with it).
-        Err(_) if signo == libc::SIGKILL && a.pid.is_none() => {
+        Err(_) if signo == libc::SIGKILL && a.pid.is_none() && record.sandbox.is_none() => {
             record.sentry.kill(libc::SIGKILL);
             Ok(0)
         }
@@ -385,7 +399,11 @@ pub fn delete(g: &GlobalOpts, a: DeleteArgs) -> Result<i32> {
             status.name()
         );
     }
-    destroy(&record);
+    if record.sandbox.is_some() {
+        join::destroy_joined(&dir, &record);
+    } else {
+        destroy(&record);
+    }
     if let Some(h) = &record.hooks {
         let state = container::hook_state(&record, "stopped");
         hooks::run_all_warning_only(g, "poststop", h.poststop().as_ref(), &state);
@@ -630,6 +648,13 @@ pub fn exec_wait(g: &GlobalOpts, a: ExecWaitArgs) -> Result<i32> {
 
 /// The container's cgroup, or why there is none.
 fn cgroup_of(record: &Record) -> Result<&Cgroup> {
+    if let Some(sandbox) = &record.sandbox {
+        bail!(
+            "container {} runs in the sandbox of {sandbox} and has no cgroup of its own; \
+             use {sandbox}'s",
+            record.id
+        );
+    }
     record
         .cgroup
         .as_ref()
@@ -776,7 +801,7 @@ pub fn update(g: &GlobalOpts, a: UpdateArgs) -> Result<i32> {
 pub fn wait(g: &GlobalOpts, a: IdArg) -> Result<i32> {
     // The lock is not held while waiting: other commands must go on.
     let record = ContainerDir::open(&g.root, &a.id)?.load()?;
-    while record.sentry.alive() {
+    while record.init_process().alive() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let dir = ContainerDir::open(&g.root, &a.id)?;

@@ -11,6 +11,7 @@ use crate::cli::{
 };
 use crate::{bundle, logging, sandbox};
 
+mod join;
 mod lifecycle;
 
 pub fn dispatch(cli: Cli) -> Result<i32> {
@@ -26,6 +27,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Ps(a) => lifecycle::ps(&g, a),
         Command::Exec(a) => lifecycle::exec(&g, a),
         Command::ExecWait(a) => lifecycle::exec_wait(&g, a),
+        Command::InitWait(a) => join::init_wait(&g, a),
         Command::Pause(a) => lifecycle::pause(&g, a, true),
         Command::Resume(a) => lifecycle::pause(&g, a, false),
         Command::Events(a) => lifecycle::events(&g, a),
