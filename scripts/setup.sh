@@ -48,6 +48,8 @@ PACKAGES=(
     # The container engines the end-to-end tests drive (podman brings
     # conmon), and the tools that make a local OCI image for them.
     podman conmon umoci skopeo containerd docker.io
+    # The CRI tests' pod networks (bridge, host-local, loopback).
+    containernetworking-plugins python3-venv
 )
 
 missing=()
@@ -178,13 +180,17 @@ build_busybox() {
 }
 
 # --------------------------------------------------------------------------
-# 2a'. busybox OCI image (for podman; no registry): an oci-archive tagged
-#      localhost/rvisor-busybox:latest, built from the busybox rootfs.
+# 2a'. OCI images (no registry), oci-archives built from the busybox rootfs:
+#      images/busybox-oci.tar  localhost/rvisor-busybox:latest, cmd /bin/sh
+#                              (what podman, ctr and the CRI tests run);
+#      images/pause-oci.tar    localhost/pause:latest, cmd sleep forever
+#                              (the CRI's pod sandbox image).
 # --------------------------------------------------------------------------
-build_busybox_image() {
-    local dest="$FIXTURES/images/busybox-oci.tar"
+build_oci_image() {
+    local file="$1" ref="$2"; shift 2
+    local dest="$FIXTURES/images/$file"
     if [ -s "$dest" ]; then
-        log "busybox image: cached at $dest"
+        log "image $ref: cached at $dest"
         return
     fi
     local t0; t0=$(now)
@@ -199,14 +205,33 @@ build_busybox_image() {
         umoci init --layout oci >/dev/null
         umoci new --image oci:bb >/dev/null
         umoci insert --image oci:bb "$FIXTURES/busybox/rootfs" / >/dev/null
-        umoci config --image oci:bb --config.cmd /bin/sh --config.env PATH=/bin \
+        umoci config --image oci:bb "$@" --config.env PATH=/bin \
             --architecture amd64 --os linux >/dev/null
-        skopeo copy oci:oci:bb "oci-archive:image.tar:localhost/rvisor-busybox:latest" >/dev/null
-    ) || die "building the busybox OCI image failed"
+        skopeo copy oci:oci:bb "oci-archive:image.tar:$ref" >/dev/null
+    ) || die "building the OCI image $ref failed"
     $SUDO mv "$tmp/image.tar" "$dest"
     $SUDO rm -rf "$tmp"
     trap - EXIT
-    log "busybox image: built at $dest in $(( $(now) - t0 ))s"
+    log "image $ref: built at $dest in $(( $(now) - t0 ))s"
+}
+
+# --------------------------------------------------------------------------
+# 2a''. A Python CRI client (grpcio + the CRI's generated stubs, from PyPI)
+#       in a venv: the CRI tests and bench talk to containerd as kubelet does.
+# --------------------------------------------------------------------------
+build_cri_client() {
+    local venv="$FIXTURES/cri-venv"
+    if "$venv/bin/python3" -c 'import grpc, cri_api.v1.api_pb2_grpc' 2>/dev/null; then
+        log "CRI client: cached at $venv"
+        return
+    fi
+    local t0; t0=$(now)
+    $SUDO rm -rf "$venv"
+    $SUDO python3 -m venv "$venv" || die "creating $venv failed"
+    $SUDO "$venv/bin/pip" install --quiet --disable-pip-version-check \
+        'container-runtime-interface-api' 'grpcio' \
+        || die "pip install of the CRI client failed"
+    log "CRI client: installed in $venv in $(( $(now) - t0 ))s"
 }
 
 # --------------------------------------------------------------------------
@@ -263,7 +288,9 @@ if ! flock -w 3600 9; then
 fi
 
 build_busybox
-build_busybox_image
+build_oci_image busybox-oci.tar localhost/rvisor-busybox:latest --config.cmd /bin/sh
+build_oci_image pause-oci.tar localhost/pause:latest --config.cmd /bin/sleep --config.cmd 2147483647
+build_cri_client
 build_debian
 
 log "fixtures ready in $FIXTURES (setup took $(( $(now) - SETUP_START ))s)"

@@ -6,82 +6,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::containerd::Containerd;
 use common::*;
 
 const IMAGE: &str = BUSYBOX_IMAGE;
-
-struct Containerd {
-    dir: TempDir,
-    daemon: Child,
-}
-
-impl Containerd {
-    fn start() -> Option<Containerd> {
-        Containerd::start_with("")
-    }
-
-    /// A containerd whose config.toml ends with `extra`.
-    fn start_with(extra: &str) -> Option<Containerd> {
-        let bin = which("containerd")?;
-        which("ctr")?;
-        let image = busybox_image_archive()?;
-        let dir = TempDir::new("containerd");
-        let d = dir.path().display();
-        let config = format!(
-            "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
-             [grpc]\n  address = \"{d}/containerd.sock\"\n\
-             [ttrpc]\n  address = \"{d}/containerd-ttrpc.sock\"\n\
-             [plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{d}/opt\"\n\
-             [plugins.\"io.containerd.grpc.v1.cri\"]\n  disable_tcp_service = true\n{extra}"
-        );
-        std::fs::write(dir.path().join("config.toml"), config).expect("containerd config");
-        let log = std::fs::File::create(dir.path().join("containerd.log")).expect("log");
-        let daemon = Command::new(bin)
-            .arg("--config")
-            .arg(dir.path().join("config.toml"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("dup"))
-            .stderr(log)
-            .spawn()
-            .expect("start containerd");
-        let c = Containerd { dir, daemon };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !c.ctr(&["version"]).status.success() {
-            assert!(Instant::now() < deadline, "containerd did not come up");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let out = c.ctr(&["images", "import", &image.to_string_lossy()]);
-        assert_success("ctr images import", &out);
-        Some(c)
-    }
-
-    fn ctr(&self, args: &[&str]) -> Output {
-        run_with_timeout(
-            Command::new("ctr")
-                .arg("-a")
-                .arg(self.dir.path().join("containerd.sock"))
-                .args(args),
-            Duration::from_secs(60),
-        )
-    }
-
-    fn runtime_root(&self, rt: &Path) -> PathBuf {
-        let name = rt.file_name().map(|n| n.to_string_lossy().into_owned());
-        self.dir
-            .path()
-            .join(format!("state-{}", name.unwrap_or_default()))
-    }
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
-    }
-}
 
 fn describe(label: &str, out: &Output) -> String {
     format!(

@@ -12,6 +12,8 @@
 //! used.
 #![allow(dead_code)]
 
+pub mod containerd;
+
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};

@@ -1,0 +1,213 @@
+//! Kubernetes pods over the CRI, as kubelet drives them, against a private
+//! containerd from Debian with runtime handlers `runc` (containerd's runc
+//! shim and runc) and `rvisor` (our shim): the same steps through each
+//! must look the same to the client, and rvisor must leave nothing behind.
+//! The CRI client is tests/scripts/cri_pod.py (grpcio and the CRI's
+//! generated stubs, in the venv scripts/setup.sh makes).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::containerd::Containerd;
+use common::*;
+
+/// Where the sentry's per-namespace state lives under the shim.
+const RVISOR_STATE: &str = "/run/containerd/rvisor/k8s.io";
+
+struct Cri {
+    containerd: Containerd,
+    /// Holds `containerd-shim-rvisor-v1` for containerd's PATH.
+    _shims: TempDir,
+}
+
+impl Cri {
+    /// A containerd with the CRI plugin: the pause image, a bridge CNI
+    /// network of its own (`subnet`, bridge `bridge`), handlers runc and
+    /// rvisor. None (after saying why) when something is not installed.
+    fn start(bridge: &str, subnet: &str) -> Option<Cri> {
+        let pause = fixtures_dir().join("images/pause-oci.tar");
+        if !pause.exists() || !cri_python().exists() || !Path::new("/usr/lib/cni/bridge").exists() {
+            eprintln!(
+                "SKIP: the pause image, CRI client or CNI plugins are missing (scripts/setup.sh)"
+            );
+            return None;
+        }
+        let shims = TempDir::new("cri-shims");
+        std::os::unix::fs::symlink(
+            rvisor().with_file_name("containerd-shim-rvisor-v1"),
+            shims.path().join("containerd-shim-rvisor-v1"),
+        )
+        .expect("shim symlink");
+        let dir = TempDir::new("cri");
+        std::fs::create_dir_all(dir.path().join("cni/net.d")).expect("cni dir");
+        std::fs::write(
+            dir.path().join("cni/net.d/10-rvtest.conflist"),
+            format!(
+                r#"{{"cniVersion":"0.4.0","name":"{bridge}","plugins":[
+ {{"type":"bridge","bridge":"{bridge}","isGateway":false,"ipMasq":false,
+   "ipam":{{"type":"host-local","ranges":[[{{"subnet":"{subnet}"}}]],"dataDir":"{}/ipam"}}}},
+ {{"type":"loopback"}}]}}"#,
+                dir.path().display()
+            ),
+        )
+        .expect("cni config");
+        let extra = "  sandbox_image = \"localhost/pause:latest\"\n  \
+             netns_mounts_under_state_dir = true\n  restrict_oom_score_adj = true\n  \
+             [plugins.\"io.containerd.grpc.v1.cri\".cni]\n    bin_dir = \"/usr/lib/cni\"\n    \
+             conf_dir = \"{D}/cni/net.d\"\n  \
+             [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n    \
+             runtime_type = \"io.containerd.runc.v2\"\n  \
+             [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.rvisor]\n    \
+             runtime_type = \"io.containerd.rvisor.v1\"\n";
+        let containerd = Containerd::start_in(dir, extra, Some(shims.path()), "k8s.io")?;
+        containerd.import("k8s.io", &pause);
+        Some(Cri {
+            containerd,
+            _shims: shims,
+        })
+    }
+
+    /// Runs tests/scripts/cri_pod.py against this containerd; returns its
+    /// transcript and the pod and container ids it made.
+    fn client(&self, handler: &str, mode: &str, arg: &str) -> (Vec<String>, Vec<String>) {
+        let logs = self.containerd.dir.path().join(format!("logs-{handler}"));
+        let out = run_with_timeout(
+            Command::new(cri_python())
+                .arg(repo_root().join("tests/scripts/cri_pod.py"))
+                .arg(self.containerd.socket())
+                .args([handler, mode, arg])
+                .env("CRI_LOG_ROOT", &logs),
+            Duration::from_secs(300),
+        );
+        assert_success(&format!("cri_pod.py {handler} {mode}"), &out);
+        split_ids(&out)
+    }
+
+    /// What rvisor left of the pods `ids` named: processes, mounts,
+    /// cgroups, state.
+    fn leftovers(&self, ids: &[String]) -> Vec<String> {
+        let d = self.containerd.dir.path().display().to_string();
+        let mut left = Vec::new();
+        // Give exiting shims a moment.
+        std::thread::sleep(Duration::from_millis(300));
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+                continue;
+            };
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            let ours = ids.iter().any(|id| cmd.contains(id.as_str()))
+                || (cmd.contains(&d) && !cmd.contains("containerd --config"));
+            if ours {
+                left.push(format!(
+                    "process {}: {cmd}",
+                    e.file_name().to_string_lossy()
+                ));
+            }
+        }
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for m in mounts.lines() {
+            if ids.iter().any(|id| m.contains(id.as_str())) || m.contains(&d) {
+                left.push(format!("mount {m}"));
+            }
+        }
+        for ctl in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for id in ids {
+                let p = ctl.path().join("k8s.io").join(id);
+                if p.exists() {
+                    left.push(format!("cgroup {}", p.display()));
+                }
+            }
+        }
+        for id in ids {
+            if Path::new(RVISOR_STATE).join(id).exists() {
+                left.push(format!("state {RVISOR_STATE}/{id}"));
+            }
+        }
+        left
+    }
+}
+
+fn cri_python() -> PathBuf {
+    fixtures_dir().join("cri-venv/bin/python3")
+}
+
+/// The transcript's lines, and the ids its last line lists.
+fn split_ids(out: &Output) -> (Vec<String>, Vec<String>) {
+    let mut lines: Vec<String> = stdout_str(out).lines().map(str::to_string).collect();
+    let ids = match lines.last().and_then(|l| l.strip_prefix("ids: ")) {
+        Some(ids) => ids.split_whitespace().map(str::to_string).collect(),
+        None => Vec::new(),
+    };
+    lines.pop();
+    (lines, ids)
+}
+
+/// One pod with two containers, through runc and through rvisor: pod
+/// and container states, ExecSync in each (output, exit codes, a missing
+/// command), the pod's hostname, rootfs separation, a container exiting
+/// on its own with its code while the pod goes on, StopContainer's
+/// SIGTERM and exit code, the CRI log files, StopPodSandbox and
+/// RemovePodSandbox. Afterwards rvisor has left nothing behind.
+#[test]
+fn a_pod_of_two_containers_behaves_as_under_runc() {
+    let Some(cri) = Cri::start("rvcri0", "10.231.10.0/24") else {
+        return;
+    };
+    let (runc, _) = cri.client("runc", "transcript", "pod-runc");
+    let (rvisor, ids) = cri.client("rvisor", "transcript", "pod-rvisor");
+    assert_eq!(
+        runc.join("\n"),
+        rvisor.join("\n"),
+        "the CRI transcript differs (left runc, right rvisor):\n{}",
+        line_diff(&runc.join("\n"), &rvisor.join("\n"))
+    );
+    assert_eq!(ids.len(), 3, "the client made a pod and two containers");
+    let left = cri.leftovers(&ids);
+    assert!(left.is_empty(), "rvisor left behind:\n{}", left.join("\n"));
+}
+
+/// The containers of a pod run in one sandbox: one sentry for the pod,
+/// whatever number of containers it has.
+#[test]
+fn the_containers_of_a_pod_share_one_sentry() {
+    let Some(cri) = Cri::start("rvcri1", "10.231.11.0/24") else {
+        return;
+    };
+    let (out, ids) = cri.client("rvisor", "sentries", "pod-count");
+    assert_eq!(
+        out,
+        vec![
+            "c1: CONTAINER_RUNNING",
+            "c2: CONTAINER_RUNNING",
+            "sentries: 1"
+        ],
+        "one sentry for a pod of two containers"
+    );
+    let left = cri.leftovers(&ids);
+    assert!(left.is_empty(), "rvisor left behind:\n{}", left.join("\n"));
+}
+
+/// Ten pods created, used and removed at once, as a node scheduling a
+/// burst does: each sees its own hostname, and nothing is left.
+#[test]
+fn ten_pods_run_and_go_in_parallel() {
+    let Some(cri) = Cri::start("rvcri2", "10.231.12.0/24") else {
+        return;
+    };
+    let (out, ids) = cri.client("rvisor", "parallel", "10");
+    let mut expected: Vec<String> = (0..10)
+        .map(|i| format!("pod{i:02}: exit 0 stdout 'pod{i:02}\\n' stderr ''"))
+        .collect();
+    expected.push("after removal: 0 pods".into());
+    assert_eq!(out, expected);
+    assert_eq!(ids.len(), 20, "ten pods of one container each");
+    let left = cri.leftovers(&ids);
+    assert!(left.is_empty(), "rvisor left behind:\n{}", left.join("\n"));
+}
