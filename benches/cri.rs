@@ -112,7 +112,13 @@ fn start_containerd(dir: &Path) -> Containerd {
     for image in ["busybox-oci.tar", "pause-oci.tar"] {
         let archive = fixtures().join("images").join(image);
         assert!(
-            ctr(&["-n", "k8s.io", "images", "import", &archive.to_string_lossy()]),
+            ctr(&[
+                "-n",
+                "k8s.io",
+                "images",
+                "import",
+                &archive.to_string_lossy()
+            ]),
             "importing {}",
             archive.display()
         );
@@ -133,7 +139,10 @@ fn lifecycle(c: &Containerd, handler: &str, n: usize) -> Option<f64> {
     if !out.status.success() {
         eprintln!(
             "{handler}: {}",
-            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
         );
         return None;
     }

@@ -22,6 +22,20 @@ pub struct Bundle {
     pub resources: Option<oci_spec::runtime::LinuxResources>,
 }
 
+/// Whether the spec asks for a pid namespace of its own (a `pid` entry
+/// without a path): what a container joining a pod's sandbox gets unless
+/// the pod shares one (the CRI then names the sandbox's by path).
+fn new_pid_namespace(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter().any(|n| {
+                n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none()
+            })
+        })
+}
+
 /// A bind mount's host side: `mount` indexes `boot.mounts`, whose gofer fd
 /// the sandbox fills in when it starts that mount's gofer.
 #[derive(Clone, Debug)]
@@ -399,6 +413,7 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
             .as_ref()
             .and_then(|l| l.masked_paths().clone())
             .unwrap_or_default(),
+        own_pid_namespace: new_pid_namespace(&spec),
         seccomp: match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
             Some(s) => Some(seccomp_profile(&serde_json::to_value(s)?)?),
             None => None,

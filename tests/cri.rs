@@ -149,14 +149,16 @@ fn split_ids(out: &Output) -> (Vec<String>, Vec<String>) {
     (lines, ids)
 }
 
-/// One pod with two containers, through runc and through rvisor: pod
+/// One pod with three containers, through runc and through rvisor: pod
 /// and container states, ExecSync in each (output, exit codes, a missing
-/// command), the pod's hostname, rootfs separation, a container exiting
-/// on its own with its code while the pod goes on, StopContainer's
-/// SIGTERM and exit code, the CRI log files, StopPodSandbox and
-/// RemovePodSandbox. Afterwards rvisor has left nothing behind.
+/// command), the pod's hostname, rootfs separation, a pid namespace per
+/// container as kubelet asks (its init is 1, ps shows only it, kill and
+/// wait by its own numbers), a container exiting on its own with its code
+/// while the pod goes on, StopContainer's SIGTERM and exit code, the CRI
+/// log files, StopPodSandbox and RemovePodSandbox. Afterwards rvisor has
+/// left nothing behind.
 #[test]
-fn a_pod_of_two_containers_behaves_as_under_runc() {
+fn a_pod_of_three_containers_behaves_as_under_runc() {
     let Some(cri) = Cri::start("rvcri0", "10.231.10.0/24") else {
         return;
     };
@@ -168,13 +170,34 @@ fn a_pod_of_two_containers_behaves_as_under_runc() {
         "the CRI transcript differs (left runc, right rvisor):\n{}",
         line_diff(&runc.join("\n"), &rvisor.join("\n"))
     );
-    assert_eq!(ids.len(), 3, "the client made a pod and two containers");
+    assert_eq!(ids.len(), 4, "the client made a pod and three containers");
+    let left = cri.leftovers(&ids);
+    assert!(left.is_empty(), "rvisor left behind:\n{}", left.join("\n"));
+}
+
+/// A pod with shareProcessNamespace: the pause process is pid 1 for every
+/// container, each sees the others' processes and can signal them.
+#[test]
+fn a_pod_sharing_one_pid_namespace_behaves_as_under_runc() {
+    let Some(cri) = Cri::start("rvcri3", "10.231.13.0/24") else {
+        return;
+    };
+    let (runc, _) = cri.client("runc", "shared", "shared-runc");
+    let (rvisor, ids) = cri.client("rvisor", "shared", "shared-rvisor");
+    assert_eq!(
+        runc.join("\n"),
+        rvisor.join("\n"),
+        "the CRI transcript differs (left runc, right rvisor):\n{}",
+        line_diff(&runc.join("\n"), &rvisor.join("\n"))
+    );
     let left = cri.leftovers(&ids);
     assert!(left.is_empty(), "rvisor left behind:\n{}", left.join("\n"));
 }
 
 /// The containers of a pod run in one sandbox: one sentry for the pod,
-/// whatever number of containers it has.
+/// whatever number of containers it has. kubelet's ContainerStats of one
+/// (it has no cgroup of its own) still shows the CPU and memory it uses. kubelet's ContainerStats of one
+/// (it has no cgroup of its own) still shows the CPU and memory it uses.
 #[test]
 fn the_containers_of_a_pod_share_one_sentry() {
     let Some(cri) = Cri::start("rvcri1", "10.231.11.0/24") else {
@@ -186,9 +209,10 @@ fn the_containers_of_a_pod_share_one_sentry() {
         vec![
             "c1: CONTAINER_RUNNING",
             "c2: CONTAINER_RUNNING",
-            "sentries: 1"
+            "sentries: 1",
+            "c1 stats: cpu True, memory True",
         ],
-        "one sentry for a pod of two containers"
+        "one sentry for a pod of two containers, and their stats"
     );
     let left = cri.leftovers(&ids);
     assert!(left.is_empty(), "rvisor left behind:\n{}", left.join("\n"));

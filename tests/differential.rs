@@ -124,6 +124,7 @@ differential_tests! {
     mm_proc_maps => "mm/proc_maps.c",
     process_ids => "process/ids.c",
     process_wait => "process/wait.c",
+    process_comm => "process/comm.c",
     process_signals => "process/signals.c",
     process_exit_group => "process/exit_group.c",
     process_segv => "process/segv.c",

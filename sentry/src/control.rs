@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::kernel::pidns::PidNamespace;
 use crate::kernel::task::ExecWait;
 use crate::kernel::{self, kernel, lock, ProcEntry};
 use crate::vfs::Vfs;
@@ -59,6 +60,9 @@ pub enum ControlRequest {
     /// End a joined container: kill its processes, drop its mounts and
     /// stop serving its socket. The sandbox goes on.
     Destroy,
+    /// The container's resource use, for `events --stats` of a container
+    /// that has no cgroup of its own (one that joined a sandbox).
+    Usage,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -93,6 +97,19 @@ pub struct ProcessInfo {
     pub cmd: String,
 }
 
+/// What a container's processes have used, as the sentry accounts it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContainerUsage {
+    /// CPU time of its live processes (all their images) and of the
+    /// children they reaped, in ns.
+    pub cpu_ns: u64,
+    /// Its live processes.
+    pub pids: u64,
+    /// The host processes (stubs) running its address spaces, for the
+    /// host to read their memory use.
+    pub host_pids: Vec<i32>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub enum ControlReply {
     Done,
@@ -108,6 +125,7 @@ pub enum ControlReply {
     Exited {
         status: i32,
     },
+    Usage(ContainerUsage),
     Error(String),
 }
 
@@ -285,6 +303,8 @@ struct ContainerCtl {
     hooks: Vec<crate::StartHook>,
     /// Its mount namespace: where its execs and hooks run.
     ns: Arc<Vfs>,
+    /// Its pid namespace, if it has one of its own.
+    pidns: Option<Arc<PidNamespace>>,
     /// Set for a container that joined the sandbox after the first.
     joined: Option<Joined>,
 }
@@ -334,6 +354,7 @@ pub fn serve(fd: i32, started: bool, hooks: Vec<crate::StartHook>) -> Arc<StartG
         gate: gate.clone(),
         hooks,
         ns: kernel().vfs.clone(),
+        pidns: None,
         joined: None,
     });
     serve_listener(listener, ctl);
@@ -530,6 +551,7 @@ fn handle(req: ControlRequest, fds: Vec<OwnedFd>, ctl: &Arc<ContainerCtl>) -> Co
                 ControlReply::Error("the sandbox's own init is the sentry's to wait for".into())
             }
         },
+        ControlRequest::Usage => ControlReply::Usage(usage(ctl)),
         ControlRequest::Destroy => match &ctl.joined {
             Some(j) => {
                 destroy_joined(ctl, j);
@@ -564,7 +586,10 @@ fn create_joined(config: crate::BootConfig, fds: Vec<OwnedFd>) -> Result<(), Str
             "a joined container's seccomp profile is not enforced apart from the sandbox's"
         );
     }
-    let ns = crate::build_mount_ns(&config, &mut take).map_err(|e| e.to_string())?;
+    // The CRI's default: a pid namespace per container (a pod that shares
+    // one names the sandbox's, and gets its numbering).
+    let pidns = config.own_pid_namespace.then(PidNamespace::new);
+    let ns = crate::build_mount_ns(&config, pidns.clone(), &mut take).map_err(|e| e.to_string())?;
     let mut stdio: Vec<Option<OwnedFd>> = (0..3).map(&mut take).collect();
     stdio.extend(config.preserved_fds.iter().map(|&i| take(i)));
     let k = kernel();
@@ -576,6 +601,7 @@ fn create_joined(config: crate::BootConfig, fds: Vec<OwnedFd>) -> Result<(), Str
         gate: StartGate::new(false),
         hooks: config.start_hooks.clone(),
         ns,
+        pidns,
         joined: Some(Joined {
             prepared: Mutex::new(Some(prepared)),
             life: Mutex::new(JoinedLife::default()),
@@ -600,7 +626,16 @@ fn start_joined(ctl: &Arc<ContainerCtl>) -> ControlReply {
     };
     let index = ctl.index;
     let started = crate::kernel::task::start_exec_process(
-        index, true, p.fs, p.creds, p.rlimits, p.fds, p.path, p.argv, p.envp,
+        index,
+        true,
+        ctl.pidns.clone(),
+        p.fs,
+        p.creds,
+        p.rlimits,
+        p.fds,
+        p.path,
+        p.argv,
+        p.envp,
     );
     let pid = match started {
         Ok(proc) => proc.pid,
@@ -712,7 +747,16 @@ fn spawn_process(
 ) -> Result<Arc<crate::kernel::Process>, String> {
     let p = crate::prepare_process(kernel(), &ctl.ns, spec, stdio).map_err(|e| e.to_string())?;
     crate::kernel::task::start_exec_process(
-        ctl.index, false, p.fs, p.creds, p.rlimits, p.fds, p.path, p.argv, p.envp,
+        ctl.index,
+        false,
+        ctl.pidns.clone(),
+        p.fs,
+        p.creds,
+        p.rlimits,
+        p.fds,
+        p.path,
+        p.argv,
+        p.envp,
     )
     .map_err(|e| format!("starting the process: {e}"))
 }
@@ -774,6 +818,34 @@ fn signal_from_host(
         k.send_signal_from_host(&p, signo, info);
     }
     ControlReply::Done
+}
+
+/// The container's resource use (see [`ContainerUsage`]).
+fn usage(ctl: &ContainerCtl) -> ContainerUsage {
+    let procs: Vec<_> = {
+        let tree = lock(&kernel().tree);
+        tree.procs
+            .values()
+            .filter(|e| ctl.owns(e))
+            .map(|e| e.proc.clone())
+            .collect()
+    };
+    let mut u = ContainerUsage {
+        pids: procs.len() as u64,
+        ..Default::default()
+    };
+    for p in &procs {
+        let earlier = *lock(&p.rusage_self);
+        let reaped = *lock(&p.rusage_children);
+        let us = earlier.utime_us + earlier.stime_us + reaped.utime_us + reaped.stime_us;
+        u.cpu_ns += p.cpu_ns() + us.max(0) as u64 * 1000;
+        let host = p.stub_tgid.load(Ordering::SeqCst);
+        // A vfork child runs on its parent's stub: counted there.
+        if host > 0 && !p.vm_guest.load(Ordering::SeqCst) && !u.host_pids.contains(&host) {
+            u.host_pids.push(host);
+        }
+    }
+    u
 }
 
 /// The container's live processes.

@@ -104,6 +104,10 @@ pub struct BootConfig {
     /// view's memory.current.
     #[serde(default)]
     pub cgroup_usage_fd: Option<i32>,
+    /// For a container joining a sandbox: whether it has a pid namespace
+    /// of its own (the spec asks for a new one), or shares the sandbox's.
+    #[serde(default)]
+    pub own_pid_namespace: bool,
 }
 
 /// Where writes to the rootfs go (`--overlay`, as runsc's `--overlay2`).
@@ -191,7 +195,9 @@ pub fn boot(
     // SAFETY: the CLI handed the sentry these fds (the gofers' sockets,
     // the filestore, the cgroup usage file) for its sole use; each is
     // taken once.
-    let vfs = build_mount_ns(&cfg, &mut |fd| Some(unsafe { OwnedFd::from_raw_fd(fd) }))?;
+    let vfs = build_mount_ns(&cfg, None, &mut |fd| {
+        Some(unsafe { OwnedFd::from_raw_fd(fd) })
+    })?;
     let mut stdio = take_stdio();
     for &fd in &cfg.preserved_fds {
         // SAFETY: the CLI handed us these fds for the init alone; one that
@@ -253,6 +259,7 @@ pub fn boot(
 /// boot; those donated with the request for a container joining later).
 pub(crate) fn build_mount_ns(
     cfg: &BootConfig,
+    pidns: Option<Arc<kernel::pidns::PidNamespace>>,
     take: &mut dyn FnMut(i32) -> Option<OwnedFd>,
 ) -> Result<Arc<Vfs>, BootError> {
     let missing = |what: &str| BootError::Gofer(format!("no fd for {what}"));
@@ -278,12 +285,12 @@ pub(crate) fn build_mount_ns(
     };
     let vfs = Arc::new(Vfs::new(root));
     let mut cgroup_usage = cfg.cgroup_usage_fd.and_then(&mut *take);
-    vfs.mount(b"/proc", fsimpl::proc::new_procfs());
+    vfs.mount(b"/proc", fsimpl::proc::new_procfs(pidns.clone()));
     vfs.mount(b"/dev", fsimpl::dev::new_devfs());
     vfs.mount(b"/sys", Arc::new(fsimpl::simple::StaticDir::new(0o555)));
     for m in &cfg.mounts {
         let fs: Arc<dyn Inode> = match m.kind {
-            MountKind::Proc => fsimpl::proc::new_procfs(),
+            MountKind::Proc => fsimpl::proc::new_procfs(pidns.clone()),
             MountKind::Dev => fsimpl::dev::new_devfs(),
             MountKind::Sys => Arc::new(fsimpl::simple::StaticDir::new(0o555)),
             MountKind::Tmpfs { mode } => OverlayFs::tmpfs(mode),

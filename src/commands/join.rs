@@ -264,3 +264,69 @@ pub fn destroy_joined(dir: &ContainerDir, record: &Record) {
         w.kill(libc::SIGKILL);
     }
 }
+
+/// runc's `events --stats` data for a joined container, which has no
+/// cgroup of its own: CPU and process count from the sentry's accounting,
+/// memory as the proportional set size of the stubs running its address
+/// spaces (read from the host's /proc; the sentry cannot see it).
+pub fn stats(g: &GlobalOpts, record: &Record) -> Result<serde_json::Value> {
+    let dir = ContainerDir::open(&g.root, &record.id)?;
+    let usage = match dir.request(&ControlRequest::Usage)? {
+        ControlReply::Usage(u) => u,
+        ControlReply::Error(e) => bail!("{e}"),
+        other => bail!("unexpected reply from the sandbox: {other:?}"),
+    };
+    let host = host_pids(record.sentry.pid);
+    let memory: u64 = usage
+        .host_pids
+        .iter()
+        .filter_map(|p| host.get(p))
+        .map(|p| pss_bytes(*p))
+        .sum();
+    Ok(serde_json::json!({
+        "cpu": { "usage": { "total": usage.cpu_ns } },
+        "memory": {
+            "usage": { "usage": memory, "max": 0, "limit": 0 },
+            "oom_kill": 0,
+        },
+        "pids": { "current": usage.pids, "limit": 0 },
+    }))
+}
+
+/// The sandbox's processes by their pid in its pid namespace (the
+/// sentry's numbering of its stubs) -> their pid on the host.
+fn host_pids(sentry: i32) -> std::collections::HashMap<i32, i32> {
+    let mut map = std::collections::HashMap::new();
+    let Ok(ns) = std::fs::read_link(format!("/proc/{sentry}/ns/pid")) else {
+        return map;
+    };
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if std::fs::read_link(e.path().join("ns/pid")).ok().as_ref() != Some(&ns) {
+            continue;
+        }
+        let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
+        let inner = status
+            .lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|p| p.parse().ok());
+        if let Some(inner) = inner {
+            map.insert(inner, pid);
+        }
+    }
+    map
+}
+
+/// A host process's proportional set size, in bytes.
+fn pss_bytes(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}

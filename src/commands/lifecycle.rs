@@ -705,8 +705,11 @@ pub fn events(g: &GlobalOpts, a: EventsArgs) -> Result<i32> {
         }
         record
     };
-    let cg = cgroup_of(&record)?;
     let event = |kind: &str, data: serde_json::Value| serde_json::json!({ "type": kind, "id": a.id, "data": data });
+    if record.sandbox.is_some() {
+        return joined_events(g, &a, &record, interval, event);
+    }
+    let cg = cgroup_of(&record)?;
     if a.stats {
         println!("{}", event("stats", cg.stats()));
         return Ok(0);
@@ -733,6 +736,35 @@ pub fn events(g: &GlobalOpts, a: EventsArgs) -> Result<i32> {
             writeln!(out, "{}", event("stats", stats))?;
         }
         out.flush()?;
+        std::thread::sleep(interval.min(Duration::from_millis(200)));
+    }
+    Ok(0)
+}
+
+/// `events` of a container that joined a sandbox: stats from the sentry
+/// (once with --stats, else every interval while it runs). Its OOM kills
+/// are the pod's, reported on the sandbox container.
+fn joined_events(
+    g: &GlobalOpts,
+    a: &EventsArgs,
+    record: &Record,
+    interval: Duration,
+    event: impl Fn(&str, serde_json::Value) -> serde_json::Value,
+) -> Result<i32> {
+    if a.stats {
+        println!("{}", event("stats", join::stats(g, record)?));
+        return Ok(0);
+    }
+    let mut out = std::io::stdout().lock();
+    let mut last = Instant::now() - interval;
+    while record.init_process().alive() {
+        if last.elapsed() >= interval {
+            last = Instant::now();
+            if let Ok(stats) = join::stats(g, record) {
+                writeln!(out, "{}", event("stats", stats))?;
+                out.flush()?;
+            }
+        }
         std::thread::sleep(interval.min(Duration::from_millis(200)));
     }
     Ok(0)

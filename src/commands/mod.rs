@@ -185,6 +185,7 @@ fn do_command(g: &GlobalOpts, a: DoArgs) -> Result<i32> {
         filestore_fd: None,
         cgroup_limits: Default::default(),
         cgroup_usage_fd: None,
+        own_pid_namespace: false,
     };
     let status = sandbox::run_sandbox(g, std::path::Path::new("/"), boot, &[], &[])?;
     sandbox::exit_like(status)

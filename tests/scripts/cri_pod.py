@@ -3,6 +3,7 @@
 
     cri_pod.py SOCK HANDLER transcript NAME   one pod, two containers: what a user sees
     cri_pod.py SOCK HANDLER sentries NAME     how many sentries a pod of two containers has
+    cri_pod.py SOCK HANDLER shared NAME       a pod whose containers share one pid namespace
     cri_pod.py SOCK HANDLER parallel N        N pods at once, each run and removed
     cri_pod.py SOCK HANDLER bench N           N full pod lifecycles, one after another
 
@@ -31,35 +32,48 @@ def connect(sock):
     return api_grpc.RuntimeServiceStub(channel)
 
 
-def pod_config(name, log_dir, hostname):
+# A pod with shareProcessNamespace: true.
+PID_PER_POD = api.NamespaceOption(pid=api.POD)
+
+
+def pod_config(name, log_dir, hostname, ns=None):
     return api.PodSandboxConfig(
         metadata=api.PodSandboxMetadata(name=name, uid=name + "-uid", namespace="rvtest", attempt=0),
         hostname=hostname,
         log_directory=log_dir,
-        linux=api.LinuxPodSandboxConfig(),
+        linux=api.LinuxPodSandboxConfig(
+            security_context=api.LinuxSandboxSecurityContext(namespace_options=ns or PID_PER_CONTAINER)
+        ),
     )
 
 
-def container_config(name, script):
+# What kubelet asks for unless a pod sets shareProcessNamespace: a pid
+# namespace per container (the CRI's zero value would share the pod's).
+PID_PER_CONTAINER = api.NamespaceOption(pid=api.CONTAINER)
+
+
+def container_config(name, script, ns=None):
     return api.ContainerConfig(
         metadata=api.ContainerMetadata(name=name, attempt=0),
         image=api.ImageSpec(image=IMAGE),
         command=["/bin/sh", "-c", script],
         log_path=name + ".log",
-        linux=api.LinuxContainerConfig(),
+        linux=api.LinuxContainerConfig(
+            security_context=api.LinuxContainerSecurityContext(namespace_options=ns or PID_PER_CONTAINER)
+        ),
     )
 
 
-def run_pod(rt, handler, name, log_dir, hostname="rvpod"):
-    cfg = pod_config(name, log_dir, hostname)
+def run_pod(rt, handler, name, log_dir, hostname="rvpod", ns=None):
+    cfg = pod_config(name, log_dir, hostname, ns)
     pod = rt.RunPodSandbox(api.RunPodSandboxRequest(config=cfg, runtime_handler=handler), timeout=TIMEOUT)
     return cfg, pod.pod_sandbox_id
 
 
-def start_container(rt, pod_id, pod_cfg, name, script):
+def start_container(rt, pod_id, pod_cfg, name, script, ns=None):
     cid = rt.CreateContainer(
         api.CreateContainerRequest(
-            pod_sandbox_id=pod_id, config=container_config(name, script), sandbox_config=pod_cfg
+            pod_sandbox_id=pod_id, config=container_config(name, script, ns), sandbox_config=pod_cfg
         ),
         timeout=TIMEOUT,
     ).container_id
@@ -137,6 +151,15 @@ def transcript(rt, handler, name, log_dir):
     out.append("exec c1 write: " + exec_sync(rt, c1, ["sh", "-c", "echo mine > /tmp/c1-file"]))
     out.append("exec c2 read: " + exec_sync(rt, c2, ["sh", "-c", "cat /tmp/c1-file 2>&1 || echo absent"]))
     out.append("exec c2 missing command: " + exec_sync(rt, c2, ["/no/such/command"]))
+    # Each container has a pid namespace of its own (the CRI's default):
+    # its init is 1, an exec's parent is outside it, and ps shows only it.
+    c3 = start_container(rt, pod, pod_cfg, "c3", "echo init pid $$; exec sleep 1000")
+    # (once the init is sleep: it is sh until its exec)
+    out.append("exec c3 ps: " + exec_sync(
+        rt, c3, ["sh", "-c", "until [ \"$(cat /proc/1/comm)\" = sleep ]; do sleep 0.02; done; ps -o comm"]))
+    out.append("exec c3 ids: " + exec_sync(
+        rt, c3, ["sh", "-c", "echo ppid $PPID; tr '\\0' ' ' < /proc/1/cmdline; echo; kill -0 1 && echo 1 is alive; "
+                 "sleep 100 & p=$!; kill $p; wait $p 2>/dev/null; echo child killed $?; kill -0 99999 || echo no 99999"]))
     out.append("exec c2 stop: " + exec_sync(rt, c2, ["touch", "/tmp/done"]))
     out.append("c2: " + wait_exited(rt, c2))
     # A container that exits leaves the pod and its other containers be.
@@ -144,13 +167,32 @@ def transcript(rt, handler, name, log_dir):
     out.append("exec c1 after c2 exited: " + exec_sync(rt, c1, ["echo", "still here"]))
     rt.StopContainer(api.StopContainerRequest(container_id=c1, timeout=10), timeout=TIMEOUT)
     out.append("c1 after stop: " + container_state(rt, c1))
-    for c in ("c1", "c2"):
+    for c in ("c1", "c2", "c3"):
         for line in log_lines(os.path.join(log_dir, c + ".log")):
             out.append("%s.log: %s" % (c, line))
     remove_pod(rt, pod)
     pods = rt.ListPodSandbox(api.ListPodSandboxRequest(), timeout=TIMEOUT).items
     ctrs = rt.ListContainers(api.ListContainersRequest(), timeout=TIMEOUT).containers
     out.append("after removal: %d pods, %d containers" % (len(pods), len(ctrs)))
+    out.append("ids: " + " ".join([pod, c1, c2, c3]))
+    return out
+
+
+def shared_pids(rt, handler, name, log_dir):
+    """A pod whose containers share one pid namespace (shareProcessNamespace):
+    the pause process is 1, and each container sees the others."""
+    pod_cfg, pod = run_pod(rt, handler, name, log_dir, ns=PID_PER_POD)
+    c1 = start_container(rt, pod, pod_cfg, "c1", "exec sleep 1000", PID_PER_POD)
+    c2 = start_container(rt, pod, pod_cfg, "c2", "exec sleep 1001", PID_PER_POD)
+    out = []
+    wait = "until ps -o args | grep -q '^sleep 100[1]'; do sleep 0.02; done; "
+    out.append("exec c2 pid 1: " + exec_sync(rt, c2, ["sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline"]))
+    out.append("exec c2 ps: " + exec_sync(rt, c2, ["sh", "-c", wait + "ps -o args > /tmp/ps; sort /tmp/ps"]))
+    out.append("exec c1 kills c2: " + exec_sync(
+        rt, c1, ["sh", "-c", "kill $(ps -o pid,args | awk '$2 == \"sleep\" && $3 == 1001 {print $1}')"]))
+    out.append("c2: " + wait_exited(rt, c2))
+    out.append("c1: " + container_state(rt, c1))
+    remove_pod(rt, pod)
     out.append("ids: " + " ".join([pod, c1, c2]))
     return out
 
@@ -202,6 +244,11 @@ def sentries(rt, handler, name, log_dir):
     shim = shim_of(pod)
     n = len([p for p, a in host_children(shim) if a == "rvisor-sentry"]) if shim else -1
     out.append("sentries: %d" % n)
+    # kubelet's view of a container's use (kubectl top): some CPU spent,
+    # some memory held, by a container that has run a shell and a sleep.
+    st = rt.ContainerStats(api.ContainerStatsRequest(container_id=c1), timeout=TIMEOUT).stats
+    out.append("c1 stats: cpu %s, memory %s" % (
+        st.cpu.usage_core_nano_seconds.value > 0, st.memory.working_set_bytes.value > 0))
     remove_pod(rt, pod)
     out.append("ids: " + " ".join([pod, c1, c2]))
     return out
@@ -239,6 +286,8 @@ def main():
     rt.Version(api.VersionRequest(), timeout=TIMEOUT)
     if mode == "transcript":
         out = transcript(rt, handler, arg, os.path.join(log_root, arg))
+    elif mode == "shared":
+        out = shared_pids(rt, handler, arg, os.path.join(log_root, arg))
     elif mode == "sentries":
         out = sentries(rt, handler, arg, os.path.join(log_root, arg))
     elif mode == "parallel":

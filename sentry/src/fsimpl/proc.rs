@@ -7,6 +7,7 @@ use std::sync::Arc;
 use nix::errno::Errno;
 
 use super::simple::{next_ino, synthetic_stat, DirFile, GeneratedFile, StaticDir, Symlink};
+use crate::kernel::pidns::PidNamespace;
 use crate::kernel::{self, ipc, kernel, lock};
 use crate::vfs::{DirEntry, FileOps, FileStat, FileType, Inode, VfsResult};
 
@@ -68,8 +69,13 @@ fn text(f: impl Fn() -> String + Send + Sync + 'static) -> Arc<dyn Inode> {
     Arc::new(GeneratedFile::new(move || Ok(f().into_bytes())))
 }
 
-fn current_pid() -> i32 {
-    kernel::current().map(|p| p.pid).unwrap_or(1)
+/// The reading process's pid as the procfs's namespace names it (0 for
+/// a reader outside it).
+fn current_pid(ns: Option<&Arc<PidNamespace>>) -> i32 {
+    match kernel::current() {
+        Some(p) => lock(&kernel().tree).pid_in(ns, p.pid),
+        None => 1,
+    }
 }
 
 fn meminfo() -> String {
@@ -201,7 +207,9 @@ fn inspected(
     Ok(proc)
 }
 
-fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
+/// /proc/PID for the task whose sandbox-wide id is `pid`, its ids shown
+/// as namespace `ns` (the procfs's) names them.
+fn pid_dir(pid: i32, ns: Option<Arc<PidNamespace>>) -> VfsResult<Arc<dyn Inode>> {
     // A thread's id names its process's directory too (not listed, but
     // reachable, as on Linux).
     // Zombies keep their directory (state Z) until reaped.
@@ -246,14 +254,18 @@ fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
     };
     let status = {
         let p = p.clone();
+        let ns = ns.clone();
         GeneratedFile::new(move || {
             let proc = p.upgrade().ok_or(Errno::ESRCH)?;
             let name = String::from_utf8_lossy(&lock(&proc.exe).comm).into_owned();
-            let ppid = lock(&kernel().tree)
-                .procs
-                .get(&proc.pid)
-                .map(|e| e.ppid)
-                .unwrap_or(0);
+            let (pid, ppid) = {
+                let tree = lock(&kernel().tree);
+                let ppid = tree.procs.get(&proc.pid).map_or(0, |e| e.ppid);
+                (
+                    tree.pid_in(ns.as_ref(), proc.pid),
+                    tree.pid_in(ns.as_ref(), ppid),
+                )
+            };
             let c = lock(&proc.creds).clone();
             let threads = lock(&proc.threads).iter().filter(|t| !t.is_gone()).count();
             let groups: Vec<String> = c.groups.iter().map(|g| g.to_string()).collect();
@@ -266,7 +278,6 @@ fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
                 nnp = u8::from(c.caps.no_new_privs),
                 umask = lock(&proc.fs).umask,
                 groups = groups.join(" "),
-                pid = proc.pid,
                 r = c.ruid,
                 e = c.euid,
                 s = c.suid,
@@ -294,14 +305,25 @@ fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
     };
     let stat = {
         let p = p.clone();
+        let ns = ns.clone();
         GeneratedFile::new(move || {
             let proc = p.upgrade().ok_or(Errno::ESRCH)?;
             let comm = String::from_utf8_lossy(&lock(&proc.exe).comm).into_owned();
-            let (ppid, pgid, sid) = lock(&kernel().tree)
-                .procs
-                .get(&proc.pid)
-                .map(|e| (e.ppid, e.pgid, e.sid))
-                .unwrap_or((0, 0, 0));
+            let (pid, ppid, pgid, sid) = {
+                let tree = lock(&kernel().tree);
+                let (ppid, pgid, sid) = tree
+                    .procs
+                    .get(&proc.pid)
+                    .map(|e| (e.ppid, e.pgid, e.sid))
+                    .unwrap_or((0, 0, 0));
+                let ns = ns.as_ref();
+                (
+                    tree.pid_in(ns, proc.pid),
+                    tree.pid_in(ns, ppid),
+                    tree.group_in(ns, pgid),
+                    tree.group_in(ns, sid),
+                )
+            };
             let threads = lock(&proc.threads).iter().filter(|t| !t.is_gone()).count();
             // Start time in clock ticks since the sandbox booted.
             let start = proc
@@ -310,7 +332,7 @@ fn pid_dir(pid: i32) -> VfsResult<Arc<dyn Inode>> {
                 .as_millis()
                 / 10;
             let mut fields = vec![
-                format!("{}", proc.pid),
+                format!("{pid}"),
                 format!("({comm})"),
                 state_of(&proc).to_string(),
                 ppid.to_string(),
@@ -392,8 +414,9 @@ fn stub_cpu_ticks(proc: &crate::kernel::Process) -> u64 {
     proc.cpu_ns() / 10_000_000
 }
 
-/// Builds the /proc root.
-pub fn new_procfs() -> Arc<dyn Inode> {
+/// Builds a /proc root showing the processes of pid namespace `ns` (None:
+/// the sandbox's, which holds every process).
+pub fn new_procfs(ns: Option<Arc<PidNamespace>>) -> Arc<dyn Inode> {
     let inotify_limits = Arc::new(
         StaticDir::new(0o555)
             .with("max_queued_events", text(|| "16384\n".into()))
@@ -449,14 +472,16 @@ pub fn new_procfs() -> Arc<dyn Inode> {
     let fixed: Vec<(&'static str, Arc<dyn Inode>)> = vec![
         (
             "self",
-            Arc::new(Symlink::dynamic(|| {
-                Ok(current_pid().to_string().into_bytes())
+            Arc::new(Symlink::dynamic({
+                let ns = ns.clone();
+                move || Ok(current_pid(ns.as_ref()).to_string().into_bytes())
             })),
         ),
         (
             "thread-self",
-            Arc::new(Symlink::dynamic(|| {
-                Ok(current_pid().to_string().into_bytes())
+            Arc::new(Symlink::dynamic({
+                let ns = ns.clone();
+                move || Ok(current_pid(ns.as_ref()).to_string().into_bytes())
             })),
         ),
         ("meminfo", text(meminfo)),
@@ -496,25 +521,35 @@ pub fn new_procfs() -> Arc<dyn Inode> {
         .into_iter()
         .map(|(n, i)| (n.as_bytes().to_vec(), i))
         .collect();
+    let lookup_ns = ns.clone();
     Arc::new(FnDir::new(
         move |name| {
             if let Some(i) = table.get(name) {
                 return Ok(i.clone());
             }
-            let pid: i32 = std::str::from_utf8(name)
+            let local: i32 = std::str::from_utf8(name)
                 .ok()
                 .and_then(|s| s.parse().ok())
                 .ok_or(Errno::ENOENT)?;
-            pid_dir(pid)
+            let pid = lock(&kernel().tree)
+                .pid_from(lookup_ns.as_ref(), local)
+                .ok_or(Errno::ENOENT)?;
+            pid_dir(pid, lookup_ns.clone())
         },
         move || {
             let mut v = names.clone();
-            let pids: Vec<i32> = lock(&kernel().tree)
-                .procs
-                .iter()
-                .filter(|(_, e)| e.zombie.is_none())
-                .map(|(p, _)| *p)
-                .collect();
+            let pids: Vec<i32> = {
+                let tree = lock(&kernel().tree);
+                let mut pids: Vec<i32> = tree
+                    .procs
+                    .iter()
+                    .filter(|(_, e)| e.zombie.is_none())
+                    .map(|(p, _)| tree.pid_in(ns.as_ref(), *p))
+                    .filter(|p| *p > 0)
+                    .collect();
+                pids.sort_unstable();
+                pids
+            };
             v.extend(
                 pids.into_iter()
                     .map(|p| (p.to_string().into_bytes(), FileType::Directory)),

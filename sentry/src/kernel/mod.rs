@@ -5,6 +5,7 @@
 pub mod epoll;
 pub mod fd_table;
 pub mod ipc;
+pub mod pidns;
 pub mod seccomp;
 pub mod sigframe;
 pub mod signals;
@@ -261,6 +262,9 @@ pub struct Process {
     /// The init of its container: like a pid namespace's init, it only
     /// gets the signals it handles, and its container's orphans go to it.
     pub container_init: bool,
+    /// Its container's pid namespace, when that container has one of its
+    /// own (None: the sandbox's numbering); inherited across fork.
+    pub pidns: Option<Arc<pidns::PidNamespace>>,
     pub fds: Mutex<FdTable>,
     pub fs: Mutex<FsContext>,
     pub sig: Mutex<SignalState>,
@@ -379,6 +383,7 @@ pub struct ProcessParts {
     pub pid: i32,
     pub container: u32,
     pub container_init: bool,
+    pub pidns: Option<Arc<pidns::PidNamespace>>,
     pub fds: FdTable,
     pub fs: FsContext,
     pub sig: SignalState,
@@ -417,6 +422,7 @@ impl Process {
             pid: p.pid,
             container: p.container,
             container_init: p.container_init,
+            pidns: p.pidns,
             fds: Mutex::new(p.fds),
             fs: Mutex::new(p.fs),
             sig: Mutex::new(p.sig),
@@ -929,7 +935,8 @@ impl Kernel {
             return;
         }
         let uid = lock(&child.creds).ruid;
-        let mut info = signals::info_sender(libc::SIGCHLD, code, child.pid, uid);
+        let from = pidns::number_in(parent.pidns.as_ref(), child.pid);
+        let mut info = signals::info_sender(libc::SIGCHLD, code, from, uid);
         info[24..28].copy_from_slice(&status.to_le_bytes());
         self.send_signal(&parent, libc::SIGCHLD, info);
     }
@@ -1154,7 +1161,8 @@ impl Kernel {
         // instruction, not some time later.
         let sigchld_taker = parent.as_ref().and_then(|p| {
             let uid = lock(&proc.creds).ruid;
-            self.queue_child_signal(p, signals::info_child(pid, uid, status))
+            let from = pidns::number_in(p.pidns.as_ref(), pid);
+            self.queue_child_signal(p, signals::info_child(from, uid, status))
         });
         if autoreap && pid != 1 {
             if let Some(slot) = tree.exec_exits.get_mut(&pid) {
@@ -1178,7 +1186,12 @@ impl Kernel {
             self.send_signal(
                 &child,
                 sig,
-                signals::info_sender(sig, signals::SI_USER, pid, 0),
+                signals::info_sender(
+                    sig,
+                    signals::SI_USER,
+                    pidns::number_in(child.pidns.as_ref(), pid),
+                    0,
+                ),
             );
         }
         if let (Some(parent), Some(taker)) = (parent, sigchld_taker) {

@@ -110,6 +110,60 @@ impl Task {
         self.thread.tid
     }
 
+    /// The task's pid namespace (None: the sandbox's, whose numbers are
+    /// the kernel's own).
+    pub fn pidns(&self) -> Option<&Arc<super::pidns::PidNamespace>> {
+        self.proc.pidns.as_ref()
+    }
+
+    /// Task id `global` as this task names it (0: not visible to it).
+    pub fn pid_to_user(&self, global: i32) -> i32 {
+        match self.pidns() {
+            None => global,
+            ns => lock(&kernel().tree).pid_in(ns, global),
+        }
+    }
+
+    /// The task this task names `local` (> 0), by its kernel id.
+    pub fn pid_from_user(&self, local: i32) -> Result<i32, Errno> {
+        match self.pidns() {
+            None => Ok(local),
+            ns => lock(&kernel().tree).pid_from(ns, local).ok_or(Errno::ESRCH),
+        }
+    }
+
+    /// A process group or session id as this task names it.
+    pub fn group_to_user(&self, global: i32) -> i32 {
+        match self.pidns() {
+            None => global,
+            ns => lock(&kernel().tree).group_in(ns, global),
+        }
+    }
+
+    /// The group this task names `local` (> 0); a name unknown here gets
+    /// an id no group has.
+    pub fn group_from_user(&self, local: i32) -> i32 {
+        match self.pidns() {
+            None => local,
+            ns => lock(&kernel().tree)
+                .group_from(ns, local)
+                .unwrap_or(i32::MIN),
+        }
+    }
+
+    /// Whether `p` is in this task's view: everything from the sandbox's
+    /// namespace, its own container's processes from a container's.
+    pub fn sees(&self, p: &Process) -> bool {
+        self.pidns().is_none() || super::pidns::same(self.pidns(), p.pidns.as_ref())
+    }
+
+    /// This task's pid as the receiver of a signal from it sees it
+    /// (si_pid): 0 for a receiver in another container's namespace.
+    pub fn pid_seen_by(&self, receiver: &Process) -> i32 {
+        let tree = lock(&kernel().tree);
+        tree.pid_in(receiver.pidns.as_ref(), self.pid())
+    }
+
     /// Usage of this process so far: earlier images plus the live stub.
     pub fn rusage_now(&mut self) -> Rusage {
         let mut r = *lock(&self.proc.rusage_self);
@@ -364,9 +418,17 @@ impl Task {
             c.caps.after_exec(euid, ruid);
         }
         let exe_path = exe_loc.path();
-        let comm = exe_path
-            .rsplit(|&b| b == b'/')
-            .next()
+        // The name the program was run by, not its link's target (Linux
+        // takes the basename of execve's filename: /bin/sleep, a link to
+        // busybox, runs as "sleep").
+        let named = if path.iter().any(|&b| b != b'/') {
+            path
+        } else {
+            &exe_path
+        };
+        let comm = named
+            .split(|&b| b == b'/')
+            .rfind(|c| !c.is_empty())
             .unwrap_or(b"")
             .iter()
             .take(15)
@@ -437,6 +499,11 @@ impl Task {
         let parent = &self.proc;
         let mut tree = lock(&k.tree);
         let pid = tree.alloc_pid();
+        // Its number as the parent's namespace sees it (fork's result).
+        let local_pid = match &parent.pidns {
+            Some(ns) => ns.alloc(&tree, pid),
+            None => pid,
+        };
         let mut sig: SignalState = lock(&parent.sig).clone();
         sig.pending = 0;
         let mut tsig = lock(&self.thread.sig).clone();
@@ -446,6 +513,7 @@ impl Task {
             pid,
             container: parent.container,
             container_init: false,
+            pidns: parent.pidns.clone(),
             fds: lock(&parent.fds).clone(),
             fs: lock(&parent.fs).clone(),
             sig,
@@ -522,7 +590,7 @@ impl Task {
             return Err(Errno::EAGAIN);
         }
         if flags & libc::CLONE_PARENT_SETTID as u64 != 0 {
-            let _ = self.write_obj(ptid, &pid);
+            let _ = self.write_obj(ptid, &local_pid);
         }
         if flags & libc::CLONE_VFORK as u64 != 0 {
             let (m, cv) = &child.vfork_done;
@@ -536,7 +604,7 @@ impl Task {
                     .unwrap_or_else(|p| p.into_inner().0);
             }
         }
-        Ok(pid as u64)
+        Ok(local_pid as u64)
     }
 
     /// clone(CLONE_THREAD): a new host thread in the same stub, driven by a
@@ -553,6 +621,10 @@ impl Task {
         let host_tid = self.host_clone(true)?;
         let mut tree = lock(&k.tree);
         let tid = tree.alloc_pid();
+        let local_tid = match &self.proc.pidns {
+            Some(ns) => ns.alloc(&tree, tid),
+            None => tid,
+        };
         let mut tsig = lock(&self.thread.sig).clone();
         tsig.pending = 0;
         tsig.altstack = (0, libc::SS_DISABLE, 0);
@@ -564,10 +636,10 @@ impl Task {
         let regs = self.child_regs(flags, child_stack, tls);
         // The new thread shares memory: its tid is written before it runs.
         if flags & libc::CLONE_PARENT_SETTID as u64 != 0 {
-            let _ = self.write_obj(ptid, &tid);
+            let _ = self.write_obj(ptid, &local_tid);
         }
         if flags & libc::CLONE_CHILD_SETTID as u64 != 0 {
-            let _ = self.write_obj(ctid, &tid);
+            let _ = self.write_obj(ctid, &local_tid);
         }
         let start = TaskStart::Forked {
             host_pid: host_tid,
@@ -590,7 +662,7 @@ impl Task {
             lock(&k.tree).threads.remove(&tid);
             return Err(Errno::EAGAIN);
         }
-        Ok(tid as u64)
+        Ok(local_tid as u64)
     }
 
     // ---- the loop ---------------------------------------------------------
@@ -842,7 +914,8 @@ fn task_main(proc: Arc<Process>, thread: Arc<Thread>, start: TaskStart) {
                 lock(&thread.host).stub_pid = host_pid;
                 let t = new_task(&proc, &thread, stub, *regs, clear_tid);
                 if let Some(addr) = child_tid {
-                    let _ = t.write_obj(addr, &thread.tid);
+                    let tid = lock(&kernel().tree).pid_in(proc.pidns.as_ref(), thread.tid);
+                    let _ = t.write_obj(addr, &tid);
                 }
                 Ok(t)
             }
@@ -994,6 +1067,7 @@ pub fn start_init_process(
 ) -> std::io::Result<Arc<Process>> {
     start_top_level(
         TopLevel::FirstInit,
+        None,
         fs,
         creds,
         rlimits,
@@ -1006,12 +1080,14 @@ pub fn start_init_process(
 
 /// Creates a process with no parent in the sandbox (`rvisor exec`, or the
 /// init of a container that joined the sandbox), in a session and process
-/// group of its own, in `container`, and starts it. Its wait status is
-/// kept for [`wait_exec_process`].
+/// group of its own, in `container` (and its pid namespace `pidns`, if
+/// it has one), and starts it. Its wait status is kept for
+/// [`wait_exec_process`].
 #[allow(clippy::too_many_arguments)]
 pub fn start_exec_process(
     container: u32,
     init: bool,
+    pidns: Option<Arc<super::pidns::PidNamespace>>,
     fs: FsContext,
     creds: Credentials,
     rlimits: [libc::rlimit64; super::RLIM_NLIMITS],
@@ -1025,7 +1101,7 @@ pub fn start_exec_process(
     } else {
         TopLevel::Exec(container)
     };
-    start_top_level(kind, fs, creds, rlimits, fds, path, argv, envp)
+    start_top_level(kind, pidns, fs, creds, rlimits, fds, path, argv, envp)
 }
 
 /// What kind of process starts without a parent in the sandbox.
@@ -1084,6 +1160,7 @@ pub fn wait_exec_process(pid: i32, deadline: Option<std::time::Instant>) -> Exec
 #[allow(clippy::too_many_arguments)]
 fn start_top_level(
     kind: TopLevel,
+    pidns: Option<Arc<super::pidns::PidNamespace>>,
     fs: FsContext,
     creds: Credentials,
     rlimits: [libc::rlimit64; super::RLIM_NLIMITS],
@@ -1113,14 +1190,30 @@ fn start_top_level(
     if exec {
         tree.exec_exits.insert(pid, None);
     }
-    if let TopLevel::ContainerInit(c) = kind {
+    // A joined container's init is a pid namespace's init only when the
+    // container has a namespace of its own; sharing the sandbox's (as
+    // Kubernetes' shareProcessNamespace), it is an ordinary process.
+    let is_init = match kind {
+        TopLevel::FirstInit => true,
+        TopLevel::ContainerInit(_) => pidns.is_some(),
+        TopLevel::Exec(_) => false,
+    };
+    if let (TopLevel::ContainerInit(c), true) = (kind, is_init) {
         tree.container_inits.insert(c, pid);
+    }
+    if let Some(ns) = &pidns {
+        // A container's init is 1 in its namespace.
+        match kind {
+            TopLevel::ContainerInit(_) => ns.alloc_at(&tree, pid, 1),
+            _ => ns.alloc(&tree, pid),
+        };
     }
     let thread = Thread::new(pid, ThreadSignals::default());
     let proc = Process::new(ProcessParts {
         pid,
         container,
-        container_init: kind != TopLevel::Exec(container),
+        container_init: is_init,
+        pidns,
         fds,
         fs,
         sig: SignalState::default(),

@@ -187,7 +187,12 @@ pub fn capget(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if pid < 0 {
         return Err(Errno::EINVAL);
     }
-    let caps = if pid == 0 || pid == t.pid() {
+    let pid = if pid == 0 {
+        t.pid()
+    } else {
+        t.pid_from_user(pid)?
+    };
+    let caps = if pid == t.pid() {
         lock(&t.proc.creds).caps
     } else {
         let p = crate::kernel::kernel().process(pid).ok_or(Errno::ESRCH)?;

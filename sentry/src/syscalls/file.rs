@@ -37,7 +37,7 @@ fn check_epipe(t: &Task, file: &OpenFile, r: Result<usize, Errno>) -> Result<usi
             crate::kernel::signals::info_sender(
                 libc::SIGPIPE,
                 crate::kernel::signals::SI_USER,
-                t.pid(),
+                t.pid_to_user(t.pid()),
                 uid,
             ),
         );
@@ -132,7 +132,12 @@ pub fn check_fsize(t: &Task, end: u64) -> Result<(), Errno> {
             kernel().send_signal(
                 &t.proc,
                 libc::SIGXFSZ,
-                crate::kernel::signals::info_sender(libc::SIGXFSZ, 0x80, t.pid(), uid),
+                crate::kernel::signals::info_sender(
+                    libc::SIGXFSZ,
+                    0x80,
+                    t.pid_to_user(t.pid()),
+                    uid,
+                ),
             );
             Err(Errno::EFBIG)
         }
@@ -577,11 +582,12 @@ pub fn ioctl(t: &mut Task, a: &[u64; 6]) -> SysResult {
                     .map(|e| e.pgid)
                     .unwrap_or(t.pid())
             };
-            t.write_obj(arg, &pgid)?;
+            t.write_obj(arg, &t.group_to_user(pgid))?;
             Ok(0)
         }
         TIOCSPGRP => {
             let pg: i32 = t.read_obj(arg)?;
+            let pg = if pg > 0 { t.group_from_user(pg) } else { pg };
             let k = kernel();
             let exists = lock(&k.tree)
                 .procs

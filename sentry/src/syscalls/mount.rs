@@ -132,7 +132,7 @@ pub fn mount(t: &mut Task, a: &[u64; 6]) -> SysResult {
         let data = opt_string(t, a[4])?;
         let fs: Arc<dyn Inode> = match fstype.as_slice() {
             b"tmpfs" => OverlayFs::tmpfs(tmpfs_mode(&data)?),
-            b"proc" => crate::fsimpl::proc::new_procfs(),
+            b"proc" => crate::fsimpl::proc::new_procfs(t.proc.pidns.clone()),
             b"sysfs" => Arc::new(crate::fsimpl::simple::StaticDir::new(0o555)),
             b"" => return Err(Errno::EINVAL),
             _ => return Err(Errno::ENODEV),

@@ -10,19 +10,17 @@ use crate::kernel::task::{exit_status, Task};
 use crate::kernel::{interrupted, kernel, lock, Process, Rusage, RLIM_NLIMITS};
 
 pub fn getpid(t: &mut Task, _a: &[u64; 6]) -> SysResult {
-    Ok(t.pid() as u64)
+    Ok(t.pid_to_user(t.pid()) as u64)
 }
 
 pub fn gettid(t: &mut Task, _a: &[u64; 6]) -> SysResult {
-    Ok(t.tid() as u64)
+    Ok(t.pid_to_user(t.tid()) as u64)
 }
 
 pub fn getppid(t: &mut Task, _a: &[u64; 6]) -> SysResult {
-    Ok(lock(&kernel().tree)
-        .procs
-        .get(&t.pid())
-        .map(|e| e.ppid)
-        .unwrap_or(0) as u64)
+    let tree = lock(&kernel().tree);
+    let ppid = tree.procs.get(&t.pid()).map(|e| e.ppid).unwrap_or(0);
+    Ok(tree.pid_in(t.pidns(), ppid) as u64)
 }
 
 pub fn getuid(t: &mut Task, _a: &[u64; 6]) -> SysResult {
@@ -73,45 +71,43 @@ pub fn getgroups(t: &mut Task, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn getpgrp(t: &mut Task, _a: &[u64; 6]) -> SysResult {
-    Ok(lock(&kernel().tree)
-        .procs
-        .get(&t.pid())
-        .map(|e| e.pgid)
-        .unwrap_or(0) as u64)
+    let tree = lock(&kernel().tree);
+    let pgid = tree.procs.get(&t.pid()).map(|e| e.pgid).unwrap_or(0);
+    Ok(tree.group_in(t.pidns(), pgid) as u64)
 }
 
-fn target_pid(t: &Task, pid: i32) -> i32 {
-    if pid == 0 {
-        t.pid()
-    } else {
-        pid
+/// A pid argument where 0 means the caller, by its kernel id.
+fn target_pid(t: &Task, pid: i32) -> Result<i32, Errno> {
+    match pid {
+        0 => Ok(t.pid()),
+        p if p < 0 => Err(Errno::ESRCH),
+        p => t.pid_from_user(p),
     }
 }
 
 pub fn getpgid(t: &mut Task, a: &[u64; 6]) -> SysResult {
-    let pid = target_pid(t, a[0] as i32);
-    lock(&kernel().tree)
-        .procs
-        .get(&pid)
-        .map(|e| e.pgid as u64)
-        .ok_or(Errno::ESRCH)
+    let pid = target_pid(t, a[0] as i32)?;
+    let tree = lock(&kernel().tree);
+    let pgid = tree.procs.get(&pid).map(|e| e.pgid).ok_or(Errno::ESRCH)?;
+    Ok(tree.group_in(t.pidns(), pgid) as u64)
 }
 
 pub fn getsid(t: &mut Task, a: &[u64; 6]) -> SysResult {
-    let pid = target_pid(t, a[0] as i32);
-    lock(&kernel().tree)
-        .procs
-        .get(&pid)
-        .map(|e| e.sid as u64)
-        .ok_or(Errno::ESRCH)
+    let pid = target_pid(t, a[0] as i32)?;
+    let tree = lock(&kernel().tree);
+    let sid = tree.procs.get(&pid).map(|e| e.sid).ok_or(Errno::ESRCH)?;
+    Ok(tree.group_in(t.pidns(), sid) as u64)
 }
 
 pub fn setpgid(t: &mut Task, a: &[u64; 6]) -> SysResult {
-    let pid = target_pid(t, a[0] as i32);
-    let pgid = a[1] as i32;
-    if pgid < 0 {
+    if (a[1] as i32) < 0 {
         return Err(Errno::EINVAL);
     }
+    let pid = target_pid(t, a[0] as i32)?;
+    let pgid = match a[1] as i32 {
+        0 => 0,
+        g => t.group_from_user(g),
+    };
     let mut tree = lock(&kernel().tree);
     let me = t.pid();
     let my_sid = tree.procs.get(&me).map(|e| e.sid).ok_or(Errno::ESRCH)?;
@@ -149,7 +145,7 @@ pub fn setsid(t: &mut Task, _a: &[u64; 6]) -> SysResult {
     let e = tree.procs.get_mut(&me).ok_or(Errno::ESRCH)?;
     e.sid = me;
     e.pgid = me;
-    Ok(me as u64)
+    Ok(tree.pid_in(t.pidns(), me) as u64)
 }
 
 const THREAD_FLAGS: u64 = (libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64;
@@ -296,14 +292,16 @@ fn wait_common(
                     if !keep {
                         e.stop_report = None;
                     }
-                    return Ok(Some((*c, (sig << 8) | 0x7f, Rusage::default(), 5, sig)));
+                    let c = tree.pid_in(t.pidns(), *c);
+                    return Ok(Some((c, (sig << 8) | 0x7f, Rusage::default(), 5, sig)));
                 }
             }
             if ev.continued && e.continue_report {
                 if !keep {
                     e.continue_report = false;
                 }
-                return Ok(Some((*c, 0xffff, Rusage::default(), 6, libc::SIGCONT)));
+                let c = tree.pid_in(t.pidns(), *c);
+                return Ok(Some((c, 0xffff, Rusage::default(), 6, libc::SIGCONT)));
             }
         }
         let exited = if ev.exited {
@@ -314,6 +312,8 @@ fn wait_common(
             None
         };
         if let Some((pid, status)) = exited {
+            // As the parent names it, while the child is still in the tree.
+            let local = tree.pid_in(t.pidns(), pid);
             let mut total = Rusage::default();
             if let Some(e) = tree.procs.get(&pid) {
                 total = *lock(&e.proc.rusage_self);
@@ -327,7 +327,7 @@ fn wait_common(
                 }
             }
             let (code, st) = crate::kernel::signals::child_code(status);
-            return Ok(Some((pid, status, total, code, st)));
+            return Ok(Some((local, status, total, code, st)));
         }
         if nohang {
             return Ok(None);
@@ -357,8 +357,8 @@ pub fn wait4(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let which = match pid {
         -1 => Which::Any,
         0 => Which::Pgid(0),
-        p if p < -1 => Which::Pgid(-p),
-        p => Which::Pid(p),
+        p if p < -1 => Which::Pgid(t.group_from_user(-p)),
+        p => Which::Pid(t.pid_from_user(p).unwrap_or(i32::MIN)),
     };
     let ev = Events {
         exited: true,
@@ -397,8 +397,9 @@ pub fn waitid(t: &mut Task, a: &[u64; 6]) -> SysResult {
     }
     let which = match idtype {
         libc::P_ALL => Which::Any,
-        libc::P_PID => Which::Pid(id),
-        libc::P_PGID => Which::Pgid(id),
+        libc::P_PID => Which::Pid(t.pid_from_user(id).unwrap_or(i32::MIN)),
+        libc::P_PGID if id == 0 => Which::Pgid(0),
+        libc::P_PGID => Which::Pgid(t.group_from_user(id)),
         _ => return Err(Errno::EINVAL),
     };
     let ev = Events {
@@ -429,7 +430,7 @@ pub fn waitid(t: &mut Task, a: &[u64; 6]) -> SysResult {
 
 pub fn set_tid_address(t: &mut Task, a: &[u64; 6]) -> SysResult {
     t.clear_child_tid = a[0];
-    Ok(t.tid() as u64)
+    Ok(t.pid_to_user(t.tid()) as u64)
 }
 
 pub fn set_robust_list(t: &mut Task, a: &[u64; 6]) -> SysResult {
@@ -708,7 +709,8 @@ pub fn getcpu(t: &mut Task, a: &[u64; 6]) -> SysResult {
 }
 
 fn rlimit_target(t: &Task, pid: i32) -> Result<std::sync::Arc<crate::kernel::Process>, Errno> {
-    if pid == 0 || pid == t.pid() {
+    let pid = target_pid(t, pid)?;
+    if pid == t.pid() {
         return Ok(t.proc.clone());
     }
     kernel().process(pid).ok_or(Errno::ESRCH)
@@ -797,7 +799,8 @@ fn check_sched_target(t: &Task, pid: i32) -> Result<(), Errno> {
     if pid < 0 {
         return Err(Errno::EINVAL);
     }
-    if pid != 0 && pid != t.pid() && kernel().process(pid).is_none() {
+    let pid = target_pid(t, pid)?;
+    if pid != t.pid() && kernel().process(pid).is_none() {
         return Err(Errno::ESRCH);
     }
     Ok(())
@@ -902,8 +905,17 @@ pub fn clone3(t: &mut Task, a: &[u64; 6]) -> SysResult {
 
 /// Processes a getpriority/setpriority `which`/`who` pair names.
 fn priority_targets(t: &Task, which: i32, who: i32) -> Result<Vec<Arc<Process>>, Errno> {
+    let who = match which as u32 {
+        libc::PRIO_PROCESS if who > 0 => t.pid_from_user(who)?,
+        libc::PRIO_PGRP if who > 0 => t.group_from_user(who),
+        _ => who,
+    };
     let tree = lock(&kernel().tree);
-    let live = tree.procs.values().filter(|e| e.zombie.is_none());
+    // Only what the caller's namespace holds.
+    let live = tree
+        .procs
+        .values()
+        .filter(|e| e.zombie.is_none() && t.sees(&e.proc));
     let found: Vec<Arc<Process>> = match which as u32 {
         libc::PRIO_PROCESS => {
             let pid = if who == 0 { t.pid() } else { who };

@@ -131,11 +131,13 @@ pub fn sigaltstack(t: &mut Task, a: &[u64; 6]) -> SysResult {
 
 /// Sends to one process (pid 1's protection is in `Kernel::send_signal`).
 /// A zombie still exists for kill(2): the signal is accepted and dropped.
+/// `pid` is the kernel's id of a process the caller can see.
 fn signal_one(t: &Task, pid: i32, sig: i32, code: i32) -> Result<(), Errno> {
     let (target, zombie) = kernel().process_or_zombie(pid).ok_or(Errno::ESRCH)?;
     if sig != 0 && !zombie {
         let uid = lock(&t.proc.creds).ruid;
-        kernel().send_signal(&target, sig, info_sender(sig, code, t.pid(), uid));
+        let from = t.pid_seen_by(&target);
+        kernel().send_signal(&target, sig, info_sender(sig, code, from, uid));
     }
     Ok(())
 }
@@ -146,20 +148,29 @@ pub fn kill(t: &mut Task, a: &[u64; 6]) -> SysResult {
         return Err(Errno::EINVAL);
     }
     if pid > 0 {
-        signal_one(t, pid, sig, SI_USER)?;
+        signal_one(t, t.pid_from_user(pid)?, sig, SI_USER)?;
         return Ok(0);
     }
+    let group = match pid {
+        0 | -1 => 0,
+        g => t.group_from_user(-g),
+    };
     let targets: Vec<i32> = {
         let tree = lock(&kernel().tree);
         let my_pgid = tree.procs.get(&t.pid()).map(|e| e.pgid).unwrap_or(0);
         tree.procs
             .iter()
-            .filter(|(p, e)| {
+            .filter(|(_, e)| {
                 e.zombie.is_none()
+                    && t.sees(&e.proc)
                     && match pid {
                         0 => e.pgid == my_pgid,
-                        -1 => **p != 1,
-                        g => e.pgid == -g,
+                        // Every process but its namespace's init.
+                        -1 => {
+                            !(e.proc.container_init
+                                && crate::kernel::pidns::same(e.proc.pidns.as_ref(), t.pidns()))
+                        }
+                        _ => e.pgid == group,
                     }
             })
             .map(|(p, _)| *p)
@@ -199,14 +210,18 @@ fn find_thread(
     Some((e.proc.clone(), th))
 }
 
+/// `tgid` and `tid` as the caller names them.
 fn signal_thread(t: &Task, tgid: Option<i32>, tid: i32, sig: i32) -> SysResult {
-    let (proc, th) = find_thread(tid).ok_or(Errno::ESRCH)?;
-    if tgid.is_some_and(|g| g != proc.pid) {
-        return Err(Errno::ESRCH);
+    let (proc, th) = find_thread(t.pid_from_user(tid)?).ok_or(Errno::ESRCH)?;
+    if let Some(g) = tgid {
+        if t.pid_from_user(g)? != proc.pid {
+            return Err(Errno::ESRCH);
+        }
     }
     if sig != 0 {
         let uid = lock(&t.proc.creds).ruid;
-        kernel().send_signal_thread(&proc, &th, sig, info_sender(sig, SI_TKILL, t.pid(), uid));
+        let from = t.pid_seen_by(&proc);
+        kernel().send_signal_thread(&proc, &th, sig, info_sender(sig, SI_TKILL, from, uid));
     }
     Ok(0)
 }
@@ -351,6 +366,7 @@ pub fn rt_sigqueueinfo(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if !(0..NSIG as i32).contains(&sig) {
         return Err(Errno::EINVAL);
     }
+    let pid = t.pid_from_user(pid)?;
     let info = queued_info(t, pid, sig, a[2])?;
     let (target, zombie) = kernel().process_or_zombie(pid).ok_or(Errno::ESRCH)?;
     if sig != 0 && !zombie {
@@ -364,6 +380,7 @@ pub fn rt_tgsigqueueinfo(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if !(0..NSIG as i32).contains(&sig) || tgid <= 0 || tid <= 0 {
         return Err(Errno::EINVAL);
     }
+    let (tgid, tid) = (t.pid_from_user(tgid)?, t.pid_from_user(tid)?);
     let info = queued_info(t, tgid, sig, a[3])?;
     let (proc, th) = find_thread(tid).ok_or(Errno::ESRCH)?;
     if proc.pid != tgid {

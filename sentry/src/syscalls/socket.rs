@@ -246,7 +246,7 @@ fn raise_sigpipe(t: &Task) {
         &t.proc,
         &t.thread,
         libc::SIGPIPE,
-        info_sender(libc::SIGPIPE, SI_USER, t.pid(), uid),
+        info_sender(libc::SIGPIPE, SI_USER, t.pid_to_user(t.pid()), uid),
     );
 }
 

@@ -37,6 +37,11 @@ pub(super) fn host_clock(t: &Task, clk: i32) -> Result<libc::clockid_t, Errno> {
             if kind == 3 {
                 return Err(Errno::EINVAL);
             }
+            let pid = if pid == 0 {
+                0
+            } else {
+                t.pid_from_user(pid).map_err(|_| Errno::EINVAL)?
+            };
             let proc = if pid == 0 {
                 t.proc.clone()
             } else if c & 4 != 0 {

@@ -121,7 +121,9 @@ pub fn ioctl(t: &mut Task, end: TerminalEnd<'_>, cmd: u64, arg: u64) -> SysResul
                 return Err(Errno::ENOTTY);
             }
             // No foreground group yet: Linux reports a pid no process has.
-            let pg = term.foreground().unwrap_or(i32::MAX >> 1);
+            let pg = term
+                .foreground()
+                .map_or(i32::MAX >> 1, |g| t.group_to_user(g));
             t.write_obj(arg, &pg)?;
             Ok(0)
         }
@@ -130,6 +132,7 @@ pub fn ioctl(t: &mut Task, end: TerminalEnd<'_>, cmd: u64, arg: u64) -> SysResul
                 return Err(Errno::ENOTTY);
             }
             let pg: i32 = t.read_obj(arg)?;
+            let pg = if pg > 0 { t.group_from_user(pg) } else { pg };
             term.set_foreground(pg)?;
             Ok(0)
         }
@@ -138,7 +141,7 @@ pub fn ioctl(t: &mut Task, end: TerminalEnd<'_>, cmd: u64, arg: u64) -> SysResul
                 return Err(Errno::ENOTTY);
             }
             let sid = term.session().ok_or(Errno::ENOTTY)?;
-            t.write_obj(arg, &sid)?;
+            t.write_obj(arg, &t.group_to_user(sid))?;
             Ok(0)
         }
         TIOCGETD => {

@@ -1,0 +1,181 @@
+//! Pid namespaces of the containers that join a pod's sandbox (gVisor's
+//! `kernel.PIDNamespace`, one level deep).
+//!
+//! The process tree numbers every task sandbox-wide: the first container
+//! (the pod's sandbox container) sees those numbers as they are, and so do
+//! the host-side control requests. A container that joined the sandbox
+//! with a pid namespace of its own (the CRI's default) gets a
+//! `PidNamespace`: its tasks also have a local number, its init is 1, and
+//! its processes see only each other. System calls translate at the edge
+//! (`ProcessTree::pid_in`, `pid_from`), so everything inside the kernel
+//! keeps using sandbox-wide numbers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::{lock, ProcessTree};
+
+/// Linux's default pid_max: local numbers wrap below it.
+const PID_MAX: i32 = 32768;
+/// Stale numbers (their task reaped) are swept after this many
+/// allocations, so a long-running pod's maps stay the size of its tasks.
+const SWEEP_EVERY: u32 = 256;
+
+#[derive(Default)]
+pub struct PidNamespace {
+    ids: Mutex<Ids>,
+}
+
+#[derive(Default)]
+struct Ids {
+    to_global: HashMap<i32, i32>,
+    to_local: HashMap<i32, i32>,
+    last: i32,
+    since_sweep: u32,
+}
+
+impl PidNamespace {
+    pub fn new() -> Arc<PidNamespace> {
+        Arc::new(PidNamespace::default())
+    }
+
+    /// Gives the new task `global` its number in this namespace: the
+    /// lowest free one after the last handed out (1 first), as Linux
+    /// allocates. Called with the tree locked, before the task is in it.
+    pub fn alloc(self: &Arc<Self>, tree: &ProcessTree, global: i32) -> i32 {
+        let mut ids = lock(&self.ids);
+        ids.since_sweep += 1;
+        if ids.since_sweep >= SWEEP_EVERY {
+            ids.since_sweep = 0;
+            let stale: Vec<i32> = ids
+                .to_local
+                .keys()
+                .copied()
+                .filter(|g| !tree.id_in_use(*g, Some(self)))
+                .collect();
+            for g in stale {
+                if let Some(l) = ids.to_local.remove(&g) {
+                    ids.to_global.remove(&l);
+                }
+            }
+        }
+        let mut local = ids.last;
+        for _ in 0..PID_MAX {
+            local = if local >= PID_MAX - 1 { 1 } else { local + 1 };
+            let taken = ids
+                .to_global
+                .get(&local)
+                .is_some_and(|g| tree.id_in_use(*g, Some(self)));
+            if !taken {
+                break;
+            }
+        }
+        if let Some(old) = ids.to_global.insert(local, global) {
+            ids.to_local.remove(&old);
+        }
+        ids.to_local.insert(global, local);
+        ids.last = local;
+        local
+    }
+
+    /// Gives task `global` the number `local` (a container's init: 1).
+    pub fn alloc_at(&self, _tree: &ProcessTree, global: i32, local: i32) -> i32 {
+        let mut ids = lock(&self.ids);
+        if let Some(old) = ids.to_global.insert(local, global) {
+            ids.to_local.remove(&old);
+        }
+        ids.to_local.insert(global, local);
+        ids.last = ids.last.max(local);
+        local
+    }
+
+    fn local(&self, global: i32) -> Option<i32> {
+        lock(&self.ids).to_local.get(&global).copied()
+    }
+
+    fn global(&self, local: i32) -> Option<i32> {
+        lock(&self.ids).to_global.get(&local).copied()
+    }
+}
+
+/// A live task's number in `ns`, without the tree (for signal senders
+/// the caller knows exist): the id itself in the sandbox's namespace, 0
+/// when `ns` has no number for it.
+pub fn number_in(ns: Option<&Arc<PidNamespace>>, global: i32) -> i32 {
+    match ns {
+        None => global,
+        Some(n) => n.local(global).unwrap_or(0),
+    }
+}
+
+/// Whether two tasks' namespaces are the same one (None: the sandbox's).
+pub fn same(a: Option<&Arc<PidNamespace>>, b: Option<&Arc<PidNamespace>>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        _ => false,
+    }
+}
+
+impl ProcessTree {
+    /// The namespace of task `global` (a process or a thread), if the
+    /// task exists.
+    fn namespace_of(&self, global: i32) -> Option<Option<&Arc<PidNamespace>>> {
+        if let Some(e) = self.procs.get(&global) {
+            return Some(e.proc.pidns.as_ref());
+        }
+        self.threads.get(&global).map(|(p, _)| p.pidns.as_ref())
+    }
+
+    /// Whether task `global` exists and lives in `ns`.
+    pub fn in_namespace(&self, global: i32, ns: Option<&Arc<PidNamespace>>) -> bool {
+        self.namespace_of(global).is_some_and(|n| same(n, ns))
+    }
+
+    /// Whether `global` still names something in `ns`: a task, or a
+    /// process group or session whose leader may be gone.
+    fn id_in_use(&self, global: i32, ns: Option<&Arc<PidNamespace>>) -> bool {
+        self.in_namespace(global, ns)
+            || self
+                .procs
+                .values()
+                .any(|e| (e.pgid == global || e.sid == global) && same(e.proc.pidns.as_ref(), ns))
+    }
+
+    /// Task `global` as a process in namespace `ns` names it: the same
+    /// number in the sandbox's namespace (which sees every task), its
+    /// local number in a container's, 0 when it is not visible there.
+    pub fn pid_in(&self, ns: Option<&Arc<PidNamespace>>, global: i32) -> i32 {
+        match ns {
+            None => global,
+            Some(n) if global > 0 && self.in_namespace(global, ns) => n.local(global).unwrap_or(0),
+            Some(_) => 0,
+        }
+    }
+
+    /// The task a process in namespace `ns` names `local`, by its
+    /// sandbox-wide number; None when there is none there.
+    pub fn pid_from(&self, ns: Option<&Arc<PidNamespace>>, local: i32) -> Option<i32> {
+        match ns {
+            None => Some(local),
+            Some(n) => n.global(local).filter(|g| self.in_namespace(*g, ns)),
+        }
+    }
+
+    /// A process group or session id as namespace `ns` names it (groups
+    /// are named by their leader, who may have exited).
+    pub fn group_in(&self, ns: Option<&Arc<PidNamespace>>, global: i32) -> i32 {
+        match ns {
+            None => global,
+            Some(n) => n.local(global).unwrap_or(0),
+        }
+    }
+
+    /// The sandbox-wide id of group `local` as namespace `ns` names it.
+    pub fn group_from(&self, ns: Option<&Arc<PidNamespace>>, local: i32) -> Option<i32> {
+        match ns {
+            None => Some(local),
+            Some(n) => n.global(local),
+        }
+    }
+}
