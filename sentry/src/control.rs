@@ -9,7 +9,7 @@
 //! host, so a malformed or oversized message only gets an error reply.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -25,6 +25,9 @@ use crate::vfs::Vfs;
 
 /// Largest message either side accepts.
 pub const MAX_MESSAGE: usize = 1 << 20;
+/// Most fds one request carries: stdio, 64 preserved fds, and a joining
+/// container's gofer sockets, filestore and listener.
+pub const MAX_FDS: usize = 253;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ControlRequest {
@@ -137,6 +140,8 @@ pub enum ControlError {
     TooLarge(usize),
     #[error("malformed control message: {0}")]
     Malformed(#[from] serde_json::Error),
+    #[error("a control message carried more than {MAX_FDS} fds")]
+    TooManyFds,
 }
 
 /// Writes one length-prefixed JSON message.
@@ -196,7 +201,7 @@ fn recv_with_fds<T: DeserializeOwned>(
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     use std::os::fd::AsRawFd;
     let mut len = [0u8; 4];
-    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 67]);
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; MAX_FDS]);
     let (got, fds) = {
         let mut iov = [std::io::IoSliceMut::new(&mut len)];
         let msg = recvmsg::<()>(
@@ -214,6 +219,10 @@ fn recv_with_fds<T: DeserializeOwned>(
                     fds.push(unsafe { OwnedFd::from_raw_fd(r) });
                 }
             }
+        }
+        // Some fds did not fit (those that did close with `fds`).
+        if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
+            return Err(ControlError::TooManyFds);
         }
         (msg.bytes, fds)
     };
@@ -305,6 +314,9 @@ struct ContainerCtl {
     ns: Arc<Vfs>,
     /// Its pid namespace, if it has one of its own.
     pidns: Option<Arc<PidNamespace>>,
+    /// The CPU time `Usage` last reported: the counter never goes back
+    /// when a process (and its time) leaves the tree.
+    cpu_reported: std::sync::atomic::AtomicU64,
     /// Set for a container that joined the sandbox after the first.
     joined: Option<Joined>,
 }
@@ -316,8 +328,8 @@ struct Joined {
     prepared: Mutex<Option<crate::PreparedProcess>>,
     life: Mutex<JoinedLife>,
     cv: Condvar,
-    /// Its listening socket, shut down when the container is destroyed.
-    listener: RawFd,
+    /// Set by Destroy: it starts nothing more, and its socket is no longer
+    /// served.
     destroyed: AtomicBool,
 }
 
@@ -355,36 +367,55 @@ pub fn serve(fd: i32, started: bool, hooks: Vec<crate::StartHook>) -> Arc<StartG
         hooks,
         ns: kernel().vfs.clone(),
         pidns: None,
+        cpu_reported: Default::default(),
         joined: None,
     });
-    serve_listener(listener, ctl);
+    if let Err(e) = serve_listener(listener, ctl) {
+        tracing::error!("{e}");
+    }
     gate
 }
 
-fn serve_listener(listener: UnixListener, ctl: Arc<ContainerCtl>) {
-    let spawned = std::thread::Builder::new()
+fn serve_listener(listener: UnixListener, ctl: Arc<ContainerCtl>) -> Result<(), String> {
+    // Polled, not blocked on, so a destroyed container's loop notices and
+    // ends (accepted connections are blocking: accept4 does not inherit
+    // O_NONBLOCK).
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("control socket: {e}"))?;
+    std::thread::Builder::new()
         .name(format!("control-{}", ctl.index))
         .spawn(move || {
-            for conn in listener.incoming() {
-                match conn {
-                    Ok(stream) => {
+            use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+            use std::os::fd::AsFd;
+            while !ctl.destroyed() {
+                let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+                match poll(&mut fds, PollTimeout::from(500u16)) {
+                    Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!("control socket poll: {e}");
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                        continue;
+                    }
+                }
+                match listener.accept() {
+                    Ok((stream, _)) => {
                         let ctl = ctl.clone();
                         let _ = std::thread::Builder::new()
                             .name("control-conn".into())
                             .spawn(move || serve_connection(stream, &ctl));
                     }
-                    // A destroyed container's socket was shut down.
-                    Err(_) if ctl.destroyed() => return,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                     Err(e) => {
                         tracing::warn!("control socket accept: {e}");
                         std::thread::sleep(std::time::Duration::from_millis(10));
                     }
                 }
             }
-        });
-    if let Err(e) = spawned {
-        tracing::error!("starting the control server: {e}");
-    }
+        })
+        .map(|_| ())
+        .map_err(|e| format!("starting the control server: {e}"))
 }
 
 impl ContainerCtl {
@@ -441,6 +472,16 @@ fn harmless_before_start(sig: i32) -> bool {
 
 fn handle(req: ControlRequest, fds: Vec<OwnedFd>, ctl: &Arc<ContainerCtl>) -> ControlReply {
     let gate = &ctl.gate;
+    if ctl.destroyed()
+        && matches!(
+            req,
+            ControlRequest::Start { .. }
+                | ControlRequest::Exec { .. }
+                | ControlRequest::CreateContainer { .. }
+        )
+    {
+        return ControlReply::Error("the container was deleted".into());
+    }
     match req {
         ControlRequest::Start { state } => {
             if gate.get() == Gate::Waiting {
@@ -602,16 +643,15 @@ fn create_joined(config: crate::BootConfig, fds: Vec<OwnedFd>) -> Result<(), Str
         hooks: config.start_hooks.clone(),
         ns,
         pidns,
+        cpu_reported: Default::default(),
         joined: Some(Joined {
             prepared: Mutex::new(Some(prepared)),
             life: Mutex::new(JoinedLife::default()),
             cv: Condvar::new(),
-            listener: listener.as_raw_fd(),
             destroyed: AtomicBool::new(false),
         }),
     });
-    serve_listener(listener, ctl);
-    Ok(())
+    serve_listener(listener, ctl)
 }
 
 /// Runs a joined container's init, and watches it: when it exits, the
@@ -664,17 +704,32 @@ fn start_joined(ctl: &Arc<ContainerCtl>) -> ControlReply {
     }
 }
 
-/// SIGKILLs every live process of container `index`.
+/// SIGKILLs every live process of container `index`, again and again
+/// until none is left (a victim may fork as it dies), for at most 5 s.
 fn kill_container(index: u32) {
     let k = kernel();
-    let victims: Vec<_> = lock(&k.tree)
-        .procs
-        .values()
-        .filter(|e| e.zombie.is_none() && e.proc.container == index)
-        .map(|e| e.proc.clone())
-        .collect();
-    for p in victims {
-        k.kill_process(&p, libc::SIGKILL);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let victims: Vec<_> = lock(&k.tree)
+            .procs
+            .values()
+            .filter(|e| e.zombie.is_none() && e.proc.container == index)
+            .map(|e| e.proc.clone())
+            .collect();
+        if victims.is_empty() {
+            return;
+        }
+        if std::time::Instant::now() >= deadline {
+            tracing::warn!("container {index}: processes outlived SIGKILL");
+            return;
+        }
+        for p in victims {
+            k.kill_process(&p, libc::SIGKILL);
+        }
+        let tree = lock(&k.tree);
+        let _ = k
+            .tree_cv
+            .wait_timeout(tree, std::time::Duration::from_millis(20));
     }
 }
 
@@ -682,30 +737,15 @@ fn kill_container(index: u32) {
 /// returns, its socket is no longer served, and with its last reference
 /// its mounts (and so its gofers' sockets) go.
 fn destroy_joined(ctl: &ContainerCtl, j: &Joined) {
+    // From here on it starts nothing (Start and Exec refuse), so killing
+    // until none is left ends it, even if a victim forks as it dies.
+    j.destroyed.store(true, Ordering::SeqCst);
     ctl.gate.set(Gate::Waiting, Gate::Killed(libc::SIGKILL));
     lock(&j.prepared).take();
     kill_container(ctl.index);
-    let k = kernel();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    let mut tree = lock(&k.tree);
-    while tree.procs.values().any(|e| ctl.owns(e)) {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            tracing::warn!("container {}: processes outlived SIGKILL", ctl.index);
-            break;
-        }
-        tree = k
-            .tree_cv
-            .wait_timeout(tree, left)
-            .map(|r| r.0)
-            .unwrap_or_else(|p| p.into_inner().0);
-    }
-    drop(tree);
     j.set_exit(libc::SIGKILL);
-    j.destroyed.store(true, Ordering::SeqCst);
-    // SAFETY: shutdown(2) on the listening socket this container's accept
-    // loop owns; it makes that loop's accept fail, and the loop ends.
-    unsafe { libc::shutdown(j.listener, libc::SHUT_RDWR) };
+    // Its accept loop sees `destroyed` and ends, dropping the socket and,
+    // with the last reference, the container's mounts.
 }
 
 /// Runs one startContainer hook in the container with `state` on its
@@ -834,17 +874,24 @@ fn usage(ctl: &ContainerCtl) -> ContainerUsage {
         pids: procs.len() as u64,
         ..Default::default()
     };
+    let mut cpu_ns = 0;
     for p in &procs {
         let earlier = *lock(&p.rusage_self);
         let reaped = *lock(&p.rusage_children);
         let us = earlier.utime_us + earlier.stime_us + reaped.utime_us + reaped.stime_us;
-        u.cpu_ns += p.cpu_ns() + us.max(0) as u64 * 1000;
-        let host = p.stub_tgid.load(Ordering::SeqCst);
+        cpu_ns += us.max(0) as u64 * 1000;
         // A vfork child runs on its parent's stub: counted there.
-        if host > 0 && !p.vm_guest.load(Ordering::SeqCst) && !u.host_pids.contains(&host) {
+        if p.vm_guest.load(Ordering::SeqCst) {
+            continue;
+        }
+        cpu_ns += p.cpu_ns();
+        let host = p.stub_tgid.load(Ordering::SeqCst);
+        if host > 0 && !u.host_pids.contains(&host) {
             u.host_pids.push(host);
         }
     }
+    let before = ctl.cpu_reported.fetch_max(cpu_ns, Ordering::SeqCst);
+    u.cpu_ns = before.max(cpu_ns);
     u
 }
 

@@ -135,7 +135,10 @@ pub fn create_joined(
             ControlReply::Error(e) => bail!("{e}"),
             other => bail!("unexpected reply from the sandbox: {other:?}"),
         }
-        spawn_init_waiter(g, &a.id)
+        // From here a failure must also end the container in the sentry.
+        spawn_init_waiter(g, &a.id).inspect_err(|_| {
+            let _ = dir.request(&ControlRequest::Destroy);
+        })
     })();
     let waiter = match made {
         Ok(w) => w,

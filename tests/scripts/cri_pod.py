@@ -164,6 +164,13 @@ def transcript(rt, handler, name, log_dir):
     out.append("c2: " + wait_exited(rt, c2))
     # A container that exits leaves the pod and its other containers be.
     out.append("pod after c2 exited: " + pod_state(rt, pod))
+    # Removing a container leaves the pod and ends what served it (gofers,
+    # the host process standing for its init).
+    rt.RemoveContainer(api.RemoveContainerRequest(container_id=c2), timeout=TIMEOUT)
+    deadline = time.time() + 5
+    while processes_naming(c2) and time.time() < deadline:
+        time.sleep(0.05)
+    out.append("c2 removed: %d of its processes left" % len(processes_naming(c2)))
     out.append("exec c1 after c2 exited: " + exec_sync(rt, c1, ["echo", "still here"]))
     rt.StopContainer(api.StopContainerRequest(container_id=c1, timeout=10), timeout=TIMEOUT)
     out.append("c1 after stop: " + container_state(rt, c1))
@@ -220,6 +227,19 @@ def host_children(ppid):
         if int(stat[stat.rindex(")") + 2:].split()[1]) == ppid:
             out.append((int(pid), argv0))
     return out
+
+
+def processes_naming(word):
+    """Host processes whose command line holds `word` (a container id)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                if word.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found
 
 
 def shim_of(pod_id):

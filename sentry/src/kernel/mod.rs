@@ -1098,17 +1098,26 @@ impl Kernel {
         // Orphans go to the nearest live ancestor that is a child subreaper,
         // else to their container's init (pid 1 for the first container);
         // zombies among them stay reapable there.
-        if !proc.container_init {
-            let init = tree
-                .container_inits
-                .get(&proc.container)
-                .copied()
-                .filter(|i| tree.procs.get(i).is_some_and(|e| e.zombie.is_none()))
-                .unwrap_or(1);
+        if pid != 1 {
+            // Where its children go: the nearest live child subreaper, else
+            // the init of its container (pid 1 for the first container, or
+            // a pod sharing the sandbox's pid namespace). A joined
+            // container whose init is this process, or is gone, has no one
+            // to take them (its processes are being killed): they are
+            // left parentless, reaped as they exit.
+            let init = if proc.container_init {
+                0
+            } else {
+                match tree.container_inits.get(&proc.container) {
+                    Some(i) if tree.procs.get(i).is_some_and(|e| e.zombie.is_none()) => *i,
+                    Some(_) => 0,
+                    None => 1,
+                }
+            };
             let mut reaper = init;
             let mut cur = ppid;
             let mut hops = 0;
-            while cur > 1 && cur != init && hops < 4096 {
+            while init != 0 && cur > 1 && cur != init && hops < 4096 {
                 match tree.procs.get(&cur) {
                     Some(e)
                         if e.zombie.is_none() && e.proc.child_subreaper.load(Ordering::Relaxed) =>
@@ -1121,23 +1130,38 @@ impl Kernel {
                 }
                 hops += 1;
             }
-            for c in &children {
-                if let Some(ce) = tree.procs.get_mut(c) {
-                    ce.ppid = reaper;
+            if reaper == 0 {
+                for c in &children {
+                    let zombie = tree.procs.get(c).is_some_and(|e| e.zombie.is_some());
+                    if zombie {
+                        if let Some(status) = tree.procs.remove(c).and_then(|e| e.zombie) {
+                            if let Some(slot) = tree.exec_exits.get_mut(c) {
+                                *slot = Some(status);
+                            }
+                        }
+                    } else if let Some(ce) = tree.procs.get_mut(c) {
+                        ce.ppid = 0;
+                    }
                 }
-            }
-            if let Some(r) = tree.procs.get_mut(&reaper) {
-                r.children.extend(children.iter().copied());
-            }
-            // A reaper other than pid 1 hears of zombies it inherits.
-            if reaper != 1 {
-                let zombies = children
-                    .iter()
-                    .filter(|c| tree.procs.get(c).is_some_and(|e| e.zombie.is_some()))
-                    .count();
-                if zombies > 0 {
-                    if let Some(r) = tree.procs.get(&reaper) {
-                        orphan_notice = Some(r.proc.clone());
+            } else {
+                for c in &children {
+                    if let Some(ce) = tree.procs.get_mut(c) {
+                        ce.ppid = reaper;
+                    }
+                }
+                if let Some(r) = tree.procs.get_mut(&reaper) {
+                    r.children.extend(children.iter().copied());
+                }
+                // A reaper other than pid 1 hears of zombies it inherits.
+                if reaper != 1 {
+                    let zombies = children
+                        .iter()
+                        .filter(|c| tree.procs.get(c).is_some_and(|e| e.zombie.is_some()))
+                        .count();
+                    if zombies > 0 {
+                        if let Some(r) = tree.procs.get(&reaper) {
+                            orphan_notice = Some(r.proc.clone());
+                        }
                     }
                 }
             }

@@ -35,14 +35,19 @@ struct Ids {
 }
 
 impl PidNamespace {
+    /// A namespace whose number 1 is kept for its container's init
+    /// (startContainer hooks run before it, and take 2, 3, ...).
     pub fn new() -> Arc<PidNamespace> {
-        Arc::new(PidNamespace::default())
+        let ns = PidNamespace::default();
+        lock(&ns.ids).last = 1;
+        Arc::new(ns)
     }
 
     /// Gives the new task `global` its number in this namespace: the
-    /// lowest free one after the last handed out (1 first), as Linux
-    /// allocates. Called with the tree locked, before the task is in it.
-    pub fn alloc(self: &Arc<Self>, tree: &ProcessTree, global: i32) -> i32 {
+    /// next free one after the last handed out, as Linux allocates; None
+    /// when every number is taken (fork's EAGAIN). Called with the tree
+    /// locked, before the task is in it.
+    pub fn alloc(self: &Arc<Self>, tree: &ProcessTree, global: i32) -> Option<i32> {
         let mut ids = lock(&self.ids);
         ids.since_sweep += 1;
         if ids.since_sweep >= SWEEP_EVERY {
@@ -60,6 +65,7 @@ impl PidNamespace {
             }
         }
         let mut local = ids.last;
+        let mut found = false;
         for _ in 0..PID_MAX {
             local = if local >= PID_MAX - 1 { 1 } else { local + 1 };
             let taken = ids
@@ -67,25 +73,21 @@ impl PidNamespace {
                 .get(&local)
                 .is_some_and(|g| tree.id_in_use(*g, Some(self)));
             if !taken {
+                found = true;
                 break;
             }
         }
-        if let Some(old) = ids.to_global.insert(local, global) {
-            ids.to_local.remove(&old);
+        if !found {
+            return None;
         }
-        ids.to_local.insert(global, local);
+        ids.bind(local, global);
         ids.last = local;
-        local
+        Some(local)
     }
 
     /// Gives task `global` the number `local` (a container's init: 1).
-    pub fn alloc_at(&self, _tree: &ProcessTree, global: i32, local: i32) -> i32 {
-        let mut ids = lock(&self.ids);
-        if let Some(old) = ids.to_global.insert(local, global) {
-            ids.to_local.remove(&old);
-        }
-        ids.to_local.insert(global, local);
-        ids.last = ids.last.max(local);
+    pub fn alloc_at(&self, global: i32, local: i32) -> i32 {
+        lock(&self.ids).bind(local, global);
         local
     }
 
@@ -95,6 +97,23 @@ impl PidNamespace {
 
     fn global(&self, local: i32) -> Option<i32> {
         lock(&self.ids).to_global.get(&local).copied()
+    }
+}
+
+impl Ids {
+    /// Makes `local` and `global` name each other, dropping whatever
+    /// either named before (a stale pair of a reaped task).
+    fn bind(&mut self, local: i32, global: i32) {
+        if let Some(old_global) = self.to_global.insert(local, global) {
+            if old_global != global {
+                self.to_local.remove(&old_global);
+            }
+        }
+        if let Some(old_local) = self.to_local.insert(global, local) {
+            if old_local != local {
+                self.to_global.remove(&old_local);
+            }
+        }
     }
 }
 

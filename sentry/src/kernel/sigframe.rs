@@ -180,8 +180,9 @@ impl Task {
                     default_action(sig),
                     DefaultAction::Terminate | DefaultAction::CoreDump
                 );
-                // pid 1 never dies of a default action sent to it.
-                if fatal && (self.pid() != 1 || sig == libc::SIGKILL) {
+                // A pid namespace's init never dies of a default action
+                // sent to it.
+                if fatal && (!self.proc.container_init || sig == libc::SIGKILL) {
                     self.force_kill(sig);
                     return;
                 }

@@ -501,7 +501,7 @@ impl Task {
         let pid = tree.alloc_pid();
         // Its number as the parent's namespace sees it (fork's result).
         let local_pid = match &parent.pidns {
-            Some(ns) => ns.alloc(&tree, pid),
+            Some(ns) => ns.alloc(&tree, pid).ok_or(Errno::EAGAIN)?,
             None => pid,
         };
         let mut sig: SignalState = lock(&parent.sig).clone();
@@ -622,7 +622,7 @@ impl Task {
         let mut tree = lock(&k.tree);
         let tid = tree.alloc_pid();
         let local_tid = match &self.proc.pidns {
-            Some(ns) => ns.alloc(&tree, tid),
+            Some(ns) => ns.alloc(&tree, tid).ok_or(Errno::EAGAIN)?,
             None => tid,
         };
         let mut tsig = lock(&self.thread.sig).clone();
@@ -1198,15 +1198,19 @@ fn start_top_level(
         TopLevel::ContainerInit(_) => pidns.is_some(),
         TopLevel::Exec(_) => false,
     };
-    if let (TopLevel::ContainerInit(c), true) = (kind, is_init) {
-        tree.container_inits.insert(c, pid);
-    }
     if let Some(ns) = &pidns {
         // A container's init is 1 in its namespace.
-        match kind {
-            TopLevel::ContainerInit(_) => ns.alloc_at(&tree, pid, 1),
+        let local = match kind {
+            TopLevel::ContainerInit(_) => Some(ns.alloc_at(pid, 1)),
             _ => ns.alloc(&tree, pid),
         };
+        if local.is_none() {
+            tree.exec_exits.remove(&pid);
+            return Err(std::io::Error::from_raw_os_error(libc::EAGAIN));
+        }
+    }
+    if let (TopLevel::ContainerInit(c), true) = (kind, is_init) {
+        tree.container_inits.insert(c, pid);
     }
     let thread = Thread::new(pid, ThreadSignals::default());
     let proc = Process::new(ProcessParts {
@@ -1246,6 +1250,9 @@ fn start_top_level(
         let mut tree = lock(&k.tree);
         tree.procs.remove(&pid);
         tree.exec_exits.remove(&pid);
+        if let TopLevel::ContainerInit(c) = kind {
+            tree.container_inits.remove(&c);
+        }
         return Err(e);
     }
     Ok(proc)

@@ -214,7 +214,7 @@ pub fn capget(t: &mut Task, a: &[u64; 6]) -> SysResult {
 
 pub fn capset(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (words, pid) = cap_header(t, a[0])?;
-    if pid != 0 && pid != t.pid() {
+    if pid != 0 && t.pid_from_user(pid) != Ok(t.pid()) {
         return Err(Errno::EPERM);
     }
     let raw = t.read_bytes(a[1], words * 12)?;

@@ -851,7 +851,7 @@ fn record_lock(t: &Task, f: &Arc<OpenFile>, cmd: i32, addr: u64) -> SysResult {
                 let len = if e == u64::MAX { 0 } else { (e - s) as i64 };
                 out[16..24].copy_from_slice(&len.to_le_bytes());
                 let pid = match holder {
-                    Owner::Process(p) => p,
+                    Owner::Process(p) => t.pid_to_user(p),
                     _ => -1,
                 };
                 out[24..28].copy_from_slice(&pid.to_le_bytes());

@@ -137,9 +137,21 @@ fn signal_one(t: &Task, pid: i32, sig: i32, code: i32) -> Result<(), Errno> {
     if sig != 0 && !zombie {
         let uid = lock(&t.proc.creds).ruid;
         let from = t.pid_seen_by(&target);
-        kernel().send_signal(&target, sig, info_sender(sig, code, from, uid));
+        let info = info_sender(sig, code, from, uid);
+        if from_ancestor_namespace(t, &target) && matches!(sig, libc::SIGKILL | libc::SIGSTOP) {
+            // SIGKILL and SIGSTOP reach a namespace's init from outside it.
+            kernel().send_signal_from_host(&target, sig, info);
+        } else {
+            kernel().send_signal(&target, sig, info);
+        }
     }
     Ok(())
+}
+
+/// Whether `target` is a container's pid-namespace init and `t` signals it
+/// from the sandbox's namespace, an ancestor of the init's.
+fn from_ancestor_namespace(t: &Task, target: &crate::kernel::Process) -> bool {
+    target.container_init && target.pidns.is_some() && t.pidns().is_none()
 }
 
 pub fn kill(t: &mut Task, a: &[u64; 6]) -> SysResult {

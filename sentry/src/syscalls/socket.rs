@@ -535,7 +535,8 @@ pub fn getsockopt(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let bytes: Vec<u8> = match name {
         libc::SO_PEERCRED => {
             let c = s.peer_cred();
-            let mut b = c.pid.to_le_bytes().to_vec();
+            // The peer's pid as the caller's pid namespace names it.
+            let mut b = t.pid_to_user(c.pid).to_le_bytes().to_vec();
             b.extend_from_slice(&c.uid.to_le_bytes());
             b.extend_from_slice(&c.gid.to_le_bytes());
             b

@@ -95,7 +95,13 @@ pub fn timer_create(t: &mut Task, a: &[u64; 6]) -> SysResult {
         let raw = t.read_bytes(sevp, 20)?;
         let word = |o: usize| i32::from_le_bytes([raw[o], raw[o + 1], raw[o + 2], raw[o + 3]]);
         let value = u64::from_le_bytes(raw[0..8].try_into().map_err(|_| Errno::EFAULT)?);
-        (Some(value), word(8), word(12), word(16))
+        // SIGEV_THREAD_ID names the thread as the caller's namespace
+        // does; the timer keeps the kernel's tid.
+        let tid = match word(12) {
+            SIGEV_THREAD_ID => t.pid_from_user(word(16)).unwrap_or(0),
+            _ => word(16),
+        };
+        (Some(value), word(8), word(12), tid)
     };
     match notify {
         SIGEV_NONE => {}
