@@ -190,6 +190,18 @@ fn transcript(p: &Podman, rt: &Path) -> String {
             "echo $FOO; pwd",
         ]),
     ));
+    // Ctrl-C at `exec -it`'s terminal reaches the exec'd process (conmon
+    // runs `exec --tty --console-socket --detach`).
+    let mut words = p.base_args(Some(rt));
+    words.extend(["exec", "-it", &c, "sh", "-c"].map(String::from));
+    words.push("trap 'echo got INT' INT; echo ready; read x; echo done; exit 6".into());
+    let mut cmd = Command::new("python3");
+    cmd.arg(repo_root().join("tests/scripts/terminal_ctrl_c.py"))
+        .args(&words);
+    t.push(format!(
+        "exec -it Ctrl-C: {}",
+        stdout_str(&run_with_timeout(&mut cmd, Duration::from_secs(120))).trim()
+    ));
     let ps = run(&[
         "ps",
         "-a",

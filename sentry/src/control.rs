@@ -66,6 +66,19 @@ pub enum ControlRequest {
     /// The container's resource use, for `events --stats` of a container
     /// that has no cgroup of its own (one that joined a sandbox).
     Usage,
+    /// A signal a host terminal raised (^C, ^\, ^Z, a window change, a
+    /// hangup) at the host process that holds it as its controlling
+    /// terminal on behalf of a process in the sandbox: delivered to that
+    /// terminal's foreground process group in the sandbox, as the line
+    /// discipline would. `tty` is the terminal's device number; `pid` the
+    /// sandbox process the terminal was given to (None: the container's
+    /// init), whose group is the foreground one until the sandbox sets
+    /// another with TIOCSPGRP.
+    TerminalSignal {
+        signo: i32,
+        tty: u64,
+        pid: Option<i32>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -593,6 +606,24 @@ fn handle(req: ControlRequest, fds: Vec<OwnedFd>, ctl: &Arc<ContainerCtl>) -> Co
             }
         },
         ControlRequest::Usage => ControlReply::Usage(usage(ctl)),
+        ControlRequest::TerminalSignal { signo, tty, pid } => {
+            if !(1..kernel::signals::NSIG as i32).contains(&signo) {
+                return ControlReply::Error(format!("invalid signal {signo}"));
+            }
+            let k = kernel();
+            let group = k.host_tty_foreground(tty).or_else(|| {
+                let pid = pid.or_else(|| ctl.init_pid())?;
+                let tree = lock(&k.tree);
+                tree.procs.get(&pid).filter(|e| ctl.owns(e)).map(|e| e.pgid)
+            });
+            match group {
+                Some(pgid) => {
+                    k.signal_process_group(pgid, signo);
+                    ControlReply::Done
+                }
+                None => ControlReply::Error("no process of this terminal is running".into()),
+            }
+        }
         ControlRequest::Destroy => match &ctl.joined {
             Some(j) => {
                 destroy_joined(ctl, j);

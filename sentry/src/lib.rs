@@ -530,15 +530,17 @@ fn block_terminal_signals() {
 /// changes, hangup) to the sandbox's foreground process group of that
 /// terminal, as the kernel's line discipline would.
 fn host_tty_signals() {
+    let tty = syscalls::host_tty_id(0);
     let spawned = std::thread::Builder::new()
         .name("host-tty-signals".into())
-        .spawn(|| {
+        .spawn(move || {
             let set = terminal_sigset();
             loop {
                 match set.wait() {
                     Ok(sig) => {
                         let k = kernel::kernel();
-                        k.signal_process_group(k.host_tty_foreground(), sig as i32);
+                        let group = k.host_tty_foreground(tty).unwrap_or(1);
+                        k.signal_process_group(group, sig as i32);
                     }
                     Err(e) => {
                         tracing::warn!("waiting for terminal signals: {e}");

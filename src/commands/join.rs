@@ -99,6 +99,8 @@ pub fn create_joined(
         let listener = UnixListener::bind(dir.short_path(container::CONTROL_SOCKET))
             .context("creating the control socket")?;
         // The fds travel with the request; the config names them by index.
+        // The init waiter holds the terminal for the init (see `terminal`).
+        let waiter_tty = console.as_ref().map(|c| c.try_clone()).transpose()?;
         let mut fds: Vec<OwnedFd> = stdio(console)?;
         let index = |fds: &mut Vec<OwnedFd>, fd: OwnedFd| -> i32 {
             fds.push(fd);
@@ -136,7 +138,7 @@ pub fn create_joined(
             other => bail!("unexpected reply from the sandbox: {other:?}"),
         }
         // From here a failure must also end the container in the sentry.
-        spawn_init_waiter(g, &a.id).inspect_err(|_| {
+        spawn_init_waiter(g, &a.id, waiter_tty).inspect_err(|_| {
             let _ = dir.request(&ControlRequest::Destroy);
         })
     })();
@@ -204,22 +206,31 @@ fn stdio(console: Option<OwnedFd>) -> Result<Vec<OwnedFd>> {
 
 /// Starts the host process that stands for the container's init (see the
 /// module's notes), in a session of its own so the client's terminal
-/// signals do not reach it.
-fn spawn_init_waiter(g: &GlobalOpts, id: &str) -> Result<HostProcess> {
+/// signals do not reach it; with `tty`, that terminal is its controlling
+/// one and its signals go on to the init.
+fn spawn_init_waiter(g: &GlobalOpts, id: &str, tty: Option<OwnedFd>) -> Result<HostProcess> {
     let mut waiter = std::process::Command::new("/proc/self/exe");
     waiter
         .arg("--root")
         .arg(&g.root)
         .arg("init-wait")
         .arg(id)
-        .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    // SAFETY: setsid is async-signal-safe.
+    let has_tty = tty.is_some();
+    match tty {
+        Some(tty) => waiter.stdin(tty),
+        None => waiter.stdin(std::process::Stdio::null()),
+    };
+    // SAFETY: setsid and ioctl are async-signal-safe.
     unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut waiter, || {
-            libc::setsid();
-            Ok(())
+        std::os::unix::process::CommandExt::pre_exec(&mut waiter, move || {
+            if has_tty {
+                super::terminal::take_terminal(0)
+            } else {
+                libc::setsid();
+                Ok(())
+            }
         });
     }
     let child = waiter.spawn().context("starting the init waiter")?;
@@ -231,6 +242,7 @@ fn spawn_init_waiter(g: &GlobalOpts, id: &str) -> Result<HostProcess> {
 /// did (SIGKILL if the sandbox goes away first), leaving the status in the
 /// state directory for `rvisor wait`.
 pub fn init_wait(g: &GlobalOpts, a: IdArg) -> Result<i32> {
+    super::terminal::forward_signals(g.root.clone(), a.id.clone(), None);
     let dir = ContainerDir::open(&g.root, &a.id)?.unlock()?;
     let mut s = dir.connect()?;
     sentry::control::write_message(&mut s, &ControlRequest::WaitInit)?;

@@ -20,7 +20,7 @@ use crate::cli::{
 use crate::container::{self, ContainerDir, HostProcess, Record};
 use crate::{bundle, hooks, logging, sandbox};
 
-use super::join;
+use super::{join, terminal};
 
 /// How long `create` waits for the sandbox to come up.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -590,6 +590,8 @@ pub fn exec(g: &GlobalOpts, a: ExecArgs) -> Result<i32> {
         other => bail!("unexpected reply from the sandbox: {other:?}"),
     };
     drop(stdio);
+    // The waiter holds the terminal for the process (see `terminal`).
+    let waiter_tty = console.as_ref().map(|c| c.try_clone()).transpose()?;
     drop(console);
     if let Some(path) = &a.internal_pid_file {
         write_pid_file(path, pid)?;
@@ -602,15 +604,23 @@ pub fn exec(g: &GlobalOpts, a: ExecArgs) -> Result<i32> {
             .arg("exec-wait")
             .arg(&a.id)
             .arg(pid.to_string())
-            .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
-        // SAFETY: setsid is async-signal-safe; the waiter must not get the
-        // client's terminal signals.
+        let has_tty = waiter_tty.is_some();
+        match waiter_tty {
+            Some(tty) => waiter.stdin(tty),
+            None => waiter.stdin(std::process::Stdio::null()),
+        };
+        // SAFETY: setsid and ioctl are async-signal-safe. The waiter gets
+        // none of the client's terminal signals, only its own terminal's.
         unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut waiter, || {
-                libc::setsid();
-                Ok(())
+            std::os::unix::process::CommandExt::pre_exec(&mut waiter, move || {
+                if has_tty {
+                    terminal::take_terminal(0)
+                } else {
+                    libc::setsid();
+                    Ok(())
+                }
             });
         }
         let child = waiter.spawn().context("starting the exec waiter")?;
@@ -641,6 +651,7 @@ fn wait_exec(dir: &container::UnlockedDir, pid: i32) -> Result<i32> {
 }
 
 pub fn exec_wait(g: &GlobalOpts, a: ExecWaitArgs) -> Result<i32> {
+    terminal::forward_signals(g.root.clone(), a.id.clone(), Some(a.pid));
     let dir = ContainerDir::open(&g.root, &a.id)?.unlock()?;
     let status = wait_exec(&dir, a.pid)?;
     sandbox::exit_like(status)

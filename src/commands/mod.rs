@@ -13,6 +13,7 @@ use crate::{bundle, logging, sandbox};
 
 mod join;
 mod lifecycle;
+mod terminal;
 
 pub fn dispatch(cli: Cli) -> Result<i32> {
     let g = cli.global;

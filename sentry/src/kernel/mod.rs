@@ -13,7 +13,7 @@ pub mod stub_control;
 pub mod task;
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
@@ -580,8 +580,10 @@ pub struct Kernel {
     pub strace: Option<Mutex<Box<dyn Write + Send>>>,
     logged_unimplemented: Mutex<HashSet<u64>>,
     pub cpu_count: usize,
-    /// See [`Kernel::host_tty_foreground`]; 0 until set.
-    pub host_tty_pgrp: std::sync::atomic::AtomicI32,
+    /// The foreground process group each host terminal given to the
+    /// sandbox has (by the terminal's device number): see
+    /// [`Kernel::host_tty_foreground`].
+    pub host_tty_pgrps: Mutex<HashMap<u64, i32>>,
     next_cpu: AtomicUsize,
     pub boot: Instant,
     /// Host text served as /proc/cpuinfo (read before confinement).
@@ -690,7 +692,7 @@ impl Kernel {
             cpu_count: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
-            host_tty_pgrp: std::sync::atomic::AtomicI32::new(0),
+            host_tty_pgrps: Mutex::new(HashMap::new()),
             next_cpu: AtomicUsize::new(0),
             boot: Instant::now(),
             cpuinfo,
@@ -955,21 +957,22 @@ impl Kernel {
         }
     }
 
-    /// The foreground process group of the host terminal the container
-    /// was given (`process.terminal`): what TIOCSPGRP on it last set, else
-    /// the init's group.
-    pub fn host_tty_foreground(&self) -> i32 {
-        let pg = self.host_tty_pgrp.load(Ordering::Relaxed);
-        let alive = pg > 0
-            && lock(&self.tree)
-                .procs
-                .values()
-                .any(|e| e.pgid == pg && e.zombie.is_none());
-        if alive {
-            pg
-        } else {
-            1
-        }
+    /// The foreground process group of host terminal `tty` (its device
+    /// number), as TIOCSPGRP on it last set it, while that group has a
+    /// live process. The host only knows the sentry (or the waiter that
+    /// stands for a process), which forward the terminal's signals here.
+    pub fn host_tty_foreground(&self, tty: u64) -> Option<i32> {
+        let pg = *lock(&self.host_tty_pgrps).get(&tty)?;
+        let alive = lock(&self.tree)
+            .procs
+            .values()
+            .any(|e| e.pgid == pg && e.zombie.is_none());
+        alive.then_some(pg)
+    }
+
+    /// Records `pgid` as host terminal `tty`'s foreground group.
+    pub fn set_host_tty_foreground(&self, tty: u64, pgid: i32) {
+        lock(&self.host_tty_pgrps).insert(tty, pgid);
     }
 
     /// Makes a thread notice a pending signal: its stub thread is stopped

@@ -2,7 +2,6 @@
 //! getdents64.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use nix::errno::Errno;
@@ -573,14 +572,13 @@ pub fn ioctl(t: &mut Task, a: &[u64; 6]) -> SysResult {
         // signals to this group (see `host_tty_signals` in lib.rs).
         TIOCGPGRP => {
             let k = kernel();
-            let pgid = if k.host_tty_pgrp.load(Ordering::Relaxed) > 0 {
-                k.host_tty_foreground()
-            } else {
-                lock(&k.tree)
+            let pgid = match k.host_tty_foreground(host_tty_id(hfd)) {
+                Some(pg) => pg,
+                None => lock(&k.tree)
                     .procs
                     .get(&t.pid())
                     .map(|e| e.pgid)
-                    .unwrap_or(t.pid())
+                    .unwrap_or(t.pid()),
             };
             t.write_obj(arg, &t.group_to_user(pgid))?;
             Ok(0)
@@ -599,11 +597,16 @@ pub fn ioctl(t: &mut Task, a: &[u64; 6]) -> SysResult {
             if !exists {
                 return Err(Errno::EPERM);
             }
-            k.host_tty_pgrp.store(pg, Ordering::Relaxed);
+            k.set_host_tty_foreground(host_tty_id(hfd), pg);
             Ok(0)
         }
         _ => Err(Errno::ENOTTY),
     }
+}
+
+/// A host terminal's identity: its device number.
+pub fn host_tty_id(hfd: i32) -> u64 {
+    nix::sys::stat::fstat(hfd).map_or(0, |st| st.st_rdev)
 }
 
 fn make_pipe(t: &mut Task, fds_addr: u64, flags: i32) -> SysResult {

@@ -16,6 +16,7 @@
 mod creds;
 mod eventfd;
 mod file;
+pub use file::host_tty_id;
 mod fs;
 mod futex;
 mod inotify;
