@@ -104,6 +104,7 @@ differential_tests! {
     file_io => "file/io.c",
     file_stat => "file/stat.c",
     file_dir => "file/dir.c",
+    file_pivot_root => "file/pivot_root.c",
     file_openat2 => "file/openat2.c",
     file_sync_tee => "file/sync_tee.c",
     file_tmpfile => "file/tmpfile.c",

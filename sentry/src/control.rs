@@ -696,19 +696,7 @@ fn start_joined(ctl: &Arc<ContainerCtl>) -> ControlReply {
         return ControlReply::Error("the container's init was already started".into());
     };
     let index = ctl.index;
-    let started = crate::kernel::task::start_exec_process(
-        index,
-        true,
-        ctl.pidns.clone(),
-        p.fs,
-        p.creds,
-        p.rlimits,
-        p.fds,
-        p.path,
-        p.argv,
-        p.envp,
-    );
-    let pid = match started {
+    let pid = match start_in(ctl, p, true) {
         Ok(proc) => proc.pid,
         Err(e) => {
             j.set_exit(127 << 8);
@@ -733,6 +721,26 @@ fn start_joined(ctl: &Arc<ContainerCtl>) -> ControlReply {
         Ok(_) => ControlReply::Done,
         Err(e) => ControlReply::Error(format!("watching the container's init: {e}")),
     }
+}
+
+/// Starts `p` without a parent in the container (its init, or not).
+fn start_in(
+    ctl: &ContainerCtl,
+    p: crate::PreparedProcess,
+    init: bool,
+) -> std::io::Result<Arc<crate::kernel::Process>> {
+    crate::kernel::task::start_exec_process(
+        ctl.index,
+        init,
+        ctl.pidns.clone(),
+        p.fs,
+        p.creds,
+        p.rlimits,
+        p.fds,
+        p.path,
+        p.argv,
+        p.envp,
+    )
 }
 
 /// SIGKILLs every live process of container `index`, again and again
@@ -817,19 +825,7 @@ fn spawn_process(
     stdio: Vec<Option<OwnedFd>>,
 ) -> Result<Arc<crate::kernel::Process>, String> {
     let p = crate::prepare_process(kernel(), &ctl.ns, spec, stdio).map_err(|e| e.to_string())?;
-    crate::kernel::task::start_exec_process(
-        ctl.index,
-        false,
-        ctl.pidns.clone(),
-        p.fs,
-        p.creds,
-        p.rlimits,
-        p.fds,
-        p.path,
-        p.argv,
-        p.envp,
-    )
-    .map_err(|e| format!("starting the process: {e}"))
+    start_in(ctl, p, false).map_err(|e| format!("starting the process: {e}"))
 }
 
 fn exec(ctl: &ContainerCtl, spec: &crate::ProcessSpec, fds: Vec<OwnedFd>) -> ControlReply {

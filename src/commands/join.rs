@@ -209,31 +209,8 @@ fn stdio(console: Option<OwnedFd>) -> Result<Vec<OwnedFd>> {
 /// signals do not reach it; with `tty`, that terminal is its controlling
 /// one and its signals go on to the init.
 fn spawn_init_waiter(g: &GlobalOpts, id: &str, tty: Option<OwnedFd>) -> Result<HostProcess> {
-    let mut waiter = std::process::Command::new("/proc/self/exe");
-    waiter
-        .arg("--root")
-        .arg(&g.root)
-        .arg("init-wait")
-        .arg(id)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let has_tty = tty.is_some();
-    match tty {
-        Some(tty) => waiter.stdin(tty),
-        None => waiter.stdin(std::process::Stdio::null()),
-    };
-    // SAFETY: setsid and ioctl are async-signal-safe.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut waiter, move || {
-            if has_tty {
-                super::terminal::take_terminal(0)
-            } else {
-                libc::setsid();
-                Ok(())
-            }
-        });
-    }
-    let child = waiter.spawn().context("starting the init waiter")?;
+    let child = super::terminal::spawn_waiter(&g.root, &["init-wait", id], tty)
+        .context("starting the init waiter")?;
     HostProcess::of(child.id() as i32)
         .with_context(|| format!("cannot identify the init waiter {}", child.id()))
 }

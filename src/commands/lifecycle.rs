@@ -597,33 +597,9 @@ pub fn exec(g: &GlobalOpts, a: ExecArgs) -> Result<i32> {
         write_pid_file(path, pid)?;
     }
     if a.detach {
-        let mut waiter = std::process::Command::new("/proc/self/exe");
-        waiter
-            .arg("--root")
-            .arg(&g.root)
-            .arg("exec-wait")
-            .arg(&a.id)
-            .arg(pid.to_string())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        let has_tty = waiter_tty.is_some();
-        match waiter_tty {
-            Some(tty) => waiter.stdin(tty),
-            None => waiter.stdin(std::process::Stdio::null()),
-        };
-        // SAFETY: setsid and ioctl are async-signal-safe. The waiter gets
-        // none of the client's terminal signals, only its own terminal's.
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut waiter, move || {
-                if has_tty {
-                    terminal::take_terminal(0)
-                } else {
-                    libc::setsid();
-                    Ok(())
-                }
-            });
-        }
-        let child = waiter.spawn().context("starting the exec waiter")?;
+        let pid_arg = pid.to_string();
+        let child = terminal::spawn_waiter(&g.root, &["exec-wait", &a.id, &pid_arg], waiter_tty)
+            .context("starting the exec waiter")?;
         if let Some(pid_file) = &a.pid_file {
             write_pid_file(pid_file, child.id() as i32)?;
         }

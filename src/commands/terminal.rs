@@ -35,6 +35,43 @@ pub unsafe fn take_terminal(fd: RawFd) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Starts a waiter (`rvisor --root ROOT ARGS...`, a host process that
+/// stands for a process in the sandbox and exits as it does) in a session
+/// of its own, so the client's terminal signals never reach it. With
+/// `tty`, that terminal is its stdin and controlling terminal, whose
+/// signals it forwards (see [`forward_signals`]).
+pub fn spawn_waiter(
+    root: &std::path::Path,
+    args: &[&str],
+    tty: Option<std::os::fd::OwnedFd>,
+) -> std::io::Result<std::process::Child> {
+    use std::process::{Command, Stdio};
+    let mut waiter = Command::new("/proc/self/exe");
+    waiter
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let has_tty = tty.is_some();
+    match tty {
+        Some(tty) => waiter.stdin(tty),
+        None => waiter.stdin(Stdio::null()),
+    };
+    // SAFETY: setsid and ioctl are async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut waiter, move || {
+            if has_tty {
+                take_terminal(0)
+            } else {
+                libc::setsid();
+                Ok(())
+            }
+        });
+    }
+    waiter.spawn()
+}
+
 /// In a waiter whose stdin is its controlling terminal: forwards that
 /// terminal's signals to process `pid` of container `id` (None: its
 /// init). Call before any other thread starts, so all inherit the mask.

@@ -141,7 +141,10 @@ def transcript(rt, handler, name, log_dir):
     )
     c2 = start_container(
         rt, pod, pod_cfg, "c2",
-        "echo c2 says hi; while [ ! -e /tmp/done ]; do sleep 0.05; done; echo c2 done; exit 3",
+        "echo c2 says hi; while [ ! -e /tmp/done ]; do sleep 0.05; done; "
+        # (a moment for the exec that made the file to end: the rest of the
+        # container dies with its init, under runc too)
+        "sleep 2; echo c2 done; exit 3",
     )
     out.append("c1: " + container_state(rt, c1))
     out.append("c2: " + container_state(rt, c2))

@@ -673,11 +673,13 @@ impl Task {
                 break;
             }
             self.park_while_stopped();
+            // A process that called exit_group keeps its code even if a
+            // fatal signal lands while it ends (Linux's group_exit_code).
             let fatal = self.proc.fatal_signal.load(Ordering::SeqCst);
-            if fatal != 0 {
-                self.exit = Some(fatal & 0x7f);
-            } else if let Some(status) = *lock(&self.proc.group_exit) {
+            if let Some(status) = *lock(&self.proc.group_exit) {
                 self.exit = Some(status);
+            } else if fatal != 0 {
+                self.exit = Some(fatal & 0x7f);
             }
             // After a fast-path call `regs` hold only its number, arguments
             // and rip (see `StopEvent::NotifSyscall`).
@@ -708,10 +710,10 @@ impl Task {
                 Ok(StopEvent::Gone) => {
                     let sig = self.proc.fatal_signal.load(Ordering::SeqCst);
                     let group = *lock(&self.proc.group_exit);
-                    self.exit = Some(if sig != 0 {
-                        sig
-                    } else {
-                        group.unwrap_or(libc::SIGKILL)
+                    self.exit = Some(match (group, sig) {
+                        (Some(status), _) => status,
+                        (None, 0) => libc::SIGKILL,
+                        (None, sig) => sig,
                     });
                     self.thread_exit = false;
                 }
@@ -973,10 +975,10 @@ fn leave_process(proc: &Arc<Process>, thread: &Arc<Thread>, status: i32) -> bool
     let last = lock(&proc.threads).iter().all(|t| t.is_gone());
     if last {
         let fatal = proc.fatal_signal.load(Ordering::SeqCst);
-        let status = if fatal != 0 {
-            fatal & 0x7f
-        } else {
-            (*lock(&proc.group_exit)).unwrap_or(status)
+        let status = match *lock(&proc.group_exit) {
+            Some(group) => group,
+            None if fatal != 0 => fatal & 0x7f,
+            None => status,
         };
         k.exit_process(proc, status);
     }

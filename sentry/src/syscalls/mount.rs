@@ -168,3 +168,112 @@ pub fn umount2(t: &mut Task, a: &[u64; 6]) -> SysResult {
     // Files still open below it keep their filesystem (a lazy unmount).
     Ok(0)
 }
+
+/// Namespaces unshare(2) cannot make (yet): it answers EPERM, as to a
+/// caller without the privilege, which programs that probe take in stride.
+const UNSHARE_UNSUPPORTED: i32 = libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWUSER
+    | libc::CLONE_NEWCGROUP
+    | 0x80; // CLONE_NEWTIME
+
+/// What the sentry's tasks already have unshared (each process its own fd
+/// table and fs context, no SysV undo sharing): accepted as they are.
+const UNSHARE_NOOP: i32 = libc::CLONE_FS
+    | libc::CLONE_FILES
+    | libc::CLONE_SYSVSEM
+    | libc::CLONE_THREAD
+    | libc::CLONE_SIGHAND
+    | libc::CLONE_VM;
+
+pub fn unshare(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let flags = a[0] as i32;
+    if flags & !(UNSHARE_NOOP | UNSHARE_UNSUPPORTED | libc::CLONE_NEWNS) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & UNSHARE_UNSUPPORTED != 0 {
+        crate::kernel::kernel().log_unimplemented(
+            libc::SYS_unshare as u64 | 1 << 32,
+            "unshare (namespaces other than mount)",
+        );
+        return Err(Errno::EPERM);
+    }
+    if flags & libc::CLONE_NEWNS != 0 {
+        require_admin(t)?;
+        // A copy of the caller's namespace, its own from now on: the root
+        // and cwd are the same places in the copy.
+        let mut fs = lock(&t.proc.fs);
+        let ns = fs.root.ns().copy();
+        fs.root = fs.root.in_ns(&ns);
+        fs.cwd = fs.cwd.in_ns(&ns);
+    }
+    Ok(0)
+}
+
+pub fn pivot_root(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    require_admin(t)?;
+    let new_path = t.read_path(a[0])?;
+    let old_path = t.read_path(a[1])?;
+    let new_root = resolve_at(t, libc::AT_FDCWD, &new_path, true, false)?;
+    let put_old = resolve_at(t, libc::AT_FDCWD, &old_path, true, false)?;
+    for l in [&new_root, &put_old] {
+        if l.inode().file_type() != crate::vfs::FileType::Directory {
+            return Err(Errno::ENOTDIR);
+        }
+    }
+    let ns = new_root.ns().clone();
+    // Both in the caller's namespace, whose root it must have (not a
+    // chroot inside it).
+    let caller_root = lock(&t.proc.fs).root.clone();
+    if !Arc::ptr_eq(put_old.ns(), &ns) || !Arc::ptr_eq(caller_root.ns(), &ns) {
+        return Err(Errno::EINVAL);
+    }
+    if !caller_root.is_root() {
+        return Err(Errno::EINVAL);
+    }
+    let (newp, oldp) = (new_root.path(), put_old.path());
+    // Linux's order: either on the root's own filesystem is EBUSY; then
+    // new_root must be a mount point and put_old reachable under it.
+    if ns.mount_of(&new_root) == b"/" || ns.mount_of(&put_old) == b"/" {
+        return Err(Errno::EBUSY);
+    }
+    if ns.mount_of(&new_root) != newp {
+        return Err(Errno::EINVAL);
+    }
+    ns.pivot_root(&newp, &oldp)?;
+    // Every process of the namespace: a root or cwd at the old root or at
+    // new_root is now at the new root; others keep their place, under its
+    // new path.
+    let top = ns.root();
+    let old_at = &oldp[newp.len()..];
+    let rebase = |l: &crate::vfs::Location| -> crate::vfs::Location {
+        let p = l.path();
+        let inside = p == newp || (p.starts_with(&newp) && p.get(newp.len()) == Some(&b'/'));
+        let moved = if l.is_root() || p == newp {
+            b"/".to_vec()
+        } else if inside {
+            p[newp.len()..].to_vec()
+        } else {
+            [old_at, &p[..]].concat()
+        };
+        ns.resolve(&top, &top, &moved, true)
+            .unwrap_or_else(|_| top.clone())
+    };
+    let procs: Vec<_> = lock(&crate::kernel::kernel().tree)
+        .procs
+        .values()
+        .filter(|e| e.zombie.is_none())
+        .map(|e| e.proc.clone())
+        .collect();
+    for p in procs {
+        let mut fs = lock(&p.fs);
+        if !Arc::ptr_eq(fs.root.ns(), &ns) {
+            continue;
+        }
+        fs.root = rebase(&fs.root);
+        fs.cwd = rebase(&fs.cwd);
+    }
+    Ok(0)
+}

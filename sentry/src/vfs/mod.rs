@@ -241,7 +241,8 @@ pub trait Inode: Send + Sync {
 /// mount table of the namespace its locations lie in, whichever `Vfs` it
 /// is called on.
 pub struct Vfs {
-    root: Arc<dyn Inode>,
+    /// Changed only by pivot_root.
+    root: RwLock<Arc<dyn Inode>>,
     /// Mounted filesystems by absolute path ("/proc"), the last one on
     /// top (a mount over a mount hides it until unmounted). Mount points
     /// are looked up when a walk steps onto them.
@@ -254,14 +255,19 @@ type MountStack = Vec<Arc<dyn Inode>>;
 impl Vfs {
     pub fn new(root: Arc<dyn Inode>) -> Vfs {
         Vfs {
-            root,
+            root: RwLock::new(root),
             mounts: RwLock::new(HashMap::new()),
         }
     }
 
     /// The namespace's root directory.
     pub fn root(self: &Arc<Self>) -> Location {
-        Location::root(self.clone(), self.root.clone())
+        let root = self
+            .root
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_else(|p| p.into_inner().clone());
+        Location::root(self.clone(), root)
     }
 
     /// Mounts `fs` at absolute path `at` (the directory needs not exist in
@@ -318,6 +324,86 @@ impl Vfs {
             m.keys()
                 .any(|k| k.len() > dir.len() && k.starts_with(dir) && k[dir.len()] == b'/')
         })
+    }
+
+    /// A copy of this namespace (unshare(CLONE_NEWNS)): the same
+    /// filesystems at the same places; what either mounts or unmounts
+    /// later stays its own.
+    pub fn copy(&self) -> Arc<Vfs> {
+        let root = self
+            .root
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_else(|p| p.into_inner().clone());
+        let mounts = self
+            .mounts
+            .read()
+            .map(|m| m.clone())
+            .unwrap_or_else(|p| p.into_inner().clone());
+        Arc::new(Vfs {
+            root: RwLock::new(root),
+            mounts: RwLock::new(mounts),
+        })
+    }
+
+    /// pivot_root(2): the filesystem mounted at `new_root` becomes the
+    /// root, and the old root (with the mounts outside `new_root`) is
+    /// mounted at `put_old`. Both are absolute paths in this namespace,
+    /// `put_old` at or under `new_root`, which must be a mount point other
+    /// than the root (EINVAL otherwise).
+    pub fn pivot_root(&self, new_root: &[u8], put_old: &[u8]) -> VfsResult<()> {
+        let new_root = normalize_mount_path(new_root);
+        let put_old = normalize_mount_path(put_old);
+        let inside = |p: &[u8], dir: &[u8]| {
+            p == dir || (p.starts_with(dir) && p.get(dir.len()) == Some(&b'/'))
+        };
+        if new_root == b"/" || !inside(&put_old, &new_root) {
+            return Err(Errno::EINVAL);
+        }
+        let mut mounts = self.mounts.write().map_err(|_| Errno::EIO)?;
+        let mut root = self.root.write().map_err(|_| Errno::EIO)?;
+        let new_fs = mounts
+            .get(&new_root)
+            .and_then(|s| s.last().cloned())
+            .ok_or(Errno::EINVAL)?;
+        // Where a path of the old tree lands: under new_root it loses that
+        // prefix; elsewhere it moves under put_old (as seen from the new
+        // root).
+        let rebase = |p: &[u8], under: &[u8]| -> Vec<u8> {
+            let mut out = under.to_vec();
+            if p != b"/" {
+                out.extend_from_slice(p);
+            }
+            normalize_mount_path(&out)
+        };
+        let old_at = rebase(&put_old[new_root.len()..], b"/");
+        let mut moved: HashMap<Vec<u8>, MountStack> = HashMap::new();
+        // The new tree's mounts first: the old tree, mounted at put_old,
+        // covers whatever the new tree has there.
+        let mut old: Vec<(Vec<u8>, MountStack)> = mounts.drain().collect();
+        old.sort_by_key(|(p, _)| !inside(p, &new_root));
+        for (path, stack) in old {
+            let (key, stack) = if path == new_root {
+                // Its top is the new root; what it covered stays where it
+                // was in the old tree.
+                let mut stack = stack;
+                stack.pop();
+                if stack.is_empty() {
+                    continue;
+                }
+                (rebase(&path, &old_at), stack)
+            } else if inside(&path, &new_root) {
+                (normalize_mount_path(&path[new_root.len()..]), stack)
+            } else {
+                (rebase(&path, &old_at), stack)
+            };
+            moved.entry(key).or_default().extend(stack);
+        }
+        // The old root is mounted at put_old, over whatever is there.
+        let old_root = std::mem::replace(&mut *root, new_fs);
+        moved.entry(old_at).or_default().push(old_root);
+        *mounts = moved;
+        Ok(())
     }
 
     pub fn mount_points(&self) -> Vec<Vec<u8>> {

@@ -29,6 +29,14 @@ impl Location {
         &self.ns
     }
 
+    /// The same place in another mount namespace (a copy of this one).
+    pub fn in_ns(&self, ns: &Arc<Vfs>) -> Location {
+        Location {
+            ns: ns.clone(),
+            chain: self.chain.clone(),
+        }
+    }
+
     pub fn inode(&self) -> &Arc<dyn Inode> {
         // The chain always holds the root.
         &self.chain[self.chain.len() - 1].1
