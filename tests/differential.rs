@@ -138,6 +138,7 @@ differential_tests! {
     ipc_sysv => "ipc/sysv.c",
     ipc_fifo => "ipc/fifo.c",
     ipc_unix_sockets => "ipc/unix_sockets.c",
+    ipc_mqueue => "ipc/mqueue.c",
     poll_wait => "poll/wait.c",
     signal_handlers => "signal/handlers.c",
     signal_async => "signal/async.c",

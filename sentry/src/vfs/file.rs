@@ -122,6 +122,10 @@ pub trait FileOps: Send + Sync {
     fn is_pipe(&self) -> bool {
         false
     }
+    /// The POSIX message queue behind a queue descriptor.
+    fn message_queue(&self) -> Option<Arc<crate::syscalls::MessageQueue>> {
+        None
+    }
 }
 
 /// Where a file's pages come from for mmap.
