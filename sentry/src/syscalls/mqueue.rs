@@ -29,6 +29,9 @@ const DEFAULT_MSGSIZE: i64 = 8192;
 const HARD_MAXMSG: i64 = 65536;
 const HARD_MSGSIZE: i64 = 16 << 20;
 const MQ_PRIO_MAX: u32 = 32768;
+/// /proc/sys/fs/mqueue/queues_max: each queue holds a host eventfd, so
+/// the count is bounded for everyone but CAP_SYS_RESOURCE, as on Linux.
+const QUEUES_MAX: usize = 256;
 /// si_code of a message-queue notification.
 const SI_MESGQ: i32 = -3;
 const SIGEV_SIGNAL: i32 = 0;
@@ -180,6 +183,11 @@ pub fn mq_open(t: &mut Task, a: &[u64; 6]) -> SysResult {
                 q.clone()
             }
             None if oflag & libc::O_CREAT == 0 => return Err(Errno::ENOENT),
+            None if names.len() >= QUEUES_MAX
+                && !lock(&t.proc.creds).has_cap(cap::SYS_RESOURCE) =>
+            {
+                return Err(Errno::ENOSPC)
+            }
             None => {
                 let (maxmsg, msgsize) = create_attrs(t, a[3])?;
                 let umask = lock(&t.proc.fs).umask;
