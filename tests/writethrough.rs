@@ -185,7 +185,7 @@ echo new > /etc/newfile; chmod 600 /etc/newfile
 echo changed >> /etc/hostname 2>/dev/null || echo no hostname
 rm /bin/true; mkdir -p /opt/app/data; touch -d '2002-03-04 05:06:07' /opt/app/data
 ln -s /opt/app /app; mv /etc/newfile /opt/app/config; chown -R 100:101 /opt
-cat /opt/app/config; ls -ln /opt/app
+cat /opt/app/config; touch -d '2003-04-05 06:07:08' /opt/app/config; ls -ln /opt/app
 "#;
 
 /// `--overlay none`: the rootfs directory on the host ends up as runc
