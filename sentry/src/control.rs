@@ -749,11 +749,10 @@ fn kill_container(index: u32) {
     let k = kernel();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        let victims: Vec<_> = lock(&k.tree)
-            .procs
-            .values()
-            .filter(|e| e.zombie.is_none() && e.proc.container == index)
-            .map(|e| e.proc.clone())
+        let victims: Vec<_> = k
+            .live_processes()
+            .into_iter()
+            .filter(|p| p.container == index)
             .collect();
         if victims.is_empty() {
             return;
@@ -889,14 +888,11 @@ fn signal_from_host(
 
 /// The container's resource use (see [`ContainerUsage`]).
 fn usage(ctl: &ContainerCtl) -> ContainerUsage {
-    let procs: Vec<_> = {
-        let tree = lock(&kernel().tree);
-        tree.procs
-            .values()
-            .filter(|e| ctl.owns(e))
-            .map(|e| e.proc.clone())
-            .collect()
-    };
+    let procs: Vec<_> = kernel()
+        .live_processes()
+        .into_iter()
+        .filter(|p| p.container == ctl.index)
+        .collect();
     let mut u = ContainerUsage {
         pids: procs.len() as u64,
         ..Default::default()

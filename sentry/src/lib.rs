@@ -240,13 +240,7 @@ pub fn boot(
         .map_err(BootError::Task)?;
     let status = kernel::task::wait_for_init();
     // Like a pid namespace whose init died: everything else is killed.
-    let others: Vec<_> = kernel::lock(&k.tree)
-        .procs
-        .values()
-        .filter(|e| e.zombie.is_none())
-        .map(|e| e.proc.clone())
-        .collect();
-    for p in others {
+    for p in k.live_processes() {
         k.kill_process(&p, libc::SIGKILL);
     }
     Ok(status)

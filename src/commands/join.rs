@@ -99,9 +99,7 @@ pub fn create_joined(
         let listener = UnixListener::bind(dir.short_path(container::CONTROL_SOCKET))
             .context("creating the control socket")?;
         // The fds travel with the request; the config names them by index.
-        // The init waiter holds the terminal for the init (see `terminal`).
-        let waiter_tty = console.as_ref().map(|c| c.try_clone()).transpose()?;
-        let mut fds: Vec<OwnedFd> = stdio(console)?;
+        let mut fds: Vec<OwnedFd> = stdio(console.as_ref())?;
         let index = |fds: &mut Vec<OwnedFd>, fd: OwnedFd| -> i32 {
             fds.push(fd);
             fds.len() as i32 - 1
@@ -138,7 +136,8 @@ pub fn create_joined(
             other => bail!("unexpected reply from the sandbox: {other:?}"),
         }
         // From here a failure must also end the container in the sentry.
-        spawn_init_waiter(g, &a.id, waiter_tty).inspect_err(|_| {
+        // The init waiter holds the terminal for the init (see `terminal`).
+        spawn_init_waiter(g, &a.id, console).inspect_err(|_| {
             let _ = dir.request(&ControlRequest::Destroy);
         })
     })();
@@ -187,11 +186,12 @@ pub fn create_joined(
     Ok(())
 }
 
-/// The init's stdio: the terminal, or ours (a closed one as /dev/null).
-fn stdio(console: Option<OwnedFd>) -> Result<Vec<OwnedFd>> {
+/// Stdio for a process started in the sandbox: the terminal, or ours (a
+/// closed one as /dev/null).
+pub(super) fn stdio(console: Option<&OwnedFd>) -> Result<Vec<OwnedFd>> {
     let mut v = Vec::new();
     for fd in 0..3 {
-        let f = match &console {
+        let f = match console {
             Some(tty) => tty.try_clone()?,
             None => match nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3)) {
                 // SAFETY: F_DUPFD_CLOEXEC made this fd for us alone.

@@ -569,19 +569,7 @@ pub fn exec(g: &GlobalOpts, a: ExecArgs) -> Result<i32> {
         (false, Some(_)) => bail!("cannot use console socket if rvisor will not allocate tty"),
         (false, None) => None,
     };
-    // Our stdio, or the terminal; a closed stdio fd becomes /dev/null.
-    let mut stdio: Vec<OwnedFd> = Vec::new();
-    for fd in 0..3 {
-        let f = match &console {
-            Some(tty) => tty.try_clone()?,
-            None => match nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3)) {
-                // SAFETY: F_DUPFD_CLOEXEC made this fd for us alone.
-                Ok(n) => unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(n) },
-                Err(_) => std::fs::File::open("/dev/null")?.into(),
-            },
-        };
-        stdio.push(f);
-    }
+    let mut stdio = join::stdio(console.as_ref())?;
     stdio.extend(preserved);
     let raw: Vec<_> = stdio.iter().map(|f| f.as_raw_fd()).collect();
     let pid = match dir.request_with_fds(&ControlRequest::Exec { process }, &raw)? {
@@ -590,21 +578,21 @@ pub fn exec(g: &GlobalOpts, a: ExecArgs) -> Result<i32> {
         other => bail!("unexpected reply from the sandbox: {other:?}"),
     };
     drop(stdio);
-    // The waiter holds the terminal for the process (see `terminal`).
-    let waiter_tty = console.as_ref().map(|c| c.try_clone()).transpose()?;
-    drop(console);
     if let Some(path) = &a.internal_pid_file {
         write_pid_file(path, pid)?;
     }
     if a.detach {
         let pid_arg = pid.to_string();
-        let child = terminal::spawn_waiter(&g.root, &["exec-wait", &a.id, &pid_arg], waiter_tty)
+        // The waiter holds the terminal for the process (see `terminal`).
+        let child = terminal::spawn_waiter(&g.root, &["exec-wait", &a.id, &pid_arg], console)
             .context("starting the exec waiter")?;
         if let Some(pid_file) = &a.pid_file {
             write_pid_file(pid_file, child.id() as i32)?;
         }
         return Ok(0);
     }
+    // In the foreground we wait; the terminal is the client's to close.
+    drop(console);
     if let Some(pid_file) = &a.pid_file {
         write_pid_file(pid_file, std::process::id() as i32)?;
     }

@@ -15,12 +15,13 @@ shim, reaps).
 import array
 import ctypes
 import os
-import select
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+from terminal_ctrl_c import report, type_ctrl_c
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -50,26 +51,7 @@ def main():
     pid = int(open(pid_file).read())
     subprocess.run([runtime, "--root", root, "start", cid], check=True)
 
-    out = b""
-
-    def read_until(marker, timeout):
-        nonlocal out
-        end = time.monotonic() + timeout
-        while marker not in out and time.monotonic() < end:
-            r, _, _ = select.select([master], [], [], 0.1)
-            if r:
-                try:
-                    chunk = os.read(master, 4096)
-                except OSError:
-                    return
-                if not chunk:
-                    return
-                out += chunk
-
-    read_until(b"ready", 60)
-    time.sleep(0.3)
-    os.write(master, b"\x03")
-    read_until(b"done", 30)
+    text = type_ctrl_c(master)
     status = None
     end = time.monotonic() + 30
     while time.monotonic() < end:
@@ -79,8 +61,7 @@ def main():
             break
         if got == 0:
             time.sleep(0.05)
-    text = out.decode(errors="replace")
-    print("trap ran:", "got INT" in text, "done:", "done" in text, "exit:", status)
+    report(text, status)
 
 
 if __name__ == "__main__":

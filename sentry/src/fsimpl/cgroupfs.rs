@@ -60,19 +60,10 @@ fn weight(shares: Option<u64>) -> u64 {
     }
 }
 
-/// The sandbox's live (not zombie) processes, by ascending pid.
-fn live_processes() -> Vec<Arc<crate::kernel::Process>> {
-    lock(&kernel().tree)
-        .procs
-        .values()
-        .filter(|e| e.zombie.is_none())
-        .map(|e| e.proc.clone())
-        .collect()
-}
-
 /// Live threads of the sandbox.
 fn thread_count() -> usize {
-    live_processes()
+    kernel()
+        .live_processes()
         .iter()
         .map(|p| lock(&p.threads).iter().filter(|t| !t.is_gone()).count())
         .sum()
@@ -80,7 +71,11 @@ fn thread_count() -> usize {
 
 /// CPU time of every live process, in µs.
 fn cpu_usec() -> u64 {
-    live_processes().iter().map(|p| p.cpu_ns() / 1000).sum()
+    kernel()
+        .live_processes()
+        .iter()
+        .map(|p| p.cpu_ns() / 1000)
+        .sum()
 }
 
 /// Bytes in use: the host cgroup's own count when the CLI donated it.
@@ -136,7 +131,7 @@ pub fn new_cgroupfs(limits: &CgroupLimits, usage: Option<OwnedFd>) -> Arc<dyn In
         .with(
             "cgroup.procs",
             text(|| {
-                live_processes()
+                kernel().live_processes()
                     .iter()
                     .map(|p| format!("{}\n", p.pid))
                     .collect()

@@ -320,8 +320,8 @@ fn pid_dir(pid: i32, ns: Option<Arc<PidNamespace>>) -> VfsResult<Arc<dyn Inode>>
                 (
                     tree.pid_in(ns, proc.pid),
                     tree.pid_in(ns, ppid),
-                    tree.group_in(ns, pgid),
-                    tree.group_in(ns, sid),
+                    crate::kernel::pidns::number_in(ns, pgid),
+                    crate::kernel::pidns::number_in(ns, sid),
                 )
             };
             let threads = lock(&proc.threads).iter().filter(|t| !t.is_gone()).count();

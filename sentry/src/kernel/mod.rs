@@ -730,6 +730,16 @@ impl Kernel {
             .map(|e| (e.proc.clone(), e.zombie.is_some()))
     }
 
+    /// The sandbox's live (not zombie) processes, by ascending pid.
+    pub fn live_processes(&self) -> Vec<Arc<Process>> {
+        lock(&self.tree)
+            .procs
+            .values()
+            .filter(|e| e.zombie.is_none())
+            .map(|e| e.proc.clone())
+            .collect()
+    }
+
     pub fn process(&self, pid: i32) -> Option<Arc<Process>> {
         lock(&self.tree)
             .procs

@@ -117,13 +117,23 @@ impl Ids {
     }
 }
 
-/// A live task's number in `ns`, without the tree (for signal senders
-/// the caller knows exist): the id itself in the sandbox's namespace, 0
-/// when `ns` has no number for it.
+/// `global`'s number in `ns`, without asking the tree whether it names a
+/// live task: for signal senders the caller knows exist, and for process
+/// groups and sessions (named by a leader that may have exited). The id
+/// itself in the sandbox's namespace, 0 when `ns` has no number for it.
 pub fn number_in(ns: Option<&Arc<PidNamespace>>, global: i32) -> i32 {
     match ns {
         None => global,
         Some(n) => n.local(global).unwrap_or(0),
+    }
+}
+
+/// The sandbox-wide id `ns` names `local` (a process group or session),
+/// without the tree: [`number_in`]'s inverse.
+pub fn number_from(ns: Option<&Arc<PidNamespace>>, local: i32) -> Option<i32> {
+    match ns {
+        None => Some(local),
+        Some(n) => n.global(local),
     }
 }
 
@@ -178,23 +188,6 @@ impl ProcessTree {
         match ns {
             None => Some(local),
             Some(n) => n.global(local).filter(|g| self.in_namespace(*g, ns)),
-        }
-    }
-
-    /// A process group or session id as namespace `ns` names it (groups
-    /// are named by their leader, who may have exited).
-    pub fn group_in(&self, ns: Option<&Arc<PidNamespace>>, global: i32) -> i32 {
-        match ns {
-            None => global,
-            Some(n) => n.local(global).unwrap_or(0),
-        }
-    }
-
-    /// The sandbox-wide id of group `local` as namespace `ns` names it.
-    pub fn group_from(&self, ns: Option<&Arc<PidNamespace>>, local: i32) -> Option<i32> {
-        match ns {
-            None => Some(local),
-            Some(n) => n.global(local),
         }
     }
 }

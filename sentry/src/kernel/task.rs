@@ -134,21 +134,13 @@ impl Task {
 
     /// A process group or session id as this task names it.
     pub fn group_to_user(&self, global: i32) -> i32 {
-        match self.pidns() {
-            None => global,
-            ns => lock(&kernel().tree).group_in(ns, global),
-        }
+        super::pidns::number_in(self.pidns(), global)
     }
 
     /// The group this task names `local` (> 0); a name unknown here gets
     /// an id no group has.
     pub fn group_from_user(&self, local: i32) -> i32 {
-        match self.pidns() {
-            None => local,
-            ns => lock(&kernel().tree)
-                .group_from(ns, local)
-                .unwrap_or(i32::MIN),
-        }
+        super::pidns::number_from(self.pidns(), local).unwrap_or(i32::MIN)
     }
 
     /// Whether `p` is in this task's view: everything from the sandbox's

@@ -261,13 +261,7 @@ pub fn pivot_root(t: &mut Task, a: &[u64; 6]) -> SysResult {
         ns.resolve(&top, &top, &moved, true)
             .unwrap_or_else(|_| top.clone())
     };
-    let procs: Vec<_> = lock(&crate::kernel::kernel().tree)
-        .procs
-        .values()
-        .filter(|e| e.zombie.is_none())
-        .map(|e| e.proc.clone())
-        .collect();
-    for p in procs {
+    for p in crate::kernel::kernel().live_processes() {
         let mut fs = lock(&p.fs);
         if !Arc::ptr_eq(fs.root.ns(), &ns) {
             continue;

@@ -73,7 +73,7 @@ pub fn getgroups(t: &mut Task, a: &[u64; 6]) -> SysResult {
 pub fn getpgrp(t: &mut Task, _a: &[u64; 6]) -> SysResult {
     let tree = lock(&kernel().tree);
     let pgid = tree.procs.get(&t.pid()).map(|e| e.pgid).unwrap_or(0);
-    Ok(tree.group_in(t.pidns(), pgid) as u64)
+    Ok(crate::kernel::pidns::number_in(t.pidns(), pgid) as u64)
 }
 
 /// A pid argument where 0 means the caller, by its kernel id.
@@ -89,14 +89,14 @@ pub fn getpgid(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let pid = target_pid(t, a[0] as i32)?;
     let tree = lock(&kernel().tree);
     let pgid = tree.procs.get(&pid).map(|e| e.pgid).ok_or(Errno::ESRCH)?;
-    Ok(tree.group_in(t.pidns(), pgid) as u64)
+    Ok(crate::kernel::pidns::number_in(t.pidns(), pgid) as u64)
 }
 
 pub fn getsid(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let pid = target_pid(t, a[0] as i32)?;
     let tree = lock(&kernel().tree);
     let sid = tree.procs.get(&pid).map(|e| e.sid).ok_or(Errno::ESRCH)?;
-    Ok(tree.group_in(t.pidns(), sid) as u64)
+    Ok(crate::kernel::pidns::number_in(t.pidns(), sid) as u64)
 }
 
 pub fn setpgid(t: &mut Task, a: &[u64; 6]) -> SysResult {

@@ -410,13 +410,7 @@ pub fn start_cpu_watcher() {
             .stack_size(128 * 1024)
             .spawn(|| loop {
                 std::thread::sleep(Duration::from_millis(10));
-                let procs: Vec<Arc<Process>> = klock(&kernel().tree)
-                    .procs
-                    .values()
-                    .filter(|e| e.zombie.is_none())
-                    .map(|e| e.proc.clone())
-                    .collect();
-                for p in procs {
+                for p in kernel().live_processes() {
                     check_cpu_time(&p);
                 }
             });
