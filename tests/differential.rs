@@ -139,6 +139,8 @@ differential_tests! {
     ipc_fifo => "ipc/fifo.c",
     ipc_unix_sockets => "ipc/unix_sockets.c",
     ipc_mqueue => "ipc/mqueue.c",
+    net_tcp => "net/tcp.c",
+    net_udp => "net/udp.c",
     poll_wait => "poll/wait.c",
     signal_handlers => "signal/handlers.c",
     signal_async => "signal/async.c",

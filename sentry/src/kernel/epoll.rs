@@ -149,7 +149,26 @@ pub fn wait_ready(
         let mut revents = vec![0i16; files.len()];
         let mut host: Vec<libc::pollfd> = Vec::new();
         let mut host_idx = Vec::new();
+        let mut recheck = Vec::new();
         for (i, (f, ev)) in files.iter().enumerate() {
+            if let Some(fixed) = f.ops.poll_fixed() {
+                revents[i] = fixed & *ev;
+                // Not ready for what is asked: wait for the file's wake-up,
+                // unless it is already up for a reason nobody asked about
+                // (waiting on it would spin).
+                if revents[i] == 0 && fixed & libc::POLLIN == 0 {
+                    if let Some(fd) = f.ops.poll_fd() {
+                        host.push(libc::pollfd {
+                            fd,
+                            events: libc::POLLIN,
+                            revents: 0,
+                        });
+                        host_idx.push(i);
+                        recheck.push(i);
+                    }
+                }
+                continue;
+            }
             match f.ops.poll_fd() {
                 Some(fd) => {
                     host.push(libc::pollfd {
@@ -185,6 +204,12 @@ pub fn wait_ready(
             }
             for (p, i) in host.iter().zip(&host_idx) {
                 revents[*i] = p.revents;
+            }
+            for i in recheck {
+                if revents[i] != 0 {
+                    let (f, ev) = &files[i];
+                    revents[i] = f.ops.poll_fixed().unwrap_or(0) & *ev;
+                }
             }
         }
         if revents.iter().any(|r| *r != 0) {

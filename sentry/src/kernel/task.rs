@@ -45,6 +45,7 @@ unsafe impl Pod for i32 {}
 unsafe impl Pod for [i32; 2] {}
 unsafe impl Pod for [u32; 2] {}
 unsafe impl Pod for [u64; 4] {}
+unsafe impl Pod for [i64; 2] {}
 
 pub fn pod_bytes<T: Pod>(v: &T) -> &[u8] {
     // SAFETY: T is Pod, so viewing its bytes is fine.

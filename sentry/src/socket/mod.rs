@@ -1,4 +1,5 @@
-//! Sockets (gVisor's `pkg/sentry/socket`). Only the unix domain so far;
-//! network families come with the networking work.
+//! Sockets (gVisor's `pkg/sentry/socket`): the unix domain, and internet
+//! sockets on the sandbox's loopback.
 
+pub mod inet;
 pub mod unix;

@@ -28,7 +28,11 @@ pub fn install_fd(t: &Task, file: Arc<OpenFile>, cloexec: bool) -> SysResult {
 
 /// A write that hit a closed pipe or socket raises SIGPIPE, as Linux does.
 fn check_epipe(t: &Task, file: &OpenFile, r: Result<usize, Errno>) -> Result<usize, Errno> {
-    if r == Err(Errno::EPIPE) && (file.ops.is_pipe() || file.ops.clone().unix_socket().is_some()) {
+    if r == Err(Errno::EPIPE)
+        && (file.ops.is_pipe()
+            || file.ops.clone().unix_socket().is_some()
+            || file.ops.clone().inet_socket().is_some())
+    {
         let uid = lock(&t.proc.creds).ruid;
         kernel().send_signal(
             &t.proc,

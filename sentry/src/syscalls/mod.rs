@@ -21,6 +21,7 @@ mod mqueue;
 pub use mqueue::MessageQueue;
 mod fs;
 mod futex;
+mod inet;
 mod inotify;
 mod mm;
 mod mount;
@@ -141,23 +142,25 @@ pub static TABLE: &[Row] = rows! {
     SYS_epoll_wait => poll::epoll_wait, Full;
     SYS_epoll_pwait => poll::epoll_pwait, Full;
     SYS_epoll_pwait2 => poll::epoll_pwait2, Full;
-    // socket: unix socketpairs so far
-    SYS_socket => socket::socket, Partial("AF_UNIX (stream, datagram, seqpacket); network families EAFNOSUPPORT until the networking work");
-    SYS_socketpair => socket::socketpair, Partial("AF_UNIX");
-    SYS_bind => socket::bind, Partial("AF_UNIX: paths and abstract names, autobind");
+    // socket: unix and internet sockets
+    SYS_socket => socket::socket, Partial("AF_UNIX (stream, datagram, seqpacket); AF_INET and AF_INET6 TCP and UDP on the sandbox's loopback; raw sockets EPROTONOSUPPORT, ping sockets EACCES (as Linux's empty ping_group_range), netlink and packet EAFNOSUPPORT");
+    SYS_socketpair => socket::socketpair, Partial("AF_UNIX (AF_INET: EOPNOTSUPP, as Linux)");
+    SYS_bind => socket::bind, Partial("AF_UNIX: paths and abstract names, autobind; AF_INET/AF_INET6: loopback and wildcard addresses, SO_REUSEADDR/SO_REUSEPORT conflicts, ephemeral ports");
     SYS_listen => socket::listen, Full;
     SYS_accept => socket::accept, Full;
     SYS_accept4 => socket::accept4, Full;
-    SYS_connect => socket::connect, Partial("AF_UNIX");
-    SYS_sendto => socket::sendto, Partial("AF_UNIX; datagrams to a name arrive without the sender's address");
-    SYS_recvfrom => socket::recvfrom, Partial("AF_UNIX; the source of unconnected datagrams shows as unnamed");
-    SYS_sendmsg => socket::sendmsg, Partial("SCM_RIGHTS on connected sockets; SCM_CREDENTIALS accepted, not forwarded");
-    SYS_recvmsg => socket::recvmsg, Partial("SCM_RIGHTS; no SCM_CREDENTIALS");
+    SYS_connect => socket::connect, Partial("AF_UNIX; AF_INET/AF_INET6 to loopback addresses (others ENETUNREACH until the sandbox has a network device), non-blocking EINPROGRESS as Linux");
+    SYS_sendto => socket::sendto, Partial("AF_UNIX datagrams to a name arrive without the sender's address; no MSG_OOB");
+    SYS_recvfrom => socket::recvfrom, Partial("AF_UNIX: the source of unconnected datagrams shows as unnamed; no MSG_OOB");
+    SYS_sendmsg => socket::sendmsg, Partial("SCM_RIGHTS on connected unix sockets; SCM_CREDENTIALS accepted, not forwarded; IP-level control messages accepted, no effect");
+    SYS_recvmsg => socket::recvmsg, Partial("SCM_RIGHTS; no SCM_CREDENTIALS; no IP-level control messages");
+    SYS_sendmmsg => socket::sendmmsg, Full;
+    SYS_recvmmsg => socket::recvmmsg, Partial("the timeout is checked between messages, as Linux");
     SYS_shutdown => socket::shutdown, Full;
     SYS_getsockname => socket::getsockname, Full;
     SYS_getpeername => socket::getpeername, Full;
-    SYS_getsockopt => socket::getsockopt, Partial("SOL_SOCKET: SO_PEERCRED, SO_TYPE, SO_DOMAIN, SO_PROTOCOL, SO_ACCEPTCONN, SO_ERROR, buffer sizes");
-    SYS_setsockopt => socket::setsockopt, Partial("SO_RCVBUF, SO_SNDBUF, SO_RCVLOWAT, SO_SNDLOWAT, SO_PASSCRED");
+    SYS_getsockopt => socket::getsockopt, Partial("unix: SO_PEERCRED, SO_TYPE, SO_DOMAIN, SO_PROTOCOL, SO_ACCEPTCONN, SO_ERROR, buffer sizes; inet: the common SOL_SOCKET, IP, IPV6 and TCP options (TCP_INFO reports only the state)");
+    SYS_setsockopt => socket::setsockopt, Partial("unix: SO_RCVBUF, SO_SNDBUF, SO_RCVLOWAT, SO_SNDLOWAT, SO_PASSCRED; inet: the common options, stored and reported (SO_RCVBUF bounds UDP queues; timeouts, keepalive and TTL have no effect on loopback)");
     // fs: paths and metadata
     SYS_open => fs::open, Full;
     SYS_openat => fs::openat, Full;

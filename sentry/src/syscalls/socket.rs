@@ -1,7 +1,8 @@
 //! Socket syscalls. Unix-domain sockets (socketpair, and named sockets
 //! bound to a path or an abstract name, with SCM_RIGHTS) are implemented in
-//! `socket/unix.rs`; network families come with the networking work, and
-//! socket(2) answers EAFNOSUPPORT for them as a kernel without them would.
+//! `socket/unix.rs`; internet sockets (AF_INET, AF_INET6) in
+//! `socket/inet.rs`, with their halves of these calls in `inet.rs`.
+//! Netlink and packet sockets answer EAFNOSUPPORT.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -10,13 +11,15 @@ use nix::errno::Errno;
 
 use super::file::{get_file, install_fd};
 use super::fs::{check_access, ctx, current_umask, may_write, resolve_at, resolve_parent_at};
+use super::inet;
 use super::{arg_fd, SysResult};
 use crate::fsimpl::host::retry_host;
 use crate::kernel::signals::{info_sender, SI_USER};
 use crate::kernel::task::Task;
 use crate::kernel::{kernel, lock};
+use crate::socket::inet::InetSocket;
 use crate::socket::unix::{Ucred, UnixAddr, UnixSocket};
-use crate::vfs::{FileType, OpenFile};
+use crate::vfs::{FileOps, FileType, OpenFile};
 
 const MAX_IO: usize = 1 << 20;
 /// sizeof(struct sockaddr_un).
@@ -46,7 +49,7 @@ fn next_ino() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-fn install_socket(t: &Task, s: Arc<UnixSocket>, flags: i32) -> SysResult {
+pub(super) fn install_socket(t: &Task, s: Arc<dyn FileOps>, flags: i32) -> SysResult {
     let status = libc::O_RDWR | (flags & libc::SOCK_NONBLOCK);
     let f = OpenFile::with_display(s, format!("socket:[{}]", next_ino()).into_bytes(), status);
     install_fd(t, f, flags & libc::SOCK_CLOEXEC != 0)
@@ -64,11 +67,11 @@ fn unix_type(typ: i32) -> Result<i32, Errno> {
 
 pub fn socket(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (domain, typ, proto) = (a[0] as i32, a[1] as i32, a[2] as i32);
+    if domain == libc::AF_INET || domain == libc::AF_INET6 {
+        return inet::socket(t, domain, typ, proto);
+    }
     if domain != libc::AF_UNIX {
-        if matches!(
-            domain,
-            libc::AF_INET | libc::AF_INET6 | libc::AF_NETLINK | libc::AF_PACKET
-        ) {
+        if matches!(domain, libc::AF_NETLINK | libc::AF_PACKET) {
             kernel().log_unimplemented(
                 libc::SYS_socket as u64 | (domain as u64) << 32,
                 "socket (network families)",
@@ -108,11 +111,33 @@ pub fn socketpair(t: &mut Task, a: &[u64; 6]) -> SysResult {
     super::file::write_fd_pair(t, sv, f0, f1)
 }
 
-/// The unix socket behind an application fd (ENOTSOCK otherwise).
-fn unix(t: &Task, fd: i32) -> Result<(Arc<OpenFile>, Arc<UnixSocket>), Errno> {
+/// The socket behind an application fd (ENOTSOCK otherwise).
+enum Sock {
+    Unix(Arc<UnixSocket>),
+    Inet(Arc<InetSocket>),
+}
+
+fn sock(t: &Task, fd: i32) -> Result<(Arc<OpenFile>, Sock), Errno> {
     let f = get_file(t, fd)?;
-    let s = f.ops.clone().unix_socket().ok_or(Errno::ENOTSOCK)?;
-    Ok((f, s))
+    if let Some(s) = f.ops.clone().unix_socket() {
+        return Ok((f, Sock::Unix(s)));
+    }
+    let s = f.ops.clone().inet_socket().ok_or(Errno::ENOTSOCK)?;
+    Ok((f, Sock::Inet(s)))
+}
+
+/// Every handler starts here: the unix socket to work on, or the whole
+/// call handed to `inet.rs` for an internet socket.
+macro_rules! unix_or_inet {
+    ($t:expr, $fd:expr, |$f:ident, $s:ident| $inet:expr) => {
+        match sock($t, $fd)? {
+            (f, Sock::Unix(s)) => (f, s),
+            ($f, Sock::Inet($s)) => {
+                let _ = &$f;
+                return $inet;
+            }
+        }
+    };
 }
 
 fn read_addr(t: &Task, addr: u64, len: u64) -> Result<UnixAddr, Errno> {
@@ -123,7 +148,7 @@ fn read_addr(t: &Task, addr: u64, len: u64) -> Result<UnixAddr, Errno> {
 }
 
 /// Writes a socket address and its length, truncated to the caller's room.
-fn write_addr(t: &Task, addr: u64, lenp: u64, bytes: &[u8]) -> Result<(), Errno> {
+pub(super) fn write_addr(t: &Task, addr: u64, lenp: u64, bytes: &[u8]) -> Result<(), Errno> {
     if addr == 0 || lenp == 0 {
         return Ok(());
     }
@@ -137,7 +162,7 @@ fn write_addr(t: &Task, addr: u64, lenp: u64, bytes: &[u8]) -> Result<(), Errno>
 }
 
 pub fn bind(t: &mut Task, a: &[u64; 6]) -> SysResult {
-    let (_f, s) = unix(t, arg_fd(a[0]))?;
+    let (_f, s) = unix_or_inet!(t, arg_fd(a[0]), |f, s| inet::bind(t, &s, a[1], a[2]));
     let addr = read_addr(t, a[1], a[2])?;
     match &addr {
         UnixAddr::Unnamed => s.autobind()?,
@@ -168,7 +193,7 @@ pub fn bind(t: &mut Task, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn listen(t: &mut Task, a: &[u64; 6]) -> SysResult {
-    let (_f, s) = unix(t, arg_fd(a[0]))?;
+    let (_f, s) = unix_or_inet!(t, arg_fd(a[0]), |f, s| inet::listen(&s, a[1] as i32));
     s.listen(a[1] as i32)?;
     Ok(0)
 }
@@ -192,7 +217,7 @@ fn find_target(t: &Task, addr: &UnixAddr) -> Result<Arc<UnixSocket>, Errno> {
 }
 
 pub fn connect(t: &mut Task, a: &[u64; 6]) -> SysResult {
-    let (_f, s) = unix(t, arg_fd(a[0]))?;
+    let (_f, s) = unix_or_inet!(t, arg_fd(a[0]), |f, s| inet::connect(t, &s, a[1], a[2]));
     let addr = read_addr(t, a[1], a[2])?;
     let target = find_target(t, &addr)?;
     s.connect(&target, addr)?;
@@ -203,7 +228,7 @@ fn do_accept(t: &Task, fd: i32, addr: u64, lenp: u64, flags: i32) -> SysResult {
     if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
         return Err(Errno::EINVAL);
     }
-    let (_f, s) = unix(t, fd)?;
+    let (_f, s) = unix_or_inet!(t, fd, |f, s| inet::accept(t, &s, addr, lenp, flags));
     if s.stype == libc::SOCK_DGRAM {
         return Err(Errno::EOPNOTSUPP);
     }
@@ -229,18 +254,18 @@ pub fn accept4(t: &mut Task, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn getsockname(t: &mut Task, a: &[u64; 6]) -> SysResult {
-    let (_f, s) = unix(t, arg_fd(a[0]))?;
+    let (_f, s) = unix_or_inet!(t, arg_fd(a[0]), |f, s| inet::getsockname(t, &s, a[1], a[2]));
     write_addr(t, a[1], a[2], &s.local_addr().to_bytes())?;
     Ok(0)
 }
 
 pub fn getpeername(t: &mut Task, a: &[u64; 6]) -> SysResult {
-    let (_f, s) = unix(t, arg_fd(a[0]))?;
+    let (_f, s) = unix_or_inet!(t, arg_fd(a[0]), |f, s| inet::getpeername(t, &s, a[1], a[2]));
     write_addr(t, a[1], a[2], &s.peer_addr()?.to_bytes())?;
     Ok(0)
 }
 
-fn raise_sigpipe(t: &Task) {
+pub(super) fn raise_sigpipe(t: &Task) {
     let uid = lock(&t.proc.creds).ruid;
     kernel().send_signal_thread(
         &t.proc,
@@ -326,7 +351,11 @@ fn do_recv(
 pub fn sendto(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (fd, buf, len, flags, addr, alen) =
         (arg_fd(a[0]), a[1], a[2] as usize, a[3] as i32, a[4], a[5]);
-    let (f, s) = unix(t, fd)?;
+    let (f, s) = unix_or_inet!(t, fd, |f, s| {
+        let data = t.read_bytes(buf, len.min(MAX_IO))?;
+        let to = (addr != 0).then_some((addr, alen));
+        inet::send(t, &f, &s, &data, flags, to)
+    });
     let to = if addr != 0 {
         Some(read_addr(t, addr, alen)?)
     } else {
@@ -339,7 +368,17 @@ pub fn sendto(t: &mut Task, a: &[u64; 6]) -> SysResult {
 pub fn recvfrom(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (fd, buf, len, flags, addr, addrlen) =
         (arg_fd(a[0]), a[1], a[2] as usize, a[3] as i32, a[4], a[5]);
-    let (f, s) = unix(t, fd)?;
+    let (f, s) = unix_or_inet!(t, fd, |f, s| {
+        let r = inet::recv(&f, &s, len, flags)?;
+        t.write_bytes(buf, &r.data)?;
+        match &r.from {
+            Some(from) => write_addr(t, addr, addrlen, from)?,
+            // A stream has no source address to give: the length is 0.
+            None if addr != 0 && addrlen != 0 => t.write_obj(addrlen, &0u32)?,
+            None => {}
+        }
+        Ok(r.ret as u64)
+    });
     let (data, n) = do_recv(&f, &s, len, flags)?;
     t.write_bytes(buf, &data[..n.min(data.len())])?;
     if n > 0 && flags & libc::MSG_PEEK == 0 {
@@ -350,19 +389,51 @@ pub fn recvfrom(t: &mut Task, a: &[u64; 6]) -> SysResult {
     Ok(n as u64)
 }
 
-/// struct msghdr: name, namelen, iov, iovlen, control, controllen, flags.
-fn read_msghdr(t: &Task, addr: u64) -> Result<[u64; 7], Errno> {
+/// struct msghdr, as the application laid it out.
+pub(super) struct MsgHeader {
+    pub name: u64,
+    pub namelen: u64,
+    pub iov: u64,
+    pub iovlen: u64,
+    pub control: u64,
+    pub controllen: u64,
+}
+
+fn read_msghdr(t: &Task, addr: u64) -> Result<MsgHeader, Errno> {
     let raw = t.read_bytes(addr, 56)?;
     let g = |o: usize| u64::from_le_bytes(raw[o..o + 8].try_into().unwrap_or([0; 8]));
-    Ok([
-        g(0),
-        g(8) & 0xffff_ffff,
-        g(16),
-        g(24),
-        g(32),
-        g(40),
-        g(48) & 0xffff_ffff,
-    ])
+    Ok(MsgHeader {
+        name: g(0),
+        namelen: g(8) & 0xffff_ffff,
+        iov: g(16),
+        iovlen: g(24),
+        control: g(32),
+        controllen: g(40),
+    })
+}
+
+/// Gathers a message's data from its iovecs.
+fn gather(t: &Task, msg: &MsgHeader) -> Result<Vec<u8>, Errno> {
+    let mut data = Vec::new();
+    for (base, len) in iovecs(t, msg.iov, msg.iovlen)? {
+        let len = (len as usize).min(MAX_IO - data.len());
+        data.extend_from_slice(&t.read_bytes(base, len)?);
+    }
+    Ok(data)
+}
+
+/// Scatters received bytes over a message's iovecs.
+fn scatter(t: &Task, iovs: &[(u64, u64)], data: &[u8]) -> Result<(), Errno> {
+    let mut left = data;
+    for (base, len) in iovs {
+        if left.is_empty() {
+            break;
+        }
+        let k = (*len as usize).min(left.len());
+        t.write_bytes(*base, &left[..k])?;
+        left = &left[k..];
+    }
+    Ok(())
 }
 
 /// The iovec array of a msghdr (msg_iovlen over IOV_MAX is EMSGSIZE).
@@ -412,15 +483,20 @@ fn control_rights(t: &Task, control: u64, len: u64) -> Result<Vec<Arc<OpenFile>>
 
 pub fn sendmsg(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (fd, msg, flags) = (arg_fd(a[0]), a[1], a[2] as i32);
-    let [name, namelen, iov, iovlen, control, controllen, _] = read_msghdr(t, msg)?;
-    let (f, s) = unix(t, fd)?;
-    let to = if name != 0 && namelen != 0 {
-        Some(read_addr(t, name, namelen)?)
+    let m = read_msghdr(t, msg)?;
+    let (f, s) = unix_or_inet!(t, fd, |f, s| {
+        inet::check_control(t, &m)?;
+        let data = gather(t, &m)?;
+        let to = (m.name != 0 && m.namelen != 0).then_some((m.name, m.namelen));
+        inet::send(t, &f, &s, &data, flags, to)
+    });
+    let to = if m.name != 0 && m.namelen != 0 {
+        Some(read_addr(t, m.name, m.namelen)?)
     } else {
         None
     };
-    let rights = if control != 0 && controllen != 0 {
-        control_rights(t, control, controllen)?
+    let rights = if m.control != 0 && m.controllen != 0 {
+        control_rights(t, m.control, m.controllen)?
     } else {
         Vec::new()
     };
@@ -431,11 +507,7 @@ pub fn sendmsg(t: &mut Task, a: &[u64; 6]) -> SysResult {
         );
         return Err(Errno::EOPNOTSUPP);
     }
-    let mut data = Vec::new();
-    for (base, len) in iovecs(t, iov, iovlen)? {
-        let len = (len as usize).min(MAX_IO - data.len());
-        data.extend_from_slice(&t.read_bytes(base, len)?);
-    }
+    let data = gather(t, &m)?;
     // The files travel beside the data: queue them first so a receiver
     // that gets the bytes finds them.
     if !rights.is_empty() {
@@ -446,20 +518,28 @@ pub fn sendmsg(t: &mut Task, a: &[u64; 6]) -> SysResult {
 
 pub fn recvmsg(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (fd, msg, flags) = (arg_fd(a[0]), a[1], a[2] as i32);
-    let [name, namelen, iov, iovlen, control, controllen, _] = read_msghdr(t, msg)?;
-    let (f, s) = unix(t, fd)?;
-    let iovs = iovecs(t, iov, iovlen)?;
+    let m = read_msghdr(t, msg)?;
+    let iovs = iovecs(t, m.iov, m.iovlen)?;
     let total: u64 = iovs.iter().map(|v| v.1).sum();
+    let (f, s) = unix_or_inet!(t, fd, |f, s| {
+        let r = inet::recv(&f, &s, total as usize, flags)?;
+        scatter(t, &iovs, &r.data)?;
+        let from_len = match (&r.from, m.name) {
+            (Some(from), name) if name != 0 => {
+                let k = (m.namelen as usize).min(from.len());
+                t.write_bytes(name, &from[..k])?;
+                from.len()
+            }
+            _ => 0,
+        };
+        t.write_obj(msg + 8, &(from_len as u32))?;
+        t.write_obj(msg + 40, &0u64)?;
+        t.write_obj(msg + 48, &(r.msg_flags as u32))?;
+        Ok(r.ret as u64)
+    });
     let (data, n) = do_recv(&f, &s, total as usize, flags)?;
-    let mut left = &data[..n.min(data.len())];
-    for (base, len) in iovs {
-        if left.is_empty() {
-            break;
-        }
-        let k = (len as usize).min(left.len());
-        t.write_bytes(base, &left[..k])?;
-        left = &left[k..];
-    }
+    scatter(t, &iovs, &data[..n.min(data.len())])?;
+    let (name, namelen, control, controllen) = (m.name, m.namelen, m.control, m.controllen);
     if name != 0 {
         let from = s.peer_addr().unwrap_or(UnixAddr::Unnamed).to_bytes();
         let k = (namelen as usize).min(from.len());
@@ -501,8 +581,13 @@ pub fn recvmsg(t: &mut Task, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn shutdown(t: &mut Task, a: &[u64; 6]) -> SysResult {
-    let (_f, s) = unix(t, arg_fd(a[0]))?;
     let how = a[1] as i32;
+    let (_f, s) = unix_or_inet!(t, arg_fd(a[0]), |f, s| {
+        if !matches!(how, libc::SHUT_RD | libc::SHUT_WR | libc::SHUT_RDWR) {
+            return Err(Errno::EINVAL);
+        }
+        inet::shutdown(&s, how)
+    });
     if !matches!(how, libc::SHUT_RD | libc::SHUT_WR | libc::SHUT_RDWR) {
         return Err(Errno::EINVAL);
     }
@@ -524,7 +609,9 @@ fn host_int_option(name: i32) -> bool {
 
 pub fn getsockopt(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (fd, level, name, val, lenp) = (arg_fd(a[0]), a[1] as i32, a[2] as i32, a[3], a[4]);
-    let (_f, s) = unix(t, fd)?;
+    let (_f, s) = unix_or_inet!(t, fd, |f, s| inet::getsockopt(
+        t, &s, level, name, val, lenp
+    ));
     if level != libc::SOL_SOCKET {
         return Err(Errno::EOPNOTSUPP);
     }
@@ -568,7 +655,7 @@ pub fn getsockopt(t: &mut Task, a: &[u64; 6]) -> SysResult {
 
 pub fn setsockopt(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (fd, level, name, val, len) = (arg_fd(a[0]), a[1] as i32, a[2] as i32, a[3], a[4]);
-    let (_f, s) = unix(t, fd)?;
+    let (_f, s) = unix_or_inet!(t, fd, |f, s| inet::setsockopt(t, &s, level, name, val, len));
     if level != libc::SOL_SOCKET {
         return Err(Errno::ENOPROTOOPT);
     }
@@ -589,4 +676,63 @@ pub fn setsockopt(t: &mut Task, a: &[u64; 6]) -> SysResult {
         }
         _ => Err(Errno::ENOPROTOOPT),
     }
+}
+
+/// sizeof(struct mmsghdr): a msghdr and the count of bytes moved.
+const MMSGHDR_LEN: u64 = 64;
+/// UIO_MAXIOV: the most messages one call moves.
+const MMSG_MAX: u64 = 1024;
+
+/// sendmmsg(2): sendmsg over each message until one fails; the count sent
+/// is the result unless the first one failed.
+pub fn sendmmsg(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (fd, vec, vlen, flags) = (a[0], a[1], a[2].min(MMSG_MAX), a[3]);
+    let mut done = 0u64;
+    while done < vlen {
+        let hdr = vec + done * MMSGHDR_LEN;
+        match sendmsg(t, &[fd, hdr, flags, 0, 0, 0]) {
+            Ok(n) => t.write_obj(hdr + 56, &(n as u32))?,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+        done += 1;
+    }
+    Ok(done)
+}
+
+/// recvmmsg(2): recvmsg into each message; MSG_WAITFORONE makes every
+/// receive after the first non-blocking. The timeout is checked between
+/// messages, as Linux does.
+pub fn recvmmsg(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (fd, vec, vlen, flags, timeout) = (a[0], a[1], a[2].min(MMSG_MAX), a[3] as i32, a[4]);
+    let deadline = if timeout != 0 {
+        let ts: libc::timespec = t.read_obj(timeout)?;
+        if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
+            return Err(Errno::EINVAL);
+        }
+        Some(
+            std::time::Instant::now()
+                + std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32),
+        )
+    } else {
+        None
+    };
+    let mut done = 0u64;
+    let mut fl = flags & !libc::MSG_WAITFORONE;
+    while done < vlen {
+        let hdr = vec + done * MMSGHDR_LEN;
+        match recvmsg(t, &[fd, hdr, fl as u64, 0, 0, 0]) {
+            Ok(n) => t.write_obj(hdr + 56, &(n as u32))?,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+        done += 1;
+        if flags & libc::MSG_WAITFORONE != 0 {
+            fl |= libc::MSG_DONTWAIT;
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            break;
+        }
+    }
+    Ok(done)
 }

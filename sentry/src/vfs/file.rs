@@ -102,6 +102,18 @@ pub trait FileOps: Send + Sync {
     ) -> Option<std::sync::Arc<crate::socket::unix::UnixSocket>> {
         None
     }
+    /// The internet socket behind this file.
+    fn inet_socket(
+        self: std::sync::Arc<Self>,
+    ) -> Option<std::sync::Arc<crate::socket::inet::InetSocket>> {
+        None
+    }
+    /// Readiness the sentry knows without a host poll (revents for every
+    /// event); `poll_fd`, when given too, is then only a wake-up: it turns
+    /// readable when this answer may have changed.
+    fn poll_fixed(&self) -> Option<i16> {
+        None
+    }
     /// The inotify instance behind this file.
     fn inotify(self: std::sync::Arc<Self>) -> Option<std::sync::Arc<super::inotify::Inotify>> {
         None

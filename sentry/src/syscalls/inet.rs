@@ -1,0 +1,523 @@
+//! The internet-socket halves of the socket syscalls (`socket.rs` reads
+//! the arguments and sends AF_INET and AF_INET6 sockets here): copying
+//! addresses, data and options between the application and the socket
+//! objects of `socket/inet.rs`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use nix::errno::Errno;
+
+use super::socket::{install_socket, raise_sigpipe, MsgHeader};
+use super::SysResult;
+use crate::fsimpl::host::retry_host;
+use crate::kernel::task::Task;
+use crate::kernel::{cap, kernel, lock};
+use crate::socket::inet::{
+    canonical, int_option_default, is_bool_option, parse_sockaddr, sockaddr_bytes, sockaddr_family,
+    Connected, InetSocket, Options, Proto,
+};
+use crate::vfs::OpenFile;
+
+/// sizeof(struct sockaddr_storage): the longest address a call reads.
+const SOCKADDR_MAX: u64 = 128;
+const MAX_IO: usize = 1 << 20;
+/// Linux's SOCK_MIN_RCVBUF / SOCK_MIN_SNDBUF on x86_64.
+const MIN_RCVBUF: i32 = 2304;
+const MIN_SNDBUF: i32 = 4608;
+/// TCP_INFO's tcpi_state values.
+const TCP_ESTABLISHED: u8 = 1;
+const TCP_CLOSE: u8 = 7;
+const TCP_LISTEN: u8 = 10;
+
+const SEND_FLAGS: i32 = libc::MSG_DONTWAIT
+    | libc::MSG_NOSIGNAL
+    | libc::MSG_MORE
+    | libc::MSG_EOR
+    | libc::MSG_CONFIRM
+    | libc::MSG_DONTROUTE;
+const RECV_FLAGS: i32 = libc::MSG_DONTWAIT
+    | libc::MSG_PEEK
+    | libc::MSG_WAITALL
+    | libc::MSG_TRUNC
+    | libc::MSG_CMSG_CLOEXEC
+    | libc::MSG_ERRQUEUE;
+
+/// socket(2) for AF_INET and AF_INET6.
+pub fn socket(t: &Task, domain: i32, typ: i32, protocol: i32) -> SysResult {
+    if typ & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC | 0xf) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let proto = match (typ & 0xf, protocol) {
+        (libc::SOCK_STREAM, 0 | libc::IPPROTO_TCP) => Proto::Tcp,
+        (libc::SOCK_DGRAM, 0 | libc::IPPROTO_UDP) => Proto::Udp,
+        // Ping sockets: Linux admits only the groups in
+        // net.ipv4.ping_group_range, which is empty by default.
+        (libc::SOCK_DGRAM, libc::IPPROTO_ICMP | libc::IPPROTO_ICMPV6) => return Err(Errno::EACCES),
+        (libc::SOCK_RAW, _) => {
+            if !lock(&t.proc.creds).has_cap(cap::NET_RAW) {
+                return Err(Errno::EPERM);
+            }
+            kernel().log_unimplemented(
+                libc::SYS_socket as u64 | (libc::SOCK_RAW as u64) << 32,
+                "socket (raw internet sockets)",
+            );
+            return Err(Errno::EPROTONOSUPPORT);
+        }
+        (libc::SOCK_STREAM | libc::SOCK_DGRAM, _) => return Err(Errno::EPROTONOSUPPORT),
+        _ => return Err(Errno::ESOCKTNOSUPPORT),
+    };
+    let uid = lock(&t.proc.creds).euid;
+    let s = InetSocket::new(domain, proto, typ & libc::SOCK_NONBLOCK != 0, uid)?;
+    install_socket(t, s, typ)
+}
+
+fn read_sockaddr(t: &Task, addr: u64, len: u64) -> Result<Vec<u8>, Errno> {
+    if len > SOCKADDR_MAX || (len as i32) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    t.read_bytes(addr, len as usize)
+}
+
+/// An address the caller gave, canonical (IPv4-mapped becomes IPv4).
+fn read_inet_addr(t: &Task, s: &InetSocket, addr: u64, len: u64) -> Result<SocketAddr, Errno> {
+    let raw = read_sockaddr(t, addr, len)?;
+    Ok(canonical(parse_sockaddr(s.family, &raw)?))
+}
+
+fn write_addr(t: &Task, addr: u64, lenp: u64, bytes: &[u8]) -> Result<(), Errno> {
+    super::socket::write_addr(t, addr, lenp, bytes)
+}
+
+pub fn bind(t: &Task, s: &Arc<InetSocket>, addr: u64, len: u64) -> SysResult {
+    let raw = read_sockaddr(t, addr, len)?;
+    let parsed = match parse_sockaddr(s.family, &raw) {
+        // Linux's compatibility rule: an IPv4 socket may be bound with
+        // AF_UNSPEC if the address is INADDR_ANY.
+        Err(Errno::EAFNOSUPPORT)
+            if s.family == libc::AF_INET
+                && sockaddr_family(&raw) == libc::AF_UNSPEC
+                && raw[4..8] == [0; 4] =>
+        {
+            let port = u16::from_be_bytes([raw[2], raw[3]]);
+            SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), port)
+        }
+        other => other?,
+    };
+    let may_bind_low = lock(&t.proc.creds).has_cap(cap::NET_BIND_SERVICE);
+    s.bind(canonical(parsed), may_bind_low)?;
+    Ok(0)
+}
+
+pub fn listen(s: &Arc<InetSocket>, backlog: i32) -> SysResult {
+    s.listen(backlog)?;
+    Ok(0)
+}
+
+pub fn connect(t: &Task, s: &Arc<InetSocket>, addr: u64, len: u64) -> SysResult {
+    let raw = read_sockaddr(t, addr, len)?;
+    if raw.len() < 2 {
+        return Err(Errno::EINVAL);
+    }
+    let dest = if sockaddr_family(&raw) == libc::AF_UNSPEC {
+        None
+    } else {
+        Some(canonical(parse_sockaddr(s.family, &raw)?))
+    };
+    match s.connect(dest)? {
+        Connected::Now => Ok(0),
+        Connected::InProgress => Err(Errno::EINPROGRESS),
+    }
+}
+
+pub fn accept(t: &Task, s: &Arc<InetSocket>, addr: u64, lenp: u64, flags: i32) -> SysResult {
+    if s.proto != Proto::Tcp {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let conn = s.accept()?;
+    if flags & libc::SOCK_NONBLOCK != 0 {
+        crate::vfs::FileOps::set_nonblocking(&*conn, true);
+    }
+    let peer = sockaddr_bytes(s.family, conn.peer_addr()?);
+    let nfd = install_socket(t, conn, flags)?;
+    if let Err(e) = write_addr(t, addr, lenp, &peer) {
+        let _ = lock(&t.proc.fds).remove(nfd as i32);
+        return Err(e);
+    }
+    Ok(nfd)
+}
+
+pub fn getsockname(t: &Task, s: &InetSocket, addr: u64, lenp: u64) -> SysResult {
+    write_addr(t, addr, lenp, &sockaddr_bytes(s.family, s.local_addr()))?;
+    Ok(0)
+}
+
+pub fn getpeername(t: &Task, s: &InetSocket, addr: u64, lenp: u64) -> SysResult {
+    write_addr(t, addr, lenp, &sockaddr_bytes(s.family, s.peer_addr()?))?;
+    Ok(0)
+}
+
+/// Sends `data`: a TCP connection ignores a destination, as Linux does.
+pub fn send(
+    t: &Task,
+    f: &OpenFile,
+    s: &Arc<InetSocket>,
+    data: &[u8],
+    flags: i32,
+    to: Option<(u64, u64)>,
+) -> SysResult {
+    if flags & !SEND_FLAGS != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let r = match s.proto {
+        Proto::Udp => {
+            let dest = match to {
+                Some((addr, len)) => Some(read_inet_addr(t, s, addr, len)?),
+                None => None,
+            };
+            s.send_dgram(data, dest)
+        }
+        Proto::Tcp => send_stream(f, s, data, flags),
+    };
+    if r == Err(Errno::EPIPE) && flags & libc::MSG_NOSIGNAL == 0 {
+        raise_sigpipe(t);
+    }
+    Ok(r? as u64)
+}
+
+fn send_stream(f: &OpenFile, s: &InetSocket, data: &[u8], flags: i32) -> Result<usize, Errno> {
+    if let Some(e) = s.take_error() {
+        return Err(e);
+    }
+    let h = s.stream_fd().ok_or(Errno::EPIPE)?;
+    let mut fl = (flags & (libc::MSG_DONTWAIT | libc::MSG_MORE)) | libc::MSG_NOSIGNAL;
+    if f.flags() & libc::O_NONBLOCK != 0 {
+        fl |= libc::MSG_DONTWAIT;
+    }
+    retry_host(|| {
+        // SAFETY: send from our own buffer on a socket the sentry owns.
+        Errno::result(unsafe { libc::send(h, data.as_ptr().cast(), data.len(), fl) })
+            .map(|n| n as usize)
+    })
+}
+
+/// What a receive produced: the bytes, the count the call returns, the
+/// sender (datagrams) and the msg_flags.
+pub struct Received {
+    pub data: Vec<u8>,
+    pub ret: usize,
+    pub from: Option<Vec<u8>>,
+    pub msg_flags: i32,
+}
+
+pub fn recv(f: &OpenFile, s: &InetSocket, len: usize, flags: i32) -> Result<Received, Errno> {
+    if flags & !RECV_FLAGS != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    if flags & libc::MSG_ERRQUEUE != 0 {
+        // Nothing ever queues extended errors here.
+        return Err(Errno::EAGAIN);
+    }
+    let mut buf = vec![0u8; len.min(MAX_IO)];
+    match s.proto {
+        Proto::Udp => {
+            let mut fl = flags;
+            if f.flags() & libc::O_NONBLOCK != 0 {
+                fl |= libc::MSG_DONTWAIT;
+            }
+            let r = s.recv_dgram(&mut buf, fl)?;
+            buf.truncate(r.len);
+            let truncated = r.full_len > r.len;
+            Ok(Received {
+                data: buf,
+                ret: if flags & libc::MSG_TRUNC != 0 {
+                    r.full_len
+                } else {
+                    r.len
+                },
+                from: r.from.map(|a| sockaddr_bytes(s.family, a)),
+                msg_flags: if truncated { libc::MSG_TRUNC } else { 0 },
+            })
+        }
+        Proto::Tcp => {
+            if let Some(e) = s.take_error() {
+                return Err(e);
+            }
+            let h = s.stream_fd().ok_or(Errno::ENOTCONN)?;
+            let mut fl = flags & (libc::MSG_DONTWAIT | libc::MSG_PEEK | libc::MSG_WAITALL);
+            if f.flags() & libc::O_NONBLOCK != 0 {
+                fl |= libc::MSG_DONTWAIT;
+            }
+            let n = retry_host(|| {
+                // SAFETY: recv into our own buffer on a socket the sentry
+                // owns.
+                Errno::result(unsafe { libc::recv(h, buf.as_mut_ptr().cast(), buf.len(), fl) })
+                    .map(|n| n as usize)
+            })?;
+            buf.truncate(n);
+            // TCP's MSG_TRUNC discards the bytes instead of copying them.
+            if flags & libc::MSG_TRUNC != 0 {
+                buf.clear();
+            }
+            Ok(Received {
+                data: buf,
+                ret: n,
+                from: None,
+                msg_flags: 0,
+            })
+        }
+    }
+}
+
+/// Checks the control messages of a sendmsg on an internet socket: IP
+/// level ones are accepted (and have no effect on loopback); passing
+/// files or credentials is for unix sockets only.
+pub fn check_control(t: &Task, msg: &MsgHeader) -> Result<(), Errno> {
+    if msg.control == 0 || msg.controllen == 0 {
+        return Ok(());
+    }
+    if msg.controllen > 64 * 1024 {
+        return Err(Errno::ENOBUFS);
+    }
+    let raw = t.read_bytes(msg.control, msg.controllen as usize)?;
+    let mut off = 0usize;
+    while off + 16 <= raw.len() {
+        let clen = u64::from_le_bytes(raw[off..off + 8].try_into().unwrap_or([0; 8])) as usize;
+        let level = i32::from_le_bytes(raw[off + 8..off + 12].try_into().unwrap_or([0; 4]));
+        if clen < 16 || off + clen > raw.len() {
+            return Err(Errno::EINVAL);
+        }
+        if level == libc::SOL_SOCKET {
+            return Err(Errno::EINVAL);
+        }
+        off += (clen + 7) & !7;
+    }
+    Ok(())
+}
+
+pub fn shutdown(s: &InetSocket, how: i32) -> SysResult {
+    s.shutdown(how)?;
+    Ok(0)
+}
+
+fn int_bytes(v: i32) -> Vec<u8> {
+    v.to_le_bytes().to_vec()
+}
+
+/// struct tcp_info with what loopback knows: the state, and zeros.
+fn tcp_info(s: &InetSocket) -> Vec<u8> {
+    let mut b = vec![0u8; 232];
+    b[0] = if s.is_listening() {
+        TCP_LISTEN
+    } else if s.stream_fd().is_some() {
+        TCP_ESTABLISHED
+    } else {
+        TCP_CLOSE
+    };
+    b
+}
+
+pub fn getsockopt(
+    t: &Task,
+    s: &InetSocket,
+    level: i32,
+    name: i32,
+    val: u64,
+    lenp: u64,
+) -> SysResult {
+    let have: u32 = t.read_obj(lenp)?;
+    if (have as i32) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let o = s.options();
+    let v6 = s.family == libc::AF_INET6;
+    let bytes: Vec<u8> = match (level, name) {
+        (libc::SOL_SOCKET, libc::SO_TYPE) => int_bytes(s.stype()),
+        (libc::SOL_SOCKET, libc::SO_DOMAIN) => int_bytes(s.family),
+        (libc::SOL_SOCKET, libc::SO_PROTOCOL) => int_bytes(s.protocol()),
+        (libc::SOL_SOCKET, libc::SO_ERROR) => int_bytes(s.take_error().map_or(0, |e| e as i32)),
+        (libc::SOL_SOCKET, libc::SO_ACCEPTCONN) => int_bytes(s.is_listening() as i32),
+        (libc::SOL_SOCKET, libc::SO_REUSEADDR) => int_bytes(o.reuseaddr as i32),
+        (libc::SOL_SOCKET, libc::SO_REUSEPORT) => int_bytes(o.reuseport as i32),
+        (libc::SOL_SOCKET, libc::SO_RCVBUF) => int_bytes(o.rcvbuf),
+        (libc::SOL_SOCKET, libc::SO_SNDBUF) => int_bytes(o.sndbuf),
+        (libc::SOL_SOCKET, libc::SO_LINGER) => {
+            let mut b = int_bytes(o.linger.0);
+            b.extend_from_slice(&o.linger.1.to_le_bytes());
+            b
+        }
+        (libc::SOL_SOCKET, libc::SO_RCVTIMEO) => o.rcvtimeo.to_vec(),
+        (libc::SOL_SOCKET, libc::SO_SNDTIMEO) => o.sndtimeo.to_vec(),
+        (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) if v6 => int_bytes(o.v6only as i32),
+        (libc::IPPROTO_IPV6, _) if !v6 => return Err(Errno::EOPNOTSUPP),
+        (libc::IPPROTO_TCP, libc::TCP_INFO) if s.proto == Proto::Tcp => tcp_info(s),
+        (libc::IPPROTO_TCP, libc::TCP_MAXSEG) if s.proto == Proto::Tcp => {
+            // Loopback's MTU (65536) less the IP and TCP headers and the
+            // timestamp option; 536 before a connection exists.
+            int_bytes(if s.stream_fd().is_some() { 65483 } else { 536 })
+        }
+        (libc::IPPROTO_TCP, libc::TCP_CONGESTION) if s.proto == Proto::Tcp => {
+            let mut b = b"cubic".to_vec();
+            b.resize(16, 0);
+            b
+        }
+        (libc::IPPROTO_IP, libc::IP_MTU) | (libc::IPPROTO_IPV6, libc::IPV6_MTU) => {
+            if s.peer_addr().is_err() {
+                return Err(Errno::ENOTCONN);
+            }
+            int_bytes(65536)
+        }
+        _ => match int_option_default(s.proto, level, name) {
+            Some(d) => int_bytes(o.ints.get(&(level, name)).copied().unwrap_or(d)),
+            None => {
+                log_option(level, name, "getsockopt");
+                // An IPv4 socket's ip_getsockopt answers an unknown level
+                // with EOPNOTSUPP; everything else is ENOPROTOOPT.
+                let known = matches!(
+                    level,
+                    libc::SOL_SOCKET | libc::IPPROTO_IP | libc::IPPROTO_TCP | libc::SOL_UDP
+                );
+                let tcp_level_on_udp = level == libc::IPPROTO_TCP && s.proto == Proto::Udp;
+                let udp_level_on_tcp = level == libc::SOL_UDP && s.proto == Proto::Tcp;
+                if !v6 && (!known || tcp_level_on_udp || udp_level_on_tcp) {
+                    return Err(Errno::EOPNOTSUPP);
+                }
+                return Err(Errno::ENOPROTOOPT);
+            }
+        },
+    };
+    let n = (have as usize).min(bytes.len());
+    t.write_bytes(val, &bytes[..n])?;
+    t.write_obj(lenp, &(n as u32))?;
+    Ok(0)
+}
+
+/// Logs an option nobody implemented, once per (level, name).
+fn log_option(level: i32, name: i32, call: &str) {
+    let key = libc::SYS_setsockopt as u64 | (level as u64 & 0xffff) << 32 | (name as u64) << 48;
+    kernel().log_unimplemented(key, &format!("{call} level {level} option {name}"));
+}
+
+pub fn setsockopt(
+    t: &Task,
+    s: &InetSocket,
+    level: i32,
+    name: i32,
+    val: u64,
+    len: u64,
+) -> SysResult {
+    let v6 = s.family == libc::AF_INET6;
+    // The options that take a structure.
+    match (level, name) {
+        (libc::SOL_SOCKET, libc::SO_LINGER) => {
+            if len < 8 {
+                return Err(Errno::EINVAL);
+            }
+            let l: [i32; 2] = t.read_obj(val)?;
+            s.set_options(|o| {
+                o.linger = ((l[0] != 0) as i32, l[1].max(0));
+                Ok(())
+            })?;
+            return Ok(0);
+        }
+        (libc::SOL_SOCKET, libc::SO_RCVTIMEO | libc::SO_SNDTIMEO) => {
+            if len < 16 {
+                return Err(Errno::EINVAL);
+            }
+            let tv: [i64; 2] = t.read_obj(val)?;
+            if tv[1] < 0 || tv[1] >= 1_000_000 {
+                return Err(Errno::EDOM);
+            }
+            let mut b = [0u8; 16];
+            // A negative time means "forever", which reads back as zero.
+            if tv[0] >= 0 {
+                b[..8].copy_from_slice(&tv[0].to_le_bytes());
+                b[8..].copy_from_slice(&tv[1].to_le_bytes());
+            }
+            s.set_options(|o| {
+                if name == libc::SO_RCVTIMEO {
+                    o.rcvtimeo = b;
+                } else {
+                    o.sndtimeo = b;
+                }
+                Ok(())
+            })?;
+            return Ok(0);
+        }
+        (libc::IPPROTO_TCP, libc::TCP_CONGESTION) if s.proto == Proto::Tcp => {
+            let raw = t.read_bytes(val, (len as usize).min(16))?;
+            let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+            return match &raw[..end] {
+                b"cubic" | b"reno" => Ok(0),
+                _ => Err(Errno::ENOENT),
+            };
+        }
+        (libc::SOL_SOCKET, libc::SO_BINDTODEVICE) => {
+            let raw = t.read_bytes(val, (len as usize).min(16))?;
+            let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+            return match &raw[..end] {
+                b"" | b"lo" => Ok(0),
+                _ => Err(Errno::ENODEV),
+            };
+        }
+        _ => {}
+    }
+    if len < 4 {
+        return Err(Errno::EINVAL);
+    }
+    let v: i32 = t.read_obj(val)?;
+    match (level, name) {
+        (libc::SOL_SOCKET, libc::SO_REUSEADDR) => s.set_options(|o| {
+            o.reuseaddr = v != 0;
+            Ok(())
+        })?,
+        (libc::SOL_SOCKET, libc::SO_REUSEPORT) => s.set_options(|o| {
+            o.reuseport = v != 0;
+            Ok(())
+        })?,
+        (libc::SOL_SOCKET, libc::SO_RCVBUF | libc::SO_RCVBUFFORCE) => s.set_options(|o| {
+            o.rcvbuf = Options::buffer_size(v, MIN_RCVBUF);
+            Ok(())
+        })?,
+        (libc::SOL_SOCKET, libc::SO_SNDBUF | libc::SO_SNDBUFFORCE) => s.set_options(|o| {
+            o.sndbuf = Options::buffer_size(v, MIN_SNDBUF);
+            Ok(())
+        })?,
+        // Fixed once the socket has a port.
+        (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) if v6 && s.is_bound() => return Err(Errno::EINVAL),
+        (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) if v6 => s.set_options(|o| {
+            o.v6only = v != 0;
+            Ok(())
+        })?,
+        (libc::IPPROTO_IPV6, _) if !v6 => return Err(Errno::ENOPROTOOPT),
+        (libc::IPPROTO_IP, libc::IP_TTL) if !(1..=255).contains(&v) && v != -1 => {
+            return Err(Errno::EINVAL)
+        }
+        (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE | libc::TCP_KEEPINTVL)
+            if !(1..=32767).contains(&v) =>
+        {
+            return Err(Errno::EINVAL)
+        }
+        (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) if !(1..=127).contains(&v) => {
+            return Err(Errno::EINVAL)
+        }
+        _ => {
+            let Some(default) = int_option_default(s.proto, level, name) else {
+                log_option(level, name, "setsockopt");
+                return Err(Errno::ENOPROTOOPT);
+            };
+            let stored = if is_bool_option(level, name) {
+                (v != 0) as i32
+            } else if (level, name) == (libc::IPPROTO_IP, libc::IP_TTL) && v == -1 {
+                default
+            } else {
+                v
+            };
+            s.set_options(|o| {
+                o.ints.insert((level, name), stored);
+                Ok(())
+            })?;
+        }
+    }
+    Ok(0)
+}
