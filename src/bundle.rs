@@ -36,6 +36,26 @@ fn new_pid_namespace(spec: &oci_spec::runtime::Spec) -> bool {
         })
 }
 
+/// The network namespace the spec gives the container: a path to join
+/// (a CNI-made netns, or a pod's), a new one, or none (the host's).
+fn network_namespace(spec: &oci_spec::runtime::Spec) -> sentry::NetworkNamespace {
+    let entry = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .and_then(|ns| {
+            ns.iter()
+                .find(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Network)
+        });
+    match entry {
+        None => sentry::NetworkNamespace::Inherit,
+        Some(n) => match n.path() {
+            Some(p) => sentry::NetworkNamespace::Path(p.display().to_string()),
+            None => sentry::NetworkNamespace::New,
+        },
+    }
+}
+
 /// A bind mount's host side: `mount` indexes `boot.mounts`, whose gofer fd
 /// the sandbox fills in when it starts that mount's gofer.
 #[derive(Clone, Debug)]
@@ -414,6 +434,9 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
             .and_then(|l| l.masked_paths().clone())
             .unwrap_or_default(),
         own_pid_namespace: new_pid_namespace(&spec),
+        // The caller applies --network.
+        network: sentry::NetworkMode::Sandbox,
+        network_namespace: network_namespace(&spec),
         seccomp: match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
             Some(s) => Some(seccomp_profile(&serde_json::to_value(s)?)?),
             None => None,

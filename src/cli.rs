@@ -57,6 +57,16 @@ pub struct GlobalOpts {
     /// directory, as runc does. Writable bind mounts always write through.
     #[arg(long, global = true, value_enum, default_value_t = Overlay::SelfBacked)]
     pub overlay: Overlay,
+    /// What the container's internet sockets are, as runsc's --network:
+    /// `sandbox` puts them on the sentry's own network stack (today the
+    /// sandbox's loopback: servers and clients inside one sandbox or pod
+    /// talk over 127.0.0.1 and ::1; other destinations are unreachable);
+    /// `host` makes them host sockets the sentry opens in the container's
+    /// network namespace (the spec's, or the host's when the spec has
+    /// none), for trusted programs that need the network; `none` gives
+    /// loopback only.
+    #[arg(long, global = true, value_enum, default_value_t = Network::Sandbox)]
+    pub network: Network,
     /// Accepted for runc compatibility; rvisor manages cgroups through
     /// cgroupfs only (a warning is printed).
     #[arg(long, global = true, hide = true)]
@@ -91,6 +101,24 @@ impl From<Overlay> for sentry::RootOverlay {
             Overlay::Memory => sentry::RootOverlay::Memory,
             Overlay::SelfBacked => sentry::RootOverlay::SelfBacked,
             Overlay::None => sentry::RootOverlay::None,
+        }
+    }
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Network {
+    #[default]
+    Sandbox,
+    Host,
+    None,
+}
+
+impl From<Network> for sentry::NetworkMode {
+    fn from(n: Network) -> sentry::NetworkMode {
+        match n {
+            Network::Sandbox => sentry::NetworkMode::Sandbox,
+            Network::Host => sentry::NetworkMode::Host,
+            Network::None => sentry::NetworkMode::None,
         }
     }
 }

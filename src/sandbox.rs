@@ -393,10 +393,33 @@ pub fn start_sandbox(
     }
     let sentry_fd = sentry_end.as_raw_fd();
     let sentry_cgroups = cgroup_procs.to_vec();
+    // The network namespace the sentry lives in. Only host networking
+    // needs the host's (or the spec's); the sentry's own stack needs a
+    // namespace's interfaces only once it has a device, so until then
+    // `sandbox` and `none` get a new, empty one.
+    let netns = match (boot.network, &boot.network_namespace) {
+        (sentry::NetworkMode::Host, sentry::NetworkNamespace::Inherit) => None,
+        (sentry::NetworkMode::Host, sentry::NetworkNamespace::Path(p)) => {
+            Some(Some(std::fs::File::open(p).with_context(|| {
+                format!("opening the network namespace {p}")
+            })?))
+        }
+        _ => Some(None),
+    };
+    let join_netns = netns
+        .as_ref()
+        .and_then(|n| n.as_ref().map(|f| f.as_raw_fd()));
+    let new_netns = matches!(netns, Some(None));
     let has_tty = stdio.is_some();
     // SAFETY: as above.
     unsafe {
         sentry_cmd.pre_exec(move || {
+            // First: the fds placed below may land on this one's number.
+            if let Some(fd) = join_netns {
+                if libc::setns(fd, libc::CLONE_NEWNET) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
             place_fd(sentry_fd, 3)?;
             join_cgroups(&sentry_cgroups)?;
             if let Some(fd) = status_raw.or(ready_raw) {
@@ -420,10 +443,11 @@ pub fn start_sandbox(
             if let Some(fd) = usage_raw {
                 place_fd(fd, usage_target)?;
             }
-            let ns = CloneFlags::CLONE_NEWNS
-                | CloneFlags::CLONE_NEWIPC
-                | CloneFlags::CLONE_NEWUTS
-                | CloneFlags::CLONE_NEWNET;
+            let mut ns =
+                CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS;
+            if new_netns {
+                ns |= CloneFlags::CLONE_NEWNET;
+            }
             nix::sched::unshare(ns).map_err(std::io::Error::from)?;
             if foreground {
                 libc::prctl(
@@ -447,6 +471,7 @@ pub fn start_sandbox(
         });
     }
     let spawned = sentry_cmd.spawn();
+    drop(netns);
     drop(sentry_end);
     drop(bind_fds);
     drop(status_w);

@@ -47,7 +47,7 @@ impl Cri {
             dir.path().join("cni/net.d/10-rvtest.conflist"),
             format!(
                 r#"{{"cniVersion":"0.4.0","name":"{bridge}","plugins":[
- {{"type":"bridge","bridge":"{bridge}","isGateway":false,"ipMasq":false,
+ {{"type":"bridge","bridge":"{bridge}","isGateway":true,"ipMasq":false,
    "ipam":{{"type":"host-local","ranges":[[{{"subnet":"{subnet}"}}]],"dataDir":"{}/ipam"}}}},
  {{"type":"loopback"}}]}}"#,
                 dir.path().display()
@@ -61,7 +61,18 @@ impl Cri {
              [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n    \
              runtime_type = \"io.containerd.runc.v2\"\n  \
              [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.rvisor]\n    \
-             runtime_type = \"io.containerd.rvisor.v1\"\n";
+             runtime_type = \"io.containerd.rvisor.v1\"\n  \
+             [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.rvisor-host]\n    \
+             runtime_type = \"io.containerd.rvisor.v1\"\n    \
+             [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.rvisor-host.options]\n      \
+             TypeUrl = \"io.containerd.rvisor.v1.options\"\n      \
+             ConfigPath = \"{D}/rvisor-host.toml\"\n";
+        // The handler `rvisor-host` runs rvisor with host networking.
+        std::fs::write(
+            dir.path().join("rvisor-host.toml"),
+            "[rvisor_config]\nnetwork = \"host\"\n",
+        )
+        .expect("rvisor-host.toml");
         let containerd = Containerd::start_in(dir, extra, Some(shims.path()), "k8s.io")?;
         containerd.import("k8s.io", &pause);
         Some(Cri {
@@ -214,6 +225,45 @@ fn the_containers_of_a_pod_share_one_sentry() {
         ],
         "one sentry for a pod of two containers, and their stats"
     );
+    let left = cri.leftovers(&ids);
+    assert!(left.is_empty(), "rvisor left behind:\n{}", left.join("\n"));
+}
+
+/// A pod's web server (busybox httpd) as its users reach it: over
+/// loopback from its own container and from a second container of the
+/// pod, and from the node at the pod's IP on the CNI bridge. runc's
+/// transcript is the reference; rvisor with host networking (the handler
+/// `rvisor-host`) must match it line for line. With the default network
+/// the pod's loopback must behave the same (the pod IP is issue 8's
+/// next step).
+#[test]
+fn a_pods_web_server_is_reachable_as_under_runc() {
+    let Some(cri) = Cri::start("rvcri4", "10.231.14.0/24") else {
+        return;
+    };
+    let (runc, runc_ids) = cri.client("runc", "http", "web-runc");
+    assert!(
+        runc.iter().any(|l| l == "node fetch: served from the pod"),
+        "the runc reference did not serve the node:\n{}",
+        runc.join("\n")
+    );
+    let (host, host_ids) = cri.client("rvisor-host", "http", "web-host");
+    assert_eq!(host, runc, "rvisor --network=host vs runc");
+    let (sandbox, sandbox_ids) = cri.client("rvisor", "http", "web-sandbox");
+    let inside = |t: &[String]| -> Vec<String> {
+        t.iter()
+            .filter(|l| !l.starts_with("node fetch"))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        inside(&sandbox),
+        inside(&runc),
+        "rvisor (sandbox network) vs runc, inside the pod"
+    );
+    let mut ids = runc_ids;
+    ids.extend(host_ids);
+    ids.extend(sandbox_ids);
     let left = cri.leftovers(&ids);
     assert!(left.is_empty(), "rvisor left behind:\n{}", left.join("\n"));
 }

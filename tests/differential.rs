@@ -65,11 +65,16 @@ fn differential(prog: &str) {
     let mut failures = Vec::new();
     // Both builds on the default platform (ptrace stops); the dynamic one
     // on the experimental notification path too.
-    let runs = [
+    let mut runs = vec![
         ("dynamic", &dynamic, "--platform=ptrace"),
         ("static", &static_bin, "--platform=ptrace"),
         ("dynamic", &dynamic, "--platform=notif"),
     ];
+    // Network programs also run on host sockets (`--network host` in the
+    // host's namespace), where the sentry translates every call.
+    if prog.starts_with("net/") {
+        runs.push(("dynamic", &dynamic, "--network=host"));
+    }
     for (label, bin, platform) in runs {
         let sandboxed = run_rvisor(&[platform.as_ref(), "do".as_ref(), bin.as_os_str()]);
         if let Err(msg) = check_same_output(&native, &sandboxed) {

@@ -36,3 +36,223 @@ fn python_http_server_over_loopback() {
 fn tcp_echo_under_load_and_udp_round_trips() {
     same_as_native(&["/usr/bin/python3", &script("tcp_echo_load.py")]);
 }
+
+// ---------------------------------------------------------------------------
+// Host networking (`--network host`) and network namespaces
+// ---------------------------------------------------------------------------
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Two network namespaces joined by a veth pair, removed on drop: the
+/// container's ("a", 10.213.N.1/24) and a peer's ("b", 10.213.N.2/24).
+struct VethPair {
+    a: String,
+    b: String,
+    subnet: u8,
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl VethPair {
+    fn new() -> VethPair {
+        let tag = unique_name("n");
+        let tag = &tag[tag.len().saturating_sub(8)..];
+        let subnet = 1 + (std::process::id() % 250) as u8;
+        let p = VethPair {
+            a: format!("rvta-{tag}"),
+            b: format!("rvtb-{tag}"),
+            subnet,
+        };
+        ip(&["netns", "add", &p.a]);
+        ip(&["netns", "add", &p.b]);
+        let (va, vb) = (format!("va{tag}"), format!("vb{tag}"));
+        let (va, vb) = (&va[..va.len().min(15)], &vb[..vb.len().min(15)]);
+        ip(&["link", "add", va, "type", "veth", "peer", "name", vb]);
+        ip(&["link", "set", va, "netns", &p.a]);
+        ip(&["link", "set", vb, "netns", &p.b]);
+        for (ns, dev, host) in [(&p.a, va, 1), (&p.b, vb, 2)] {
+            let addr = format!("10.213.{subnet}.{host}/24");
+            ip(&["-n", ns, "addr", "add", &addr, "dev", dev]);
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        p
+    }
+
+    fn addr(&self, host: u8) -> String {
+        format!("10.213.{}.{host}", self.subnet)
+    }
+}
+
+impl Drop for VethPair {
+    fn drop(&mut self) {
+        for ns in [&self.a, &self.b] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// Runs `curl` in netns `ns` until it answers (the server may still be
+/// starting), for at most 20 s.
+fn curl_in(ns: &str, url: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = Command::new("ip")
+            .args(["netns", "exec", ns, "curl", "-sS", "--max-time", "3", url])
+            .output()
+            .expect("run curl");
+        if out.status.success() || Instant::now() > deadline {
+            return format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The program inside: fetch a page from the peer netns, then serve one
+/// request on port 8080 of every address.
+fn serve_and_fetch_script(peer: &str) -> String {
+    format!(
+        r#"
+import http.server, urllib.request
+body = urllib.request.urlopen("http://{peer}:8081/outside.txt", timeout=10).read()
+print("fetched:", body.decode().strip(), flush=True)
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        msg = b"inside says hello\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(msg)))
+        self.end_headers()
+        self.wfile.write(msg)
+    def log_message(self, *a):
+        pass
+srv = http.server.HTTPServer(("0.0.0.0", 8080), H)
+srv.handle_request()
+print("served one request", flush=True)
+"#
+    )
+}
+
+/// `--network host` in the network namespace a CNI plugin would make:
+/// python3 inside the Debian bundle fetches a page from a server in a
+/// second netns across a veth pair, then serves curl from that netns.
+/// The same program run natively in the same netns is the reference.
+#[test]
+fn host_network_in_the_container_netns_reaches_and_serves_a_peer() {
+    let pair = VethPair::new();
+    let www = TempDir::new("rvisor-www");
+    std::fs::write(www.path().join("outside.txt"), "from the peer netns\n").unwrap();
+    let mut peer_server = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &pair.b,
+            "python3",
+            "-m",
+            "http.server",
+            "8081",
+        ])
+        .args(["--bind", &pair.addr(2), "--directory"])
+        .arg(www.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the peer's http.server");
+    let script = serve_and_fetch_script(&pair.addr(2));
+    let url = format!("http://{}:8080/", pair.addr(1));
+
+    // Native Linux in netns "a".
+    let native = Command::new("ip")
+        .args(["netns", "exec", &pair.a, "python3", "-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the script natively");
+    let native_curl = curl_in(&pair.b, &url);
+    let native = native.wait_with_output().expect("wait for the native run");
+
+    // rvisor, the bundle's spec naming netns "a" by path.
+    let bundle = TempDir::new("rvisor-bundle");
+    let state = TempDir::new("rvisor-state");
+    write_bundle_config(
+        bundle.path(),
+        &debian_rootfs(),
+        &["/usr/bin/python3", "-c", &script],
+        &[],
+    );
+    let netns_path = format!("/var/run/netns/{}", pair.a);
+    edit_bundle_config(bundle.path(), |cfg| {
+        for ns in cfg["linux"]["namespaces"].as_array_mut().unwrap() {
+            if ns["type"] == "network" {
+                ns["path"] = serde_json::Value::String(netns_path.clone());
+            }
+        }
+    });
+    let sandboxed = Command::new(rvisor())
+        .arg("--root")
+        .arg(state.path())
+        .arg("--network=host")
+        .arg("run")
+        .arg("--bundle")
+        .arg(bundle.path())
+        .arg(unique_name("rvt"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rvisor run");
+    let sandboxed_curl = curl_in(&pair.b, &url);
+    let sandboxed = sandboxed.wait_with_output().expect("wait for rvisor run");
+    let _ = peer_server.kill();
+    let _ = peer_server.wait();
+
+    assert_success("native run in the netns", &native);
+    assert_eq!(
+        native_curl, "inside says hello\n",
+        "curl of the native server"
+    );
+    assert_same_output(&native, &sandboxed);
+    assert_eq!(sandboxed_curl, native_curl, "curl of the sandboxed server");
+}
+
+/// The sandbox's loopback is its own: a server on the host's 127.0.0.1 is
+/// out of reach with the default network, and reachable with host
+/// networking (which shares the host's namespace when the spec has none).
+#[test]
+fn the_hosts_loopback_is_reachable_only_with_host_networking() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    let accepter = std::thread::spawn(move || {
+        // One connection: the host-networking run's.
+        let _ = listener.accept();
+    });
+    let script = format!(
+        "import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=5).close()\n    \
+         print('connected')\nexcept OSError as e:\n    print('error', e.errno)\n"
+    );
+    let args = ["/usr/bin/python3", "-c", script.as_str()];
+    let sandbox = run_do_timeout(&args, long_timeout());
+    assert_success("rvisor do", &sandbox);
+    assert_eq!(
+        stdout_str(&sandbox).trim(),
+        format!("error {}", libc::ECONNREFUSED),
+        "the sandbox reached the host's loopback"
+    );
+    let mut host_args = vec!["--network=host", "do"];
+    host_args.extend_from_slice(&args);
+    let host = run_rvisor_timeout(&host_args, long_timeout());
+    assert_success("rvisor --network=host do", &host);
+    assert_eq!(stdout_str(&host).trim(), "connected");
+    accepter.join().unwrap();
+}

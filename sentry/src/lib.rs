@@ -108,6 +108,39 @@ pub struct BootConfig {
     /// of its own (the spec asks for a new one), or shares the sandbox's.
     #[serde(default)]
     pub own_pid_namespace: bool,
+    /// What internet sockets are (`--network`).
+    #[serde(default)]
+    pub network: NetworkMode,
+    /// The host network namespace the sentry runs in (the CLI enters it
+    /// before starting the sentry).
+    #[serde(default)]
+    pub network_namespace: NetworkNamespace,
+}
+
+/// `--network`, as runsc's: what an application's internet sockets are.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// The sentry's own stack; today the sandbox's loopback (a device for
+    /// the network namespace's interfaces is issue 8's next step).
+    #[default]
+    Sandbox,
+    /// Host sockets the sentry opens in its network namespace.
+    Host,
+    /// Loopback only.
+    None,
+}
+
+/// Which host network namespace the sentry lives in.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum NetworkNamespace {
+    /// A new, empty one (only `lo`, down): the spec asks for a network
+    /// namespace without a path, or the sandbox needs none of the host's.
+    #[default]
+    New,
+    /// The one at this path (`linux.namespaces[].path`, e.g. a CNI netns).
+    Path(String),
+    /// The CLI's own (the spec has no network namespace: host networking).
+    Inherit,
 }
 
 /// Where writes to the rootfs go (`--overlay`, as runsc's `--overlay2`).
@@ -211,6 +244,7 @@ pub fn boot(
         stub_image,
         KernelConfig {
             hostname: cfg.hostname.clone(),
+            network: cfg.network,
             strace,
         },
         cpuinfo,

@@ -38,6 +38,7 @@ pub fn create(g: &GlobalOpts, a: CreateArgs) -> Result<i32> {
         .with_context(|| format!("bundle {}", a.bundle.display()))?;
     let mut b = bundle::load(&bundle_dir)?;
     b.boot.overlay = g.overlay.into();
+    b.boot.network = g.network.into();
     let console = match (b.terminal, &a.console_socket) {
         (true, None) => {
             bail!("cannot allocate tty if rvisor will detach without setting console socket")

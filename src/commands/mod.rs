@@ -108,6 +108,7 @@ fn run(g: &GlobalOpts, a: RunArgs) -> Result<i32> {
         .with_context(|| format!("bundle {}", a.bundle.display()))?;
     let mut b = bundle::load(&bundle_dir)?;
     b.boot.overlay = g.overlay.into();
+    b.boot.network = g.network.into();
     std::fs::create_dir_all(&g.root)
         .with_context(|| format!("creating state root {}", g.root.display()))?;
     let state_dir = g.root.join(&a.id);
@@ -187,6 +188,13 @@ fn do_command(g: &GlobalOpts, a: DoArgs) -> Result<i32> {
         cgroup_limits: Default::default(),
         cgroup_usage_fd: None,
         own_pid_namespace: false,
+        network: g.network.into(),
+        // The host's network is reached only by asking for it.
+        network_namespace: if g.network == crate::cli::Network::Host {
+            sentry::NetworkNamespace::Inherit
+        } else {
+            sentry::NetworkNamespace::New
+        },
     };
     let status = sandbox::run_sandbox(g, std::path::Path::new("/"), boot, &[], &[])?;
     sandbox::exit_like(status)

@@ -4,6 +4,7 @@
     cri_pod.py SOCK HANDLER transcript NAME   one pod, two containers: what a user sees
     cri_pod.py SOCK HANDLER sentries NAME     how many sentries a pod of two containers has
     cri_pod.py SOCK HANDLER shared NAME       a pod whose containers share one pid namespace
+    cri_pod.py SOCK HANDLER http NAME         a pod's httpd over loopback and at the pod IP
     cri_pod.py SOCK HANDLER parallel N        N pods at once, each run and removed
     cri_pod.py SOCK HANDLER bench N           N full pod lifecycles, one after another
 
@@ -302,6 +303,42 @@ def bench(rt, handler, n, log_root):
             "ids: " + " ".join(ids)]
 
 
+def http(rt, handler, name, log_dir):
+    """busybox httpd in a pod: fetched from its own container and from a
+    second one over loopback, and by this process (on the node) at the
+    pod's IP."""
+    import urllib.request
+
+    out = []
+    pod_cfg, pod = run_pod(rt, handler, name, log_dir)
+    web = start_container(
+        rt, pod, pod_cfg, "web",
+        "mkdir -p /www && echo served from the pod > /www/index.html && exec httpd -f -p 8080 -h /www",
+    )
+    client = start_container(rt, pod, pod_cfg, "client", "exec sleep 1000")
+    fetch = ["sh", "-c", "for i in $(seq 50); do wget -q -O - http://127.0.0.1:8080/index.html && exit 0; "
+             "sleep 0.1; done; exit 1"]
+    out.append("web fetches itself: " + exec_sync(rt, web, fetch))
+    out.append("client fetches web: " + exec_sync(rt, client, fetch))
+    out.append("missing page: " + exec_sync(rt, client, ["wget", "-q", "-O", "-", "http://127.0.0.1:8080/nope"]))
+    status = rt.PodSandboxStatus(api.PodSandboxStatusRequest(pod_sandbox_id=pod), timeout=TIMEOUT).status
+    ip = status.network.ip
+    out.append("pod has an ip: %s" % bool(ip))
+    result = None
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            result = urllib.request.urlopen("http://%s:8080/index.html" % ip, timeout=2).read().decode().strip()
+            break
+        except OSError as e:
+            result = "error %s" % getattr(e, "reason", e)
+            time.sleep(0.1)
+    out.append("node fetch: %s" % result)
+    remove_pod(rt, pod)
+    out.append("ids: " + " ".join([pod, web, client]))
+    return out
+
+
 def main():
     sock, handler, mode, arg = sys.argv[1:5]
     log_root = os.environ.get("CRI_LOG_ROOT", "/tmp")
@@ -313,6 +350,8 @@ def main():
         out = shared_pids(rt, handler, arg, os.path.join(log_root, arg))
     elif mode == "sentries":
         out = sentries(rt, handler, arg, os.path.join(log_root, arg))
+    elif mode == "http":
+        out = http(rt, handler, arg, os.path.join(log_root, arg))
     elif mode == "parallel":
         out = parallel(rt, handler, int(arg), log_root)
     elif mode == "bench":

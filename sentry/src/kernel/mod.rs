@@ -566,6 +566,7 @@ impl ProcessTree {
 
 pub struct KernelConfig {
     pub hostname: String,
+    pub network: crate::NetworkMode,
     pub strace: Option<Box<dyn Write + Send>>,
 }
 
@@ -574,6 +575,8 @@ pub struct Kernel {
     /// processes' root locations).
     pub vfs: Arc<Vfs>,
     pub hostname: Mutex<String>,
+    /// What internet sockets are (`--network`).
+    pub network: crate::NetworkMode,
     pub release: String,
     pub stub_image: StubImage,
     pub tree: Mutex<ProcessTree>,
@@ -685,6 +688,7 @@ impl Kernel {
         let k = Arc::new(Kernel {
             vfs,
             hostname: Mutex::new(cfg.hostname),
+            network: cfg.network,
             release,
             stub_image,
             tree: Mutex::new(ProcessTree::default()),

@@ -31,7 +31,8 @@ fn check_epipe(t: &Task, file: &OpenFile, r: Result<usize, Errno>) -> Result<usi
     if r == Err(Errno::EPIPE)
         && (file.ops.is_pipe()
             || file.ops.clone().unix_socket().is_some()
-            || file.ops.clone().inet_socket().is_some())
+            || file.ops.clone().inet_socket().is_some()
+            || file.ops.clone().host_inet_socket().is_some())
     {
         let uid = lock(&t.proc.creds).ruid;
         kernel().send_signal(

@@ -1,7 +1,8 @@
 //! The internet-socket halves of the socket syscalls (`socket.rs` reads
 //! the arguments and sends AF_INET and AF_INET6 sockets here): copying
 //! addresses, data and options between the application and the socket
-//! objects of `socket/inet.rs`.
+//! objects of `socket/inet.rs` (the sandbox's loopback) or
+//! `socket/hostinet.rs` (`--network host`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,11 +14,14 @@ use super::SysResult;
 use crate::fsimpl::host::retry_host;
 use crate::kernel::task::Task;
 use crate::kernel::{cap, kernel, lock};
+use crate::socket::hostinet::HostInetSocket;
 use crate::socket::inet::{
     canonical, int_option_default, is_bool_option, parse_sockaddr, sockaddr_bytes, sockaddr_family,
     Connected, InetSocket, Options, Proto,
 };
+use crate::socket::InetSock;
 use crate::vfs::OpenFile;
+use crate::NetworkMode;
 
 /// sizeof(struct sockaddr_storage): the longest address a call reads.
 const SOCKADDR_MAX: u64 = 128;
@@ -67,8 +71,13 @@ pub fn socket(t: &Task, domain: i32, typ: i32, protocol: i32) -> SysResult {
         (libc::SOCK_STREAM | libc::SOCK_DGRAM, _) => return Err(Errno::EPROTONOSUPPORT),
         _ => return Err(Errno::ESOCKTNOSUPPORT),
     };
+    let nonblocking = typ & libc::SOCK_NONBLOCK != 0;
+    if kernel().network == NetworkMode::Host {
+        let s = HostInetSocket::new(domain, proto, nonblocking)?;
+        return install_socket(t, s, typ);
+    }
     let uid = lock(&t.proc.creds).euid;
-    let s = InetSocket::new(domain, proto, typ & libc::SOCK_NONBLOCK != 0, uid)?;
+    let s = InetSocket::new(domain, proto, nonblocking, uid)?;
     install_socket(t, s, typ)
 }
 
@@ -89,8 +98,25 @@ fn write_addr(t: &Task, addr: u64, lenp: u64, bytes: &[u8]) -> Result<(), Errno>
     super::socket::write_addr(t, addr, lenp, bytes)
 }
 
-pub fn bind(t: &Task, s: &Arc<InetSocket>, addr: u64, len: u64) -> SysResult {
+/// Ports below this need CAP_NET_BIND_SERVICE
+/// (net.ipv4.ip_unprivileged_port_start).
+const UNPRIVILEGED_PORT_START: u16 = 1024;
+
+pub fn bind(t: &Task, s: &InetSock, addr: u64, len: u64) -> SysResult {
     let raw = read_sockaddr(t, addr, len)?;
+    let may_bind_low = lock(&t.proc.creds).has_cap(cap::NET_BIND_SERVICE);
+    let s = match s {
+        InetSock::Local(s) => s,
+        InetSock::Host(h) => {
+            let host_addr = h.host_sockaddr(&raw)?;
+            let port = u16::from_be_bytes([host_addr[2], host_addr[3]]);
+            if port != 0 && port < UNPRIVILEGED_PORT_START && !may_bind_low {
+                return Err(Errno::EACCES);
+            }
+            h.bind(&host_addr)?;
+            return Ok(0);
+        }
+    };
     let parsed = match parse_sockaddr(s.family, &raw) {
         // Linux's compatibility rule: an IPv4 socket may be bound with
         // AF_UNSPEC if the address is INADDR_ANY.
@@ -104,21 +130,35 @@ pub fn bind(t: &Task, s: &Arc<InetSocket>, addr: u64, len: u64) -> SysResult {
         }
         other => other?,
     };
-    let may_bind_low = lock(&t.proc.creds).has_cap(cap::NET_BIND_SERVICE);
     s.bind(canonical(parsed), may_bind_low)?;
     Ok(0)
 }
 
-pub fn listen(s: &Arc<InetSocket>, backlog: i32) -> SysResult {
-    s.listen(backlog)?;
+pub fn listen(s: &InetSock, backlog: i32) -> SysResult {
+    match s {
+        InetSock::Local(s) => s.listen(backlog)?,
+        InetSock::Host(h) => h.listen(backlog.min(4096))?,
+    }
     Ok(0)
 }
 
-pub fn connect(t: &Task, s: &Arc<InetSocket>, addr: u64, len: u64) -> SysResult {
+pub fn connect(t: &Task, s: &InetSock, addr: u64, len: u64) -> SysResult {
     let raw = read_sockaddr(t, addr, len)?;
     if raw.len() < 2 {
         return Err(Errno::EINVAL);
     }
+    let s = match s {
+        InetSock::Local(s) => s,
+        InetSock::Host(h) => {
+            let host_addr = if sockaddr_family(&raw) == libc::AF_UNSPEC {
+                raw[..2].to_vec()
+            } else {
+                h.host_sockaddr(&raw)?
+            };
+            h.connect(&host_addr)?;
+            return Ok(0);
+        }
+    };
     let dest = if sockaddr_family(&raw) == libc::AF_UNSPEC {
         None
     } else {
@@ -130,15 +170,25 @@ pub fn connect(t: &Task, s: &Arc<InetSocket>, addr: u64, len: u64) -> SysResult 
     }
 }
 
-pub fn accept(t: &Task, s: &Arc<InetSocket>, addr: u64, lenp: u64, flags: i32) -> SysResult {
-    if s.proto != Proto::Tcp {
-        return Err(Errno::EOPNOTSUPP);
-    }
-    let conn = s.accept()?;
-    if flags & libc::SOCK_NONBLOCK != 0 {
-        crate::vfs::FileOps::set_nonblocking(&*conn, true);
-    }
-    let peer = sockaddr_bytes(s.family, conn.peer_addr()?);
+pub fn accept(t: &Task, s: &InetSock, addr: u64, lenp: u64, flags: i32) -> SysResult {
+    let nonblocking = flags & libc::SOCK_NONBLOCK != 0;
+    let (conn, peer): (Arc<dyn crate::vfs::FileOps>, Vec<u8>) = match s {
+        InetSock::Local(s) => {
+            if s.proto != Proto::Tcp {
+                return Err(Errno::EOPNOTSUPP);
+            }
+            let conn = s.accept()?;
+            if nonblocking {
+                crate::vfs::FileOps::set_nonblocking(&*conn, true);
+            }
+            let peer = sockaddr_bytes(s.family, conn.peer_addr()?);
+            (conn, peer)
+        }
+        InetSock::Host(h) => {
+            let (conn, peer) = h.accept(nonblocking)?;
+            (conn, peer)
+        }
+    };
     let nfd = install_socket(t, conn, flags)?;
     if let Err(e) = write_addr(t, addr, lenp, &peer) {
         let _ = lock(&t.proc.fds).remove(nfd as i32);
@@ -147,13 +197,21 @@ pub fn accept(t: &Task, s: &Arc<InetSocket>, addr: u64, lenp: u64, flags: i32) -
     Ok(nfd)
 }
 
-pub fn getsockname(t: &Task, s: &InetSocket, addr: u64, lenp: u64) -> SysResult {
-    write_addr(t, addr, lenp, &sockaddr_bytes(s.family, s.local_addr()))?;
+pub fn getsockname(t: &Task, s: &InetSock, addr: u64, lenp: u64) -> SysResult {
+    let bytes = match s {
+        InetSock::Local(s) => sockaddr_bytes(s.family, s.local_addr()),
+        InetSock::Host(h) => h.local_name()?,
+    };
+    write_addr(t, addr, lenp, &bytes)?;
     Ok(0)
 }
 
-pub fn getpeername(t: &Task, s: &InetSocket, addr: u64, lenp: u64) -> SysResult {
-    write_addr(t, addr, lenp, &sockaddr_bytes(s.family, s.peer_addr()?))?;
+pub fn getpeername(t: &Task, s: &InetSock, addr: u64, lenp: u64) -> SysResult {
+    let bytes = match s {
+        InetSock::Local(s) => sockaddr_bytes(s.family, s.peer_addr()?),
+        InetSock::Host(h) => h.peer_name()?,
+    };
+    write_addr(t, addr, lenp, &bytes)?;
     Ok(0)
 }
 
@@ -161,11 +219,32 @@ pub fn getpeername(t: &Task, s: &InetSocket, addr: u64, lenp: u64) -> SysResult 
 pub fn send(
     t: &Task,
     f: &OpenFile,
-    s: &Arc<InetSocket>,
+    s: &InetSock,
     data: &[u8],
     flags: i32,
     to: Option<(u64, u64)>,
 ) -> SysResult {
+    let s = match s {
+        InetSock::Local(s) => s,
+        InetSock::Host(h) => {
+            if flags & !crate::socket::hostinet::SEND_FLAGS != 0 {
+                return Err(Errno::EOPNOTSUPP);
+            }
+            let dest = match to {
+                Some((addr, len)) => Some(h.host_sockaddr(&read_sockaddr(t, addr, len)?)?),
+                None => None,
+            };
+            let mut fl = flags;
+            if f.flags() & libc::O_NONBLOCK != 0 {
+                fl |= libc::MSG_DONTWAIT;
+            }
+            let r = h.send(data, fl, dest.as_deref());
+            if r == Err(Errno::EPIPE) && flags & libc::MSG_NOSIGNAL == 0 {
+                raise_sigpipe(t);
+            }
+            return Ok(r? as u64);
+        }
+    };
     if flags & !SEND_FLAGS != 0 {
         return Err(Errno::EOPNOTSUPP);
     }
@@ -210,7 +289,31 @@ pub struct Received {
     pub msg_flags: i32,
 }
 
-pub fn recv(f: &OpenFile, s: &InetSocket, len: usize, flags: i32) -> Result<Received, Errno> {
+pub fn recv(f: &OpenFile, s: &InetSock, len: usize, flags: i32) -> Result<Received, Errno> {
+    let s = match s {
+        InetSock::Local(s) => s,
+        InetSock::Host(h) => {
+            if flags & !(crate::socket::hostinet::RECV_FLAGS | libc::MSG_CMSG_CLOEXEC) != 0 {
+                return Err(Errno::EOPNOTSUPP);
+            }
+            let mut fl = flags;
+            if f.flags() & libc::O_NONBLOCK != 0 {
+                fl |= libc::MSG_DONTWAIT;
+            }
+            let mut buf = vec![0u8; len.min(MAX_IO)];
+            let (n, from, truncated) = h.recv(&mut buf, fl)?;
+            buf.truncate(n.min(buf.len()));
+            if h.proto == Proto::Tcp && flags & libc::MSG_TRUNC != 0 {
+                buf.clear();
+            }
+            return Ok(Received {
+                data: buf,
+                ret: n,
+                from: (!from.is_empty()).then_some(from),
+                msg_flags: if truncated { libc::MSG_TRUNC } else { 0 },
+            });
+        }
+    };
     if flags & !RECV_FLAGS != 0 {
         return Err(Errno::EOPNOTSUPP);
     }
@@ -295,8 +398,11 @@ pub fn check_control(t: &Task, msg: &MsgHeader) -> Result<(), Errno> {
     Ok(())
 }
 
-pub fn shutdown(s: &InetSocket, how: i32) -> SysResult {
-    s.shutdown(how)?;
+pub fn shutdown(s: &InetSock, how: i32) -> SysResult {
+    match s {
+        InetSock::Local(s) => s.shutdown(how)?,
+        InetSock::Host(h) => h.shutdown(how)?,
+    }
     Ok(0)
 }
 
@@ -317,18 +423,25 @@ fn tcp_info(s: &InetSocket) -> Vec<u8> {
     b
 }
 
-pub fn getsockopt(
-    t: &Task,
-    s: &InetSocket,
-    level: i32,
-    name: i32,
-    val: u64,
-    lenp: u64,
-) -> SysResult {
+pub fn getsockopt(t: &Task, s: &InetSock, level: i32, name: i32, val: u64, lenp: u64) -> SysResult {
     let have: u32 = t.read_obj(lenp)?;
     if (have as i32) < 0 {
         return Err(Errno::EINVAL);
     }
+    let s = match s {
+        InetSock::Local(s) => s,
+        InetSock::Host(h) => {
+            let bytes = h.getsockopt(level, name, have as usize).inspect_err(|e| {
+                if *e == Errno::ENOPROTOOPT {
+                    log_option(level, name, "getsockopt");
+                }
+            })?;
+            let n = (have as usize).min(bytes.len());
+            t.write_bytes(val, &bytes[..n])?;
+            t.write_obj(lenp, &(n as u32))?;
+            return Ok(0);
+        }
+    };
     let o = s.options();
     let v6 = s.family == libc::AF_INET6;
     let bytes: Vec<u8> = match (level, name) {
@@ -398,14 +511,22 @@ fn log_option(level: i32, name: i32, call: &str) {
     kernel().log_unimplemented(key, &format!("{call} level {level} option {name}"));
 }
 
-pub fn setsockopt(
-    t: &Task,
-    s: &InetSocket,
-    level: i32,
-    name: i32,
-    val: u64,
-    len: u64,
-) -> SysResult {
+pub fn setsockopt(t: &Task, s: &InetSock, level: i32, name: i32, val: u64, len: u64) -> SysResult {
+    let s = match s {
+        InetSock::Local(s) => s,
+        InetSock::Host(h) => {
+            if (len as i32) < 0 {
+                return Err(Errno::EINVAL);
+            }
+            let bytes = t.read_bytes(val, (len as usize).min(256))?;
+            h.setsockopt(level, name, &bytes).inspect_err(|e| {
+                if *e == Errno::ENOPROTOOPT {
+                    log_option(level, name, "setsockopt");
+                }
+            })?;
+            return Ok(0);
+        }
+    };
     let v6 = s.family == libc::AF_INET6;
     // The options that take a structure.
     match (level, name) {

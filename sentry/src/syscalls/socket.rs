@@ -17,8 +17,8 @@ use crate::fsimpl::host::retry_host;
 use crate::kernel::signals::{info_sender, SI_USER};
 use crate::kernel::task::Task;
 use crate::kernel::{kernel, lock};
-use crate::socket::inet::InetSocket;
 use crate::socket::unix::{Ucred, UnixAddr, UnixSocket};
+use crate::socket::InetSock;
 use crate::vfs::{FileOps, FileType, OpenFile};
 
 const MAX_IO: usize = 1 << 20;
@@ -114,7 +114,7 @@ pub fn socketpair(t: &mut Task, a: &[u64; 6]) -> SysResult {
 /// The socket behind an application fd (ENOTSOCK otherwise).
 enum Sock {
     Unix(Arc<UnixSocket>),
-    Inet(Arc<InetSocket>),
+    Inet(InetSock),
 }
 
 fn sock(t: &Task, fd: i32) -> Result<(Arc<OpenFile>, Sock), Errno> {
@@ -122,8 +122,11 @@ fn sock(t: &Task, fd: i32) -> Result<(Arc<OpenFile>, Sock), Errno> {
     if let Some(s) = f.ops.clone().unix_socket() {
         return Ok((f, Sock::Unix(s)));
     }
-    let s = f.ops.clone().inet_socket().ok_or(Errno::ENOTSOCK)?;
-    Ok((f, Sock::Inet(s)))
+    if let Some(s) = f.ops.clone().inet_socket() {
+        return Ok((f, Sock::Inet(InetSock::Local(s))));
+    }
+    let s = f.ops.clone().host_inet_socket().ok_or(Errno::ENOTSOCK)?;
+    Ok((f, Sock::Inet(InetSock::Host(s))))
 }
 
 /// Every handler starts here: the unix socket to work on, or the whole

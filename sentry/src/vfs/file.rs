@@ -108,6 +108,12 @@ pub trait FileOps: Send + Sync {
     ) -> Option<std::sync::Arc<crate::socket::inet::InetSocket>> {
         None
     }
+    /// The host internet socket behind this file (`--network host`).
+    fn host_inet_socket(
+        self: std::sync::Arc<Self>,
+    ) -> Option<std::sync::Arc<crate::socket::hostinet::HostInetSocket>> {
+        None
+    }
     /// Readiness the sentry knows without a host poll (revents for every
     /// event); `poll_fd`, when given too, is then only a wake-up: it turns
     /// readable when this answer may have changed.
