@@ -50,6 +50,8 @@ PACKAGES=(
     podman conmon umoci skopeo containerd docker.io
     # The CRI tests' pod networks (bridge, host-local, loopback).
     containernetworking-plugins python3-venv
+    # The network tests' namespaces and veth pairs, and their client.
+    iproute2 curl
 )
 
 missing=()

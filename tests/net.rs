@@ -126,8 +126,14 @@ fn curl_in(ns: &str, url: &str) -> String {
 fn serve_and_fetch_script(peer: &str) -> String {
     format!(
         r#"
-import http.server, urllib.request
-body = urllib.request.urlopen("http://{peer}:8081/outside.txt", timeout=10).read()
+import http.server, time, urllib.request
+# The peer's server may still be starting: try for 20 s.
+for attempt in range(200):
+    try:
+        body = urllib.request.urlopen("http://{peer}:8081/outside.txt", timeout=10).read()
+        break
+    except ConnectionRefusedError:
+        time.sleep(0.1)
 print("fetched:", body.decode().strip(), flush=True)
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
