@@ -19,6 +19,8 @@ const RVISOR_STATE: &str = "/run/containerd/rvisor/k8s.io";
 
 struct Cri {
     containerd: Containerd,
+    /// The CNI bridge, removed with the Cri (the bridge plugin leaves it).
+    bridge: String,
     /// Holds `containerd-shim-rvisor-v1` for containerd's PATH.
     _shims: TempDir,
 }
@@ -77,6 +79,7 @@ impl Cri {
         containerd.import("k8s.io", &pause);
         Some(Cri {
             containerd,
+            bridge: bridge.to_string(),
             _shims: shims,
         })
     }
@@ -142,6 +145,15 @@ impl Cri {
             }
         }
         left
+    }
+}
+
+impl Drop for Cri {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .stderr(std::process::Stdio::null())
+            .status();
     }
 }
 

@@ -33,7 +33,9 @@ fn lock(m: &Mutex<()>) -> MutexGuard<'_, ()> {
 }
 
 /// Directories whose programs are not differential (run by other tests).
-const NOT_DIFFERENTIAL: &[&str] = &["unimplemented", "robustness"];
+/// (`netns` programs are compared with a native run in a network namespace
+/// by tests/net.rs.)
+const NOT_DIFFERENTIAL: &[&str] = &["unimplemented", "robustness", "netns"];
 
 fn sanity_check_native(prog: &str, label: &str, out: &Output) {
     let text = stdout_str(out);

@@ -76,9 +76,11 @@ impl VethPair {
         ip(&["netns", "add", &p.b]);
         let (va, vb) = (format!("va{tag}"), format!("vb{tag}"));
         let (va, vb) = (&va[..va.len().min(15)], &vb[..vb.len().min(15)]);
-        ip(&["link", "add", va, "type", "veth", "peer", "name", vb]);
-        ip(&["link", "set", va, "netns", &p.a]);
-        ip(&["link", "set", vb, "netns", &p.b]);
+        // Made in place: never in the host's namespace, where a test
+        // listing the host's interfaces could see them come and go.
+        ip(&[
+            "link", "add", va, "netns", &p.a, "type", "veth", "peer", "name", vb, "netns", &p.b,
+        ]);
         for (ns, dev, host) in [(&p.a, va, 1), (&p.b, vb, 2)] {
             let addr = format!("10.213.{subnet}.{host}/24");
             ip(&["-n", ns, "addr", "add", &addr, "dev", dev]);
@@ -132,7 +134,7 @@ for attempt in range(200):
     try:
         body = urllib.request.urlopen("http://{peer}:8081/outside.txt", timeout=10).read()
         break
-    except ConnectionRefusedError:
+    except OSError:  # urllib's URLError wrapping ECONNREFUSED
         time.sleep(0.1)
 print("fetched:", body.decode().strip(), flush=True)
 class H(http.server.BaseHTTPRequestHandler):
@@ -261,4 +263,32 @@ fn the_hosts_loopback_is_reachable_only_with_host_networking() {
     assert_success("rvisor --network=host do", &host);
     assert_eq!(stdout_str(&host).trim(), "connected");
     accepter.join().unwrap();
+}
+
+/// What a program learns about the interfaces (getifaddrs, if_nameindex,
+/// the netdevice ioctls, a netlink route dump, AI_ADDRCONFIG): with the
+/// sandbox's own network, what it would learn natively in a new network
+/// namespace with only lo up; with host networking, what it learns on
+/// the host.
+#[test]
+fn interfaces_as_netlink_and_ioctls_show_them() {
+    let prog = compile_c("netns/ifaces.c");
+    let prog_s = prog.to_str().expect("utf-8 path");
+    let native_lo = run_native(
+        "unshare",
+        &[
+            "--net",
+            "sh",
+            "-c",
+            &format!("ip link set lo up && {prog_s}"),
+        ],
+    );
+    assert_success("native run in a new netns", &native_lo);
+    let sandboxed = run_do_timeout(&[prog_s], long_timeout());
+    assert_same_output_named("native (new netns)", &native_lo, "rvisor do", &sandboxed);
+
+    let native_host = run_native(&prog, &[] as &[&str]);
+    assert_success("native run", &native_host);
+    let host = run_rvisor_timeout(&["--network=host", "do", prog_s], long_timeout());
+    assert_same_output_named("native", &native_host, "rvisor --network=host do", &host);
 }

@@ -1,17 +1,61 @@
 //! Sockets (gVisor's `pkg/sentry/socket`): the unix domain (`unix.rs`),
-//! internet sockets on the sandbox's own loopback (`inet.rs`), and host
-//! internet sockets for `--network host` (`hostinet.rs`).
+//! internet sockets on the sandbox's own loopback (`inet.rs`), host
+//! internet sockets for `--network host` (`hostinet.rs`), and
+//! NETLINK_ROUTE sockets (`netlink.rs`).
 
 use std::sync::Arc;
 
+use nix::errno::Errno;
+
 pub mod hostinet;
 pub mod inet;
+pub mod netlink;
 pub mod unix;
 
-/// An application's internet socket, whichever stack it lives on.
-pub enum InetSock {
-    /// The sandbox's own (`--network sandbox` and `none`).
+/// An application's network socket (any family but unix), whichever
+/// stack it lives on.
+pub enum NetSock {
+    /// An internet socket on the sandbox's own stack (`--network sandbox`
+    /// and `none`).
     Local(Arc<inet::InetSocket>),
-    /// A host socket (`--network host`).
+    /// A host internet socket (`--network host`).
     Host(Arc<hostinet::HostInetSocket>),
+    /// A socket of the byte-level interface (netlink).
+    Ops(Arc<dyn SocketOps>),
+}
+
+/// What a receive produced: the bytes, the count the call returns (the
+/// full length with MSG_TRUNC), the sender's address and the msg_flags.
+pub struct Received {
+    pub data: Vec<u8>,
+    pub ret: usize,
+    pub from: Option<Vec<u8>>,
+    pub msg_flags: i32,
+}
+
+/// A socket whose calls take and give plain bytes, as gVisor's
+/// socket.Socket: the syscall layer copies addresses, data and options in
+/// and out; the socket interprets them. Netlink sockets use it.
+pub trait SocketOps: Send + Sync {
+    fn family(&self) -> i32;
+    fn stype(&self) -> i32;
+    fn protocol(&self) -> i32;
+    fn bind(&self, addr: &[u8]) -> Result<(), Errno>;
+    fn connect(&self, _addr: &[u8]) -> Result<(), Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
+    fn listen(&self, _backlog: i32) -> Result<(), Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
+    fn local_name(&self) -> Result<Vec<u8>, Errno>;
+    fn peer_name(&self) -> Result<Vec<u8>, Errno>;
+    /// Sends `data` (to `to`, a raw socket address, if given).
+    fn send(&self, data: &[u8], flags: i32, to: Option<&[u8]>) -> Result<usize, Errno>;
+    /// Receives at most `len` bytes.
+    fn recv(&self, len: usize, flags: i32) -> Result<Received, Errno>;
+    fn getsockopt(&self, level: i32, name: i32, room: usize) -> Result<Vec<u8>, Errno>;
+    fn setsockopt(&self, level: i32, name: i32, val: &[u8]) -> Result<(), Errno>;
+    fn shutdown(&self, _how: i32) -> Result<(), Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
 }

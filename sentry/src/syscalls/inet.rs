@@ -19,7 +19,8 @@ use crate::socket::inet::{
     canonical, int_option_default, is_bool_option, parse_sockaddr, sockaddr_bytes, sockaddr_family,
     Connected, InetSocket, Options, Proto,
 };
-use crate::socket::InetSock;
+use crate::socket::netlink::RouteSocket;
+use crate::socket::{NetSock, Received};
 use crate::vfs::OpenFile;
 use crate::NetworkMode;
 
@@ -81,6 +82,27 @@ pub fn socket(t: &Task, domain: i32, typ: i32, protocol: i32) -> SysResult {
     install_socket(t, s, typ)
 }
 
+/// socket(2) for AF_NETLINK: NETLINK_ROUTE only.
+pub fn netlink_socket(t: &Task, typ: i32, protocol: i32) -> SysResult {
+    if typ & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC | 0xf) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if !matches!(typ & 0xf, libc::SOCK_RAW | libc::SOCK_DGRAM) {
+        return Err(Errno::ESOCKTNOSUPPORT);
+    }
+    if protocol != libc::NETLINK_ROUTE {
+        kernel().log_unimplemented(
+            libc::SYS_socket as u64 | (libc::AF_NETLINK as u64) << 32 | (protocol as u64) << 40,
+            &format!("socket (netlink protocol {protocol})"),
+        );
+        return Err(Errno::EPROTONOSUPPORT);
+    }
+    let host = kernel().network == NetworkMode::Host;
+    let pid = t.pid_to_user(t.pid()) as u32;
+    let s = RouteSocket::new(pid, host, typ & libc::SOCK_NONBLOCK != 0)?;
+    install_socket(t, s, typ)
+}
+
 fn read_sockaddr(t: &Task, addr: u64, len: u64) -> Result<Vec<u8>, Errno> {
     if len > SOCKADDR_MAX || (len as i32) < 0 {
         return Err(Errno::EINVAL);
@@ -102,12 +124,16 @@ fn write_addr(t: &Task, addr: u64, lenp: u64, bytes: &[u8]) -> Result<(), Errno>
 /// (net.ipv4.ip_unprivileged_port_start).
 const UNPRIVILEGED_PORT_START: u16 = 1024;
 
-pub fn bind(t: &Task, s: &InetSock, addr: u64, len: u64) -> SysResult {
+pub fn bind(t: &Task, s: &NetSock, addr: u64, len: u64) -> SysResult {
     let raw = read_sockaddr(t, addr, len)?;
     let may_bind_low = lock(&t.proc.creds).has_cap(cap::NET_BIND_SERVICE);
     let s = match s {
-        InetSock::Local(s) => s,
-        InetSock::Host(h) => {
+        NetSock::Local(s) => s,
+        NetSock::Ops(o) => {
+            o.bind(&raw)?;
+            return Ok(0);
+        }
+        NetSock::Host(h) => {
             let host_addr = h.host_sockaddr(&raw)?;
             let port = u16::from_be_bytes([host_addr[2], host_addr[3]]);
             if port != 0 && port < UNPRIVILEGED_PORT_START && !may_bind_low {
@@ -134,22 +160,27 @@ pub fn bind(t: &Task, s: &InetSock, addr: u64, len: u64) -> SysResult {
     Ok(0)
 }
 
-pub fn listen(s: &InetSock, backlog: i32) -> SysResult {
+pub fn listen(s: &NetSock, backlog: i32) -> SysResult {
     match s {
-        InetSock::Local(s) => s.listen(backlog)?,
-        InetSock::Host(h) => h.listen(backlog.min(4096))?,
+        NetSock::Local(s) => s.listen(backlog)?,
+        NetSock::Host(h) => h.listen(backlog.min(4096))?,
+        NetSock::Ops(o) => o.listen(backlog)?,
     }
     Ok(0)
 }
 
-pub fn connect(t: &Task, s: &InetSock, addr: u64, len: u64) -> SysResult {
+pub fn connect(t: &Task, s: &NetSock, addr: u64, len: u64) -> SysResult {
     let raw = read_sockaddr(t, addr, len)?;
     if raw.len() < 2 {
         return Err(Errno::EINVAL);
     }
     let s = match s {
-        InetSock::Local(s) => s,
-        InetSock::Host(h) => {
+        NetSock::Local(s) => s,
+        NetSock::Ops(o) => {
+            o.connect(&raw)?;
+            return Ok(0);
+        }
+        NetSock::Host(h) => {
             let host_addr = if sockaddr_family(&raw) == libc::AF_UNSPEC {
                 raw[..2].to_vec()
             } else {
@@ -170,10 +201,10 @@ pub fn connect(t: &Task, s: &InetSock, addr: u64, len: u64) -> SysResult {
     }
 }
 
-pub fn accept(t: &Task, s: &InetSock, addr: u64, lenp: u64, flags: i32) -> SysResult {
+pub fn accept(t: &Task, s: &NetSock, addr: u64, lenp: u64, flags: i32) -> SysResult {
     let nonblocking = flags & libc::SOCK_NONBLOCK != 0;
     let (conn, peer): (Arc<dyn crate::vfs::FileOps>, Vec<u8>) = match s {
-        InetSock::Local(s) => {
+        NetSock::Local(s) => {
             if s.proto != Proto::Tcp {
                 return Err(Errno::EOPNOTSUPP);
             }
@@ -184,10 +215,11 @@ pub fn accept(t: &Task, s: &InetSock, addr: u64, lenp: u64, flags: i32) -> SysRe
             let peer = sockaddr_bytes(s.family, conn.peer_addr()?);
             (conn, peer)
         }
-        InetSock::Host(h) => {
+        NetSock::Host(h) => {
             let (conn, peer) = h.accept(nonblocking)?;
             (conn, peer)
         }
+        NetSock::Ops(_) => return Err(Errno::EOPNOTSUPP),
     };
     let nfd = install_socket(t, conn, flags)?;
     if let Err(e) = write_addr(t, addr, lenp, &peer) {
@@ -197,19 +229,21 @@ pub fn accept(t: &Task, s: &InetSock, addr: u64, lenp: u64, flags: i32) -> SysRe
     Ok(nfd)
 }
 
-pub fn getsockname(t: &Task, s: &InetSock, addr: u64, lenp: u64) -> SysResult {
+pub fn getsockname(t: &Task, s: &NetSock, addr: u64, lenp: u64) -> SysResult {
     let bytes = match s {
-        InetSock::Local(s) => sockaddr_bytes(s.family, s.local_addr()),
-        InetSock::Host(h) => h.local_name()?,
+        NetSock::Local(s) => sockaddr_bytes(s.family, s.local_addr()),
+        NetSock::Host(h) => h.local_name()?,
+        NetSock::Ops(o) => o.local_name()?,
     };
     write_addr(t, addr, lenp, &bytes)?;
     Ok(0)
 }
 
-pub fn getpeername(t: &Task, s: &InetSock, addr: u64, lenp: u64) -> SysResult {
+pub fn getpeername(t: &Task, s: &NetSock, addr: u64, lenp: u64) -> SysResult {
     let bytes = match s {
-        InetSock::Local(s) => sockaddr_bytes(s.family, s.peer_addr()?),
-        InetSock::Host(h) => h.peer_name()?,
+        NetSock::Local(s) => sockaddr_bytes(s.family, s.peer_addr()?),
+        NetSock::Host(h) => h.peer_name()?,
+        NetSock::Ops(o) => o.peer_name()?,
     };
     write_addr(t, addr, lenp, &bytes)?;
     Ok(0)
@@ -219,14 +253,21 @@ pub fn getpeername(t: &Task, s: &InetSock, addr: u64, lenp: u64) -> SysResult {
 pub fn send(
     t: &Task,
     f: &OpenFile,
-    s: &InetSock,
+    s: &NetSock,
     data: &[u8],
     flags: i32,
     to: Option<(u64, u64)>,
 ) -> SysResult {
     let s = match s {
-        InetSock::Local(s) => s,
-        InetSock::Host(h) => {
+        NetSock::Local(s) => s,
+        NetSock::Ops(o) => {
+            let dest = match to {
+                Some((addr, len)) => Some(read_sockaddr(t, addr, len)?),
+                None => None,
+            };
+            return Ok(o.send(data, flags, dest.as_deref())? as u64);
+        }
+        NetSock::Host(h) => {
             if flags & !crate::socket::hostinet::SEND_FLAGS != 0 {
                 return Err(Errno::EOPNOTSUPP);
             }
@@ -280,19 +321,17 @@ fn send_stream(f: &OpenFile, s: &InetSocket, data: &[u8], flags: i32) -> Result<
     })
 }
 
-/// What a receive produced: the bytes, the count the call returns, the
-/// sender (datagrams) and the msg_flags.
-pub struct Received {
-    pub data: Vec<u8>,
-    pub ret: usize,
-    pub from: Option<Vec<u8>>,
-    pub msg_flags: i32,
-}
-
-pub fn recv(f: &OpenFile, s: &InetSock, len: usize, flags: i32) -> Result<Received, Errno> {
+pub fn recv(f: &OpenFile, s: &NetSock, len: usize, flags: i32) -> Result<Received, Errno> {
     let s = match s {
-        InetSock::Local(s) => s,
-        InetSock::Host(h) => {
+        NetSock::Local(s) => s,
+        NetSock::Ops(o) => {
+            let mut fl = flags & !libc::MSG_CMSG_CLOEXEC;
+            if f.flags() & libc::O_NONBLOCK != 0 {
+                fl |= libc::MSG_DONTWAIT;
+            }
+            return o.recv(len.min(MAX_IO), fl);
+        }
+        NetSock::Host(h) => {
             if flags & !(crate::socket::hostinet::RECV_FLAGS | libc::MSG_CMSG_CLOEXEC) != 0 {
                 return Err(Errno::EOPNOTSUPP);
             }
@@ -398,10 +437,11 @@ pub fn check_control(t: &Task, msg: &MsgHeader) -> Result<(), Errno> {
     Ok(())
 }
 
-pub fn shutdown(s: &InetSock, how: i32) -> SysResult {
+pub fn shutdown(s: &NetSock, how: i32) -> SysResult {
     match s {
-        InetSock::Local(s) => s.shutdown(how)?,
-        InetSock::Host(h) => h.shutdown(how)?,
+        NetSock::Local(s) => s.shutdown(how)?,
+        NetSock::Host(h) => h.shutdown(how)?,
+        NetSock::Ops(o) => o.shutdown(how)?,
     }
     Ok(0)
 }
@@ -423,14 +463,21 @@ fn tcp_info(s: &InetSocket) -> Vec<u8> {
     b
 }
 
-pub fn getsockopt(t: &Task, s: &InetSock, level: i32, name: i32, val: u64, lenp: u64) -> SysResult {
+pub fn getsockopt(t: &Task, s: &NetSock, level: i32, name: i32, val: u64, lenp: u64) -> SysResult {
     let have: u32 = t.read_obj(lenp)?;
     if (have as i32) < 0 {
         return Err(Errno::EINVAL);
     }
     let s = match s {
-        InetSock::Local(s) => s,
-        InetSock::Host(h) => {
+        NetSock::Local(s) => s,
+        NetSock::Ops(o) => {
+            let bytes = o.getsockopt(level, name, have as usize)?;
+            let n = (have as usize).min(bytes.len());
+            t.write_bytes(val, &bytes[..n])?;
+            t.write_obj(lenp, &(n as u32))?;
+            return Ok(0);
+        }
+        NetSock::Host(h) => {
             let bytes = h.getsockopt(level, name, have as usize).inspect_err(|e| {
                 if *e == Errno::ENOPROTOOPT {
                     log_option(level, name, "getsockopt");
@@ -511,10 +558,17 @@ fn log_option(level: i32, name: i32, call: &str) {
     kernel().log_unimplemented(key, &format!("{call} level {level} option {name}"));
 }
 
-pub fn setsockopt(t: &Task, s: &InetSock, level: i32, name: i32, val: u64, len: u64) -> SysResult {
+pub fn setsockopt(t: &Task, s: &NetSock, level: i32, name: i32, val: u64, len: u64) -> SysResult {
     let s = match s {
-        InetSock::Local(s) => s,
-        InetSock::Host(h) => {
+        NetSock::Local(s) => s,
+        NetSock::Ops(o) => {
+            if (len as i32) < 0 {
+                return Err(Errno::EINVAL);
+            }
+            o.setsockopt(level, name, &t.read_bytes(val, (len as usize).min(256))?)?;
+            return Ok(0);
+        }
+        NetSock::Host(h) => {
             if (len as i32) < 0 {
                 return Err(Errno::EINVAL);
             }
@@ -640,5 +694,149 @@ pub fn setsockopt(t: &Task, s: &InetSock, level: i32, name: i32, val: u64, len: 
             })?;
         }
     }
+    Ok(0)
+}
+
+/// The interface ioctls (netdevice(7)) every socket answers: read-only
+/// questions about the network's interfaces. None: not one of them.
+pub fn interface_ioctl(t: &Task, cmd: u64, arg: u64) -> Option<SysResult> {
+    const SIOCGIFNAME: u64 = 0x8910;
+    const SIOCGIFCONF: u64 = 0x8912;
+    const SIOCGIFFLAGS: u64 = 0x8913;
+    const SIOCGIFADDR: u64 = 0x8915;
+    const SIOCGIFNETMASK: u64 = 0x891b;
+    const SIOCGIFMTU: u64 = 0x8921;
+    const SIOCGIFHWADDR: u64 = 0x8927;
+    const SIOCGIFINDEX: u64 = 0x8933;
+    if !matches!(
+        cmd,
+        SIOCGIFNAME
+            | SIOCGIFCONF
+            | SIOCGIFFLAGS
+            | SIOCGIFADDR
+            | SIOCGIFNETMASK
+            | SIOCGIFMTU
+            | SIOCGIFHWADDR
+            | SIOCGIFINDEX
+    ) {
+        return None;
+    }
+    Some(if kernel().network == NetworkMode::Host {
+        host_interface_ioctl(t, cmd, arg)
+    } else {
+        loopback_interface_ioctl(t, cmd, arg)
+    })
+}
+
+/// sizeof(struct ifreq) and sizeof(struct ifconf).
+const IFREQ_LEN: usize = 40;
+const IFCONF_LEN: usize = 16;
+
+fn sockaddr_in_bytes(ip: [u8; 4]) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[0..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+    b[4..8].copy_from_slice(&ip);
+    b
+}
+
+/// The sandbox's one interface, `lo` (index 1, 127.0.0.1/8).
+fn loopback_interface_ioctl(t: &Task, cmd: u64, arg: u64) -> SysResult {
+    if cmd == 0x8912 {
+        // SIOCGIFCONF: one ifreq, lo's IPv4 address; a NULL buffer asks
+        // for the size.
+        let conf = t.read_bytes(arg, IFCONF_LEN)?;
+        let len = i32::from_ne_bytes(conf[0..4].try_into().unwrap_or([0; 4]));
+        let buf = u64::from_ne_bytes(conf[8..16].try_into().unwrap_or([0; 8]));
+        let mut req = [0u8; IFREQ_LEN];
+        req[..2].copy_from_slice(b"lo");
+        req[16..32].copy_from_slice(&sockaddr_in_bytes([127, 0, 0, 1]));
+        let written = if buf == 0 {
+            IFREQ_LEN
+        } else if len >= IFREQ_LEN as i32 {
+            t.write_bytes(buf, &req)?;
+            IFREQ_LEN
+        } else {
+            0
+        };
+        t.write_obj(arg, &(written as i32))?;
+        return Ok(0);
+    }
+    let mut req = t.read_bytes(arg, IFREQ_LEN)?;
+    let name_end = req[..16].iter().position(|&c| c == 0).unwrap_or(16);
+    if cmd == 0x8910 {
+        // SIOCGIFNAME: by index.
+        if i32::from_ne_bytes(req[16..20].try_into().unwrap_or([0; 4])) != 1 {
+            return Err(Errno::ENODEV);
+        }
+        req[..16].fill(0);
+        req[..2].copy_from_slice(b"lo");
+        t.write_bytes(arg, &req)?;
+        return Ok(0);
+    }
+    if &req[..name_end] != b"lo" {
+        return Err(Errno::ENODEV);
+    }
+    let value: Vec<u8> = match cmd {
+        0x8913 => ((libc::IFF_UP | libc::IFF_LOOPBACK | libc::IFF_RUNNING) as i16)
+            .to_ne_bytes()
+            .to_vec(),
+        0x8915 => sockaddr_in_bytes([127, 0, 0, 1]).to_vec(),
+        0x891b => sockaddr_in_bytes([255, 0, 0, 0]).to_vec(),
+        0x8921 => 65536i32.to_ne_bytes().to_vec(),
+        0x8927 => {
+            let mut b = vec![0u8; 16];
+            b[0..2].copy_from_slice(&772u16.to_ne_bytes());
+            b
+        }
+        _ => 1i32.to_ne_bytes().to_vec(), // SIOCGIFINDEX
+    };
+    req[16..16 + value.len()].copy_from_slice(&value);
+    t.write_bytes(arg, &req)?;
+    Ok(0)
+}
+
+/// `--network host`: the same questions asked of the host, on a socket
+/// of the sentry's, from the sentry's own copies of the structures.
+fn host_interface_ioctl(t: &Task, cmd: u64, arg: u64) -> SysResult {
+    // SAFETY: socket(2) with constants; closed below.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: a fresh fd nobody else owns.
+    let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
+    if cmd == 0x8912 {
+        let conf = t.read_bytes(arg, IFCONF_LEN)?;
+        let len = i32::from_ne_bytes(conf[0..4].try_into().unwrap_or([0; 4]));
+        let buf = u64::from_ne_bytes(conf[8..16].try_into().unwrap_or([0; 8]));
+        let room = if buf == 0 {
+            0
+        } else {
+            len.clamp(0, 64 * 1024) as usize
+        };
+        let mut ours = vec![0u8; room];
+        let mut ifc = [0u8; IFCONF_LEN];
+        ifc[0..4].copy_from_slice(&(room as i32).to_ne_bytes());
+        let ptr = if buf == 0 {
+            0u64
+        } else {
+            ours.as_mut_ptr() as u64
+        };
+        ifc[8..16].copy_from_slice(&ptr.to_ne_bytes());
+        // SAFETY: SIOCGIFCONF fills our ifconf and at most `room` bytes of
+        // our buffer.
+        Errno::result(unsafe { libc::ioctl(fd, cmd as _, ifc.as_mut_ptr()) })?;
+        let got = i32::from_ne_bytes(ifc[0..4].try_into().unwrap_or([0; 4]));
+        if buf != 0 {
+            t.write_bytes(buf, &ours[..(got.max(0) as usize).min(room)])?;
+        }
+        t.write_obj(arg, &got)?;
+        return Ok(0);
+    }
+    let mut req = t.read_bytes(arg, IFREQ_LEN)?;
+    // SAFETY: these requests read and write one ifreq, our own copy.
+    Errno::result(unsafe { libc::ioctl(fd, cmd as _, req.as_mut_ptr()) })?;
+    t.write_bytes(arg, &req)?;
     Ok(0)
 }

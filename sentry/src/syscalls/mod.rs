@@ -117,7 +117,7 @@ pub static TABLE: &[Row] = rows! {
     SYS_dup3 => file::dup3, Full;
     SYS_fcntl => file::fcntl, Partial("no F_SETOWN/F_*SIG, leases or seals; no deadlock detection");
     SYS_flock => file::flock, Full;
-    SYS_ioctl => file::ioctl, Partial("FIOCLEX, FIONCLEX, FIONBIO, FIONREAD, FS_IOC_GETFLAGS (FS_IOC_SETFLAGS refused); on the sandbox's ptys termios(2), window size, job control (TIOCSCTTY, TIOC[GS]PGRP, TIOCGSID, TIOCNOTTY) and TIOCGPTN/TIOCSPTLCK/TIOCGPTPEER; termios and window size on a host terminal; ENOTTY otherwise");
+    SYS_ioctl => file::ioctl, Partial("FIOCLEX, FIONCLEX, FIONBIO, FIONREAD, FS_IOC_GETFLAGS (FS_IOC_SETFLAGS refused); on sockets SIOCGIFCONF, SIOCGIFINDEX, SIOCGIFNAME, SIOCGIFFLAGS, SIOCGIFMTU, SIOCGIFADDR, SIOCGIFNETMASK, SIOCGIFHWADDR; on the sandbox's ptys termios(2), window size, job control (TIOCSCTTY, TIOC[GS]PGRP, TIOCGSID, TIOCNOTTY) and TIOCGPTN/TIOCSPTLCK/TIOCGPTPEER; termios and window size on a host terminal; ENOTTY otherwise");
     SYS_pipe => file::pipe, Full;
     SYS_pipe2 => file::pipe2, Full;
     SYS_getdents64 => file::getdents64, Full;
@@ -143,7 +143,7 @@ pub static TABLE: &[Row] = rows! {
     SYS_epoll_pwait => poll::epoll_pwait, Full;
     SYS_epoll_pwait2 => poll::epoll_pwait2, Full;
     // socket: unix and internet sockets
-    SYS_socket => socket::socket, Partial("AF_UNIX (stream, datagram, seqpacket); AF_INET and AF_INET6 TCP and UDP on the sandbox's loopback; raw sockets EPROTONOSUPPORT, ping sockets EACCES (as Linux's empty ping_group_range), netlink and packet EAFNOSUPPORT");
+    SYS_socket => socket::socket, Partial("AF_UNIX (stream, datagram, seqpacket); AF_INET and AF_INET6 TCP and UDP on the sandbox's loopback; or host sockets with --network host; NETLINK_ROUTE (the sandbox's lo, or the host's network read-only with --network host); raw sockets EPROTONOSUPPORT, ping sockets EACCES (as Linux's empty ping_group_range), packet sockets EAFNOSUPPORT");
     SYS_socketpair => socket::socketpair, Partial("AF_UNIX (AF_INET: EOPNOTSUPP, as Linux)");
     SYS_bind => socket::bind, Partial("AF_UNIX: paths and abstract names, autobind; AF_INET/AF_INET6: loopback and wildcard addresses, SO_REUSEADDR/SO_REUSEPORT conflicts, ephemeral ports");
     SYS_listen => socket::listen, Full;

@@ -18,7 +18,7 @@ use crate::kernel::signals::{info_sender, SI_USER};
 use crate::kernel::task::Task;
 use crate::kernel::{kernel, lock};
 use crate::socket::unix::{Ucred, UnixAddr, UnixSocket};
-use crate::socket::InetSock;
+use crate::socket::NetSock;
 use crate::vfs::{FileOps, FileType, OpenFile};
 
 const MAX_IO: usize = 1 << 20;
@@ -70,8 +70,11 @@ pub fn socket(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if domain == libc::AF_INET || domain == libc::AF_INET6 {
         return inet::socket(t, domain, typ, proto);
     }
+    if domain == libc::AF_NETLINK {
+        return inet::netlink_socket(t, typ, proto);
+    }
     if domain != libc::AF_UNIX {
-        if matches!(domain, libc::AF_NETLINK | libc::AF_PACKET) {
+        if domain == libc::AF_PACKET {
             kernel().log_unimplemented(
                 libc::SYS_socket as u64 | (domain as u64) << 32,
                 "socket (network families)",
@@ -114,7 +117,7 @@ pub fn socketpair(t: &mut Task, a: &[u64; 6]) -> SysResult {
 /// The socket behind an application fd (ENOTSOCK otherwise).
 enum Sock {
     Unix(Arc<UnixSocket>),
-    Inet(InetSock),
+    Inet(NetSock),
 }
 
 fn sock(t: &Task, fd: i32) -> Result<(Arc<OpenFile>, Sock), Errno> {
@@ -123,10 +126,13 @@ fn sock(t: &Task, fd: i32) -> Result<(Arc<OpenFile>, Sock), Errno> {
         return Ok((f, Sock::Unix(s)));
     }
     if let Some(s) = f.ops.clone().inet_socket() {
-        return Ok((f, Sock::Inet(InetSock::Local(s))));
+        return Ok((f, Sock::Inet(NetSock::Local(s))));
     }
-    let s = f.ops.clone().host_inet_socket().ok_or(Errno::ENOTSOCK)?;
-    Ok((f, Sock::Inet(InetSock::Host(s))))
+    if let Some(s) = f.ops.clone().host_inet_socket() {
+        return Ok((f, Sock::Inet(NetSock::Host(s))));
+    }
+    let s = f.ops.clone().socket_ops().ok_or(Errno::ENOTSOCK)?;
+    Ok((f, Sock::Inet(NetSock::Ops(s))))
 }
 
 /// Every handler starts here: the unix socket to work on, or the whole

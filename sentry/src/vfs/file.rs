@@ -114,6 +114,12 @@ pub trait FileOps: Send + Sync {
     ) -> Option<std::sync::Arc<crate::socket::hostinet::HostInetSocket>> {
         None
     }
+    /// A socket of the byte-level socket interface (netlink).
+    fn socket_ops(
+        self: std::sync::Arc<Self>,
+    ) -> Option<std::sync::Arc<dyn crate::socket::SocketOps>> {
+        None
+    }
     /// Readiness the sentry knows without a host poll (revents for every
     /// event); `poll_fd`, when given too, is then only a wake-up: it turns
     /// readable when this answer may have changed.
