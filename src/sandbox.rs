@@ -449,6 +449,11 @@ pub fn start_sandbox(
                 ns |= CloneFlags::CLONE_NEWNET;
             }
             nix::sched::unshare(ns).map_err(std::io::Error::from)?;
+            if new_netns {
+                // A new namespace's lo is down; runc brings it up, and
+                // host networking's 127.0.0.1 needs it.
+                loopback_up();
+            }
             if foreground {
                 libc::prctl(
                     libc::PR_SET_PDEATHSIG,
@@ -489,6 +494,26 @@ pub fn start_sandbox(
             kill_all(gofers);
             Err(e).context("starting the sentry")
         }
+    }
+}
+
+/// Sets `lo` up in the calling thread's network namespace. Called between
+/// fork and exec: only system calls, on a stack buffer.
+fn loopback_up() {
+    // SAFETY: socket/ioctl/close on our own fd and ifreq-sized buffer.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return;
+        }
+        let mut req = [0u8; 40];
+        req[..2].copy_from_slice(b"lo");
+        if libc::ioctl(fd, libc::SIOCGIFFLAGS, req.as_mut_ptr()) == 0 {
+            let flags = i16::from_ne_bytes([req[16], req[17]]) | libc::IFF_UP as i16;
+            req[16..18].copy_from_slice(&flags.to_ne_bytes());
+            libc::ioctl(fd, libc::SIOCSIFFLAGS, req.as_mut_ptr());
+        }
+        libc::close(fd);
     }
 }
 
