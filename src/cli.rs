@@ -58,13 +58,13 @@ pub struct GlobalOpts {
     #[arg(long, global = true, value_enum, default_value_t = Overlay::SelfBacked)]
     pub overlay: Overlay,
     /// What the container's internet sockets are, as runsc's --network:
-    /// `sandbox` puts them on the sentry's own network stack (today the
-    /// sandbox's loopback: servers and clients inside one sandbox or pod
-    /// talk over 127.0.0.1 and ::1; other destinations are unreachable);
-    /// `host` makes them host sockets the sentry opens in the container's
-    /// network namespace (the spec's, or the host's when the spec has
-    /// none), for trusted programs that need the network; `none` gives
-    /// loopback only.
+    /// `sandbox` puts them on the sentry's own network stack: the
+    /// sandbox's loopback, and, in a network namespace the spec names by
+    /// path (a CNI netns), that namespace's device, whose address the
+    /// sentry takes over (TCP over IPv4 so far); `host` makes them host
+    /// sockets the sentry opens in the container's network namespace (the
+    /// spec's, or the host's when the spec has none), for trusted programs;
+    /// `none` gives loopback only.
     #[arg(long, global = true, value_enum, default_value_t = Network::Sandbox)]
     pub network: Network,
     /// Accepted for runc compatibility; rvisor manages cgroups through

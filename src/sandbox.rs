@@ -393,13 +393,16 @@ pub fn start_sandbox(
     }
     let sentry_fd = sentry_end.as_raw_fd();
     let sentry_cgroups = cgroup_procs.to_vec();
-    // The network namespace the sentry lives in. Only host networking
-    // needs the host's (or the spec's); the sentry's own stack needs a
-    // namespace's interfaces only once it has a device, so until then
-    // `sandbox` and `none` get a new, empty one.
+    // The network namespace the sentry lives in: the spec's, by path, for
+    // host networking and for the sentry's own stack (which takes over its
+    // device); the host's only for host networking when the spec shares
+    // it; otherwise a new, empty one.
     let netns = match (boot.network, &boot.network_namespace) {
         (sentry::NetworkMode::Host, sentry::NetworkNamespace::Inherit) => None,
-        (sentry::NetworkMode::Host, sentry::NetworkNamespace::Path(p)) => {
+        (
+            sentry::NetworkMode::Host | sentry::NetworkMode::Sandbox,
+            sentry::NetworkNamespace::Path(p),
+        ) => {
             Some(Some(std::fs::File::open(p).with_context(|| {
                 format!("opening the network namespace {p}")
             })?))

@@ -159,6 +159,18 @@ print("served one request", flush=True)
 /// The same program run natively in the same netns is the reference.
 #[test]
 fn host_network_in_the_container_netns_reaches_and_serves_a_peer() {
+    serve_and_fetch_across_a_veth("--network=host");
+}
+
+/// The same with the sentry's own TCP/IP stack (the default network): it
+/// takes over the netns's device, so the peer reaches the container at
+/// the address CNI gave it and the container reaches the peer.
+#[test]
+fn sandbox_network_takes_over_the_device_and_reaches_and_serves_a_peer() {
+    serve_and_fetch_across_a_veth("--network=sandbox");
+}
+
+fn serve_and_fetch_across_a_veth(network: &str) {
     let pair = VethPair::new();
     let www = TempDir::new("rvisor-www");
     std::fs::write(www.path().join("outside.txt"), "from the peer netns\n").unwrap();
@@ -211,7 +223,7 @@ fn host_network_in_the_container_netns_reaches_and_serves_a_peer() {
     let sandboxed = Command::new(rvisor())
         .arg("--root")
         .arg(state.path())
-        .arg("--network=host")
+        .arg(network)
         .arg("run")
         .arg("--bundle")
         .arg(bundle.path())

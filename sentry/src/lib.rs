@@ -120,8 +120,8 @@ pub struct BootConfig {
 /// `--network`, as runsc's: what an application's internet sockets are.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub enum NetworkMode {
-    /// The sentry's own stack; today the sandbox's loopback (a device for
-    /// the network namespace's interfaces is issue 8's next step).
+    /// The sentry's own stack: the sandbox's loopback, and the network
+    /// namespace's device when the spec names one by path.
     #[default]
     Sandbox,
     /// Host sockets the sentry opens in its network namespace.
@@ -237,6 +237,23 @@ pub fn boot(
         // is not open is skipped.
         let open = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_ok();
         stdio.push(open.then(|| unsafe { OwnedFd::from_raw_fd(fd) }));
+    }
+    // `--network sandbox` in the container's own network namespace: the
+    // sentry's stack takes over its device (before the host's filesystem,
+    // and /proc/net/route with it, is given up).
+    if cfg.network == NetworkMode::Sandbox
+        && matches!(cfg.network_namespace, NetworkNamespace::Path(_))
+    {
+        match socket::netstack::discover() {
+            Some(dev) => {
+                let what = format!("{} {}/{}", dev.name, dev.addr, dev.prefix);
+                match socket::netstack::start(dev) {
+                    Ok(()) => tracing::info!("network: the sandbox's stack has {what}"),
+                    Err(e) => tracing::warn!("network: loopback only: {e}"),
+                }
+            }
+            None => tracing::info!("network: no device with an IPv4 address; loopback only"),
+        }
     }
     confine()?;
     let k = Kernel::install(

@@ -167,6 +167,17 @@ pub fn wait_ready(
                         recheck.push(i);
                     }
                 }
+                if revents[i] == 0 && fixed & libc::POLLOUT == 0 && *ev & libc::POLLOUT != 0 {
+                    if let Some(fd) = f.ops.poll_fd_out() {
+                        host.push(libc::pollfd {
+                            fd,
+                            events: libc::POLLIN,
+                            revents: 0,
+                        });
+                        host_idx.push(i);
+                        recheck.push(i);
+                    }
+                }
                 continue;
             }
             match f.ops.poll_fd() {
@@ -203,7 +214,7 @@ pub fn wait_ready(
                 return Err(Errno::last());
             }
             for (p, i) in host.iter().zip(&host_idx) {
-                revents[*i] = p.revents;
+                revents[*i] |= p.revents;
             }
             for i in recheck {
                 if revents[i] != 0 {

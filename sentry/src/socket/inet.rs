@@ -26,6 +26,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use nix::errno::Errno;
 
+use smoltcp::iface::SocketHandle;
+
+use super::netstack::{self, Wake};
 use crate::fsimpl::host::retry_host;
 use crate::fsimpl::ready::ReadyFlag;
 use crate::kernel::lock;
@@ -416,6 +419,11 @@ enum State {
     },
     /// A TCP connection: our end of the host socketpair carrying it.
     Connected { fd: OwnedFd },
+    /// A TCP connection over the sandbox's network device (netstack.rs).
+    External {
+        handle: SocketHandle,
+        wake: Arc<Wake>,
+    },
 }
 
 struct Inner {
@@ -592,7 +600,7 @@ impl InetSocket {
         };
         self.check_family(addr, &opts, Errno::EINVAL)?;
         let ip = addr.ip();
-        if !ip.is_unspecified() && !is_loopback(ip) {
+        if !ip.is_unspecified() && !is_loopback(ip) && !netstack::is_device_addr(ip) {
             return Err(Errno::EADDRNOTAVAIL);
         }
         if addr.port() != 0 && addr.port() < 1024 && !may_bind_low {
@@ -638,7 +646,7 @@ impl InetSocket {
     pub fn peer_addr(&self) -> Result<SocketAddr, Errno> {
         let inner = self.inner();
         match (&inner.state, inner.peer) {
-            (State::Connected { .. }, Some(p)) => Ok(p),
+            (State::Connected { .. } | State::External { .. }, Some(p)) => Ok(p),
             (_, Some(p)) if self.proto == Proto::Udp => Ok(p),
             _ => Err(Errno::ENOTCONN),
         }
@@ -654,7 +662,11 @@ impl InetSocket {
         }
         {
             let inner = self.inner();
-            if matches!(inner.state, State::Connected { .. }) || inner.connecting {
+            if matches!(
+                inner.state,
+                State::Connected { .. } | State::External { .. }
+            ) || inner.connecting
+            {
                 return Err(Errno::EINVAL);
             }
         }
@@ -676,7 +688,45 @@ impl InetSocket {
             }
         }
         self.listening.store(true, Ordering::Relaxed);
+        drop(inner);
+        // Connections from the network device too, for a listener on the
+        // wildcard or the device's address.
+        if let Some(ns) = netstack::stack() {
+            let ip = local.ip();
+            let v4_reachable = match ip {
+                IpAddr::V4(v4) => v4.is_unspecified() || netstack::is_device_addr(ip),
+                IpAddr::V6(v6) => v6.is_unspecified() && !self.inner().opts.v6only,
+            };
+            if v4_reachable {
+                ns.listen(local.port(), backlog, self)?;
+            }
+        }
         Ok(())
+    }
+
+    /// A connection the network device brought to this listener.
+    pub fn accept_external(
+        self: &Arc<Self>,
+        handle: SocketHandle,
+        wake: Arc<Wake>,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) {
+        let Ok(server) = InetSocket::new(self.family, Proto::Tcp, false, self.uid) else {
+            return;
+        };
+        {
+            let mut s = server.inner();
+            s.local = Some(local);
+            s.peer = Some(remote);
+            s.state = State::External { handle, wake };
+            s.opts = self.inner().opts.clone();
+        }
+        let mut inner = self.inner();
+        if let State::Listening { queue, .. } = &mut inner.state {
+            queue.push_back(server);
+            self.ready.update(true);
+        }
     }
 
     /// connect(2) to a canonical address (None: AF_UNSPEC).
@@ -700,6 +750,10 @@ impl InetSocket {
             if v4.is_broadcast() || v4.is_multicast() {
                 return Err(Errno::ENETUNREACH);
             }
+        }
+        // Through the device (TCP only, so far).
+        if self.proto == Proto::Tcp && ip.is_ipv4() && netstack::stack().is_some() {
+            return Ok(dest);
         }
         Err(Errno::ENETUNREACH)
     }
@@ -742,9 +796,24 @@ impl InetSocket {
                 if matches!(inner.state, State::Connected { .. }) {
                     return Ok(Connected::Now);
                 }
+                if let State::External { handle, wake } = &inner.state {
+                    if let Some(ns) = netstack::stack() {
+                        match ns.connect_result(*handle, wake) {
+                            None => {
+                                inner.connecting = true;
+                                return Err(Errno::EALREADY);
+                            }
+                            Some(Some(e)) => {
+                                inner.refused = true;
+                                return Err(e);
+                            }
+                            Some(None) => return Ok(Connected::Now),
+                        }
+                    }
+                }
             }
             match inner.state {
-                State::Connected { .. } => return Err(Errno::EISCONN),
+                State::Connected { .. } | State::External { .. } => return Err(Errno::EISCONN),
                 State::Listening { .. } => return Err(Errno::EISCONN),
                 State::Closed => {}
             }
@@ -754,6 +823,9 @@ impl InetSocket {
         };
         self.check_family(dest, &self.inner().opts.clone(), Errno::ENETUNREACH)?;
         let dest = self.route(dest)?;
+        if !is_loopback(dest.ip()) && !netstack::is_device_addr(dest.ip()) {
+            return self.connect_external(dest);
+        }
         let src = source_for(dest.ip());
         let local = self.autobind(self.wildcard())?;
         let local = if local.ip().is_unspecified() {
@@ -800,6 +872,157 @@ impl InetSocket {
                 }
             }
         }
+    }
+
+    /// connect(2) through the network device.
+    fn connect_external(self: &Arc<Self>, dest: SocketAddr) -> Result<Connected, Errno> {
+        let (Some(ns), SocketAddr::V4(remote)) = (netstack::stack(), dest) else {
+            return Err(Errno::ENETUNREACH);
+        };
+        let local = self.autobind(self.wildcard())?;
+        let src = IpAddr::V4(ns.device.addr);
+        if local.ip().is_unspecified() {
+            ports().rebind(self.id(), src);
+        }
+        let (handle, wake) = ns.connect(local.port(), remote)?;
+        {
+            let mut inner = self.inner();
+            inner.local = Some(SocketAddr::new(src, local.port()));
+            inner.peer = Some(dest);
+            inner.state = State::External {
+                handle,
+                wake: wake.clone(),
+            };
+            inner.refused = false;
+        }
+        if self.nonblocking.load(Ordering::Relaxed) {
+            self.inner().connecting = true;
+            return Ok(Connected::InProgress);
+        }
+        loop {
+            match ns.connect_result(handle, &wake) {
+                Some(None) => return Ok(Connected::Now),
+                Some(Some(e)) => {
+                    self.inner().refused = true;
+                    return Err(e);
+                }
+                None => {}
+            }
+            // Interrupted: the connection goes on, as Linux's does.
+            if crate::kernel::interrupted() {
+                self.inner().connecting = true;
+                return Err(Errno::EINTR);
+            }
+            let mut p = [
+                libc::pollfd {
+                    fd: wake.tx.fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: wake.rx.fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: poll on our own pollfd array; 100 ms slices so an
+            // interrupt is noticed.
+            unsafe { libc::poll(p.as_mut_ptr(), 2, 100) };
+        }
+    }
+
+    /// The connection over the device, if this is one.
+    fn external(&self) -> Option<(SocketHandle, Arc<Wake>)> {
+        match &self.inner().state {
+            State::External { handle, wake } => Some((*handle, wake.clone())),
+            _ => None,
+        }
+    }
+
+    /// Reads a TCP connection's bytes (either kind of connection).
+    pub fn stream_read(
+        &self,
+        buf: &mut [u8],
+        flags: i32,
+        nonblocking: bool,
+    ) -> Result<usize, Errno> {
+        if let Some((h, wake)) = self.external() {
+            let ns = netstack::stack().ok_or(Errno::ENOTCONN)?;
+            let peek = flags & libc::MSG_PEEK != 0;
+            let mut done = 0;
+            loop {
+                match ns.recv(h, &mut buf[done..], peek) {
+                    Ok(0) => return Ok(done),
+                    Ok(n) => {
+                        done += n;
+                        if flags & libc::MSG_WAITALL == 0 || done == buf.len() || peek {
+                            return Ok(done);
+                        }
+                    }
+                    Err(Errno::EAGAIN) if done > 0 && flags & libc::MSG_WAITALL == 0 => {
+                        return Ok(done)
+                    }
+                    Err(Errno::EAGAIN) if !nonblocking && flags & libc::MSG_DONTWAIT == 0 => {
+                        wake.rx.wait()?;
+                    }
+                    Err(e) if done > 0 => {
+                        let _ = e;
+                        return Ok(done);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let fd = self.stream_fd().ok_or(Errno::ENOTCONN)?;
+        let mut fl = flags & (libc::MSG_DONTWAIT | libc::MSG_PEEK | libc::MSG_WAITALL);
+        if nonblocking {
+            fl |= libc::MSG_DONTWAIT;
+        }
+        retry_host(|| {
+            // SAFETY: recv into the caller's buffer on a socket the sentry
+            // owns.
+            Errno::result(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), fl) })
+                .map(|n| n as usize)
+        })
+    }
+
+    /// Writes to a TCP connection (either kind); EPIPE when there is none.
+    pub fn stream_write(&self, data: &[u8], flags: i32, nonblocking: bool) -> Result<usize, Errno> {
+        if let Some(e) = self.take_error() {
+            return Err(e);
+        }
+        if let Some((h, wake)) = self.external() {
+            let ns = netstack::stack().ok_or(Errno::EPIPE)?;
+            let mut done = 0;
+            while done < data.len() {
+                match ns.send(h, &data[done..]) {
+                    Ok(n) => done += n,
+                    Err(Errno::EAGAIN) if done > 0 && nonblocking => return Ok(done),
+                    Err(Errno::EAGAIN) if !nonblocking && flags & libc::MSG_DONTWAIT == 0 => {
+                        if let Err(e) = wake.tx.wait() {
+                            return if done > 0 { Ok(done) } else { Err(e) };
+                        }
+                    }
+                    Err(e) if done > 0 => {
+                        let _ = e;
+                        return Ok(done);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(done);
+        }
+        let fd = self.stream_fd().ok_or(Errno::EPIPE)?;
+        let mut fl = (flags & (libc::MSG_DONTWAIT | libc::MSG_MORE)) | libc::MSG_NOSIGNAL;
+        if nonblocking {
+            fl |= libc::MSG_DONTWAIT;
+        }
+        retry_host(|| {
+            // SAFETY: send from the caller's buffer on a socket the sentry
+            // owns.
+            Errno::result(unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), fl) })
+                .map(|n| n as usize)
+        })
     }
 
     /// Queues a connection from `client` (at `from`) to `to` on this
@@ -869,6 +1092,16 @@ impl InetSocket {
     /// Takes the pending error (SO_ERROR, or the next call's failure).
     pub fn take_error(&self) -> Option<Errno> {
         let mut inner = self.inner();
+        if inner.error.is_none() && inner.connecting {
+            if let (State::External { handle, wake }, Some(ns)) = (&inner.state, netstack::stack())
+            {
+                if let Some(Some(e)) = ns.connect_result(*handle, wake) {
+                    inner.connecting = false;
+                    inner.refused = true;
+                    return Some(e);
+                }
+            }
+        }
         let e = inner.error.take();
         if e.is_some() && self.proto == Proto::Udp {
             self.ready.update(!inner.dgrams.is_empty());
@@ -1024,6 +1257,14 @@ impl InetSocket {
                 }
                 Ok(())
             }
+            State::External { handle, .. } => {
+                if how != libc::SHUT_RD {
+                    if let Some(ns) = netstack::stack() {
+                        ns.shutdown_write(*handle);
+                    }
+                }
+                Ok(())
+            }
             State::Listening { .. } if how != libc::SHUT_WR => {
                 // Linux stops listening: queued connections are reset.
                 inner.state = State::Closed;
@@ -1065,6 +1306,7 @@ impl InetSocket {
                 }
                 n.max(0) as usize
             }
+            State::External { handle, .. } => netstack::stack().map_or(0, |ns| ns.unread(*handle)),
             _ => inner.dgrams.front().map_or(0, |d| d.data.len()),
         }
     }
@@ -1081,7 +1323,26 @@ impl InetSocket {
                 }
                 n.max(0) as usize
             }
+            State::External { handle, .. } => netstack::stack().map_or(0, |ns| ns.unsent(*handle)),
             _ => 0,
+        }
+    }
+}
+
+impl Drop for InetSocket {
+    fn drop(&mut self) {
+        let Some(ns) = netstack::stack() else { return };
+        let inner = match self.inner.get_mut() {
+            Ok(i) => i,
+            Err(p) => p.into_inner(),
+        };
+        if let State::External { handle, .. } = &inner.state {
+            ns.close(*handle);
+        }
+        if self.listening.load(Ordering::Relaxed) {
+            if let Some(l) = inner.local {
+                ns.unlisten(l.port());
+            }
         }
     }
 }
@@ -1098,27 +1359,15 @@ impl FileOps for InetSocket {
         if let Some(e) = self.take_error() {
             return Err(e);
         }
-        let fd = self.stream_fd().ok_or(Errno::ENOTCONN)?;
-        retry_host(|| nix::unistd::read(fd, buf))
+        self.stream_read(buf, 0, self.nonblocking.load(Ordering::Relaxed))
     }
 
     fn write_at(&self, buf: &[u8], _off: u64) -> VfsResult<usize> {
         if self.proto == Proto::Udp {
             return Err(Errno::EDESTADDRREQ);
         }
-        if let Some(e) = self.take_error() {
-            return Err(e);
-        }
-        // Linux's tcp_sendmsg on a socket that is not connected.
-        let fd = self.stream_fd().ok_or(Errno::EPIPE)?;
-        retry_host(|| {
-            // SAFETY: send from our own buffer on the sentry's socket;
-            // MSG_NOSIGNAL: the caller raises SIGPIPE for the application.
-            Errno::result(unsafe {
-                libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL)
-            })
-            .map(|n| n as usize)
-        })
+        // Linux's tcp_sendmsg on a socket that is not connected: EPIPE.
+        self.stream_write(buf, 0, self.nonblocking.load(Ordering::Relaxed))
     }
 
     fn stat(&self) -> VfsResult<FileStat> {
@@ -1134,7 +1383,14 @@ impl FileOps for InetSocket {
     }
 
     fn poll_fd(&self) -> Option<RawFd> {
+        if let Some((_, wake)) = self.external() {
+            return Some(wake.rx.fd.as_raw_fd());
+        }
         self.stream_fd().or(Some(self.ready.fd.as_raw_fd()))
+    }
+
+    fn poll_fd_out(&self) -> Option<RawFd> {
+        self.external().map(|(_, wake)| wake.tx.fd.as_raw_fd())
     }
 
     fn poll_fixed(&self) -> Option<i16> {
@@ -1146,6 +1402,11 @@ impl FileOps for InetSocket {
         };
         match (&inner.state, self.proto) {
             (State::Connected { .. }, _) => None,
+            (State::External { handle, wake }, _) => {
+                let (h, w) = (*handle, wake.clone());
+                drop(inner);
+                netstack::stack().map(|ns| ns.poll_mask(h, &w))
+            }
             (State::Listening { queue, .. }, _) => Some(if queue.is_empty() {
                 0
             } else {

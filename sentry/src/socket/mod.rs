@@ -10,6 +10,7 @@ use nix::errno::Errno;
 pub mod hostinet;
 pub mod inet;
 pub mod netlink;
+pub mod netstack;
 pub mod unix;
 
 /// An application's network socket (any family but unix), whichever

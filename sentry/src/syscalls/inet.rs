@@ -11,7 +11,6 @@ use nix::errno::Errno;
 
 use super::socket::{install_socket, raise_sigpipe, MsgHeader};
 use super::SysResult;
-use crate::fsimpl::host::retry_host;
 use crate::kernel::task::Task;
 use crate::kernel::{cap, kernel, lock};
 use crate::socket::hostinet::HostInetSocket;
@@ -306,19 +305,7 @@ pub fn send(
 }
 
 fn send_stream(f: &OpenFile, s: &InetSocket, data: &[u8], flags: i32) -> Result<usize, Errno> {
-    if let Some(e) = s.take_error() {
-        return Err(e);
-    }
-    let h = s.stream_fd().ok_or(Errno::EPIPE)?;
-    let mut fl = (flags & (libc::MSG_DONTWAIT | libc::MSG_MORE)) | libc::MSG_NOSIGNAL;
-    if f.flags() & libc::O_NONBLOCK != 0 {
-        fl |= libc::MSG_DONTWAIT;
-    }
-    retry_host(|| {
-        // SAFETY: send from our own buffer on a socket the sentry owns.
-        Errno::result(unsafe { libc::send(h, data.as_ptr().cast(), data.len(), fl) })
-            .map(|n| n as usize)
-    })
+    s.stream_write(data, flags, f.flags() & libc::O_NONBLOCK != 0)
 }
 
 pub fn recv(f: &OpenFile, s: &NetSock, len: usize, flags: i32) -> Result<Received, Errno> {
@@ -385,17 +372,7 @@ pub fn recv(f: &OpenFile, s: &NetSock, len: usize, flags: i32) -> Result<Receive
             if let Some(e) = s.take_error() {
                 return Err(e);
             }
-            let h = s.stream_fd().ok_or(Errno::ENOTCONN)?;
-            let mut fl = flags & (libc::MSG_DONTWAIT | libc::MSG_PEEK | libc::MSG_WAITALL);
-            if f.flags() & libc::O_NONBLOCK != 0 {
-                fl |= libc::MSG_DONTWAIT;
-            }
-            let n = retry_host(|| {
-                // SAFETY: recv into our own buffer on a socket the sentry
-                // owns.
-                Errno::result(unsafe { libc::recv(h, buf.as_mut_ptr().cast(), buf.len(), fl) })
-                    .map(|n| n as usize)
-            })?;
+            let n = s.stream_read(&mut buf, flags, f.flags() & libc::O_NONBLOCK != 0)?;
             buf.truncate(n);
             // TCP's MSG_TRUNC discards the bytes instead of copying them.
             if flags & libc::MSG_TRUNC != 0 {

@@ -120,6 +120,11 @@ pub trait FileOps: Send + Sync {
     ) -> Option<std::sync::Arc<dyn crate::socket::SocketOps>> {
         None
     }
+    /// With `poll_fixed`: a second wake-up fd, for a caller waiting to
+    /// write.
+    fn poll_fd_out(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
     /// Readiness the sentry knows without a host poll (revents for every
     /// event); `poll_fd`, when given too, is then only a wake-up: it turns
     /// readable when this answer may have changed.

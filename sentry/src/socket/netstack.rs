@@ -1,0 +1,687 @@
+//! The sentry's own TCP/IP stack on the container's network device
+//! (`--network sandbox`, gVisor's netstack), built on smoltcp.
+//!
+//! At boot, in a network namespace the spec names by path (a CNI netns),
+//! the sentry finds the interface that carries an IPv4 address, takes the
+//! address off the host's interface (so the host kernel neither answers
+//! ARP for it nor resets connections it does not know, as runsc does) and
+//! exchanges raw Ethernet frames with that interface over an AF_PACKET
+//! socket. Addresses, prefix, gateway and MTU are what CNI configured.
+//!
+//! One network thread polls the interface: it moves frames, runs TCP's
+//! timers, hands established connections to listening sockets, and keeps
+//! each socket's readiness flags (host eventfds the application's blocking
+//! calls and polls wait on). Application calls lock the stack briefly and
+//! kick the thread when they queued something to send.
+//!
+//! So far: TCP over IPv4. UDP, ICMP and IPv6 beyond loopback are not
+//! carried yet.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+
+use nix::errno::Errno;
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use smoltcp::socket::tcp;
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint};
+
+use super::inet::InetSocket;
+use crate::fsimpl::ready::ReadyFlag;
+use crate::kernel::lock;
+
+/// Each connection's buffers, each way (window scaling lets TCP use them).
+const TCP_BUFFER: usize = 256 * 1024;
+/// Listening sockets kept open per listener (smoltcp's listener takes one
+/// connection; a fresh one replaces it when it does).
+const MAX_PENDING_LISTENERS: usize = 8;
+
+/// The interface the stack attaches to, as CNI configured it.
+#[derive(Clone, Debug)]
+pub struct Device {
+    pub name: String,
+    pub index: i32,
+    pub mac: [u8; 6],
+    pub addr: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Option<Ipv4Addr>,
+    pub mtu: usize,
+}
+
+/// Readiness flags of one TCP socket, kept by the network thread.
+pub struct Wake {
+    /// Data, end of stream, or the connection's end.
+    pub rx: ReadyFlag,
+    /// Room to send, or the connection's end.
+    pub tx: ReadyFlag,
+    /// The connection reached ESTABLISHED at least once (a connect that
+    /// ends in CLOSED before it was refused).
+    pub established: AtomicBool,
+}
+
+struct Listener {
+    owner: Weak<InetSocket>,
+    handles: Vec<SocketHandle>,
+}
+
+/// The interface's frames, over an AF_PACKET socket bound to it.
+struct PacketDevice {
+    fd: OwnedFd,
+    /// Largest frame: the interface's MTU and the Ethernet header.
+    frame: usize,
+}
+
+struct RxFrame(Vec<u8>);
+
+struct TxFrame(RawFd);
+
+impl phy::RxToken for RxFrame {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+impl phy::TxToken for TxFrame {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut buf = vec![0u8; len];
+        let r = f(&mut buf);
+        // SAFETY: send our own buffer on our own packet socket; a frame
+        // the host cannot take is dropped, as a wire would.
+        unsafe { libc::send(self.0, buf.as_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        r
+    }
+}
+
+impl phy::Device for PacketDevice {
+    type RxToken<'a> = RxFrame;
+    type TxToken<'a> = TxFrame;
+
+    fn receive(&mut self, _now: Instant) -> Option<(RxFrame, TxFrame)> {
+        let mut buf = vec![0u8; self.frame];
+        // SAFETY: recv into our own buffer from our own socket.
+        let n = unsafe {
+            libc::recv(
+                self.fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n <= 0 {
+            return None;
+        }
+        buf.truncate(n as usize);
+        Some((RxFrame(buf), TxFrame(self.fd.as_raw_fd())))
+    }
+
+    fn transmit(&mut self, _now: Instant) -> Option<TxFrame> {
+        Some(TxFrame(self.fd.as_raw_fd()))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut c = DeviceCapabilities::default();
+        c.medium = Medium::Ethernet;
+        c.max_transmission_unit = self.frame;
+        // Frames from a veth or bridge may carry checksums the host left
+        // to offload (never filled in): trust the host for what it
+        // delivers, as gVisor's fdbased endpoint does, and compute ours.
+        c.checksum.ipv4 = phy::Checksum::Tx;
+        c.checksum.tcp = phy::Checksum::Tx;
+        c.checksum.udp = phy::Checksum::Tx;
+        c.checksum.icmpv4 = phy::Checksum::Tx;
+        c
+    }
+}
+
+/// Opens a packet socket on interface `index` taking every protocol.
+fn packet_socket(index: i32) -> Result<OwnedFd, Errno> {
+    let eth_p_all = (libc::ETH_P_ALL as u16).to_be();
+    // SAFETY: socket(2) with constants; the fd is ours.
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            eth_p_all as i32,
+        )
+    };
+    if raw < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: a fresh fd nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: an all-zero sockaddr_ll is valid; we fill in ours.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = eth_p_all;
+    sll.sll_ifindex = index;
+    // SAFETY: bind with our own sockaddr_ll.
+    let r = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sll as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    Ok(fd)
+}
+
+struct Inner {
+    iface: Interface,
+    device: PacketDevice,
+    sockets: SocketSet<'static>,
+    wakes: HashMap<SocketHandle, Arc<Wake>>,
+    /// By local port.
+    listeners: HashMap<u16, Listener>,
+    /// Closed by the application; removed once TCP is done with them.
+    closing: Vec<SocketHandle>,
+}
+
+pub struct Netstack {
+    inner: Mutex<Inner>,
+    /// Written to wake the network thread (something to send).
+    kick: ReadyFlag,
+    device_fd: RawFd,
+    pub device: Device,
+}
+
+static STACK: OnceLock<Arc<Netstack>> = OnceLock::new();
+
+/// The stack, if the sandbox has a device.
+pub fn stack() -> Option<&'static Arc<Netstack>> {
+    STACK.get()
+}
+
+/// Whether `ip` is one of the device's addresses.
+pub fn is_device_addr(ip: std::net::IpAddr) -> bool {
+    matches!((stack(), ip), (Some(s), std::net::IpAddr::V4(v4)) if v4 == s.device.addr)
+}
+
+fn tcp_socket() -> tcp::Socket<'static> {
+    let mut s = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
+        tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
+    );
+    s.set_nagle_enabled(false);
+    s
+}
+
+fn new_wake() -> Result<Arc<Wake>, Errno> {
+    Ok(Arc::new(Wake {
+        rx: ReadyFlag::new()?,
+        tx: ReadyFlag::new()?,
+        established: AtomicBool::new(false),
+    }))
+}
+
+/// Finds the network namespace's device: the first interface other than
+/// lo with an IPv4 address (ioctls on a socket in the sentry's namespace),
+/// and the default gateway (/proc/net/route, read before the sentry
+/// gives up the host's filesystem).
+pub fn discover() -> Option<Device> {
+    // SAFETY: socket(2) with constants; closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return None;
+    }
+    let mut reqs = vec![[0u8; 40]; 32];
+    let mut conf = [0u8; 16];
+    conf[0..4].copy_from_slice(&((reqs.len() * 40) as i32).to_ne_bytes());
+    conf[8..16].copy_from_slice(&(reqs.as_mut_ptr() as u64).to_ne_bytes());
+    // SAFETY: SIOCGIFCONF fills our ifconf and at most its length of our
+    // ifreq array.
+    let ok = unsafe { libc::ioctl(fd, libc::SIOCGIFCONF, conf.as_mut_ptr()) } == 0;
+    let n = i32::from_ne_bytes([conf[0], conf[1], conf[2], conf[3]]).max(0) as usize / 40;
+    let mut found = None;
+    for req in reqs.iter().take(if ok { n } else { 0 }) {
+        let end = req[..16].iter().position(|&c| c == 0).unwrap_or(16);
+        let name = String::from_utf8_lossy(&req[..end]).into_owned();
+        if name == "lo" {
+            continue;
+        }
+        let addr = Ipv4Addr::new(req[20], req[21], req[22], req[23]);
+        let mut r = *req;
+        let ask = |r: &mut [u8; 40], cmd| {
+            // SAFETY: these requests read and write one ifreq, our own.
+            unsafe { libc::ioctl(fd, cmd, r.as_mut_ptr()) == 0 }
+        };
+        if !ask(&mut r, libc::SIOCGIFNETMASK) {
+            continue;
+        }
+        let mask = u32::from_be_bytes([r[20], r[21], r[22], r[23]]);
+        let mut h = *req;
+        if !ask(&mut h, libc::SIOCGIFHWADDR) {
+            continue;
+        }
+        let mut mac = [0u8; 6];
+        mac.copy_from_slice(&h[18..24]);
+        let mut x = *req;
+        if !ask(&mut x, libc::SIOCGIFINDEX) {
+            continue;
+        }
+        let index = i32::from_ne_bytes([x[16], x[17], x[18], x[19]]);
+        let mut m = *req;
+        let mtu = if ask(&mut m, libc::SIOCGIFMTU) {
+            i32::from_ne_bytes([m[16], m[17], m[18], m[19]]).max(576) as usize
+        } else {
+            1500
+        };
+        found = Some(Device {
+            mtu,
+            gateway: default_gateway(&name),
+            name,
+            index,
+            mac,
+            addr,
+            prefix: mask.count_ones() as u8,
+        });
+        break;
+    }
+    // SAFETY: our own fd.
+    unsafe { libc::close(fd) };
+    found
+}
+
+/// The default route's gateway through `dev`, from /proc/net/route.
+fn default_gateway(dev: &str) -> Option<Ipv4Addr> {
+    let table = std::fs::read_to_string("/proc/net/route").ok()?;
+    table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() < 3 || f[0] != dev || f[1] != "00000000" {
+            return None;
+        }
+        let gw = u32::from_str_radix(f[2], 16).ok()?;
+        // /proc/net/route prints the address in host (little-endian) order.
+        Some(Ipv4Addr::from(gw.swap_bytes()))
+    })
+}
+
+/// Takes the device's IPv4 address off the host's interface (RTM_DELADDR
+/// on a route socket), so that the host's stack leaves its traffic to us.
+fn take_address(dev: &Device) -> Result<(), Errno> {
+    // SAFETY: socket(2) with constants; closed below.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    let mut msg = Vec::with_capacity(40);
+    let len: u32 = 16 + 8 + 8;
+    msg.extend_from_slice(&len.to_ne_bytes());
+    msg.extend_from_slice(&21u16.to_ne_bytes()); // RTM_DELADDR
+    msg.extend_from_slice(&(1u16 | 4).to_ne_bytes()); // NLM_F_REQUEST | NLM_F_ACK
+    msg.extend_from_slice(&1u32.to_ne_bytes());
+    msg.extend_from_slice(&0u32.to_ne_bytes());
+    msg.extend_from_slice(&[libc::AF_INET as u8, dev.prefix, 0, 0]);
+    msg.extend_from_slice(&(dev.index as u32).to_ne_bytes());
+    msg.extend_from_slice(&8u16.to_ne_bytes());
+    msg.extend_from_slice(&2u16.to_ne_bytes()); // IFA_LOCAL
+    msg.extend_from_slice(&dev.addr.octets());
+    // SAFETY: send and recv with our own buffers on our own socket.
+    let r = unsafe { libc::send(fd, msg.as_ptr().cast(), msg.len(), 0) };
+    let mut ack = [0u8; 256];
+    let got = if r < 0 {
+        -1
+    } else {
+        // SAFETY: as above.
+        unsafe { libc::recv(fd, ack.as_mut_ptr().cast(), ack.len(), 0) }
+    };
+    // SAFETY: our own fd.
+    unsafe { libc::close(fd) };
+    if got < 20 {
+        return Err(Errno::EIO);
+    }
+    let err = i32::from_ne_bytes([ack[16], ack[17], ack[18], ack[19]]);
+    if err != 0 {
+        return Err(Errno::from_raw(-err));
+    }
+    Ok(())
+}
+
+/// Attaches the stack to `dev` and starts its network thread.
+pub fn start(dev: Device) -> Result<(), String> {
+    let mut device = PacketDevice {
+        fd: packet_socket(dev.index)
+            .map_err(|e| format!("opening a packet socket on {}: {e}", dev.name))?,
+        frame: dev.mtu + 14,
+    };
+    take_address(&dev).map_err(|e| format!("taking {} off {}: {e}", dev.addr, dev.name))?;
+    let config = Config::new(HardwareAddress::Ethernet(EthernetAddress(dev.mac)));
+    let mut iface = Interface::new(config, &mut device, Instant::now());
+    iface.update_ip_addrs(|a| {
+        let _ = a.push(IpCidr::new(IpAddress::Ipv4(dev.addr), dev.prefix));
+    });
+    if let Some(gw) = dev.gateway {
+        let _ = iface.routes_mut().add_default_ipv4_route(gw);
+    }
+    let device_fd = device.fd.as_raw_fd();
+    let stack = Arc::new(Netstack {
+        inner: Mutex::new(Inner {
+            iface,
+            device,
+            sockets: SocketSet::new(Vec::new()),
+            wakes: HashMap::new(),
+            listeners: HashMap::new(),
+            closing: Vec::new(),
+        }),
+        kick: ReadyFlag::new().map_err(|e| format!("eventfd: {e}"))?,
+        device_fd,
+        device: dev,
+    });
+    if STACK.set(stack.clone()).is_err() {
+        return Err("the network stack was started twice".into());
+    }
+    std::thread::Builder::new()
+        .name("netstack".into())
+        .spawn(move || stack.run())
+        .map_err(|e| format!("starting the network thread: {e}"))?;
+    Ok(())
+}
+
+fn endpoint(a: SocketAddrV4) -> IpEndpoint {
+    IpEndpoint::new(IpAddress::Ipv4(*a.ip()), a.port())
+}
+
+impl Netstack {
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        lock(&self.inner)
+    }
+
+    fn kick(&self) {
+        self.kick.update(true);
+    }
+
+    /// The network thread.
+    fn run(&self) {
+        loop {
+            let delay = {
+                let mut g = self.inner();
+                self.kick.update(false);
+                let now = Instant::now();
+                let Inner {
+                    iface,
+                    device,
+                    sockets,
+                    ..
+                } = &mut *g;
+                iface.poll(now, device, sockets);
+                self.hand_over(&mut g);
+                self.update_wakes(&mut g);
+                let Inner { iface, sockets, .. } = &mut *g;
+                iface.poll_delay(now, sockets)
+            };
+            let ms = delay.map_or(100, |d| d.total_millis().min(100) as i32);
+            let mut p = [
+                libc::pollfd {
+                    fd: self.device_fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.kick.fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: poll on our own pollfd array.
+            unsafe { libc::poll(p.as_mut_ptr(), 2, ms) };
+        }
+    }
+
+    /// Gives each listener the connections its listening sockets took,
+    /// and opens fresh listening sockets in their place.
+    fn hand_over(&self, g: &mut Inner) {
+        let ports: Vec<u16> = g.listeners.keys().copied().collect();
+        for port in ports {
+            let Some(l) = g.listeners.get(&port) else {
+                continue;
+            };
+            let owner = l.owner.upgrade();
+            let mut done = Vec::new();
+            for h in &l.handles {
+                let s = g.sockets.get::<tcp::Socket>(*h);
+                if s.state() != tcp::State::Listen && s.state() != tcp::State::SynReceived {
+                    done.push(*h);
+                }
+            }
+            for h in done {
+                let fresh = {
+                    let mut s = tcp_socket();
+                    let _ = s.listen(port);
+                    g.sockets.add(s)
+                };
+                if let Some(l) = g.listeners.get_mut(&port) {
+                    l.handles.retain(|x| *x != h);
+                    l.handles.push(fresh);
+                }
+                let (local, remote, state) = {
+                    let s = g.sockets.get::<tcp::Socket>(h);
+                    (s.local_endpoint(), s.remote_endpoint(), s.state())
+                };
+                let (Some(owner), Some(local), Some(remote), true) = (
+                    owner.as_ref(),
+                    local,
+                    remote,
+                    matches!(state, tcp::State::Established | tcp::State::CloseWait),
+                ) else {
+                    g.sockets.get_mut::<tcp::Socket>(h).abort();
+                    g.closing.push(h);
+                    continue;
+                };
+                let Ok(wake) = new_wake() else {
+                    g.sockets.get_mut::<tcp::Socket>(h).abort();
+                    g.closing.push(h);
+                    continue;
+                };
+                wake.established.store(true, Ordering::Relaxed);
+                g.wakes.insert(h, wake.clone());
+                let to = |e: IpEndpoint| match e.addr {
+                    IpAddress::Ipv4(a) => SocketAddr::V4(SocketAddrV4::new(a, e.port)),
+                };
+                owner.accept_external(h, wake, to(local), to(remote));
+            }
+        }
+    }
+
+    fn update_wakes(&self, g: &mut Inner) {
+        let Inner {
+            sockets,
+            wakes,
+            closing,
+            ..
+        } = g;
+        for (h, w) in wakes.iter() {
+            let s = sockets.get::<tcp::Socket>(*h);
+            let state = s.state();
+            let ended = matches!(state, tcp::State::Closed | tcp::State::TimeWait);
+            if state == tcp::State::Established {
+                w.established.store(true, Ordering::Relaxed);
+            }
+            let connecting = matches!(state, tcp::State::SynSent | tcp::State::SynReceived);
+            w.rx.update(s.can_recv() || (!s.may_recv() && !connecting) || ended);
+            w.tx.update((s.can_send() && !connecting) || ended || (!s.may_send() && !connecting));
+        }
+        // Sockets the application closed go once TCP has finished.
+        closing.retain(|h| {
+            let gone = matches!(
+                sockets.get::<tcp::Socket>(*h).state(),
+                tcp::State::Closed | tcp::State::TimeWait
+            );
+            if gone {
+                sockets.remove(*h);
+            }
+            !gone
+        });
+    }
+
+    /// Starts a connection from local port `port` to `remote`.
+    pub fn connect(
+        &self,
+        port: u16,
+        remote: SocketAddrV4,
+    ) -> Result<(SocketHandle, Arc<Wake>), Errno> {
+        let wake = new_wake()?;
+        let mut g = self.inner();
+        let mut s = tcp_socket();
+        let Inner { iface, .. } = &mut *g;
+        s.connect(iface.context(), endpoint(remote), port)
+            .map_err(|_| Errno::EADDRNOTAVAIL)?;
+        let h = g.sockets.add(s);
+        g.wakes.insert(h, wake.clone());
+        drop(g);
+        self.kick();
+        Ok((h, wake))
+    }
+
+    /// Listens on `port` for `owner`.
+    pub fn listen(&self, port: u16, backlog: usize, owner: &Arc<InetSocket>) -> Result<(), Errno> {
+        let mut g = self.inner();
+        if g.listeners.contains_key(&port) {
+            return Ok(());
+        }
+        let mut handles = Vec::new();
+        for _ in 0..(backlog + 1).clamp(1, MAX_PENDING_LISTENERS) {
+            let mut s = tcp_socket();
+            s.listen(port).map_err(|_| Errno::EADDRINUSE)?;
+            handles.push(g.sockets.add(s));
+        }
+        g.listeners.insert(
+            port,
+            Listener {
+                owner: Arc::downgrade(owner),
+                handles,
+            },
+        );
+        Ok(())
+    }
+
+    pub fn unlisten(&self, port: u16) {
+        let mut g = self.inner();
+        if let Some(l) = g.listeners.remove(&port) {
+            for h in l.handles {
+                g.sockets.remove(h);
+            }
+        }
+    }
+
+    /// Sends what fits; EAGAIN when nothing does.
+    pub fn send(&self, h: SocketHandle, data: &[u8]) -> Result<usize, Errno> {
+        let mut g = self.inner();
+        let s = g.sockets.get_mut::<tcp::Socket>(h);
+        if !s.may_send() {
+            return Err(if s.state() == tcp::State::Closed {
+                Errno::ECONNRESET
+            } else {
+                Errno::EPIPE
+            });
+        }
+        let n = s.send_slice(data).map_err(|_| Errno::EPIPE)?;
+        if n == 0 {
+            return Err(Errno::EAGAIN);
+        }
+        drop(g);
+        self.kick();
+        Ok(n)
+    }
+
+    /// Receives what is there: Ok(0) at the end of the stream; EAGAIN
+    /// while nothing is.
+    pub fn recv(&self, h: SocketHandle, buf: &mut [u8], peek: bool) -> Result<usize, Errno> {
+        let mut g = self.inner();
+        let s = g.sockets.get_mut::<tcp::Socket>(h);
+        if s.can_recv() {
+            let n = if peek {
+                s.peek_slice(buf).map_err(|_| Errno::ECONNRESET)?
+            } else {
+                s.recv_slice(buf).map_err(|_| Errno::ECONNRESET)?
+            };
+            drop(g);
+            // A read opens the window: tell the peer.
+            self.kick();
+            return Ok(n);
+        }
+        if !s.may_recv() && !matches!(s.state(), tcp::State::SynSent | tcp::State::SynReceived) {
+            return Ok(0);
+        }
+        Err(Errno::EAGAIN)
+    }
+
+    /// readiness bits of a connection (poll).
+    pub fn poll_mask(&self, h: SocketHandle, wake: &Wake) -> i16 {
+        let g = self.inner();
+        let s = g.sockets.get::<tcp::Socket>(h);
+        let state = s.state();
+        let connecting = matches!(state, tcp::State::SynSent | tcp::State::SynReceived);
+        let mut m = 0;
+        if s.can_recv() {
+            m |= libc::POLLIN | libc::POLLRDNORM;
+        }
+        if !connecting && !s.may_recv() {
+            m |= libc::POLLIN | libc::POLLRDNORM | libc::POLLRDHUP;
+        }
+        if !connecting && s.can_send() {
+            m |= libc::POLLOUT | libc::POLLWRNORM;
+        }
+        if state == tcp::State::Closed {
+            m |= libc::POLLHUP | libc::POLLOUT | libc::POLLIN | libc::POLLRDHUP;
+            if !wake.established.load(Ordering::Relaxed) {
+                m |= libc::POLLERR;
+            }
+        }
+        m
+    }
+
+    /// The state of a connect in progress: None while it is, Some(error)
+    /// once it ended (None inside: connected).
+    pub fn connect_result(&self, h: SocketHandle, wake: &Wake) -> Option<Option<Errno>> {
+        let g = self.inner();
+        match g.sockets.get::<tcp::Socket>(h).state() {
+            tcp::State::SynSent | tcp::State::SynReceived => None,
+            tcp::State::Closed if !wake.established.load(Ordering::Relaxed) => {
+                Some(Some(Errno::ECONNREFUSED))
+            }
+            _ => Some(None),
+        }
+    }
+
+    pub fn unread(&self, h: SocketHandle) -> usize {
+        self.inner().sockets.get::<tcp::Socket>(h).recv_queue()
+    }
+
+    pub fn unsent(&self, h: SocketHandle) -> usize {
+        self.inner().sockets.get::<tcp::Socket>(h).send_queue()
+    }
+
+    /// shutdown(SHUT_WR): a FIN after the queued data.
+    pub fn shutdown_write(&self, h: SocketHandle) {
+        self.inner().sockets.get_mut::<tcp::Socket>(h).close();
+        self.kick();
+    }
+
+    /// The application closed its last reference: FIN (or RST if data it
+    /// never read is waiting, as Linux), then forget the socket.
+    pub fn close(&self, h: SocketHandle) {
+        let mut g = self.inner();
+        g.wakes.remove(&h);
+        let s = g.sockets.get_mut::<tcp::Socket>(h);
+        if s.recv_queue() > 0 {
+            s.abort();
+        } else {
+            s.close();
+        }
+        g.closing.push(h);
+        drop(g);
+        self.kick();
+    }
+}
