@@ -61,7 +61,7 @@ pub struct GlobalOpts {
     /// `sandbox` puts them on the sentry's own network stack: the
     /// sandbox's loopback, and, in a network namespace the spec names by
     /// path (a CNI netns), that namespace's device, whose address the
-    /// sentry takes over (TCP over IPv4 so far); `host` makes them host
+    /// sentry takes over (TCP and UDP over IPv4 so far); `host` makes them host
     /// sockets the sentry opens in the container's network namespace (the
     /// spec's, or the host's when the spec has none), for trusted programs;
     /// `none` gives loopback only.

@@ -137,6 +137,15 @@ for attempt in range(200):
     except OSError:  # urllib's URLError wrapping ECONNREFUSED
         time.sleep(0.1)
 print("fetched:", body.decode().strip(), flush=True)
+import socket
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.settimeout(5)
+answers = []
+for i in range(3):
+    u.sendto(b"udp ping %d" % i, ("{peer}", 8082))
+    data, src = u.recvfrom(100)
+    answers.append(data.decode())
+print("udp:", answers, "from the peer:", src == ("{peer}", 8082), flush=True)
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         msg = b"inside says hello\n"
@@ -155,7 +164,8 @@ print("served one request", flush=True)
 
 /// `--network host` in the network namespace a CNI plugin would make:
 /// python3 inside the Debian bundle fetches a page from a server in a
-/// second netns across a veth pair, then serves curl from that netns.
+/// second netns across a veth pair, makes UDP round trips with an echo
+/// server there, then serves curl from that netns.
 /// The same program run natively in the same netns is the reference.
 #[test]
 fn host_network_in_the_container_netns_reaches_and_serves_a_peer() {
@@ -190,6 +200,18 @@ fn serve_and_fetch_across_a_veth(network: &str) {
         .stderr(Stdio::null())
         .spawn()
         .expect("start the peer's http.server");
+    let mut peer_udp = Command::new("ip")
+        .args(["netns", "exec", &pair.b, "python3", "-c"])
+        .arg(format!(
+            "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+             s.bind(('{}', 8082))\nwhile True:\n    d, a = s.recvfrom(100)\n    \
+             s.sendto(d.upper(), a)\n",
+            pair.addr(2)
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the peer's UDP echo");
     let script = serve_and_fetch_script(&pair.addr(2));
     let url = format!("http://{}:8080/", pair.addr(1));
 
@@ -236,6 +258,8 @@ fn serve_and_fetch_across_a_veth(network: &str) {
     let sandboxed = sandboxed.wait_with_output().expect("wait for rvisor run");
     let _ = peer_server.kill();
     let _ = peer_server.wait();
+    let _ = peer_udp.kill();
+    let _ = peer_udp.wait();
 
     assert_success("native run in the netns", &native);
     assert_eq!(

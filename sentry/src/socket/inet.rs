@@ -447,6 +447,8 @@ struct Inner {
     /// UDP: shutdown(2) halves (a TCP connection's are the host's).
     shut_rd: bool,
     shut_wr: bool,
+    /// UDP: the network device's socket for this port, if any.
+    udp_handle: Option<SocketHandle>,
 }
 
 pub struct InetSocket {
@@ -527,6 +529,7 @@ impl InetSocket {
                 dgram_bytes: 0,
                 shut_rd: false,
                 shut_wr: false,
+                udp_handle: None,
             }),
             ready: ReadyFlag::new()?,
             listening: Arc::new(AtomicBool::new(false)),
@@ -622,6 +625,22 @@ impl InetSocket {
         }
         p.insert(self.proto, port, b);
         inner.local = Some(SocketAddr::new(ip, port));
+        drop(inner);
+        drop(p);
+        // A UDP port on the wildcard or the device's address also takes
+        // datagrams from the network device.
+        if self.proto == Proto::Udp {
+            if let Some(ns) = netstack::stack() {
+                let reachable = match ip {
+                    IpAddr::V4(v4) => v4.is_unspecified() || netstack::is_device_addr(ip),
+                    IpAddr::V6(v6) => v6.is_unspecified() && !opts.v6only,
+                };
+                if reachable {
+                    let h = ns.udp_bind(port, self)?;
+                    self.inner().udp_handle = Some(h);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -751,8 +770,8 @@ impl InetSocket {
                 return Err(Errno::ENETUNREACH);
             }
         }
-        // Through the device (TCP only, so far).
-        if self.proto == Proto::Tcp && ip.is_ipv4() && netstack::stack().is_some() {
+        // Through the device (IPv4 only, so far).
+        if netstack::routable(ip) {
             return Ok(dest);
         }
         Err(Errno::ENETUNREACH)
@@ -770,7 +789,12 @@ impl InetSocket {
             // Linux connects, then every send fails; keep it simple.
             return Err(Errno::EINVAL);
         }
-        let src = source_for(dest.ip());
+        let src = match netstack::stack() {
+            Some(ns) if !is_loopback(dest.ip()) && !netstack::is_device_addr(dest.ip()) => {
+                IpAddr::V4(ns.device.addr)
+            }
+            _ => source_for(dest.ip()),
+        };
         let local = self.autobind(self.wildcard())?;
         if local.ip().is_unspecified() {
             ports().rebind(self.id(), src);
@@ -1159,6 +1183,14 @@ impl InetSocket {
         }
         let dest = self.route(dest)?;
         let local = self.autobind(self.wildcard())?;
+        if let (Some(ns), SocketAddr::V4(remote)) = (netstack::stack(), dest) {
+            if !is_loopback(dest.ip()) && !netstack::is_device_addr(dest.ip()) {
+                // A socket bound to a loopback address has no way out.
+                let h = self.inner().udp_handle.ok_or(Errno::EINVAL)?;
+                ns.udp_send(h, data, remote)?;
+                return Ok(data.len());
+            }
+        }
         let from = if local.ip().is_unspecified() {
             SocketAddr::new(source_for(dest.ip()), local.port())
         } else {
@@ -1182,8 +1214,12 @@ impl InetSocket {
         Ok(data.len())
     }
 
-    fn deliver(&self, from: SocketAddr, data: &[u8]) {
+    pub(super) fn deliver(&self, from: SocketAddr, data: &[u8]) {
         let mut inner = self.inner();
+        // A connected socket hears only its peer.
+        if inner.peer.is_some_and(|p| p != from) || inner.shut_rd {
+            return;
+        }
         let cost = data.len() + DGRAM_OVERHEAD;
         // Linux takes a datagram while the queue is below the buffer.
         if inner.dgram_bytes >= inner.opts.rcvbuf as usize {
@@ -1338,6 +1374,9 @@ impl Drop for InetSocket {
         };
         if let State::External { handle, .. } = &inner.state {
             ns.close(*handle);
+        }
+        if let Some(h) = inner.udp_handle {
+            ns.udp_close(h);
         }
         if self.listening.load(Ordering::Relaxed) {
             if let Some(l) = inner.local {

@@ -14,8 +14,10 @@
 //! calls and polls wait on). Application calls lock the stack briefly and
 //! kick the thread when they queued something to send.
 //!
-//! So far: TCP over IPv4. UDP, ICMP and IPv6 beyond loopback are not
-//! carried yet.
+//! So far: TCP and UDP over IPv4. ICMP and IPv6 beyond loopback are not
+//! carried yet. No application socket is ever dropped while the stack is
+//! locked (its Drop locks the stack): the network thread hands
+//! connections and datagrams over after unlocking.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -26,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use nix::errno::Errno;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
-use smoltcp::socket::tcp;
+use smoltcp::socket::{tcp, udp};
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint};
 
@@ -39,6 +41,9 @@ const TCP_BUFFER: usize = 256 * 1024;
 /// Listening sockets kept open per listener (smoltcp's listener takes one
 /// connection; a fresh one replaces it when it does).
 const MAX_PENDING_LISTENERS: usize = 8;
+/// A UDP socket's buffers: payload bytes and datagrams, each way.
+const UDP_BUFFER: usize = 256 * 1024;
+const UDP_DATAGRAMS: usize = 128;
 
 /// The interface the stack attaches to, as CNI configured it.
 #[derive(Clone, Debug)]
@@ -181,6 +186,27 @@ struct Inner {
     listeners: HashMap<u16, Listener>,
     /// Closed by the application; removed once TCP is done with them.
     closing: Vec<SocketHandle>,
+    /// UDP sockets, and the application socket their datagrams go to.
+    udp: HashMap<SocketHandle, Weak<InetSocket>>,
+}
+
+/// What the network thread hands to application sockets once it has
+/// unlocked the stack.
+/// A connection a listening socket took, for its owner.
+struct Accepted {
+    owner: Arc<InetSocket>,
+    handle: SocketHandle,
+    wake: Arc<Wake>,
+    local: SocketAddr,
+    remote: SocketAddr,
+}
+
+#[derive(Default)]
+struct Handover {
+    accepted: Vec<Accepted>,
+    datagrams: Vec<(Arc<InetSocket>, SocketAddr, Vec<u8>)>,
+    /// Upgraded on the way; dropped unlocked too.
+    keep: Vec<Arc<InetSocket>>,
 }
 
 pub struct Netstack {
@@ -201,6 +227,17 @@ pub fn stack() -> Option<&'static Arc<Netstack>> {
 /// Whether `ip` is one of the device's addresses.
 pub fn is_device_addr(ip: std::net::IpAddr) -> bool {
     matches!((stack(), ip), (Some(s), std::net::IpAddr::V4(v4)) if v4 == s.device.addr)
+}
+
+/// Whether the device has a route to `ip`: on its subnet, or through a
+/// default gateway (Linux answers ENETUNREACH otherwise, at once).
+pub fn routable(ip: std::net::IpAddr) -> bool {
+    let (Some(s), std::net::IpAddr::V4(v4)) = (stack(), ip) else {
+        return false;
+    };
+    let d = &s.device;
+    let mask = u32::MAX.checked_shl(32 - d.prefix as u32).unwrap_or(0);
+    (u32::from(v4) & mask) == (u32::from(d.addr) & mask) || d.gateway.is_some()
 }
 
 fn tcp_socket() -> tcp::Socket<'static> {
@@ -374,6 +411,7 @@ pub fn start(dev: Device) -> Result<(), String> {
             wakes: HashMap::new(),
             listeners: HashMap::new(),
             closing: Vec::new(),
+            udp: HashMap::new(),
         }),
         kick: ReadyFlag::new().map_err(|e| format!("eventfd: {e}"))?,
         device_fd,
@@ -405,7 +443,7 @@ impl Netstack {
     /// The network thread.
     fn run(&self) {
         loop {
-            let delay = {
+            let (delay, handover) = {
                 let mut g = self.inner();
                 self.kick.update(false);
                 let now = Instant::now();
@@ -416,11 +454,20 @@ impl Netstack {
                     ..
                 } = &mut *g;
                 iface.poll(now, device, sockets);
-                self.hand_over(&mut g);
+                let mut handover = Handover::default();
+                self.hand_over(&mut g, &mut handover);
+                self.drain_udp(&mut g, &mut handover);
                 self.update_wakes(&mut g);
                 let Inner { iface, sockets, .. } = &mut *g;
-                iface.poll_delay(now, sockets)
+                (iface.poll_delay(now, sockets), handover)
             };
+            for a in handover.accepted {
+                a.owner.accept_external(a.handle, a.wake, a.local, a.remote);
+            }
+            for (sock, from, data) in handover.datagrams {
+                sock.deliver(from, &data);
+            }
+            drop(handover.keep);
             let ms = delay.map_or(100, |d| d.total_millis().min(100) as i32);
             let mut p = [
                 libc::pollfd {
@@ -441,13 +488,12 @@ impl Netstack {
 
     /// Gives each listener the connections its listening sockets took,
     /// and opens fresh listening sockets in their place.
-    fn hand_over(&self, g: &mut Inner) {
+    fn hand_over(&self, g: &mut Inner, out: &mut Handover) {
         let ports: Vec<u16> = g.listeners.keys().copied().collect();
         for port in ports {
             let Some(l) = g.listeners.get(&port) else {
                 continue;
             };
-            let owner = l.owner.upgrade();
             let mut done = Vec::new();
             for h in &l.handles {
                 let s = g.sockets.get::<tcp::Socket>(*h);
@@ -455,6 +501,10 @@ impl Netstack {
                     done.push(*h);
                 }
             }
+            if done.is_empty() {
+                continue;
+            }
+            let owner = l.owner.upgrade();
             for h in done {
                 let fresh = {
                     let mut s = tcp_socket();
@@ -489,8 +539,80 @@ impl Netstack {
                 let to = |e: IpEndpoint| match e.addr {
                     IpAddress::Ipv4(a) => SocketAddr::V4(SocketAddrV4::new(a, e.port)),
                 };
-                owner.accept_external(h, wake, to(local), to(remote));
+                out.accepted.push(Accepted {
+                    owner: owner.clone(),
+                    handle: h,
+                    wake,
+                    local: to(local),
+                    remote: to(remote),
+                });
             }
+            if let Some(o) = owner {
+                out.keep.push(o);
+            }
+        }
+    }
+
+    /// Takes the datagrams the UDP sockets received, for their owners.
+    fn drain_udp(&self, g: &mut Inner, out: &mut Handover) {
+        let Inner { sockets, udp, .. } = g;
+        for (h, owner) in udp.iter() {
+            let s = sockets.get_mut::<udp::Socket>(*h);
+            if !s.can_recv() {
+                continue;
+            }
+            let Some(owner) = owner.upgrade() else {
+                continue;
+            };
+            while let Ok((data, meta)) = s.recv() {
+                let IpAddress::Ipv4(a) = meta.endpoint.addr;
+                let from = SocketAddr::V4(SocketAddrV4::new(a, meta.endpoint.port));
+                out.datagrams.push((owner.clone(), from, data.to_vec()));
+            }
+            out.keep.push(owner);
+        }
+    }
+
+    /// Opens a UDP socket on `port` whose datagrams go to `owner`.
+    pub fn udp_bind(&self, port: u16, owner: &Arc<InetSocket>) -> Result<SocketHandle, Errno> {
+        let mut s = udp::Socket::new(
+            udp::PacketBuffer::new(
+                vec![udp::PacketMetadata::EMPTY; UDP_DATAGRAMS],
+                vec![0; UDP_BUFFER],
+            ),
+            udp::PacketBuffer::new(
+                vec![udp::PacketMetadata::EMPTY; UDP_DATAGRAMS],
+                vec![0; UDP_BUFFER],
+            ),
+        );
+        s.bind(port).map_err(|_| Errno::EADDRINUSE)?;
+        let mut g = self.inner();
+        let h = g.sockets.add(s);
+        g.udp.insert(h, Arc::downgrade(owner));
+        Ok(h)
+    }
+
+    /// Sends one datagram; a full send buffer drops it, as a full
+    /// device queue does.
+    pub fn udp_send(&self, h: SocketHandle, data: &[u8], to: SocketAddrV4) -> Result<(), Errno> {
+        let mut g = self.inner();
+        match g
+            .sockets
+            .get_mut::<udp::Socket>(h)
+            .send_slice(data, endpoint(to))
+        {
+            Ok(()) | Err(udp::SendError::BufferFull) => {}
+            Err(udp::SendError::Unaddressable) => return Err(Errno::EINVAL),
+        }
+        drop(g);
+        self.kick();
+        Ok(())
+    }
+
+    pub fn udp_close(&self, h: SocketHandle) {
+        let mut g = self.inner();
+        if g.udp.remove(&h).is_some() {
+            g.sockets.remove(h);
         }
     }
 
