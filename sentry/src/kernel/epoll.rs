@@ -152,7 +152,10 @@ pub fn wait_ready(
         let mut recheck = Vec::new();
         for (i, (f, ev)) in files.iter().enumerate() {
             if let Some(fixed) = f.ops.poll_fixed() {
-                revents[i] = fixed & *ev;
+                // Errors and hang-ups are reported whether asked or not,
+                // as the host's poll does (select asks for neither).
+                let ev = *ev | libc::POLLERR | libc::POLLHUP;
+                revents[i] = fixed & ev;
                 // Not ready for what is asked: wait for the file's wake-up,
                 // unless it is already up for a reason nobody asked about
                 // (waiting on it would spin).
@@ -167,7 +170,7 @@ pub fn wait_ready(
                         recheck.push(i);
                     }
                 }
-                if revents[i] == 0 && fixed & libc::POLLOUT == 0 && *ev & libc::POLLOUT != 0 {
+                if revents[i] == 0 && fixed & libc::POLLOUT == 0 && ev & libc::POLLOUT != 0 {
                     if let Some(fd) = f.ops.poll_fd_out() {
                         host.push(libc::pollfd {
                             fd,
@@ -219,7 +222,8 @@ pub fn wait_ready(
             for i in recheck {
                 if revents[i] != 0 {
                     let (f, ev) = &files[i];
-                    revents[i] = f.ops.poll_fixed().unwrap_or(0) & *ev;
+                    revents[i] =
+                        f.ops.poll_fixed().unwrap_or(0) & (*ev | libc::POLLERR | libc::POLLHUP);
                 }
             }
         }

@@ -53,6 +53,7 @@ pub mod cap {
     pub const SETGID: u32 = 6;
     pub const SETUID: u32 = 7;
     pub const NET_BIND_SERVICE: u32 = 10;
+    pub const NET_ADMIN: u32 = 12;
     pub const NET_RAW: u32 = 13;
     pub const IPC_LOCK: u32 = 14;
     pub const IPC_OWNER: u32 = 15;

@@ -285,9 +285,31 @@ impl HostInetSocket {
     }
 
     /// setsockopt(2) of an allowlisted option from the caller's bytes.
-    pub fn setsockopt(&self, level: i32, name: i32, val: &[u8]) -> Result<(), Errno> {
+    /// The host checks privileges against the sentry, not the
+    /// application: options only a privileged caller may set are refused
+    /// here (`net_admin`: the application's own CAP_NET_ADMIN).
+    pub fn setsockopt(
+        &self,
+        level: i32,
+        name: i32,
+        val: &[u8],
+        net_admin: bool,
+    ) -> Result<(), Errno> {
         if allowed_option(level, name).is_none() || val.len() > OPTION_MAX {
             return Err(Errno::ENOPROTOOPT);
+        }
+        // Choosing a congestion control module could make the host load
+        // one by a name the application picks.
+        if (level, name) == (libc::IPPROTO_TCP, libc::TCP_CONGESTION) {
+            return Err(Errno::EPERM);
+        }
+        if (level, name) == (libc::SOL_SOCKET, libc::SO_PRIORITY) && !net_admin {
+            let v = val
+                .get(..4)
+                .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+            if !(0..=6).contains(&v) {
+                return Err(Errno::EPERM);
+            }
         }
         // SAFETY: reads `val.len()` bytes from our buffer.
         Errno::result(unsafe {

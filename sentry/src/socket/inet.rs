@@ -1305,6 +1305,9 @@ impl InetSocket {
                 // Linux stops listening: queued connections are reset.
                 inner.state = State::Closed;
                 self.listening.store(false, Ordering::Relaxed);
+                if let (Some(ns), Some(l)) = (netstack::stack(), inner.local) {
+                    ns.unlisten(l.port(), self as *const InetSocket);
+                }
                 self.ready.update(false);
                 Ok(())
             }
@@ -1378,10 +1381,8 @@ impl Drop for InetSocket {
         if let Some(h) = inner.udp_handle {
             ns.udp_close(h);
         }
-        if self.listening.load(Ordering::Relaxed) {
-            if let Some(l) = inner.local {
-                ns.unlisten(l.port());
-            }
+        if let Some(l) = inner.local {
+            ns.unlisten(l.port(), self as *const InetSocket);
         }
     }
 }

@@ -223,6 +223,21 @@ fn answer(req: &[u8], h: &Header, pid: u32) -> Vec<Vec<u8>> {
     out
 }
 
+/// Whether a GETLINK or GETADDR request names another network namespace
+/// (IFLA_/IFA_TARGET_NETNSID): the host would answer with the sentry's
+/// privileges, so the relay refuses it.
+fn names_other_netns(req: &[u8], h: &Header) -> bool {
+    const IFLA_TARGET_NETNSID: u16 = 46;
+    const IFA_TARGET_NETNSID: u16 = 10;
+    let (fixed, attr) = match h.typ {
+        RTM_GETLINK => (16, IFLA_TARGET_NETNSID),
+        RTM_GETADDR => (8, IFA_TARGET_NETNSID),
+        _ => return false,
+    };
+    req.get(NLMSG_HDRLEN + fixed..h.len)
+        .is_some_and(|attrs| find_attr(attrs, attr).is_some())
+}
+
 fn is_error(m: &[u8]) -> bool {
     m.get(4..6) == Some(&NLMSG_ERROR.to_ne_bytes()[..])
 }
@@ -410,7 +425,10 @@ impl SocketOps for RouteSocket {
         while let Some(h) = parse_header(&data[off..]) {
             let req = &data[off..off + h.len];
             if self.host.is_some() {
-                if h.flags & NLM_F_REQUEST != 0 && HOST_READS.contains(&h.typ) {
+                if h.flags & NLM_F_REQUEST != 0
+                    && HOST_READS.contains(&h.typ)
+                    && !names_other_netns(req, &h)
+                {
                     relay.extend_from_slice(req);
                     while !relay.len().is_multiple_of(4) {
                         relay.push(0);

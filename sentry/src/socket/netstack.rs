@@ -15,9 +15,12 @@
 //! kick the thread when they queued something to send.
 //!
 //! So far: TCP and UDP over IPv4. ICMP and IPv6 beyond loopback are not
-//! carried yet. No application socket is ever dropped while the stack is
-//! locked (its Drop locks the stack): the network thread hands
-//! connections and datagrams over after unlocking.
+//! carried yet.
+//!
+//! Locking: the stack's lock is taken last. While it is held no socket's
+//! own lock is taken and no application socket is dropped (its Drop locks
+//! the stack): the network thread hands connections and datagrams over
+//! after unlocking.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -688,11 +691,18 @@ impl Netstack {
         Ok(())
     }
 
-    pub fn unlisten(&self, port: u16) {
+    /// Stops listening on `port`, if `owner` (a socket's address) is the
+    /// socket that listens there.
+    pub fn unlisten(&self, port: u16, owner: *const InetSocket) {
         let mut g = self.inner();
-        if let Some(l) = g.listeners.remove(&port) {
-            for h in l.handles {
-                g.sockets.remove(h);
+        if g.listeners
+            .get(&port)
+            .is_some_and(|l| l.owner.as_ptr() == owner)
+        {
+            if let Some(l) = g.listeners.remove(&port) {
+                for h in l.handles {
+                    g.sockets.remove(h);
+                }
             }
         }
     }
@@ -701,6 +711,10 @@ impl Netstack {
     pub fn send(&self, h: SocketHandle, data: &[u8]) -> Result<usize, Errno> {
         let mut g = self.inner();
         let s = g.sockets.get_mut::<tcp::Socket>(h);
+        // Still connecting: the caller waits for the handshake, as Linux.
+        if matches!(s.state(), tcp::State::SynSent | tcp::State::SynReceived) {
+            return Err(Errno::EAGAIN);
+        }
         if !s.may_send() {
             return Err(if s.state() == tcp::State::Closed {
                 Errno::ECONNRESET
@@ -752,7 +766,9 @@ impl Netstack {
         if !connecting && !s.may_recv() {
             m |= libc::POLLIN | libc::POLLRDNORM | libc::POLLRDHUP;
         }
-        if !connecting && s.can_send() {
+        // Linux reports a shut-down send side as writable (the write
+        // fails at once).
+        if !connecting && (s.can_send() || !s.may_send()) {
             m |= libc::POLLOUT | libc::POLLWRNORM;
         }
         if state == tcp::State::Closed {

@@ -403,7 +403,8 @@ pub fn check_control(t: &Task, msg: &MsgHeader) -> Result<(), Errno> {
     while off + 16 <= raw.len() {
         let clen = u64::from_le_bytes(raw[off..off + 8].try_into().unwrap_or([0; 8])) as usize;
         let level = i32::from_le_bytes(raw[off + 8..off + 12].try_into().unwrap_or([0; 4]));
-        if clen < 16 || off + clen > raw.len() {
+        // (clen comes from the application: compare without overflowing)
+        if clen < 16 || clen > raw.len() - off {
             return Err(Errno::EINVAL);
         }
         if level == libc::SOL_SOCKET {
@@ -550,11 +551,13 @@ pub fn setsockopt(t: &Task, s: &NetSock, level: i32, name: i32, val: u64, len: u
                 return Err(Errno::EINVAL);
             }
             let bytes = t.read_bytes(val, (len as usize).min(256))?;
-            h.setsockopt(level, name, &bytes).inspect_err(|e| {
-                if *e == Errno::ENOPROTOOPT {
-                    log_option(level, name, "setsockopt");
-                }
-            })?;
+            let net_admin = lock(&t.proc.creds).has_cap(cap::NET_ADMIN);
+            h.setsockopt(level, name, &bytes, net_admin)
+                .inspect_err(|e| {
+                    if *e == Errno::ENOPROTOOPT {
+                        log_option(level, name, "setsockopt");
+                    }
+                })?;
             return Ok(0);
         }
     };

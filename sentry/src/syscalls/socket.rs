@@ -465,7 +465,8 @@ fn control_rights(t: &Task, control: u64, len: u64) -> Result<Vec<Arc<OpenFile>>
         let clen = u64::from_le_bytes(raw[off..off + 8].try_into().unwrap_or([0; 8])) as usize;
         let level = i32::from_le_bytes(raw[off + 8..off + 12].try_into().unwrap_or([0; 4]));
         let typ = i32::from_le_bytes(raw[off + 12..off + 16].try_into().unwrap_or([0; 4]));
-        if clen < 16 || off + clen > raw.len() {
+        // (clen comes from the application: compare without overflowing)
+        if clen < 16 || clen > raw.len() - off {
             return Err(Errno::EINVAL);
         }
         if level != libc::SOL_SOCKET {
@@ -719,10 +720,11 @@ pub fn recvmmsg(t: &mut Task, a: &[u64; 6]) -> SysResult {
         if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
             return Err(Errno::EINVAL);
         }
-        Some(
-            std::time::Instant::now()
-                + std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32),
-        )
+        // A timeout too far to represent is no deadline at all.
+        std::time::Instant::now().checked_add(std::time::Duration::new(
+            ts.tv_sec as u64,
+            ts.tv_nsec as u32,
+        ))
     } else {
         None
     };

@@ -122,6 +122,24 @@ static void basics(void)
     wait_in(b);
     show("recv 65507", recv(b, big, sizeof big, 0));
     expect_err("send unconnected", send(a, "x", 1, 0));
+    {
+        /* A control message whose length runs past the buffer (a sentry
+         * once looped forever on it). */
+        union {
+            char buf[64];
+            struct cmsghdr align;
+        } ctl;
+        memset(&ctl, 0, sizeof ctl);
+        struct cmsghdr *c = (struct cmsghdr *)ctl.buf;
+        c->cmsg_len = 16;
+        c->cmsg_level = IPPROTO_IP;
+        c = (struct cmsghdr *)(ctl.buf + 16);
+        c->cmsg_len = (size_t)-1;
+        struct iovec v = {.iov_base = "x", .iov_len = 1};
+        struct msghdr m = {.msg_name = &tb, .msg_namelen = sizeof tb, .msg_iov = &v,
+                           .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = 32};
+        expect_err("sendmsg with a runaway cmsg_len", sendmsg(a, &m, 0));
+    }
     expect_err("getpeername unconnected", getpeername(a, (struct sockaddr *)&from, &flen));
     expect_err("listen", listen(a, 1));
     expect_err("accept", accept(a, NULL, NULL));
