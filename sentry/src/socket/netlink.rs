@@ -4,7 +4,9 @@
 //!
 //! With the sentry's own network (`sandbox`, `none`) the answers describe
 //! the sandbox's loopback: link `lo` (index 1, up) with 127.0.0.1/8 and
-//! ::1/128, and an empty main routing table. With `--network host` the
+//! ::1/128, and the network device the stack took over (its link and
+//! IPv4 address; glibc's AI_ADDRCONFIG needs a non-loopback address).
+//! Routes are not listed yet. With `--network host` the
 //! requests go to a host route socket in the sentry's network namespace,
 //! but only reads: RTM_GET* requests, with their headers checked; every
 //! request that would change the host's network is refused (EPERM).
@@ -142,6 +144,47 @@ fn lo_link(flags: u16, seq: u32, pid: u32) -> Vec<u8> {
         .done()
 }
 
+/// The network device the sentry's stack took over, as RTM_NEWLINK.
+fn device_link(d: &super::netstack::Device, flags: u16, seq: u32, pid: u32) -> Vec<u8> {
+    const ARPHRD_ETHER: u16 = 1;
+    let up = (libc::IFF_UP | libc::IFF_BROADCAST | libc::IFF_RUNNING | libc::IFF_MULTICAST) as u32
+        | 0x10000;
+    let mut ifinfo = vec![0u8; 16];
+    ifinfo[2..4].copy_from_slice(&ARPHRD_ETHER.to_ne_bytes());
+    ifinfo[4..8].copy_from_slice(&d.index.to_ne_bytes());
+    ifinfo[8..12].copy_from_slice(&up.to_ne_bytes());
+    let mut name = d.name.as_bytes().to_vec();
+    name.push(0);
+    Msg::new(RTM_NEWLINK, flags, seq, pid)
+        .raw(&ifinfo)
+        .attr(IFLA_IFNAME, &name)
+        .attr(IFLA_TXQLEN, &1000u32.to_ne_bytes())
+        .attr(IFLA_OPERSTATE, &[6]) // IF_OPER_UP
+        .attr(IFLA_MTU, &(d.mtu as u32).to_ne_bytes())
+        .attr(IFLA_QDISC, b"noqueue\0")
+        .attr(IFLA_ADDRESS, &d.mac)
+        .attr(IFLA_BROADCAST, &[0xff; 6])
+        .done()
+}
+
+/// The device's IPv4 address, as RTM_NEWADDR.
+fn device_addr(d: &super::netstack::Device, flags: u16, seq: u32, pid: u32) -> Vec<u8> {
+    let mut ifaddr = vec![libc::AF_INET as u8, d.prefix, IFA_F_PERMANENT, 0];
+    ifaddr.extend_from_slice(&(d.index as u32).to_ne_bytes());
+    let mut name = d.name.as_bytes().to_vec();
+    name.push(0);
+    let mask = u32::MAX.checked_shl(32 - d.prefix as u32).unwrap_or(0);
+    let bcast = (u32::from(d.addr) | !mask).to_be_bytes();
+    Msg::new(RTM_NEWADDR, flags, seq, pid)
+        .raw(&ifaddr)
+        .attr(IFA_ADDRESS, &d.addr.octets())
+        .attr(IFA_LOCAL, &d.addr.octets())
+        .attr(4, &bcast) // IFA_BROADCAST
+        .attr(IFA_LABEL, &name)
+        .attr(IFA_FLAGS, &(IFA_F_PERMANENT as u32).to_ne_bytes())
+        .done()
+}
+
 fn lo_addrs(family: u8, flags: u16, seq: u32, pid: u32) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let ifaddr = |fam: u8, prefix: u8| {
@@ -185,7 +228,14 @@ fn answer(req: &[u8], h: &Header, pid: u32) -> Vec<Vec<u8>> {
     };
     let body = &req[NLMSG_HDRLEN..h.len];
     let mut out = match h.typ {
-        RTM_GETLINK if dump => vec![lo_link(multi, h.seq, pid), done()],
+        RTM_GETLINK if dump => {
+            let mut v = vec![lo_link(multi, h.seq, pid)];
+            if let Some(ns) = super::netstack::stack() {
+                v.push(device_link(&ns.device, multi, h.seq, pid));
+            }
+            v.push(done());
+            v
+        }
         RTM_GETLINK => {
             // By index (ifinfomsg.ifi_index) or by IFLA_IFNAME.
             let index = body
@@ -194,20 +244,33 @@ fn answer(req: &[u8], h: &Header, pid: u32) -> Vec<Vec<u8>> {
                 .map(i32::from_ne_bytes)
                 .unwrap_or(0);
             let by_name = find_attr(body.get(16..).unwrap_or(&[]), IFLA_IFNAME);
-            let is_lo = match (index, by_name) {
+            let name = by_name.and_then(|n| n.split(|&c| c == 0).next());
+            let dev = super::netstack::stack().map(|ns| &ns.device);
+            let is_lo = match (index, name) {
                 (1, _) => true,
-                (0, Some(n)) => n.split(|&c| c == 0).next() == Some(b"lo"),
+                (0, Some(n)) => n == b"lo",
                 _ => false,
             };
-            if is_lo {
-                vec![lo_link(0, h.seq, pid)]
-            } else {
-                vec![error_msg(h, req, libc::ENODEV, pid)]
+            let is_dev = dev.is_some_and(|d| match (index, name) {
+                (0, Some(n)) => n == d.name.as_bytes(),
+                (i, _) => i == d.index,
+            });
+            match dev {
+                _ if is_lo => vec![lo_link(0, h.seq, pid)],
+                Some(d) if is_dev => vec![device_link(d, 0, h.seq, pid)],
+                _ => vec![error_msg(h, req, libc::ENODEV, pid)],
             }
         }
         RTM_GETADDR if dump => {
             let family = body.first().copied().unwrap_or(0);
             let mut v = lo_addrs(family, multi, h.seq, pid);
+            if let Some(ns) = super::netstack::stack() {
+                if family == 0 || family == libc::AF_INET as u8 {
+                    // After lo's IPv4 address, as Linux orders by index.
+                    let at = v.len().min(1);
+                    v.insert(at, device_addr(&ns.device, multi, h.seq, pid));
+                }
+            }
             v.push(done());
             v
         }

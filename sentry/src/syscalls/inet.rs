@@ -719,24 +719,68 @@ fn sockaddr_in_bytes(ip: [u8; 4]) -> [u8; 16] {
     b
 }
 
-/// The sandbox's one interface, `lo` (index 1, 127.0.0.1/8).
+/// One interface of the sentry's network, as the ioctls describe it.
+struct Iface {
+    name: Vec<u8>,
+    index: i32,
+    flags: i16,
+    addr: [u8; 4],
+    mask: [u8; 4],
+    mtu: i32,
+    /// (ARPHRD type, hardware address)
+    hw: (u16, [u8; 6]),
+}
+
+/// `lo`, and the network device the sentry's stack took over, if any.
+fn sandbox_interfaces() -> Vec<Iface> {
+    let mut v = vec![Iface {
+        name: b"lo".to_vec(),
+        index: 1,
+        flags: (libc::IFF_UP | libc::IFF_LOOPBACK | libc::IFF_RUNNING) as i16,
+        addr: [127, 0, 0, 1],
+        mask: [255, 0, 0, 0],
+        mtu: 65536,
+        hw: (772, [0; 6]),
+    }];
+    if let Some(ns) = crate::socket::netstack::stack() {
+        let d = &ns.device;
+        let mask = u32::MAX.checked_shl(32 - d.prefix as u32).unwrap_or(0);
+        v.push(Iface {
+            name: d.name.as_bytes().to_vec(),
+            index: d.index,
+            flags: (libc::IFF_UP | libc::IFF_BROADCAST | libc::IFF_RUNNING | libc::IFF_MULTICAST)
+                as i16,
+            addr: d.addr.octets(),
+            mask: mask.to_be_bytes(),
+            mtu: d.mtu as i32,
+            hw: (1, d.mac),
+        });
+    }
+    v
+}
+
+/// The sentry's own network: `lo` (index 1, 127.0.0.1/8) and the device.
 fn loopback_interface_ioctl(t: &Task, cmd: u64, arg: u64) -> SysResult {
+    let ifaces = sandbox_interfaces();
     if cmd == 0x8912 {
-        // SIOCGIFCONF: one ifreq, lo's IPv4 address; a NULL buffer asks
-        // for the size.
+        // SIOCGIFCONF: one ifreq per IPv4 address; a NULL buffer asks for
+        // the size.
         let conf = t.read_bytes(arg, IFCONF_LEN)?;
         let len = i32::from_ne_bytes(conf[0..4].try_into().unwrap_or([0; 4]));
         let buf = u64::from_ne_bytes(conf[8..16].try_into().unwrap_or([0; 8]));
-        let mut req = [0u8; IFREQ_LEN];
-        req[..2].copy_from_slice(b"lo");
-        req[16..32].copy_from_slice(&sockaddr_in_bytes([127, 0, 0, 1]));
+        let mut all = Vec::new();
+        for i in &ifaces {
+            let mut req = [0u8; IFREQ_LEN];
+            req[..i.name.len().min(15)].copy_from_slice(&i.name[..i.name.len().min(15)]);
+            req[16..32].copy_from_slice(&sockaddr_in_bytes(i.addr));
+            all.extend_from_slice(&req);
+        }
         let written = if buf == 0 {
-            IFREQ_LEN
-        } else if len >= IFREQ_LEN as i32 {
-            t.write_bytes(buf, &req)?;
-            IFREQ_LEN
+            all.len()
         } else {
-            0
+            let fit = (len.max(0) as usize / IFREQ_LEN * IFREQ_LEN).min(all.len());
+            t.write_bytes(buf, &all[..fit])?;
+            fit
         };
         t.write_obj(arg, &(written as i32))?;
         return Ok(0);
@@ -745,30 +789,32 @@ fn loopback_interface_ioctl(t: &Task, cmd: u64, arg: u64) -> SysResult {
     let name_end = req[..16].iter().position(|&c| c == 0).unwrap_or(16);
     if cmd == 0x8910 {
         // SIOCGIFNAME: by index.
-        if i32::from_ne_bytes(req[16..20].try_into().unwrap_or([0; 4])) != 1 {
-            return Err(Errno::ENODEV);
-        }
+        let index = i32::from_ne_bytes(req[16..20].try_into().unwrap_or([0; 4]));
+        let i = ifaces
+            .iter()
+            .find(|i| i.index == index)
+            .ok_or(Errno::ENODEV)?;
         req[..16].fill(0);
-        req[..2].copy_from_slice(b"lo");
+        req[..i.name.len().min(15)].copy_from_slice(&i.name[..i.name.len().min(15)]);
         t.write_bytes(arg, &req)?;
         return Ok(0);
     }
-    if &req[..name_end] != b"lo" {
-        return Err(Errno::ENODEV);
-    }
+    let i = ifaces
+        .iter()
+        .find(|i| i.name == req[..name_end])
+        .ok_or(Errno::ENODEV)?;
     let value: Vec<u8> = match cmd {
-        0x8913 => ((libc::IFF_UP | libc::IFF_LOOPBACK | libc::IFF_RUNNING) as i16)
-            .to_ne_bytes()
-            .to_vec(),
-        0x8915 => sockaddr_in_bytes([127, 0, 0, 1]).to_vec(),
-        0x891b => sockaddr_in_bytes([255, 0, 0, 0]).to_vec(),
-        0x8921 => 65536i32.to_ne_bytes().to_vec(),
+        0x8913 => i.flags.to_ne_bytes().to_vec(),
+        0x8915 => sockaddr_in_bytes(i.addr).to_vec(),
+        0x891b => sockaddr_in_bytes(i.mask).to_vec(),
+        0x8921 => i.mtu.to_ne_bytes().to_vec(),
         0x8927 => {
             let mut b = vec![0u8; 16];
-            b[0..2].copy_from_slice(&772u16.to_ne_bytes());
+            b[0..2].copy_from_slice(&i.hw.0.to_ne_bytes());
+            b[2..8].copy_from_slice(&i.hw.1);
             b
         }
-        _ => 1i32.to_ne_bytes().to_vec(), // SIOCGIFINDEX
+        _ => i.index.to_ne_bytes().to_vec(), // SIOCGIFINDEX
     };
     req[16..16 + value.len()].copy_from_slice(&value);
     t.write_bytes(arg, &req)?;
