@@ -159,19 +159,11 @@ pub fn wait_ready(
                 // Not ready for what is asked: wait for the file's wake-up,
                 // unless it is already up for a reason nobody asked about
                 // (waiting on it would spin).
-                if revents[i] == 0 && fixed & libc::POLLIN == 0 {
-                    if let Some(fd) = f.ops.poll_fd() {
-                        host.push(libc::pollfd {
-                            fd,
-                            events: libc::POLLIN,
-                            revents: 0,
-                        });
-                        host_idx.push(i);
-                        recheck.push(i);
-                    }
-                }
-                if revents[i] == 0 && fixed & libc::POLLOUT == 0 && ev & libc::POLLOUT != 0 {
-                    if let Some(fd) = f.ops.poll_fd_out() {
+                if revents[i] == 0 {
+                    let readers = (fixed & libc::POLLIN == 0).then(|| f.ops.poll_fd());
+                    let writers = (fixed & libc::POLLOUT == 0 && ev & libc::POLLOUT != 0)
+                        .then(|| f.ops.poll_fd_out());
+                    for fd in [readers, writers].into_iter().flatten().flatten() {
                         host.push(libc::pollfd {
                             fd,
                             events: libc::POLLIN,

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use nix::errno::Errno;
 
 use super::inet::{parse_sockaddr, Proto};
+use super::set_host_nonblock;
 use crate::fsimpl::host::retry_host;
 use crate::vfs::{FileOps, FileStat, VfsResult};
 
@@ -41,17 +42,6 @@ pub struct HostInetSocket {
     pub proto: Proto,
     fd: OwnedFd,
     nonblocking: AtomicBool,
-}
-
-fn set_host_nonblock(fd: RawFd, on: bool) {
-    let _ = nix::fcntl::fcntl(
-        fd,
-        nix::fcntl::FcntlArg::F_SETFL(if on {
-            nix::fcntl::OFlag::O_NONBLOCK
-        } else {
-            nix::fcntl::OFlag::empty()
-        }),
-    );
 }
 
 /// Whether an option may be read or set on the host socket, and the size
@@ -347,11 +337,7 @@ impl FileOps for HostInetSocket {
     }
 
     fn stat(&self) -> VfsResult<FileStat> {
-        Ok(crate::fsimpl::simple::synthetic_stat(
-            0,
-            libc::S_IFSOCK | 0o777,
-            0,
-        ))
+        super::socket_stat()
     }
 
     fn host_fd(&self) -> Option<RawFd> {

@@ -20,7 +20,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
@@ -29,6 +29,7 @@ use nix::errno::Errno;
 use smoltcp::iface::SocketHandle;
 
 use super::netstack::{self, Wake};
+use super::{host_socketpair, set_host_nonblock};
 use crate::fsimpl::host::retry_host;
 use crate::fsimpl::ready::ReadyFlag;
 use crate::kernel::lock;
@@ -464,35 +465,6 @@ pub struct InetSocket {
     nonblocking: AtomicBool,
     /// The creator's effective uid (SO_REUSEPORT groups share one).
     pub uid: u32,
-}
-
-fn host_stream_pair() -> Result<(OwnedFd, OwnedFd), Errno> {
-    let mut fds = [0i32; 2];
-    // SAFETY: socketpair writes two fds into our array.
-    if unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    } < 0
-    {
-        return Err(Errno::last());
-    }
-    // SAFETY: both fds were just created and are ours alone.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-fn set_host_nonblock(fd: RawFd, on: bool) {
-    let _ = nix::fcntl::fcntl(
-        fd,
-        nix::fcntl::FcntlArg::F_SETFL(if on {
-            nix::fcntl::OFlag::O_NONBLOCK
-        } else {
-            nix::fcntl::OFlag::empty()
-        }),
-    );
 }
 
 /// What connect(2) did.
@@ -1069,7 +1041,7 @@ impl InetSocket {
         if queue.len() > *backlog && !force {
             return Ok(None);
         }
-        let (mine, theirs) = host_stream_pair()?;
+        let (mine, theirs) = host_socketpair(libc::SOCK_STREAM)?;
         let server = InetSocket::new(self.family, Proto::Tcp, false, self.uid)?;
         {
             let mut s = server.inner();
@@ -1411,11 +1383,7 @@ impl FileOps for InetSocket {
     }
 
     fn stat(&self) -> VfsResult<FileStat> {
-        Ok(crate::fsimpl::simple::synthetic_stat(
-            0,
-            libc::S_IFSOCK | 0o777,
-            0,
-        ))
+        super::socket_stat()
     }
 
     fn host_fd(&self) -> Option<RawFd> {

@@ -3,15 +3,60 @@
 //! internet sockets for `--network host` (`hostinet.rs`), and
 //! NETLINK_ROUTE sockets (`netlink.rs`).
 
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
 use nix::errno::Errno;
+
+use crate::vfs::{FileStat, VfsResult};
 
 pub mod hostinet;
 pub mod inet;
 pub mod netlink;
 pub mod netstack;
 pub mod unix;
+
+/// A host unix socketpair of `stype` for the sentry's own use (the data
+/// path of unix connections and of loopback TCP connections).
+pub(crate) fn host_socketpair(stype: i32) -> Result<(OwnedFd, OwnedFd), Errno> {
+    let mut fds = [0i32; 2];
+    // SAFETY: socketpair writes two fds into our array; the type is one
+    // the callers chose.
+    if unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            stype | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    } < 0
+    {
+        return Err(Errno::last());
+    }
+    // SAFETY: both fds were just created and are ours alone.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Sets or clears O_NONBLOCK on a host fd the sentry owns for a socket.
+pub(crate) fn set_host_nonblock(fd: RawFd, on: bool) {
+    let _ = nix::fcntl::fcntl(
+        fd,
+        nix::fcntl::FcntlArg::F_SETFL(if on {
+            nix::fcntl::OFlag::O_NONBLOCK
+        } else {
+            nix::fcntl::OFlag::empty()
+        }),
+    );
+}
+
+/// What fstat reports for every socket.
+pub(crate) fn socket_stat() -> VfsResult<FileStat> {
+    Ok(crate::fsimpl::simple::synthetic_stat(
+        0,
+        libc::S_IFSOCK | 0o777,
+        0,
+    ))
+}
 
 /// An application's network socket (any family but unix), whichever
 /// stack it lives on.

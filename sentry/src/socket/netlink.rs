@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use nix::errno::Errno;
 
-use super::{Received, SocketOps};
+use super::{set_host_nonblock, Received, SocketOps};
 use crate::fsimpl::host::retry_host;
 use crate::fsimpl::ready::ReadyFlag;
 use crate::kernel::lock;
@@ -173,7 +173,7 @@ fn device_addr(d: &super::netstack::Device, flags: u16, seq: u32, pid: u32) -> V
     ifaddr.extend_from_slice(&(d.index as u32).to_ne_bytes());
     let mut name = d.name.as_bytes().to_vec();
     name.push(0);
-    let mask = u32::MAX.checked_shl(32 - d.prefix as u32).unwrap_or(0);
+    let mask = d.netmask();
     let bcast = (u32::from(d.addr) | !mask).to_be_bytes();
     Msg::new(RTM_NEWADDR, flags, seq, pid)
         .raw(&ifaddr)
@@ -362,7 +362,7 @@ impl RouteSocket {
             None
         };
         if let Some(fd) = &host {
-            set_nonblock(fd.as_raw_fd(), nonblocking);
+            set_host_nonblock(fd.as_raw_fd(), nonblocking);
         }
         Ok(Arc::new(RouteSocket {
             pid: AtomicU32::new(pid),
@@ -389,17 +389,6 @@ impl RouteSocket {
         }
         self.ready.update(!q.is_empty());
     }
-}
-
-fn set_nonblock(fd: RawFd, on: bool) {
-    let _ = nix::fcntl::fcntl(
-        fd,
-        nix::fcntl::FcntlArg::F_SETFL(if on {
-            nix::fcntl::OFlag::O_NONBLOCK
-        } else {
-            nix::fcntl::OFlag::empty()
-        }),
-    );
 }
 
 impl SocketOps for RouteSocket {
@@ -657,11 +646,7 @@ impl FileOps for RouteSocket {
     }
 
     fn stat(&self) -> VfsResult<FileStat> {
-        Ok(crate::fsimpl::simple::synthetic_stat(
-            0,
-            libc::S_IFSOCK | 0o777,
-            0,
-        ))
+        super::socket_stat()
     }
 
     fn poll_fixed(&self) -> Option<i16> {

@@ -239,8 +239,15 @@ pub fn routable(ip: std::net::IpAddr) -> bool {
         return false;
     };
     let d = &s.device;
-    let mask = u32::MAX.checked_shl(32 - d.prefix as u32).unwrap_or(0);
+    let mask = d.netmask();
     (u32::from(v4) & mask) == (u32::from(d.addr) & mask) || d.gateway.is_some()
+}
+
+impl Device {
+    /// The subnet mask of the device's address, in host order.
+    pub fn netmask(&self) -> u32 {
+        u32::MAX.checked_shl(32 - self.prefix as u32).unwrap_or(0)
+    }
 }
 
 fn tcp_socket() -> tcp::Socket<'static> {

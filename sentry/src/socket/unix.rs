@@ -16,12 +16,13 @@
 //! its name writes into the other.
 
 use std::collections::{HashMap, VecDeque};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use nix::errno::Errno;
 
+use super::{host_socketpair, set_host_nonblock};
 use crate::fsimpl::host::retry_host;
 use crate::fsimpl::ready::ReadyFlag;
 use crate::kernel::lock;
@@ -149,36 +150,6 @@ fn bindings() -> std::sync::MutexGuard<'static, Bindings> {
 
 fn node_key(inode: &Arc<dyn Inode>) -> BindKey {
     BindKey::Node(Arc::as_ptr(inode) as *const () as usize)
-}
-
-fn host_socketpair(stype: i32) -> Result<(OwnedFd, OwnedFd), Errno> {
-    let mut fds = [0i32; 2];
-    // SAFETY: socketpair writes two fds into our array; the type is one
-    // of the three validated unix types.
-    if unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            stype | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    } < 0
-    {
-        return Err(Errno::last());
-    }
-    // SAFETY: both fds were just created and are ours alone.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-fn set_host_nonblock(fd: RawFd, on: bool) {
-    let _ = nix::fcntl::fcntl(
-        fd,
-        nix::fcntl::FcntlArg::F_SETFL(if on {
-            nix::fcntl::OFlag::O_NONBLOCK
-        } else {
-            nix::fcntl::OFlag::empty()
-        }),
-    );
 }
 
 impl UnixSocket {
@@ -526,11 +497,7 @@ impl FileOps for UnixSocket {
     }
 
     fn stat(&self) -> VfsResult<FileStat> {
-        Ok(crate::fsimpl::simple::synthetic_stat(
-            0,
-            libc::S_IFSOCK | 0o777,
-            0,
-        ))
+        super::socket_stat()
     }
 
     fn host_fd(&self) -> Option<RawFd> {

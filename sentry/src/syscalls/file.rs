@@ -464,14 +464,8 @@ pub fn ioctl(t: &mut Task, a: &[u64; 6]) -> SysResult {
             return super::tty::ioctl(t, end, cmd, arg);
         }
     }
-    let is_socket = f.ops.clone().unix_socket().is_some()
-        || f.ops.clone().inet_socket().is_some()
-        || f.ops.clone().host_inet_socket().is_some()
-        || f.ops.clone().socket_ops().is_some();
-    if is_socket {
-        if let Some(r) = super::inet::interface_ioctl(t, cmd, arg) {
-            return r;
-        }
+    if let Some(r) = super::inet::interface_ioctl(t, &f, cmd, arg) {
+        return r;
     }
     match cmd {
         FIOCLEX | FIONCLEX => {

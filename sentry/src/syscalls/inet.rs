@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use nix::errno::Errno;
 
-use super::socket::{install_socket, raise_sigpipe, MsgHeader};
+use super::socket::{cmsgs, install_socket, raise_sigpipe, read_control, MsgHeader};
 use super::SysResult;
 use crate::kernel::task::Task;
 use crate::kernel::{cap, kernel, lock};
@@ -395,22 +395,11 @@ pub fn check_control(t: &Task, msg: &MsgHeader) -> Result<(), Errno> {
     if msg.control == 0 || msg.controllen == 0 {
         return Ok(());
     }
-    if msg.controllen > 64 * 1024 {
-        return Err(Errno::ENOBUFS);
-    }
-    let raw = t.read_bytes(msg.control, msg.controllen as usize)?;
-    let mut off = 0usize;
-    while off + 16 <= raw.len() {
-        let clen = u64::from_le_bytes(raw[off..off + 8].try_into().unwrap_or([0; 8])) as usize;
-        let level = i32::from_le_bytes(raw[off + 8..off + 12].try_into().unwrap_or([0; 4]));
-        // (clen comes from the application: compare without overflowing)
-        if clen < 16 || clen > raw.len() - off {
+    let raw = read_control(t, msg.control, msg.controllen)?;
+    for m in cmsgs(&raw) {
+        if m?.level == libc::SOL_SOCKET {
             return Err(Errno::EINVAL);
         }
-        if level == libc::SOL_SOCKET {
-            return Err(Errno::EINVAL);
-        }
-        off += (clen + 7) & !7;
     }
     Ok(())
 }
@@ -679,7 +668,7 @@ pub fn setsockopt(t: &Task, s: &NetSock, level: i32, name: i32, val: u64, len: u
 
 /// The interface ioctls (netdevice(7)) every socket answers: read-only
 /// questions about the network's interfaces. None: not one of them.
-pub fn interface_ioctl(t: &Task, cmd: u64, arg: u64) -> Option<SysResult> {
+pub fn interface_ioctl(t: &Task, f: &Arc<OpenFile>, cmd: u64, arg: u64) -> Option<SysResult> {
     const SIOCGIFNAME: u64 = 0x8910;
     const SIOCGIFCONF: u64 = 0x8912;
     const SIOCGIFFLAGS: u64 = 0x8913;
@@ -701,6 +690,14 @@ pub fn interface_ioctl(t: &Task, cmd: u64, arg: u64) -> Option<SysResult> {
     ) {
         return None;
     }
+    // (Asked only for these commands: finding out costs a few probes.)
+    let is_socket = f.ops.clone().unix_socket().is_some()
+        || f.ops.clone().inet_socket().is_some()
+        || f.ops.clone().host_inet_socket().is_some()
+        || f.ops.clone().socket_ops().is_some();
+    if !is_socket {
+        return None;
+    }
     Some(if kernel().network == NetworkMode::Host {
         host_interface_ioctl(t, cmd, arg)
     } else {
@@ -712,11 +709,8 @@ pub fn interface_ioctl(t: &Task, cmd: u64, arg: u64) -> Option<SysResult> {
 const IFREQ_LEN: usize = 40;
 const IFCONF_LEN: usize = 16;
 
-fn sockaddr_in_bytes(ip: [u8; 4]) -> [u8; 16] {
-    let mut b = [0u8; 16];
-    b[0..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
-    b[4..8].copy_from_slice(&ip);
-    b
+fn sockaddr_in_bytes(ip: [u8; 4]) -> Vec<u8> {
+    sockaddr_bytes(libc::AF_INET, SocketAddr::from((ip, 0)))
 }
 
 /// One interface of the sentry's network, as the ioctls describe it.
@@ -744,7 +738,7 @@ fn sandbox_interfaces() -> Vec<Iface> {
     }];
     if let Some(ns) = crate::socket::netstack::stack() {
         let d = &ns.device;
-        let mask = u32::MAX.checked_shl(32 - d.prefix as u32).unwrap_or(0);
+        let mask = d.netmask();
         v.push(Iface {
             name: d.name.as_bytes().to_vec(),
             index: d.index,
@@ -805,8 +799,8 @@ fn loopback_interface_ioctl(t: &Task, cmd: u64, arg: u64) -> SysResult {
         .ok_or(Errno::ENODEV)?;
     let value: Vec<u8> = match cmd {
         0x8913 => i.flags.to_ne_bytes().to_vec(),
-        0x8915 => sockaddr_in_bytes(i.addr).to_vec(),
-        0x891b => sockaddr_in_bytes(i.mask).to_vec(),
+        0x8915 => sockaddr_in_bytes(i.addr),
+        0x891b => sockaddr_in_bytes(i.mask),
         0x8921 => i.mtu.to_ne_bytes().to_vec(),
         0x8927 => {
             let mut b = vec![0u8; 16];

@@ -453,28 +453,64 @@ fn iovecs(t: &Task, iov: u64, n: u64) -> Result<Vec<(u64, u64)>, Errno> {
     super::file::read_iovecs(t, iov, n)
 }
 
-/// The files an SCM_RIGHTS control message names.
-fn control_rights(t: &Task, control: u64, len: u64) -> Result<Vec<Arc<OpenFile>>, Errno> {
+/// A msghdr's control buffer, read from the application (ENOBUFS past
+/// 64 KiB, as Linux's limit on optmem).
+pub(super) fn read_control(t: &Task, control: u64, len: u64) -> Result<Vec<u8>, Errno> {
     if len > 64 * 1024 {
         return Err(Errno::ENOBUFS);
     }
-    let raw = t.read_bytes(control, len as usize)?;
-    let mut files = Vec::new();
+    t.read_bytes(control, len as usize)
+}
+
+/// One control message: its level, type and data.
+pub(super) struct Cmsg<'a> {
+    pub level: i32,
+    pub typ: i32,
+    pub data: &'a [u8],
+}
+
+/// The control messages of a buffer, in order; a malformed one is EINVAL
+/// where it stands (as Linux's for_each_cmsghdr with CMSG_OK).
+pub(super) fn cmsgs(raw: &[u8]) -> impl Iterator<Item = Result<Cmsg<'_>, Errno>> {
     let mut off = 0usize;
-    while off + 16 <= raw.len() {
+    std::iter::from_fn(move || {
+        if off + 16 > raw.len() {
+            return None;
+        }
+        let word = |o: usize| {
+            raw[o..o + 4]
+                .try_into()
+                .map(i32::from_le_bytes)
+                .unwrap_or(0)
+        };
         let clen = u64::from_le_bytes(raw[off..off + 8].try_into().unwrap_or([0; 8])) as usize;
-        let level = i32::from_le_bytes(raw[off + 8..off + 12].try_into().unwrap_or([0; 4]));
-        let typ = i32::from_le_bytes(raw[off + 12..off + 16].try_into().unwrap_or([0; 4]));
         // (clen comes from the application: compare without overflowing)
         if clen < 16 || clen > raw.len() - off {
+            off = raw.len();
+            return Some(Err(Errno::EINVAL));
+        }
+        let m = Cmsg {
+            level: word(off + 8),
+            typ: word(off + 12),
+            data: &raw[off + 16..off + clen],
+        };
+        off += (clen + 7) & !7;
+        Some(Ok(m))
+    })
+}
+
+/// The files an SCM_RIGHTS control message names.
+fn control_rights(t: &Task, control: u64, len: u64) -> Result<Vec<Arc<OpenFile>>, Errno> {
+    let raw = read_control(t, control, len)?;
+    let mut files = Vec::new();
+    for m in cmsgs(&raw) {
+        let m = m?;
+        if m.level != libc::SOL_SOCKET {
             return Err(Errno::EINVAL);
         }
-        if level != libc::SOL_SOCKET {
-            return Err(Errno::EINVAL);
-        }
-        match typ {
+        match m.typ {
             libc::SCM_RIGHTS => {
-                for c in raw[off + 16..off + clen].chunks_exact(4) {
+                for c in m.data.chunks_exact(4) {
                     let fd = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
                     files.push(get_file(t, fd)?);
                 }
@@ -486,7 +522,6 @@ fn control_rights(t: &Task, control: u64, len: u64) -> Result<Vec<Arc<OpenFile>>
             libc::SCM_CREDENTIALS => {}
             _ => return Err(Errno::EINVAL),
         }
-        off += (clen + 7) & !7;
     }
     Ok(files)
 }
