@@ -12,10 +12,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
-use common::{busybox_rootfs, print_table, run_measurements, runtimes, write_bundle, Runtime};
+use common::{
+    build_static, busybox_rootfs, print_table, run_measurements, runtimes, write_bundle, Runtime,
+};
 
 fn main() {
     let mib = std::env::args()
@@ -26,15 +27,7 @@ fn main() {
     let work = std::env::temp_dir().join(format!("rvisor-bench-io-{}", std::process::id()));
     let bin_dir = work.join("bin");
     std::fs::create_dir_all(&bin_dir).expect("bench dir");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/programs/io.c");
-    let io = bin_dir.join("io");
-    let built = Command::new("gcc")
-        .args(["-O2", "-static", "-o"])
-        .arg(&io)
-        .arg(&src)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(built, "gcc could not build {}", src.display());
+    let io = build_static("io", &bin_dir, &[]);
     let tarball = bin_dir.join("tree.tar");
     let tarred = Command::new("tar")
         .arg("cf")

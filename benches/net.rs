@@ -13,11 +13,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
 use common::{
-    busybox_rootfs, print_table, run_measurements as run, runtimes, rvisor, write_bundle, Runtime,
+    build_static, busybox_rootfs, print_table, run_in_runtimes, run_measurements as run, runtimes,
+    rvisor, write_bundle, Runtime,
 };
 
 fn main() {
@@ -29,16 +29,7 @@ fn main() {
     let work = std::env::temp_dir().join(format!("rvisor-bench-net-{}", std::process::id()));
     let bin_dir = work.join("bin");
     std::fs::create_dir_all(&bin_dir).expect("bench dir");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/programs/net.c");
-    let prog = bin_dir.join("net");
-    let built = Command::new("gcc")
-        .args(["-O2", "-static", "-o"])
-        .arg(&prog)
-        .arg(&src)
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(built, "gcc could not build {}", src.display());
+    let prog = build_static("net", &bin_dir, &[]);
     let bundle = work.join("bundle");
     std::fs::create_dir_all(&bundle).expect("bundle dir");
     let mount = serde_json::json!({ "destination": "/bench", "type": "bind",
@@ -60,19 +51,7 @@ fn main() {
     if let Some(r) = run(Command::new(&prog).arg(&scale), "native") {
         columns.push(("native".into(), r));
     }
-    for (i, Runtime { name, bin, flags }) in all.iter().enumerate() {
-        let root = work.join(format!("root-{i}"));
-        let mut c = Command::new(bin);
-        c.arg("--root")
-            .arg(&root)
-            .args(flags)
-            .args(["run", "--bundle"])
-            .arg(&bundle)
-            .arg(format!("net{i}"));
-        if let Some(r) = run(&mut c, name) {
-            columns.push((name.clone(), r));
-        }
-    }
+    columns.extend(run_in_runtimes(&all, &work, &bundle, "net"));
 
     print_table(&columns);
     let _ = std::fs::remove_dir_all(&work);

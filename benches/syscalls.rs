@@ -11,11 +11,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
 use common::{
-    busybox_rootfs, print_table, run_measurements as run, runtimes, write_bundle, Runtime,
+    build_static, busybox_rootfs, print_table, run_in_runtimes, run_measurements as run, runtimes,
+    write_bundle,
 };
 
 fn main() {
@@ -27,16 +27,7 @@ fn main() {
     let work = std::env::temp_dir().join(format!("rvisor-bench-sys-{}", std::process::id()));
     let bin_dir = work.join("bin");
     std::fs::create_dir_all(&bin_dir).expect("bench dir");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/programs/micro.c");
-    let micro = bin_dir.join("micro");
-    let built = Command::new("gcc")
-        .args(["-O2", "-static", "-pthread", "-o"])
-        .arg(&micro)
-        .arg(&src)
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(built, "gcc could not build {}", src.display());
+    let micro = build_static("micro", &bin_dir, &["-pthread"]);
     let bundle = work.join("bundle");
     std::fs::create_dir_all(&bundle).expect("bundle dir");
     let mount = serde_json::json!({ "destination": "/bench", "type": "bind",
@@ -52,19 +43,7 @@ fn main() {
     if let Some(r) = run(Command::new(&micro).arg(&scale), "native") {
         columns.push(("native".into(), r));
     }
-    for (i, Runtime { name, bin, flags }) in runtimes().iter().enumerate() {
-        let root = work.join(format!("root-{i}"));
-        let mut c = Command::new(bin);
-        c.arg("--root")
-            .arg(&root)
-            .args(flags)
-            .args(["run", "--bundle"])
-            .arg(&bundle)
-            .arg(format!("micro{i}"));
-        if let Some(r) = run(&mut c, name) {
-            columns.push((name.clone(), r));
-        }
-    }
+    columns.extend(run_in_runtimes(&runtimes(), &work, &bundle, "micro"));
 
     print_table(&columns);
     let _ = std::fs::remove_dir_all(&work);

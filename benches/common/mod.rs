@@ -105,6 +105,50 @@ pub fn runtimes() -> Vec<Runtime> {
     v
 }
 
+/// Builds benches/programs/NAME.c static (with `extra` gcc flags) into
+/// `bin_dir/NAME`, for every runtime to run the same binary.
+pub fn build_static(name: &str, bin_dir: &Path, extra: &[&str]) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("benches/programs")
+        .join(format!("{name}.c"));
+    let out = bin_dir.join(name);
+    let built = std::process::Command::new("gcc")
+        .args(["-O2", "-static"])
+        .args(extra)
+        .arg("-o")
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(built, "gcc could not build {}", src.display());
+    out
+}
+
+/// Runs `bundle` under each of `runtimes` (state under `work`, container
+/// ids `ID_PREFIX<n>`), one column of measurements per runtime that ran.
+pub fn run_in_runtimes(
+    runtimes: &[Runtime],
+    work: &Path,
+    bundle: &Path,
+    id_prefix: &str,
+) -> Vec<(String, Vec<(String, f64)>)> {
+    let mut columns = Vec::new();
+    for (i, Runtime { name, bin, flags }) in runtimes.iter().enumerate() {
+        let root = work.join(format!("root-{i}"));
+        let mut c = std::process::Command::new(bin);
+        c.arg("--root")
+            .arg(&root)
+            .args(flags)
+            .args(["run", "--bundle"])
+            .arg(bundle)
+            .arg(format!("{id_prefix}{i}"));
+        if let Some(r) = run_measurements(&mut c, name) {
+            columns.push((name.clone(), r));
+        }
+    }
+    columns
+}
+
 /// "name\tns" lines into (name, ns), in order.
 pub fn parse(out: &str) -> Vec<(String, f64)> {
     out.lines()
