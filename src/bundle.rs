@@ -56,6 +56,22 @@ fn network_namespace(spec: &oci_spec::runtime::Spec) -> sentry::NetworkNamespace
     }
 }
 
+/// The spec's network sysctls that the sentry's stack honours
+/// (linux.sysctl); the rest describe the host kernel's stack, which the
+/// sandbox never uses, and are ignored as runsc ignores them.
+fn net_sysctls(spec: &oci_spec::runtime::Spec) -> Result<sentry::NetSysctls> {
+    let mut out = sentry::NetSysctls::default();
+    let sysctl = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref());
+    if let Some(v) = sysctl.and_then(|s| s.get("net.ipv4.ping_group_range")) {
+        let mut parts = v.split_whitespace().map(str::parse::<u32>);
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(Ok(lo)), Some(Ok(hi)), None) => out.ping_group_range = (lo, hi),
+            _ => bail!("linux.sysctl: net.ipv4.ping_group_range {v:?} is not two group IDs"),
+        }
+    }
+    Ok(out)
+}
+
 /// A bind mount's host side: `mount` indexes `boot.mounts`, whose gofer fd
 /// the sandbox fills in when it starts that mount's gofer.
 #[derive(Clone, Debug)]
@@ -437,6 +453,7 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
         // The caller applies --network.
         network: sentry::NetworkMode::Sandbox,
         network_namespace: network_namespace(&spec),
+        net_sysctls: net_sysctls(&spec)?,
         seccomp: match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
             Some(s) => Some(seccomp_profile(&serde_json::to_value(s)?)?),
             None => None,

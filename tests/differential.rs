@@ -148,6 +148,7 @@ differential_tests! {
     ipc_mqueue => "ipc/mqueue.c",
     net_tcp => "net/tcp.c",
     net_udp => "net/udp.c",
+    net_icmp => "net/icmp.c",
     poll_wait => "poll/wait.c",
     signal_handlers => "signal/handlers.c",
     signal_async => "signal/async.c",

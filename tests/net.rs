@@ -123,8 +123,9 @@ fn curl_in(ns: &str, url: &str) -> String {
     }
 }
 
-/// The program inside: fetch a page from the peer netns, then serve one
-/// request on port 8080 of every address.
+/// The program inside: fetch a page from the peer netns, make UDP round
+/// trips and pings to it, then serve two requests on port 8080 of every
+/// address.
 fn serve_and_fetch_script(peer: &str) -> String {
     format!(
         r#"
@@ -150,6 +151,38 @@ for i in range(3):
     data, src = u.recvfrom(100)
     answers.append(data.decode())
 print("udp:", answers, "from the peer:", src == ("{peer}", 8082), flush=True)
+import struct
+def csum(b):
+    b += b"\0" * (len(b) % 2)
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+def echo(ident, seq):
+    p = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + b"rvisor ping %d" % seq
+    return p[:2] + struct.pack("!H", csum(p)) + p[4:]
+# ping as root does: a raw ICMP socket, which sees whole IP packets.
+r = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+r.settimeout(5)
+replies = []
+for seq in range(3):
+    r.sendto(echo(0x7276, seq), ("{peer}", 0))
+    while True:
+        data, src = r.recvfrom(2000)
+        ihl = (data[0] & 15) * 4
+        t, c, _, ident, s = struct.unpack("!BBHHH", data[ihl:ihl + 8])
+        if t == 0 and ident == 0x7276 and s == seq:
+            replies.append((src[0], data[8], csum(data[ihl:]), data[ihl + 8:].decode()))
+            break
+print("raw ping:", replies, flush=True)
+# A ping socket (net.ipv4.ping_group_range admits everyone here): the
+# kernel picks the identifier, the reply comes without its IP header.
+d = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)
+d.settimeout(5)
+d.sendto(echo(0, 9), ("{peer}", 0))
+data, src = d.recvfrom(2000)
+t, c, _, ident, s = struct.unpack("!BBHHH", data[:8])
+print("ping socket:", t, c, s, ident == d.getsockname()[1], data[8:].decode(), src, flush=True)
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         msg = b"inside says hello\n"
@@ -160,8 +193,10 @@ class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
 srv = http.server.HTTPServer(("0.0.0.0", 8080), H)
+# One request shows the server is up, the peer pings, a second ends it.
 srv.handle_request()
-print("served one request", flush=True)
+srv.handle_request()
+print("served two requests", flush=True)
 "#
     )
 }
@@ -219,6 +254,16 @@ fn serve_and_fetch_across_a_veth(network: &str) {
     let script = serve_and_fetch_script(&pair.addr(2));
     let url = format!("http://{}:8080/", pair.addr(1));
 
+    // Ping sockets for every group, natively by the netns's sysctl and in
+    // the sandbox by the spec's (as Docker and containerd set it).
+    ip(&[
+        "netns",
+        "exec",
+        &pair.a,
+        "sh",
+        "-c",
+        "echo 0 2147483647 > /proc/sys/net/ipv4/ping_group_range",
+    ]);
     // Native Linux in netns "a".
     let native = Command::new("ip")
         .args(["netns", "exec", &pair.a, "python3", "-c", &script])
@@ -227,6 +272,8 @@ fn serve_and_fetch_across_a_veth(network: &str) {
         .spawn()
         .expect("run the script natively");
     let native_curl = curl_in(&pair.b, &url);
+    let native_ping = ping_in(&pair.b, &pair.addr(1));
+    let _ = curl_in(&pair.b, &url);
     let native = native.wait_with_output().expect("wait for the native run");
 
     // rvisor, the bundle's spec naming netns "a" by path.
@@ -245,6 +292,13 @@ fn serve_and_fetch_across_a_veth(network: &str) {
                 ns["path"] = serde_json::Value::String(netns_path.clone());
             }
         }
+        cfg["linux"]["sysctl"] = serde_json::json!({ "net.ipv4.ping_group_range": "0 2147483647" });
+        // Raw sockets for ping, as Docker's default capabilities give.
+        for set in ["bounding", "effective", "permitted"] {
+            if let Some(caps) = cfg["process"]["capabilities"][set].as_array_mut() {
+                caps.push(serde_json::json!("CAP_NET_RAW"));
+            }
+        }
     });
     let sandboxed = Command::new(rvisor())
         .arg("--root")
@@ -259,6 +313,8 @@ fn serve_and_fetch_across_a_veth(network: &str) {
         .spawn()
         .expect("start rvisor run");
     let sandboxed_curl = curl_in(&pair.b, &url);
+    let sandboxed_ping = ping_in(&pair.b, &pair.addr(1));
+    let _ = curl_in(&pair.b, &url);
     let sandboxed = sandboxed.wait_with_output().expect("wait for rvisor run");
     let _ = peer_server.kill();
     let _ = peer_server.wait();
@@ -272,6 +328,36 @@ fn serve_and_fetch_across_a_veth(network: &str) {
     );
     assert_same_output(&native, &sandboxed);
     assert_eq!(sandboxed_curl, native_curl, "curl of the sandboxed server");
+    assert!(
+        native_ping.contains("3 packets received"),
+        "the peer's ping of the native netns:\n{native_ping}"
+    );
+    assert_eq!(
+        summary(&sandboxed_ping),
+        summary(&native_ping),
+        "the peer's ping of the sandbox:\n{sandboxed_ping}"
+    );
+}
+
+/// busybox ping's summary line ("3 packets transmitted, ...").
+fn summary(ping: &str) -> &str {
+    ping.lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or("")
+}
+
+/// Three pings from netns `ns` to `addr` (busybox's ping, raw sockets).
+fn ping_in(ns: &str, addr: &str) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "busybox", "ping", "-c", "3", "-W", "2"])
+        .arg(addr)
+        .output()
+        .expect("run busybox ping");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// The sandbox's loopback is its own: a server on the host's 127.0.0.1 is

@@ -115,6 +115,26 @@ pub struct BootConfig {
     /// before starting the sentry).
     #[serde(default)]
     pub network_namespace: NetworkNamespace,
+    /// The spec's network sysctls the sentry's stack honours.
+    #[serde(default)]
+    pub net_sysctls: NetSysctls,
+}
+
+/// Network sysctls (linux.sysctl in the spec) the sentry emulates; each
+/// defaults to Linux's value in a new network namespace.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NetSysctls {
+    /// net.ipv4.ping_group_range: the groups allowed ping sockets
+    /// (Linux's default "1 0" admits none).
+    pub ping_group_range: (u32, u32),
+}
+
+impl Default for NetSysctls {
+    fn default() -> Self {
+        NetSysctls {
+            ping_group_range: (1, 0),
+        }
+    }
 }
 
 /// `--network`, as runsc's: what an application's internet sockets are.
@@ -262,6 +282,7 @@ pub fn boot(
         KernelConfig {
             hostname: cfg.hostname.clone(),
             network: cfg.network,
+            ping_group_range: cfg.net_sysctls.ping_group_range,
             strace,
         },
         cpuinfo,

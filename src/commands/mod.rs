@@ -195,6 +195,7 @@ fn do_command(g: &GlobalOpts, a: DoArgs) -> Result<i32> {
         } else {
             sentry::NetworkNamespace::New
         },
+        net_sysctls: Default::default(),
     };
     let status = sandbox::run_sandbox(g, std::path::Path::new("/"), boot, &[], &[])?;
     sandbox::exit_like(status)

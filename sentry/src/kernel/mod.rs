@@ -568,6 +568,8 @@ impl ProcessTree {
 pub struct KernelConfig {
     pub hostname: String,
     pub network: crate::NetworkMode,
+    /// net.ipv4.ping_group_range (see `crate::NetSysctls`).
+    pub ping_group_range: (u32, u32),
     pub strace: Option<Box<dyn Write + Send>>,
 }
 
@@ -578,6 +580,8 @@ pub struct Kernel {
     pub hostname: Mutex<String>,
     /// What internet sockets are (`--network`).
     pub network: crate::NetworkMode,
+    /// net.ipv4.ping_group_range: the groups that may open ping sockets.
+    pub ping_group_range: (u32, u32),
     pub release: String,
     pub stub_image: StubImage,
     pub tree: Mutex<ProcessTree>,
@@ -690,6 +694,7 @@ impl Kernel {
             vfs,
             hostname: Mutex::new(cfg.hostname),
             network: cfg.network,
+            ping_group_range: cfg.ping_group_range,
             release,
             stub_image,
             tree: Mutex::new(ProcessTree::default()),

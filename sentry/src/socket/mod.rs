@@ -1,6 +1,7 @@
 //! Sockets (gVisor's `pkg/sentry/socket`): the unix domain (`unix.rs`),
-//! internet sockets on the sandbox's own loopback (`inet.rs`), host
-//! internet sockets for `--network host` (`hostinet.rs`), and
+//! internet sockets on the sandbox's own loopback (`inet.rs`) and its
+//! network device (`netstack.rs`), host internet sockets for `--network
+//! host` (`hostinet.rs`), ICMP raw and ping sockets (`icmp.rs`), and
 //! NETLINK_ROUTE sockets (`netlink.rs`).
 
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -11,6 +12,7 @@ use nix::errno::Errno;
 use crate::vfs::{FileStat, VfsResult};
 
 pub mod hostinet;
+pub mod icmp;
 pub mod inet;
 pub mod netlink;
 pub mod netstack;
@@ -66,7 +68,7 @@ pub enum NetSock {
     Local(Arc<inet::InetSocket>),
     /// A host internet socket (`--network host`).
     Host(Arc<hostinet::HostInetSocket>),
-    /// A socket of the byte-level interface (netlink).
+    /// A socket of the byte-level interface (netlink, ICMP).
     Ops(Arc<dyn SocketOps>),
 }
 

@@ -14,8 +14,10 @@
 //! calls and polls wait on). Application calls lock the stack briefly and
 //! kick the thread when they queued something to send.
 //!
-//! So far: TCP and UDP over IPv4. ICMP and IPv6 beyond loopback are not
-//! carried yet.
+//! So far: TCP, UDP and ICMP over IPv4 (the stack answers echo requests
+//! to the device's address itself; the ICMP packets it receives go to
+//! the application's ICMP sockets, `icmp.rs`). IPv6 beyond loopback is
+//! not carried yet.
 //!
 //! Locking: the stack's lock is taken last. While it is held no socket's
 //! own lock is taken and no application socket is dropped (its Drop locks
@@ -31,9 +33,11 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use nix::errno::Errno;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
-use smoltcp::socket::{tcp, udp};
+use smoltcp::socket::{raw, tcp, udp};
 use smoltcp::time::Instant;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint};
+use smoltcp::wire::{
+    EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpProtocol, IpVersion,
+};
 
 use super::inet::InetSocket;
 use crate::fsimpl::ready::ReadyFlag;
@@ -47,6 +51,9 @@ const MAX_PENDING_LISTENERS: usize = 8;
 /// A UDP socket's buffers: payload bytes and datagrams, each way.
 const UDP_BUFFER: usize = 256 * 1024;
 const UDP_DATAGRAMS: usize = 128;
+/// The ICMP raw socket's buffers: bytes and packets, each way.
+const ICMP_BUFFER: usize = 64 * 1024;
+const ICMP_PACKETS: usize = 64;
 
 /// The interface the stack attaches to, as CNI configured it.
 #[derive(Clone, Debug)]
@@ -191,6 +198,9 @@ struct Inner {
     closing: Vec<SocketHandle>,
     /// UDP sockets, and the application socket their datagrams go to.
     udp: HashMap<SocketHandle, Weak<InetSocket>>,
+    /// The raw socket that sends the application's ICMP packets and
+    /// receives every ICMP packet for `icmp::deliver`.
+    icmp: SocketHandle,
 }
 
 /// What the network thread hands to application sockets once it has
@@ -208,6 +218,8 @@ struct Accepted {
 struct Handover {
     accepted: Vec<Accepted>,
     datagrams: Vec<(Arc<InetSocket>, SocketAddr, Vec<u8>)>,
+    /// ICMP packets, whole, for the ICMP sockets.
+    icmp: Vec<Vec<u8>>,
     /// Upgraded on the way; dropped unlocked too.
     keep: Vec<Arc<InetSocket>>,
 }
@@ -413,15 +425,29 @@ pub fn start(dev: Device) -> Result<(), String> {
         let _ = iface.routes_mut().add_default_ipv4_route(gw);
     }
     let device_fd = device.fd.as_raw_fd();
+    let mut sockets = SocketSet::new(Vec::new());
+    let icmp = sockets.add(raw::Socket::new(
+        IpVersion::Ipv4,
+        IpProtocol::Icmp,
+        raw::PacketBuffer::new(
+            vec![raw::PacketMetadata::EMPTY; ICMP_PACKETS],
+            vec![0; ICMP_BUFFER],
+        ),
+        raw::PacketBuffer::new(
+            vec![raw::PacketMetadata::EMPTY; ICMP_PACKETS],
+            vec![0; ICMP_BUFFER],
+        ),
+    ));
     let stack = Arc::new(Netstack {
         inner: Mutex::new(Inner {
             iface,
             device,
-            sockets: SocketSet::new(Vec::new()),
+            sockets,
             wakes: HashMap::new(),
             listeners: HashMap::new(),
             closing: Vec::new(),
             udp: HashMap::new(),
+            icmp,
         }),
         kick: ReadyFlag::new().map_err(|e| format!("eventfd: {e}"))?,
         device_fd,
@@ -467,6 +493,11 @@ impl Netstack {
                 let mut handover = Handover::default();
                 self.hand_over(&mut g, &mut handover);
                 self.drain_udp(&mut g, &mut handover);
+                let icmp = g.icmp;
+                let raw_icmp = g.sockets.get_mut::<raw::Socket>(icmp);
+                while let Ok(p) = raw_icmp.recv() {
+                    handover.icmp.push(p.to_vec());
+                }
                 self.update_wakes(&mut g);
                 let Inner { iface, sockets, .. } = &mut *g;
                 (iface.poll_delay(now, sockets), handover)
@@ -476,6 +507,9 @@ impl Netstack {
             }
             for (sock, from, data) in handover.datagrams {
                 sock.deliver(from, &data);
+            }
+            for p in handover.icmp {
+                super::icmp::deliver(&p);
             }
             drop(handover.keep);
             let ms = delay.map_or(100, |d| d.total_millis().min(100) as i32);
@@ -614,6 +648,21 @@ impl Netstack {
             Ok(()) | Err(udp::SendError::BufferFull) => {}
             Err(udp::SendError::Unaddressable) => return Err(Errno::EINVAL),
         }
+        drop(g);
+        self.kick();
+        Ok(())
+    }
+
+    /// Sends a whole IPv4 ICMP packet an application's ICMP socket built.
+    /// A full queue drops it, as a full device queue does; one larger
+    /// than the device's MTU is EMSGSIZE (nothing is fragmented yet).
+    pub fn icmp_send(&self, packet: &[u8]) -> Result<(), Errno> {
+        if packet.len() > self.device.mtu {
+            return Err(Errno::EMSGSIZE);
+        }
+        let mut g = self.inner();
+        let icmp = g.icmp;
+        let _ = g.sockets.get_mut::<raw::Socket>(icmp).send_slice(packet);
         drop(g);
         self.kick();
         Ok(())

@@ -14,6 +14,7 @@ use super::SysResult;
 use crate::kernel::task::Task;
 use crate::kernel::{cap, kernel, lock};
 use crate::socket::hostinet::HostInetSocket;
+use crate::socket::icmp::{IcmpSocket, Kind as IcmpKind};
 use crate::socket::inet::{
     canonical, int_option_default, is_bool_option, parse_sockaddr, sockaddr_bytes, sockaddr_family,
     Connected, InetSocket, Options, Proto,
@@ -55,18 +56,20 @@ pub fn socket(t: &Task, domain: i32, typ: i32, protocol: i32) -> SysResult {
     let proto = match (typ & 0xf, protocol) {
         (libc::SOCK_STREAM, 0 | libc::IPPROTO_TCP) => Proto::Tcp,
         (libc::SOCK_DGRAM, 0 | libc::IPPROTO_UDP) => Proto::Udp,
-        // Ping sockets: Linux admits only the groups in
-        // net.ipv4.ping_group_range, which is empty by default.
-        (libc::SOCK_DGRAM, libc::IPPROTO_ICMP | libc::IPPROTO_ICMPV6) => return Err(Errno::EACCES),
+        (libc::SOCK_DGRAM, libc::IPPROTO_ICMP | libc::IPPROTO_ICMPV6) => {
+            // Ping sockets: Linux admits only the groups in
+            // net.ipv4.ping_group_range (empty unless the spec's sysctls
+            // widen it).
+            if !may_ping(t) {
+                return Err(Errno::EACCES);
+            }
+            return icmp_socket(t, domain, typ, protocol, IcmpKind::Ping);
+        }
         (libc::SOCK_RAW, _) => {
             if !lock(&t.proc.creds).has_cap(cap::NET_RAW) {
                 return Err(Errno::EPERM);
             }
-            kernel().log_unimplemented(
-                libc::SYS_socket as u64 | (libc::SOCK_RAW as u64) << 32,
-                "socket (raw internet sockets)",
-            );
-            return Err(Errno::EPROTONOSUPPORT);
+            return icmp_socket(t, domain, typ, protocol, IcmpKind::Raw);
         }
         (libc::SOCK_STREAM | libc::SOCK_DGRAM, _) => return Err(Errno::EPROTONOSUPPORT),
         _ => return Err(Errno::ESOCKTNOSUPPORT),
@@ -78,6 +81,31 @@ pub fn socket(t: &Task, domain: i32, typ: i32, protocol: i32) -> SysResult {
     }
     let uid = lock(&t.proc.creds).euid;
     let s = InetSocket::new(domain, proto, nonblocking, uid)?;
+    install_socket(t, s, typ)
+}
+
+/// Whether the caller's groups fall in net.ipv4.ping_group_range, as
+/// Linux's ping_init_sock checks.
+fn may_ping(t: &Task) -> bool {
+    let (lo, hi) = kernel().ping_group_range;
+    let creds = lock(&t.proc.creds);
+    std::iter::once(creds.egid)
+        .chain(creds.groups.iter().copied())
+        .any(|g| (lo..=hi).contains(&g))
+}
+
+/// An ICMP socket over IPv4 (`socket/icmp.rs`); other raw protocols and
+/// ICMPv6 are not carried yet.
+fn icmp_socket(t: &Task, domain: i32, typ: i32, protocol: i32, kind: IcmpKind) -> SysResult {
+    if domain != libc::AF_INET || protocol != libc::IPPROTO_ICMP {
+        kernel().log_unimplemented(
+            libc::SYS_socket as u64 | (domain as u64) << 32 | (protocol as u64) << 40,
+            &format!("socket (raw or ping socket, family {domain} protocol {protocol})"),
+        );
+        return Err(Errno::EPROTONOSUPPORT);
+    }
+    let host = kernel().network == NetworkMode::Host;
+    let s = IcmpSocket::new(kind, host, typ & libc::SOCK_NONBLOCK != 0)?;
     install_socket(t, s, typ)
 }
 

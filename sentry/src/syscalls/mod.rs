@@ -143,7 +143,7 @@ pub static TABLE: &[Row] = rows! {
     SYS_epoll_pwait => poll::epoll_pwait, Full;
     SYS_epoll_pwait2 => poll::epoll_pwait2, Full;
     // socket: unix and internet sockets
-    SYS_socket => socket::socket, Partial("AF_UNIX (stream, datagram, seqpacket); AF_INET and AF_INET6 TCP and UDP on the sandbox's loopback; or host sockets with --network host; NETLINK_ROUTE (the sandbox's lo, or the host's network read-only with --network host); raw sockets EPROTONOSUPPORT, ping sockets EACCES (as Linux's empty ping_group_range), packet sockets EAFNOSUPPORT");
+    SYS_socket => socket::socket, Partial("AF_UNIX (stream, datagram, seqpacket); AF_INET and AF_INET6 TCP and UDP on the sandbox's loopback and (IPv4) its network device; or host sockets with --network host; IPv4 ICMP raw sockets (CAP_NET_RAW) and ping sockets (the spec's net.ipv4.ping_group_range, EACCES by default); other raw protocols and ICMPv6 EPROTONOSUPPORT; NETLINK_ROUTE (the sandbox's lo and device, or the host's network read-only with --network host); packet sockets EAFNOSUPPORT");
     SYS_socketpair => socket::socketpair, Partial("AF_UNIX (AF_INET: EOPNOTSUPP, as Linux)");
     SYS_bind => socket::bind, Partial("AF_UNIX: paths and abstract names, autobind; AF_INET/AF_INET6: loopback and wildcard addresses, SO_REUSEADDR/SO_REUSEPORT conflicts, ephemeral ports");
     SYS_listen => socket::listen, Full;
