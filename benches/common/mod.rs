@@ -181,8 +181,8 @@ pub fn run_measurements(
 }
 
 /// Prints `columns` (runtime label, (operation, ns) rows) as a Markdown
-/// table with rvisor's (default platform) ratios to native and runsc's to
-/// rvisor.
+/// table with rvisor's (default platform) ratios to native and to runc,
+/// and runsc's to rvisor.
 pub fn print_table(columns: &[(String, Vec<(String, f64)>)]) {
     let value = |col: &str, op: &str| -> Option<f64> {
         columns
@@ -206,17 +206,18 @@ pub fn print_table(columns: &[(String, Vec<(String, f64)>)]) {
     };
     let names: Vec<&str> = columns.iter().map(|(c, _)| c.as_str()).collect();
     println!(
-        "| operation | {} | rvisor / native | runsc / rvisor |",
+        "| operation | {} | rvisor / native | rvisor / runc | runsc / rvisor |",
         names.join(" | ")
     );
-    println!("|---|{}---:|---:|", "---:|".repeat(names.len()));
+    println!("|---|{}---:|---:|---:|", "---:|".repeat(names.len()));
     for op in &ops {
         let cells: Vec<String> = names.iter().map(|c| fmt(value(c, op))).collect();
         let ours = value("rvisor (ptrace)", op);
         println!(
-            "| {op} | {} | {} | {} |",
+            "| {op} | {} | {} | {} | {} |",
             cells.join(" | "),
             ratio(ours, value("native", op)),
+            ratio(ours, value("runc", op)),
             ratio(value("runsc (ptrace)", op), ours)
         );
     }

@@ -21,7 +21,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use nix::errno::Errno;
@@ -246,10 +246,20 @@ impl Ports {
     /// A free ephemeral port (one nobody holds at all), starting from a
     /// random point of the range as Linux does.
     fn ephemeral(&self, proto: Proto) -> Result<u16, Errno> {
-        let mut r = [0u8; 2];
-        let _ = crate::fsimpl::dev::fill_random(&mut r);
+        // Successive ports, from a random start, as Linux's
+        // __inet_hash_connect walks them: a port comes back only after
+        // the whole range, so a server that closed first (and holds its
+        // end in TIME-WAIT for a minute) never sees a new SYN on an old
+        // connection's ports. Random picks repeated within a few hundred
+        // connections, and each repeat cost a SYN timeout.
+        static NEXT: std::sync::OnceLock<AtomicU32> = std::sync::OnceLock::new();
+        let next = NEXT.get_or_init(|| {
+            let mut r = [0u8; 4];
+            let _ = crate::fsimpl::dev::fill_random(&mut r);
+            AtomicU32::new(u32::from_le_bytes(r))
+        });
         let span = (EPHEMERAL.end() - EPHEMERAL.start()) as u32 + 1;
-        let start = u16::from_le_bytes(r) as u32 % span;
+        let start = next.fetch_add(1, Ordering::Relaxed) % span;
         (0..span)
             .map(|i| EPHEMERAL.start() + ((start + i) % span) as u16)
             .find(|p| self.live(proto, *p).next().is_none())

@@ -88,11 +88,23 @@ struct PacketDevice {
     fd: OwnedFd,
     /// Largest frame: the interface's MTU and the Ethernet header.
     frame: usize,
+    /// Set when a receive found nothing: no more tries until the next
+    /// round (`Netstack::pump`), so sending a burst of segments does not
+    /// cost a failed recv(2) each.
+    rx_idle: bool,
+    /// Frames to send, handed to the host in one sendmmsg(2) (`flush`).
+    tx_queue: Vec<Vec<u8>>,
 }
+
+/// Frames queued before they are sent anyway.
+const TX_BATCH: usize = 64;
 
 struct RxFrame(Vec<u8>);
 
-struct TxFrame(RawFd);
+struct TxFrame<'a> {
+    queue: &'a mut Vec<Vec<u8>>,
+    fd: RawFd,
+}
 
 impl phy::RxToken for RxFrame {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
@@ -100,22 +112,76 @@ impl phy::RxToken for RxFrame {
     }
 }
 
-impl phy::TxToken for TxFrame {
+impl phy::TxToken for TxFrame<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let mut buf = vec![0u8; len];
         let r = f(&mut buf);
-        // SAFETY: send our own buffer on our own packet socket; a frame
-        // the host cannot take is dropped, as a wire would.
-        unsafe { libc::send(self.0, buf.as_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        self.queue.push(buf);
+        if self.queue.len() >= TX_BATCH {
+            send_frames(self.fd, self.queue);
+        }
         r
+    }
+}
+
+/// Sends `frames` on packet socket `fd` and empties the queue; a frame
+/// the host cannot take is dropped, as a wire would drop it.
+fn send_frames(fd: RawFd, frames: &mut Vec<Vec<u8>>) {
+    let mut iovs: Vec<libc::iovec> = frames
+        .iter_mut()
+        .map(|f| libc::iovec {
+            iov_base: f.as_mut_ptr().cast(),
+            iov_len: f.len(),
+        })
+        .collect();
+    let mut msgs: Vec<libc::mmsghdr> = iovs
+        .iter_mut()
+        .map(|iov| {
+            // SAFETY: an all-zero mmsghdr is valid; we point it at one iovec.
+            let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            m.msg_hdr.msg_iov = iov;
+            m.msg_hdr.msg_iovlen = 1;
+            m
+        })
+        .collect();
+    let mut done = 0;
+    while done < msgs.len() {
+        // SAFETY: sendmmsg of our own messages, each pointing at a frame
+        // that lives until the queue is cleared below.
+        let n = unsafe {
+            libc::sendmmsg(
+                fd,
+                msgs[done..].as_mut_ptr(),
+                (msgs.len() - done) as u32,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n <= 0 {
+            // Full or failing: skip the frame that failed.
+            done += 1;
+        } else {
+            done += n as usize;
+        }
+    }
+    frames.clear();
+}
+
+impl PacketDevice {
+    fn flush(&mut self) {
+        if !self.tx_queue.is_empty() {
+            send_frames(self.fd.as_raw_fd(), &mut self.tx_queue);
+        }
     }
 }
 
 impl phy::Device for PacketDevice {
     type RxToken<'a> = RxFrame;
-    type TxToken<'a> = TxFrame;
+    type TxToken<'a> = TxFrame<'a>;
 
-    fn receive(&mut self, _now: Instant) -> Option<(RxFrame, TxFrame)> {
+    fn receive(&mut self, _now: Instant) -> Option<(RxFrame, TxFrame<'_>)> {
+        if self.rx_idle {
+            return None;
+        }
         let mut buf = vec![0u8; self.frame];
         // SAFETY: recv into our own buffer from our own socket.
         let n = unsafe {
@@ -127,14 +193,26 @@ impl phy::Device for PacketDevice {
             )
         };
         if n <= 0 {
+            self.rx_idle = true;
             return None;
         }
         buf.truncate(n as usize);
-        Some((RxFrame(buf), TxFrame(self.fd.as_raw_fd())))
+        let fd = self.fd.as_raw_fd();
+        Some((
+            RxFrame(buf),
+            TxFrame {
+                queue: &mut self.tx_queue,
+                fd,
+            },
+        ))
     }
 
-    fn transmit(&mut self, _now: Instant) -> Option<TxFrame> {
-        Some(TxFrame(self.fd.as_raw_fd()))
+    fn transmit(&mut self, _now: Instant) -> Option<TxFrame<'_>> {
+        let fd = self.fd.as_raw_fd();
+        Some(TxFrame {
+            queue: &mut self.tx_queue,
+            fd,
+        })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -228,6 +306,9 @@ pub struct Netstack {
     inner: Mutex<Inner>,
     /// Written to wake the network thread (something to send).
     kick: ReadyFlag,
+    /// When the network thread wakes next at the latest (smoltcp
+    /// milliseconds).
+    sleep_until: std::sync::atomic::AtomicU64,
     device_fd: RawFd,
     pub device: Device,
 }
@@ -414,6 +495,8 @@ pub fn start(dev: Device) -> Result<(), String> {
         fd: packet_socket(dev.index)
             .map_err(|e| format!("opening a packet socket on {}: {e}", dev.name))?,
         frame: dev.mtu + 14,
+        rx_idle: false,
+        tx_queue: Vec::new(),
     };
     take_address(&dev).map_err(|e| format!("taking {} off {}: {e}", dev.addr, dev.name))?;
     let config = Config::new(HardwareAddress::Ethernet(EthernetAddress(dev.mac)));
@@ -450,6 +533,7 @@ pub fn start(dev: Device) -> Result<(), String> {
             icmp,
         }),
         kick: ReadyFlag::new().map_err(|e| format!("eventfd: {e}"))?,
+        sleep_until: std::sync::atomic::AtomicU64::new(0),
         device_fd,
         device: dev,
     });
@@ -483,13 +567,8 @@ impl Netstack {
                 let mut g = self.inner();
                 self.kick.update(false);
                 let now = Instant::now();
-                let Inner {
-                    iface,
-                    device,
-                    sockets,
-                    ..
-                } = &mut *g;
-                iface.poll(now, device, sockets);
+                g.device.rx_idle = false;
+                Self::pump(&mut g, now, true);
                 let mut handover = Handover::default();
                 self.hand_over(&mut g, &mut handover);
                 self.drain_udp(&mut g, &mut handover);
@@ -500,7 +579,11 @@ impl Netstack {
                 }
                 self.update_wakes(&mut g);
                 let Inner { iface, sockets, .. } = &mut *g;
-                (iface.poll_delay(now, sockets), handover)
+                let delay = iface.poll_delay(Instant::now(), sockets);
+                let ms = delay.map_or(100, |d| d.total_millis().min(100));
+                self.sleep_until
+                    .store(now.total_millis() as u64 + ms, Ordering::Relaxed);
+                (delay, handover)
             };
             for a in handover.accepted {
                 a.owner.accept_external(a.handle, a.wake, a.local, a.remote);
@@ -527,6 +610,49 @@ impl Netstack {
             ];
             // SAFETY: poll on our own pollfd array.
             unsafe { libc::poll(p.as_mut_ptr(), 2, ms) };
+        }
+    }
+
+    /// Runs the stack until it has nothing more to do at once: smoltcp
+    /// sends one segment per socket per poll, so a burst takes a poll per
+    /// segment (without sleeping in between), and frames go out together
+    /// at the end. `ingress`: take received frames too (the network
+    /// thread); application threads only send.
+    fn pump(g: &mut Inner, now: Instant, ingress: bool) {
+        let Inner {
+            iface,
+            device,
+            sockets,
+            ..
+        } = g;
+        for _ in 0..1024 {
+            if ingress {
+                iface.poll(now, device, sockets);
+            } else {
+                iface.poll_egress(now, device, sockets);
+            }
+            if iface.poll_delay(now, sockets) != Some(smoltcp::time::Duration::ZERO) {
+                break;
+            }
+        }
+        device.flush();
+    }
+
+    /// Sends what the application just queued from its own thread, as
+    /// Linux sends in the caller's context, instead of waking the network
+    /// thread for it (a cross-CPU wake-up per send); the thread is woken
+    /// only if a timer now falls before it would wake anyway.
+    fn send_now(&self, mut g: MutexGuard<'_, Inner>) {
+        let now = Instant::now();
+        Self::pump(&mut g, now, false);
+        self.update_wakes(&mut g);
+        let Inner { iface, sockets, .. } = &mut *g;
+        let due = iface
+            .poll_delay(now, sockets)
+            .map(|d| now.total_millis() as u64 + d.total_millis());
+        drop(g);
+        if due.is_some_and(|t| t < self.sleep_until.load(Ordering::Relaxed)) {
+            self.kick();
         }
     }
 
@@ -648,8 +774,7 @@ impl Netstack {
             Ok(()) | Err(udp::SendError::BufferFull) => {}
             Err(udp::SendError::Unaddressable) => return Err(Errno::EINVAL),
         }
-        drop(g);
-        self.kick();
+        self.send_now(g);
         Ok(())
     }
 
@@ -663,8 +788,7 @@ impl Netstack {
         let mut g = self.inner();
         let icmp = g.icmp;
         let _ = g.sockets.get_mut::<raw::Socket>(icmp).send_slice(packet);
-        drop(g);
-        self.kick();
+        self.send_now(g);
         Ok(())
     }
 
@@ -720,8 +844,7 @@ impl Netstack {
             .map_err(|_| Errno::EADDRNOTAVAIL)?;
         let h = g.sockets.add(s);
         g.wakes.insert(h, wake.clone());
-        drop(g);
-        self.kick();
+        self.send_now(g);
         Ok((h, wake))
     }
 
@@ -782,8 +905,7 @@ impl Netstack {
         if n == 0 {
             return Err(Errno::EAGAIN);
         }
-        drop(g);
-        self.kick();
+        self.send_now(g);
         Ok(n)
     }
 
@@ -798,9 +920,8 @@ impl Netstack {
             } else {
                 s.recv_slice(buf).map_err(|_| Errno::ECONNRESET)?
             };
-            drop(g);
-            // A read opens the window: tell the peer.
-            self.kick();
+            // A read opens the window: tell the peer if it matters now.
+            self.send_now(g);
             return Ok(n);
         }
         if !s.may_recv() && !matches!(s.state(), tcp::State::SynSent | tcp::State::SynReceived) {
@@ -859,8 +980,9 @@ impl Netstack {
 
     /// shutdown(SHUT_WR): a FIN after the queued data.
     pub fn shutdown_write(&self, h: SocketHandle) {
-        self.inner().sockets.get_mut::<tcp::Socket>(h).close();
-        self.kick();
+        let mut g = self.inner();
+        g.sockets.get_mut::<tcp::Socket>(h).close();
+        self.send_now(g);
     }
 
     /// The application closed its last reference: FIN (or RST if data it
@@ -875,7 +997,6 @@ impl Netstack {
             s.close();
         }
         g.closing.push(h);
-        drop(g);
-        self.kick();
+        self.send_now(g);
     }
 }
