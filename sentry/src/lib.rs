@@ -275,6 +275,9 @@ pub fn boot(
             None => tracing::info!("network: no device with an IPv4 address; loopback only"),
         }
     }
+    if cfg.network == NetworkMode::Host {
+        socket::procnet::open_host_files();
+    }
     confine()?;
     let k = Kernel::install(
         vfs,

@@ -463,6 +463,11 @@ pub fn new_procfs(ns: Option<Arc<PidNamespace>>) -> Arc<dyn Inode> {
                 ),
             ),
     );
+    let mut net_dir = StaticDir::new(0o555);
+    for name in crate::socket::procnet::FILES {
+        net_dir = net_dir.with(name, text(move || crate::socket::procnet::contents(name)));
+    }
+    let net: Arc<dyn Inode> = Arc::new(net_dir);
     let sysvipc = Arc::new(
         StaticDir::new(0o555)
             .with("shm", text(ipc::proc_shm))
@@ -512,6 +517,7 @@ pub fn new_procfs(ns: Option<Arc<PidNamespace>>) -> Arc<dyn Inode> {
         ),
         ("sys", sys),
         ("sysvipc", sysvipc),
+        ("net", net),
     ];
     let names: Vec<(Vec<u8>, FileType)> = fixed
         .iter()

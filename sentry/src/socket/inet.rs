@@ -494,8 +494,81 @@ pub struct Received {
     pub from: Option<SocketAddr>,
 }
 
+/// Every internet socket of the sandbox, for /proc/net (`procnet.rs`).
+fn registry() -> &'static Mutex<Vec<Weak<InetSocket>>> {
+    static ALL: std::sync::OnceLock<Mutex<Vec<Weak<InetSocket>>>> = std::sync::OnceLock::new();
+    ALL.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+/// The sandbox's internet sockets that are still open, oldest first.
+pub fn all_sockets() -> Vec<Arc<InetSocket>> {
+    let mut all = lock(registry());
+    all.retain(|w| w.strong_count() > 0);
+    all.iter().filter_map(Weak::upgrade).collect()
+}
+
+/// A socket as /proc/net/{tcp,udp}[6] lists it.
+pub struct ProcNetRow {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// Linux's TCP state number (TCP_ESTABLISHED = 1 ... TCP_LISTEN = 10);
+    /// UDP shows 1 connected, 7 not.
+    pub state: u8,
+    pub tx_queue: usize,
+    pub rx_queue: usize,
+    pub uid: u32,
+}
+
 impl InetSocket {
+    /// This socket's row in /proc/net, if it has one: bound UDP sockets,
+    /// and TCP sockets that listen or have a connection (Linux lists its
+    /// listening and established hash tables).
+    pub fn proc_net_row(&self) -> Option<ProcNetRow> {
+        let inner = self.inner();
+        let local = inner.local?;
+        let remote = inner
+            .peer
+            .unwrap_or_else(|| SocketAddr::new(self.wildcard(), 0));
+        let (state, listen_queue) = match (&inner.state, self.proto) {
+            (State::Listening { queue, .. }, _) => (10, queue.len()),
+            (State::Connected { .. }, _) => (1, 0),
+            (State::External { handle, .. }, _) => (
+                netstack::stack().map_or(7, |ns| ns.linux_tcp_state(*handle)),
+                0,
+            ),
+            (State::Closed, Proto::Udp) => (if inner.peer.is_some() { 1 } else { 7 }, 0),
+            (State::Closed, Proto::Tcp) => return None,
+        };
+        let dgram_bytes = inner.dgram_bytes;
+        drop(inner);
+        let (tx_queue, rx_queue) = match (state, self.proto) {
+            // A listener shows its accept queue.
+            (10, _) => (0, listen_queue),
+            (_, Proto::Tcp) => (self.unsent(), self.unread()),
+            (_, Proto::Udp) => (0, dgram_bytes),
+        };
+        Some(ProcNetRow {
+            local,
+            remote,
+            state,
+            tx_queue,
+            rx_queue,
+            uid: self.uid,
+        })
+    }
+
     pub fn new(family: i32, proto: Proto, nonblocking: bool, uid: u32) -> VfsResult<Arc<Self>> {
+        let s = Self::new_unlisted(family, proto, nonblocking, uid)?;
+        lock(registry()).push(Arc::downgrade(&s));
+        Ok(s)
+    }
+
+    fn new_unlisted(
+        family: i32,
+        proto: Proto,
+        nonblocking: bool,
+        uid: u32,
+    ) -> VfsResult<Arc<Self>> {
         Ok(Arc::new(InetSocket {
             family,
             proto,
@@ -1332,18 +1405,13 @@ impl InetSocket {
         }
     }
 
-    /// Bytes sent but not yet read by the peer (SIOCOUTQ).
+    /// Bytes sent but not yet acknowledged (SIOCOUTQ). Over loopback
+    /// Linux acknowledges what reaches the peer's receive queue at once,
+    /// read or not, so a sandbox connection has none outstanding (the
+    /// host socketpair's own figure counts buffer overhead, not bytes).
     pub fn unsent(&self) -> usize {
         match &self.inner().state {
-            State::Connected { fd } => {
-                let mut n: libc::c_int = 0;
-                // SAFETY: SIOCOUTQ (TIOCOUTQ) writes one int into our own
-                // variable.
-                if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut n) } < 0 {
-                    return 0;
-                }
-                n.max(0) as usize
-            }
+            State::Connected { .. } => 0,
             State::External { handle, .. } => netstack::stack().map_or(0, |ns| ns.unsent(*handle)),
             _ => 0,
         }

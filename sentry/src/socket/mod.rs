@@ -2,7 +2,7 @@
 //! internet sockets on the sandbox's own loopback (`inet.rs`) and its
 //! network device (`netstack.rs`), host internet sockets for `--network
 //! host` (`hostinet.rs`), ICMP raw and ping sockets (`icmp.rs`), and
-//! NETLINK_ROUTE sockets (`netlink.rs`).
+//! NETLINK_ROUTE sockets (`netlink.rs`); /proc/net's files (`procnet.rs`).
 
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
@@ -16,6 +16,7 @@ pub mod icmp;
 pub mod inet;
 pub mod netlink;
 pub mod netstack;
+pub mod procnet;
 pub mod unix;
 
 /// A host unix socketpair of `stype` for the sentry's own use (the data

@@ -6,8 +6,9 @@
 //! the sandbox's loopback: link `lo` (index 1, up) with 127.0.0.1/8 and
 //! ::1/128, and the network device the stack took over (its link and
 //! IPv4 address; glibc's AI_ADDRCONFIG needs a non-loopback address).
-//! Routes are not listed yet. With `--network host` the
-//! requests go to a host route socket in the sentry's network namespace,
+//! Routes: the main table (the device's subnet and default route, ::1)
+//! and the local table Linux derives from the addresses; dumps only (no
+//! `ip route get`). With `--network host` the requests go to a host route socket in the sentry's network namespace,
 //! but only reads: RTM_GET* requests, with their headers checked; every
 //! request that would change the host's network is refused (EPERM).
 
@@ -217,6 +218,202 @@ fn lo_addrs(family: u8, flags: u16, seq: u32, pid: u32) -> Vec<Vec<u8>> {
     out
 }
 
+const RTM_NEWROUTE: u16 = 24;
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
+const RTA_PRIORITY: u16 = 6;
+const RTA_PREFSRC: u16 = 7;
+const RTA_TABLE: u16 = 15;
+const RT_TABLE_MAIN: u8 = 254;
+const RT_TABLE_LOCAL: u8 = 255;
+const RTPROT_KERNEL: u8 = 2;
+const RTPROT_BOOT: u8 = 3;
+const RT_SCOPE_UNIVERSE: u8 = 0;
+const RT_SCOPE_LINK: u8 = 253;
+const RTN_UNICAST: u8 = 1;
+const RTN_LOCAL: u8 = 2;
+const RTN_BROADCAST: u8 = 3;
+
+/// One route, as RTM_NEWROUTE describes it.
+struct Route {
+    family: u8,
+    table: u8,
+    protocol: u8,
+    scope: u8,
+    kind: u8,
+    dst: Vec<u8>,
+    dst_len: u8,
+    gateway: Option<Vec<u8>>,
+    prefsrc: Option<Vec<u8>>,
+    oif: i32,
+    priority: Option<u32>,
+}
+
+impl Route {
+    fn msg(&self, flags: u16, seq: u32, pid: u32) -> Vec<u8> {
+        let mut rtm = vec![
+            self.family,
+            self.dst_len,
+            0,
+            0,
+            self.table,
+            self.protocol,
+            self.scope,
+            self.kind,
+        ];
+        rtm.extend_from_slice(&0u32.to_ne_bytes());
+        let mut m = Msg::new(RTM_NEWROUTE, flags, seq, pid)
+            .raw(&rtm)
+            .attr(RTA_TABLE, &(self.table as u32).to_ne_bytes());
+        if self.dst_len > 0 {
+            m = m.attr(RTA_DST, &self.dst);
+        }
+        if let Some(p) = self.priority {
+            m = m.attr(RTA_PRIORITY, &p.to_ne_bytes());
+        }
+        if let Some(src) = &self.prefsrc {
+            m = m.attr(RTA_PREFSRC, src);
+        }
+        if let Some(gw) = &self.gateway {
+            m = m.attr(RTA_GATEWAY, gw);
+        }
+        m.attr(RTA_OIF, &self.oif.to_ne_bytes()).done()
+    }
+}
+
+/// The sandbox's routes of `family` (0: all), in Linux's dump order: the
+/// main table (the device's subnet and default route; ::1), then the
+/// local table (the addresses and broadcasts the kernel adds).
+fn routes(family: u8) -> Vec<Route> {
+    let dev = super::netstack::stack().map(|ns| &ns.device);
+    let v4 = |table, protocol, scope, kind, dst: [u8; 4], dst_len, src: [u8; 4], oif| Route {
+        family: libc::AF_INET as u8,
+        table,
+        protocol,
+        scope,
+        kind,
+        dst: dst.to_vec(),
+        dst_len,
+        gateway: None,
+        prefsrc: Some(src.to_vec()),
+        oif,
+        priority: None,
+    };
+    let mut out = Vec::new();
+    if family == 0 || family == libc::AF_INET as u8 {
+        if let Some(d) = dev {
+            let addr = d.addr.octets();
+            if let Some(gw) = d.gateway {
+                out.push(Route {
+                    family: libc::AF_INET as u8,
+                    table: RT_TABLE_MAIN,
+                    protocol: RTPROT_BOOT,
+                    scope: RT_SCOPE_UNIVERSE,
+                    kind: RTN_UNICAST,
+                    dst: vec![0; 4],
+                    dst_len: 0,
+                    gateway: Some(gw.octets().to_vec()),
+                    prefsrc: None,
+                    oif: d.index,
+                    priority: None,
+                });
+            }
+            let net = (u32::from(d.addr) & d.netmask()).to_be_bytes();
+            out.push(v4(
+                RT_TABLE_MAIN,
+                RTPROT_KERNEL,
+                RT_SCOPE_LINK,
+                RTN_UNICAST,
+                net,
+                d.prefix,
+                addr,
+                d.index,
+            ));
+        }
+        let lo = [127, 0, 0, 1];
+        out.push(v4(
+            RT_TABLE_LOCAL,
+            RTPROT_KERNEL,
+            RT_SCOPE_HOST,
+            RTN_LOCAL,
+            [127, 0, 0, 0],
+            8,
+            lo,
+            1,
+        ));
+        out.push(v4(
+            RT_TABLE_LOCAL,
+            RTPROT_KERNEL,
+            RT_SCOPE_HOST,
+            RTN_LOCAL,
+            lo,
+            32,
+            lo,
+            1,
+        ));
+        out.push(v4(
+            RT_TABLE_LOCAL,
+            RTPROT_KERNEL,
+            RT_SCOPE_LINK,
+            RTN_BROADCAST,
+            [127, 255, 255, 255],
+            32,
+            lo,
+            1,
+        ));
+        if let Some(d) = dev {
+            let addr = d.addr.octets();
+            let bcast = (u32::from(d.addr) | !d.netmask()).to_be_bytes();
+            out.push(v4(
+                RT_TABLE_LOCAL,
+                RTPROT_KERNEL,
+                RT_SCOPE_HOST,
+                RTN_LOCAL,
+                addr,
+                32,
+                addr,
+                d.index,
+            ));
+            out.push(v4(
+                RT_TABLE_LOCAL,
+                RTPROT_KERNEL,
+                RT_SCOPE_LINK,
+                RTN_BROADCAST,
+                bcast,
+                32,
+                addr,
+                d.index,
+            ));
+        }
+    }
+    // Each table in address order, as its trie is walked.
+    out.sort_by(|a, b| (a.table, &a.dst, a.dst_len).cmp(&(b.table, &b.dst, b.dst_len)));
+    if family == 0 || family == libc::AF_INET6 as u8 {
+        let mut one = vec![0u8; 16];
+        one[15] = 1;
+        for (table, kind, priority) in [
+            (RT_TABLE_MAIN, RTN_UNICAST, 256),
+            (RT_TABLE_LOCAL, RTN_LOCAL, 0),
+        ] {
+            out.push(Route {
+                family: libc::AF_INET6 as u8,
+                table,
+                protocol: RTPROT_KERNEL,
+                scope: RT_SCOPE_UNIVERSE,
+                kind,
+                dst: one.clone(),
+                dst_len: 128,
+                gateway: None,
+                prefsrc: None,
+                oif: 1,
+                priority: Some(priority),
+            });
+        }
+    }
+    out
+}
+
 /// The sandbox's answers to one request: the messages, in order.
 fn answer(req: &[u8], h: &Header, pid: u32) -> Vec<Vec<u8>> {
     let dump = h.flags & NLM_F_DUMP == NLM_F_DUMP;
@@ -274,8 +471,15 @@ fn answer(req: &[u8], h: &Header, pid: u32) -> Vec<Vec<u8>> {
             v.push(done());
             v
         }
-        // The main table of a namespace with only loopback is empty.
-        RTM_GETROUTE if dump => vec![done()],
+        RTM_GETROUTE if dump => {
+            let family = body.first().copied().unwrap_or(0);
+            let mut v: Vec<Vec<u8>> = routes(family)
+                .iter()
+                .map(|r| r.msg(multi, h.seq, pid))
+                .collect();
+            v.push(done());
+            v
+        }
         t if dump && t % 4 == 2 => vec![done()],
         t if t >= 16 && t % 4 != 2 => vec![error_msg(h, req, libc::EPERM, pid)],
         _ => vec![error_msg(h, req, libc::EOPNOTSUPP, pid)],

@@ -93,7 +93,17 @@ struct PacketDevice {
     /// cost a failed recv(2) each.
     rx_idle: bool,
     /// Frames to send, handed to the host in one sendmmsg(2) (`flush`).
-    tx_queue: Vec<Vec<u8>>,
+    tx: TxQueue,
+    rx_bytes: u64,
+    rx_frames: u64,
+}
+
+/// Frames on their way out, and the count of all that went.
+#[derive(Default)]
+struct TxQueue {
+    frames: Vec<Vec<u8>>,
+    bytes: u64,
+    count: u64,
 }
 
 /// Frames queued before they are sent anyway.
@@ -102,7 +112,7 @@ const TX_BATCH: usize = 64;
 struct RxFrame(Vec<u8>);
 
 struct TxFrame<'a> {
-    queue: &'a mut Vec<Vec<u8>>,
+    queue: &'a mut TxQueue,
     fd: RawFd,
 }
 
@@ -116,9 +126,11 @@ impl phy::TxToken for TxFrame<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let mut buf = vec![0u8; len];
         let r = f(&mut buf);
-        self.queue.push(buf);
-        if self.queue.len() >= TX_BATCH {
-            send_frames(self.fd, self.queue);
+        self.queue.bytes += buf.len() as u64;
+        self.queue.count += 1;
+        self.queue.frames.push(buf);
+        if self.queue.frames.len() >= TX_BATCH {
+            send_frames(self.fd, &mut self.queue.frames);
         }
         r
     }
@@ -168,8 +180,8 @@ fn send_frames(fd: RawFd, frames: &mut Vec<Vec<u8>>) {
 
 impl PacketDevice {
     fn flush(&mut self) {
-        if !self.tx_queue.is_empty() {
-            send_frames(self.fd.as_raw_fd(), &mut self.tx_queue);
+        if !self.tx.frames.is_empty() {
+            send_frames(self.fd.as_raw_fd(), &mut self.tx.frames);
         }
     }
 }
@@ -197,11 +209,13 @@ impl phy::Device for PacketDevice {
             return None;
         }
         buf.truncate(n as usize);
+        self.rx_frames += 1;
+        self.rx_bytes += n as u64;
         let fd = self.fd.as_raw_fd();
         Some((
             RxFrame(buf),
             TxFrame {
-                queue: &mut self.tx_queue,
+                queue: &mut self.tx,
                 fd,
             },
         ))
@@ -210,7 +224,7 @@ impl phy::Device for PacketDevice {
     fn transmit(&mut self, _now: Instant) -> Option<TxFrame<'_>> {
         let fd = self.fd.as_raw_fd();
         Some(TxFrame {
-            queue: &mut self.tx_queue,
+            queue: &mut self.tx,
             fd,
         })
     }
@@ -496,7 +510,9 @@ pub fn start(dev: Device) -> Result<(), String> {
             .map_err(|e| format!("opening a packet socket on {}: {e}", dev.name))?,
         frame: dev.mtu + 14,
         rx_idle: false,
-        tx_queue: Vec::new(),
+        tx: TxQueue::default(),
+        rx_bytes: 0,
+        rx_frames: 0,
     };
     take_address(&dev).map_err(|e| format!("taking {} off {}: {e}", dev.addr, dev.name))?;
     let config = Config::new(HardwareAddress::Ethernet(EthernetAddress(dev.mac)));
@@ -972,6 +988,32 @@ impl Netstack {
 
     pub fn unread(&self, h: SocketHandle) -> usize {
         self.inner().sockets.get::<tcp::Socket>(h).recv_queue()
+    }
+
+    /// The connection's state as Linux numbers it (/proc/net/tcp).
+    pub fn linux_tcp_state(&self, h: SocketHandle) -> u8 {
+        use tcp::State::*;
+        match self.inner().sockets.get::<tcp::Socket>(h).state() {
+            Established => 1,
+            SynSent => 2,
+            SynReceived => 3,
+            FinWait1 => 4,
+            FinWait2 => 5,
+            TimeWait => 6,
+            Closed => 7,
+            CloseWait => 8,
+            LastAck => 9,
+            Listen => 10,
+            Closing => 11,
+        }
+    }
+
+    /// The device's traffic so far: (rx bytes, rx frames, tx bytes, tx
+    /// frames), for /proc/net/dev.
+    pub fn counters(&self) -> [u64; 4] {
+        let g = self.inner();
+        let d = &g.device;
+        [d.rx_bytes, d.rx_frames, d.tx.bytes, d.tx.count]
     }
 
     pub fn unsent(&self, h: SocketHandle) -> usize {

@@ -447,6 +447,7 @@ const TIOCSPGRP: u64 = 0x5410;
 const TIOCGWINSZ: u64 = 0x5413;
 const TIOCSWINSZ: u64 = 0x5414;
 const FIONREAD: u64 = 0x541b;
+const SIOCOUTQ: u64 = 0x5411;
 const FIONBIO: u64 = 0x5421;
 const FIONCLEX: u64 = 0x5450;
 const FIOCLEX: u64 = 0x5451;
@@ -503,6 +504,17 @@ pub fn ioctl(t: &mut Task, a: &[u64; 6]) -> SysResult {
                 } else {
                     return Err(Errno::ENOTTY);
                 };
+            t.write_obj(arg, &n)?;
+            return Ok(0);
+        }
+        // SIOCOUTQ (TIOCOUTQ's number): bytes the peer has not taken.
+        SIOCOUTQ if f.ops.clone().inet_socket().is_some() => {
+            let n = f
+                .ops
+                .clone()
+                .inet_socket()
+                .map_or(0, |s| s.unsent())
+                .min(i32::MAX as usize) as i32;
             t.write_obj(arg, &n)?;
             return Ok(0);
         }
