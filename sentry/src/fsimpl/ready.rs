@@ -4,6 +4,7 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use nix::errno::Errno;
 
@@ -45,16 +46,36 @@ impl ReadyFlag {
 
     /// Blocks until the flag is set or a signal interrupts (EINTR).
     pub fn wait(&self) -> VfsResult<()> {
+        self.wait_until(None)
+    }
+
+    /// Blocks until the flag is set, a signal interrupts (EINTR) or
+    /// `deadline` passes (EAGAIN, as a socket's SO_RCVTIMEO/SO_SNDTIMEO
+    /// ends a wait on Linux).
+    pub fn wait_until(&self, deadline: Option<Instant>) -> VfsResult<()> {
         let mut pfd = [libc::pollfd {
             fd: self.fd.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         }];
         retry_host(|| {
+            let ms = match deadline {
+                None => -1,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(Errno::EAGAIN);
+                    }
+                    // Rounded up, so the wait never ends early.
+                    left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+                }
+            };
             // SAFETY: poll reads and writes our one pollfd.
-            let r = unsafe { libc::poll(pfd.as_mut_ptr(), 1, -1) };
+            let r = unsafe { libc::poll(pfd.as_mut_ptr(), 1, ms) };
             if r < 0 {
                 Err(Errno::last())
+            } else if r == 0 {
+                Err(Errno::EAGAIN)
             } else {
                 Ok(())
             }

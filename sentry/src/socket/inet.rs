@@ -494,6 +494,34 @@ pub struct Received {
     pub from: Option<SocketAddr>,
 }
 
+/// A SO_RCVTIMEO/SO_SNDTIMEO value (a timeval's bytes; zero: none).
+fn timeout_of(tv: &[u8; 16]) -> Option<std::time::Duration> {
+    let sec = i64::from_le_bytes(tv[..8].try_into().ok()?);
+    let usec = i64::from_le_bytes(tv[8..].try_into().ok()?);
+    if sec <= 0 && usec <= 0 {
+        return None;
+    }
+    Some(
+        std::time::Duration::from_secs(sec.max(0) as u64)
+            + std::time::Duration::from_micros(usec.max(0) as u64),
+    )
+}
+
+/// Gives a connection's host socketpair end the socket's timeouts, so a
+/// blocking read or write there ends as Linux's would (EAGAIN, or the
+/// bytes moved so far).
+fn apply_host_timeouts(fd: RawFd, opts: &Options) {
+    for (name, tv) in [
+        (libc::SO_RCVTIMEO, &opts.rcvtimeo),
+        (libc::SO_SNDTIMEO, &opts.sndtimeo),
+    ] {
+        // SAFETY: setsockopt with a 16-byte timeval on our own socket.
+        unsafe {
+            libc::setsockopt(fd, libc::SOL_SOCKET, name, tv.as_ptr().cast(), 16);
+        }
+    }
+}
+
 /// Every internet socket of the sandbox, for /proc/net (`procnet.rs`).
 fn registry() -> &'static Mutex<Vec<Weak<InetSocket>>> {
     static ALL: std::sync::OnceLock<Mutex<Vec<Weak<InetSocket>>>> = std::sync::OnceLock::new();
@@ -932,6 +960,7 @@ impl InetSocket {
                 Some(fd) => {
                     set_host_nonblock(fd.as_raw_fd(), nonblocking);
                     let mut inner = self.inner();
+                    apply_host_timeouts(fd.as_raw_fd(), &inner.opts);
                     inner.state = State::Connected { fd };
                     inner.peer = Some(dest);
                     inner.refused = false;
@@ -1028,6 +1057,7 @@ impl InetSocket {
         if let Some((h, wake)) = self.external() {
             let ns = netstack::stack().ok_or(Errno::ENOTCONN)?;
             let peek = flags & libc::MSG_PEEK != 0;
+            let deadline = self.rcv_deadline();
             let mut done = 0;
             loop {
                 match ns.recv(h, &mut buf[done..], peek) {
@@ -1042,7 +1072,9 @@ impl InetSocket {
                         return Ok(done)
                     }
                     Err(Errno::EAGAIN) if !nonblocking && flags & libc::MSG_DONTWAIT == 0 => {
-                        wake.rx.wait()?;
+                        if let Err(e) = wake.rx.wait_until(deadline) {
+                            return if done > 0 { Ok(done) } else { Err(e) };
+                        }
                     }
                     Err(e) if done > 0 => {
                         let _ = e;
@@ -1072,13 +1104,14 @@ impl InetSocket {
         }
         if let Some((h, wake)) = self.external() {
             let ns = netstack::stack().ok_or(Errno::EPIPE)?;
+            let deadline = self.snd_deadline();
             let mut done = 0;
             while done < data.len() {
                 match ns.send(h, &data[done..]) {
                     Ok(n) => done += n,
                     Err(Errno::EAGAIN) if done > 0 && nonblocking => return Ok(done),
                     Err(Errno::EAGAIN) if !nonblocking && flags & libc::MSG_DONTWAIT == 0 => {
-                        if let Err(e) = wake.tx.wait() {
+                        if let Err(e) = wake.tx.wait_until(deadline) {
                             return if done > 0 { Ok(done) } else { Err(e) };
                         }
                     }
@@ -1130,8 +1163,9 @@ impl InetSocket {
             let mut s = server.inner();
             s.local = Some(to);
             s.peer = Some(from);
-            s.state = State::Connected { fd: theirs };
             // An accepted socket inherits the listener's options.
+            apply_host_timeouts(theirs.as_raw_fd(), &opts);
+            s.state = State::Connected { fd: theirs };
             s.opts = opts;
         }
         let _ = client;
@@ -1142,6 +1176,7 @@ impl InetSocket {
 
     /// accept(2): the next queued connection.
     pub fn accept(&self) -> Result<Arc<InetSocket>, Errno> {
+        let deadline = self.rcv_deadline();
         loop {
             {
                 let mut inner = self.inner();
@@ -1156,7 +1191,7 @@ impl InetSocket {
             if self.nonblocking.load(Ordering::Relaxed) {
                 return Err(Errno::EAGAIN);
             }
-            self.ready.wait()?;
+            self.ready.wait_until(deadline)?;
         }
     }
 
@@ -1196,7 +1231,22 @@ impl InetSocket {
         &self,
         f: impl FnOnce(&mut Options) -> Result<(), Errno>,
     ) -> Result<(), Errno> {
-        f(&mut self.inner().opts)
+        let mut inner = self.inner();
+        f(&mut inner.opts)?;
+        if let State::Connected { fd } = &inner.state {
+            apply_host_timeouts(fd.as_raw_fd(), &inner.opts);
+        }
+        Ok(())
+    }
+
+    /// When a blocking receive (or accept) gives up: SO_RCVTIMEO from now.
+    fn rcv_deadline(&self) -> Option<std::time::Instant> {
+        timeout_of(&self.inner().opts.rcvtimeo).map(|d| std::time::Instant::now() + d)
+    }
+
+    /// When a blocking send gives up: SO_SNDTIMEO from now.
+    fn snd_deadline(&self) -> Option<std::time::Instant> {
+        timeout_of(&self.inner().opts.sndtimeo).map(|d| std::time::Instant::now() + d)
     }
 
     pub fn is_bound(&self) -> bool {
@@ -1290,6 +1340,7 @@ impl InetSocket {
 
     /// Receives one datagram into `buf` (UDP).
     pub fn recv_dgram(&self, buf: &mut [u8], flags: i32) -> Result<Received, Errno> {
+        let deadline = self.rcv_deadline();
         loop {
             {
                 let mut inner = self.inner();
@@ -1333,7 +1384,7 @@ impl InetSocket {
             if self.nonblocking.load(Ordering::Relaxed) || flags & libc::MSG_DONTWAIT != 0 {
                 return Err(Errno::EAGAIN);
             }
-            self.ready.wait()?;
+            self.ready.wait_until(deadline)?;
         }
     }
 

@@ -73,6 +73,17 @@ pub enum NetSock {
     Ops(Arc<dyn SocketOps>),
 }
 
+impl NetSock {
+    /// Whether the socket is a byte stream (TCP).
+    pub fn is_stream(&self) -> bool {
+        match self {
+            NetSock::Local(s) => s.proto == inet::Proto::Tcp,
+            NetSock::Host(h) => h.proto == inet::Proto::Tcp,
+            NetSock::Ops(o) => o.stype() == libc::SOCK_STREAM,
+        }
+    }
+}
+
 /// What a receive produced: the bytes, the count the call returns (the
 /// full length with MSG_TRUNC), the sender's address and the msg_flags.
 pub struct Received {

@@ -361,9 +361,12 @@ pub fn sendto(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (fd, buf, len, flags, addr, alen) =
         (arg_fd(a[0]), a[1], a[2] as usize, a[3] as i32, a[4], a[5]);
     let (f, s) = unix_or_inet!(t, fd, |f, s| {
-        let data = t.read_bytes(buf, len.min(MAX_IO))?;
         let to = (addr != 0).then_some((addr, alen));
-        inet::send(t, &f, &s, &data, flags, to)
+        if !s.is_stream() {
+            let data = t.read_bytes(buf, len.min(MAX_IO))?;
+            return inet::send(t, &f, &s, &data, flags, to);
+        }
+        send_stream(t, &f, &s, buf, len, flags, to)
     });
     let to = if addr != 0 {
         Some(read_addr(t, addr, alen)?)
@@ -372,6 +375,39 @@ pub fn sendto(t: &mut Task, a: &[u64; 6]) -> SysResult {
     };
     let data = t.read_bytes(buf, len.min(MAX_IO))?;
     do_send(t, &f, &s, &data, flags, to)
+}
+
+/// A send on an internet stream socket: all of it is moved unless the
+/// send would block (non-blocking), times out (SO_SNDTIMEO) or fails, as
+/// Linux's tcp_sendmsg; the sentry takes it a chunk at a time.
+fn send_stream(
+    t: &Task,
+    f: &OpenFile,
+    s: &NetSock,
+    buf: u64,
+    len: usize,
+    flags: i32,
+    to: Option<(u64, u64)>,
+) -> SysResult {
+    let mut done = 0usize;
+    loop {
+        let want = (len - done).min(MAX_IO);
+        let data = match t.read_bytes(buf + done as u64, want) {
+            Ok(d) => d,
+            Err(_) if done > 0 => return Ok(done as u64),
+            Err(e) => return Err(e),
+        };
+        match inet::send(t, f, s, &data, flags, to) {
+            Ok(n) => {
+                done += n as usize;
+                if (n as usize) < want || done >= len {
+                    return Ok(done as u64);
+                }
+            }
+            Err(_) if done > 0 => return Ok(done as u64),
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 pub fn recvfrom(t: &mut Task, a: &[u64; 6]) -> SysResult {

@@ -20,6 +20,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 
 static struct sockaddr_in lo4(int port)
 {
@@ -425,6 +426,65 @@ static void ipv6(void)
     close(o);
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* SO_RCVTIMEO and SO_SNDTIMEO: a blocking accept, recv or send gives up
+ * with EAGAIN (or the bytes moved so far) once the time has passed; an
+ * accepted socket inherits the listener's. */
+static void timeouts(void)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = lo4(0);
+    MUST(bind(l, (struct sockaddr *)&a, sizeof a));
+    MUST(listen(l, 8));
+    struct timeval tv = {.tv_sec = 0, .tv_usec = 150000};
+    MUST(setsockopt(l, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv));
+    double t0 = now_s();
+    expect_err("accept with SO_RCVTIMEO", accept(l, NULL, NULL));
+    show_bool("accept waited 0.15 s", now_s() - t0 >= 0.14);
+
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in to = lo4(port_of(l));
+    MUST(connect(c, (struct sockaddr *)&to, sizeof to));
+    int s = accept(l, NULL, NULL);
+    show_ok("accept", s);
+    struct timeval back = {0};
+    socklen_t len = sizeof back;
+    MUST(getsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &back, &len));
+    /* Linux keeps it in jiffies: 0.15 s may read back a little longer. */
+    printf("accepted socket inherits SO_RCVTIMEO: %s\n",
+           back.tv_sec == 0 && back.tv_usec >= 150000 && back.tv_usec < 160000 ? "yes" : "no");
+    char buf[16];
+    t0 = now_s();
+    expect_err("recv on the accepted socket", recv(s, buf, sizeof buf, 0));
+    show_bool("recv waited 0.15 s", now_s() - t0 >= 0.14);
+
+    MUST(setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv));
+    MUST(send(s, "ab", 2, 0));
+    show("recv with data waiting", recv(c, buf, sizeof buf, 0));
+    t0 = now_s();
+    expect_err("recv with SO_RCVTIMEO", recv(c, buf, sizeof buf, 0));
+    show_bool("recv waited 0.15 s", now_s() - t0 >= 0.14);
+
+    /* A send larger than both buffers: part of it, then the time runs out. */
+    MUST(setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv));
+    size_t big = 64 << 20;
+    char *data = calloc(1, big);
+    t0 = now_s();
+    ssize_t n = send(c, data, big, 0);
+    show_bool("send moved part of it", n > 0 && (size_t)n < big);
+    show_bool("send waited 0.15 s", now_s() - t0 >= 0.14);
+    free(data);
+    close(c);
+    close(s);
+    close(l);
+}
+
 int main(void)
 {
     test_init();
@@ -433,5 +493,6 @@ int main(void)
     connection();
     refused();
     ipv6();
+    timeouts();
     return 0;
 }

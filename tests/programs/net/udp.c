@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 
 static struct sockaddr_in lo4(int port)
 {
@@ -314,9 +315,26 @@ static void ipv6(void)
     close(b);
 }
 
+/* SO_RCVTIMEO: a blocking receive gives up with EAGAIN. */
+static void timeout(void)
+{
+    int s = bound4();
+    struct timeval tv = {.tv_sec = 0, .tv_usec = 150000};
+    MUST(setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv));
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    char b[8];
+    expect_err("recv with SO_RCVTIMEO", recv(s, b, sizeof b, 0));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double waited = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    printf("recv waited 0.15 s: %s\n", waited >= 0.14 ? "yes" : "no");
+    close(s);
+}
+
 int main(void)
 {
     test_init();
+    timeout();
     basics();
     connected();
     reuse_and_mmsg();
