@@ -93,6 +93,13 @@ impl VethPair {
     fn addr(&self, host: u8) -> String {
         format!("10.213.{}.{host}", self.subnet)
     }
+
+    /// The veth end in namespace `a`.
+    fn dev_a(&self) -> String {
+        let tag = &self.a["rvta-".len()..];
+        let dev = format!("va{tag}");
+        dev[..dev.len().min(15)].to_string()
+    }
 }
 
 impl Drop for VethPair {
@@ -461,4 +468,127 @@ fn interfaces_as_netlink_and_ioctls_show_them() {
     assert_success("native run", &native_host);
     let host = run_rvisor_timeout(&["--network=host", "do", prog_s], long_timeout());
     assert_same_output_named("native", &native_host, "rvisor --network=host do", &host);
+}
+
+/// A DNS server in the peer namespace answering A queries for
+/// peer.rvisor.test (NXDOMAIN for other names), as a cluster's DNS would.
+fn dns_server_script(addr: &str) -> String {
+    format!(
+        r#"
+import socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("{addr}", 53))
+while True:
+    q, a = s.recvfrom(512)
+    ident = struct.unpack("!H", q[:2])[0]
+    i, labels = 12, []
+    while q[i]:
+        labels.append(q[i + 1:i + 1 + q[i]].decode())
+        i += q[i] + 1
+    qtype = struct.unpack("!H", q[i + 1:i + 3])[0]
+    question, name = q[12:i + 5], ".".join(labels)
+    if name == "peer.rvisor.test" and qtype == 1:
+        answer = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + socket.inet_aton("{addr}")
+        header = struct.pack("!6H", ident, 0x8180, 1, 1, 0, 0)
+    else:
+        answer = b""
+        rcode = 0 if name == "peer.rvisor.test" else 3
+        header = struct.pack("!6H", ident, 0x8180 | rcode, 1, 0, 0, 0)
+    s.sendto(header + question + answer, a)
+"#
+    )
+}
+
+const DNS_CLIENT: &str = r#"
+import socket
+print("gethostbyname:", socket.gethostbyname("peer.rvisor.test"))
+print("getaddrinfo:", sorted({a[4][0] for a in socket.getaddrinfo("peer.rvisor.test", 80, socket.AF_INET)}))
+try:
+    socket.gethostbyname("nowhere.rvisor.test")
+except socket.gaierror as e:
+    print("nowhere:", e.args[0] == socket.EAI_NONAME)
+"#;
+
+/// DNS through the resolv.conf the engine mounts: names resolve with the
+/// server the file names, in the peer namespace across the veth, under
+/// the sentry's own network and with host networking. The reference is
+/// the same program run natively in the namespace, with `ip netns exec`
+/// putting the same file at /etc/resolv.conf.
+#[test]
+fn dns_through_the_mounted_resolv_conf() {
+    let pair = VethPair::new();
+    let resolv = format!(
+        "nameserver {}\noptions timeout:2 attempts:2\n",
+        pair.addr(2)
+    );
+    let etc_netns = std::path::PathBuf::from("/etc/netns").join(&pair.a);
+    std::fs::create_dir_all(&etc_netns).unwrap();
+    std::fs::write(etc_netns.join("resolv.conf"), &resolv).unwrap();
+    let conf = TempDir::new("rvisor-resolv");
+    let conf_file = conf.path().join("resolv.conf");
+    std::fs::write(&conf_file, &resolv).unwrap();
+    let mut server = Command::new("ip")
+        .args(["netns", "exec", &pair.b, "python3", "-c"])
+        .arg(dns_server_script(&pair.addr(2)))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the peer's DNS server");
+    std::thread::sleep(Duration::from_millis(300));
+
+    let native = Command::new("ip")
+        .args(["netns", "exec", &pair.a, "python3", "-c", DNS_CLIENT])
+        .output()
+        .expect("run the client natively");
+    let _ = std::fs::remove_dir_all(&etc_netns);
+    let mut runs = Vec::new();
+    for network in ["--network=sandbox", "--network=host"] {
+        let bundle = TempDir::new("rvisor-bundle");
+        let state = TempDir::new("rvisor-state");
+        let mount = serde_json::json!({ "destination": "/etc/resolv.conf", "type": "bind",
+            "source": conf_file, "options": ["rbind", "ro"] });
+        write_bundle_config_with_mounts(
+            bundle.path(),
+            &debian_rootfs(),
+            &["/usr/bin/python3", "-c", DNS_CLIENT],
+            &[],
+            &[mount],
+        );
+        let netns_path = format!("/var/run/netns/{}", pair.a);
+        edit_bundle_config(bundle.path(), |cfg| {
+            for ns in cfg["linux"]["namespaces"].as_array_mut().unwrap() {
+                if ns["type"] == "network" {
+                    ns["path"] = serde_json::Value::String(netns_path.clone());
+                }
+            }
+        });
+        let out = Command::new(rvisor())
+            .arg("--root")
+            .arg(state.path())
+            .arg(network)
+            .args(["run", "--bundle"])
+            .arg(bundle.path())
+            .arg(unique_name("rvt"))
+            .output()
+            .expect("run rvisor");
+        runs.push((network, out));
+        // The sandbox's stack took the address; give it back for the
+        // next run, as CNI would set up a fresh namespace.
+        let _ = Command::new("ip")
+            .args(["-n", &pair.a, "addr", "replace"])
+            .arg(format!("{}/24", pair.addr(1)))
+            .args(["dev", &pair.dev_a()])
+            .status();
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_success("native run in the netns", &native);
+    assert!(
+        String::from_utf8_lossy(&native.stdout).contains(&pair.addr(2)),
+        "the native run resolved nothing:\n{}",
+        String::from_utf8_lossy(&native.stdout)
+    );
+    for (network, out) in runs {
+        assert_same_output_named("native", &native, network, &out);
+    }
 }
