@@ -592,3 +592,66 @@ fn dns_through_the_mounted_resolv_conf() {
         assert_same_output_named("native", &native, network, &out);
     }
 }
+
+/// `--network none`: loopback works, and nothing else is reachable even
+/// when the spec names a namespace with a route to a peer; the reference
+/// is a native run in a new namespace with only lo up.
+#[test]
+fn network_none_has_loopback_only() {
+    let pair = VethPair::new();
+    let script = format!(
+        r#"
+import errno, socket
+l = socket.socket()
+l.bind(("127.0.0.1", 0))
+l.listen(1)
+c = socket.create_connection(l.getsockname())
+a, _ = l.accept()
+c.send(b"ping")
+print("loopback:", a.recv(10))
+try:
+    socket.create_connection(("{peer}", 8081), timeout=3)
+except OSError as e:
+    print("peer:", errno.errorcode.get(e.errno), e.strerror)
+print("interfaces:", socket.if_nameindex())
+"#,
+        peer = pair.addr(2)
+    );
+    let native = Command::new("unshare")
+        .args([
+            "-n",
+            "sh",
+            "-c",
+            "ip link set lo up && exec python3 -c \"$0\"",
+        ])
+        .arg(&script)
+        .output()
+        .expect("run unshare");
+    assert_success("native run in a new netns", &native);
+
+    let bundle = TempDir::new("rvisor-bundle");
+    let state = TempDir::new("rvisor-state");
+    write_bundle_config(
+        bundle.path(),
+        &debian_rootfs(),
+        &["/usr/bin/python3", "-c", &script],
+        &[],
+    );
+    let netns_path = format!("/var/run/netns/{}", pair.a);
+    edit_bundle_config(bundle.path(), |cfg| {
+        for ns in cfg["linux"]["namespaces"].as_array_mut().unwrap() {
+            if ns["type"] == "network" {
+                ns["path"] = serde_json::Value::String(netns_path.clone());
+            }
+        }
+    });
+    let out = Command::new(rvisor())
+        .arg("--root")
+        .arg(state.path())
+        .args(["--network=none", "run", "--bundle"])
+        .arg(bundle.path())
+        .arg(unique_name("rvt"))
+        .output()
+        .expect("run rvisor");
+    assert_same_output_named("native (new netns)", &native, "rvisor --network=none", &out);
+}
