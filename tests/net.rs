@@ -145,6 +145,10 @@ for attempt in range(200):
     except OSError:  # urllib's URLError wrapping ECONNREFUSED
         time.sleep(0.1)
 print("fetched:", body.decode().strip(), flush=True)
+# A download large enough that the peer's TCP sends 64 KiB segments.
+import hashlib
+big = urllib.request.urlopen("http://{peer}:8081/big.bin", timeout=60).read()
+print("big download:", len(big), hashlib.sha256(big).hexdigest(), flush=True)
 import socket
 # The interfaces as netlink shows them, and glibc's AI_ADDRCONFIG check.
 print("interfaces:", socket.if_nameindex(), flush=True)
@@ -251,6 +255,10 @@ fn serve_and_fetch_across_a_veth(network: &str) {
     let pair = VethPair::new();
     let www = TempDir::new("rvisor-www");
     std::fs::write(www.path().join("outside.txt"), "from the peer netns\n").unwrap();
+    let big: Vec<u8> = (0..16u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(www.path().join("big.bin"), big).unwrap();
     let mut peer_server = Command::new("ip")
         .args([
             "netns",

@@ -88,6 +88,11 @@ struct PacketDevice {
     fd: OwnedFd,
     /// Largest frame: the interface's MTU and the Ethernet header.
     frame: usize,
+    /// Where frames are received. Room for 64 KiB: a veth peer's TCP
+    /// hands the interface segments of up to 64 KiB (its own offload),
+    /// which reach a packet socket whole; cut to the MTU they were lost,
+    /// and a download from a peer crawled on retransmissions.
+    rx_buf: Vec<u8>,
     /// Set when a receive found nothing: no more tries until the next
     /// round (`Netstack::pump`), so sending a burst of segments does not
     /// cost a failed recv(2) each.
@@ -194,13 +199,12 @@ impl phy::Device for PacketDevice {
         if self.rx_idle {
             return None;
         }
-        let mut buf = vec![0u8; self.frame];
         // SAFETY: recv into our own buffer from our own socket.
         let n = unsafe {
             libc::recv(
                 self.fd.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
+                self.rx_buf.as_mut_ptr().cast(),
+                self.rx_buf.len(),
                 libc::MSG_DONTWAIT,
             )
         };
@@ -208,7 +212,7 @@ impl phy::Device for PacketDevice {
             self.rx_idle = true;
             return None;
         }
-        buf.truncate(n as usize);
+        let buf = self.rx_buf.get(..n as usize)?.to_vec();
         self.rx_frames += 1;
         self.rx_bytes += n as u64;
         let fd = self.fd.as_raw_fd();
@@ -509,6 +513,8 @@ pub fn start(dev: Device) -> Result<(), String> {
         fd: packet_socket(dev.index)
             .map_err(|e| format!("opening a packet socket on {}: {e}", dev.name))?,
         frame: dev.mtu + 14,
+        // A 64 KiB IP packet, its Ethernet header and a VLAN tag.
+        rx_buf: vec![0; 65535 + 18],
         rx_idle: false,
         tx: TxQueue::default(),
         rx_bytes: 0,
