@@ -1,10 +1,14 @@
-//! How application code runs and traps (gVisor's `pkg/sentry/platform`).
+//! How application code runs and traps (gVisor's `pkg/sentry/platform`);
+//! README.md beside this file compares the platforms and sets out the
+//! systrap design still to build.
 //!
-//! Only the ptrace platform exists so far: every application thread runs in a
-//! *stub* process that is stopped at each system call with `PTRACE_SYSEMU`,
-//! so the host kernel never executes the application's own system calls.
-//! Memory-management calls are *injected* into the stub by the sentry after
-//! validation (see `mm`), at the stub's own `syscall; int3` sequence.
+//! The default, ptrace, runs every application thread in a *stub* process
+//! that is stopped at each system call with `PTRACE_SYSEMU`, so the host
+//! kernel never executes the application's own system calls. The
+//! experimental `notif` platform receives most calls as seccomp user
+//! notifications instead. Memory-management calls are *injected* into the
+//! stub by the sentry after validation (see `mm`), at the stub's own
+//! `syscall; int3` sequence.
 
 pub mod fd_channel;
 pub mod notif;
