@@ -162,6 +162,12 @@ for i in range(3):
     data, src = u.recvfrom(100)
     answers.append(data.decode())
 print("udp:", answers, "from the peer:", src == ("{peer}", 8082), flush=True)
+# A datagram larger than the link's MTU goes out in fragments, and the
+# answer comes back in fragments.
+big_dgram = bytes(range(256)) * 16 + b"end"
+u.sendto(big_dgram, ("{peer}", 8082))
+data, src = u.recvfrom(65535)
+print("large udp:", len(data), data == big_dgram.upper(), flush=True)
 import struct
 def csum(b):
     b += b"\0" * (len(b) % 2)
@@ -279,7 +285,7 @@ fn serve_and_fetch_across_a_veth(network: &str) {
         .args(["netns", "exec", &pair.b, "python3", "-c"])
         .arg(format!(
             "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
-             s.bind(('{}', 8082))\nwhile True:\n    d, a = s.recvfrom(100)\n    \
+             s.bind(('{}', 8082))\nwhile True:\n    d, a = s.recvfrom(65535)\n    \
              s.sendto(d.upper(), a)\n",
             pair.addr(2)
         ))
