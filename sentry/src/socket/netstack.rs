@@ -14,7 +14,8 @@
 //! calls and polls wait on). Application calls lock the stack briefly and
 //! kick the thread when they queued something to send.
 //!
-//! So far: TCP, UDP and ICMP over IPv4 (the stack answers echo requests
+//! So far: TCP, UDP and ICMP over IPv4, with fragmentation and
+//! reassembly (the stack answers echo requests
 //! to the device's address itself; the ICMP packets it receives go to
 //! the application's ICMP sockets, `icmp.rs`). IPv6 beyond loopback is
 //! not carried yet.
