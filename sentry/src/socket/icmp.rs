@@ -36,8 +36,11 @@ const IPV4_HEADER: usize = 20;
 const ICMP_HEADER: usize = 8;
 /// SOL_RAW's ICMP_FILTER (linux/icmp.h).
 const ICMP_FILTER: i32 = 1;
-/// Linux's default SO_RCVBUF / SO_SNDBUF (net.core.rmem_default).
+/// Linux's default SO_RCVBUF / SO_SNDBUF (net.core.rmem_default), which
+/// is also the most a socket may ask for (net.core.rmem_max).
 const DEFAULT_BUF: i32 = 212_992;
+/// What each queued packet is charged beyond its bytes (an skb's size).
+const PACKET_OVERHEAD: usize = 768;
 /// The largest IPv4 packet.
 const IP_MAX: usize = 65_535;
 /// Message flags a send may carry.
@@ -359,7 +362,11 @@ impl IcmpSocket {
             host,
         });
         if s.host.is_none() {
-            lock(sockets()).push(Arc::downgrade(&s));
+            let mut all = lock(sockets());
+            if all.len() >= all.capacity() {
+                all.retain(|w| w.strong_count() > 0);
+            }
+            all.push(Arc::downgrade(&s));
         }
         Ok(s)
     }
@@ -393,11 +400,12 @@ impl IcmpSocket {
                 p.icmp.to_vec()
             }
         };
-        // As Linux's sock_queue_rcv_skb: room while under the buffer size.
+        // As Linux's sock_queue_rcv_skb: room while under the buffer size,
+        // each packet charged its bytes and a buffer's overhead.
         if g.queued >= g.rcvbuf.max(0) as usize {
             return;
         }
-        g.queued += bytes.len();
+        g.queued += bytes.len() + PACKET_OVERHEAD;
         g.queue.push_back((p.src, bytes));
         self.ready.update(true);
     }
@@ -507,7 +515,10 @@ impl IcmpSocket {
     }
 
     fn recv_sandbox(&self, len: usize, flags: i32) -> Result<Received, Errno> {
-        let deadline = self.inner().rcvtimeo.map(|d| Instant::now() + d);
+        let deadline = self
+            .inner()
+            .rcvtimeo
+            .and_then(|d| Instant::now().checked_add(d));
         loop {
             {
                 let mut g = self.inner();
@@ -516,7 +527,7 @@ impl IcmpSocket {
                 } else {
                     let it = g.queue.pop_front();
                     if let Some((_, d)) = &it {
-                        g.queued -= d.len();
+                        g.queued = g.queued.saturating_sub(d.len() + PACKET_OVERHEAD);
                     }
                     it
                 };
@@ -726,7 +737,10 @@ impl SocketOps for IcmpSocket {
             }
             None => None,
         };
-        if self.kind == Kind::Raw && self.inner().hdrincl {
+        // Held over the send: IP_HDRINCL cannot be turned on between the
+        // check and the host's send (setsockopt takes the same lock).
+        let g = self.inner();
+        if self.kind == Kind::Raw && g.hdrincl {
             check_hdrincl(data)?;
         }
         let mut fl = flags | libc::MSG_NOSIGNAL;
@@ -836,12 +850,28 @@ impl SocketOps for IcmpSocket {
             if !host_option_allowed(level, name) {
                 return Err(Errno::ENOPROTOOPT);
             }
+            // The lock makes the host's flag and ours change together, as
+            // a send sees them (see `send`).
+            let mut g = self.inner();
             if (level, name) == (libc::IPPROTO_IP, libc::IP_HDRINCL) {
                 if self.kind != Kind::Raw {
                     return Err(Errno::ENOPROTOOPT);
                 }
-                self.inner().hdrincl = int_of(val)? != 0;
+                let on = int_of(val)? != 0;
+                // SAFETY: setsockopt of an int on our own socket.
+                Errno::result(unsafe {
+                    libc::setsockopt(
+                        fd,
+                        level,
+                        name,
+                        (&(on as libc::c_int) as *const libc::c_int).cast(),
+                        std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                    )
+                })?;
+                g.hdrincl = on;
+                return Ok(());
             }
+            drop(g);
             // SAFETY: setsockopt from the caller's bytes on our socket;
             // the option is an allowlisted int-sized one.
             return Errno::result(unsafe {
@@ -858,8 +888,9 @@ impl SocketOps for IcmpSocket {
         let mut g = self.inner();
         match (level, name) {
             (libc::SOL_SOCKET, libc::SO_RCVBUF | libc::SO_SNDBUF) => {
-                // Linux doubles the value, within its minimum.
-                let v = int_of(val)?.clamp(0, i32::MAX / 2) * 2;
+                // Linux caps the value at net.core.rmem_max/wmem_max, then
+                // doubles it, within its minimum.
+                let v = int_of(val)?.clamp(0, DEFAULT_BUF) * 2;
                 if name == libc::SO_RCVBUF {
                     g.rcvbuf = v.max(2304);
                 } else {

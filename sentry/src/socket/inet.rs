@@ -587,7 +587,14 @@ impl InetSocket {
 
     pub fn new(family: i32, proto: Proto, nonblocking: bool, uid: u32) -> VfsResult<Arc<Self>> {
         let s = Self::new_unlisted(family, proto, nonblocking, uid)?;
-        lock(registry()).push(Arc::downgrade(&s));
+        let mut all = lock(registry());
+        // Closed sockets leave dead entries: drop them whenever the list
+        // has doubled, so a busy server's list stays proportional to its
+        // open sockets.
+        if all.len() >= all.capacity() {
+            all.retain(|w| w.strong_count() > 0);
+        }
+        all.push(Arc::downgrade(&s));
         Ok(s)
     }
 
@@ -825,9 +832,14 @@ impl InetSocket {
             s.opts = self.inner().opts.clone();
         }
         let mut inner = self.inner();
-        if let State::Listening { queue, .. } = &mut inner.state {
-            queue.push_back(server);
-            self.ready.update(true);
+        // Linux's accept queue holds backlog + 1; a connection beyond it
+        // (or after the listener closed) is closed when `server` drops,
+        // after this lock: a peer cannot grow the queue without bound.
+        if let State::Listening { queue, backlog } = &mut inner.state {
+            if queue.len() <= *backlog {
+                queue.push_back(server);
+                self.ready.update(true);
+            }
         }
     }
 
@@ -1241,12 +1253,15 @@ impl InetSocket {
 
     /// When a blocking receive (or accept) gives up: SO_RCVTIMEO from now.
     fn rcv_deadline(&self) -> Option<std::time::Instant> {
-        timeout_of(&self.inner().opts.rcvtimeo).map(|d| std::time::Instant::now() + d)
+        // A time too far to represent is forever, as on Linux.
+        timeout_of(&self.inner().opts.rcvtimeo)
+            .and_then(|d| std::time::Instant::now().checked_add(d))
     }
 
     /// When a blocking send gives up: SO_SNDTIMEO from now.
     fn snd_deadline(&self) -> Option<std::time::Instant> {
-        timeout_of(&self.inner().opts.sndtimeo).map(|d| std::time::Instant::now() + d)
+        timeout_of(&self.inner().opts.sndtimeo)
+            .and_then(|d| std::time::Instant::now().checked_add(d))
     }
 
     pub fn is_bound(&self) -> bool {

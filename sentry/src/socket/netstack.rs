@@ -803,7 +803,7 @@ impl Netstack {
 
     /// Sends a whole IPv4 ICMP packet an application's ICMP socket built.
     /// A full queue drops it, as a full device queue does; one larger
-    /// than the device's MTU is EMSGSIZE (nothing is fragmented yet).
+    /// than the device's MTU is EMSGSIZE (ICMP is not fragmented yet).
     pub fn icmp_send(&self, packet: &[u8]) -> Result<(), Errno> {
         if packet.len() > self.device.mtu {
             return Err(Errno::EMSGSIZE);

@@ -397,7 +397,14 @@ fn send_stream(
             Err(_) if done > 0 => return Ok(done as u64),
             Err(e) => return Err(e),
         };
-        match inet::send(t, f, s, &data, flags, to) {
+        // Once some bytes went, a broken connection ends the call with
+        // their count and no SIGPIPE, as Linux's tcp_sendmsg.
+        let fl = if done > 0 {
+            flags | libc::MSG_NOSIGNAL
+        } else {
+            flags
+        };
+        match inet::send(t, f, s, &data, fl, to) {
             Ok(n) => {
                 done += n as usize;
                 if (n as usize) < want || done >= len {

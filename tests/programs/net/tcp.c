@@ -20,6 +20,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <limits.h>
 #include <time.h>
 
 static struct sockaddr_in lo4(int port)
@@ -442,6 +443,13 @@ static void timeouts(void)
     struct sockaddr_in a = lo4(0);
     MUST(bind(l, (struct sockaddr *)&a, sizeof a));
     MUST(listen(l, 8));
+    /* A time too long to represent means forever. */
+    struct timeval forever = {.tv_sec = LONG_MAX, .tv_usec = 0};
+    show("SO_RCVTIMEO of LONG_MAX s",
+         setsockopt(l, SOL_SOCKET, SO_RCVTIMEO, &forever, sizeof forever));
+    fcntl(l, F_SETFL, O_NONBLOCK);
+    expect_err("non-blocking accept with it", accept(l, NULL, NULL));
+    fcntl(l, F_SETFL, 0);
     struct timeval tv = {.tv_sec = 0, .tv_usec = 150000};
     MUST(setsockopt(l, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv));
     double t0 = now_s();
