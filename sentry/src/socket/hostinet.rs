@@ -186,27 +186,12 @@ impl HostInetSocket {
         Ok((s, buf[..(len as usize).min(buf.len())].to_vec()))
     }
 
-    fn name(&self, peer: bool) -> Result<Vec<u8>, Errno> {
-        let mut buf = [0u8; 128];
-        let mut len = buf.len() as libc::socklen_t;
-        // SAFETY: writes at most `len` bytes into our buffer.
-        let r = unsafe {
-            if peer {
-                libc::getpeername(self.raw(), buf.as_mut_ptr().cast(), &mut len)
-            } else {
-                libc::getsockname(self.raw(), buf.as_mut_ptr().cast(), &mut len)
-            }
-        };
-        Errno::result(r)?;
-        Ok(buf[..(len as usize).min(buf.len())].to_vec())
-    }
-
     pub fn local_name(&self) -> Result<Vec<u8>, Errno> {
-        self.name(false)
+        super::host_socket_name(self.raw(), false)
     }
 
     pub fn peer_name(&self) -> Result<Vec<u8>, Errno> {
-        self.name(true)
+        super::host_socket_name(self.raw(), true)
     }
 
     /// sendto(2) from our buffer; `to` already rebuilt by `host_sockaddr`.

@@ -567,25 +567,7 @@ impl IcmpSocket {
             if self.nonblocking.load(Ordering::Relaxed) || flags & libc::MSG_DONTWAIT != 0 {
                 return Err(Errno::EAGAIN);
             }
-            let timeout = match deadline {
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(Errno::EAGAIN);
-                    }
-                    left.as_millis().clamp(1, i32::MAX as u128) as i32
-                }
-                None => -1,
-            };
-            let mut p = [libc::pollfd {
-                fd: self.ready.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            }];
-            retry_host(|| {
-                // SAFETY: poll on our own one-entry array.
-                Errno::result(unsafe { libc::poll(p.as_mut_ptr(), 1, timeout) })
-            })?;
+            self.ready.wait_until(deadline)?;
         }
     }
 
@@ -700,7 +682,7 @@ impl SocketOps for IcmpSocket {
 
     fn local_name(&self) -> Result<Vec<u8>, Errno> {
         if let Some(fd) = self.host_fd() {
-            return host_name(fd, libc::getsockname);
+            return super::host_socket_name(fd, false);
         }
         let g = self.inner();
         let port = match self.kind {
@@ -713,7 +695,7 @@ impl SocketOps for IcmpSocket {
 
     fn peer_name(&self) -> Result<Vec<u8>, Errno> {
         if let Some(fd) = self.host_fd() {
-            return host_name(fd, libc::getpeername);
+            return super::host_socket_name(fd, true);
         }
         // Linux's inet_getname: connected means a peer port, which ICMP
         // sockets are seldom given.
@@ -968,30 +950,13 @@ fn pod_zeroed_sockaddr() -> libc::sockaddr_in {
     unsafe { std::mem::zeroed() }
 }
 
-/// getsockname or getpeername of a host socket, as AF_INET bytes.
-fn host_name(
-    fd: RawFd,
-    call: unsafe extern "C" fn(i32, *mut libc::sockaddr, *mut libc::socklen_t) -> i32,
-) -> Result<Vec<u8>, Errno> {
-    let mut a = pod_zeroed_sockaddr();
-    let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    // SAFETY: the call writes at most `len` bytes into our sockaddr_in.
-    Errno::result(unsafe { call(fd, (&mut a as *mut libc::sockaddr_in).cast(), &mut len) })?;
-    Ok(sockaddr_in(
-        Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
-        u16::from_be(a.sin_port),
-    ))
-}
-
 impl FileOps for IcmpSocket {
     fn seekable(&self) -> bool {
         false
     }
 
     fn read_at(&self, buf: &mut [u8], _off: u64) -> VfsResult<usize> {
-        let r = self.recv(buf.len(), 0)?;
-        buf[..r.data.len()].copy_from_slice(&r.data);
-        Ok(r.data.len())
+        super::ops_read(self, buf)
     }
 
     fn write_at(&self, buf: &[u8], _off: u64) -> VfsResult<usize> {

@@ -1088,10 +1088,7 @@ impl InetSocket {
                             return if done > 0 { Ok(done) } else { Err(e) };
                         }
                     }
-                    Err(e) if done > 0 => {
-                        let _ = e;
-                        return Ok(done);
-                    }
+                    Err(_) if done > 0 => return Ok(done),
                     Err(e) => return Err(e),
                 }
             }
@@ -1127,10 +1124,7 @@ impl InetSocket {
                             return if done > 0 { Ok(done) } else { Err(e) };
                         }
                     }
-                    Err(e) if done > 0 => {
-                        let _ = e;
-                        return Ok(done);
-                    }
+                    Err(_) if done > 0 => return Ok(done),
                     Err(e) => return Err(e),
                 }
             }

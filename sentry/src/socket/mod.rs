@@ -52,6 +52,30 @@ pub(crate) fn set_host_nonblock(fd: RawFd, on: bool) {
     );
 }
 
+/// getsockname (or, `peer`, getpeername) of a host socket the sentry
+/// owns, as the kernel's address bytes.
+pub(crate) fn host_socket_name(fd: RawFd, peer: bool) -> Result<Vec<u8>, Errno> {
+    let mut buf = [0u8; 128];
+    let mut len = buf.len() as libc::socklen_t;
+    // SAFETY: writes at most `len` bytes into our buffer.
+    let r = unsafe {
+        if peer {
+            libc::getpeername(fd, buf.as_mut_ptr().cast(), &mut len)
+        } else {
+            libc::getsockname(fd, buf.as_mut_ptr().cast(), &mut len)
+        }
+    };
+    Errno::result(r)?;
+    Ok(buf[..(len as usize).min(buf.len())].to_vec())
+}
+
+/// read(2) of a byte-level socket: a receive with no flags.
+pub(crate) fn ops_read(s: &dyn SocketOps, buf: &mut [u8]) -> VfsResult<usize> {
+    let r = s.recv(buf.len(), 0)?;
+    buf[..r.data.len()].copy_from_slice(&r.data);
+    Ok(r.data.len())
+}
+
 /// What fstat reports for every socket.
 pub(crate) fn socket_stat() -> VfsResult<FileStat> {
     Ok(crate::fsimpl::simple::synthetic_stat(

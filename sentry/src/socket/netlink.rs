@@ -61,10 +61,10 @@ const LO_FLAGS: u32 = (libc::IFF_UP | libc::IFF_LOOPBACK | libc::IFF_RUNNING) as
 const DATAGRAM_MAX: usize = 4096;
 
 /// One netlink message being built.
-struct Msg(Vec<u8>);
+pub(super) struct Msg(Vec<u8>);
 
 impl Msg {
-    fn new(typ: u16, flags: u16, seq: u32, pid: u32) -> Msg {
+    pub(super) fn new(typ: u16, flags: u16, seq: u32, pid: u32) -> Msg {
         let mut b = vec![0u8; NLMSG_HDRLEN];
         b[4..6].copy_from_slice(&typ.to_ne_bytes());
         b[6..8].copy_from_slice(&flags.to_ne_bytes());
@@ -73,12 +73,12 @@ impl Msg {
         Msg(b)
     }
 
-    fn raw(mut self, bytes: &[u8]) -> Msg {
+    pub(super) fn raw(mut self, bytes: &[u8]) -> Msg {
         self.0.extend_from_slice(bytes);
         self
     }
 
-    fn attr(mut self, typ: u16, data: &[u8]) -> Msg {
+    pub(super) fn attr(mut self, typ: u16, data: &[u8]) -> Msg {
         let len = 4 + data.len();
         self.0.extend_from_slice(&(len as u16).to_ne_bytes());
         self.0.extend_from_slice(&typ.to_ne_bytes());
@@ -89,7 +89,7 @@ impl Msg {
         self
     }
 
-    fn done(mut self) -> Vec<u8> {
+    pub(super) fn done(mut self) -> Vec<u8> {
         let len = self.0.len() as u32;
         self.0[0..4].copy_from_slice(&len.to_ne_bytes());
         self.0
@@ -546,22 +546,28 @@ pub struct RouteSocket {
     nonblocking: AtomicBool,
 }
 
+/// A NETLINK_ROUTE socket of the sentry's own, in its network namespace
+/// (the host-network relay; the stack's RTM_DELADDR at boot).
+pub(super) fn host_route_socket() -> Result<OwnedFd, Errno> {
+    // SAFETY: socket(2) with constants; the fd is ours.
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    if raw < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: a fresh fd nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
 impl RouteSocket {
     pub fn new(pid: u32, host: bool, nonblocking: bool) -> Result<Arc<Self>, Errno> {
         let host = if host {
-            // SAFETY: socket(2) with constants; the fd is ours.
-            let raw = unsafe {
-                libc::socket(
-                    libc::AF_NETLINK,
-                    libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                    libc::NETLINK_ROUTE,
-                )
-            };
-            if raw < 0 {
-                return Err(Errno::last());
-            }
-            // SAFETY: a fresh fd nobody else owns.
-            Some(unsafe { OwnedFd::from_raw_fd(raw) })
+            Some(host_route_socket()?)
         } else {
             None
         };
@@ -840,9 +846,7 @@ impl FileOps for RouteSocket {
     }
 
     fn read_at(&self, buf: &mut [u8], _off: u64) -> VfsResult<usize> {
-        let r = self.recv(buf.len(), 0)?;
-        buf[..r.data.len()].copy_from_slice(&r.data);
-        Ok(r.data.len())
+        super::ops_read(self, buf)
     }
 
     fn write_at(&self, buf: &[u8], _off: u64) -> VfsResult<usize> {

@@ -464,40 +464,25 @@ fn default_gateway(dev: &str) -> Option<Ipv4Addr> {
 /// Takes the device's IPv4 address off the host's interface (RTM_DELADDR
 /// on a route socket), so that the host's stack leaves its traffic to us.
 fn take_address(dev: &Device) -> Result<(), Errno> {
-    // SAFETY: socket(2) with constants; closed below.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_ROUTE,
-        )
-    };
-    if fd < 0 {
-        return Err(Errno::last());
-    }
-    let mut msg = Vec::with_capacity(40);
-    let len: u32 = 16 + 8 + 8;
-    msg.extend_from_slice(&len.to_ne_bytes());
-    msg.extend_from_slice(&21u16.to_ne_bytes()); // RTM_DELADDR
-    msg.extend_from_slice(&(1u16 | 4).to_ne_bytes()); // NLM_F_REQUEST | NLM_F_ACK
-    msg.extend_from_slice(&1u32.to_ne_bytes());
-    msg.extend_from_slice(&0u32.to_ne_bytes());
-    msg.extend_from_slice(&[libc::AF_INET as u8, dev.prefix, 0, 0]);
-    msg.extend_from_slice(&(dev.index as u32).to_ne_bytes());
-    msg.extend_from_slice(&8u16.to_ne_bytes());
-    msg.extend_from_slice(&2u16.to_ne_bytes()); // IFA_LOCAL
-    msg.extend_from_slice(&dev.addr.octets());
+    const RTM_DELADDR: u16 = 21;
+    const NLM_F_REQUEST_ACK: u16 = 1 | 4;
+    const IFA_LOCAL: u16 = 2;
+    let fd = super::netlink::host_route_socket()?;
+    let mut ifaddr = vec![libc::AF_INET as u8, dev.prefix, 0, 0];
+    ifaddr.extend_from_slice(&(dev.index as u32).to_ne_bytes());
+    let msg = super::netlink::Msg::new(RTM_DELADDR, NLM_F_REQUEST_ACK, 1, 0)
+        .raw(&ifaddr)
+        .attr(IFA_LOCAL, &dev.addr.octets())
+        .done();
     // SAFETY: send and recv with our own buffers on our own socket.
-    let r = unsafe { libc::send(fd, msg.as_ptr().cast(), msg.len(), 0) };
+    let r = unsafe { libc::send(fd.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) };
     let mut ack = [0u8; 256];
     let got = if r < 0 {
         -1
     } else {
         // SAFETY: as above.
-        unsafe { libc::recv(fd, ack.as_mut_ptr().cast(), ack.len(), 0) }
+        unsafe { libc::recv(fd.as_raw_fd(), ack.as_mut_ptr().cast(), ack.len(), 0) }
     };
-    // SAFETY: our own fd.
-    unsafe { libc::close(fd) };
     if got < 20 {
         return Err(Errno::EIO);
     }
