@@ -94,6 +94,17 @@ impl VethPair {
         format!("10.213.{}.{host}", self.subnet)
     }
 
+    /// Makes a bundle's container join namespace `a` by path, as a CNI
+    /// netns is named in a spec.
+    fn join_a(&self, cfg: &mut serde_json::Value) {
+        let path = format!("/var/run/netns/{}", self.a);
+        for ns in cfg["linux"]["namespaces"].as_array_mut().unwrap() {
+            if ns["type"] == "network" {
+                ns["path"] = serde_json::Value::String(path.clone());
+            }
+        }
+    }
+
     /// The veth end in namespace `a`.
     fn dev_a(&self) -> String {
         let tag = &self.a["rvta-".len()..];
@@ -327,13 +338,8 @@ fn serve_and_fetch_across_a_veth(network: &str) {
         &["/usr/bin/python3", "-c", &script],
         &[],
     );
-    let netns_path = format!("/var/run/netns/{}", pair.a);
     edit_bundle_config(bundle.path(), |cfg| {
-        for ns in cfg["linux"]["namespaces"].as_array_mut().unwrap() {
-            if ns["type"] == "network" {
-                ns["path"] = serde_json::Value::String(netns_path.clone());
-            }
-        }
+        pair.join_a(cfg);
         cfg["linux"]["sysctl"] = serde_json::json!({ "net.ipv4.ping_group_range": "0 2147483647" });
         // Raw sockets for ping, as Docker's default capabilities give.
         for set in ["bounding", "effective", "permitted"] {
@@ -568,14 +574,7 @@ fn dns_through_the_mounted_resolv_conf() {
             &[],
             &[mount],
         );
-        let netns_path = format!("/var/run/netns/{}", pair.a);
-        edit_bundle_config(bundle.path(), |cfg| {
-            for ns in cfg["linux"]["namespaces"].as_array_mut().unwrap() {
-                if ns["type"] == "network" {
-                    ns["path"] = serde_json::Value::String(netns_path.clone());
-                }
-            }
-        });
+        edit_bundle_config(bundle.path(), |cfg| pair.join_a(cfg));
         let out = Command::new(rvisor())
             .arg("--root")
             .arg(state.path())
@@ -651,14 +650,7 @@ print("interfaces:", socket.if_nameindex())
         &["/usr/bin/python3", "-c", &script],
         &[],
     );
-    let netns_path = format!("/var/run/netns/{}", pair.a);
-    edit_bundle_config(bundle.path(), |cfg| {
-        for ns in cfg["linux"]["namespaces"].as_array_mut().unwrap() {
-            if ns["type"] == "network" {
-                ns["path"] = serde_json::Value::String(netns_path.clone());
-            }
-        }
-    });
+    edit_bundle_config(bundle.path(), |cfg| pair.join_a(cfg));
     let out = Command::new(rvisor())
         .arg("--root")
         .arg(state.path())
