@@ -60,7 +60,6 @@ fn main() {
         let vol = work.join(format!("vol-{i}"));
         std::fs::create_dir_all(&vol).expect("volume");
         let bundle = work.join(format!("bundle-{i}"));
-        std::fs::create_dir_all(&bundle).expect("bundle dir");
         let mounts = [
             serde_json::json!({ "destination": "/bench", "type": "bind",
                 "source": bin_dir, "options": ["rbind", "ro"] }),

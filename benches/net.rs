@@ -26,8 +26,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::{
-    build_static, busybox_rootfs, print_table, run_in_runtimes, run_measurements as run, runtimes,
-    rvisor, write_bundle, Runtime,
+    build_static, busybox_rootfs, edit_bundle, print_table, run_in_runtimes,
+    run_measurements as run, runtimes, rvisor, write_bundle, Runtime,
 };
 
 fn main() {
@@ -52,7 +52,6 @@ fn main() {
 
     println!("Loopback, both ends in the container:\n");
     let bundle = work.join("bundle");
-    std::fs::create_dir_all(&bundle).expect("bundle dir");
     write_bundle(
         &bundle,
         &busybox_rootfs(),
@@ -100,7 +99,6 @@ fn main() {
         };
         let pair = VethPair::new(i as u8 + 1);
         let bundle = work.join(format!("bundle-veth-{i}"));
-        std::fs::create_dir_all(&bundle).expect("bundle dir");
         write_bundle(
             &bundle,
             &busybox_rootfs(),
@@ -128,18 +126,15 @@ fn main() {
 
 /// Makes the bundle's container join the network namespace at `path`.
 fn join_netns(bundle: &Path, path: &str) {
-    let file = bundle.join("config.json");
-    let mut cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&file).expect("config.json"))
-            .expect("config.json parses");
-    if let Some(list) = cfg["linux"]["namespaces"].as_array_mut() {
-        for ns in list {
-            if ns["type"] == "network" {
-                ns["path"] = path.into();
+    edit_bundle(bundle, |cfg| {
+        if let Some(list) = cfg["linux"]["namespaces"].as_array_mut() {
+            for ns in list {
+                if ns["type"] == "network" {
+                    ns["path"] = path.into();
+                }
             }
         }
-    }
-    std::fs::write(&file, cfg.to_string()).expect("config.json");
+    });
 }
 
 /// Two network namespaces joined by a veth pair: the container's

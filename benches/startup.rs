@@ -47,7 +47,6 @@ fn main() {
     let rootfs = busybox_rootfs();
     let work = std::env::temp_dir().join(format!("rvisor-bench-{}", std::process::id()));
     let bundle = work.join("bundle");
-    std::fs::create_dir_all(&bundle).expect("bench dir");
     write_bundle(&bundle, &rootfs, &["/bin/true"], &[]);
 
     let mut rows: Vec<(String, Duration)> = Vec::new();

@@ -27,13 +27,13 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    build_static, busybox_rootfs, median, run_in_runtimes, run_measurements as run, runtimes,
-    write_bundle,
+    build_static, busybox_rootfs, debian_rootfs, edit_bundle, median, run_in_runtimes,
+    run_measurements as run, runtimes, write_bundle,
 };
 
 /// One column: a runtime's label and its (operation, value) rows; times
@@ -66,7 +66,6 @@ fn main() {
 
     // System-call paths.
     let bundle = work.join("micro");
-    std::fs::create_dir_all(&bundle).expect("bundle dir");
     write_bundle(
         &bundle,
         &busybox_rootfs(),
@@ -102,7 +101,6 @@ fn main() {
     };
     let debian = debian_rootfs();
     let bundle = work.join("apps");
-    std::fs::create_dir_all(&bundle).expect("bundle dir");
     let mut inside = vec!["/bench/timeit".to_string()];
     inside.extend(app_args("/bench"));
     let inside: Vec<&str> = inside.iter().map(String::as_str).collect();
@@ -112,7 +110,9 @@ fn main() {
         &inside,
         &[bench_mount.clone(), tmp_mount.clone()],
     );
-    set_env(&bundle, "PATH=/usr/bin:/bin");
+    edit_bundle(&bundle, |cfg| {
+        cfg["process"]["env"] = serde_json::json!(["PATH=/usr/bin:/bin"]);
+    });
     let mut native_apps = Command::new(&timeit);
     native_apps.args(app_args(bin_dir.to_str().expect("utf-8 path")));
     let native = run(&mut native_apps, "native");
@@ -124,10 +124,8 @@ fn main() {
 
     // Start to exit, and idle memory.
     let bundle = work.join("true");
-    std::fs::create_dir_all(&bundle).expect("bundle dir");
     write_bundle(&bundle, &busybox_rootfs(), &["/bin/true"], &[]);
     let sleeper = work.join("sleep");
-    std::fs::create_dir_all(&sleeper).expect("bundle dir");
     write_bundle(&sleeper, &busybox_rootfs(), &["/bin/sleep", "60"], &[]);
     let busybox = busybox_rootfs().join("bin/busybox");
     let native_true = time_median(20, || {
@@ -192,24 +190,6 @@ fn main() {
         println!("wrote docs/benchmarks-suite.svg and the suite section of docs/benchmarks.md");
     }
     let _ = std::fs::remove_dir_all(&work);
-}
-
-fn debian_rootfs() -> PathBuf {
-    let fixtures =
-        std::env::var("RVISOR_FIXTURES").unwrap_or_else(|_| "/var/cache/rvisor/fixtures".into());
-    let rootfs = Path::new(&fixtures).join("debian/rootfs");
-    assert!(rootfs.exists(), "run scripts/setup.sh first");
-    rootfs
-}
-
-/// Sets the bundle's process environment to `env` alone.
-fn set_env(bundle: &Path, env: &str) {
-    let file = bundle.join("config.json");
-    let mut cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&file).expect("config.json"))
-            .expect("config.json parses");
-    cfg["process"]["env"] = serde_json::json!([env]);
-    std::fs::write(&file, cfg.to_string()).expect("config.json");
 }
 
 /// Adds `col`'s rows to the column of the same name (or a new one).

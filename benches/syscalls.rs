@@ -29,7 +29,6 @@ fn main() {
     std::fs::create_dir_all(&bin_dir).expect("bench dir");
     let micro = build_static("micro", &bin_dir, &["-pthread"]);
     let bundle = work.join("bundle");
-    std::fs::create_dir_all(&bundle).expect("bundle dir");
     let mount = serde_json::json!({ "destination": "/bench", "type": "bind",
         "source": bin_dir, "options": ["rbind", "ro"] });
     write_bundle(

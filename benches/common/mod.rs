@@ -26,16 +26,36 @@ pub fn rvisor() -> PathBuf {
 }
 
 pub fn busybox_rootfs() -> PathBuf {
+    fixture_rootfs("busybox")
+}
+
+/// The Debian fixture's rootfs (python3, gcc).
+pub fn debian_rootfs() -> PathBuf {
+    fixture_rootfs("debian")
+}
+
+fn fixture_rootfs(name: &str) -> PathBuf {
     let fixtures =
         std::env::var("RVISOR_FIXTURES").unwrap_or_else(|_| "/var/cache/rvisor/fixtures".into());
-    let rootfs = Path::new(&fixtures).join("busybox/rootfs");
+    let rootfs = Path::new(&fixtures).join(name).join("rootfs");
     assert!(rootfs.exists(), "run scripts/setup.sh first");
     rootfs
 }
 
-/// A config.json running `args` over `rootfs`, with proc and /dev, the
-/// usual namespaces, and `extra` mounts.
+/// Changes a bundle's config.json in place.
+pub fn edit_bundle(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+    let file = dir.join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("config.json"))
+            .expect("config.json parses");
+    f(&mut cfg);
+    std::fs::write(&file, cfg.to_string()).expect("config.json");
+}
+
+/// A config.json in `dir` (made if need be) running `args` over
+/// `rootfs`, with proc and /dev, the usual namespaces, and `extra` mounts.
 pub fn write_bundle(dir: &Path, rootfs: &Path, args: &[&str], extra: &[serde_json::Value]) {
+    std::fs::create_dir_all(dir).expect("bundle dir");
     let mut mounts = vec![
         serde_json::json!({ "destination": "/proc", "type": "proc", "source": "proc" }),
         serde_json::json!({ "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
