@@ -47,7 +47,7 @@ fn main() {
     all.push(Runtime {
         name: "rvisor (host net)".into(),
         bin: rvisor(),
-        flags: vec!["--platform=ptrace".into(), "--network=host".into()],
+        flags: vec!["--network=host".into()],
     });
 
     println!("Loopback, both ends in the container:\n");

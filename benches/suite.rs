@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     build_static, busybox_rootfs, debian_rootfs, edit_bundle, median, run_in_runtimes,
-    run_measurements as run, runtimes, write_bundle,
+    run_measurements as run, runtimes, write_bundle, RVISOR_DEFAULT,
 };
 
 /// One column: a runtime's label and its (operation, value) rows; times
@@ -332,7 +332,7 @@ fn table(columns: &[Column]) -> String {
             .iter()
             .map(|c| fmt(&op, value(columns, c, &op)))
             .collect();
-        let ours = value(columns, "rvisor (ptrace)", &op);
+        let ours = value(columns, RVISOR_DEFAULT, &op);
         out.push_str(&format!(
             "| {op} | {} | {} | {} | {} |\n",
             cells.join(" | "),

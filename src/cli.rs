@@ -23,13 +23,13 @@ pub struct GlobalOpts {
     /// Directory for container state.
     #[arg(long, global = true, default_value = "/run/rvisor")]
     pub root: PathBuf,
-    /// How application threads trap into the sentry: `ptrace` stops the
-    /// thread in ptrace at every system call; `notif` (experimental) keeps
-    /// it under ptrace for control but takes its system calls as seccomp
-    /// user notifications, faster for system-call-heavy programs and slower
-    /// for those that map memory or create threads a lot (see
-    /// docs/benchmarks.md).
-    #[arg(long, global = true, value_enum, default_value_t = Platform::Ptrace)]
+    /// How application threads trap into the sentry: `systrap` (the
+    /// default) runs them untraced under a seccomp filter that turns every
+    /// system call into a signal, handed to the sentry through shared
+    /// memory; `ptrace` stops the thread in ptrace at every system call;
+    /// `notif` (experimental) keeps it under ptrace but takes its system
+    /// calls as seccomp user notifications (see docs/benchmarks.md).
+    #[arg(long, global = true, value_enum, default_value_t = Platform::Systrap)]
     pub platform: Platform,
     /// Log every system call of the sandboxed programs, with decoded
     /// arguments and results (to stderr, or to the debug log directory).
@@ -84,6 +84,7 @@ pub enum Platform {
     #[default]
     Ptrace,
     Notif,
+    Systrap,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -41,9 +41,14 @@ fn global_args(g: &GlobalOpts) -> Vec<String> {
     if g.debug {
         v.push("--debug".into());
     }
-    if g.platform == crate::cli::Platform::Notif {
-        v.push("--platform=notif".into());
-    }
+    v.push(
+        match g.platform {
+            crate::cli::Platform::Notif => "--platform=notif",
+            crate::cli::Platform::Systrap => "--platform=systrap",
+            crate::cli::Platform::Ptrace => "--platform=ptrace",
+        }
+        .into(),
+    );
     v
 }
 

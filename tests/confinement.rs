@@ -143,7 +143,29 @@ fn stubs_hold_only_their_fd_channel_no_capabilities_and_no_sentry_memory() {
             "stub {s} could regain capabilities"
         );
         assert_eq!(status_field(s, "NoNewPrivs"), "1");
-        assert_ne!(status_field(s, "TracerPid"), "0", "stub {s} is not traced");
+        // Every thread is either stopped at each system call by its
+        // tracer (ptrace) or runs under a seccomp filter (systrap: the
+        // syscall thread's, and the application threads' own on top).
+        for task in std::fs::read_dir(format!("/proc/{s}/task")).expect("task dir") {
+            let task = task.expect("task entry").file_name();
+            let status = std::fs::read_to_string(format!(
+                "/proc/{s}/task/{}/status",
+                task.to_string_lossy()
+            ))
+            .unwrap_or_default();
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&format!("{name}:")))
+                    .map(|v| v.trim().to_string())
+                    .unwrap_or_default()
+            };
+            assert!(
+                field("TracerPid") != "0" || field("Seccomp") == "2",
+                "stub thread {s}/{} is neither traced nor filtered:\n{status}",
+                task.to_string_lossy()
+            );
+        }
         let maps = std::fs::read_to_string(format!("/proc/{s}/maps")).expect("maps");
         for line in maps.lines() {
             // Files the application mapped itself (sleep's libc, from the

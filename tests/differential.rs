@@ -71,6 +71,8 @@ fn differential(prog: &str) {
         ("dynamic", &dynamic, "--platform=ptrace"),
         ("static", &static_bin, "--platform=ptrace"),
         ("dynamic", &dynamic, "--platform=notif"),
+        ("dynamic", &dynamic, "--platform=systrap"),
+        ("static", &static_bin, "--platform=systrap"),
     ];
     // Network programs also run on host sockets (`--network host` in the
     // host's namespace), where the sentry translates every call.
@@ -154,7 +156,9 @@ differential_tests! {
     signal_async => "signal/async.c",
     signal_sigwait => "signal/sigwait.c",
     signal_signalfd => "signal/signalfd.c",
+    signal_trap_signals => "signal/trap_signals.c",
     threads_pthreads => "threads/pthreads.c",
+    threads_fp_inherit => "threads/fp_inherit.c",
     threads_futex_ops => "threads/futex_ops.c",
     time_clocks => "time/clocks.c",
     time_cputimers => "time/cputimers.c",

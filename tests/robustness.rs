@@ -45,6 +45,59 @@ fn random_syscalls_never_bring_the_sentry_down() {
     }
 }
 
+/// The escape attempts a trap-based platform invites (jumping into every
+/// `syscall` instruction of the stub's code with crafted registers,
+/// writing the memory the stub shares with the sentry, rewriting another
+/// thread's trapped registers while the sentry reads them, sysenter and
+/// int $0x80, unmapping or remapping the stub) all end in an error or a
+/// signal for the process that tried, on every platform; the sandbox
+/// goes on and nothing reaches the host.
+#[test]
+fn platform_escape_attempts_end_harmlessly() {
+    let prog = compile_c("robustness/platform_escape.c");
+    let scratch = TempDir::new("platform-escape");
+    for platform in [
+        "--platform=ptrace",
+        "--platform=notif",
+        "--platform=systrap",
+    ] {
+        let out = run_rvisor_timeout(
+            &[
+                platform.as_ref(),
+                "do".as_ref(),
+                prog.as_os_str(),
+                scratch.path().as_os_str(),
+            ],
+            Duration::from_secs(240),
+        );
+        assert_success(&format!("platform escape ({platform})"), &out);
+        assert_eq!(
+            stdout_str(&out),
+            "jumps to the stub's syscall instructions: 1, each ended: 1\n\
+             write to the request page ended: 1\n\
+             forged trap contexts ended: 1\n\
+             racing trapped registers ended: 1\n\
+             sysenter ended: 1\n\
+             munmap of the region fails: 1 (Invalid argument)\n\
+             mprotect of the region fails: 1 (Invalid argument)\n\
+             mremap of a slot fails: 1 (Invalid argument)\n\
+             mmap over the region fails: 1 (Cannot allocate memory)\n\
+             madvise of a slot fails: 1 (Invalid argument)\n\
+             int $0x80 getpid fails: 1\n\
+             still here: 1\nend\n",
+            "{}",
+            describe_output(platform, &out)
+        );
+        let leaked: Vec<_> = std::fs::read_dir(scratch.path())
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(
+            leaked.is_empty(),
+            "{platform}: a mkdir through the stub reached the host: {leaked:?}"
+        );
+    }
+}
+
 /// An application that jumps into the stub's own `syscall` instruction with
 /// crafted registers gets its call emulated like any other, on both
 /// platforms: getpid is the sandbox's, a mkdir lands in the sandbox's
@@ -54,7 +107,11 @@ fn jumping_into_the_stub_gains_nothing() {
     let prog = compile_c("robustness/stub_jump.c");
     let scratch = TempDir::new("stub-jump");
     let marker = scratch.path().join("made-through-the-stub");
-    for platform in ["--platform=ptrace", "--platform=notif"] {
+    for platform in [
+        "--platform=ptrace",
+        "--platform=notif",
+        "--platform=systrap",
+    ] {
         let out = run_rvisor_timeout(
             &[
                 platform.as_ref(),

@@ -92,9 +92,12 @@ pub struct Runtime {
     pub flags: Vec<String>,
 }
 
+/// The column of rvisor's default platform, which the ratios are of.
+pub const RVISOR_DEFAULT: &str = "rvisor (systrap)";
+
 /// runc and runsc when installed (runsc on its ptrace platform without
 /// network, the only way it runs on these machines), then rvisor on its
-/// default platform and on the experimental notification path.
+/// default platform, on ptrace and on the experimental notification path.
 pub fn runtimes() -> Vec<Runtime> {
     let mut v = Vec::new();
     if let Some(bin) = which("runc") {
@@ -111,17 +114,14 @@ pub fn runtimes() -> Vec<Runtime> {
             flags: vec!["--platform=ptrace".into(), "--network=none".into()],
         });
     }
-    // The default platform, and the experimental notification path.
-    v.push(Runtime {
-        name: "rvisor (ptrace)".into(),
-        bin: rvisor(),
-        flags: vec!["--platform=ptrace".into()],
-    });
-    v.push(Runtime {
-        name: "rvisor (notif)".into(),
-        bin: rvisor(),
-        flags: vec!["--platform=notif".into()],
-    });
+    // The default platform, ptrace, and the experimental notification path.
+    for platform in ["systrap", "ptrace", "notif"] {
+        v.push(Runtime {
+            name: format!("rvisor ({platform})"),
+            bin: rvisor(),
+            flags: vec![format!("--platform={platform}")],
+        });
+    }
     v
 }
 
@@ -232,7 +232,7 @@ pub fn print_table(columns: &[(String, Vec<(String, f64)>)]) {
     println!("|---|{}---:|---:|---:|", "---:|".repeat(names.len()));
     for op in &ops {
         let cells: Vec<String> = names.iter().map(|c| fmt(value(c, op))).collect();
-        let ours = value("rvisor (ptrace)", op);
+        let ours = value(RVISOR_DEFAULT, op);
         println!(
             "| {op} | {} | {} | {} | {} |",
             cells.join(" | "),

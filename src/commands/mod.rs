@@ -286,11 +286,23 @@ fn boot(g: &GlobalOpts, a: BootArgs) -> Result<i32> {
     // Before any other thread exists: the fast path blocks SIGCHLD in all.
     let fast_path = match g.platform {
         crate::cli::Platform::Notif => Some(sentry::platform::notif::enable()),
-        crate::cli::Platform::Ptrace => None,
+        crate::cli::Platform::Ptrace | crate::cli::Platform::Systrap => None,
+    };
+    let systrap = match g.platform {
+        crate::cli::Platform::Systrap => Some(sentry::platform::systrap::enable(
+            std::env::var("RVISOR_SYSTRAP_SPIN_US")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+        )),
+        _ => None,
     };
     logging::init(g.debug_log.as_deref(), "sentry", g.debug)?;
     if let Some(Err(e)) = fast_path {
         tracing::warn!("--platform notif unavailable ({e}); every system call stops in ptrace");
+    }
+    if let Some(Err(e)) = systrap {
+        anyhow::bail!("--platform systrap is unavailable here: {e}");
     }
     std::panic::set_hook(Box::new(|info| {
         let thread = std::thread::current();

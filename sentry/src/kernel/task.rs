@@ -77,6 +77,11 @@ pub enum TaskStart {
         clear_tid: u64,
         /// A vfork child on a thread of its parent's stub.
         borrowed: bool,
+        /// The creating thread's FP state (XSAVE format), which Linux
+        /// copies into the new thread. The host thread that made the
+        /// child may not have been the creator (systrap's syscall thread,
+        /// notif's control thread), so the child loads it itself.
+        xstate: Option<Vec<u8>>,
     },
 }
 
@@ -391,7 +396,9 @@ impl Task {
             let pid = self.proc.pid;
             tree.threads.retain(|_, (p, _)| p.pid != pid);
         }
-        self.proc.stub_tgid.store(self.stub.pid(), Ordering::SeqCst);
+        self.proc
+            .stub_tgid
+            .store(self.stub.tgid(), Ordering::SeqCst);
         lock(&self.thread.host).stub_pid = self.stub.pid();
         self.proc.set_control(control);
         // Only now is `stub_tgid` a process of our own that a fatal
@@ -571,6 +578,7 @@ impl Task {
                 0
             },
             borrowed: shared_vm,
+            xstate: self.stub.get_xstate().ok(),
         };
         if let Err(e) = spawn_task(child.clone(), thread, start) {
             tracing::error!("cannot start a sentry thread: {e}");
@@ -647,6 +655,7 @@ impl Task {
             // A thread of a vfork child is lent by the parent's stub too;
             // otherwise the whole stub is its process's to end.
             borrowed: self.stub.is_borrowed(),
+            xstate: self.stub.get_xstate().ok(),
         };
         if let Err(e) = spawn_task(self.proc.clone(), thread.clone(), start) {
             tracing::error!("cannot start a sentry thread: {e}");
@@ -889,10 +898,16 @@ fn task_main(proc: Arc<Process>, thread: Arc<Thread>, start: TaskStart) {
             child_tid,
             clear_tid,
             borrowed,
+            xstate,
         } => match Stub::attach_forked(host_pid) {
             Ok(mut stub) => {
                 if borrowed {
                     stub.mark_borrowed();
+                }
+                if let Some(x) = xstate {
+                    if let Err(e) = stub.set_xstate(&x) {
+                        tracing::warn!("pid {}: cannot copy FP state: {e}", proc.pid);
+                    }
                 }
                 if own_process {
                     proc.set_control(new_control(&mut stub));
@@ -903,10 +918,13 @@ fn task_main(proc: Arc<Process>, thread: Arc<Thread>, start: TaskStart) {
                 if proc.control().is_some() {
                     enable_fast_path(&mut stub, proc.stub_tgid.load(Ordering::SeqCst));
                 }
-                pin_to(cpu, host_pid);
+                // systrap places its threads itself.
+                if !crate::platform::systrap::enabled() {
+                    pin_to(cpu, stub.pid());
+                }
                 // Only now may others signal the stub: untraced, a kick
                 // would kill it.
-                lock(&thread.host).stub_pid = host_pid;
+                lock(&thread.host).stub_pid = stub.pid();
                 let t = new_task(&proc, &thread, stub, *regs, clear_tid);
                 if let Some(addr) = child_tid {
                     let tid = lock(&kernel().tree).pid_in(proc.pidns.as_ref(), thread.tid);
@@ -1029,7 +1047,7 @@ fn start_init(
         exit_status(126)
     })?;
     lock(&thread.host).stub_pid = stub.pid();
-    proc.stub_tgid.store(stub.pid(), Ordering::SeqCst);
+    proc.stub_tgid.store(stub.tgid(), Ordering::SeqCst);
     let regs = stub.initial_regs;
     let mut t = new_task(proc, thread, stub, regs, 0);
     let shown = String::from_utf8_lossy(path).into_owned();

@@ -1,19 +1,22 @@
 //! How application code runs and traps (gVisor's `pkg/sentry/platform`);
-//! README.md beside this file compares the platforms and sets out the
-//! systrap design still to build.
+//! README.md beside this file compares the platforms and sets out their
+//! design.
 //!
-//! The default, ptrace, runs every application thread in a *stub* process
-//! that is stopped at each system call with `PTRACE_SYSEMU`, so the host
-//! kernel never executes the application's own system calls. The
-//! experimental `notif` platform receives most calls as seccomp user
-//! notifications instead. Memory-management calls are *injected* into the
-//! stub by the sentry after validation (see `mm`), at the stub's own
-//! `syscall; int3` sequence.
+//! Every application thread runs in a *stub* process, so the host kernel
+//! never executes the application's own system calls. The default,
+//! `systrap`, runs it untraced under a seccomp filter that turns each
+//! system call into a SIGSYS, which the stub's handler hands to the sentry
+//! through shared memory. `ptrace` stops it at each system call with
+//! `PTRACE_SYSEMU`; the experimental `notif` receives most calls as seccomp
+//! user notifications. Memory-management calls are validated by the
+//! sentry (see `mm`) and then made by the stub: by systrap's syscall
+//! thread, or injected under ptrace at the stub's own `syscall; int3`.
 
 pub mod fd_channel;
 pub mod notif;
 pub mod ptrace;
 pub mod stub_image;
+pub mod systrap;
 
 pub use ptrace::{StopEvent, Stub};
 

@@ -14,7 +14,8 @@ use nix::unistd::Pid;
 
 use super::fd_channel::STUB_CHANNEL_FD;
 use super::stub_image::{
-    StubImage, FORK_TRAP_RIP, INJECT_FORK, INJECT_SYSCALL, INJECT_TRAP_RIP, STUB_SCRATCH,
+    StubImage, FORK_TRAP_RIP, INJECT_FORK, INJECT_SYSCALL, INJECT_TRAP_RIP, STUB_BASE,
+    STUB_SCRATCH, STUB_SIZE,
 };
 use super::{PlatformError, Regs, INTERRUPT_SIGNAL};
 
@@ -54,6 +55,9 @@ pub struct Stub {
     borrowed: bool,
     /// The seccomp-notification fast path, once installed (see `notif`).
     notif: Option<NotifState>,
+    /// On the systrap platform, the application thread this is (untraced;
+    /// every operation goes through `systrap`).
+    systrap: Option<super::systrap::Thread>,
 }
 
 /// A thread's fast path: its listener, and the call it is suspended in.
@@ -85,9 +89,54 @@ const PTRACE_OPTIONS: ptrace::Options = ptrace::Options::PTRACE_O_EXITKILL
     .union(ptrace::Options::PTRACE_O_TRACESECCOMP);
 
 impl Stub {
+    /// Creates a fresh stub process for a new address space, stopped
+    /// before its first instruction of application code.
+    pub fn spawn(image: &StubImage) -> Result<Stub, PlatformError> {
+        if super::systrap::enabled() {
+            return super::systrap::spawn(image);
+        }
+        Stub::spawn_traced(image)
+    }
+
+    /// Takes over a host thread or process `inject_clone_thread` or
+    /// `inject_fork` made.
+    pub fn attach_forked(pid: i32) -> Result<Stub, PlatformError> {
+        if super::systrap::enabled() {
+            return super::systrap::attach(pid);
+        }
+        Stub::attach_traced(pid)
+    }
+
+    /// A stub for a systrap application thread.
+    pub(super) fn from_systrap(
+        thread: super::systrap::Thread,
+        vdso_base: u64,
+        initial_sp: u64,
+        initial_regs: Regs,
+    ) -> Stub {
+        Stub {
+            pid: Pid::from_raw(thread.tid()),
+            vdso_base,
+            initial_sp,
+            initial_regs,
+            alive: true,
+            borrowed: false,
+            notif: None,
+            systrap: Some(thread),
+        }
+    }
+
+    /// The host process the thread belongs to.
+    pub fn tgid(&self) -> i32 {
+        match &self.systrap {
+            Some(t) => t.tgid(),
+            None => self.pid.as_raw(),
+        }
+    }
+
     /// Creates a fresh stub by `execveat`ing the stub image in a child that
     /// asked to be traced by the calling thread.
-    pub fn spawn(image: &StubImage) -> Result<Stub, PlatformError> {
+    pub(super) fn spawn_traced(image: &StubImage) -> Result<Stub, PlatformError> {
         let argv0 = CString::new("rvisor-stub").map_err(|_| PlatformError::Spawn(Errno::EINVAL))?;
         let argv: [*const libc::c_char; 2] = [argv0.as_ptr(), std::ptr::null()];
         let envp: [*const libc::c_char; 1] = [std::ptr::null()];
@@ -123,6 +172,7 @@ impl Stub {
             alive: true,
             borrowed: false,
             notif: None,
+            systrap: None,
         };
         match waitpid(pid, Some(WaitPidFlag::__WALL)) {
             Ok(WaitStatus::Stopped(_, Signal::SIGTRAP)) => {}
@@ -139,7 +189,10 @@ impl Stub {
         stub.initial_regs = stub.get_regs()?;
         stub.initial_sp = stub.initial_regs.rsp;
         stub.vdso_base = stub.find_vdso()?;
-        let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE) as u64;
+        // The image's second segment holds the rest of the stub's range
+        // (see stub_image): a read-write scratch page, then nothing the
+        // application could use (systrap maps its region over that).
+        let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED) as u64;
         let rw = (libc::PROT_READ | libc::PROT_WRITE) as u64;
         let got = stub.inject(
             libc::SYS_mmap as u64,
@@ -151,11 +204,25 @@ impl Stub {
                 what: format!("scratch page mmap gave {got:#x}"),
             });
         }
+        let rest = STUB_SCRATCH + 0x1000;
+        let reserve = flags | libc::MAP_NORESERVE as u64;
+        let none = libc::PROT_NONE as u64;
+        let len = STUB_BASE + STUB_SIZE - rest;
+        let got = stub.inject(
+            libc::SYS_mmap as u64,
+            [rest, len, none, reserve, u64::MAX, 0],
+        )?;
+        if got as u64 != rest {
+            return Err(PlatformError::Unexpected {
+                pid: pid.as_raw(),
+                what: format!("reserving the stub's range gave {got:#x}"),
+            });
+        }
         Ok(stub)
     }
 
     /// Takes over a stub that another stub just forked (it parks in `pause()`).
-    pub fn attach_forked(pid: i32) -> Result<Stub, PlatformError> {
+    pub(super) fn attach_traced(pid: i32) -> Result<Stub, PlatformError> {
         let pid = Pid::from_raw(pid);
         ptrace::seize(pid, PTRACE_OPTIONS).map_err(ptrace_err("SEIZE", pid))?;
         ptrace::interrupt(pid).map_err(ptrace_err("INTERRUPT", pid))?;
@@ -192,6 +259,7 @@ impl Stub {
             alive: true,
             borrowed: false,
             notif: None,
+            systrap: None,
         })
     }
 
@@ -202,16 +270,25 @@ impl Stub {
     /// The thread's registers (stopping it first if it waits in a
     /// notified call; see [`StopEvent::NotifSyscall`]).
     pub fn get_regs(&mut self) -> Result<Regs, PlatformError> {
+        if let Some(t) = &self.systrap {
+            return t.regs();
+        }
         self.ensure_stopped()?;
         ptrace::getregs(self.pid).map_err(ptrace_err("GETREGS", self.pid))
     }
 
     pub fn set_regs(&self, regs: &Regs) -> Result<(), PlatformError> {
+        if let Some(t) = &self.systrap {
+            return t.set_regs(regs);
+        }
         ptrace::setregs(self.pid, *regs).map_err(ptrace_err("SETREGS", self.pid))
     }
 
     /// Runs the application with `regs` until its next syscall, fault or exit.
     pub fn run(&mut self, regs: &Regs) -> Result<StopEvent, PlatformError> {
+        if let Some(t) = &mut self.systrap {
+            return t.run(regs);
+        }
         let pending = self.notif.as_mut().and_then(|n| n.pending.take());
         let mut r = *regs;
         if let Some(call) = pending {
@@ -474,6 +551,9 @@ impl Stub {
     /// result (negative errno on failure). Callers validate the arguments:
     /// this is only ever used for memory management and stub control.
     pub fn inject(&mut self, nr: u64, args: [u64; 6]) -> Result<i64, PlatformError> {
+        if let Some(t) = &self.systrap {
+            return t.inject(nr, args);
+        }
         self.inject_at(INJECT_SYSCALL, INJECT_TRAP_RIP, nr, args)
     }
 
@@ -481,6 +561,9 @@ impl Stub {
     /// child parks in `pause()`; the caller hands its pid to a new sentry
     /// thread, which calls [`Stub::attach_forked`].
     pub fn inject_fork(&mut self) -> Result<i64, PlatformError> {
+        if let Some(t) = &self.systrap {
+            return t.inject_fork();
+        }
         let flags = (libc::CLONE_PARENT as u64) | (libc::SIGCHLD as u64);
         self.inject_at(
             INJECT_FORK,
@@ -681,6 +764,11 @@ impl Stub {
             self.exit_thread();
             return;
         }
+        if let Some(t) = &mut self.systrap {
+            t.kill();
+            self.alive = false;
+            return;
+        }
         let _ = nix::sys::signal::kill(self.pid, Signal::SIGKILL);
         loop {
             match waitpid(self.pid, Some(WaitPidFlag::__WALL)) {
@@ -772,6 +860,9 @@ const MAX_XSTATE: usize = 16 * 1024;
 impl Stub {
     /// The thread's full extended FP state, in XSAVE format.
     pub fn get_xstate(&mut self) -> Result<Vec<u8>, PlatformError> {
+        if let Some(t) = &self.systrap {
+            return t.get_xstate();
+        }
         self.ensure_stopped()?;
         let mut buf = vec![0u8; MAX_XSTATE];
         let mut iov = libc::iovec {
@@ -798,6 +889,9 @@ impl Stub {
     /// Loads extended FP state; the kernel validates it (EINVAL on bad
     /// content), so application-controlled bytes are safe to pass.
     pub fn set_xstate(&mut self, data: &[u8]) -> Result<(), PlatformError> {
+        if let Some(t) = &self.systrap {
+            return t.set_xstate(data);
+        }
         self.ensure_stopped()?;
         let mut copy = data.to_vec();
         let mut iov = libc::iovec {
@@ -825,6 +919,9 @@ impl Stub {
     /// a forked stub it parks in `pause()` until its own sentry thread
     /// seizes it with [`Stub::attach_forked`]. Returns its host tid.
     pub fn inject_clone_thread(&mut self) -> Result<i64, PlatformError> {
+        if let Some(t) = &self.systrap {
+            return t.inject_clone_thread();
+        }
         let flags = (libc::CLONE_VM
             | libc::CLONE_FS
             | libc::CLONE_FILES
@@ -845,6 +942,11 @@ impl Stub {
     /// stay alive while the leader's tracee lingers.
     pub fn exit_thread(&mut self) {
         if !self.alive {
+            return;
+        }
+        if let Some(t) = &mut self.systrap {
+            t.exit();
+            self.alive = false;
             return;
         }
         if self.ensure_stopped().is_err() {
@@ -882,6 +984,9 @@ impl Stub {
 
     /// Forgets a stub that died with its process (no kill, no reap).
     pub fn forget(&mut self) {
+        if let Some(t) = &mut self.systrap {
+            t.forget();
+        }
         self.alive = false;
     }
 }

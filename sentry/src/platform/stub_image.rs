@@ -16,9 +16,11 @@ use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
 /// Below the range the kernel randomises the stack into (top of the 47-bit
 /// space minus up to 16 GiB) and far above where programs map things.
 pub const STUB_BASE: u64 = 0x7ff0_0000_0000;
-/// Size of the region reserved for the stub (its code page and a scratch
-/// page); applications may not map, unmap or protect anything in it.
-pub const STUB_SIZE: u64 = 0x2000;
+/// Size of the range reserved for the stub (its code page, a scratch page
+/// and systrap's shared region); applications may not map, unmap or
+/// protect anything in it.
+pub const STUB_SIZE: u64 =
+    super::systrap::layout::REGION_BASE - STUB_BASE + super::systrap::layout::REGION_SIZE;
 /// A read-write page the sentry's own injected calls use for their results
 /// (e.g. getrusage). The application can write it, so what is read back is
 /// only ever its own information.
@@ -44,6 +46,19 @@ const CODE_OFFSET: u64 = 0x80;
 pub const FPROG_ADDR: u64 = STUB_BASE + FPROG_OFFSET;
 const FPROG_OFFSET: u64 = 0x100;
 
+/// Where systrap's code (`systrap::stub_code`) sits in the code page, and
+/// the most it may take.
+pub const SYSTRAP_CODE_ADDR: u64 = STUB_BASE + SYSTRAP_CODE_OFFSET;
+const SYSTRAP_CODE_OFFSET: u64 = 0x400;
+pub const SYSTRAP_CODE_MAX: u64 = 0x600;
+/// systrap's application filter (a `struct sock_fprog` and its
+/// instructions), read-only like the rest of the page.
+pub const SYSTRAP_FPROG_ADDR: u64 = STUB_BASE + SYSTRAP_FPROG_OFFSET;
+const SYSTRAP_FPROG_OFFSET: u64 = SYSTRAP_CODE_OFFSET + SYSTRAP_CODE_MAX;
+/// The syscall thread's filter (see `systrap::filter`).
+pub const SYSTRAP_THREAD_FPROG_ADDR: u64 = STUB_BASE + SYSTRAP_THREAD_FPROG_OFFSET;
+const SYSTRAP_THREAD_FPROG_OFFSET: u64 = 0xb00;
+
 const CODE: &[u8] = &[
     0x0f, 0x05, // +0x00 syscall
     0xcc, // +0x02 int3
@@ -56,7 +71,17 @@ const CODE: &[u8] = &[
     0xeb, 0xf7, // +0x12 jmp 0x0b
 ];
 
-/// Builds the ELF image: one PT_LOAD, read+execute, at `STUB_BASE`.
+/// Where the program headers sit (after the notif filter, before
+/// systrap's code; the first 0x80 bytes hold only the ELF header).
+const PHDR_OFFSET: u64 = 0x300;
+
+/// Builds the ELF image: a read+execute PT_LOAD for the code page at
+/// `STUB_BASE`, and a zero-filled one over the rest of the stub's range.
+/// The second makes the kernel's exec claim the whole range before it
+/// places the vDSO and the first mappings, which could otherwise land
+/// there (the sentry refuses application mappings in the range, and
+/// systrap maps its region over it). Right after exec the sentry replaces
+/// it: the scratch page, then PROT_NONE or systrap's region.
 fn build_image() -> Vec<u8> {
     let mut img = vec![0u8; CODE_OFFSET as usize];
     // ELF header.
@@ -68,25 +93,58 @@ fn build_image() -> Vec<u8> {
     put16(&mut img, 18, 62); // EM_X86_64
     put32(&mut img, 20, 1);
     put64(&mut img, 24, INJECT_SYSCALL + 2); // e_entry: the int3, never reached
-    put64(&mut img, 32, 64); // e_phoff
+    put64(&mut img, 32, PHDR_OFFSET); // e_phoff
     put16(&mut img, 52, 64); // e_ehsize
     put16(&mut img, 54, 56); // e_phentsize
-    put16(&mut img, 56, 1); // e_phnum
-                            // Program header.
-    let ph = 64;
-    put32(&mut img, ph, 1); // PT_LOAD
-    put32(&mut img, ph + 4, 5); // PF_R | PF_X
-    put64(&mut img, ph + 8, 0); // p_offset
-    put64(&mut img, ph + 16, STUB_BASE); // p_vaddr
-    put64(&mut img, ph + 24, STUB_BASE); // p_paddr
+    put16(&mut img, 56, 2); // e_phnum
     let filter = super::notif::filter_image(FPROG_ADDR);
-    let total = FPROG_OFFSET + filter.len() as u64;
-    put64(&mut img, ph + 32, total); // p_filesz
-    put64(&mut img, ph + 40, total); // p_memsz
-    put64(&mut img, ph + 48, 0x1000); // p_align
+    let (systrap_code, _) = super::systrap::stub_code::code();
+    let systrap_filter = super::systrap::filter::filter_image(SYSTRAP_FPROG_ADDR);
+    let thread_filter =
+        super::systrap::filter::syscall_thread_filter_image(SYSTRAP_THREAD_FPROG_ADDR);
+    let total = SYSTRAP_THREAD_FPROG_OFFSET + thread_filter.len() as u64;
+    let mut phdrs = vec![0u8; 112];
+    // The code page.
+    put32(&mut phdrs, 0, 1); // PT_LOAD
+    put32(&mut phdrs, 4, 5); // PF_R | PF_X
+    put64(&mut phdrs, 8, 0); // p_offset
+    put64(&mut phdrs, 16, STUB_BASE); // p_vaddr
+    put64(&mut phdrs, 24, STUB_BASE); // p_paddr
+    put64(&mut phdrs, 32, total); // p_filesz
+    put64(&mut phdrs, 40, total); // p_memsz
+    put64(&mut phdrs, 48, 0x1000); // p_align
+                                   // The rest of the range, zero-filled (no file bytes).
+    put32(&mut phdrs, 56, 1); // PT_LOAD
+    put32(&mut phdrs, 60, 6); // PF_R | PF_W
+    put64(&mut phdrs, 64, 0x1000); // p_offset
+    put64(&mut phdrs, 72, STUB_SCRATCH); // p_vaddr
+    put64(&mut phdrs, 80, STUB_SCRATCH); // p_paddr
+    put64(&mut phdrs, 88, 0); // p_filesz
+    put64(&mut phdrs, 96, STUB_BASE + STUB_SIZE - STUB_SCRATCH); // p_memsz
+    put64(&mut phdrs, 104, 0x1000); // p_align
     img.extend_from_slice(CODE);
     img.resize(FPROG_OFFSET as usize, 0);
     img.extend_from_slice(&filter);
+    assert!(
+        img.len() as u64 <= PHDR_OFFSET,
+        "the notif filter outgrew its place"
+    );
+    img.resize(PHDR_OFFSET as usize, 0);
+    img.extend_from_slice(&phdrs);
+    assert!(
+        systrap_code.len() as u64 <= SYSTRAP_CODE_MAX,
+        "systrap's code outgrew its place"
+    );
+    img.resize(SYSTRAP_CODE_OFFSET as usize, 0);
+    img.extend_from_slice(systrap_code);
+    img.resize(SYSTRAP_FPROG_OFFSET as usize, 0);
+    img.extend_from_slice(&systrap_filter);
+    assert!(
+        img.len() as u64 <= SYSTRAP_THREAD_FPROG_OFFSET,
+        "systrap's filter outgrew its place"
+    );
+    img.resize(SYSTRAP_THREAD_FPROG_OFFSET as usize, 0);
+    img.extend_from_slice(&thread_filter);
     assert!(img.len() <= 0x1000, "the stub image outgrew its page");
     img
 }

@@ -1,0 +1,1169 @@
+//! The systrap platform (gVisor's `pkg/sentry/platform/systrap`): every
+//! application thread runs untraced under a seccomp filter whose default
+//! action is `SECCOMP_RET_TRAP`. Each system call (and each fault) becomes
+//! a signal whose handler, in the stub's code, hands the thread over to its
+//! sentry thread through a futex word in memory both share, and waits; the
+//! sentry reads and rewrites the registers in the signal frame directly,
+//! and the handler returns through it. No ptrace stop is involved, so a
+//! round trip costs two futex hand-overs instead of a ptrace stop's four
+//! context switches.
+//!
+//! What ptrace does on the other platform moves to one *syscall thread*
+//! per stub process: it runs the memory-management calls the sentry
+//! validated, and clones the process's threads and forks. It never runs
+//! application code and takes its requests from a page the stub can only
+//! read. ptrace is still used, briefly, to set up a new stub process (its
+//! first thread after exec, or a forked child) before it runs application
+//! code.
+//!
+//! See `layout` for the shared memory, `stub_code` for the stub's side and
+//! `filter` for the application filter; README.md beside `platform/`
+//! has the design and its measurements.
+
+pub mod filter;
+pub mod layout;
+pub mod stub_code;
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+
+use layout::*;
+
+use super::stub_image::{StubImage, STUB_BASE, SYSTRAP_CODE_ADDR};
+use super::{PlatformError, Regs, StopEvent, Stub, INTERRUPT_SIGNAL};
+
+/// Whether systrap is the platform (set once at boot).
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// How long (µs) each side polls the hand-over word before it sleeps on
+/// it; 0, the default, sleeps at once, with both sides on one CPU.
+/// Polling only pays when the other side runs on another CPU.
+static SPIN: AtomicU32 = AtomicU32::new(0);
+/// `SPIN` in iterations of the stub's polling loop (one `pause` each).
+static SPIN_POLLS: AtomicU32 = AtomicU32::new(0);
+
+/// How many `pause` instructions take `us` microseconds on this CPU (from
+/// ~10 ns to ~140 ns each, by model).
+fn polls_for(us: u32) -> u32 {
+    const N: u32 = 100_000;
+    let t = Instant::now();
+    for _ in 0..N {
+        std::hint::spin_loop();
+    }
+    let per_poll_ns = (t.elapsed().as_nanos() as u64 / N as u64).max(1);
+    (us as u64 * 1000 / per_poll_ns).min(u32::MAX as u64) as u32
+}
+
+/// CPUs the sandbox may use (counted at boot, before any thread is
+/// pinned and before the sentry loses /sys).
+static CPUS: AtomicU32 = AtomicU32::new(1);
+
+const HWCAP2_FSGSBASE: u64 = 1 << 1;
+
+/// Makes systrap the platform, polling `spin` µs before each sleep (see
+/// `SPIN`): checks the CPU lets user code save and load
+/// the fs and gs bases (the handler must, as they are not in a signal
+/// frame), blocks SIGCHLD in the calling thread (call it before the sentry
+/// starts other threads, which inherit the mask) and starts the watcher
+/// that notices stub processes dying.
+pub fn enable(spin: u32) -> Result<(), String> {
+    // SAFETY: getauxval only reads the process's auxiliary vector.
+    let hwcap2 = unsafe { libc::getauxval(libc::AT_HWCAP2) };
+    if hwcap2 & HWCAP2_FSGSBASE == 0 {
+        return Err("the CPU or kernel does not allow FSGSBASE instructions".into());
+    }
+    let mut set = nix::sys::signal::SigSet::empty();
+    set.add(nix::sys::signal::Signal::SIGCHLD);
+    set.thread_block().map_err(|e| e.to_string())?;
+    let sfd =
+        nix::sys::signalfd::SignalFd::with_flags(&set, nix::sys::signalfd::SfdFlags::SFD_CLOEXEC)
+            .map_err(|e| e.to_string())?;
+    std::thread::Builder::new()
+        .name("stub-watcher".into())
+        .spawn(move || watch_sigchld(sfd))
+        .map_err(|e| e.to_string())?;
+    SPIN.store(spin, Ordering::Relaxed);
+    SPIN_POLLS.store(polls_for(spin), Ordering::Relaxed);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    CPUS.store(cpus as u32, Ordering::Relaxed);
+    ENABLED.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+// ---- the shared region ------------------------------------------------------
+
+/// A stub process's region, as the sentry maps it.
+struct Region {
+    memfd: OwnedFd,
+    base: *mut u8,
+}
+
+// SAFETY: the mapping is shared memory accessed only through volatile and
+// atomic operations; the pointer itself is never mutated.
+unsafe impl Send for Region {}
+// SAFETY: as above.
+unsafe impl Sync for Region {}
+
+impl Region {
+    fn new() -> Result<Region, Errno> {
+        let fd = nix::sys::memfd::memfd_create(
+            c"rvisor-systrap",
+            nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC,
+        )?;
+        nix::unistd::ftruncate(&fd, REGION_SIZE as i64)?;
+        // SAFETY: a fresh shared mapping of our own memfd; nothing else in
+        // the sentry refers to this range.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                REGION_SIZE as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(Errno::last());
+        }
+        Ok(Region {
+            memfd: fd,
+            base: base.cast(),
+        })
+    }
+
+    /// The 32-bit word at `off` (4-byte aligned, inside the region).
+    fn word(&self, off: u64) -> &AtomicU32 {
+        debug_assert!(off.is_multiple_of(4) && off + 4 <= REGION_SIZE);
+        // SAFETY: `off` is inside the mapping and aligned; the mapping lives
+        // as long as `self`, and AtomicU32 has the layout of u32.
+        unsafe { AtomicU32::from_ptr(self.base.add(off as usize).cast()) }
+    }
+
+    fn read_u64(&self, off: u64) -> u64 {
+        debug_assert!(off + 8 <= REGION_SIZE);
+        // SAFETY: inside the mapping; volatile, since the stub may write it
+        // at any time (the value is then merely whatever it wrote).
+        unsafe { std::ptr::read_volatile(self.base.add(off as usize).cast::<u64>()) }
+    }
+
+    fn write_u64(&self, off: u64, v: u64) {
+        debug_assert!(off + 8 <= REGION_SIZE);
+        // SAFETY: as in read_u64.
+        unsafe { std::ptr::write_volatile(self.base.add(off as usize).cast::<u64>(), v) }
+    }
+
+    fn read_bytes(&self, off: u64, out: &mut [u8]) {
+        debug_assert!(off + out.len() as u64 <= REGION_SIZE);
+        for (i, b) in out.iter_mut().enumerate() {
+            // SAFETY: inside the mapping (checked by the callers).
+            *b = unsafe { std::ptr::read_volatile(self.base.add(off as usize + i)) };
+        }
+    }
+
+    fn write_bytes(&self, off: u64, data: &[u8]) {
+        debug_assert!(off + data.len() as u64 <= REGION_SIZE);
+        for (i, b) in data.iter().enumerate() {
+            // SAFETY: inside the mapping (checked by the callers).
+            unsafe { std::ptr::write_volatile(self.base.add(off as usize + i), *b) };
+        }
+    }
+
+    /// Zeroes a slot's context page before a new thread uses it.
+    fn clear(&self, off: u64, len: u64) {
+        self.write_bytes(off, &vec![0u8; len as usize]);
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly the mapping `new` made.
+        unsafe { libc::munmap(self.base.cast(), REGION_SIZE as usize) };
+    }
+}
+
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: FUTEX_WAKE on a word of our shared mapping (shared futex:
+    // the stub waits on the same memfd page).
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            i32::MAX,
+            0usize,
+            0usize,
+            0u32,
+        )
+    };
+}
+
+/// Sleeps while `word` holds `val`, at most `timeout`.
+fn futex_wait(word: &AtomicU32, val: u32, timeout: Duration) {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: FUTEX_WAIT on a word of our shared mapping, with a timeout
+    // we own; it returns on a wake, a change, a signal or the timeout.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            val,
+            &ts as *const libc::timespec,
+            0usize,
+            0u32,
+        )
+    };
+}
+
+/// Waits until `ready` holds: polls briefly, then sleeps on `word` (whose
+/// `waiting` flag tells the other side to wake us) in slices, giving up
+/// when `dead` says the other side is gone.
+fn wait_for(
+    word: &AtomicU32,
+    waiting: &AtomicU32,
+    ready: impl Fn(u32) -> bool,
+    dead: impl Fn() -> bool,
+    spin: u32,
+) -> Option<u32> {
+    if spin > 0 {
+        let until = Instant::now() + Duration::from_micros(spin as u64);
+        loop {
+            let v = word.load(Ordering::SeqCst);
+            if ready(v) {
+                return Some(v);
+            }
+            if Instant::now() >= until {
+                break;
+            }
+            std::hint::spin_loop();
+        }
+    }
+    loop {
+        waiting.store(1, Ordering::SeqCst);
+        let v = word.load(Ordering::SeqCst);
+        if ready(v) {
+            waiting.store(0, Ordering::SeqCst);
+            return Some(v);
+        }
+        futex_wait(word, v, Duration::from_millis(500));
+        waiting.store(0, Ordering::SeqCst);
+        let v = word.load(Ordering::SeqCst);
+        if ready(v) {
+            return Some(v);
+        }
+        if dead() {
+            return None;
+        }
+    }
+}
+
+// ---- a stub process ---------------------------------------------------------
+
+/// One stub process: its region and its syscall thread.
+pub struct Space {
+    /// The process's id (its syscall thread leads it).
+    tgid: i32,
+    region: Region,
+    /// Serialises requests to the syscall thread; the last sequence number.
+    requests: Mutex<u32>,
+    /// Which slots hold a thread.
+    slots: Mutex<Vec<bool>>,
+    /// The process is gone (killed, or died): nothing waits on it any more.
+    dead: AtomicBool,
+    /// Reaped (only the first `kill` reaps).
+    reaped: AtomicBool,
+}
+
+/// Every live space, for the watcher.
+fn spaces() -> &'static Mutex<Vec<Weak<Space>>> {
+    static SPACES: OnceLock<Mutex<Vec<Weak<Space>>>> = OnceLock::new();
+    SPACES.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+/// A cloned thread's process and slot.
+type PendingThread = (Arc<Space>, usize);
+
+/// Threads cloned but not yet adopted by their sentry thread, by host tid.
+fn pending_threads() -> &'static Mutex<HashMap<i32, PendingThread>> {
+    static PENDING: OnceLock<Mutex<HashMap<i32, PendingThread>>> = OnceLock::new();
+    PENDING.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Space {
+    fn new(tgid: i32, region: Region) -> Arc<Space> {
+        // The syscall thread shares its CPU with the sentry thread that
+        // asks (see `pin_syscall_thread`): polling would only delay it.
+        region.word(RESP_SPIN).store(0, Ordering::Relaxed);
+        let space = Arc::new(Space {
+            tgid,
+            region,
+            requests: Mutex::new(0),
+            slots: Mutex::new(vec![false; MAX_THREADS]),
+            dead: AtomicBool::new(false),
+            reaped: AtomicBool::new(false),
+        });
+        let mut all = lock(spaces());
+        all.retain(|w| w.strong_count() > 0);
+        all.push(Arc::downgrade(&space));
+        space
+    }
+
+    /// Whether the process has exited (without reaping it).
+    fn check_dead(&self) -> bool {
+        if self.dead.load(Ordering::SeqCst) {
+            return true;
+        }
+        // SAFETY: siginfo_t is plain old data; all-zero is valid.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid on our own child, filling a siginfo we own; WNOWAIT
+        // leaves it for `kill` to reap.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                self.tgid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        // SAFETY: si_pid is valid for the child states waitid reports.
+        let gone = r != 0 || unsafe { info.si_pid() } != 0;
+        if gone {
+            self.mark_dead();
+        }
+        gone
+    }
+
+    /// Wakes everything that waits on this process.
+    fn mark_dead(&self) {
+        self.dead.store(true, Ordering::SeqCst);
+        let slots = lock(&self.slots);
+        for (i, used) in slots.iter().enumerate() {
+            if *used {
+                let w = self.region.word(slot_offset(i) + CTX_STATE);
+                w.store(STATE_GONE, Ordering::SeqCst);
+                futex_wake(w);
+            }
+        }
+        futex_wake(self.region.word(RESP_SEQ));
+    }
+
+    /// Kills the process and reaps it (once).
+    pub fn kill(&self) {
+        if !self.reaped.swap(true, Ordering::SeqCst) {
+            // SAFETY: kill(2) of our own stub process.
+            unsafe { libc::kill(self.tgid, libc::SIGKILL) };
+            loop {
+                let mut status = 0;
+                // SAFETY: waitpid on our own child.
+                let r = unsafe { libc::waitpid(self.tgid, &mut status, libc::__WALL) };
+                if r >= 0 || Errno::last() != Errno::EINTR {
+                    break;
+                }
+            }
+        }
+        self.mark_dead();
+    }
+
+    /// Runs one system call in the syscall thread and returns its raw
+    /// result (a negative errno on failure). Callers validated it.
+    fn request(&self, kind: u32, nr: u64, args: [u64; 6]) -> Result<i64, PlatformError> {
+        let gone = || PlatformError::Gone { pid: self.tgid };
+        let mut last = lock(&self.requests);
+        if self.dead.load(Ordering::SeqCst) {
+            return Err(gone());
+        }
+        let seq = last.wrapping_add(1).max(1);
+        *last = seq;
+        let r = &self.region;
+        r.word(REQ_KIND).store(kind, Ordering::Relaxed);
+        r.write_u64(REQ_NR, nr);
+        for (i, a) in args.iter().enumerate() {
+            r.write_u64(REQ_ARGS + 8 * i as u64, *a);
+        }
+        let req = r.word(REQ_SEQ);
+        req.store(seq, Ordering::SeqCst);
+        futex_wake(req);
+        let answered = wait_for(
+            r.word(RESP_SEQ),
+            r.word(RESP_SENTRY_WAITING),
+            |v| v == seq,
+            || self.check_dead(),
+            // The syscall thread runs on this thread's CPU (see
+            // `pin_syscall_thread`): sleep at once and let it.
+            0,
+        );
+        if answered.is_none() {
+            return Err(gone());
+        }
+        Ok(r.read_u64(RESP_RESULT) as i64)
+    }
+
+    /// Takes a free slot and readies its context for a new thread.
+    fn alloc_slot(&self) -> Option<usize> {
+        let mut slots = lock(&self.slots);
+        let i = slots.iter().position(|used| !used)?;
+        slots[i] = true;
+        let off = slot_offset(i);
+        self.region.clear(off, 0x40);
+        self.region
+            .word(off + CTX_SPIN)
+            .store(SPIN_POLLS.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.region
+            .word(off + CTX_STATE)
+            .store(STATE_RESUME, Ordering::SeqCst);
+        Some(i)
+    }
+
+    fn free_slot(&self, i: usize) {
+        if let Some(s) = lock(&self.slots).get_mut(i) {
+            *s = false;
+        }
+    }
+
+    /// Clones a new application thread; it waits in its first trap until
+    /// [`adopt_thread`] takes it over. Returns its host tid.
+    fn clone_thread(self: &Arc<Self>) -> Result<i64, PlatformError> {
+        let Some(slot) = self.alloc_slot() else {
+            return Ok(-(libc::EAGAIN as i64));
+        };
+        let flags = (libc::CLONE_VM
+            | libc::CLONE_FS
+            | libc::CLONE_FILES
+            | libc::CLONE_SIGHAND
+            | libc::CLONE_THREAD
+            | libc::CLONE_SYSVSEM
+            | libc::CLONE_CHILD_CLEARTID) as u64;
+        let base = slot_addr(slot);
+        let tid = self.request(
+            KIND_THREAD,
+            libc::SYS_clone as u64,
+            [flags, base + STARTUP_STACK_TOP, 0, base + CTX_STATE, 0, 0],
+        );
+        match tid {
+            Ok(tid) if tid > 0 => {
+                lock(pending_threads()).insert(tid as i32, (self.clone(), slot));
+                Ok(tid)
+            }
+            other => {
+                self.free_slot(slot);
+                other
+            }
+        }
+    }
+
+    /// Forks the process (the child is a copy of the syscall thread, which
+    /// parks until [`adopt_process`]). Returns the child's pid.
+    fn fork(&self) -> Result<i64, PlatformError> {
+        let flags = (libc::CLONE_PARENT | libc::SIGCHLD) as u64;
+        self.request(KIND_FORK, libc::SYS_clone as u64, [flags, 0, 0, 0, 0, 0])
+    }
+}
+
+impl Drop for Space {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Marks dead every space whose process exited (on each SIGCHLD).
+fn watch_sigchld(sfd: nix::sys::signalfd::SignalFd) {
+    let _ = nix::sys::signal::SigSet::all().thread_block();
+    loop {
+        match sfd.read_signal() {
+            Ok(Some(_)) => {
+                let all: Vec<Arc<Space>> =
+                    lock(spaces()).iter().filter_map(Weak::upgrade).collect();
+                for s in all {
+                    s.check_dead();
+                }
+            }
+            Ok(None) | Err(Errno::EINTR) => continue,
+            Err(e) => {
+                tracing::error!("stub watcher stopped: {e}");
+                return;
+            }
+        }
+    }
+}
+
+// ---- an application thread ------------------------------------------------
+
+/// An application thread, stopped in its trap handler or running.
+pub struct Thread {
+    space: Arc<Space>,
+    slot: usize,
+    tid: i32,
+    /// The trap it waits in (offsets of its frame in the region), when the
+    /// sentry holds it.
+    event: Option<Event>,
+    alive: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Event {
+    signo: i32,
+    siginfo: u64,
+    ucontext: u64,
+    /// A system call's number (a SIGSYS from the filter).
+    syscall: Option<u64>,
+}
+
+// The kernel's `struct ucontext` and `siginfo_t`.
+const UC_MCONTEXT: u64 = 40;
+const UCONTEXT_SIZE: u64 = 304;
+const UC_FPREGS: u64 = UC_MCONTEXT + 23 * 8;
+const SIGINFO_SIZE: u64 = 128;
+const SI_CODE: u64 = 8;
+const SI_ADDR: u64 = 16;
+const SI_ARCH: u64 = 0x1c;
+const SYS_SECCOMP: i32 = 1;
+const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
+const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
+
+// gregs indices (REG_*).
+const G_R8: u64 = 0;
+const G_R9: u64 = 1;
+const G_R10: u64 = 2;
+const G_R11: u64 = 3;
+const G_R12: u64 = 4;
+const G_R13: u64 = 5;
+const G_R14: u64 = 6;
+const G_R15: u64 = 7;
+const G_RDI: u64 = 8;
+const G_RSI: u64 = 9;
+const G_RBP: u64 = 10;
+const G_RBX: u64 = 11;
+const G_RDX: u64 = 12;
+const G_RAX: u64 = 13;
+const G_RCX: u64 = 14;
+const G_RSP: u64 = 15;
+const G_RIP: u64 = 16;
+const G_EFL: u64 = 17;
+const G_CSGSFS: u64 = 18;
+
+fn canonical(addr: u64) -> bool {
+    ((addr as i64) << 16 >> 16) as u64 == addr
+}
+
+impl Thread {
+    /// The slot's offset in the region.
+    fn slot_off(&self) -> u64 {
+        slot_offset(self.slot)
+    }
+
+    fn state(&self) -> &AtomicU32 {
+        self.space.region.word(self.slot_off() + CTX_STATE)
+    }
+
+    /// Translates a stub address the handler left in the context into a
+    /// region offset, if `len` bytes there lie on this slot's alternate
+    /// stack (the application can write the context: nothing else is
+    /// trusted).
+    fn on_altstack(&self, addr: u64, len: u64) -> Option<u64> {
+        let lo = slot_addr(self.slot) + ALTSTACK;
+        let hi = slot_addr(self.slot) + SLOT_SIZE;
+        (addr >= lo && addr.checked_add(len)? <= hi).then(|| addr - REGION_BASE)
+    }
+
+    /// Waits for the thread's next trap.
+    fn wait_event(&mut self) -> Result<Option<Event>, PlatformError> {
+        let off = self.slot_off();
+        let space = self.space.clone();
+        let got = wait_for(
+            self.state(),
+            space.region.word(off + CTX_SENTRY_WAITING),
+            |v| v != STATE_RESUME,
+            || space.check_dead(),
+            SPIN.load(Ordering::Relaxed),
+        );
+        match got {
+            None | Some(STATE_GONE) => {
+                self.alive = false;
+                Ok(None)
+            }
+            Some(STATE_EVENT) => {
+                let r = &self.space.region;
+                let signo = r.word(off + CTX_SIGNO).load(Ordering::Relaxed) as i32;
+                let si = r.read_u64(off + CTX_SIGINFO);
+                let uc = r.read_u64(off + CTX_UCONTEXT);
+                let bad = |what: &str| PlatformError::Unexpected {
+                    pid: self.tid,
+                    what: format!("systrap context: {what}"),
+                };
+                let siginfo = self
+                    .on_altstack(si, SIGINFO_SIZE)
+                    .ok_or_else(|| bad("siginfo outside the alternate stack"))?;
+                let ucontext = self
+                    .on_altstack(uc, UCONTEXT_SIZE)
+                    .ok_or_else(|| bad("ucontext outside the alternate stack"))?;
+                let code = r.word(siginfo + SI_CODE).load(Ordering::Relaxed) as i32;
+                let arch = r.word(siginfo + SI_ARCH).load(Ordering::Relaxed);
+                let syscall = (signo == libc::SIGSYS && code == SYS_SECCOMP).then(|| {
+                    let nr = r.read_u64(ucontext + UC_MCONTEXT + 8 * G_RAX);
+                    // Another ABI (int $0x80): a number no table has.
+                    if arch == AUDIT_ARCH_X86_64 {
+                        nr
+                    } else {
+                        u64::MAX - 1
+                    }
+                });
+                Ok(Some(Event {
+                    signo,
+                    siginfo,
+                    ucontext,
+                    syscall,
+                }))
+            }
+            Some(other) => Err(PlatformError::Unexpected {
+                pid: self.tid,
+                what: format!("systrap state {other}"),
+            }),
+        }
+    }
+
+    fn event(&self) -> Result<Event, PlatformError> {
+        self.event.ok_or(PlatformError::Unexpected {
+            pid: self.tid,
+            what: "systrap thread is not stopped".into(),
+        })
+    }
+
+    fn greg(&self, uc: u64, i: u64) -> u64 {
+        self.space.region.read_u64(uc + UC_MCONTEXT + 8 * i)
+    }
+
+    fn set_greg(&self, uc: u64, i: u64, v: u64) {
+        self.space.region.write_u64(uc + UC_MCONTEXT + 8 * i, v)
+    }
+
+    pub fn regs(&self) -> Result<Regs, PlatformError> {
+        let ev = self.event()?;
+        let uc = ev.ucontext;
+        let g = |i| self.greg(uc, i);
+        let csgsfs = g(G_CSGSFS);
+        let off = self.slot_off();
+        // SAFETY: user_regs_struct is plain old data; all-zero is valid.
+        let mut r: Regs = unsafe { std::mem::zeroed() };
+        r.r8 = g(G_R8);
+        r.r9 = g(G_R9);
+        r.r10 = g(G_R10);
+        r.r11 = g(G_R11);
+        r.r12 = g(G_R12);
+        r.r13 = g(G_R13);
+        r.r14 = g(G_R14);
+        r.r15 = g(G_R15);
+        r.rdi = g(G_RDI);
+        r.rsi = g(G_RSI);
+        r.rbp = g(G_RBP);
+        r.rbx = g(G_RBX);
+        r.rdx = g(G_RDX);
+        r.rax = g(G_RAX);
+        r.rcx = g(G_RCX);
+        r.rsp = g(G_RSP);
+        r.rip = g(G_RIP);
+        r.eflags = g(G_EFL);
+        r.cs = csgsfs & 0xffff;
+        r.gs = (csgsfs >> 16) & 0xffff;
+        r.fs = (csgsfs >> 32) & 0xffff;
+        r.ss = (csgsfs >> 48) & 0xffff;
+        r.fs_base = self.space.region.read_u64(off + CTX_FSBASE);
+        r.gs_base = self.space.region.read_u64(off + CTX_GSBASE);
+        match ev.syscall {
+            // As a ptrace syscall stop shows it.
+            Some(nr) => {
+                r.orig_rax = nr;
+                r.rax = -(libc::ENOSYS as i64) as u64;
+            }
+            None => r.orig_rax = u64::MAX,
+        }
+        Ok(r)
+    }
+
+    pub fn set_regs(&self, r: &Regs) -> Result<(), PlatformError> {
+        let uc = self.event()?.ucontext;
+        let s = |i, v| self.set_greg(uc, i, v);
+        s(G_R8, r.r8);
+        s(G_R9, r.r9);
+        s(G_R10, r.r10);
+        s(G_R11, r.r11);
+        s(G_R12, r.r12);
+        s(G_R13, r.r13);
+        s(G_R14, r.r14);
+        s(G_R15, r.r15);
+        s(G_RDI, r.rdi);
+        s(G_RSI, r.rsi);
+        s(G_RBP, r.rbp);
+        s(G_RBX, r.rbx);
+        s(G_RDX, r.rdx);
+        s(G_RAX, r.rax);
+        s(G_RCX, r.rcx);
+        s(G_RSP, r.rsp);
+        s(G_RIP, r.rip);
+        // rt_sigreturn keeps only the flags a program may change.
+        s(G_EFL, r.eflags);
+        let off = self.slot_off();
+        // A non-canonical base would fault in the handler and kill the
+        // whole process; keep the thread's own instead.
+        if canonical(r.fs_base) {
+            self.space.region.write_u64(off + CTX_FSBASE, r.fs_base);
+        }
+        if canonical(r.gs_base) {
+            self.space.region.write_u64(off + CTX_GSBASE, r.gs_base);
+        }
+        Ok(())
+    }
+
+    /// Lets the thread go on with `regs` and waits for its next trap.
+    pub fn run(&mut self, regs: &Regs) -> Result<StopEvent, PlatformError> {
+        if !self.alive {
+            return Ok(StopEvent::Gone);
+        }
+        self.set_regs(regs)?;
+        self.resume(STATE_RESUME);
+        let Some(ev) = self.wait_event()? else {
+            return Ok(StopEvent::Gone);
+        };
+        self.event = Some(ev);
+        if ev.syscall.is_some() {
+            return Ok(StopEvent::Syscall);
+        }
+        let r = &self.space.region;
+        let si_code = r.word(ev.siginfo + SI_CODE).load(Ordering::Relaxed) as i32;
+        let addr = r.read_u64(ev.siginfo + SI_ADDR);
+        Ok(StopEvent::Signal {
+            signo: ev.signo,
+            si_code,
+            addr,
+        })
+    }
+
+    /// Hands the thread back to its handler with `state`.
+    fn resume(&mut self, state: u32) {
+        self.event = None;
+        let off = self.slot_off();
+        self.state().swap(state, Ordering::SeqCst);
+        if self
+            .space
+            .region
+            .word(off + CTX_STUB_WAITING)
+            .load(Ordering::SeqCst)
+            != 0
+        {
+            futex_wake(self.state());
+        }
+    }
+
+    /// The frame's XSAVE area: (region offset, length).
+    fn fpstate(&self) -> Result<(u64, u64), PlatformError> {
+        let uc = self.event()?.ucontext;
+        let r = &self.space.region;
+        let bad = |what: &str| PlatformError::Unexpected {
+            pid: self.tid,
+            what: format!("systrap frame: {what}"),
+        };
+        let fp_addr = r.read_u64(uc + UC_FPREGS);
+        let fp = self
+            .on_altstack(fp_addr, 512)
+            .ok_or_else(|| bad("FP state outside the alternate stack"))?;
+        let magic = r.word(fp + 464).load(Ordering::Relaxed);
+        let size = r.word(fp + 480).load(Ordering::Relaxed) as u64;
+        let len = if magic == FP_XSTATE_MAGIC1 && size >= 576 {
+            size
+        } else {
+            512
+        };
+        self.on_altstack(fp_addr, len)
+            .ok_or_else(|| bad("FP state runs off the alternate stack"))?;
+        Ok((fp, len))
+    }
+
+    pub fn get_xstate(&self) -> Result<Vec<u8>, PlatformError> {
+        let (fp, len) = self.fpstate()?;
+        let mut v = vec![0u8; len as usize];
+        self.space.region.read_bytes(fp, &mut v);
+        Ok(v)
+    }
+
+    /// Loads `data` (standard XSAVE format) as the FP state the thread
+    /// returns to. The kernel validates it at rt_sigreturn; the parts it
+    /// would refuse (feature bits the frame lacks, the software-reserved
+    /// bytes that describe the frame) are kept as the kernel made them.
+    pub fn set_xstate(&self, data: &[u8]) -> Result<(), PlatformError> {
+        let (fp, len) = self.fpstate()?;
+        let r = &self.space.region;
+        let n = (len as usize).min(data.len());
+        let mut area = vec![0u8; len as usize];
+        r.read_bytes(fp, &mut area);
+        let keep_sw: Vec<u8> = area[464..512].to_vec();
+        area[..n].copy_from_slice(&data[..n]);
+        area[464..512].copy_from_slice(&keep_sw);
+        if len >= 576 {
+            let xfeatures = u64::from_le_bytes(keep_sw[8..16].try_into().unwrap_or([0; 8]));
+            let bv = u64::from_le_bytes(area[512..520].try_into().unwrap_or([0; 8])) & xfeatures;
+            area[512..520].copy_from_slice(&bv.to_le_bytes());
+            // XCOMP_BV and the reserved header bytes must be zero.
+            area[520..576].fill(0);
+        }
+        // MXCSR's reserved bits must be zero.
+        let mxcsr = u32::from_le_bytes(area[24..28].try_into().unwrap_or([0; 4])) & 0xffff;
+        area[24..28].copy_from_slice(&mxcsr.to_le_bytes());
+        r.write_bytes(fp, &area);
+        Ok(())
+    }
+
+    /// Ends this host thread alone (the application thread called exit).
+    pub fn exit(&mut self) {
+        if !self.alive {
+            return;
+        }
+        if self.event.is_some() {
+            self.resume(STATE_EXIT);
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while self.state().load(Ordering::SeqCst) != STATE_GONE
+                && !self.space.dead.load(Ordering::SeqCst)
+                && Instant::now() < deadline
+            {
+                futex_wait(self.state(), STATE_EXIT, Duration::from_millis(100));
+            }
+            if self.state().load(Ordering::SeqCst) == STATE_GONE {
+                self.space.free_slot(self.slot);
+            }
+        }
+        self.alive = false;
+    }
+
+    pub fn kill(&mut self) {
+        self.alive = false;
+        self.space.kill();
+    }
+
+    pub fn forget(&mut self) {
+        self.alive = false;
+    }
+
+    pub fn tid(&self) -> i32 {
+        self.tid
+    }
+
+    pub fn tgid(&self) -> i32 {
+        self.space.tgid
+    }
+
+    pub fn space(&self) -> &Arc<Space> {
+        &self.space
+    }
+}
+
+/// Takes over a thread [`Space::clone_thread`] made: waits for its first
+/// trap (the start-up call) and returns it stopped there.
+fn adopt_thread(space: Arc<Space>, slot: usize, tid: i32) -> Result<Thread, PlatformError> {
+    let mut t = Thread {
+        space,
+        slot,
+        tid,
+        event: None,
+        alive: true,
+    };
+    let unexpected = |what: String| PlatformError::Unexpected { pid: tid, what };
+    match t.wait_event()? {
+        None => Err(PlatformError::Gone { pid: tid }),
+        Some(ev) if ev.syscall == Some(START_NR) => {
+            t.event = Some(ev);
+            place(tid);
+            Ok(t)
+        }
+        Some(ev) => Err(unexpected(format!(
+            "new thread's first trap was signal {} ({:?})",
+            ev.signo, ev.syscall
+        ))),
+    }
+}
+
+impl Space {
+    /// Adds an application thread to the process and takes it over.
+    fn new_thread(self: &Arc<Self>) -> Result<Thread, PlatformError> {
+        let tid = self.clone_thread()?;
+        if tid < 0 {
+            return Err(PlatformError::Spawn(Errno::from_raw(-tid as i32)));
+        }
+        let taken = lock(pending_threads()).remove(&(tid as i32));
+        let (space, slot) = taken.ok_or(PlatformError::Gone { pid: tid as i32 })?;
+        adopt_thread(space, slot, tid as i32)
+    }
+}
+
+/// Where a new application thread runs. Without polling, on its sentry
+/// thread's CPU: a futex hand-over on one CPU costs ~1.7 µs, a wake-up
+/// across CPUs 10-80 µs here. With polling, on any CPU, so it runs beside
+/// its polling sentry thread (it inherited the pinning of the sentry
+/// thread that made its process). See README.md beside `platform/`.
+fn place(tid: i32) {
+    let mut set = nix::sched::CpuSet::new();
+    if SPIN.load(Ordering::Relaxed) == 0 {
+        // SAFETY: sched_getcpu has no arguments.
+        let cpu = unsafe { libc::sched_getcpu() };
+        if cpu >= 0 {
+            let _ = set.set(cpu as usize);
+        }
+    } else {
+        for c in 0..CPUS.load(Ordering::Relaxed).max(1) as usize {
+            let _ = set.set(c);
+        }
+    }
+    let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(tid), &set);
+}
+
+/// Keeps a process's syscall thread on the CPU of the calling sentry
+/// thread (the one that drives the process's first thread; sentry threads
+/// are pinned). A request then costs two switches on one CPU, as a ptrace
+/// stop does, instead of a wake-up across CPUs (~10-80 µs here).
+fn pin_syscall_thread(tid: i32) {
+    // SAFETY: sched_getcpu has no arguments.
+    let cpu = unsafe { libc::sched_getcpu() };
+    if cpu < 0 {
+        return;
+    }
+    let mut set = nix::sched::CpuSet::new();
+    if set.set(cpu as usize).is_ok() {
+        let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(tid), &set);
+    }
+}
+
+// ---- creating stub processes -----------------------------------------------
+
+/// Stub addresses of the code's entry points.
+fn entry(offset: fn(&stub_code::Entries) -> u64) -> u64 {
+    let (_, entries) = stub_code::code();
+    SYSTRAP_CODE_ADDR + offset(&entries)
+}
+
+/// Maps a fresh region into a stub stopped under ptrace (over whatever is
+/// there: a forked child's copy of its parent's).
+fn map_region(stub: &mut Stub, region: &Region) -> Result<(), PlatformError> {
+    let fd = region.memfd.as_raw_fd();
+    let shared = libc::MAP_SHARED | libc::MAP_FIXED;
+    let pid = stub.pid();
+    let check = |got: i64, addr: u64| {
+        if got as u64 == addr {
+            Ok(())
+        } else {
+            Err(PlatformError::Unexpected {
+                pid,
+                what: format!("mapping the systrap region gave {got:#x}"),
+            })
+        }
+    };
+    // The request page is read-only to the stub.
+    let got = stub.map_host_fd(fd, REGION_BASE, 0x1000, libc::PROT_READ, shared, 0)?;
+    check(got, REGION_BASE)?;
+    let rw = libc::PROT_READ | libc::PROT_WRITE;
+    let got = stub.map_host_fd(fd, REGION_BASE + RESP, REGION_SIZE - RESP, rw, shared, RESP)?;
+    check(got, REGION_BASE + RESP)
+}
+
+/// Sends a stopped, ptrace-attached leader to the syscall loop and lets it
+/// go; a fresh process's installs the syscall thread's filter first (a
+/// forked one inherited it).
+fn start_syscall_thread(stub: Stub, fresh: bool) -> Result<(), PlatformError> {
+    let mut r = stub.initial_regs;
+    r.rip = entry(|e| e.syscall_thread);
+    r.rsp = REGION_BASE + SYSCALL_THREAD_STACK_TOP;
+    r.r15 = REGION_BASE;
+    r.r14 = fresh as u64;
+    r.r12 = 0;
+    r.orig_rax = u64::MAX;
+    stub.set_regs(&r)?;
+    stub.detach();
+    Ok(())
+}
+
+/// Writes a kernel `struct sigaction` into the stub's scratch page and
+/// installs it for `sig`.
+fn install_handler(stub: &mut Stub, sig: i32) -> Result<(), PlatformError> {
+    use super::stub_image::STUB_SCRATCH;
+    const SA_RESTORER: u64 = 0x0400_0000;
+    let flags = libc::SA_SIGINFO as u64 | libc::SA_ONSTACK as u64 | SA_RESTORER;
+    let mut act = [0u8; 32];
+    act[0..8].copy_from_slice(&entry(|e| e.handler).to_le_bytes());
+    act[8..16].copy_from_slice(&flags.to_le_bytes());
+    act[16..24].copy_from_slice(&entry(|e| e.restorer).to_le_bytes());
+    act[24..32].copy_from_slice(&u64::MAX.to_le_bytes());
+    let pid = stub.pid();
+    stub.write_mem(STUB_SCRATCH, &act)
+        .map_err(|errno| PlatformError::Ptrace {
+            op: "write sigaction",
+            pid,
+            errno,
+        })?;
+    let got = stub.inject(
+        libc::SYS_rt_sigaction as u64,
+        [sig as u64, STUB_SCRATCH, 0, 8, 0, 0],
+    )?;
+    if got != 0 {
+        return Err(PlatformError::Unexpected {
+            pid,
+            what: format!("rt_sigaction({sig}) gave {got}"),
+        });
+    }
+    Ok(())
+}
+
+/// Signals whose handler is the trap handler.
+const TRAPPED_SIGNALS: [i32; 7] = [
+    libc::SIGSYS,
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGFPE,
+    libc::SIGILL,
+    libc::SIGTRAP,
+    INTERRUPT_SIGNAL,
+];
+
+/// Sets the signal mask of a stub thread stopped under ptrace.
+///
+/// Every injection ends in an `int3`, whose SIGTRAP the kernel would find
+/// blocked if the mask blocked it, and then reset SIGTRAP's (process-wide)
+/// handler to the default: so injections only ever run unblocked, and the
+/// syscall thread blocks its signals itself once it runs.
+fn set_mask(stub: &mut Stub, mask: u64) -> Result<(), PlatformError> {
+    use super::stub_image::STUB_SCRATCH;
+    let pid = stub.pid();
+    stub.write_mem(STUB_SCRATCH, &mask.to_le_bytes())
+        .map_err(|errno| PlatformError::Ptrace {
+            op: "write sigmask",
+            pid,
+            errno,
+        })?;
+    let got = stub.inject(
+        libc::SYS_rt_sigprocmask as u64,
+        [libc::SIG_SETMASK as u64, STUB_SCRATCH, 0, 8, 0, 0],
+    )?;
+    if got != 0 {
+        return Err(PlatformError::Unexpected {
+            pid,
+            what: format!("rt_sigprocmask gave {got}"),
+        });
+    }
+    Ok(())
+}
+
+/// Readies a fresh stub (just exec'd, stopped under ptrace): the region,
+/// its handlers, and the code page sealed.
+fn prepare_new(stub: &mut Stub, region: &Region) -> Result<(), PlatformError> {
+    map_region(stub, region)?;
+    for sig in TRAPPED_SIGNALS {
+        install_handler(stub, sig)?;
+    }
+    // mseal (Linux 6.10+): nothing, not even our own injections, can unmap
+    // or change the code page from now on. Older kernels answer ENOSYS.
+    const SYS_MSEAL: u64 = 462;
+    let _ = stub.inject(SYS_MSEAL, [STUB_BASE, 0x1000, 0, 0, 0, 0]);
+    Ok(())
+}
+
+/// Creates a stub process on systrap: the exec'd stub becomes the syscall
+/// thread, and its first application thread is returned, stopped in its
+/// start-up trap.
+pub fn spawn(image: &StubImage) -> Result<Stub, PlatformError> {
+    let mut leader = Stub::spawn_traced(image)?;
+    let region = Region::new().map_err(PlatformError::Spawn)?;
+    prepare_new(&mut leader, &region)?;
+    let (vdso_base, initial_sp, initial_regs) =
+        (leader.vdso_base, leader.initial_sp, leader.initial_regs);
+    let tgid = leader.pid();
+    start_syscall_thread(leader, true)?;
+    pin_syscall_thread(tgid);
+    let space = Space::new(tgid, region);
+    let thread = space.new_thread()?;
+    Ok(Stub::from_systrap(
+        thread,
+        vdso_base,
+        initial_sp,
+        initial_regs,
+    ))
+}
+
+/// Takes over a host id `Stub::inject_clone_thread` or `inject_fork`
+/// returned: a new thread of a process, or a forked process (which gets
+/// its own region and syscall thread, and a first application thread).
+pub fn attach(pid: i32) -> Result<Stub, PlatformError> {
+    let pending = lock(pending_threads()).remove(&pid);
+    if let Some((space, slot)) = pending {
+        let thread = adopt_thread(space, slot, pid)?;
+        return Ok(Stub::from_systrap(thread, 0, 0, zeroed_regs()));
+    }
+    let mut leader = Stub::attach_traced(pid)?;
+    let region = match Region::new() {
+        Ok(r) => r,
+        Err(e) => {
+            leader.kill();
+            return Err(PlatformError::Spawn(e));
+        }
+    };
+    // A copy of the parent's syscall thread: unblock its signals before
+    // anything else (see `set_mask`), then give it a region of its own.
+    let prepared = set_mask(&mut leader, 0).and_then(|()| map_region(&mut leader, &region));
+    if let Err(e) = prepared {
+        leader.kill();
+        return Err(e);
+    }
+    let initial_regs = leader.initial_regs;
+    start_syscall_thread(leader, false)?;
+    pin_syscall_thread(pid);
+    let space = Space::new(pid, region);
+    let thread = space.new_thread()?;
+    Ok(Stub::from_systrap(
+        thread,
+        0,
+        initial_regs.rsp,
+        initial_regs,
+    ))
+}
+
+fn zeroed_regs() -> Regs {
+    // SAFETY: user_regs_struct is plain old data; all-zero is valid.
+    unsafe { std::mem::zeroed() }
+}
+
+// ---- the Stub operations on systrap ----------------------------------------
+
+impl Thread {
+    /// Runs a validated memory-management call in the process.
+    pub fn inject(&self, nr: u64, args: [u64; 6]) -> Result<i64, PlatformError> {
+        self.space.request(KIND_PLAIN, nr, args)
+    }
+
+    pub fn inject_fork(&self) -> Result<i64, PlatformError> {
+        self.space.fork()
+    }
+
+    pub fn inject_clone_thread(&self) -> Result<i64, PlatformError> {
+        self.space.clone_thread()
+    }
+}
+
+impl Drop for Thread {
+    fn drop(&mut self) {
+        // A slot is reused only once its thread is known to be gone.
+        if self.state().load(Ordering::SeqCst) == STATE_GONE {
+            self.space.free_slot(self.slot);
+        }
+    }
+}
