@@ -34,8 +34,8 @@ use nix::errno::Errno;
 
 use layout::*;
 
-use super::stub_image::{StubImage, STUB_BASE, SYSTRAP_CODE_ADDR};
-use super::{PlatformError, Regs, StopEvent, Stub, INTERRUPT_SIGNAL};
+use super::stub_image::{StubImage, SYSTRAP_CODE_ADDR};
+use super::{PlatformError, Regs, StopEvent, Stub};
 
 /// Whether systrap is the platform (set once at boot).
 static ENABLED: AtomicBool = AtomicBool::new(false);
@@ -994,48 +994,6 @@ fn start_syscall_thread(stub: Stub, fresh: bool) -> Result<(), PlatformError> {
     Ok(())
 }
 
-/// Writes a kernel `struct sigaction` into the stub's scratch page and
-/// installs it for `sig`.
-fn install_handler(stub: &mut Stub, sig: i32) -> Result<(), PlatformError> {
-    use super::stub_image::STUB_SCRATCH;
-    const SA_RESTORER: u64 = 0x0400_0000;
-    let flags = libc::SA_SIGINFO as u64 | libc::SA_ONSTACK as u64 | SA_RESTORER;
-    let mut act = [0u8; 32];
-    act[0..8].copy_from_slice(&entry(|e| e.handler).to_le_bytes());
-    act[8..16].copy_from_slice(&flags.to_le_bytes());
-    act[16..24].copy_from_slice(&entry(|e| e.restorer).to_le_bytes());
-    act[24..32].copy_from_slice(&u64::MAX.to_le_bytes());
-    let pid = stub.pid();
-    stub.write_mem(STUB_SCRATCH, &act)
-        .map_err(|errno| PlatformError::Ptrace {
-            op: "write sigaction",
-            pid,
-            errno,
-        })?;
-    let got = stub.inject(
-        libc::SYS_rt_sigaction as u64,
-        [sig as u64, STUB_SCRATCH, 0, 8, 0, 0],
-    )?;
-    if got != 0 {
-        return Err(PlatformError::Unexpected {
-            pid,
-            what: format!("rt_sigaction({sig}) gave {got}"),
-        });
-    }
-    Ok(())
-}
-
-/// Signals whose handler is the trap handler.
-const TRAPPED_SIGNALS: [i32; 7] = [
-    libc::SIGSYS,
-    libc::SIGSEGV,
-    libc::SIGBUS,
-    libc::SIGFPE,
-    libc::SIGILL,
-    libc::SIGTRAP,
-    INTERRUPT_SIGNAL,
-];
-
 /// Sets the signal mask of a stub thread stopped under ptrace.
 ///
 /// Every injection ends in an `int3`, whose SIGTRAP the kernel would find
@@ -1064,27 +1022,15 @@ fn set_mask(stub: &mut Stub, mask: u64) -> Result<(), PlatformError> {
     Ok(())
 }
 
-/// Readies a fresh stub (just exec'd, stopped under ptrace): the region,
-/// its handlers, and the code page sealed.
-fn prepare_new(stub: &mut Stub, region: &Region) -> Result<(), PlatformError> {
-    map_region(stub, region)?;
-    for sig in TRAPPED_SIGNALS {
-        install_handler(stub, sig)?;
-    }
-    // mseal (Linux 6.10+): nothing, not even our own injections, can unmap
-    // or change the code page from now on. Older kernels answer ENOSYS.
-    const SYS_MSEAL: u64 = 462;
-    let _ = stub.inject(SYS_MSEAL, [STUB_BASE, 0x1000, 0, 0, 0, 0]);
-    Ok(())
-}
-
 /// Creates a stub process on systrap: the exec'd stub becomes the syscall
 /// thread, and its first application thread is returned, stopped in its
 /// start-up trap.
 pub fn spawn(image: &StubImage) -> Result<Stub, PlatformError> {
     let mut leader = Stub::spawn_traced(image)?;
     let region = Region::new().map_err(PlatformError::Spawn)?;
-    prepare_new(&mut leader, &region)?;
+    // The syscall thread installs the handlers and seals the code page
+    // itself as it starts (see stub_code).
+    map_region(&mut leader, &region)?;
     let (vdso_base, initial_sp, initial_regs) =
         (leader.vdso_base, leader.initial_sp, leader.initial_regs);
     let tgid = leader.pid();
