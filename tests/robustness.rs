@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::path::Path;
+use std::process::Output;
 use std::time::Duration;
 
 use common::*;
@@ -45,6 +47,26 @@ fn random_syscalls_never_bring_the_sentry_down() {
     }
 }
 
+/// Every platform, as the `--platform` flag.
+const PLATFORMS: [&str; 3] = [
+    "--platform=ptrace",
+    "--platform=notif",
+    "--platform=systrap",
+];
+
+/// `rvisor PLATFORM do PROG ARG`.
+fn run_do_on(platform: &str, prog: &Path, arg: &Path, timeout: Duration) -> Output {
+    run_rvisor_timeout(
+        &[
+            platform.as_ref(),
+            "do".as_ref(),
+            prog.as_os_str(),
+            arg.as_os_str(),
+        ],
+        timeout,
+    )
+}
+
 /// The escape attempts a trap-based platform invites (jumping into every
 /// `syscall` instruction of the stub's code with crafted registers,
 /// writing the memory the stub shares with the sentry, rewriting another
@@ -56,20 +78,8 @@ fn random_syscalls_never_bring_the_sentry_down() {
 fn platform_escape_attempts_end_harmlessly() {
     let prog = compile_c("robustness/platform_escape.c");
     let scratch = TempDir::new("platform-escape");
-    for platform in [
-        "--platform=ptrace",
-        "--platform=notif",
-        "--platform=systrap",
-    ] {
-        let out = run_rvisor_timeout(
-            &[
-                platform.as_ref(),
-                "do".as_ref(),
-                prog.as_os_str(),
-                scratch.path().as_os_str(),
-            ],
-            Duration::from_secs(240),
-        );
+    for platform in PLATFORMS {
+        let out = run_do_on(platform, &prog, scratch.path(), Duration::from_secs(240));
         assert_success(&format!("platform escape ({platform})"), &out);
         assert_eq!(
             stdout_str(&out),
@@ -107,20 +117,8 @@ fn jumping_into_the_stub_gains_nothing() {
     let prog = compile_c("robustness/stub_jump.c");
     let scratch = TempDir::new("stub-jump");
     let marker = scratch.path().join("made-through-the-stub");
-    for platform in [
-        "--platform=ptrace",
-        "--platform=notif",
-        "--platform=systrap",
-    ] {
-        let out = run_rvisor_timeout(
-            &[
-                platform.as_ref(),
-                "do".as_ref(),
-                prog.as_os_str(),
-                marker.as_os_str(),
-            ],
-            Duration::from_secs(60),
-        );
+    for platform in PLATFORMS {
+        let out = run_do_on(platform, &prog, &marker, Duration::from_secs(60));
         assert_success(&format!("stub jump ({platform})"), &out);
         assert_eq!(
             stdout_str(&out),

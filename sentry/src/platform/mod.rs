@@ -12,6 +12,7 @@
 //! sentry (see `mm`) and then made by the stub: by systrap's syscall
 //! thread, or injected under ptrace at the stub's own `syscall; int3`.
 
+pub mod bpf;
 pub mod fd_channel;
 pub mod notif;
 pub mod ptrace;

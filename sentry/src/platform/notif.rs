@@ -31,17 +31,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use nix::errno::Errno;
 
-/// `struct seccomp_data` offsets.
-const DATA_NR: u32 = 0;
-const DATA_ARCH: u32 = 4;
-const DATA_IP_HI: u32 = 12;
-
-const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
-const X32_SYSCALL_BIT: u32 = 0x4000_0000;
-
-const SECCOMP_RET_TRACE: u32 = 0x7ff0_0000;
-const SECCOMP_RET_USER_NOTIF: u32 = 0x7fc0_0000;
-const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+use super::bpf::{
+    fprog_image, jump, stmt, AUDIT_ARCH_X86_64, DATA_ARCH, DATA_IP_HI, DATA_NR, JEQ_K, JGE_K,
+    LD_W_ABS, RET_K, SECCOMP_RET_ALLOW, SECCOMP_RET_TRACE, SECCOMP_RET_USER_NOTIF, X32_SYSCALL_BIT,
+};
 
 const SECCOMP_SET_MODE_FILTER: u64 = 1;
 const SECCOMP_FILTER_FLAG_NEW_LISTENER: u64 = 1 << 3;
@@ -104,24 +97,6 @@ fn stub_ip_high() -> u32 {
     (super::stub_image::STUB_BASE >> 32) as u32
 }
 
-fn stmt(code: u16, k: u32) -> libc::sock_filter {
-    libc::sock_filter {
-        code,
-        jt: 0,
-        jf: 0,
-        k,
-    }
-}
-
-fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
-    libc::sock_filter { code, jt, jf, k }
-}
-
-const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
-const JGE_K: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
-const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
-
 /// The filter each stub thread installs for itself.
 pub fn filter() -> Vec<libc::sock_filter> {
     let mut f = vec![
@@ -155,22 +130,9 @@ pub fn filter() -> Vec<libc::sock_filter> {
     f
 }
 
-/// The filter as it sits in the stub at `at`: a `struct sock_fprog`
-/// pointing at the instructions right after it.
+/// The filter as it sits in the stub at `at` (see `bpf::fprog_image`).
 pub fn filter_image(at: u64) -> Vec<u8> {
-    let f = filter();
-    let mut bytes = Vec::with_capacity(16 + f.len() * 8);
-    // struct sock_fprog { unsigned short len; (pad) struct sock_filter *filter; }
-    bytes.extend_from_slice(&(f.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(&[0u8; 6]);
-    bytes.extend_from_slice(&(at + 16).to_le_bytes());
-    for ins in &f {
-        bytes.extend_from_slice(&ins.code.to_le_bytes());
-        bytes.push(ins.jt);
-        bytes.push(ins.jf);
-        bytes.extend_from_slice(&ins.k.to_le_bytes());
-    }
-    bytes
+    fprog_image(&filter(), at)
 }
 
 /// The arguments of `seccomp(2)` that install the filter with a listener.

@@ -103,25 +103,12 @@ fn build_image() -> Vec<u8> {
     let thread_filter =
         super::systrap::filter::syscall_thread_filter_image(SYSTRAP_THREAD_FPROG_ADDR);
     let total = SYSTRAP_THREAD_FPROG_OFFSET + thread_filter.len() as u64;
-    let mut phdrs = vec![0u8; 112];
+    let mut phdrs = Vec::with_capacity(112);
     // The code page.
-    put32(&mut phdrs, 0, 1); // PT_LOAD
-    put32(&mut phdrs, 4, 5); // PF_R | PF_X
-    put64(&mut phdrs, 8, 0); // p_offset
-    put64(&mut phdrs, 16, STUB_BASE); // p_vaddr
-    put64(&mut phdrs, 24, STUB_BASE); // p_paddr
-    put64(&mut phdrs, 32, total); // p_filesz
-    put64(&mut phdrs, 40, total); // p_memsz
-    put64(&mut phdrs, 48, 0x1000); // p_align
-                                   // The rest of the range, zero-filled (no file bytes).
-    put32(&mut phdrs, 56, 1); // PT_LOAD
-    put32(&mut phdrs, 60, 6); // PF_R | PF_W
-    put64(&mut phdrs, 64, 0x1000); // p_offset
-    put64(&mut phdrs, 72, STUB_SCRATCH); // p_vaddr
-    put64(&mut phdrs, 80, STUB_SCRATCH); // p_paddr
-    put64(&mut phdrs, 88, 0); // p_filesz
-    put64(&mut phdrs, 96, STUB_BASE + STUB_SIZE - STUB_SCRATCH); // p_memsz
-    put64(&mut phdrs, 104, 0x1000); // p_align
+    phdrs.extend(load_segment(5, 0, STUB_BASE, total, total)); // PF_R | PF_X
+                                                               // The rest of the range, zero-filled (no file bytes).
+    let rest = STUB_BASE + STUB_SIZE - STUB_SCRATCH;
+    phdrs.extend(load_segment(6, 0x1000, STUB_SCRATCH, 0, rest)); // PF_R | PF_W
     img.extend_from_slice(CODE);
     img.resize(FPROG_OFFSET as usize, 0);
     img.extend_from_slice(&filter);
@@ -147,6 +134,21 @@ fn build_image() -> Vec<u8> {
     img.extend_from_slice(&thread_filter);
     assert!(img.len() <= 0x1000, "the stub image outgrew its page");
     img
+}
+
+/// A PT_LOAD program header (page-aligned; `vaddr` is also the physical
+/// address).
+fn load_segment(flags: u32, offset: u64, vaddr: u64, filesz: u64, memsz: u64) -> [u8; 56] {
+    let mut ph = [0u8; 56];
+    put32(&mut ph, 0, 1); // PT_LOAD
+    put32(&mut ph, 4, flags);
+    put64(&mut ph, 8, offset);
+    put64(&mut ph, 16, vaddr);
+    put64(&mut ph, 24, vaddr);
+    put64(&mut ph, 32, filesz);
+    put64(&mut ph, 40, memsz);
+    put64(&mut ph, 48, 0x1000); // p_align
+    ph
 }
 
 fn put16(b: &mut [u8], off: usize, v: u16) {

@@ -13,37 +13,14 @@
 //! under the one above: it lets the stub's code make only the calls the
 //! sentry asks of it, and traps everything else.
 
+use crate::platform::bpf::{
+    data_arg_hi, data_arg_lo, fprog_image, jump, stmt, AUDIT_ARCH_X86_64, DATA_ARCH, DATA_IP_HI,
+    DATA_IP_LO, DATA_NR, JEQ_K, JGE_K, JGT_K, LD_W_ABS, RET_K, SECCOMP_RET_ALLOW, SECCOMP_RET_TRAP,
+};
 use crate::platform::stub_image::{STUB_BASE, SYSTRAP_CODE_ADDR, SYSTRAP_CODE_MAX};
 
-const DATA_NR: u32 = 0;
-const DATA_ARCH: u32 = 4;
-const DATA_IP_LO: u32 = 8;
-const DATA_IP_HI: u32 = 12;
-const DATA_ARG1_LO: u32 = 16 + 8;
-const DATA_ARG1_HI: u32 = 16 + 8 + 4;
-
-const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
-const SECCOMP_RET_TRAP: u32 = 0x0003_0000;
-const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
-
-const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
-const JGE_K: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
-const JGT_K: u16 = (libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K) as u16;
-const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
-
-fn stmt(code: u16, k: u32) -> libc::sock_filter {
-    libc::sock_filter {
-        code,
-        jt: 0,
-        jf: 0,
-        k,
-    }
-}
-
-fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
-    libc::sock_filter { code, jt, jf, k }
-}
+const DATA_ARG1_LO: u32 = data_arg_lo(1);
+const DATA_ARG1_HI: u32 = data_arg_hi(1);
 
 /// The application filter (see the module comment).
 pub fn filter() -> Vec<libc::sock_filter> {
@@ -147,58 +124,14 @@ pub fn syscall_thread_filter_image(at: u64) -> Vec<u8> {
     fprog_image(&syscall_thread_filter(), at)
 }
 
-fn fprog_image(f: &[libc::sock_filter], at: u64) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(16 + f.len() * 8);
-    bytes.extend_from_slice(&(f.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(&[0u8; 6]);
-    bytes.extend_from_slice(&(at + 16).to_le_bytes());
-    for ins in f {
-        bytes.extend_from_slice(&ins.code.to_le_bytes());
-        bytes.push(ins.jt);
-        bytes.push(ins.jf);
-        bytes.extend_from_slice(&ins.k.to_le_bytes());
-    }
-    bytes
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Runs the filter over a seccomp_data, as the kernel would.
+    use crate::platform::bpf::run as run_filter;
+
     fn run(nr: u32, arch: u32, ip: u64, arg1: u64) -> u32 {
         run_filter(&filter(), nr, arch, ip, arg1)
-    }
-
-    fn run_filter(f: &[libc::sock_filter], nr: u32, arch: u32, ip: u64, arg1: u64) -> u32 {
-        let mut data = [0u8; 64];
-        data[0..4].copy_from_slice(&nr.to_le_bytes());
-        data[4..8].copy_from_slice(&arch.to_le_bytes());
-        data[8..16].copy_from_slice(&ip.to_le_bytes());
-        data[24..32].copy_from_slice(&arg1.to_le_bytes());
-        let mut acc = 0u32;
-        let mut pc = 0usize;
-        let f = f.to_vec();
-        loop {
-            let ins = f[pc];
-            match ins.code {
-                LD_W_ABS => {
-                    let k = ins.k as usize;
-                    acc = u32::from_le_bytes(data[k..k + 4].try_into().unwrap());
-                    pc += 1;
-                }
-                RET_K => return ins.k,
-                code => {
-                    let taken = match code {
-                        JEQ_K => acc == ins.k,
-                        JGE_K => acc >= ins.k,
-                        JGT_K => acc > ins.k,
-                        _ => panic!("unknown instruction"),
-                    };
-                    pc += 1 + if taken { ins.jt } else { ins.jf } as usize;
-                }
-            }
-        }
     }
 
     #[test]

@@ -309,7 +309,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Space {
     fn new(tgid: i32, region: Region) -> Arc<Space> {
         // The syscall thread shares its CPU with the sentry thread that
-        // asks (see `pin_syscall_thread`): polling would only delay it.
+        // asks (see `pin_here`): polling would only delay it.
         region.word(RESP_SPIN).store(0, Ordering::Relaxed);
         let space = Arc::new(Space {
             tgid,
@@ -406,7 +406,7 @@ impl Space {
             |v| v == seq,
             || self.check_dead(),
             // The syscall thread runs on this thread's CPU (see
-            // `pin_syscall_thread`): sleep at once and let it.
+            // `pin_here`): sleep at once and let it.
             0,
         );
         if answered.is_none() {
@@ -915,26 +915,23 @@ impl Space {
 /// its polling sentry thread (it inherited the pinning of the sentry
 /// thread that made its process). See README.md beside `platform/`.
 fn place(tid: i32) {
-    let mut set = nix::sched::CpuSet::new();
     if SPIN.load(Ordering::Relaxed) == 0 {
-        // SAFETY: sched_getcpu has no arguments.
-        let cpu = unsafe { libc::sched_getcpu() };
-        if cpu >= 0 {
-            let _ = set.set(cpu as usize);
-        }
-    } else {
-        for c in 0..CPUS.load(Ordering::Relaxed).max(1) as usize {
-            let _ = set.set(c);
-        }
+        pin_here(tid);
+        return;
+    }
+    let mut set = nix::sched::CpuSet::new();
+    for c in 0..CPUS.load(Ordering::Relaxed).max(1) as usize {
+        let _ = set.set(c);
     }
     let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(tid), &set);
 }
 
-/// Keeps a process's syscall thread on the CPU of the calling sentry
-/// thread (the one that drives the process's first thread; sentry threads
-/// are pinned). A request then costs two switches on one CPU, as a ptrace
-/// stop does, instead of a wake-up across CPUs (~10-80 µs here).
-fn pin_syscall_thread(tid: i32) {
+/// Pins host thread `tid` to the calling sentry thread's CPU (sentry
+/// threads are pinned). For a process's syscall thread, pinned beside the
+/// sentry thread that drives the process's first thread, a request then
+/// costs two switches on one CPU, as a ptrace stop does, instead of a
+/// wake-up across CPUs (~10-80 µs here).
+fn pin_here(tid: i32) {
     // SAFETY: sched_getcpu has no arguments.
     let cpu = unsafe { libc::sched_getcpu() };
     if cpu < 0 {
@@ -1035,7 +1032,7 @@ pub fn spawn(image: &StubImage) -> Result<Stub, PlatformError> {
         (leader.vdso_base, leader.initial_sp, leader.initial_regs);
     let tgid = leader.pid();
     start_syscall_thread(leader, true)?;
-    pin_syscall_thread(tgid);
+    pin_here(tgid);
     let space = Space::new(tgid, region);
     let thread = space.new_thread()?;
     Ok(Stub::from_systrap(
@@ -1072,7 +1069,7 @@ pub fn attach(pid: i32) -> Result<Stub, PlatformError> {
     }
     let initial_regs = leader.initial_regs;
     start_syscall_thread(leader, false)?;
-    pin_syscall_thread(pid);
+    pin_here(pid);
     let space = Space::new(pid, region);
     let thread = space.new_thread()?;
     Ok(Stub::from_systrap(
