@@ -32,6 +32,12 @@ static struct timespec in_ms(long ms)
     ts.tv_nsec += ms * 1000000;
     ts.tv_sec += ts.tv_nsec / 1000000000;
     ts.tv_nsec %= 1000000000;
+    /* A deadline in the past can leave tv_nsec negative: normalise it,
+     * or the call fails with EINVAL instead of timing out. */
+    if (ts.tv_nsec < 0) {
+        ts.tv_nsec += 1000000000;
+        ts.tv_sec -= 1;
+    }
     return ts;
 }
 
