@@ -88,11 +88,18 @@ fn platform_escape_attempts_end_harmlessly() {
              forged trap contexts ended: 1\n\
              racing trapped registers ended: 1\n\
              sysenter ended: 1\n\
+             fast path entered with a bad site ended: 1\n\
+             write to the site table ended: 1\n\
+             gs on another slot ended: 1\n\
+             racing the fast path's context ended: 1\n\
              munmap of the region fails: 1 (Invalid argument)\n\
              mprotect of the region fails: 1 (Invalid argument)\n\
              mremap of a slot fails: 1 (Invalid argument)\n\
              mmap over the region fails: 1 (Cannot allocate memory)\n\
              madvise of a slot fails: 1 (Invalid argument)\n\
+             munmap of the site table fails: 1 (Invalid argument)\n\
+             mprotect of the site table fails: 1 (Invalid argument)\n\
+             mmap over the site table fails: 1 (Cannot allocate memory)\n\
              int $0x80 getpid fails: 1\n\
              still here: 1\nend\n",
             "{}",
@@ -104,6 +111,36 @@ fn platform_escape_attempts_end_harmlessly() {
         assert!(
             leaked.is_empty(),
             "{platform}: a mkdir through the stub reached the host: {leaked:?}"
+        );
+    }
+}
+
+/// A hot `mov $SYS_getppid, %eax; syscall` is rewritten into a jump to
+/// systrap's fast path (and only on systrap), its calls keep their results,
+/// and the same code in a shared file mapping is never rewritten: neither
+/// the mapping nor the file changes.
+#[test]
+fn hot_syscall_sites_are_patched_on_systrap_only() {
+    let prog = compile_c("robustness/patched_site.c");
+    let scratch = TempDir::new("patched-site");
+    let code = scratch.path().join("code");
+    for platform in PLATFORMS {
+        let out = run_do_on(platform, &prog, &code, Duration::from_secs(60));
+        assert_success(&format!("patched site ({platform})"), &out);
+        let site = if platform == "--platform=systrap" {
+            "site: ff 24 25"
+        } else {
+            "site: b8 6e 00 00 00 0f 05"
+        };
+        let text = stdout_str(&out);
+        assert!(
+            text.starts_with(site)
+                && text.contains("calls agree: 1\n")
+                && text.ends_with(
+                    "shared site unchanged in memory: 1, in the file: 1, calls agree: 1\n"
+                ),
+            "{}",
+            describe_output(platform, &out)
         );
     }
 }

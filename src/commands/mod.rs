@@ -294,6 +294,9 @@ fn boot(g: &GlobalOpts, a: BootArgs) -> Result<i32> {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0),
+            // Patching hot system call sites (see the platform README);
+            // RVISOR_SYSTRAP_PATCH=0 turns it off, to compare.
+            std::env::var("RVISOR_SYSTRAP_PATCH").map_or(true, |v| v != "0"),
         )),
         _ => None,
     };

@@ -696,6 +696,7 @@ impl Task {
                 Ok(StopEvent::Syscall) => match self.stub.get_regs() {
                     Ok(r) => {
                         self.regs = r;
+                        self.patch_hot_syscall_site();
                         crate::syscalls::dispatch(self);
                     }
                     Err(_) => continue,
@@ -724,6 +725,19 @@ impl Task {
                     self.exit = Some(libc::SIGKILL);
                 }
             }
+        }
+    }
+
+    /// On systrap, rewrites a hot `mov $nr, %eax; syscall` so its calls
+    /// skip the signal, if it lies in private executable memory (never in a
+    /// shared mapping: the write would reach the file or other processes).
+    fn patch_hot_syscall_site(&mut self) {
+        let Some((addr, nr)) = self.stub.hot_syscall_site() else {
+            return;
+        };
+        let prot = lock(&self.proc.mm()).vmas.private_code_prot(addr, 7);
+        if let Some(prot) = prot {
+            self.stub.patch_syscall_site(addr, nr, prot);
         }
     }
 

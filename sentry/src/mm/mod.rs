@@ -26,8 +26,12 @@ pub fn page_up(x: u64) -> Option<u64> {
 
 /// Whether [addr, addr+len) touches the stub's reserved region.
 pub fn overlaps_stub(addr: u64, len: u64) -> bool {
+    use crate::platform::systrap::layout::{SITES_BASE, SITES_SIZE};
     let end = addr.saturating_add(len);
-    addr < STUB_BASE + STUB_SIZE && end > STUB_BASE
+    let overlaps = |base: u64, size: u64| addr < base + size && end > base;
+    // systrap's site table, mapped low in a process once it patches a
+    // system call site.
+    overlaps(STUB_BASE, STUB_SIZE) || overlaps(SITES_BASE, SITES_SIZE)
 }
 
 /// Per-address-space state the sentry keeps.

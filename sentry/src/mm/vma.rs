@@ -137,6 +137,19 @@ impl Vmas {
         }
     }
 
+    /// The protection of [start, start+len) if one private, executable
+    /// and readable mapping of a file or of anonymous memory holds it
+    /// (where systrap may patch code).
+    pub fn private_code_prot(&self, start: u64, len: u64) -> Option<i32> {
+        let (_, v) = self.map.range(..=start).next_back()?;
+        let wanted = libc::PROT_READ | libc::PROT_EXEC;
+        let ok = v.end >= start.checked_add(len)?
+            && !v.shared
+            && v.prot & wanted == wanted
+            && matches!(v.name, VmaName::File { .. } | VmaName::Anon);
+        ok.then_some(v.prot)
+    }
+
     /// Whether [start, start+len) is wholly mapped.
     pub fn covers(&self, start: u64, len: u64) -> bool {
         let end = start.saturating_add(len);

@@ -50,14 +50,15 @@ const FPROG_OFFSET: u64 = 0x100;
 /// the most it may take.
 pub const SYSTRAP_CODE_ADDR: u64 = STUB_BASE + SYSTRAP_CODE_OFFSET;
 const SYSTRAP_CODE_OFFSET: u64 = 0x400;
-pub const SYSTRAP_CODE_MAX: u64 = 0x600;
+pub const SYSTRAP_CODE_MAX: u64 = 0x800;
 /// systrap's application filter (a `struct sock_fprog` and its
 /// instructions), read-only like the rest of the page.
 pub const SYSTRAP_FPROG_ADDR: u64 = STUB_BASE + SYSTRAP_FPROG_OFFSET;
 const SYSTRAP_FPROG_OFFSET: u64 = SYSTRAP_CODE_OFFSET + SYSTRAP_CODE_MAX;
+const _: () = assert!(SYSTRAP_FPROG_OFFSET == 0xc00);
 /// The syscall thread's filter (see `systrap::filter`).
 pub const SYSTRAP_THREAD_FPROG_ADDR: u64 = STUB_BASE + SYSTRAP_THREAD_FPROG_OFFSET;
-const SYSTRAP_THREAD_FPROG_OFFSET: u64 = 0xb00;
+const SYSTRAP_THREAD_FPROG_OFFSET: u64 = 0xd00;
 
 const CODE: &[u8] = &[
     0x0f, 0x05, // +0x00 syscall

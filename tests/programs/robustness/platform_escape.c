@@ -30,6 +30,9 @@
 #define REGION (STUB_BASE + 0x10000UL)
 #define SLOT_SIZE 0x8000UL
 #define SLOT(i) (REGION + SLOT_SIZE * ((i) + 1))
+/* systrap's table of patched system call sites (systrap/layout.rs): a
+ * pointer to the fast path's entry, then one per site. */
+#define SITES 0x60000UL
 
 static const char *marker_dir;
 
@@ -148,6 +151,98 @@ static void race_frames(uintptr_t unused)
     pthread_join(t, NULL);
 }
 
+/* A `mov $SYS_getppid, %eax; syscall` hot enough to be patched. */
+static long raw_getppid(void)
+{
+    long r;
+    __asm__ volatile("mov $110, %%eax\n syscall" : "=a"(r) : : "rcx", "r11", "memory");
+    return r;
+}
+
+static void warm_up(void)
+{
+    for (int i = 0; i < 100; i++)
+        raw_getppid();
+}
+
+/* Enters the fast path directly with a site index the sentry never gave
+ * out (`arg`), then with a stack pointer into nothing. */
+static void jump_to_fast_path(uintptr_t index)
+{
+    warm_up();
+    uintptr_t entry = *(volatile uintptr_t *)SITES; /* faults on ptrace */
+    __asm__ volatile("mov %0, %%rcx\n mov $0x10, %%rsp\n jmp *%1"
+                     :
+                     : "r"(index), "r"(entry)
+                     : "rcx", "memory");
+}
+
+static void write_site_table(uintptr_t unused)
+{
+    (void)unused;
+    warm_up();
+    *(volatile uint64_t *)(SITES + 8) = (uint64_t)(uintptr_t)jump_to_fast_path;
+    raw_getppid();
+}
+
+/* Points gs at another thread's slot (or at nothing) and calls through a
+ * patched site: the fast path then saves into memory that is not its own. */
+static void *spin_calls(void *unused)
+{
+    (void)unused;
+    while (racing)
+        raw_getppid();
+    return NULL;
+}
+
+static void borrow_gs(uintptr_t target)
+{
+    warm_up();
+    pthread_t t;
+    pthread_create(&t, NULL, spin_calls, NULL);
+    usleep(10000);
+    __asm__ volatile("wrgsbase %0" : : "r"((uint64_t)target) : "memory");
+    for (int i = 0; i < 1000; i++)
+        raw_getppid();
+    racing = 0;
+    pthread_join(t, NULL);
+}
+
+/* Rewrites the fast path's words of the first slots (event kind, site
+ * index, saved registers, FP area) while threads make patched calls. */
+static void *scribble_fast(void *unused)
+{
+    (void)unused;
+    uint64_t x = 0x2545f4914f6cdd1dUL;
+    while (racing) {
+        for (int i = 0; i < 3; i++) {
+            volatile uint64_t *ctx = (volatile uint64_t *)SLOT(i);
+            for (int w = 7; w < 0x600 / 8; w++) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                ctx[w] = (w < 12) ? (x & 7) : x;
+            }
+        }
+    }
+    return NULL;
+}
+
+static void race_fast_path(uintptr_t unused)
+{
+    (void)unused;
+    warm_up();
+    pthread_t t[3];
+    pthread_create(&t[0], NULL, scribble_fast, NULL);
+    pthread_create(&t[1], NULL, spin_calls, NULL);
+    pthread_create(&t[2], NULL, spin_calls, NULL);
+    for (int i = 0; i < 20000; i++)
+        raw_getppid();
+    racing = 0;
+    for (int i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+}
+
 static void do_sysenter(uintptr_t unused)
 {
     (void)unused;
@@ -181,6 +276,12 @@ int main(int argc, char **argv)
     printf("forged trap contexts ended: %d\n", attempt(forge_contexts, 0));
     printf("racing trapped registers ended: %d\n", attempt(race_frames, 0));
     printf("sysenter ended: %d\n", attempt(do_sysenter, 0));
+    printf("fast path entered with a bad site ended: %d\n",
+           attempt(jump_to_fast_path, 9999) & attempt(jump_to_fast_path, 1));
+    printf("write to the site table ended: %d\n", attempt(write_site_table, 0));
+    printf("gs on another slot ended: %d\n",
+           attempt(borrow_gs, SLOT(1)) & attempt(borrow_gs, 0x1000));
+    printf("racing the fast path's context ended: %d\n", attempt(race_fast_path, 0));
 
     /* The stub's range is refused to every memory call. */
     int rc = munmap((void *)REGION, 4096);
@@ -193,6 +294,12 @@ int main(int argc, char **argv)
                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED);
     rc = madvise((void *)SLOT(0), 4096, MADV_DONTNEED);
     report("madvise of a slot", rc == -1);
+    report("munmap of the site table", munmap((void *)SITES, 4096) == -1);
+    report("mprotect of the site table",
+           mprotect((void *)SITES, 4096, PROT_READ | PROT_WRITE) == -1);
+    report("mmap over the site table",
+           mmap((void *)SITES, 4096, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED);
 
     long r;
     __asm__ volatile("int $0x80" : "=a"(r) : "a"(20L) : "memory");

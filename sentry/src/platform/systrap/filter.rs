@@ -80,6 +80,9 @@ const SYSCALL_THREAD_CALLS: &[i64] = &[
     libc::SYS_sigaltstack,
     libc::SYS_seccomp,
     libc::SYS_sched_yield,
+    // Patching a system call site (see `Sites`): every thread of the
+    // process serialises its instruction stream.
+    libc::SYS_membarrier,
 ];
 
 /// The syscall thread's filter: from the stub's code page, the calls in

@@ -80,6 +80,40 @@ pub const CTX_UCONTEXT: u64 = 0x20;
 pub const CTX_FSBASE: u64 = 0x28;
 pub const CTX_GSBASE: u64 = 0x30;
 
+/// What the posted event is: [`KIND_FRAME`] (a signal frame on the
+/// alternate stack) or one of the fast path's.
+pub const CTX_KIND: u64 = 0x38;
+/// Set while the thread runs systrap's fast path (see `stub_code`): the
+/// interrupt signal is then postponed, not taken as an event.
+pub const CTX_FAST_STATE: u64 = 0x3c;
+/// An interrupt arrived while postponed; the fast path reports it before
+/// it returns to the application.
+pub const CTX_FAST_PENDING: u64 = 0x40;
+/// The patched site the fast path came from (an index in [`Sites`]).
+pub const CTX_FAST_SITE: u64 = 0x44;
+/// Set by the sentry when it rewrote the saved FP state: the fast path
+/// loads it back only then.
+pub const CTX_FP_CHANGED: u64 = 0x48;
+/// The XSAVE feature mask the fast path saves and loads (edx:eax).
+pub const CTX_XMASK: u64 = 0x50;
+/// The fast path's saved registers, in the order of a signal frame's
+/// `gregs` (r8 ... r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip,
+/// eflags).
+pub const CTX_GREGS: u64 = 0x100;
+/// The fast path's own stack top (below it: a few words).
+pub const FAST_SP: u64 = 0x400;
+/// The fast path's XSAVE area (64-byte aligned), up to the start-up stack.
+pub const FAST_XSAVE: u64 = 0x400;
+pub const FAST_XSAVE_MAX: u64 = 0x1800;
+
+/// A signal frame on the alternate stack (a trap through the handler).
+pub const KIND_FRAME: u32 = 0;
+/// A system call from a patched site, through the fast path.
+pub const KIND_FAST_SYSCALL: u32 = 1;
+/// The fast path reports an interrupt that came while it ran; the thread
+/// stands at the registers the sentry last gave it.
+pub const KIND_FAST_INTERRUPT: u32 = 2;
+
 /// The thread exited (the kernel clears the word: CLONE_CHILD_CLEARTID).
 pub const STATE_GONE: u32 = 0;
 /// The handler posted an event and waits for the sentry.
@@ -88,6 +122,10 @@ pub const STATE_EVENT: u32 = 2;
 pub const STATE_RESUME: u32 = 3;
 /// The handler ends its thread (the application thread called exit).
 pub const STATE_EXIT: u32 = 4;
+/// The fast path returns through a trap instead of on its own: the sentry
+/// then writes the registers into that trap's signal frame (for what the
+/// fast path cannot restore: a changed gs base, rcx other than rip).
+pub const STATE_BOUNCE: u32 = 5;
 
 /// Top of the start-up stack a new thread runs its set-up on.
 pub const STARTUP_STACK_TOP: u64 = 0x2000;
@@ -98,6 +136,40 @@ pub const ALTSTACK_SIZE: u64 = SLOT_SIZE - ALTSTACK;
 /// The system call number a new thread makes to trap into its handler for
 /// the first time (never a real call: the filter traps it).
 pub const START_NR: u64 = 0xfff;
+
+/// The number the fast path's bounce traps with (never a real call).
+pub const BOUNCE_NR: u64 = 0xffe;
+
+// ---- patched system call sites ------------------------------------------
+//
+// A hot `mov $nr, %eax; syscall` (b8 nr32 0f 05) in private executable
+// memory is rewritten into `jmp *SITE_PTR(i)` (ff 24 25 addr32): an
+// indirect jump through a pointer in the *site table*, a memfd the sentry
+// maps read+exec at SITES_BASE in every stub process (gVisor's usertrap).
+// The pointer leads to the site's trampoline, which puts the site's index
+// in ecx and jumps to the fast path. The pointers sit at 0x6xxxx, so byte
+// 5 of the patched instruction is 0x06, an invalid opcode: a thread that
+// had run the `mov` before the patch and stands at the old `syscall`
+// traps with SIGILL there, and the sentry runs its call.
+
+/// Where the site table is mapped (below any program's usual load address
+/// and above vm.mmap_min_addr).
+pub const SITES_BASE: u64 = 0x6_0000;
+/// Sites one process image can have patched (index 0 is the fast path's
+/// own entry pointer).
+pub const MAX_SITES: usize = 4096;
+/// Pointer `i` (`SITES_BASE + 8 i`; for i < 8192 its third byte is 0x06).
+pub const fn site_ptr(i: usize) -> u64 {
+    SITES_BASE + 8 * i as u64
+}
+/// Each site's trampolines: the fast one and the slow one (a plain
+/// `mov $nr, %eax; syscall`, used once a process uses its own gs base).
+pub const SITE_TRAMPOLINE_SIZE: u64 = 16;
+pub const FAST_TRAMPOLINES: u64 = SITES_BASE + 0x8000;
+pub const SLOW_TRAMPOLINES: u64 = FAST_TRAMPOLINES + SITE_TRAMPOLINE_SIZE * MAX_SITES as u64;
+pub const SITES_SIZE: u64 = SLOW_TRAMPOLINES + SITE_TRAMPOLINE_SIZE * MAX_SITES as u64 - SITES_BASE;
+/// The byte the patch leaves where the `syscall` instruction was.
+pub const FAULT_OPCODE: u8 = 0x06;
 
 /// Stub address of slot `i`.
 pub const fn slot_addr(i: usize) -> u64 {

@@ -22,17 +22,19 @@
 
 pub mod filter;
 pub mod layout;
+pub mod sites;
 pub mod stub_code;
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
 use layout::*;
+use sites::{Site, Sites};
 
 use super::stub_image::{StubImage, SYSTRAP_CODE_ADDR};
 use super::{PlatformError, Regs, StopEvent, Stub};
@@ -63,6 +65,39 @@ fn polls_for(us: u32) -> u32 {
     (us as u64 * 1000 / per_poll_ns).min(u32::MAX as u64) as u32
 }
 
+/// Whether hot system call sites are patched to enter the fast path
+/// (see `sites`): set at boot when the CPU's XSAVE state fits a slot.
+static PATCHING: AtomicBool = AtomicBool::new(false);
+/// The XSAVE features the fast path saves (XCR0 without AMX tile data,
+/// which Linux enables per process and leaves out of signal frames).
+static XMASK: AtomicU64 = AtomicU64::new(0);
+/// Size of the standard-format XSAVE area for `XMASK`.
+static XSIZE: AtomicU32 = AtomicU32::new(0);
+
+/// XCR0 and the XSAVE area size its features need, from cpuid.
+fn xsave_layout() -> Option<(u64, u32)> {
+    use std::arch::x86_64::{__cpuid, __cpuid_count};
+    // SAFETY: cpuid is always available on x86_64.
+    let leaf1 = __cpuid(1);
+    const OSXSAVE: u32 = 1 << 27;
+    if leaf1.ecx & OSXSAVE == 0 {
+        return None;
+    }
+    // SAFETY: xgetbv(0) is allowed in user mode once OSXSAVE is set.
+    let xcr0 = unsafe { std::arch::x86_64::_xgetbv(0) };
+    const TILE: u64 = (1 << 17) | (1 << 18);
+    let mask = xcr0 & !TILE;
+    let mut size = 576u32;
+    for i in 2..63u32 {
+        if mask & (1 << i) != 0 {
+            // SAFETY: as above; leaf 0xD sub-leaf i describes component i.
+            let c = __cpuid_count(0xd, i);
+            size = size.max(c.ebx + c.eax);
+        }
+    }
+    Some((mask, size))
+}
+
 /// CPUs the sandbox may use (counted at boot, before any thread is
 /// pinned and before the sentry loses /sys).
 static CPUS: AtomicU32 = AtomicU32::new(1);
@@ -75,7 +110,7 @@ const HWCAP2_FSGSBASE: u64 = 1 << 1;
 /// frame), blocks SIGCHLD in the calling thread (call it before the sentry
 /// starts other threads, which inherit the mask) and starts the watcher
 /// that notices stub processes dying.
-pub fn enable(spin: u32) -> Result<(), String> {
+pub fn enable(spin: u32, patch: bool) -> Result<(), String> {
     // SAFETY: getauxval only reads the process's auxiliary vector.
     let hwcap2 = unsafe { libc::getauxval(libc::AT_HWCAP2) };
     if hwcap2 & HWCAP2_FSGSBASE == 0 {
@@ -95,6 +130,11 @@ pub fn enable(spin: u32) -> Result<(), String> {
     SPIN_POLLS.store(polls_for(spin), Ordering::Relaxed);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     CPUS.store(cpus as u32, Ordering::Relaxed);
+    if let Some((mask, size)) = xsave_layout() {
+        XMASK.store(mask, Ordering::Relaxed);
+        XSIZE.store(size, Ordering::Relaxed);
+        PATCHING.store(patch && size as u64 <= FAST_XSAVE_MAX, Ordering::Relaxed);
+    }
     ENABLED.store(true, Ordering::Relaxed);
     Ok(())
 }
@@ -285,6 +325,15 @@ pub struct Space {
     dead: AtomicBool,
     /// Reaped (only the first `kill` reaps).
     reaped: AtomicBool,
+    /// Its patched system call sites (shared with forks; see `sites`).
+    sites: Arc<Sites>,
+    /// The site table is mapped in this process (a fork inherits it).
+    sites_mapped: AtomicBool,
+    /// Whether this process can be patched (the table mapped, membarrier
+    /// registered): 0 not known yet, 1 yes, 2 no.
+    patch_ready: AtomicU8,
+    /// One patch at a time.
+    patching: Mutex<()>,
 }
 
 /// Every live space, for the watcher.
@@ -296,18 +345,25 @@ fn spaces() -> &'static Mutex<Vec<Weak<Space>>> {
 /// A cloned thread's process and slot.
 type PendingThread = (Arc<Space>, usize);
 
+/// Forked processes not yet adopted, by pid: their parent's sites (the
+/// fork inherited the table's mapping and the patched code).
+fn pending_forks() -> &'static Mutex<HashMap<i32, Arc<Sites>>> {
+    static PENDING: OnceLock<Mutex<HashMap<i32, Arc<Sites>>>> = OnceLock::new();
+    PENDING.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
 /// Threads cloned but not yet adopted by their sentry thread, by host tid.
 fn pending_threads() -> &'static Mutex<HashMap<i32, PendingThread>> {
     static PENDING: OnceLock<Mutex<HashMap<i32, PendingThread>>> = OnceLock::new();
     PENDING.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Space {
-    fn new(tgid: i32, region: Region) -> Arc<Space> {
+    fn new(tgid: i32, region: Region, sites: Arc<Sites>, sites_mapped: bool) -> Arc<Space> {
         // The syscall thread shares its CPU with the sentry thread that
         // asks (see `pin_here`): polling would only delay it.
         region.word(RESP_SPIN).store(0, Ordering::Relaxed);
@@ -318,6 +374,10 @@ impl Space {
             slots: Mutex::new(vec![false; MAX_THREADS]),
             dead: AtomicBool::new(false),
             reaped: AtomicBool::new(false),
+            sites,
+            sites_mapped: AtomicBool::new(sites_mapped),
+            patch_ready: AtomicU8::new(0),
+            patching: Mutex::new(()),
         });
         let mut all = lock(spaces());
         all.retain(|w| w.strong_count() > 0);
@@ -421,7 +481,9 @@ impl Space {
         let i = slots.iter().position(|used| !used)?;
         slots[i] = true;
         let off = slot_offset(i);
-        self.region.clear(off, 0x40);
+        self.region.clear(off, CTX_GREGS + 8 * 18);
+        self.region
+            .write_u64(off + CTX_XMASK, XMASK.load(Ordering::Relaxed));
         self.region
             .word(off + CTX_SPIN)
             .store(SPIN_POLLS.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -472,7 +534,11 @@ impl Space {
     /// parks until [`adopt_process`]). Returns the child's pid.
     fn fork(&self) -> Result<i64, PlatformError> {
         let flags = (libc::CLONE_PARENT | libc::SIGCHLD) as u64;
-        self.request(KIND_FORK, libc::SYS_clone as u64, [flags, 0, 0, 0, 0, 0])
+        let pid = self.request(KIND_FORK, libc::SYS_clone as u64, [flags, 0, 0, 0, 0, 0])?;
+        if pid > 0 && self.sites_mapped.load(Ordering::SeqCst) {
+            lock(pending_forks()).insert(pid as i32, self.sites.clone());
+        }
+        Ok(pid)
     }
 }
 
@@ -514,15 +580,24 @@ pub struct Thread {
     /// sentry holds it.
     event: Option<Event>,
     alive: bool,
+    /// Registers the fast path could not restore itself: it traps with
+    /// `BOUNCE_NR`, and they go into that trap's frame (see `run`).
+    bounce: Option<Regs>,
 }
 
 #[derive(Clone, Copy, Debug)]
 struct Event {
+    /// `KIND_FRAME` or one of the fast path's.
+    kind: u32,
     signo: i32,
     siginfo: u64,
     ucontext: u64,
-    /// A system call's number (a SIGSYS from the filter).
+    /// A system call's number (a SIGSYS from the filter, or a call from a
+    /// patched site).
     syscall: Option<u64>,
+    /// The patched site the call came from, if it came from one: the
+    /// thread resumes after its original `syscall`.
+    site: Option<Site>,
 }
 
 // The kernel's `struct ucontext` and `siginfo_t`.
@@ -589,7 +664,7 @@ impl Thread {
         let got = wait_for(
             self.state(),
             space.region.word(off + CTX_SENTRY_WAITING),
-            |v| v != STATE_RESUME,
+            |v| v != STATE_RESUME && v != STATE_BOUNCE,
             || space.check_dead(),
             SPIN.load(Ordering::Relaxed),
         );
@@ -598,44 +673,110 @@ impl Thread {
                 self.alive = false;
                 Ok(None)
             }
-            Some(STATE_EVENT) => {
-                let r = &self.space.region;
-                let signo = r.word(off + CTX_SIGNO).load(Ordering::Relaxed) as i32;
-                let si = r.read_u64(off + CTX_SIGINFO);
-                let uc = r.read_u64(off + CTX_UCONTEXT);
-                let bad = |what: &str| PlatformError::Unexpected {
-                    pid: self.tid,
-                    what: format!("systrap context: {what}"),
-                };
-                let siginfo = self
-                    .on_altstack(si, SIGINFO_SIZE)
-                    .ok_or_else(|| bad("siginfo outside the alternate stack"))?;
-                let ucontext = self
-                    .on_altstack(uc, UCONTEXT_SIZE)
-                    .ok_or_else(|| bad("ucontext outside the alternate stack"))?;
-                let code = r.word(siginfo + SI_CODE).load(Ordering::Relaxed) as i32;
-                let arch = r.word(siginfo + SI_ARCH).load(Ordering::Relaxed);
-                let syscall = (signo == libc::SIGSYS && code == SYS_SECCOMP).then(|| {
-                    let nr = r.read_u64(ucontext + UC_MCONTEXT + 8 * G_RAX);
-                    // Another ABI (int $0x80): a number no table has.
-                    if arch == AUDIT_ARCH_X86_64 {
-                        nr
-                    } else {
-                        u64::MAX - 1
-                    }
-                });
-                Ok(Some(Event {
-                    signo,
-                    siginfo,
-                    ucontext,
-                    syscall,
-                }))
-            }
+            Some(STATE_EVENT) => self.read_event().map(Some),
             Some(other) => Err(PlatformError::Unexpected {
                 pid: self.tid,
                 what: format!("systrap state {other}"),
             }),
         }
+    }
+
+    /// Reads the event the thread posted.
+    fn read_event(&self) -> Result<Event, PlatformError> {
+        let off = self.slot_off();
+        let r = &self.space.region;
+        match r.word(off + CTX_KIND).load(Ordering::Relaxed) {
+            KIND_FAST_SYSCALL => {
+                let i = r.word(off + CTX_FAST_SITE).load(Ordering::Relaxed);
+                let site = self.space.sites.by_index(i);
+                return Ok(Event {
+                    kind: KIND_FAST_SYSCALL,
+                    // An index the sentry never gave out: the application
+                    // wrote it, and gets a fault.
+                    signo: if site.is_some() { 0 } else { libc::SIGSEGV },
+                    siginfo: 0,
+                    ucontext: 0,
+                    syscall: site.map(|s| s.nr),
+                    site,
+                });
+            }
+            KIND_FAST_INTERRUPT => {
+                return Ok(Event {
+                    kind: KIND_FAST_INTERRUPT,
+                    signo: super::INTERRUPT_SIGNAL,
+                    siginfo: 0,
+                    ucontext: 0,
+                    syscall: None,
+                    site: None,
+                });
+            }
+            _ => {}
+        }
+        let signo = r.word(off + CTX_SIGNO).load(Ordering::Relaxed) as i32;
+        let si = r.read_u64(off + CTX_SIGINFO);
+        let uc = r.read_u64(off + CTX_UCONTEXT);
+        let bad = |what: &str| PlatformError::Unexpected {
+            pid: self.tid,
+            what: format!("systrap context: {what}"),
+        };
+        let siginfo = self
+            .on_altstack(si, SIGINFO_SIZE)
+            .ok_or_else(|| bad("siginfo outside the alternate stack"))?;
+        let ucontext = self
+            .on_altstack(uc, UCONTEXT_SIZE)
+            .ok_or_else(|| bad("ucontext outside the alternate stack"))?;
+        let code = r.word(siginfo + SI_CODE).load(Ordering::Relaxed) as i32;
+        let arch = r.word(siginfo + SI_ARCH).load(Ordering::Relaxed);
+        let rip = self.greg(ucontext, G_RIP);
+        let mut ev = Event {
+            kind: KIND_FRAME,
+            signo,
+            siginfo,
+            ucontext,
+            syscall: None,
+            site: None,
+        };
+        if signo == libc::SIGSYS && code == SYS_SECCOMP {
+            let nr = self.greg(ucontext, G_RAX);
+            // Another ABI (int $0x80): a number no table has.
+            ev.syscall = Some(if arch == AUDIT_ARCH_X86_64 {
+                nr
+            } else {
+                u64::MAX - 1
+            });
+            // A slow trampoline's call returns after its site.
+            if arch == AUDIT_ARCH_X86_64 && (SITES_BASE..SITES_BASE + SITES_SIZE).contains(&rip) {
+                ev.site = self.space.sites.by_slow_return(rip);
+            }
+        } else if let Some(site) = self.patched_site_trap(signo, rip, ucontext) {
+            ev.syscall = Some(site.nr);
+            ev.site = Some(site);
+        }
+        Ok(ev)
+    }
+
+    /// A trap that is a system call at a site being patched: a SIGTRAP at
+    /// the `int3` the patch starts with, or a SIGILL at the invalid
+    /// opcode it leaves where `syscall` was (the thread ran the old `mov`
+    /// before the patch).
+    fn patched_site_trap(&self, signo: i32, rip: u64, uc: u64) -> Option<Site> {
+        let (site, byte, want): (Site, u64, &[u8]) = match signo {
+            libc::SIGTRAP => {
+                let site = self.space.sites.by_addr(rip.checked_sub(1)?)?;
+                (site, site.addr, &[0xcc, 0xff])
+            }
+            libc::SIGILL => {
+                // The call is whatever rax says, as at a `syscall`: the
+                // site's `mov`, or a restart's number (rip - 2 after a
+                // call from the site lands here too).
+                let site = self.space.sites.by_addr(rip.checked_sub(5)?)?;
+                let nr = self.greg(uc, G_RAX);
+                (Site { nr, ..site }, rip, &[FAULT_OPCODE])
+            }
+            _ => return None,
+        };
+        let mut b = [0u8; 1];
+        (read_app(self.tid, byte, &mut b) && want.contains(&b[0])).then_some(site)
     }
 
     fn event(&self) -> Result<Event, PlatformError> {
@@ -655,6 +796,9 @@ impl Thread {
 
     pub fn regs(&self) -> Result<Regs, PlatformError> {
         let ev = self.event()?;
+        if ev.kind != KIND_FRAME {
+            return Ok(self.fast_regs(&ev));
+        }
         let uc = ev.ucontext;
         let g = |i| self.greg(uc, i);
         let csgsfs = g(G_CSGSFS);
@@ -684,7 +828,13 @@ impl Thread {
         r.fs = (csgsfs >> 32) & 0xffff;
         r.ss = (csgsfs >> 48) & 0xffff;
         r.fs_base = self.space.region.read_u64(off + CTX_FSBASE);
-        r.gs_base = self.space.region.read_u64(off + CTX_GSBASE);
+        r.gs_base = self.app_gs_base(self.space.region.read_u64(off + CTX_GSBASE));
+        if let Some(site) = ev.site {
+            // As the original `syscall` would have left them.
+            r.rip = site.ret();
+            r.rcx = site.ret();
+            r.r11 = r.eflags;
+        }
         match ev.syscall {
             // As a ptrace syscall stop shows it.
             Some(nr) => {
@@ -696,8 +846,75 @@ impl Thread {
         Ok(r)
     }
 
+    /// The gs base as the application knows it: the thread's host gs base
+    /// is its slot (the fast path finds it there) unless the application
+    /// set one of its own; Linux starts threads at 0.
+    fn app_gs_base(&self, host: u64) -> u64 {
+        if host == slot_addr(self.slot) {
+            0
+        } else {
+            host
+        }
+    }
+
+    /// The registers the fast path saved (see `stub_code`).
+    fn fast_regs(&self, ev: &Event) -> Regs {
+        let r = &self.space.region;
+        let off = self.slot_off();
+        let g = |i: u64| r.read_u64(off + CTX_GREGS + 8 * i);
+        // SAFETY: user_regs_struct is plain old data; all-zero is valid.
+        let mut x: Regs = unsafe { std::mem::zeroed() };
+        x.r8 = g(G_R8);
+        x.r9 = g(G_R9);
+        x.r10 = g(G_R10);
+        x.r11 = g(G_R11);
+        x.r12 = g(G_R12);
+        x.r13 = g(G_R13);
+        x.r14 = g(G_R14);
+        x.r15 = g(G_R15);
+        x.rdi = g(G_RDI);
+        x.rsi = g(G_RSI);
+        x.rbp = g(G_RBP);
+        x.rbx = g(G_RBX);
+        x.rdx = g(G_RDX);
+        x.rax = g(G_RAX);
+        x.rcx = g(G_RCX);
+        x.rsp = g(G_RSP);
+        x.rip = g(G_RIP);
+        x.eflags = g(G_EFL);
+        x.cs = 0x33;
+        x.ss = 0x2b;
+        x.fs_base = r.read_u64(off + CTX_FSBASE);
+        x.gs_base = 0;
+        x.orig_rax = u64::MAX;
+        if ev.kind == KIND_FAST_SYSCALL {
+            match ev.site {
+                Some(site) => {
+                    x.rip = site.ret();
+                    x.rcx = site.ret();
+                    x.r11 = x.eflags;
+                    x.orig_rax = site.nr;
+                    x.rax = -(libc::ENOSYS as i64) as u64;
+                }
+                None => x.rip = 0,
+            }
+        }
+        x
+    }
+
     pub fn set_regs(&self, r: &Regs) -> Result<(), PlatformError> {
-        let uc = self.event()?.ucontext;
+        let ev = self.event()?;
+        if r.gs_base != 0 && canonical(r.gs_base) {
+            // The application's own gs base: the fast path can no longer
+            // find the slot through it, in this process or any sharing
+            // its sites.
+            self.space.sites.go_slow();
+        }
+        if ev.kind != KIND_FRAME {
+            self.set_fast_regs(r);
+            return Ok(());
+        }
+        let uc = ev.ucontext;
         let s = |i, v| self.set_greg(uc, i, v);
         s(G_R8, r.r8);
         s(G_R9, r.r9);
@@ -725,9 +942,49 @@ impl Thread {
             self.space.region.write_u64(off + CTX_FSBASE, r.fs_base);
         }
         if canonical(r.gs_base) {
-            self.space.region.write_u64(off + CTX_GSBASE, r.gs_base);
+            let host = if r.gs_base == 0 {
+                slot_addr(self.slot)
+            } else {
+                r.gs_base
+            };
+            self.space.region.write_u64(off + CTX_GSBASE, host);
         }
         Ok(())
+    }
+
+    fn set_fast_regs(&self, x: &Regs) {
+        let r = &self.space.region;
+        let off = self.slot_off();
+        let s = |i: u64, v: u64| r.write_u64(off + CTX_GREGS + 8 * i, v);
+        s(G_R8, x.r8);
+        s(G_R9, x.r9);
+        s(G_R10, x.r10);
+        s(G_R11, x.r11);
+        s(G_R12, x.r12);
+        s(G_R13, x.r13);
+        s(G_R14, x.r14);
+        s(G_R15, x.r15);
+        s(G_RDI, x.rdi);
+        s(G_RSI, x.rsi);
+        s(G_RBP, x.rbp);
+        s(G_RBX, x.rbx);
+        s(G_RDX, x.rdx);
+        s(G_RAX, x.rax);
+        s(G_RCX, x.rcx);
+        s(G_RSP, x.rsp);
+        s(G_RIP, x.rip);
+        // popfq in user mode changes only the flags a program may.
+        s(G_EFL, x.eflags);
+        if canonical(x.fs_base) {
+            r.write_u64(off + CTX_FSBASE, x.fs_base);
+        }
+    }
+
+    /// Whether the fast path can resume the thread at `r` by itself: it
+    /// jumps through rcx (equal to rip after a `syscall`) and leaves the
+    /// gs base at the slot.
+    fn fast_resumable(r: &Regs) -> bool {
+        r.rcx == r.rip && r.gs_base == 0 && canonical(r.rip) && canonical(r.fs_base)
     }
 
     /// Lets the thread go on with `regs` and waits for its next trap.
@@ -736,13 +993,49 @@ impl Thread {
             return Ok(StopEvent::Gone);
         }
         self.set_regs(regs)?;
-        self.resume(STATE_RESUME);
-        let Some(ev) = self.wait_event()? else {
-            return Ok(StopEvent::Gone);
+        let fast = self.event()?.kind != KIND_FRAME;
+        if fast && !Self::fast_resumable(regs) {
+            self.bounce = Some(*regs);
+            self.resume(STATE_BOUNCE);
+        } else {
+            self.resume(STATE_RESUME);
+        }
+        let ev = loop {
+            let Some(ev) = self.wait_event()? else {
+                return Ok(StopEvent::Gone);
+            };
+            self.event = Some(ev);
+            let Some(regs) = self.bounce.take() else {
+                break ev;
+            };
+            if !self.is_bounce(&ev) {
+                // The fast path reported an interrupt first (its registers
+                // are the ones it was to resume with) or the application
+                // broke the protocol: either way, a stop as it is.
+                break ev;
+            }
+            self.finish_bounce(&regs)?;
+            let pending = self.space.region.word(self.slot_off() + CTX_FAST_PENDING);
+            if pending.swap(0, Ordering::SeqCst) != 0 {
+                // An interrupt came while it bounced: stop here, at the
+                // registers it was to resume with.
+                return Ok(interrupt_event());
+            }
+            self.resume(STATE_RESUME);
         };
-        self.event = Some(ev);
         if ev.syscall.is_some() {
             return Ok(StopEvent::Syscall);
+        }
+        match ev.kind {
+            KIND_FAST_INTERRUPT => return Ok(interrupt_event()),
+            KIND_FAST_SYSCALL => {
+                return Ok(StopEvent::Signal {
+                    signo: libc::SIGSEGV,
+                    si_code: 1, // SEGV_MAPERR
+                    addr: 0,
+                });
+            }
+            _ => {}
         }
         let r = &self.space.region;
         let si_code = r.word(ev.siginfo + SI_CODE).load(Ordering::Relaxed) as i32;
@@ -752,6 +1045,31 @@ impl Thread {
             si_code,
             addr,
         })
+    }
+
+    /// Whether `ev` is the fast path's bounce trap.
+    fn is_bounce(&self, ev: &Event) -> bool {
+        let (start, end) = code_range();
+        let rip = self.greg(ev.ucontext, G_RIP);
+        ev.kind == KIND_FRAME
+            && ev.signo == libc::SIGSYS
+            && ev.syscall == Some(BOUNCE_NR)
+            && (start..end).contains(&rip)
+    }
+
+    /// Puts the registers (and FP state, if the sentry changed it) the
+    /// fast path could not restore into its bounce trap's frame.
+    fn finish_bounce(&self, regs: &Regs) -> Result<(), PlatformError> {
+        self.set_regs(regs)?;
+        let off = self.slot_off();
+        let r = &self.space.region;
+        if r.word(off + CTX_FP_CHANGED).load(Ordering::SeqCst) != 0 {
+            let mut area = vec![0u8; XSIZE.load(Ordering::Relaxed) as usize];
+            r.read_bytes(off + FAST_XSAVE, &mut area);
+            self.set_xstate(&area)?;
+            r.word(off + CTX_FP_CHANGED).store(0, Ordering::SeqCst);
+        }
+        Ok(())
     }
 
     /// Hands the thread back to its handler with `state`.
@@ -795,6 +1113,13 @@ impl Thread {
     }
 
     pub fn get_xstate(&self) -> Result<Vec<u8>, PlatformError> {
+        if self.event()?.kind != KIND_FRAME {
+            let mut v = vec![0u8; XSIZE.load(Ordering::Relaxed) as usize];
+            self.space
+                .region
+                .read_bytes(self.slot_off() + FAST_XSAVE, &mut v);
+            return Ok(v);
+        }
         let (fp, len) = self.fpstate()?;
         let mut v = vec![0u8; len as usize];
         self.space.region.read_bytes(fp, &mut v);
@@ -806,6 +1131,9 @@ impl Thread {
     /// would refuse (feature bits the frame lacks, the software-reserved
     /// bytes that describe the frame) are kept as the kernel made them.
     pub fn set_xstate(&self, data: &[u8]) -> Result<(), PlatformError> {
+        if self.event()?.kind != KIND_FRAME {
+            return self.set_fast_xstate(data);
+        }
         let (fp, len) = self.fpstate()?;
         let r = &self.space.region;
         let n = (len as usize).min(data.len());
@@ -825,6 +1153,30 @@ impl Thread {
         let mxcsr = u32::from_le_bytes(area[24..28].try_into().unwrap_or([0; 4])) & 0xffff;
         area[24..28].copy_from_slice(&mxcsr.to_le_bytes());
         r.write_bytes(fp, &area);
+        Ok(())
+    }
+
+    /// Loads `data` as the FP state the fast path restores (with `xrstor`,
+    /// which faults on what it refuses: so the header is made valid here,
+    /// as `set_xstate` does for a frame).
+    fn set_fast_xstate(&self, data: &[u8]) -> Result<(), PlatformError> {
+        let len = XSIZE.load(Ordering::Relaxed) as usize;
+        let mask = XMASK.load(Ordering::Relaxed);
+        let mut area = vec![0u8; len];
+        let n = len.min(data.len());
+        area[..n].copy_from_slice(&data[..n]);
+        if len >= 576 {
+            let bv = u64::from_le_bytes(area[512..520].try_into().unwrap_or([0; 8])) & mask;
+            area[512..520].copy_from_slice(&bv.to_le_bytes());
+            area[520..576].fill(0);
+        }
+        let mxcsr = u32::from_le_bytes(area[24..28].try_into().unwrap_or([0; 4])) & 0xffff;
+        area[24..28].copy_from_slice(&mxcsr.to_le_bytes());
+        let off = self.slot_off();
+        let r = &self.space.region;
+        r.write_bytes(off + FAST_XSAVE, &area);
+        r.write_u64(off + CTX_XMASK, mask);
+        r.word(off + CTX_FP_CHANGED).store(1, Ordering::SeqCst);
         Ok(())
     }
 
@@ -871,6 +1223,35 @@ impl Thread {
     }
 }
 
+/// The stop the fast path reports for an interrupt it postponed (as the
+/// handler reports the interrupt signal, sent with tgkill).
+fn interrupt_event() -> StopEvent {
+    StopEvent::Signal {
+        signo: super::INTERRUPT_SIGNAL,
+        si_code: libc::SI_TKILL,
+        addr: 0,
+    }
+}
+
+/// The stub addresses of systrap's code.
+fn code_range() -> (u64, u64) {
+    let (code, _) = stub_code::code();
+    (SYSTRAP_CODE_ADDR, SYSTRAP_CODE_ADDR + code.len() as u64)
+}
+
+/// Reads application memory of the process `tid` belongs to.
+fn read_app(tid: i32, addr: u64, buf: &mut [u8]) -> bool {
+    let remote = [nix::sys::uio::RemoteIoVec {
+        base: addr as usize,
+        len: buf.len(),
+    }];
+    let n = buf.len();
+    let mut local = [std::io::IoSliceMut::new(buf)];
+    nix::sys::uio::process_vm_readv(nix::unistd::Pid::from_raw(tid), &mut local, &remote)
+        .map(|got| got == n)
+        .unwrap_or(false)
+}
+
 /// Takes over a thread [`Space::clone_thread`] made: waits for its first
 /// trap (the start-up call) and returns it stopped there.
 fn adopt_thread(space: Arc<Space>, slot: usize, tid: i32) -> Result<Thread, PlatformError> {
@@ -880,6 +1261,7 @@ fn adopt_thread(space: Arc<Space>, slot: usize, tid: i32) -> Result<Thread, Plat
         tid,
         event: None,
         alive: true,
+        bounce: None,
     };
     let unexpected = |what: String| PlatformError::Unexpected { pid: tid, what };
     match t.wait_event()? {
@@ -1033,7 +1415,8 @@ pub fn spawn(image: &StubImage) -> Result<Stub, PlatformError> {
     let tgid = leader.pid();
     start_syscall_thread(leader, true)?;
     pin_here(tgid);
-    let space = Space::new(tgid, region);
+    let sites = Sites::new(entry(|e| e.fast_entry)).map_err(PlatformError::Spawn)?;
+    let space = Space::new(tgid, region, Arc::new(sites), false);
     let thread = space.new_thread()?;
     Ok(Stub::from_systrap(
         thread,
@@ -1070,7 +1453,13 @@ pub fn attach(pid: i32) -> Result<Stub, PlatformError> {
     let initial_regs = leader.initial_regs;
     start_syscall_thread(leader, false)?;
     pin_here(pid);
-    let space = Space::new(pid, region);
+    let inherited = lock(pending_forks()).remove(&pid);
+    let mapped = inherited.is_some();
+    let sites = match inherited {
+        Some(s) => s,
+        None => Arc::new(Sites::new(entry(|e| e.fast_entry)).map_err(PlatformError::Spawn)?),
+    };
+    let space = Space::new(pid, region, sites, mapped);
     let thread = space.new_thread()?;
     Ok(Stub::from_systrap(
         thread,
@@ -1083,6 +1472,156 @@ pub fn attach(pid: i32) -> Result<Stub, PlatformError> {
 fn zeroed_regs() -> Regs {
     // SAFETY: user_regs_struct is plain old data; all-zero is valid.
     unsafe { std::mem::zeroed() }
+}
+
+// ---- patching system call sites ---------------------------------------------
+
+/// membarrier(2) commands.
+const MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE: u64 = 1 << 5;
+const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE: u64 = 1 << 6;
+
+impl Thread {
+    /// The site of the system call the thread stopped at, once it is
+    /// worth patching (see `sites::PATCH_AFTER`): a trap through the
+    /// handler from `mov $nr, %eax; syscall`.
+    pub fn hot_site(&self) -> Option<Site> {
+        if !PATCHING.load(Ordering::Relaxed) || self.space.patch_ready.load(Ordering::Relaxed) == 2 {
+            return None;
+        }
+        let ev = self.event?;
+        let nr = ev.syscall?;
+        if ev.kind != KIND_FRAME || ev.site.is_some() || ev.signo != libc::SIGSYS {
+            return None;
+        }
+        let ret = self.greg(ev.ucontext, G_RIP);
+        if !self.space.sites.hit(ret) {
+            return None;
+        }
+        let addr = ret.checked_sub(7)?;
+        let mut code = [0u8; 7];
+        (read_app(self.tid, addr, &mut code) && sites::is_patchable(&code, nr))
+            .then_some(Site { addr, nr })
+    }
+}
+
+/// Patches `site` (in private memory the application maps with `prot`,
+/// which includes PROT_EXEC) so its calls take the fast path.
+///
+/// The seven bytes change while other threads may run them, so the order
+/// matters (Linux's text_poke_bp does the same): an `int3` first, then the
+/// rest, then the first byte; every thread serialises its instruction
+/// stream in between (membarrier SYNC_CORE). A thread reaching the site
+/// meanwhile traps at the `int3` or, if it ran the old `mov`, at the
+/// invalid opcode where `syscall` was; the sentry runs its call either
+/// way (`patched_site_trap`).
+pub fn patch_site(stub: &mut Stub, site: Site, prot: i32) -> Result<(), PlatformError> {
+    let Some(space) = stub.systrap_thread().map(|t| t.space.clone()) else {
+        return Ok(());
+    };
+    let _one = lock(&space.patching);
+    if !space.ready_to_patch(stub)? {
+        return Ok(());
+    }
+    let Some(patch) = space.sites.add(site) else {
+        return Ok(());
+    };
+    let start = site.addr & !0xfff;
+    let len = ((site.addr + 7 + 0xfff) & !0xfff) - start;
+    let writable = prot | libc::PROT_READ | libc::PROT_WRITE;
+    let mprotect = |p: i32| {
+        space.request(
+            KIND_PLAIN,
+            libc::SYS_mprotect as u64,
+            [start, len, p as u64, 0, 0, 0],
+        )
+    };
+    if mprotect(writable)? != 0 {
+        return Ok(());
+    }
+    let sync = || {
+        space.request(
+            KIND_PLAIN,
+            libc::SYS_membarrier as u64,
+            [MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0, 0, 0, 0],
+        )
+    };
+    let a = site.addr;
+    let steps: [(u64, &[u8]); 4] = [
+        (a, &[0xcc]),
+        (a + 1, &patch[1..5]),
+        (a + 5, &patch[5..6]),
+        (a + 6, &patch[6..7]),
+    ];
+    let mut done = true;
+    for (at, bytes) in steps {
+        if stub.write_mem(at, bytes).is_err() {
+            done = false;
+            break;
+        }
+        if at == a || at == a + 6 {
+            sync()?;
+        }
+    }
+    if done && stub.write_mem(a, &patch[..1]).is_ok() {
+        sync()?;
+    } else {
+        // The memory changed under us (unmapped, say): put the original
+        // back where we can; a thread at the int3 meanwhile still runs
+        // its call through the sentry.
+        let nr = (site.nr as u32).to_le_bytes();
+        let _ = stub.write_mem(a + 5, &[0x0f, 0x05]);
+        let _ = stub.write_mem(a + 1, &nr);
+        let _ = stub.write_mem(a, &[0xb8]);
+        let _ = sync();
+    }
+    mprotect(prot)?;
+    Ok(())
+}
+
+impl Space {
+    /// Maps the site table and registers for membarrier, once per process;
+    /// false if either cannot be done here.
+    fn ready_to_patch(&self, stub: &mut Stub) -> Result<bool, PlatformError> {
+        match self.patch_ready.load(Ordering::SeqCst) {
+            1 => return Ok(true),
+            2 => return Ok(false),
+            _ => {}
+        }
+        // Registration is per address space: a fork registers again.
+        let registered = self.request(
+            KIND_PLAIN,
+            libc::SYS_membarrier as u64,
+            [
+                MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE,
+                0,
+                0,
+                0,
+                0,
+                0,
+            ],
+        )? == 0;
+        let mapped = registered
+            && (self.sites_mapped.load(Ordering::SeqCst)
+                || stub.map_host_fd(
+                    self.sites.memfd().as_raw_fd(),
+                    SITES_BASE,
+                    SITES_SIZE,
+                    libc::PROT_READ | libc::PROT_EXEC,
+                    libc::MAP_SHARED | libc::MAP_FIXED_NOREPLACE,
+                    0,
+                )? == SITES_BASE as i64);
+        if mapped {
+            self.sites_mapped.store(true, Ordering::SeqCst);
+        } else {
+            tracing::debug!(
+                "pid {}: no system call patching (membarrier or the site table)",
+                self.tgid
+            );
+        }
+        self.patch_ready
+            .store(if mapped { 1 } else { 2 }, Ordering::SeqCst);
+        Ok(mapped)
+    }
 }
 
 // ---- the Stub operations on systrap ----------------------------------------

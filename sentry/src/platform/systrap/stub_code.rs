@@ -23,15 +23,40 @@ std::arch::global_asm!(
     "    syscall",
     "    ud2",
     // The trap handler: rdi = signo, rsi = siginfo, rdx = ucontext, on
-    // the slot's alternate stack. (Counters live in r9 and rbx: `syscall`
-    // clobbers rcx and r11.) Posts the event, waits for the sentry,
+    // the slot's alternate stack. Posts the event, waits for the sentry,
     // then returns through the (possibly rewritten) frame.
+    //
+    // The interrupt signal is postponed while the thread runs the fast
+    // path (it cannot take an event there: its registers are not the
+    // application's): the handler records it in the slot for the fast
+    // path to report, and if the thread was in the fast path's tail,
+    // restarts the tail from its start (it is restartable: it loads
+    // everything from the slot).
     ".balign 16",
     ".globl rvisor_systrap_handler",
     "rvisor_systrap_handler:",
     ".Lhandler:",
     "    mov r8, rsp",
     "    and r8, -{SLOT_SIZE}",
+    "    cmp edi, {INTERRUPT}",
+    "    jne 1f",
+    "    cmp dword ptr [r8 + {CTX_FAST_STATE}], 0",
+    "    jne 2f",
+    "    mov rax, qword ptr [rdx + {UC_RIP}]",
+    "    lea rcx, [rip + .Lfast_tail]",
+    "    cmp rax, rcx",
+    "    jb 1f",
+    "    lea rcx, [rip + .Lfast_end]",
+    "    cmp rax, rcx",
+    "    jae 1f",
+    "    lea rcx, [rip + .Lfast_tail]",
+    "    mov qword ptr [rdx + {UC_RIP}], rcx",
+    "    lea rcx, [r8 + {FAST_SP}]",
+    "    mov qword ptr [rdx + {UC_RSP}], rcx",
+    "2:",
+    "    mov dword ptr [r8 + {CTX_FAST_PENDING}], 1",
+    "    ret",
+    "1:",
     "    mov dword ptr [r8 + {CTX_SIGNO}], edi",
     "    mov qword ptr [r8 + {CTX_SIGINFO}], rsi",
     "    mov qword ptr [r8 + {CTX_UCONTEXT}], rdx",
@@ -39,6 +64,25 @@ std::arch::global_asm!(
     "    mov qword ptr [r8 + {CTX_FSBASE}], rax",
     "    rdgsbase rax",
     "    mov qword ptr [r8 + {CTX_GSBASE}], rax",
+    "    mov dword ptr [r8 + {CTX_KIND}], {KIND_FRAME}",
+    "    call .Lpost_wait",
+    "    cmp eax, {STATE_EXIT}",
+    "    je .Lexit_thread",
+    "    mov rax, qword ptr [r8 + {CTX_FSBASE}]",
+    "    wrfsbase rax",
+    "    mov rax, qword ptr [r8 + {CTX_GSBASE}]",
+    "    wrgsbase rax",
+    // To sa_restorer, whose address the kernel put on top of the frame.
+    "    ret",
+    ".Lexit_thread:",
+    "    mov eax, {SYS_exit}",
+    "    xor edi, edi",
+    "    syscall",
+    "    ud2",
+    // Posts the event of the slot at r8 and waits until the sentry is
+    // done with it; returns the new state in eax. (Counters live in r9:
+    // `syscall` clobbers rcx and r11.) Keeps r8.
+    ".Lpost_wait:",
     "    mov eax, {STATE_EVENT}",
     "    xchg dword ptr [r8 + {CTX_STATE}], eax",
     "    cmp dword ptr [r8 + {CTX_SENTRY_WAITING}], 0",
@@ -82,19 +126,98 @@ std::arch::global_asm!(
     "    xor r9d, r9d",
     "    jmp 3b",
     "5:",
+    "    ret",
+    // The fast path: a patched system call site's trampoline jumps here
+    // with ecx = the site's index, gs base = the thread's slot, and the
+    // application's registers otherwise (rax, rcx and r11 are free: a
+    // `syscall` clobbers them). It saves the registers and the FP state
+    // in the slot, posts the call as an event like the handler does, and
+    // returns to the application itself: no signal frame, no
+    // rt_sigreturn (gVisor's syshandler).
+    ".balign 16",
+    ".globl rvisor_systrap_fast_entry",
+    "rvisor_systrap_fast_entry:",
+    "    mov dword ptr gs:[{CTX_FAST_STATE}], 1",
+    "    mov qword ptr gs:[{CTX_GREGS} + 8 * 15], rsp",
+    "    rdgsbase r11",
+    "    lea rsp, [r11 + {FAST_SP}]",
+    "    pushfq",
+    "    pop rax",
+    "    mov qword ptr [r11 + {CTX_GREGS} + 8 * 17], rax",
+    "    mov qword ptr [r11 + {CTX_GREGS} + 8 * 0], r8",
+    "    mov qword ptr [r11 + {CTX_GREGS} + 8 * 1], r9",
+    "    mov qword ptr [r11 + {CTX_GREGS} + 8 * 2], r10",
+    "    mov qword ptr [r11 + {CTX_GREGS} + 8 * 4], r12",
+    "    mov qword ptr [r11 + {CTX_GREGS} + 8 * 5], r13",
+    "    mov qword ptr [r11 + {CTX_GREGS} + 8 * 6], r14",
+    "    mov qword ptr [r11 + {CTX_GREGS} + 8 * 7], r15",
+    "    mov qword ptr [r11 + {CTX_GREGS} + 8 * 8], rdi",
+    "    mov qword ptr [r11 + {CTX_GREGS} + 8 * 9], rsi",
+    "    mov qword ptr [r11 + {CTX_GREGS} + 8 * 10], rbp",
+    "    mov qword ptr [r11 + {CTX_GREGS} + 8 * 11], rbx",
+    "    mov qword ptr [r11 + {CTX_GREGS} + 8 * 12], rdx",
+    "    mov dword ptr [r11 + {CTX_FAST_SITE}], ecx",
+    "    rdfsbase rax",
+    "    mov qword ptr [r11 + {CTX_FSBASE}], rax",
+    "    mov qword ptr [r11 + {CTX_GSBASE}], r11",
+    "    mov eax, dword ptr [r11 + {CTX_XMASK}]",
+    "    mov edx, dword ptr [r11 + {CTX_XMASK} + 4]",
+    "    xsave64 [r11 + {FAST_XSAVE}]",
+    "    mov dword ptr [r11 + {CTX_FP_CHANGED}], 0",
+    "    mov dword ptr [r11 + {CTX_KIND}], {KIND_FAST_SYSCALL}",
+    "    mov r8, r11",
+    ".Lfast_wait:",
+    "    call .Lpost_wait",
     "    cmp eax, {STATE_EXIT}",
-    "    je 7f",
+    "    je .Lexit_thread",
+    // The tail, on the fast stack (rsp = slot + FAST_SP): restartable
+    // from here to .Lfast_end (see the handler).
+    ".Lfast_tail:",
+    "    lea r8, [rsp - {FAST_SP}]",
+    "    mov dword ptr [r8 + {CTX_FAST_STATE}], 0",
+    "    cmp dword ptr [r8 + {CTX_FAST_PENDING}], 0",
+    "    jne .Lfast_interrupted",
+    "    cmp dword ptr [r8 + {CTX_STATE}], {STATE_BOUNCE}",
+    "    je .Lfast_bounce",
     "    mov rax, qword ptr [r8 + {CTX_FSBASE}]",
     "    wrfsbase rax",
-    "    mov rax, qword ptr [r8 + {CTX_GSBASE}]",
-    "    wrgsbase rax",
-    // To sa_restorer, whose address the kernel put on top of the frame.
-    "    ret",
-    "7:",
-    "    mov eax, {SYS_exit}",
-    "    xor edi, edi",
+    "    cmp dword ptr [r8 + {CTX_FP_CHANGED}], 0",
+    "    je 1f",
+    "    mov eax, dword ptr [r8 + {CTX_XMASK}]",
+    "    mov edx, dword ptr [r8 + {CTX_XMASK} + 4]",
+    "    xrstor64 [r8 + {FAST_XSAVE}]",
+    "1:",
+    "    mov r9, qword ptr [r8 + {CTX_GREGS} + 8 * 1]",
+    "    mov r10, qword ptr [r8 + {CTX_GREGS} + 8 * 2]",
+    "    mov r11, qword ptr [r8 + {CTX_GREGS} + 8 * 3]",
+    "    mov r12, qword ptr [r8 + {CTX_GREGS} + 8 * 4]",
+    "    mov r13, qword ptr [r8 + {CTX_GREGS} + 8 * 5]",
+    "    mov r14, qword ptr [r8 + {CTX_GREGS} + 8 * 6]",
+    "    mov r15, qword ptr [r8 + {CTX_GREGS} + 8 * 7]",
+    "    mov rdi, qword ptr [r8 + {CTX_GREGS} + 8 * 8]",
+    "    mov rsi, qword ptr [r8 + {CTX_GREGS} + 8 * 9]",
+    "    mov rbp, qword ptr [r8 + {CTX_GREGS} + 8 * 10]",
+    "    mov rbx, qword ptr [r8 + {CTX_GREGS} + 8 * 11]",
+    "    mov rdx, qword ptr [r8 + {CTX_GREGS} + 8 * 12]",
+    "    mov rax, qword ptr [r8 + {CTX_GREGS} + 8 * 13]",
+    "    mov rcx, qword ptr [r8 + {CTX_GREGS} + 8 * 14]",
+    "    push qword ptr [r8 + {CTX_GREGS} + 8 * 17]",
+    "    mov r8, qword ptr [r8 + {CTX_GREGS} + 8 * 0]",
+    "    popfq",
+    // Back on the application's stack, and to its rip, which the sentry
+    // left equal to rcx (as a `syscall` does).
+    "    mov rsp, qword ptr [rsp - {FAST_SP} + {CTX_GREGS} + 8 * 15]",
+    "    jmp rcx",
+    ".Lfast_bounce:",
+    "    mov eax, {BOUNCE_NR}",
     "    syscall",
     "    ud2",
+    ".Lfast_interrupted:",
+    "    mov dword ptr [r8 + {CTX_FAST_STATE}], 1",
+    "    mov dword ptr [r8 + {CTX_FAST_PENDING}], 0",
+    "    mov dword ptr [r8 + {CTX_KIND}], {KIND_FAST_INTERRUPT}",
+    "    jmp .Lfast_wait",
+    ".Lfast_end:",
     // The syscall thread starts here, on a stack in the response page
     // (never the application's): it blocks every signal, so none is ever
     // delivered to it (process-wide ones go to application threads), and
@@ -222,6 +345,8 @@ std::arch::global_asm!(
     ".Lthread_entry:",
     "    mov rbx, rsp",
     "    and rbx, -{SLOT_SIZE}",
+    // The thread's gs base is its slot (the fast path finds it there).
+    "    wrgsbase rbx",
     "    push 0",
     "    mov eax, {SYS_rt_sigprocmask}",
     "    mov edi, {SIG_SETMASK}",
@@ -292,6 +417,22 @@ std::arch::global_asm!(
     CTX_UCONTEXT = const CTX_UCONTEXT,
     CTX_FSBASE = const CTX_FSBASE,
     CTX_GSBASE = const CTX_GSBASE,
+    CTX_KIND = const CTX_KIND,
+    CTX_FAST_STATE = const CTX_FAST_STATE,
+    CTX_FAST_PENDING = const CTX_FAST_PENDING,
+    CTX_FAST_SITE = const CTX_FAST_SITE,
+    CTX_FP_CHANGED = const CTX_FP_CHANGED,
+    CTX_XMASK = const CTX_XMASK,
+    CTX_GREGS = const CTX_GREGS,
+    FAST_SP = const FAST_SP,
+    FAST_XSAVE = const FAST_XSAVE,
+    KIND_FRAME = const KIND_FRAME,
+    KIND_FAST_SYSCALL = const KIND_FAST_SYSCALL,
+    KIND_FAST_INTERRUPT = const KIND_FAST_INTERRUPT,
+    STATE_BOUNCE = const STATE_BOUNCE,
+    BOUNCE_NR = const BOUNCE_NR,
+    UC_RIP = const 40 + 8 * 16,
+    UC_RSP = const 40 + 8 * 15,
     STATE_EVENT = const STATE_EVENT,
     STATE_EXIT = const STATE_EXIT,
     REQ_SEQ = const REQ_SEQ,
@@ -319,6 +460,7 @@ extern "C" {
     static rvisor_systrap_syscall_thread: u8;
     static rvisor_systrap_fork_entry: u8;
     static rvisor_systrap_thread_entry: u8;
+    static rvisor_systrap_fast_entry: u8;
 }
 
 /// Offsets of the entry points from the start of the code.
@@ -329,6 +471,7 @@ pub struct Entries {
     pub syscall_thread: u64,
     pub fork_entry: u64,
     pub thread_entry: u64,
+    pub fast_entry: u64,
 }
 
 /// The code's bytes and its entry points.
@@ -348,6 +491,7 @@ pub fn code() -> (&'static [u8], Entries) {
             syscall_thread: off(std::ptr::addr_of!(rvisor_systrap_syscall_thread)),
             fork_entry: off(std::ptr::addr_of!(rvisor_systrap_fork_entry)),
             thread_entry: off(std::ptr::addr_of!(rvisor_systrap_thread_entry)),
+            fast_entry: off(std::ptr::addr_of!(rvisor_systrap_fast_entry)),
         };
         (std::slice::from_raw_parts(start, len), entries)
     }
