@@ -613,7 +613,10 @@ impl Stub {
         )
     }
 
-    fn inject_at(
+    /// Runs the stub's code at `entry` (registers: `nr` in rax, `args` as
+    /// a system call's) until the `int3` that ends at `trap_rip`; returns
+    /// rax there.
+    pub(super) fn inject_at(
         &mut self,
         entry: u64,
         trap_rip: u64,

@@ -83,6 +83,9 @@ const SYSCALL_THREAD_CALLS: &[i64] = &[
     // Patching a system call site (see `Sites`): every thread of the
     // process serialises its instruction stream.
     libc::SYS_membarrier,
+    // A forked process makes its own region (`make_region`).
+    libc::SYS_memfd_create,
+    libc::SYS_ftruncate,
 ];
 
 /// The syscall thread's filter: from the stub's code page, the calls in

@@ -143,7 +143,6 @@ pub fn enable(spin: u32, patch: bool) -> Result<(), String> {
 
 /// A stub process's region, as the sentry maps it.
 struct Region {
-    memfd: OwnedFd,
     base: *mut u8,
 }
 
@@ -154,12 +153,19 @@ unsafe impl Send for Region {}
 unsafe impl Sync for Region {}
 
 impl Region {
-    fn new() -> Result<Region, Errno> {
-        let fd = nix::sys::memfd::memfd_create(
-            c"rvisor-systrap",
-            nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC,
-        )?;
-        nix::unistd::ftruncate(&fd, REGION_SIZE as i64)?;
+    /// Maps the region the stub made (`make_region`), whose memfd the
+    /// sentry took a copy of.
+    fn from_fd(fd: OwnedFd) -> Result<Region, Errno> {
+        let st = nix::sys::stat::fstat(fd.as_raw_fd())?;
+        if st.st_size as u64 != REGION_SIZE {
+            return Err(Errno::EINVAL);
+        }
+        // Its size can never change again: a shrink would make the
+        // sentry's accesses fault.
+        let seals = nix::fcntl::SealFlag::F_SEAL_SHRINK
+            | nix::fcntl::SealFlag::F_SEAL_GROW
+            | nix::fcntl::SealFlag::F_SEAL_SEAL;
+        nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_ADD_SEALS(seals))?;
         // SAFETY: a fresh shared mapping of our own memfd; nothing else in
         // the sentry refers to this range.
         let base = unsafe {
@@ -175,10 +181,7 @@ impl Region {
         if base == libc::MAP_FAILED {
             return Err(Errno::last());
         }
-        Ok(Region {
-            memfd: fd,
-            base: base.cast(),
-        })
+        Ok(Region { base: base.cast() })
     }
 
     /// The 32-bit word at `off` (4-byte aligned, inside the region).
@@ -1333,39 +1336,36 @@ fn entry(offset: fn(&stub_code::Entries) -> u64) -> u64 {
     SYSTRAP_CODE_ADDR + offset(&entries)
 }
 
-/// Maps a fresh region into a stub stopped under ptrace (over whatever is
-/// there: a forked child's copy of its parent's).
-fn map_region(stub: &mut Stub, region: &Region) -> Result<(), PlatformError> {
-    let fd = region.memfd.as_raw_fd();
-    let shared = libc::MAP_SHARED | libc::MAP_FIXED;
+/// Has a stub stopped under ptrace make and map its region itself (over
+/// whatever is there: a forked child's copy of its parent's), and maps it
+/// in the sentry too. Returns it and the stub's own fd for it.
+fn make_region(stub: &mut Stub) -> Result<(Region, i32), PlatformError> {
     let pid = stub.pid();
-    let check = |got: i64, addr: u64| {
-        if got as u64 == addr {
-            Ok(())
-        } else {
-            Err(PlatformError::Unexpected {
-                pid,
-                what: format!("mapping the systrap region gave {got:#x}"),
-            })
-        }
-    };
-    // The request page is read-only to the stub.
-    let got = stub.map_host_fd(fd, REGION_BASE, 0x1000, libc::PROT_READ, shared, 0)?;
-    check(got, REGION_BASE)?;
-    let rw = libc::PROT_READ | libc::PROT_WRITE;
-    let got = stub.map_host_fd(fd, REGION_BASE + RESP, REGION_SIZE - RESP, rw, shared, RESP)?;
-    check(got, REGION_BASE + RESP)
+    let fd = stub.inject_at(
+        entry(|e| e.make_region),
+        entry(|e| e.make_region_trap),
+        0,
+        [0; 6],
+    )?;
+    if fd < 0 {
+        return Err(PlatformError::Spawn(Errno::from_raw(-fd as i32)));
+    }
+    let fd = fd as i32;
+    let ours = super::notif::take_fd(pid, fd).map_err(PlatformError::Spawn)?;
+    let region = Region::from_fd(ours).map_err(PlatformError::Spawn)?;
+    Ok((region, fd))
 }
 
 /// Sends a stopped, ptrace-attached leader to the syscall loop and lets it
 /// go; a fresh process's installs the syscall thread's filter first (a
 /// forked one inherited it).
-fn start_syscall_thread(stub: Stub, fresh: bool) -> Result<(), PlatformError> {
+fn start_syscall_thread(stub: Stub, fresh: bool, region_fd: i32) -> Result<(), PlatformError> {
     let mut r = stub.initial_regs;
     r.rip = entry(|e| e.syscall_thread);
     r.rsp = REGION_BASE + SYSCALL_THREAD_STACK_TOP;
     r.r15 = REGION_BASE;
     r.r14 = fresh as u64;
+    r.r13 = region_fd as u64;
     r.r12 = 0;
     r.orig_rax = u64::MAX;
     stub.set_regs(&r)?;
@@ -1406,14 +1406,13 @@ fn set_mask(stub: &mut Stub, mask: u64) -> Result<(), PlatformError> {
 /// start-up trap.
 pub fn spawn(image: &StubImage) -> Result<Stub, PlatformError> {
     let mut leader = Stub::spawn_traced(image)?;
-    let region = Region::new().map_err(PlatformError::Spawn)?;
     // The syscall thread installs the handlers and seals the code page
     // itself as it starts (see stub_code).
-    map_region(&mut leader, &region)?;
+    let (region, region_fd) = make_region(&mut leader)?;
     let (vdso_base, initial_sp, initial_regs) =
         (leader.vdso_base, leader.initial_sp, leader.initial_regs);
     let tgid = leader.pid();
-    start_syscall_thread(leader, true)?;
+    start_syscall_thread(leader, true, region_fd)?;
     pin_here(tgid);
     let sites = Sites::new(entry(|e| e.fast_entry)).map_err(PlatformError::Spawn)?;
     let space = Space::new(tgid, region, Arc::new(sites), false);
@@ -1436,22 +1435,18 @@ pub fn attach(pid: i32) -> Result<Stub, PlatformError> {
         return Ok(Stub::from_systrap(thread, 0, 0, zeroed_regs()));
     }
     let mut leader = Stub::attach_traced(pid)?;
-    let region = match Region::new() {
+    // A copy of the parent's syscall thread: unblock its signals before
+    // anything else (see `set_mask`), then give it a region of its own.
+    let prepared = set_mask(&mut leader, 0).and_then(|()| make_region(&mut leader));
+    let (region, region_fd) = match prepared {
         Ok(r) => r,
         Err(e) => {
             leader.kill();
-            return Err(PlatformError::Spawn(e));
+            return Err(e);
         }
     };
-    // A copy of the parent's syscall thread: unblock its signals before
-    // anything else (see `set_mask`), then give it a region of its own.
-    let prepared = set_mask(&mut leader, 0).and_then(|()| map_region(&mut leader, &region));
-    if let Err(e) = prepared {
-        leader.kill();
-        return Err(e);
-    }
     let initial_regs = leader.initial_regs;
-    start_syscall_thread(leader, false)?;
+    start_syscall_thread(leader, false, region_fd)?;
     pin_here(pid);
     let inherited = lock(pending_forks()).remove(&pid);
     let mapped = inherited.is_some();
@@ -1485,7 +1480,8 @@ impl Thread {
     /// worth patching (see `sites::PATCH_AFTER`): a trap through the
     /// handler from `mov $nr, %eax; syscall`.
     pub fn hot_site(&self) -> Option<Site> {
-        if !PATCHING.load(Ordering::Relaxed) || self.space.patch_ready.load(Ordering::Relaxed) == 2 {
+        if !PATCHING.load(Ordering::Relaxed) || self.space.patch_ready.load(Ordering::Relaxed) == 2
+        {
             return None;
         }
         let ev = self.event?;

@@ -223,9 +223,65 @@ std::arch::global_asm!(
     // delivered to it (process-wide ones go to application threads), and
     // a fresh process's (r14d = 1) installs the trap handler and the
     // syscall thread's filter, which its forks and threads inherit.
+    // A new stub process's region, made by the process itself under
+    // ptrace (one injected run instead of a call per step): a memfd,
+    // mapped at REGION_BASE with the request page read-only. Stops at the
+    // int3 with the memfd in rax (a negative errno on failure); the
+    // sentry takes a copy with pidfd_getfd, and the syscall thread closes
+    // the process's own (r13) as it starts.
+    ".balign 16",
+    ".globl rvisor_systrap_make_region",
+    "rvisor_systrap_make_region:",
+    "    mov eax, {SYS_memfd_create}",
+    "    lea rdi, [rip + .Lregion_name]",
+    "    mov esi, {MFD_FLAGS}",
+    "    syscall",
+    "    test rax, rax",
+    "    js 2f",
+    "    mov r13, rax",
+    "    mov eax, {SYS_ftruncate}",
+    "    mov rdi, r13",
+    "    mov rsi, {REGION_SIZE}",
+    "    syscall",
+    "    test rax, rax",
+    "    jnz 2f",
+    "    mov eax, {SYS_mmap}",
+    "    movabs rdi, {REGION_BASE}",
+    "    mov esi, 4096",
+    "    mov edx, {PROT_READ}",
+    "    mov r10d, {MAP_SHARED_FIXED}",
+    "    mov r8, r13",
+    "    xor r9d, r9d",
+    "    syscall",
+    "    cmp rax, rdi",
+    "    jne 1f",
+    "    mov eax, {SYS_mmap}",
+    "    movabs rdi, {REGION_RESP}",
+    "    mov rsi, {REGION_RESP_SIZE}",
+    "    mov edx, {PROT_RW}",
+    "    mov r10d, {MAP_SHARED_FIXED}",
+    "    mov r8, r13",
+    "    mov r9d, {RESP}",
+    "    syscall",
+    "    cmp rax, rdi",
+    "    jne 1f",
+    "    mov rax, r13",
+    "    jmp 2f",
+    "1:",
+    "    mov rax, -{EIO}",
+    "2:",
+    "    int3",
+    ".globl rvisor_systrap_make_region_end",
+    "rvisor_systrap_make_region_end:",
+    ".Lregion_name:",
+    "    .asciz \"rvisor-systrap\"",
     ".balign 16",
     ".globl rvisor_systrap_syscall_thread",
     "rvisor_systrap_syscall_thread:",
+    // The process's own copy of its region's memfd (see above).
+    "    mov eax, {SYS_close}",
+    "    mov edi, r13d",
+    "    syscall",
     "    push -1",
     "    mov eax, {SYS_rt_sigprocmask}",
     "    mov edi, {SIG_SETMASK}",
@@ -395,6 +451,20 @@ std::arch::global_asm!(
     SYS_sched_yield = const libc::SYS_sched_yield,
     SYS_rt_sigaction = const libc::SYS_rt_sigaction,
     SYS_mseal = const 462,
+    SYS_memfd_create = const libc::SYS_memfd_create,
+    SYS_ftruncate = const libc::SYS_ftruncate,
+    SYS_mmap = const libc::SYS_mmap,
+    SYS_close = const libc::SYS_close,
+    MFD_FLAGS = const libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+    REGION_SIZE = const REGION_SIZE,
+    REGION_BASE = const REGION_BASE,
+    REGION_RESP = const REGION_BASE + RESP,
+    REGION_RESP_SIZE = const REGION_SIZE - RESP,
+    RESP = const RESP,
+    PROT_READ = const libc::PROT_READ,
+    PROT_RW = const libc::PROT_READ | libc::PROT_WRITE,
+    MAP_SHARED_FIXED = const libc::MAP_SHARED | libc::MAP_FIXED,
+    EIO = const libc::EIO,
     STUB_BASE = const STUB_BASE,
     SA_FLAGS = const (libc::SA_SIGINFO | libc::SA_ONSTACK | 0x0400_0000),
     SIGSYS = const libc::SIGSYS,
@@ -461,6 +531,8 @@ extern "C" {
     static rvisor_systrap_fork_entry: u8;
     static rvisor_systrap_thread_entry: u8;
     static rvisor_systrap_fast_entry: u8;
+    static rvisor_systrap_make_region: u8;
+    static rvisor_systrap_make_region_end: u8;
 }
 
 /// Offsets of the entry points from the start of the code.
@@ -472,6 +544,9 @@ pub struct Entries {
     pub fork_entry: u64,
     pub thread_entry: u64,
     pub fast_entry: u64,
+    pub make_region: u64,
+    /// Right after `make_region`'s int3.
+    pub make_region_trap: u64,
 }
 
 /// The code's bytes and its entry points.
@@ -492,6 +567,8 @@ pub fn code() -> (&'static [u8], Entries) {
             fork_entry: off(std::ptr::addr_of!(rvisor_systrap_fork_entry)),
             thread_entry: off(std::ptr::addr_of!(rvisor_systrap_thread_entry)),
             fast_entry: off(std::ptr::addr_of!(rvisor_systrap_fast_entry)),
+            make_region: off(std::ptr::addr_of!(rvisor_systrap_make_region)),
+            make_region_trap: off(std::ptr::addr_of!(rvisor_systrap_make_region_end)),
         };
         (std::slice::from_raw_parts(start, len), entries)
     }
