@@ -1471,9 +1471,8 @@ fn zeroed_regs() -> Regs {
 
 // ---- patching system call sites ---------------------------------------------
 
-/// membarrier(2) commands.
+/// membarrier(2)'s command (`make_region` registered the process for it).
 const MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE: u64 = 1 << 5;
-const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE: u64 = 1 << 6;
 
 impl Thread {
     /// The site of the system call the thread stopped at, once it is
@@ -1558,9 +1557,9 @@ pub fn patch_site(stub: &mut Stub, site: Site, prot: i32) -> Result<(), Platform
             sync()?;
         }
     }
-    if done && stub.write_mem(a, &patch[..1]).is_ok() {
-        sync()?;
-    } else {
+    // The first byte last, with no serialisation after it: a thread that
+    // still sees the int3 traps, and the sentry runs its call.
+    if !(done && stub.write_mem(a, &patch[..1]).is_ok()) {
         // The memory changed under us (unmapped, say): put the original
         // back where we can; a thread at the int3 meanwhile still runs
         // its call through the sentry.
@@ -1583,18 +1582,12 @@ impl Space {
             2 => return Ok(false),
             _ => {}
         }
-        // Registration is per address space: a fork registers again.
+        // `make_region` registered the process for SYNC_CORE; without it
+        // the call fails with EPERM.
         let registered = self.request(
             KIND_PLAIN,
             libc::SYS_membarrier as u64,
-            [
-                MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE,
-                0,
-                0,
-                0,
-                0,
-                0,
-            ],
+            [MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0, 0, 0, 0],
         )? == 0;
         let mapped = registered
             && (self.sites_mapped.load(Ordering::SeqCst)

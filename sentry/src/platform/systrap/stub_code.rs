@@ -265,6 +265,15 @@ std::arch::global_asm!(
     "    syscall",
     "    cmp rax, rdi",
     "    jne 1f",
+    // Register for membarrier SYNC_CORE (patching code, see `sites`)
+    // now, while the process has one thread: later, registering waits
+    // for an RCU grace period (10-25 ms here). A failure only means no
+    // patching.
+    "    mov eax, {SYS_membarrier}",
+    "    mov edi, {MEMBARRIER_REGISTER_SYNC_CORE}",
+    "    xor esi, esi",
+    "    xor edx, edx",
+    "    syscall",
     "    mov rax, r13",
     "    jmp 2f",
     "1:",
@@ -455,6 +464,8 @@ std::arch::global_asm!(
     SYS_ftruncate = const libc::SYS_ftruncate,
     SYS_mmap = const libc::SYS_mmap,
     SYS_close = const libc::SYS_close,
+    SYS_membarrier = const libc::SYS_membarrier,
+    MEMBARRIER_REGISTER_SYNC_CORE = const 1 << 6,
     MFD_FLAGS = const libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
     REGION_SIZE = const REGION_SIZE,
     REGION_BASE = const REGION_BASE,
