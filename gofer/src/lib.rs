@@ -8,6 +8,7 @@
 //! directly. See `README.md` for the protocol and the safety rules.
 
 pub mod client;
+mod nodes;
 pub mod protocol;
 pub mod server;
 mod sys;
@@ -102,10 +103,9 @@ fn redirect_stdio() -> Result<(), Errno> {
     Ok(())
 }
 
-/// Lets the gofer hold as many fds as the host allows: it keeps one
-/// `O_PATH` fd per node the sentry holds, and the sentry remembers every
-/// node of an image it has walked. The limit it inherits (often 1024 under
-/// an engine) would otherwise fail walks with EMFILE on large images.
+/// Lets the gofer hold as many fds as the host allows: it keeps an
+/// `O_PATH` fd open for as many of the nodes the sentry holds as a quarter
+/// of this limit allows (see `nodes`), and reopens the others on use.
 fn raise_fd_limit() {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")

@@ -6,11 +6,11 @@
 //! and directories are ever opened, and a malformed message is answered with
 //! `EINVAL` instead of ending the connection.
 
-use std::collections::HashMap;
 use std::ffi::{CString, OsString};
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
+use std::sync::Arc;
 
 use nix::dir::Dir;
 use nix::errno::Errno;
@@ -19,6 +19,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, MsgFlags};
 use tracing::{debug, error, warn};
 
+use crate::nodes::NodeTable;
 use crate::protocol::{
     decode_request, encode_response, Dirent, FileStat, FsStat, Handle, Owner, Request, Response,
     SetStat, MAX_MESSAGE, PROTOCOL_VERSION, ROOT_HANDLE,
@@ -110,7 +111,7 @@ pub fn serve(
         return Err(ServerError::RootNotDirectory);
     }
     crate::client::ensure_send_buffer(sock.as_fd()).map_err(ServerError::Socket)?;
-    let mut state = State::new(root, proc_self_fd, opts);
+    let mut state = State::new(root, proc_self_fd, opts).map_err(ServerError::Root)?;
     let mut buf = vec![0u8; MAX_MESSAGE];
     loop {
         let (len, flags) = match recv_request(sock.as_fd(), &mut buf) {
@@ -318,22 +319,26 @@ fn check_open_flags(flags: i32, read_only: bool) -> Result<OFlag, Errno> {
 }
 
 struct State {
-    nodes: HashMap<Handle, OwnedFd>,
-    next_handle: Handle,
+    nodes: NodeTable,
     proc_self_fd: OwnedFd,
     opts: ServeOptions,
 }
 
+/// How many node fds a server keeps open: a quarter of the process's fd
+/// limit (several servers share it, and requests open files too).
+fn node_fd_budget() -> usize {
+    let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(1024, |(soft, _)| soft);
+    (soft / 4).clamp(64, 1 << 18) as usize
+}
+
 impl State {
-    fn new(root: OwnedFd, proc_self_fd: OwnedFd, opts: ServeOptions) -> State {
-        let mut nodes = HashMap::new();
-        nodes.insert(ROOT_HANDLE, root);
-        State {
-            nodes,
-            next_handle: ROOT_HANDLE + 1,
+    fn new(root: OwnedFd, proc_self_fd: OwnedFd, opts: ServeOptions) -> Result<State, Errno> {
+        Ok(State {
+            nodes: NodeTable::new(ROOT_HANDLE, root, node_fd_budget())?,
             proc_self_fd,
             opts,
-        }
+        })
     }
 
     fn handle(&mut self, req: Request) -> (Response, Option<OwnedFd>) {
@@ -453,28 +458,30 @@ impl State {
         }
     }
 
-    fn node(&self, handle: Handle) -> Result<BorrowedFd<'_>, Errno> {
-        self.nodes
-            .get(&handle)
-            .map(|fd| fd.as_fd())
-            .ok_or(Errno::EBADF)
+    /// The node's `O_PATH` fd (reopened if the budget closed it; see
+    /// `nodes`).
+    fn node(&mut self, handle: Handle) -> Result<Arc<OwnedFd>, Errno> {
+        self.nodes.get(handle)
     }
 
     /// The fd of `dir`, checked to be a directory.
-    fn dir(&self, dir: Handle) -> Result<BorrowedFd<'_>, Errno> {
+    fn dir(&mut self, dir: Handle) -> Result<Arc<OwnedFd>, Errno> {
         let fd = self.node(dir)?;
-        if file_type(&sys::fstat(fd)?) != libc::S_IFDIR {
+        if file_type(&sys::fstat(fd.as_fd())?) != libc::S_IFDIR {
             return Err(Errno::ENOTDIR);
         }
         Ok(fd)
     }
 
-    /// Gives `fd` (an `O_PATH` fd) a new handle.
-    fn insert_node(&mut self, fd: OwnedFd) -> Result<Response, Errno> {
+    /// Gives `fd` (an `O_PATH` fd) a new handle; `origin`, its directory
+    /// and name, lets it be walked to again (None keeps it open).
+    fn insert_node(
+        &mut self,
+        fd: OwnedFd,
+        origin: Option<(Handle, CString)>,
+    ) -> Result<Response, Errno> {
         let stat = FileStat::from_host(&sys::fstat(fd.as_fd())?);
-        let handle = self.next_handle;
-        self.next_handle = handle.checked_add(1).ok_or(Errno::EMFILE)?;
-        self.nodes.insert(handle, fd);
+        let handle = self.nodes.insert(fd, origin)?;
         Ok(Response::Node { handle, stat })
     }
 
@@ -489,8 +496,9 @@ impl State {
 
     fn walk(&mut self, dir: Handle, name: &[u8]) -> Result<Response, Errno> {
         let name = check_name(name)?;
-        let fd = self.walk_fd(self.dir(dir)?, &name)?;
-        self.insert_node(fd)
+        let dir_fd = self.dir(dir)?;
+        let fd = self.walk_fd(dir_fd.as_fd(), &name)?;
+        self.insert_node(fd, Some((dir, name)))
     }
 
     fn walk_open(
@@ -499,7 +507,8 @@ impl State {
         name: &[u8],
     ) -> Result<(Response, Option<OwnedFd>), Errno> {
         let name = check_name(name)?;
-        let fd = self.walk_fd(self.dir(dir)?, &name)?;
+        let dir_fd = self.dir(dir)?;
+        let fd = self.walk_fd(dir_fd.as_fd(), &name)?;
         let file = if file_type(&sys::fstat(fd.as_fd())?) == libc::S_IFREG {
             Some(self.reopen(
                 fd.as_fd(),
@@ -508,7 +517,7 @@ impl State {
         } else {
             None
         };
-        Ok((self.insert_node(fd)?, file))
+        Ok((self.insert_node(fd, Some((dir, name)))?, file))
     }
 
     /// Walks to a node just made in `dir` and gives it `owner`. The node is
@@ -521,9 +530,10 @@ impl State {
         owner: Owner,
         mode: u32,
     ) -> Result<Response, Errno> {
-        let fd = self.walk_fd(self.dir(dir)?, name)?;
+        let dir_fd = self.dir(dir)?;
+        let fd = self.walk_fd(dir_fd.as_fd(), name)?;
         self.give_owner(fd.as_fd(), owner, mode)?;
-        self.insert_node(fd)
+        self.insert_node(fd, Some((dir, name.clone())))
     }
 
     /// Chowns a node just made with `mode`. The host clears a regular
@@ -557,7 +567,7 @@ impl State {
         let dir_fd = self.dir(dir)?;
         // O_EXCL never follows a symlink, and never opens an existing file.
         let file = sys::openat_create(
-            dir_fd,
+            dir_fd.as_fd(),
             &name,
             open_flags | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW,
             mode & 0o7777,
@@ -580,7 +590,7 @@ impl State {
             &fd_name(file.as_fd())?,
             OFlag::O_PATH | OFlag::O_CLOEXEC,
         )?;
-        Ok((self.insert_node(node)?, file))
+        Ok((self.insert_node(node, None)?, file))
     }
 
     fn create_tmpfile(
@@ -601,7 +611,8 @@ impl State {
             all |= OFlag::O_EXCL;
         }
         // A nameless file: nothing to follow, nothing to collide with.
-        let file = sys::openat_create(self.dir(dir)?, c".", all, mode & 0o7777)?;
+        let dir_fd = self.dir(dir)?;
+        let file = sys::openat_create(dir_fd.as_fd(), c".", all, mode & 0o7777)?;
         self.adopt_open_file(file, owner, mode)
     }
 
@@ -677,12 +688,12 @@ impl State {
     fn link(&mut self, dir: Handle, name: &[u8], target: Handle) -> Result<Response, Errno> {
         let name = check_name(name)?;
         let target_fd = self.node(target)?;
-        if file_type(&sys::fstat(target_fd)?) == libc::S_IFDIR {
+        if file_type(&sys::fstat(target_fd.as_fd())?) == libc::S_IFDIR {
             return Err(Errno::EPERM);
         }
         // Through /proc/self/fd: links exactly the inode the handle pins
         // (linkat with AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH).
-        let target_name = fd_name(target_fd)?;
+        let target_name = fd_name(target_fd.as_fd())?;
         nix::unistd::linkat(
             Some(self.proc_self_fd.as_raw_fd()),
             target_name.as_c_str(),
@@ -690,8 +701,9 @@ impl State {
             name.as_c_str(),
             nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
         )?;
-        let fd = self.walk_fd(self.dir(dir)?, &name)?;
-        self.insert_node(fd)
+        let dir_fd = self.dir(dir)?;
+        let fd = self.walk_fd(dir_fd.as_fd(), &name)?;
+        self.insert_node(fd, Some((dir, name)))
     }
 
     fn unlink(&mut self, dir: Handle, name: &[u8], remove_dir: bool) -> Result<Response, Errno> {
@@ -701,7 +713,9 @@ impl State {
         } else {
             nix::unistd::UnlinkatFlags::NoRemoveDir
         };
-        nix::unistd::unlinkat(Some(self.dir(dir)?.as_raw_fd()), name.as_c_str(), how)?;
+        let dir_fd = self.dir(dir)?;
+        self.nodes.pin_named(dir, &name);
+        nix::unistd::unlinkat(Some(dir_fd.as_raw_fd()), name.as_c_str(), how)?;
         Ok(Response::Ok)
     }
 
@@ -719,18 +733,28 @@ impl State {
         if flags & !(libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE) != 0 {
             return Err(Errno::EINVAL);
         }
+        let old_fd = self.dir(old_dir)?;
+        let new_fd = self.dir(new_dir)?;
+        let exchange = flags & libc::RENAME_EXCHANGE != 0;
+        if !exchange {
+            // Whatever the new name held loses it.
+            self.nodes.pin_named(new_dir, &new_name);
+        }
         nix::fcntl::renameat2(
-            Some(self.dir(old_dir)?.as_raw_fd()),
+            Some(old_fd.as_raw_fd()),
             old_name.as_c_str(),
-            Some(self.dir(new_dir)?.as_raw_fd()),
+            Some(new_fd.as_raw_fd()),
             new_name.as_c_str(),
             nix::fcntl::RenameFlags::from_bits_retain(flags),
         )?;
+        self.nodes
+            .renamed((old_dir, old_name), (new_dir, new_name), exchange);
         Ok(Response::Ok)
     }
 
     fn set_stat(&mut self, node: Handle, attr: &SetStat) -> Result<Response, Errno> {
-        let fd = self.node(node)?;
+        let node_fd = self.node(node)?;
+        let fd = node_fd.as_fd();
         let st = sys::fstat(fd)?;
         let ftype = file_type(&st);
         if attr.size.is_some() {
@@ -772,8 +796,9 @@ impl State {
         Ok(Response::Stat(FileStat::from_host(&sys::fstat(fd)?)))
     }
 
-    fn statfs(&self, node: Handle) -> Result<Response, Errno> {
-        let fd = self.node(node)?;
+    fn statfs(&mut self, node: Handle) -> Result<Response, Errno> {
+        let node_fd = self.node(node)?;
+        let fd = node_fd.as_fd();
         let st = sys::fstatfs(fd)?;
         // libc's statfs hides f_flags; statvfs has them as ST_* bits.
         let flags = nix::sys::statvfs::fstatvfs(fd)?.flags().bits();
@@ -794,8 +819,9 @@ impl State {
 
     /// An fd xattr calls can use on the node: regular files and
     /// directories only (user xattrs exist on nothing else).
-    fn xattr_fd(&self, node: Handle) -> Result<OwnedFd, Errno> {
-        let fd = self.node(node)?;
+    fn xattr_fd(&mut self, node: Handle) -> Result<OwnedFd, Errno> {
+        let node_fd = self.node(node)?;
+        let fd = node_fd.as_fd();
         let flags = match file_type(&sys::fstat(fd)?) {
             libc::S_IFDIR => OFlag::O_RDONLY | OFlag::O_DIRECTORY,
             libc::S_IFREG => OFlag::O_RDONLY | OFlag::O_NONBLOCK,
@@ -804,13 +830,13 @@ impl State {
         self.reopen(fd, flags | OFlag::O_CLOEXEC)
     }
 
-    fn get_xattr(&self, node: Handle, name: &[u8]) -> Result<Response, Errno> {
+    fn get_xattr(&mut self, node: Handle, name: &[u8]) -> Result<Response, Errno> {
         let name = check_xattr_name(name)?;
         let fd = self.xattr_fd(node)?;
         Ok(Response::Xattr(sys::fgetxattr(fd.as_fd(), &name)?))
     }
 
-    fn list_xattr(&self, node: Handle) -> Result<Response, Errno> {
+    fn list_xattr(&mut self, node: Handle) -> Result<Response, Errno> {
         let fd = match self.xattr_fd(node) {
             Ok(fd) => fd,
             // Nothing to list on symlinks, FIFOs, sockets.
@@ -825,7 +851,7 @@ impl State {
     }
 
     fn set_xattr(
-        &self,
+        &mut self,
         node: Handle,
         name: &[u8],
         value: &[u8],
@@ -843,15 +869,15 @@ impl State {
         Ok(Response::Ok)
     }
 
-    fn remove_xattr(&self, node: Handle, name: &[u8]) -> Result<Response, Errno> {
+    fn remove_xattr(&mut self, node: Handle, name: &[u8]) -> Result<Response, Errno> {
         let name = check_xattr_name(name)?;
         let fd = self.xattr_fd(node)?;
         sys::fremovexattr(fd.as_fd(), &name)?;
         Ok(Response::Ok)
     }
 
-    fn stat(&self, node: Handle) -> Result<Response, Errno> {
-        let st = sys::fstat(self.node(node)?)?;
+    fn stat(&mut self, node: Handle) -> Result<Response, Errno> {
+        let st = sys::fstat(self.node(node)?.as_fd())?;
         Ok(Response::Stat(FileStat::from_host(&st)))
     }
 
@@ -881,8 +907,9 @@ impl State {
         Ok(fd)
     }
 
-    fn open(&self, node: Handle, flags: i32) -> Result<OwnedFd, Errno> {
-        let node = self.node(node)?;
+    fn open(&mut self, node: Handle, flags: i32) -> Result<OwnedFd, Errno> {
+        let node_fd = self.node(node)?;
+        let node = node_fd.as_fd();
         let flags = check_open_flags(flags, self.opts.read_only)?;
         // Only regular files: the sentry reads directories through
         // Getdents, and a directory fd in its hands could reach `..` above
@@ -898,8 +925,9 @@ impl State {
         self.reopen(node, flags)
     }
 
-    fn readlink(&self, node: Handle) -> Result<Response, Errno> {
-        let fd = self.node(node)?;
+    fn readlink(&mut self, node: Handle) -> Result<Response, Errno> {
+        let node_fd = self.node(node)?;
+        let fd = node_fd.as_fd();
         if file_type(&sys::fstat(fd)?) != libc::S_IFLNK {
             return Err(Errno::EINVAL);
         }
@@ -907,8 +935,9 @@ impl State {
         Ok(Response::Link(target.into_vec()))
     }
 
-    fn getdents(&self, node: Handle, offset: u64) -> Result<Response, Errno> {
-        let fd = self.node(node)?;
+    fn getdents(&mut self, node: Handle, offset: u64) -> Result<Response, Errno> {
+        let node_fd = self.node(node)?;
+        let fd = node_fd.as_fd();
         if file_type(&sys::fstat(fd)?) != libc::S_IFDIR {
             return Err(Errno::ENOTDIR);
         }
@@ -950,7 +979,7 @@ impl State {
     fn forget(&mut self, handles: &[Handle]) {
         for &h in handles {
             if h != ROOT_HANDLE {
-                self.nodes.remove(&h);
+                self.nodes.remove(h);
             }
         }
     }
@@ -959,10 +988,11 @@ impl State {
         if node == ROOT_HANDLE {
             return Ok(Response::Ok);
         }
-        self.nodes
-            .remove(&node)
-            .map(|_| Response::Ok)
-            .ok_or(Errno::EBADF)
+        if self.nodes.remove(node) {
+            Ok(Response::Ok)
+        } else {
+            Err(Errno::EBADF)
+        }
     }
 }
 
