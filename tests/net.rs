@@ -113,6 +113,23 @@ impl VethPair {
     }
 }
 
+/// A peer process in a namespace, killed and reaped however the test ends
+/// (a failed assertion used to leave peer servers running).
+struct Peer(std::process::Child);
+
+impl Peer {
+    fn new(child: std::process::Child) -> Peer {
+        Peer(child)
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 impl Drop for VethPair {
     fn drop(&mut self) {
         for ns in [&self.a, &self.b] {
@@ -276,34 +293,38 @@ fn serve_and_fetch_across_a_veth(network: &str) {
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
     std::fs::write(www.path().join("big.bin"), big).unwrap();
-    let mut peer_server = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &pair.b,
-            "python3",
-            "-m",
-            "http.server",
-            "8081",
-        ])
-        .args(["--bind", &pair.addr(2), "--directory"])
-        .arg(www.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the peer's http.server");
-    let mut peer_udp = Command::new("ip")
-        .args(["netns", "exec", &pair.b, "python3", "-c"])
-        .arg(format!(
-            "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+    let peer_server = Peer::new(
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &pair.b,
+                "python3",
+                "-m",
+                "http.server",
+                "8081",
+            ])
+            .args(["--bind", &pair.addr(2), "--directory"])
+            .arg(www.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the peer's http.server"),
+    );
+    let peer_udp = Peer::new(
+        Command::new("ip")
+            .args(["netns", "exec", &pair.b, "python3", "-c"])
+            .arg(format!(
+                "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
              s.bind(('{}', 8082))\nwhile True:\n    d, a = s.recvfrom(65535)\n    \
              s.sendto(d.upper(), a)\n",
-            pair.addr(2)
-        ))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the peer's UDP echo");
+                pair.addr(2)
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the peer's UDP echo"),
+    );
     let script = serve_and_fetch_script(&pair.addr(2));
     let url = format!("http://{}:8080/", pair.addr(1));
 
@@ -364,10 +385,8 @@ fn serve_and_fetch_across_a_veth(network: &str) {
     let sandboxed_ping = ping_in(&pair.b, &pair.addr(1));
     let _ = curl_in(&pair.b, &url);
     let sandboxed = sandboxed.wait_with_output().expect("wait for rvisor run");
-    let _ = peer_server.kill();
-    let _ = peer_server.wait();
-    let _ = peer_udp.kill();
-    let _ = peer_udp.wait();
+    drop(peer_server);
+    drop(peer_udp);
 
     assert_success("native run in the netns", &native);
     assert_eq!(
@@ -547,13 +566,15 @@ fn dns_through_the_mounted_resolv_conf() {
     let conf = TempDir::new("rvisor-resolv");
     let conf_file = conf.path().join("resolv.conf");
     std::fs::write(&conf_file, &resolv).unwrap();
-    let mut server = Command::new("ip")
-        .args(["netns", "exec", &pair.b, "python3", "-c"])
-        .arg(dns_server_script(&pair.addr(2)))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the peer's DNS server");
+    let server = Peer::new(
+        Command::new("ip")
+            .args(["netns", "exec", &pair.b, "python3", "-c"])
+            .arg(dns_server_script(&pair.addr(2)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the peer's DNS server"),
+    );
     std::thread::sleep(Duration::from_millis(300));
 
     let native = Command::new("ip")
@@ -593,8 +614,7 @@ fn dns_through_the_mounted_resolv_conf() {
             .args(["dev", &pair.dev_a()])
             .status();
     }
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     assert_success("native run in the netns", &native);
     assert!(
         String::from_utf8_lossy(&native.stdout).contains(&pair.addr(2)),
