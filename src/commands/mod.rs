@@ -297,6 +297,9 @@ fn boot(g: &GlobalOpts, a: BootArgs) -> Result<i32> {
             // Patching hot system call sites (see the platform README);
             // RVISOR_SYSTRAP_PATCH=0 turns it off, to compare.
             std::env::var("RVISOR_SYSTRAP_PATCH").map_or(true, |v| v != "0"),
+            // Polling while a thread's calls come fast (see the platform
+            // README); RVISOR_SYSTRAP_ADAPTIVE=0 turns it off.
+            std::env::var("RVISOR_SYSTRAP_ADAPTIVE").map_or(true, |v| v != "0"),
         )),
         _ => None,
     };

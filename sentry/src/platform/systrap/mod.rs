@@ -110,7 +110,7 @@ const HWCAP2_FSGSBASE: u64 = 1 << 1;
 /// frame), blocks SIGCHLD in the calling thread (call it before the sentry
 /// starts other threads, which inherit the mask) and starts the watcher
 /// that notices stub processes dying.
-pub fn enable(spin: u32, patch: bool) -> Result<(), String> {
+pub fn enable(spin: u32, patch: bool, adaptive: bool) -> Result<(), String> {
     // SAFETY: getauxval only reads the process's auxiliary vector.
     let hwcap2 = unsafe { libc::getauxval(libc::AT_HWCAP2) };
     if hwcap2 & HWCAP2_FSGSBASE == 0 {
@@ -130,6 +130,8 @@ pub fn enable(spin: u32, patch: bool) -> Result<(), String> {
     SPIN_POLLS.store(polls_for(spin), Ordering::Relaxed);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     CPUS.store(cpus as u32, Ordering::Relaxed);
+    ADAPTIVE.store(adaptive && spin == 0 && cpus > 1, Ordering::Relaxed);
+    HOT_POLLS.store(polls_for(HOT_SPIN_US), Ordering::Relaxed);
     if let Some((mask, size)) = xsave_layout() {
         XMASK.store(mask, Ordering::Relaxed);
         XSIZE.store(size, Ordering::Relaxed);
@@ -496,6 +498,11 @@ impl Space {
         Some(i)
     }
 
+    /// Application threads the process has.
+    fn threads(&self) -> usize {
+        lock(&self.slots).iter().filter(|used| **used).count()
+    }
+
     fn free_slot(&self, i: usize) {
         if let Some(s) = lock(&self.slots).get_mut(i) {
             *s = false;
@@ -586,6 +593,14 @@ pub struct Thread {
     /// Registers the fast path could not restore itself: it traps with
     /// `BOUNCE_NR`, and they go into that trap's frame (see `run`).
     bounce: Option<Regs>,
+    /// Adaptive polling (see `adapt`): whether the thread is polling now,
+    /// its run of quick calls, and of slow ones while it polls.
+    hot: bool,
+    streak: u32,
+    slow: u32,
+    /// When the sentry got the thread's last event (how long it served
+    /// the call counts too).
+    stopped_at: Option<Instant>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -669,7 +684,11 @@ impl Thread {
             space.region.word(off + CTX_SENTRY_WAITING),
             |v| v != STATE_RESUME && v != STATE_BOUNCE,
             || space.check_dead(),
-            SPIN.load(Ordering::Relaxed),
+            if self.hot {
+                HOT_SPIN_US
+            } else {
+                SPIN.load(Ordering::Relaxed)
+            },
         );
         match got {
             None | Some(STATE_GONE) => {
@@ -996,6 +1015,7 @@ impl Thread {
             return Ok(StopEvent::Gone);
         }
         self.set_regs(regs)?;
+        let served = self.stopped_at.map_or(Duration::ZERO, |t| t.elapsed());
         let fast = self.event()?.kind != KIND_FRAME;
         if fast && !Self::fast_resumable(regs) {
             self.bounce = Some(*regs);
@@ -1003,6 +1023,7 @@ impl Thread {
         } else {
             self.resume(STATE_RESUME);
         }
+        let resumed = Instant::now();
         let ev = loop {
             let Some(ev) = self.wait_event()? else {
                 return Ok(StopEvent::Gone);
@@ -1026,6 +1047,9 @@ impl Thread {
             }
             self.resume(STATE_RESUME);
         };
+        let now = Instant::now();
+        self.stopped_at = Some(now);
+        self.adapt(now - resumed, served, ev.syscall);
         if ev.syscall.is_some() {
             return Ok(StopEvent::Syscall);
         }
@@ -1048,6 +1072,73 @@ impl Thread {
             si_code,
             addr,
         })
+    }
+
+    /// Adaptive polling. A sleeping hand-over on one CPU costs two context
+    /// switches per call (~2-5 µs here); polling across CPUs costs a few
+    /// cache-line transfers, but keeps two CPUs busy and makes every
+    /// munmap or mprotect shoot down the polling CPU's TLB. So a thread
+    /// polls only while its calls are quick and come quickly one after
+    /// another: after `HOT_STREAK` calls each served within `HOT_SERVE` and
+    /// made within `HOT_GAP` of the last resume (a blocking call, such as
+    /// a futex wait, is not quick: polling through it only burns a CPU),
+    /// and while no more than one thread per two CPUs polls, it moves
+    /// to another CPU and both sides poll (`HOT_SPIN_US`). `COLD_STREAK`
+    /// slower calls in a row, a gap of `COLD_GAP`, a fault or a call that
+    /// changes the address space or the process (mmap, clone, execve...)
+    /// end it, and it goes back beside its sentry thread.
+    fn adapt(&mut self, gap: Duration, served: Duration, syscall: Option<u64>) {
+        if !ADAPTIVE.load(Ordering::Relaxed) {
+            return;
+        }
+        let ends = syscall.is_none_or(ends_polling) || gap >= COLD_GAP;
+        if !ends && gap < HOT_GAP && served < HOT_SERVE {
+            self.slow = 0;
+            self.streak = self.streak.saturating_add(1);
+            if !self.hot && self.streak >= HOT_STREAK {
+                self.set_hot(true);
+            }
+            return;
+        }
+        self.streak = 0;
+        self.slow = self.slow.saturating_add(1);
+        if self.hot && (ends || self.slow >= COLD_STREAK) {
+            self.set_hot(false);
+        }
+    }
+
+    fn set_hot(&mut self, hot: bool) {
+        if hot {
+            // Only a process's only thread, and at most one polling thread
+            // per two CPUs (each keeps two busy): otherwise threads that
+            // talk to each other (a futex ping-pong) only take CPU from
+            // each other, 2-4x slower here.
+            let max = (CPUS.load(Ordering::Relaxed) / 2).max(1);
+            if self.space.threads() != 1 || HOT_THREADS.fetch_add(1, Ordering::SeqCst) >= max {
+                HOT_THREADS.fetch_sub(1, Ordering::SeqCst);
+                self.streak = 0;
+                return;
+            }
+        } else if self.hot {
+            HOT_THREADS.fetch_sub(1, Ordering::SeqCst);
+        } else {
+            return;
+        }
+        self.hot = hot;
+        let polls = if hot {
+            HOT_POLLS.load(Ordering::Relaxed)
+        } else {
+            0
+        };
+        self.space
+            .region
+            .word(self.slot_off() + CTX_SPIN)
+            .store(polls, Ordering::Relaxed);
+        if hot {
+            pin_elsewhere(self.tid);
+        } else {
+            pin_here(self.tid);
+        }
     }
 
     /// Whether `ev` is the fast path's bounce trap.
@@ -1185,6 +1276,7 @@ impl Thread {
 
     /// Ends this host thread alone (the application thread called exit).
     pub fn exit(&mut self) {
+        self.set_hot(false);
         if !self.alive {
             return;
         }
@@ -1205,6 +1297,7 @@ impl Thread {
     }
 
     pub fn kill(&mut self) {
+        self.set_hot(false);
         self.alive = false;
         self.space.kill();
     }
@@ -1265,6 +1358,10 @@ fn adopt_thread(space: Arc<Space>, slot: usize, tid: i32) -> Result<Thread, Plat
         event: None,
         alive: true,
         bounce: None,
+        hot: false,
+        streak: 0,
+        slow: 0,
+        stopped_at: None,
     };
     let unexpected = |what: String| PlatformError::Unexpected { pid: tid, what };
     match t.wait_event()? {
@@ -1292,6 +1389,58 @@ impl Space {
         let (space, slot) = taken.ok_or(PlatformError::Gone { pid: tid as i32 })?;
         adopt_thread(space, slot, tid as i32)
     }
+}
+
+/// Adaptive polling (see `Thread::adapt`): on unless polling is fixed
+/// (`SPIN`) or there is one CPU.
+static ADAPTIVE: AtomicBool = AtomicBool::new(false);
+/// `HOT_SPIN_US` in the stub's polls.
+static HOT_POLLS: AtomicU32 = AtomicU32::new(0);
+const HOT_STREAK: u32 = 16;
+const HOT_GAP: Duration = Duration::from_micros(20);
+const COLD_STREAK: u32 = 8;
+/// Longer than this in the sentry, and the call is not worth polling
+/// through (it blocked, or did real work): the stub would only spin.
+const HOT_SERVE: Duration = Duration::from_micros(20);
+/// Threads polling now (see `Thread::set_hot`).
+static HOT_THREADS: AtomicU32 = AtomicU32::new(0);
+const COLD_GAP: Duration = Duration::from_millis(1);
+const HOT_SPIN_US: u32 = 20;
+
+/// Calls after which a thread stops polling: they change its address
+/// space (whose TLB shootdowns would hit the polling CPU) or its process.
+fn ends_polling(nr: u64) -> bool {
+    [
+        libc::SYS_mmap,
+        libc::SYS_munmap,
+        libc::SYS_mprotect,
+        libc::SYS_mremap,
+        libc::SYS_madvise,
+        libc::SYS_brk,
+        libc::SYS_clone,
+        libc::SYS_clone3,
+        libc::SYS_fork,
+        libc::SYS_vfork,
+        libc::SYS_execve,
+        libc::SYS_execveat,
+        libc::SYS_exit,
+        libc::SYS_exit_group,
+    ]
+    .contains(&(nr as i64))
+}
+
+/// Lets host thread `tid` run on every CPU but the calling sentry
+/// thread's, so both can poll at once.
+fn pin_elsewhere(tid: i32) {
+    // SAFETY: sched_getcpu has no arguments.
+    let me = unsafe { libc::sched_getcpu() };
+    let mut set = nix::sched::CpuSet::new();
+    for c in 0..CPUS.load(Ordering::Relaxed).max(1) as usize {
+        if c as i32 != me {
+            let _ = set.set(c);
+        }
+    }
+    let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(tid), &set);
 }
 
 /// Where a new application thread runs. Without polling, on its sentry
@@ -1632,6 +1781,9 @@ impl Thread {
 
 impl Drop for Thread {
     fn drop(&mut self) {
+        if self.hot {
+            HOT_THREADS.fetch_sub(1, Ordering::SeqCst);
+        }
         // A slot is reused only once its thread is known to be gone.
         if self.state().load(Ordering::SeqCst) == STATE_GONE {
             self.space.free_slot(self.slot);
