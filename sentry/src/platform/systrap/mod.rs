@@ -54,15 +54,19 @@ static SPIN: AtomicU32 = AtomicU32::new(0);
 static SPIN_POLLS: AtomicU32 = AtomicU32::new(0);
 
 /// How many `pause` instructions take `us` microseconds on this CPU (from
-/// ~10 ns to ~140 ns each, by model).
+/// ~10 ns to ~140 ns each, by model). Measured once per sentry, briefly:
+/// it delays every sandbox's start.
 fn polls_for(us: u32) -> u32 {
-    const N: u32 = 100_000;
-    let t = Instant::now();
-    for _ in 0..N {
-        std::hint::spin_loop();
-    }
-    let per_poll_ns = (t.elapsed().as_nanos() as u64 / N as u64).max(1);
-    (us as u64 * 1000 / per_poll_ns).min(u32::MAX as u64) as u32
+    static PER_POLL_PS: OnceLock<u64> = OnceLock::new();
+    let per_poll_ps = *PER_POLL_PS.get_or_init(|| {
+        const N: u64 = 5_000;
+        let t = Instant::now();
+        for _ in 0..N {
+            std::hint::spin_loop();
+        }
+        (t.elapsed().as_nanos() as u64 * 1000 / N).max(1)
+    });
+    (us as u64 * 1_000_000 / per_poll_ps).min(u32::MAX as u64) as u32
 }
 
 /// Whether hot system call sites are patched to enter the fast path
