@@ -83,7 +83,8 @@ fn platform_escape_attempts_end_harmlessly() {
         assert_success(&format!("platform escape ({platform})"), &out);
         assert_eq!(
             stdout_str(&out),
-            "jumps to the stub's syscall instructions: 1, each ended: 1\n\
+            "found the stub: 1\n\
+             jumps to the stub's syscall instructions: 1, each ended: 1\n\
              write to the request page ended: 1\n\
              forged trap contexts ended: 1\n\
              racing trapped registers ended: 1\n\
@@ -111,6 +112,38 @@ fn platform_escape_attempts_end_harmlessly() {
         assert!(
             leaked.is_empty(),
             "{platform}: a mkdir through the stub reached the host: {leaked:?}"
+        );
+    }
+}
+
+/// Every sandbox puts its stub somewhere else (a random 64 KiB-aligned
+/// address in [0x7e0000000000, 0x7ff000000000), as gVisor randomises
+/// its stub), on every platform.
+#[test]
+fn the_stub_lies_at_a_random_address_per_sandbox() {
+    let prog = compile_c("robustness/stub_where.c");
+    for platform in PLATFORMS {
+        let bases: Vec<u64> = (0..3)
+            .map(|_| {
+                let out = run_rvisor_timeout(
+                    &[platform.as_ref(), "do".as_ref(), prog.as_os_str()],
+                    Duration::from_secs(30),
+                );
+                assert_success(&format!("stub_where ({platform})"), &out);
+                let text = stdout_str(&out);
+                u64::from_str_radix(text.trim().trim_start_matches("0x"), 16)
+                    .unwrap_or_else(|_| panic!("{platform}: not an address: {text:?}"))
+            })
+            .collect();
+        for b in &bases {
+            assert!(
+                (0x7e00_0000_0000..0x7ff0_0000_0000).contains(b) && b % 0x1_0000 == 0,
+                "{platform}: stub at {b:#x}"
+            );
+        }
+        assert!(
+            bases[0] != bases[1] || bases[1] != bases[2],
+            "{platform}: three sandboxes put the stub at {bases:#x?}"
         );
     }
 }

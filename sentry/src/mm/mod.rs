@@ -9,7 +9,7 @@ pub mod vma;
 
 use nix::errno::Errno;
 
-use crate::platform::stub_image::{STUB_BASE, STUB_SIZE};
+use crate::platform::stub_image::{stub_base, STUB_SIZE};
 use crate::platform::{PlatformError, Stub};
 
 pub const PAGE_SIZE: u64 = 4096;
@@ -31,7 +31,7 @@ pub fn overlaps_stub(addr: u64, len: u64) -> bool {
     let overlaps = |base: u64, size: u64| addr < base + size && end > base;
     // systrap's site table, mapped low in a process once it patches a
     // system call site.
-    overlaps(STUB_BASE, STUB_SIZE) || overlaps(SITES_BASE, SITES_SIZE)
+    overlaps(stub_base(), STUB_SIZE) || overlaps(SITES_BASE, SITES_SIZE)
 }
 
 /// Per-address-space state the sentry keeps.
@@ -342,7 +342,7 @@ pub fn host_mincore(
     len: u64,
     mut sink: impl FnMut(&Stub, u64, &[u8]) -> Result<(), Errno>,
 ) -> Result<(), Errno> {
-    use crate::platform::stub_image::STUB_SCRATCH;
+    use crate::platform::stub_image::stub_scratch;
     if overlaps_stub(addr, len) {
         return Err(Errno::ENOMEM);
     }
@@ -357,7 +357,7 @@ pub fn host_mincore(
                 [
                     addr + done * PAGE_SIZE,
                     n * PAGE_SIZE,
-                    STUB_SCRATCH,
+                    stub_scratch(),
                     0,
                     0,
                     0,
@@ -366,7 +366,7 @@ pub fn host_mincore(
             .map_err(platform_errno)?;
         result(raw)?;
         let part = &mut chunk[..n as usize];
-        stub.read_mem(STUB_SCRATCH, part)?;
+        stub.read_mem(stub_scratch(), part)?;
         part.iter_mut().for_each(|b| *b &= 1);
         sink(stub, done, part)?;
         done += n;

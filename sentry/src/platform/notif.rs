@@ -94,7 +94,7 @@ const TRACED_SYSCALLS: &[i64] = &[
 /// The stub's own code (see `stub_image`): calls made from there are the
 /// sentry's injections (or an application imitating them).
 fn stub_ip_high() -> u32 {
-    (super::stub_image::STUB_BASE >> 32) as u32
+    (super::stub_image::stub_base() >> 32) as u32
 }
 
 /// The filter each stub thread installs for itself.

@@ -14,8 +14,8 @@ use nix::unistd::Pid;
 
 use super::fd_channel::STUB_CHANNEL_FD;
 use super::stub_image::{
-    StubImage, FORK_TRAP_RIP, INJECT_FORK, INJECT_SYSCALL, INJECT_TRAP_RIP, STUB_BASE,
-    STUB_SCRATCH, STUB_SIZE,
+    fork_trap_rip, inject_fork, inject_syscall, inject_trap_rip, stub_base, stub_scratch,
+    StubImage, STUB_SIZE,
 };
 use super::{PlatformError, Regs, INTERRUPT_SIGNAL};
 
@@ -236,18 +236,18 @@ impl Stub {
         let rw = (libc::PROT_READ | libc::PROT_WRITE) as u64;
         let got = stub.inject(
             libc::SYS_mmap as u64,
-            [STUB_SCRATCH, 0x1000, rw, flags, u64::MAX, 0],
+            [stub_scratch(), 0x1000, rw, flags, u64::MAX, 0],
         )?;
-        if got as u64 != STUB_SCRATCH {
+        if got as u64 != stub_scratch() {
             return Err(PlatformError::Unexpected {
                 pid: pid.as_raw(),
                 what: format!("scratch page mmap gave {got:#x}"),
             });
         }
-        let rest = STUB_SCRATCH + 0x1000;
+        let rest = stub_scratch() + 0x1000;
         let reserve = flags | libc::MAP_NORESERVE as u64;
         let none = libc::PROT_NONE as u64;
-        let len = STUB_BASE + STUB_SIZE - rest;
+        let len = stub_base() + STUB_SIZE - rest;
         let got = stub.inject(
             libc::SYS_mmap as u64,
             [rest, len, none, reserve, u64::MAX, 0],
@@ -594,7 +594,7 @@ impl Stub {
         if let Some(t) = &self.systrap {
             return t.inject(nr, args);
         }
-        self.inject_at(INJECT_SYSCALL, INJECT_TRAP_RIP, nr, args)
+        self.inject_at(inject_syscall(), inject_trap_rip(), nr, args)
     }
 
     /// Forks the stub (host copy-on-write of the whole address space). The
@@ -606,8 +606,8 @@ impl Stub {
         }
         let flags = (libc::CLONE_PARENT as u64) | (libc::SIGCHLD as u64);
         self.inject_at(
-            INJECT_FORK,
-            FORK_TRAP_RIP,
+            inject_fork(),
+            fork_trap_rip(),
             libc::SYS_clone as u64,
             [flags, 0, 0, 0, 0, 0],
         )
@@ -671,7 +671,7 @@ impl Stub {
     pub fn rusage(&mut self) -> Result<libc::rusage, PlatformError> {
         let raw = self.inject(
             libc::SYS_getrusage as u64,
-            [libc::RUSAGE_SELF as u64, STUB_SCRATCH, 0, 0, 0, 0],
+            [libc::RUSAGE_SELF as u64, stub_scratch(), 0, 0, 0, 0],
         )?;
         if raw != 0 {
             return Err(PlatformError::Unexpected {
@@ -688,7 +688,7 @@ impl Stub {
                 std::mem::size_of::<libc::rusage>(),
             )
         };
-        self.read_mem(STUB_SCRATCH, bytes)
+        self.read_mem(stub_scratch(), bytes)
             .map_err(|e| PlatformError::Ptrace {
                 op: "read rusage",
                 pid: self.pid.as_raw(),
@@ -992,8 +992,8 @@ impl Stub {
             | libc::CLONE_THREAD
             | libc::CLONE_SYSVSEM) as u64;
         self.inject_at(
-            INJECT_FORK,
-            FORK_TRAP_RIP,
+            inject_fork(),
+            fork_trap_rip(),
             libc::SYS_clone as u64,
             [flags, 0, 0, 0, 0, 0],
         )
@@ -1017,7 +1017,7 @@ impl Stub {
             return;
         }
         let mut r = self.initial_regs;
-        r.rip = INJECT_SYSCALL;
+        r.rip = inject_syscall();
         r.rax = libc::SYS_exit as u64;
         r.orig_rax = u64::MAX;
         r.rdi = 0;
@@ -1096,36 +1096,36 @@ impl Stub {
     /// Injects `recvmsg` on the channel with its buffers in the scratch page
     /// and returns the fd number the stub received.
     fn receive_fd(&mut self, seq: u64) -> Result<i32, PlatformError> {
-        const MSG: u64 = STUB_SCRATCH;
-        const IOV: u64 = STUB_SCRATCH + 64;
-        const PAYLOAD: u64 = STUB_SCRATCH + 96;
-        const CONTROL: u64 = STUB_SCRATCH + 128;
+        let msg = stub_scratch();
+        let iov = stub_scratch() + 64;
+        let payload = stub_scratch() + 96;
+        let control = stub_scratch() + 128;
         // Room for exactly one fd: the kernel discards any extra ones.
         const CONTROL_LEN: u64 = 24;
         let mut req = [0u8; 160];
         let mut put = |off: usize, v: u64| req[off..off + 8].copy_from_slice(&v.to_le_bytes());
         // struct msghdr { name, namelen, iov, iovlen, control, controllen, flags }
-        put(16, IOV);
+        put(16, iov);
         put(24, 1);
-        put(32, CONTROL);
+        put(32, control);
         put(40, CONTROL_LEN);
         // struct iovec { base, len }
-        put(64, PAYLOAD);
+        put(64, payload);
         put(72, 8);
         let pid = self.pid.as_raw();
         let bad = |what: String| PlatformError::Unexpected { pid, what };
-        self.write_mem(MSG, &req)
+        self.write_mem(msg, &req)
             .map_err(|e| bad(format!("writing the recvmsg request: {e}")))?;
         let flags = (libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC) as u64;
         let got = self.inject(
             libc::SYS_recvmsg as u64,
-            [STUB_CHANNEL_FD as u64, MSG, flags, 0, 0, 0],
+            [STUB_CHANNEL_FD as u64, msg, flags, 0, 0, 0],
         )?;
         if got != 8 {
             return Err(bad(format!("channel recvmsg gave {got}")));
         }
         let mut back = [0u8; 160];
-        self.read_mem(MSG, &mut back)
+        self.read_mem(msg, &mut back)
             .map_err(|e| bad(format!("reading the recvmsg reply: {e}")))?;
         let word = |off: usize| u64::from_le_bytes(back[off..off + 8].try_into().unwrap_or([0; 8]));
         let int = |off: usize| i32::from_le_bytes(back[off..off + 4].try_into().unwrap_or([0; 4]));
@@ -1188,7 +1188,7 @@ impl Stub {
         let unexpected = move |what: String| PlatformError::Unexpected { pid, what };
         let fd = self.inject(
             libc::SYS_seccomp as u64,
-            super::notif::install_args(super::stub_image::FPROG_ADDR),
+            super::notif::install_args(super::stub_image::fprog_addr()),
         )?;
         if fd < 0 {
             return Err(unexpected(format!("seccomp filter install gave {fd}")));

@@ -12,53 +12,92 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
 
-/// Where the stub's code page is mapped in every application address space.
-/// Below the range the kernel randomises the stack into (top of the 47-bit
-/// space minus up to 16 GiB) and far above where programs map things.
-pub const STUB_BASE: u64 = 0x7ff0_0000_0000;
+/// Where the stub's range starts in every application address space of
+/// this sandbox: chosen at random (64 KiB aligned) when the sentry first
+/// needs it, between `STUB_BASE_MIN` and `STUB_BASE_MAX`, as gVisor
+/// randomises its stub. Below the range the kernel randomises the stack
+/// into (top of the 47-bit space minus up to 16 GiB) and far above where
+/// programs map things; the image claims the range at exec, before the
+/// kernel places anything else.
+pub fn stub_base() -> u64 {
+    static BASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *BASE.get_or_init(|| {
+        let mut r = [0u8; 8];
+        // SAFETY: getrandom fills at most the 8 bytes of our buffer.
+        let got = unsafe { libc::getrandom(r.as_mut_ptr().cast(), r.len(), 0) };
+        let r = if got == 8 {
+            u64::from_le_bytes(r)
+        } else {
+            // No entropy: still not the same address every time.
+            std::process::id() as u64 ^ (std::ptr::addr_of!(BASE) as u64 >> 12)
+        };
+        let slots = (STUB_BASE_MAX - STUB_BASE_MIN) >> 16;
+        STUB_BASE_MIN + ((r % slots) << 16)
+    })
+}
+pub const STUB_BASE_MIN: u64 = 0x7e00_0000_0000;
+pub const STUB_BASE_MAX: u64 = 0x7ff0_0000_0000;
 /// Size of the range reserved for the stub (its code page, a scratch page
 /// and systrap's shared region); applications may not map, unmap or
 /// protect anything in it.
 pub const STUB_SIZE: u64 =
-    super::systrap::layout::REGION_BASE - STUB_BASE + super::systrap::layout::REGION_SIZE;
+    super::systrap::layout::REGION_OFFSET + super::systrap::layout::REGION_SIZE;
 /// A read-write page the sentry's own injected calls use for their results
 /// (e.g. getrusage). The application can write it, so what is read back is
 /// only ever its own information.
-pub const STUB_SCRATCH: u64 = STUB_BASE + 0x1000;
+pub fn stub_scratch() -> u64 {
+    stub_base() + 0x1000
+}
 /// `syscall; int3`: the sentry sets registers, continues, and collects the
 /// result at the `int3` trap.
-pub const INJECT_SYSCALL: u64 = STUB_BASE + CODE_OFFSET;
+pub fn inject_syscall() -> u64 {
+    stub_base() + CODE_OFFSET
+}
 /// Address right after the `int3` of the injection sequence.
-pub const INJECT_TRAP_RIP: u64 = INJECT_SYSCALL + 3;
+pub fn inject_trap_rip() -> u64 {
+    inject_syscall() + 3
+}
 /// `syscall; test rax,rax; jz child; int3; child: pause loop`: used to fork the
 /// stub. The parent traps at the `int3`; the untraced child parks in `pause()`
 /// until its own sentry thread seizes it.
-pub const INJECT_FORK: u64 = STUB_BASE + CODE_OFFSET + 3;
+pub fn inject_fork() -> u64 {
+    stub_base() + CODE_OFFSET + 3
+}
 /// Address right after the parent's `int3` in the fork sequence.
-pub const FORK_TRAP_RIP: u64 = STUB_BASE + CODE_OFFSET + 0x0b;
+pub fn fork_trap_rip() -> u64 {
+    stub_base() + CODE_OFFSET + 0x0b
+}
 
 const CODE_OFFSET: u64 = 0x80;
 
 /// Where the fast path's seccomp filter sits in the stub's read-only page
-/// (see `notif`): a `struct sock_fprog` at `FPROG_ADDR` pointing at the
+/// (see `notif`): a `struct sock_fprog` at `fprog_addr()` pointing at the
 /// instructions right after it. Read-only, so no application thread can
 /// change the filter a new thread is about to install.
-pub const FPROG_ADDR: u64 = STUB_BASE + FPROG_OFFSET;
+pub fn fprog_addr() -> u64 {
+    stub_base() + FPROG_OFFSET
+}
 const FPROG_OFFSET: u64 = 0x100;
 
 /// Where systrap's code (`systrap::stub_code`) sits in the code page, and
 /// the most it may take.
-pub const SYSTRAP_CODE_ADDR: u64 = STUB_BASE + SYSTRAP_CODE_OFFSET;
-const SYSTRAP_CODE_OFFSET: u64 = 0x400;
+pub fn systrap_code_addr() -> u64 {
+    stub_base() + SYSTRAP_CODE_OFFSET
+}
+pub const SYSTRAP_CODE_OFFSET: u64 = 0x400;
 pub const SYSTRAP_CODE_MAX: u64 = 0x800;
 /// systrap's application filter (a `struct sock_fprog` and its
 /// instructions), read-only like the rest of the page.
-pub const SYSTRAP_FPROG_ADDR: u64 = STUB_BASE + SYSTRAP_FPROG_OFFSET;
-const SYSTRAP_FPROG_OFFSET: u64 = SYSTRAP_CODE_OFFSET + SYSTRAP_CODE_MAX;
+pub fn systrap_fprog_addr() -> u64 {
+    stub_base() + SYSTRAP_FPROG_OFFSET
+}
+pub const SYSTRAP_FPROG_OFFSET: u64 = SYSTRAP_CODE_OFFSET + SYSTRAP_CODE_MAX;
 const _: () = assert!(SYSTRAP_FPROG_OFFSET == 0xc00);
 /// The syscall thread's filter (see `systrap::filter`).
-pub const SYSTRAP_THREAD_FPROG_ADDR: u64 = STUB_BASE + SYSTRAP_THREAD_FPROG_OFFSET;
-const SYSTRAP_THREAD_FPROG_OFFSET: u64 = 0xd00;
+pub fn systrap_thread_fprog_addr() -> u64 {
+    stub_base() + SYSTRAP_THREAD_FPROG_OFFSET
+}
+pub const SYSTRAP_THREAD_FPROG_OFFSET: u64 = 0xd00;
 
 const CODE: &[u8] = &[
     0x0f, 0x05, // +0x00 syscall
@@ -77,7 +116,7 @@ const CODE: &[u8] = &[
 const PHDR_OFFSET: u64 = 0x300;
 
 /// Builds the ELF image: a read+execute PT_LOAD for the code page at
-/// `STUB_BASE`, and a zero-filled one over the rest of the stub's range.
+/// `stub_base()`, and a zero-filled one over the rest of the stub's range.
 /// The second makes the kernel's exec claim the whole range before it
 /// places the vDSO and the first mappings, which could otherwise land
 /// there (the sentry refuses application mappings in the range, and
@@ -93,23 +132,23 @@ fn build_image() -> Vec<u8> {
     put16(&mut img, 16, 2); // ET_EXEC
     put16(&mut img, 18, 62); // EM_X86_64
     put32(&mut img, 20, 1);
-    put64(&mut img, 24, INJECT_SYSCALL + 2); // e_entry: the int3, never reached
+    put64(&mut img, 24, inject_syscall() + 2); // e_entry: the int3, never reached
     put64(&mut img, 32, PHDR_OFFSET); // e_phoff
     put16(&mut img, 52, 64); // e_ehsize
     put16(&mut img, 54, 56); // e_phentsize
     put16(&mut img, 56, 2); // e_phnum
-    let filter = super::notif::filter_image(FPROG_ADDR);
+    let filter = super::notif::filter_image(fprog_addr());
     let (systrap_code, _) = super::systrap::stub_code::code();
-    let systrap_filter = super::systrap::filter::filter_image(SYSTRAP_FPROG_ADDR);
+    let systrap_filter = super::systrap::filter::filter_image(systrap_fprog_addr());
     let thread_filter =
-        super::systrap::filter::syscall_thread_filter_image(SYSTRAP_THREAD_FPROG_ADDR);
+        super::systrap::filter::syscall_thread_filter_image(systrap_thread_fprog_addr());
     let total = SYSTRAP_THREAD_FPROG_OFFSET + thread_filter.len() as u64;
     let mut phdrs = Vec::with_capacity(112);
     // The code page.
-    phdrs.extend(load_segment(5, 0, STUB_BASE, total, total)); // PF_R | PF_X
-                                                               // The rest of the range, zero-filled (no file bytes).
-    let rest = STUB_BASE + STUB_SIZE - STUB_SCRATCH;
-    phdrs.extend(load_segment(6, 0x1000, STUB_SCRATCH, 0, rest)); // PF_R | PF_W
+    phdrs.extend(load_segment(5, 0, stub_base(), total, total)); // PF_R | PF_X
+                                                                 // The rest of the range, zero-filled (no file bytes).
+    let rest = STUB_SIZE - 0x1000;
+    phdrs.extend(load_segment(6, 0x1000, stub_scratch(), 0, rest)); // PF_R | PF_W
     img.extend_from_slice(CODE);
     img.resize(FPROG_OFFSET as usize, 0);
     img.extend_from_slice(&filter);

@@ -6,7 +6,7 @@
  * every platform; prints what it saw.
  *
  * The addresses are the stub's (sentry/src/platform/stub_image.rs and
- * systrap/layout.rs): its code page at STUB_BASE and, on systrap, the
+ * systrap/layout.rs), found as stub_base.h says: its code page and, on systrap, the
  * shared region after it (a read-only request page, then one slot per
  * thread: hand-over word, trap frame). On ptrace the region is not
  * mapped, so writes to it fault; the outcome printed is the same. */
@@ -26,7 +26,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define STUB_BASE 0x7ff000000000UL
+#include "stub_base.h"
+
+static uintptr_t stub_base;
+#define STUB_BASE stub_base
 #define REGION (STUB_BASE + 0x10000UL)
 #define SLOT_SIZE 0x8000UL
 #define SLOT(i) (REGION + SLOT_SIZE * ((i) + 1))
@@ -259,6 +262,10 @@ int main(int argc, char **argv)
 {
     marker_dir = argc > 1 ? argv[1] : "/tmp";
     setvbuf(stdout, NULL, _IOLBF, 0);
+    stub_base = find_stub_base();
+    printf("found the stub: %d\n", stub_base != 0);
+    if (!stub_base)
+        return 1;
 
     /* Every `syscall` instruction in the stub's code page. */
     const uint8_t *page = (const uint8_t *)STUB_BASE;

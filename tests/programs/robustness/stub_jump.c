@@ -1,6 +1,6 @@
 /* robustness/stub_jump: an application that knows where the stub's code
- * lives (the sentry's `syscall; int3` injection sequence at STUB_BASE +
- * 0x80) jumps there with registers it crafted, hoping the host runs its
+ * lives (the sentry's `syscall; int3` injection sequence at the stub's
+ * base + 0x80, found as stub_base.h says) jumps there with registers it crafted, hoping the host runs its
  * system call unchecked. Each attempt must stay inside the sandbox: the
  * call is emulated like any other (getpid gives the sandbox's pid, mkdir
  * lands in the sandbox's filesystem), and the `int3` after it is the
@@ -16,8 +16,9 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#define STUB_SYSCALL 0x7ff000000080UL
-#define STUB_SCRATCH_GUESS 0x7ff000001000L
+#include "stub_base.h"
+
+static uintptr_t stub_syscall;
 
 static sigjmp_buf back;
 static volatile long result;
@@ -41,7 +42,7 @@ static long stub_call(long nr, long a0, long a1, long a2)
     register long rdi __asm__("rdi") = a0;
     register long rsi __asm__("rsi") = a1;
     register long rdx __asm__("rdx") = a2;
-    __asm__ volatile("jmp *%4" : : "r"(rax), "r"(rdi), "r"(rsi), "r"(rdx), "r"(STUB_SYSCALL)
+    __asm__ volatile("jmp *%4" : : "r"(rax), "r"(rdi), "r"(rsi), "r"(rdx), "r"(stub_syscall)
                      : "memory");
     return -9999; /* not reached */
 }
@@ -55,6 +56,12 @@ int main(int argc, char **argv)
     sa.sa_flags = SA_SIGINFO | SA_NODEFER;
     sigaction(SIGTRAP, &sa, NULL);
     sigaction(SIGSEGV, &sa, NULL);
+    uintptr_t base = find_stub_base();
+    if (!base) {
+        printf("no stub found\n");
+        return 1;
+    }
+    stub_syscall = base + 0x80;
 
     long pid = stub_call(SYS_getpid, 0, 0, 0);
     printf("getpid through the stub matches getpid: %d\n", pid == getpid());
@@ -62,7 +69,7 @@ int main(int argc, char **argv)
     struct stat st;
     printf("mkdirat through the stub: %ld, visible inside: %d\n", r, stat(marker, &st) == 0);
     /* Unmapping the stub's own page is refused like any mapping of it. */
-    r = stub_call(SYS_munmap, STUB_SCRATCH_GUESS, 4096, 0);
+    r = stub_call(SYS_munmap, (long)base + 0x1000, 4096, 0);
     printf("munmap of the stub through the stub: %ld\n", r);
     printf("end\n");
     return 0;

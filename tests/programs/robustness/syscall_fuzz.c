@@ -40,7 +40,7 @@ static long arg(void) {
     case 5: return (long)buf;
     case 6: return (long)buf + (long)(next() % sizeof(buf));
     case 7: return (long)(next() | 1) << 62;
-    case 8: return 0x7ff000000000L; /* the stub's page */
+    case 8: return 0x7e0000000000L + (long)(next() % 0x1000000) * 0x10000; /* where the stub may be */
     case 9: return (long)"/tmp/fuzz";
     case 10: return (long)next();
     default: return -(long)(next() % 4096);

@@ -17,16 +17,17 @@ use crate::platform::bpf::{
     data_arg_hi, data_arg_lo, fprog_image, jump, stmt, AUDIT_ARCH_X86_64, DATA_ARCH, DATA_IP_HI,
     DATA_IP_LO, DATA_NR, JEQ_K, JGE_K, JGT_K, LD_W_ABS, RET_K, SECCOMP_RET_ALLOW, SECCOMP_RET_TRAP,
 };
-use crate::platform::stub_image::{STUB_BASE, SYSTRAP_CODE_ADDR, SYSTRAP_CODE_MAX};
+use crate::platform::stub_image::{stub_base, systrap_code_addr, SYSTRAP_CODE_MAX};
 
 const DATA_ARG1_LO: u32 = data_arg_lo(1);
 const DATA_ARG1_HI: u32 = data_arg_hi(1);
 
 /// The application filter (see the module comment).
 pub fn filter() -> Vec<libc::sock_filter> {
-    let code_lo = SYSTRAP_CODE_ADDR as u32;
-    let code_end_lo = (SYSTRAP_CODE_ADDR + SYSTRAP_CODE_MAX) as u32;
-    let code_hi = (SYSTRAP_CODE_ADDR >> 32) as u32;
+    let code = systrap_code_addr();
+    let code_lo = code as u32;
+    let code_end_lo = (code + SYSTRAP_CODE_MAX) as u32;
+    let code_hi = (code >> 32) as u32;
     // Indices: TRAP is the last instruction, ALLOW the one before it.
     let f = vec![
         /* 0 */ stmt(LD_W_ABS, DATA_ARCH),
@@ -93,9 +94,9 @@ const SYSCALL_THREAD_CALLS: &[i64] = &[
 /// thread blocks, which kills its process; for application threads the
 /// filter above decides first).
 pub fn syscall_thread_filter() -> Vec<libc::sock_filter> {
-    let page_lo = STUB_BASE as u32;
-    let page_end_lo = (STUB_BASE + 0xfff) as u32;
-    let page_hi = (STUB_BASE >> 32) as u32;
+    let page_lo = stub_base() as u32;
+    let page_end_lo = (stub_base() + 0xfff) as u32;
+    let page_hi = (stub_base() >> 32) as u32;
     let n = SYSCALL_THREAD_CALLS.len() as u8;
     // Laid out as [8 checks][n list entries][TRAP][ALLOW]: TRAP is at
     // 8 + n, and a jump from index i lands at i + 1 + offset.
@@ -142,7 +143,7 @@ mod tests {
 
     #[test]
     fn only_the_handlers_calls_from_the_stub_are_allowed() {
-        let stub = SYSTRAP_CODE_ADDR + 0x10;
+        let stub = systrap_code_addr() + 0x10;
         let x86 = AUDIT_ARCH_X86_64;
         let futex = libc::SYS_futex as u32;
         assert_eq!(run(futex, x86, stub, 0), SECCOMP_RET_ALLOW);
@@ -158,9 +159,9 @@ mod tests {
         assert_eq!(run(futex, x86, 0x40_1000, 0), SECCOMP_RET_TRAP);
         assert_eq!(run(15, x86, 0x40_1000, 0), SECCOMP_RET_TRAP);
         assert_eq!(run(15, x86, stub + (1 << 32), 0), SECCOMP_RET_TRAP);
-        assert_eq!(run(15, x86, SYSTRAP_CODE_ADDR - 1, 0), SECCOMP_RET_TRAP);
+        assert_eq!(run(15, x86, systrap_code_addr() - 1, 0), SECCOMP_RET_TRAP);
         assert_eq!(
-            run(15, x86, SYSTRAP_CODE_ADDR + 0x2000, 0),
+            run(15, x86, systrap_code_addr() + 0x2000, 0),
             SECCOMP_RET_TRAP
         );
         // Another ABI always traps.
@@ -171,7 +172,7 @@ mod tests {
     fn the_syscall_thread_may_make_only_the_sentrys_calls() {
         let f = syscall_thread_filter();
         let x86 = AUDIT_ARCH_X86_64;
-        let code = STUB_BASE + 0x82;
+        let code = stub_base() + 0x82;
         for nr in SYSCALL_THREAD_CALLS {
             assert_eq!(
                 run_filter(&f, *nr as u32, x86, code, 0),
@@ -195,10 +196,13 @@ mod tests {
         let nr = libc::SYS_mmap as u32;
         assert_eq!(run_filter(&f, nr, x86, 0x40_1000, 0), SECCOMP_RET_TRAP);
         assert_eq!(
-            run_filter(&f, nr, x86, STUB_BASE + 0x1000, 0),
+            run_filter(&f, nr, x86, stub_base() + 0x1000, 0),
             SECCOMP_RET_TRAP
         );
-        assert_eq!(run_filter(&f, nr, x86, STUB_BASE - 1, 0), SECCOMP_RET_TRAP);
+        assert_eq!(
+            run_filter(&f, nr, x86, stub_base() - 1, 0),
+            SECCOMP_RET_TRAP
+        );
         assert_eq!(run_filter(&f, nr, 0x4000_0003, code, 0), SECCOMP_RET_TRAP);
     }
 }

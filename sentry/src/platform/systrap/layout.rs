@@ -1,7 +1,7 @@
 //! Where everything systrap shares with a stub lives.
 //!
 //! Each stub process has one *region*: a memfd the sentry creates and maps
-//! into itself and into the stub, at [`REGION_BASE`] there. It holds:
+//! into itself and into the stub, at [`region_base`] there. It holds:
 //! - the request page, read-only in the stub: what the sentry asks the
 //!   process's syscall thread to run (memory management, clone, fork);
 //! - the response page: the syscall thread's answer;
@@ -16,11 +16,16 @@
 //! application thread of the process, so the sentry treats all of it as
 //! hostile input (see `Thread::event`).
 
-use crate::platform::stub_image::STUB_BASE;
+use crate::platform::stub_image::stub_base;
 
-/// The region's address in every stub (64 KiB aligned, inside the
-/// reserved stub range the application can never map, unmap or protect).
-pub const REGION_BASE: u64 = STUB_BASE + 0x1_0000;
+/// The region's offset in the stub's range (64 KiB aligned, inside the
+/// reserved range the application can never map, unmap or protect).
+pub const REGION_OFFSET: u64 = 0x1_0000;
+
+/// The region's address in every stub of this sandbox.
+pub fn region_base() -> u64 {
+    stub_base() + REGION_OFFSET
+}
 /// Size of one thread's slot; slots are aligned to it, so the trap
 /// handler finds its slot by rounding its stack pointer down.
 pub const SLOT_SIZE: u64 = 0x8000;
@@ -172,8 +177,8 @@ pub const SITES_SIZE: u64 = SLOW_TRAMPOLINES + SITE_TRAMPOLINE_SIZE * MAX_SITES 
 pub const FAULT_OPCODE: u8 = 0x06;
 
 /// Stub address of slot `i`.
-pub const fn slot_addr(i: usize) -> u64 {
-    REGION_BASE + SLOT_SIZE * (i as u64 + 1)
+pub fn slot_addr(i: usize) -> u64 {
+    region_base() + SLOT_SIZE * (i as u64 + 1)
 }
 
 /// Offset of slot `i` in the region.

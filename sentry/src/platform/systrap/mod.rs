@@ -36,7 +36,7 @@ use nix::errno::Errno;
 use layout::*;
 use sites::{Site, Sites};
 
-use super::stub_image::{StubImage, SYSTRAP_CODE_ADDR};
+use super::stub_image::{stub_scratch, systrap_code_addr, StubImage};
 use super::{PlatformError, Regs, StopEvent, Stub};
 
 /// Whether systrap is the platform (set once at boot).
@@ -676,7 +676,7 @@ impl Thread {
     fn on_altstack(&self, addr: u64, len: u64) -> Option<u64> {
         let lo = slot_addr(self.slot) + ALTSTACK;
         let hi = slot_addr(self.slot) + SLOT_SIZE;
-        (addr >= lo && addr.checked_add(len)? <= hi).then(|| addr - REGION_BASE)
+        (addr >= lo && addr.checked_add(len)? <= hi).then(|| addr - region_base())
     }
 
     /// Waits for the thread's next trap.
@@ -1336,7 +1336,7 @@ fn interrupt_event() -> StopEvent {
 /// The stub addresses of systrap's code.
 fn code_range() -> (u64, u64) {
     let (code, _) = stub_code::code();
-    (SYSTRAP_CODE_ADDR, SYSTRAP_CODE_ADDR + code.len() as u64)
+    (systrap_code_addr(), systrap_code_addr() + code.len() as u64)
 }
 
 /// Reads application memory of the process `tid` belongs to.
@@ -1486,7 +1486,7 @@ fn pin_here(tid: i32) {
 /// Stub addresses of the code's entry points.
 fn entry(offset: fn(&stub_code::Entries) -> u64) -> u64 {
     let (_, entries) = stub_code::code();
-    SYSTRAP_CODE_ADDR + offset(&entries)
+    systrap_code_addr() + offset(&entries)
 }
 
 /// Has a stub stopped under ptrace make and map its region itself (over
@@ -1515,8 +1515,8 @@ fn make_region(stub: &mut Stub) -> Result<(Region, i32), PlatformError> {
 fn start_syscall_thread(stub: Stub, fresh: bool, region_fd: i32) -> Result<(), PlatformError> {
     let mut r = stub.initial_regs;
     r.rip = entry(|e| e.syscall_thread);
-    r.rsp = REGION_BASE + SYSCALL_THREAD_STACK_TOP;
-    r.r15 = REGION_BASE;
+    r.rsp = region_base() + SYSCALL_THREAD_STACK_TOP;
+    r.r15 = region_base();
     r.r14 = fresh as u64;
     r.r13 = region_fd as u64;
     r.r12 = 0;
@@ -1533,9 +1533,8 @@ fn start_syscall_thread(stub: Stub, fresh: bool, region_fd: i32) -> Result<(), P
 /// handler to the default: so injections only ever run unblocked, and the
 /// syscall thread blocks its signals itself once it runs.
 fn set_mask(stub: &mut Stub, mask: u64) -> Result<(), PlatformError> {
-    use super::stub_image::STUB_SCRATCH;
     let pid = stub.pid();
-    stub.write_mem(STUB_SCRATCH, &mask.to_le_bytes())
+    stub.write_mem(stub_scratch(), &mask.to_le_bytes())
         .map_err(|errno| PlatformError::Ptrace {
             op: "write sigmask",
             pid,
@@ -1543,7 +1542,7 @@ fn set_mask(stub: &mut Stub, mask: u64) -> Result<(), PlatformError> {
         })?;
     let got = stub.inject(
         libc::SYS_rt_sigprocmask as u64,
-        [libc::SIG_SETMASK as u64, STUB_SCRATCH, 0, 8, 0, 0],
+        [libc::SIG_SETMASK as u64, stub_scratch(), 0, 8, 0, 0],
     )?;
     if got != 0 {
         return Err(PlatformError::Unexpected {

@@ -8,7 +8,9 @@
 //! raw system calls. It never uses the application's stack.
 
 use super::layout::*;
-use crate::platform::stub_image::{STUB_BASE, SYSTRAP_FPROG_ADDR, SYSTRAP_THREAD_FPROG_ADDR};
+use crate::platform::stub_image::{
+    SYSTRAP_CODE_OFFSET, SYSTRAP_FPROG_OFFSET, SYSTRAP_THREAD_FPROG_OFFSET,
+};
 
 std::arch::global_asm!(
     ".pushsection .text.rvisor_systrap,\"ax\",@progbits",
@@ -225,7 +227,7 @@ std::arch::global_asm!(
     // syscall thread's filter, which its forks and threads inherit.
     // A new stub process's region, made by the process itself under
     // ptrace (one injected run instead of a call per step): a memfd,
-    // mapped at REGION_BASE with the request page read-only. Stops at the
+    // mapped at the region base with the request page read-only. Stops at the
     // int3 with the memfd in rax (a negative errno on failure); the
     // sentry takes a copy with pidfd_getfd, and the syscall thread closes
     // the process's own (r13) as it starts.
@@ -246,7 +248,7 @@ std::arch::global_asm!(
     "    test rax, rax",
     "    jnz 2f",
     "    mov eax, {SYS_mmap}",
-    "    movabs rdi, {REGION_BASE}",
+    "    lea rdi, [rip + rvisor_systrap_code_start + {TO_REGION}]",
     "    mov esi, 4096",
     "    mov edx, {PROT_READ}",
     "    mov r10d, {MAP_SHARED_FIXED}",
@@ -256,7 +258,7 @@ std::arch::global_asm!(
     "    cmp rax, rdi",
     "    jne 1f",
     "    mov eax, {SYS_mmap}",
-    "    movabs rdi, {REGION_RESP}",
+    "    lea rdi, [rip + rvisor_systrap_code_start + {TO_REGION} + {RESP}]",
     "    mov rsi, {REGION_RESP_SIZE}",
     "    mov edx, {PROT_RW}",
     "    mov r10d, {MAP_SHARED_FIXED}",
@@ -325,14 +327,14 @@ std::arch::global_asm!(
     ".endr",
     "    add rsp, 32",
     "    mov eax, {SYS_mseal}",
-    "    movabs rdi, {STUB_BASE}",
+    "    lea rdi, [rip + rvisor_systrap_code_start - {SYSTRAP_CODE_OFFSET}]",
     "    mov esi, 4096",
     "    xor edx, edx",
     "    syscall",
     "    mov eax, {SYS_seccomp}",
     "    mov edi, {SECCOMP_SET_MODE_FILTER}",
     "    xor esi, esi",
-    "    movabs rdx, {THREAD_FPROG}",
+    "    lea rdx, [rip + rvisor_systrap_code_start + {TO_THREAD_FPROG}]",
     "    syscall",
     "    test rax, rax",
     "    jnz 9f",
@@ -435,7 +437,7 @@ std::arch::global_asm!(
     "    mov eax, {SYS_seccomp}",
     "    mov edi, {SECCOMP_SET_MODE_FILTER}",
     "    xor esi, esi",
-    "    movabs rdx, {FPROG}",
+    "    lea rdx, [rip + rvisor_systrap_code_start + {TO_FPROG}]",
     "    syscall",
     "    test rax, rax",
     "    jnz 9f",
@@ -468,15 +470,14 @@ std::arch::global_asm!(
     MEMBARRIER_REGISTER_SYNC_CORE = const 1 << 6,
     MFD_FLAGS = const libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
     REGION_SIZE = const REGION_SIZE,
-    REGION_BASE = const REGION_BASE,
-    REGION_RESP = const REGION_BASE + RESP,
+    TO_REGION = const REGION_OFFSET - SYSTRAP_CODE_OFFSET,
     REGION_RESP_SIZE = const REGION_SIZE - RESP,
     RESP = const RESP,
     PROT_READ = const libc::PROT_READ,
     PROT_RW = const libc::PROT_READ | libc::PROT_WRITE,
     MAP_SHARED_FIXED = const libc::MAP_SHARED | libc::MAP_FIXED,
     EIO = const libc::EIO,
-    STUB_BASE = const STUB_BASE,
+    SYSTRAP_CODE_OFFSET = const SYSTRAP_CODE_OFFSET,
     SA_FLAGS = const (libc::SA_SIGINFO | libc::SA_ONSTACK | 0x0400_0000),
     SIGSYS = const libc::SIGSYS,
     SIGSEGV = const libc::SIGSEGV,
@@ -528,8 +529,8 @@ std::arch::global_asm!(
     KIND_FORK = const KIND_FORK,
     ALTSTACK = const ALTSTACK,
     ALTSTACK_SIZE = const ALTSTACK_SIZE,
-    FPROG = const SYSTRAP_FPROG_ADDR,
-    THREAD_FPROG = const SYSTRAP_THREAD_FPROG_ADDR,
+    TO_FPROG = const SYSTRAP_FPROG_OFFSET - SYSTRAP_CODE_OFFSET,
+    TO_THREAD_FPROG = const SYSTRAP_THREAD_FPROG_OFFSET - SYSTRAP_CODE_OFFSET,
     START_NR = const START_NR,
 );
 
