@@ -8,7 +8,9 @@
 //! the same way if need be), as the walk that made them did. A reopened
 //! node must be the same inode (device and inode number), or the handle is
 //! stale (ESTALE): nothing is ever reached by a path the handle did not
-//! name when it was made.
+//! name when it was made. (With no generation number to compare, a file
+//! made outside the sandbox under the same name that reuses the freed
+//! inode number passes the check; it is still inside the mount.)
 //!
 //! Renames and unlinks through the gofer keep the origins true: a node
 //! whose name goes away is pinned open first (its inode lives on, as on
@@ -337,9 +339,9 @@ mod tests {
             t.insert(fd, Some((sub, CString::new(name).expect("c"))))
                 .expect("f");
         }
-        // Behind the gofer's back: f0 becomes another file.
-        std::fs::remove_file(dir.join("sub/f0")).expect("rm");
-        std::fs::write(dir.join("sub/f0"), b"other").expect("write");
+        // Behind the gofer's back: the name f0 goes to another inode (f1's:
+        // a file made afresh could reuse f0's freed inode number).
+        std::fs::rename(dir.join("sub/f1"), dir.join("sub/f0")).expect("rename");
         assert_eq!(t.get(f0).err(), Some(Errno::ESTALE));
         let _ = std::fs::remove_dir_all(&dir);
     }
