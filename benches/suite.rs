@@ -63,6 +63,17 @@ fn main() {
     let tmp_mount = serde_json::json!({ "destination": "/tmp", "type": "tmpfs",
         "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"] });
     let all = runtimes();
+    for needed in ["runc", "runsc (ptrace)"] {
+        if write && !all.iter().any(|r| r.name == needed) {
+            // The docs compare every runtime; a table without one would
+            // silently replace the one that had it.
+            eprintln!(
+                "{needed} is not installed (apt-get install runc runsc): \
+                 refusing to --write docs/benchmarks.md without it"
+            );
+            std::process::exit(2);
+        }
+    }
 
     // System-call paths.
     let bundle = work.join("micro");
