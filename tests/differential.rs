@@ -37,13 +37,6 @@ fn lock(m: &Mutex<()>) -> MutexGuard<'_, ()> {
 /// by tests/net.rs.)
 const NOT_DIFFERENTIAL: &[&str] = &["unimplemented", "robustness", "netns"];
 
-/// Programs the experimental notif platform is known to fail, and why
-/// (each is a bug to fix there; the other platforms must pass them).
-const NOTIF_KNOWN_FAILURES: &[(&str, &str)] = &[(
-    "threads/hot_syscalls.c",
-    "signals sent to threads looping on getppid end the process with SIGSEGV",
-)];
-
 fn sanity_check_native(prog: &str, label: &str, out: &Output) {
     let text = stdout_str(out);
     if text.contains("FATAL") || text.is_empty() {
@@ -85,10 +78,6 @@ fn differential(prog: &str) {
     // host's namespace), where the sentry translates every call.
     if prog.starts_with("net/") {
         runs.push(("dynamic", &dynamic, "--network=host"));
-    }
-    if let Some((_, why)) = NOTIF_KNOWN_FAILURES.iter().find(|(p, _)| *p == prog) {
-        eprintln!("{prog}: not run on --platform=notif (known failure: {why})");
-        runs.retain(|(_, _, platform)| *platform != "--platform=notif");
     }
     for (label, bin, platform) in runs {
         let sandboxed = run_rvisor(&[platform.as_ref(), "do".as_ref(), bin.as_os_str()]);

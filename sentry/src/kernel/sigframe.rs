@@ -172,6 +172,13 @@ impl Task {
                 }
             };
             crate::syscalls::timer::signal_dequeued(&self.proc, &info);
+            // On notif, a signal that came after the task loop's check
+            // (`needs_real_regs`) finds the thread with only its call's
+            // registers: a frame built from them sent the handler's return
+            // to nowhere (SIGSEGV under a signal storm).
+            if self.stub.in_notified_call() {
+                self.real_regs();
+            }
             if act.handler == SIG_IGN {
                 continue;
             }
