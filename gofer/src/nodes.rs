@@ -279,28 +279,22 @@ mod tests {
         (dir, OwnedFd::from(root))
     }
 
+    /// Walks to `name` in `dir` and gives it a handle, as the server does.
+    fn walk(t: &mut NodeTable, dir: Handle, name: &str) -> Handle {
+        let dir_fd = t.get(dir).expect("dir fd");
+        let fd = o_path(dir_fd.as_fd(), name);
+        t.insert(fd, Some((dir, CString::new(name).expect("name"))))
+            .expect("insert")
+    }
+
     #[test]
     fn closed_nodes_reopen_as_the_same_inode_within_the_budget() {
         let (dir, root) = tree(50);
         let mut t = NodeTable::new(1, root, 16).expect("table");
-        let root_fd = t.get(1).expect("root");
-        let sub = t
-            .insert(
-                o_path(root_fd.as_fd(), "sub"),
-                Some((1, CString::new("sub").expect("c"))),
-            )
-            .expect("sub");
-        let sub_fd = t.get(sub).expect("sub fd");
-        let mut handles = Vec::new();
-        for i in 0..50 {
-            let name = format!("f{i}");
-            let fd = o_path(sub_fd.as_fd(), &name);
-            handles.push(
-                t.insert(fd, Some((sub, CString::new(name).expect("c"))))
-                    .expect("f"),
-            );
-        }
-        drop(sub_fd);
+        let sub = walk(&mut t, 1, "sub");
+        let handles: Vec<Handle> = (0..50)
+            .map(|i| walk(&mut t, sub, &format!("f{i}")))
+            .collect();
         assert!(t.open_fds() <= 17, "{} fds open", t.open_fds());
         for (i, h) in handles.iter().enumerate() {
             let fd = t.get(*h).expect("reopen");
@@ -317,27 +311,10 @@ mod tests {
     fn a_name_given_to_another_inode_makes_the_closed_handle_stale() {
         let (dir, root) = tree(20);
         let mut t = NodeTable::new(1, root, 16).expect("table");
-        let root_fd = t.get(1).expect("root");
-        let sub = t
-            .insert(
-                o_path(root_fd.as_fd(), "sub"),
-                Some((1, CString::new("sub").expect("c"))),
-            )
-            .expect("sub");
-        let sub_fd = t.get(sub).expect("sub fd");
-        let f0 = t
-            .insert(
-                o_path(sub_fd.as_fd(), "f0"),
-                Some((sub, CString::new("f0").expect("c"))),
-            )
-            .expect("f0");
-        drop(sub_fd);
+        let sub = walk(&mut t, 1, "sub");
+        let f0 = walk(&mut t, sub, "f0");
         for i in 1..20 {
-            let sub_fd = t.get(sub).expect("sub fd");
-            let name = format!("f{i}");
-            let fd = o_path(sub_fd.as_fd(), &name);
-            t.insert(fd, Some((sub, CString::new(name).expect("c"))))
-                .expect("f");
+            walk(&mut t, sub, &format!("f{i}"));
         }
         // Behind the gofer's back: the name f0 goes to another inode (f1's:
         // a file made afresh could reuse f0's freed inode number).

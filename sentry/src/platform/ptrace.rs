@@ -699,24 +699,7 @@ impl Stub {
 
     /// Reads application memory. Short reads (unmapped pages) give EFAULT.
     pub fn read_mem(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
-        if buf.is_empty() {
-            return Ok(());
-        }
-        let mut done = 0;
-        while done < buf.len() {
-            let remote = [RemoteIoVec {
-                base: (addr as usize).wrapping_add(done),
-                len: buf.len() - done,
-            }];
-            let mut local = [std::io::IoSliceMut::new(&mut buf[done..])];
-            match process_vm_readv(self.pid, &mut local, &remote) {
-                Ok(0) | Err(Errno::EFAULT) => return Err(Errno::EFAULT),
-                Ok(n) => done += n,
-                Err(Errno::EINTR) => continue,
-                Err(_) => return Err(Errno::EFAULT),
-            }
-        }
-        Ok(())
+        read_process_mem(self.pid, addr, buf)
     }
 
     /// Reads up to `buf.len()` bytes, stopping at the first unreadable page.
@@ -1146,6 +1129,26 @@ impl Stub {
         }
         Ok(fd)
     }
+}
+
+/// Reads `buf.len()` bytes at `addr` in the address space of host thread
+/// `pid` (EFAULT if any of them is unreadable).
+pub(super) fn read_process_mem(pid: Pid, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+    let mut done = 0;
+    while done < buf.len() {
+        let remote = [RemoteIoVec {
+            base: (addr as usize).wrapping_add(done),
+            len: buf.len() - done,
+        }];
+        let mut local = [std::io::IoSliceMut::new(&mut buf[done..])];
+        match process_vm_readv(pid, &mut local, &remote) {
+            Ok(0) | Err(Errno::EFAULT) => return Err(Errno::EFAULT),
+            Ok(n) => done += n,
+            Err(Errno::EINTR) => continue,
+            Err(_) => return Err(Errno::EFAULT),
+        }
+    }
+    Ok(())
 }
 
 /// Whether two register sets differ at most in `rax` (a notified call

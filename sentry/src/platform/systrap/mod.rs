@@ -172,22 +172,9 @@ impl Region {
             | nix::fcntl::SealFlag::F_SEAL_GROW
             | nix::fcntl::SealFlag::F_SEAL_SEAL;
         nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_ADD_SEALS(seals))?;
-        // SAFETY: a fresh shared mapping of our own memfd; nothing else in
-        // the sentry refers to this range.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                REGION_SIZE as usize,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(Errno::last());
-        }
-        Ok(Region { base: base.cast() })
+        Ok(Region {
+            base: map_shared(&fd, REGION_SIZE)?,
+        })
     }
 
     /// The 32-bit word at `off` (4-byte aligned, inside the region).
@@ -235,9 +222,39 @@ impl Region {
 
 impl Drop for Region {
     fn drop(&mut self) {
-        // SAFETY: unmapping exactly the mapping `new` made.
-        unsafe { libc::munmap(self.base.cast(), REGION_SIZE as usize) };
+        // SAFETY: the mapping `from_fd` made, which nothing uses any more.
+        unsafe { unmap_shared(self.base, REGION_SIZE) };
     }
+}
+
+/// Maps `len` bytes of memfd `fd` read-write and shared into the sentry
+/// (memory the sentry shares with stubs: a region, a site table).
+pub(crate) fn map_shared(fd: &OwnedFd, len: u64) -> Result<*mut u8, Errno> {
+    // SAFETY: a fresh shared mapping of a memfd we hold; nothing else in
+    // the sentry refers to the range the kernel picks.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len as usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        return Err(Errno::last());
+    }
+    Ok(base.cast())
+}
+
+/// Unmaps what [`map_shared`] mapped.
+///
+/// # Safety
+/// `base` and `len` are a `map_shared` mapping nothing refers to any more.
+pub(crate) unsafe fn unmap_shared(base: *mut u8, len: u64) {
+    // SAFETY: as the caller promises.
+    unsafe { libc::munmap(base.cast(), len as usize) };
 }
 
 fn futex_wake(word: &AtomicU32) {
@@ -1019,7 +1036,6 @@ impl Thread {
             return Ok(StopEvent::Gone);
         }
         self.set_regs(regs)?;
-        let served = self.stopped_at.map_or(Duration::ZERO, |t| t.elapsed());
         let fast = self.event()?.kind != KIND_FRAME;
         if fast && !Self::fast_resumable(regs) {
             self.bounce = Some(*regs);
@@ -1027,7 +1043,8 @@ impl Thread {
         } else {
             self.resume(STATE_RESUME);
         }
-        let resumed = Instant::now();
+        // Only adaptive polling needs the clock (see `adapt`).
+        let resumed = ADAPTIVE.load(Ordering::Relaxed).then(Instant::now);
         let ev = loop {
             let Some(ev) = self.wait_event()? else {
                 return Ok(StopEvent::Gone);
@@ -1051,9 +1068,15 @@ impl Thread {
             }
             self.resume(STATE_RESUME);
         };
-        let now = Instant::now();
-        self.stopped_at = Some(now);
-        self.adapt(now - resumed, served, ev.syscall);
+        if let Some(resumed) = resumed {
+            let now = Instant::now();
+            // How long the sentry held the thread, and how long it ran.
+            let served = self
+                .stopped_at
+                .map_or(Duration::ZERO, |t| resumed.saturating_duration_since(t));
+            self.stopped_at = Some(now);
+            self.adapt(now - resumed, served, ev.syscall);
+        }
         if ev.syscall.is_some() {
             return Ok(StopEvent::Syscall);
         }
@@ -1092,9 +1115,6 @@ impl Thread {
     /// changes the address space or the process (mmap, clone, execve...)
     /// end it, and it goes back beside its sentry thread.
     fn adapt(&mut self, gap: Duration, served: Duration, syscall: Option<u64>) {
-        if !ADAPTIVE.load(Ordering::Relaxed) {
-            return;
-        }
         let ends = syscall.is_none_or(ends_polling) || gap >= COLD_GAP;
         if !ends && gap < HOT_GAP && served < HOT_SERVE {
             self.slow = 0;
@@ -1341,15 +1361,7 @@ fn code_range() -> (u64, u64) {
 
 /// Reads application memory of the process `tid` belongs to.
 fn read_app(tid: i32, addr: u64, buf: &mut [u8]) -> bool {
-    let remote = [nix::sys::uio::RemoteIoVec {
-        base: addr as usize,
-        len: buf.len(),
-    }];
-    let n = buf.len();
-    let mut local = [std::io::IoSliceMut::new(buf)];
-    nix::sys::uio::process_vm_readv(nix::unistd::Pid::from_raw(tid), &mut local, &remote)
-        .map(|got| got == n)
-        .unwrap_or(false)
+    super::ptrace::read_process_mem(nix::unistd::Pid::from_raw(tid), addr, buf).is_ok()
 }
 
 /// Takes over a thread [`Space::clone_thread`] made: waits for its first
@@ -1438,13 +1450,7 @@ fn ends_polling(nr: u64) -> bool {
 fn pin_elsewhere(tid: i32) {
     // SAFETY: sched_getcpu has no arguments.
     let me = unsafe { libc::sched_getcpu() };
-    let mut set = nix::sched::CpuSet::new();
-    for c in 0..CPUS.load(Ordering::Relaxed).max(1) as usize {
-        if c as i32 != me {
-            let _ = set.set(c);
-        }
-    }
-    let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(tid), &set);
+    allow_cpus(tid, Some(me));
 }
 
 /// Where a new application thread runs. Without polling, on its sentry
@@ -1455,11 +1461,18 @@ fn pin_elsewhere(tid: i32) {
 fn place(tid: i32) {
     if SPIN.load(Ordering::Relaxed) == 0 {
         pin_here(tid);
-        return;
+    } else {
+        allow_cpus(tid, None);
     }
+}
+
+/// Lets host thread `tid` run on every CPU of the sandbox but `except`.
+fn allow_cpus(tid: i32, except: Option<i32>) {
     let mut set = nix::sched::CpuSet::new();
     for c in 0..CPUS.load(Ordering::Relaxed).max(1) as usize {
-        let _ = set.set(c);
+        if Some(c as i32) != except {
+            let _ = set.set(c);
+        }
     }
     let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(tid), &set);
 }

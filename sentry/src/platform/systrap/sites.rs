@@ -15,7 +15,7 @@
 //! makes a system call of its own choosing, which it could anyway.
 
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -80,23 +80,10 @@ impl Sites {
             nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC,
         )?;
         nix::unistd::ftruncate(&fd, SITES_SIZE as i64)?;
-        // SAFETY: a fresh shared mapping of our own memfd.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                SITES_SIZE as usize,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(Errno::last());
-        }
+        let base = super::map_shared(&fd, SITES_SIZE)?;
         let sites = Sites {
             memfd: fd,
-            base: base.cast(),
+            base,
             inner: Mutex::new(Inner::default()),
             slow: AtomicBool::new(false),
             mapped: AtomicBool::new(false),
@@ -232,8 +219,8 @@ const SLOW_SYSCALL_END: u64 = 7;
 
 impl Drop for Sites {
     fn drop(&mut self) {
-        // SAFETY: unmapping exactly the mapping `new` made.
-        unsafe { libc::munmap(self.base.cast(), SITES_SIZE as usize) };
+        // SAFETY: the mapping `new` made, which nothing uses any more.
+        unsafe { super::unmap_shared(self.base, SITES_SIZE) };
     }
 }
 
