@@ -368,3 +368,69 @@ fn unix_sockets_in_a_volume_like_runc() {
     let actual = run_in(&rvisor(), "wt-unix-rvisor");
     assert_same_output_named("runc", &expected, "rvisor", &actual);
 }
+
+/// What the host does to the volume while `HOST_CHANGES_SCRIPT` runs, one
+/// step each time the script asks (by creating `stepN`), acknowledged by
+/// creating `ackN`: a file replaced by another inode, one removed, a
+/// directory made; then a rename, a chmod and a hard link.
+fn host_actor(vol: PathBuf) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let wait_for = |name: &str| {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while !vol.join(name).exists() {
+                assert!(std::time::Instant::now() < deadline, "no {name}");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        };
+        wait_for("step1");
+        std::fs::write(vol.join("a.new"), "12345").unwrap();
+        std::fs::rename(vol.join("a.new"), vol.join("a")).unwrap();
+        std::fs::remove_file(vol.join("c")).unwrap();
+        std::fs::create_dir(vol.join("d")).unwrap();
+        std::fs::write(vol.join("d/f"), "made on the host\n").unwrap();
+        std::fs::write(vol.join("ack1"), "").unwrap();
+        wait_for("step2");
+        std::fs::rename(vol.join("a"), vol.join("e")).unwrap();
+        std::fs::set_permissions(
+            vol.join("e"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o640),
+        )
+        .unwrap();
+        std::fs::hard_link(vol.join("e"), vol.join("e-link")).unwrap();
+        std::fs::write(vol.join("ack2"), "").unwrap();
+    })
+}
+
+/// Each lookup the script makes after a step must see the host's change.
+const HOST_CHANGES_SCRIPT: &str = r#"
+cd /vol; echo x > a; echo c > c
+stat -c '%n %s %h' a c; [ -e d ] || echo no d yet
+touch step1; while [ ! -e ack1 ]; do usleep 10000; done
+stat -c '%n %s %h' a; [ -e c ] && echo c still there || echo c gone
+cat a; echo; cat d/f; ls d
+touch step2; while [ ! -e ack2 ]; do usleep 10000; done
+[ -e a ] && echo a still there || echo a gone
+stat -c '%n %s %a %h' e e-link; cat e-link; echo
+"#;
+
+/// A bind mount is shared with the host, which may change it at any
+/// moment: what the container sees after each change is what it sees
+/// under runc. (The sentry answers lookups there from its own fds, with
+/// no trip to the gofer, when it already knows the inode.)
+#[test]
+fn host_changes_to_a_volume_are_seen_at_once() {
+    let Some(runc) = which("runc") else {
+        eprintln!("SKIP: runc is not installed (scripts/setup.sh installs it)");
+        return;
+    };
+    let theirs = Copies::new("hc-runc");
+    let actor = host_actor(theirs.vol());
+    let expected = run(&runc, &[], &theirs, HOST_CHANGES_SCRIPT);
+    actor.join().unwrap();
+    assert_success("runc run", &expected);
+    let ours = Copies::new("hc-rvisor");
+    let actor = host_actor(ours.vol());
+    let actual = run(&rvisor(), &[], &ours, HOST_CHANGES_SCRIPT);
+    actor.join().unwrap();
+    assert_same_output_named("runc", &expected, "rvisor", &actual);
+}

@@ -35,6 +35,16 @@ pub enum ClientError {
 /// than truncated away.
 const MAX_FDS_PER_REPLY: usize = 8;
 
+/// What [`GoferClient::walk_open`] gives: the node's handle and stat, its
+/// `O_PATH` fd and, for a regular file, a read-only fd.
+#[derive(Debug)]
+pub struct WalkedNode {
+    pub handle: Handle,
+    pub stat: FileStat,
+    pub path_fd: Option<OwnedFd>,
+    pub read_fd: Option<OwnedFd>,
+}
+
 /// Room the kernel needs in the send buffer for one [`MAX_MESSAGE`] message:
 /// a unix datagram larger than `sk_sndbuf - 32` fails with `EMSGSIZE`, and
 /// the default buffer (`wmem_default`, ~208 KiB) is smaller than that.
@@ -289,25 +299,27 @@ impl GoferClient {
         }
     }
 
-    /// As [`walk`](GoferClient::walk), plus a read-only open fd when the
-    /// node is a regular file.
-    pub fn walk_open(
-        &self,
-        dir: Handle,
-        name: &[u8],
-    ) -> Result<(Handle, FileStat, Option<OwnedFd>), Errno> {
+    /// As [`walk`](GoferClient::walk), plus the node's `O_PATH` fd and,
+    /// when the node is a regular file, a read-only open fd of it.
+    pub fn walk_open(&self, dir: Handle, name: &[u8]) -> Result<WalkedNode, Errno> {
         match self.call(&Request::WalkOpen {
             dir,
             name: name.to_vec(),
         })? {
             (Response::Node { handle, stat }, fds) => {
-                let fd = fds.into_iter().next();
-                if stat.is_file() != fd.is_some() {
-                    error!("gofer client: WalkOpen reply with a wrong fd");
+                let want = if stat.is_file() { 2 } else { 1 };
+                if fds.len() != want {
+                    error!("gofer client: WalkOpen reply with {} fds", fds.len());
                     self.close_later(handle);
                     return Err(Errno::EIO);
                 }
-                Ok((handle, stat, fd))
+                let mut fds = fds.into_iter();
+                Ok(WalkedNode {
+                    handle,
+                    stat,
+                    path_fd: fds.next(),
+                    read_fd: fds.next(),
+                })
             }
             (other, _) => Err(unexpected("walk", &other)),
         }
@@ -317,6 +329,17 @@ impl GoferClient {
         match self.call(&Request::Stat { node })? {
             (Response::Stat(stat), _) => Ok(stat),
             (other, _) => Err(unexpected("stat", &other)),
+        }
+    }
+
+    /// The node's own `O_PATH` host fd.
+    pub fn node_fd(&self, node: Handle) -> Result<OwnedFd, Errno> {
+        match self.call(&Request::NodeFd { node })? {
+            (Response::Opened, fds) => fds.into_iter().next().ok_or_else(|| {
+                error!("gofer client: NodeFd reply without an fd");
+                Errno::EIO
+            }),
+            (other, _) => Err(unexpected("node-fd", &other)),
         }
     }
 

@@ -132,7 +132,9 @@ fn raise_fd_limit() {
 /// 4. when `root != "/"`, bind-mount the root onto itself and, if
 ///    `read_only`, remount that bind read-only, so even a reopen through
 ///    `/proc/<pid>/fd` of a donated fd cannot write;
-/// 5. chdir + chroot into the root, and open `"."` `O_PATH` as the root handle;
+/// 5. chdir into the root, make it the namespace's root with `pivot_root`
+///    and detach the old one (so `..` from any fd the gofer donates stops
+///    there), chroot, and open `"."` `O_PATH` as the root handle;
 /// 6. close every fd except the socket, the two fds above and stderr.
 ///
 /// Ownership of `sock_fd` passes to this function, and the process must not
@@ -212,6 +214,15 @@ pub fn run(config: GoferConfig) -> Result<(), GoferError> {
     }
 
     nix::unistd::chdir(root).map_err(confine_err("chdir into the root"))?;
+    if root != Path::new("/") {
+        // pivot_root, not just chroot: the sentry walks donated directory
+        // fds itself (directfs), and `..` from a directory fd stops only
+        // at the root of its mount namespace, never at a chroot. With the
+        // old root detached, this namespace holds the served tree alone.
+        nix::unistd::pivot_root(".", ".").map_err(confine_err("pivot_root into the root"))?;
+        nix::mount::umount2(".", nix::mount::MntFlags::MNT_DETACH)
+            .map_err(confine_err("detaching the old root"))?;
+    }
     nix::unistd::chroot(".").map_err(confine_err("chroot"))?;
     nix::unistd::chdir("/").map_err(confine_err("chdir to the new root"))?;
     let root_fd = match &file_name {

@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change to [`Request`] or [`Response`].
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Maximum size of one message on the socket (both directions).
 pub const MAX_MESSAGE: usize = 256 * 1024;
@@ -113,13 +113,21 @@ pub enum Request {
     /// Looks up one path component `name` in directory `dir`, without
     /// following a symlink. Answered by [`Response::Node`].
     Walk { dir: Handle, name: Vec<u8> },
-    /// As `Walk`; when the node is a regular file, the reply also carries
-    /// a read-only open fd of it (`O_RDONLY|O_NONBLOCK`), so the sentry
-    /// stats and reads it without asking again. Never for other types: a
-    /// directory fd would let its holder walk `..` past the root.
+    /// As `Walk`, and the reply carries the node's own `O_PATH` fd, then,
+    /// when the node is a regular file, a read-only open fd of it
+    /// (`O_RDONLY|O_NONBLOCK`). With them the sentry stats the node, and
+    /// revalidates a directory's children with single-component
+    /// `fstatat(dir_fd, name, AT_SYMLINK_NOFOLLOW)`, without asking again
+    /// (gVisor's directfs). Safe for directories because the gofer
+    /// pivot_roots into the tree it serves: `..` from any fd it donates
+    /// stops at that tree's root.
     WalkOpen { dir: Handle, name: Vec<u8> },
     /// Answered by [`Response::Stat`].
     Stat { node: Handle },
+    /// The node's own `O_PATH` fd (as `WalkOpen` brings for the nodes it
+    /// walks to): answered by [`Response::Opened`] with the fd attached.
+    /// How the sentry gets its mount's root directory fd.
+    NodeFd { node: Handle },
     /// Opens the node with `open(2)` flags; answered by [`Response::Opened`]
     /// with the fd attached.
     Open { node: Handle, flags: i32 },
@@ -370,6 +378,7 @@ mod tests {
                 name: b"etc".to_vec(),
             },
             Request::Stat { node: u64::MAX },
+            Request::NodeFd { node: 3 },
             Request::WalkOpen {
                 dir: 2,
                 name: b"passwd".to_vec(),

@@ -132,7 +132,7 @@ pub fn serve(
                 Response::Error {
                     errno: Errno::EINVAL as i32,
                 },
-                None,
+                Vec::new(),
             )
         } else if flags.contains(MsgFlags::MSG_TRUNC) {
             warn!("gofer: oversized message");
@@ -140,7 +140,7 @@ pub fn serve(
                 Response::Error {
                     errno: Errno::EINVAL as i32,
                 },
-                None,
+                Vec::new(),
             )
         } else if flags.contains(MsgFlags::MSG_CTRUNC) {
             // The peer sent fds or credentials; the kernel discarded them
@@ -150,7 +150,7 @@ pub fn serve(
                 Response::Error {
                     errno: Errno::EINVAL as i32,
                 },
-                None,
+                Vec::new(),
             )
         } else {
             match buf.get(..len).map(decode_request) {
@@ -164,18 +164,18 @@ pub fn serve(
                         Response::Error {
                             errno: Errno::EINVAL as i32,
                         },
-                        None,
+                        Vec::new(),
                     )
                 }
                 None => (
                     Response::Error {
                         errno: Errno::EINVAL as i32,
                     },
-                    None,
+                    Vec::new(),
                 ),
             }
         };
-        match send_reply(sock.as_fd(), &reply.0, reply.1.as_ref()) {
+        match send_reply(sock.as_fd(), &reply.0, &reply.1) {
             Ok(()) => {}
             Err(Errno::EPIPE | Errno::ECONNRESET | Errno::ENOTCONN) => return Ok(()),
             Err(e) => {
@@ -221,7 +221,7 @@ fn peer_hung_up(sock: BorrowedFd<'_>) -> bool {
     }
 }
 
-fn send_reply(sock: BorrowedFd<'_>, resp: &Response, fd: Option<&OwnedFd>) -> Result<(), Errno> {
+fn send_reply(sock: BorrowedFd<'_>, resp: &Response, fds: &[OwnedFd]) -> Result<(), Errno> {
     let bytes = match encode_response(resp) {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -234,14 +234,9 @@ fn send_reply(sock: BorrowedFd<'_>, resp: &Response, fd: Option<&OwnedFd>) -> Re
             .map_err(|_| Errno::EIO)?
         }
     };
-    let raw_fds;
-    let cmsgs: &[ControlMessage<'_>] = match fd {
-        Some(fd) => {
-            raw_fds = [fd.as_raw_fd()];
-            &[ControlMessage::ScmRights(&raw_fds)]
-        }
-        None => &[],
-    };
+    let raw_fds: Vec<std::os::fd::RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+    let rights = [ControlMessage::ScmRights(&raw_fds)];
+    let cmsgs: &[ControlMessage<'_>] = if raw_fds.is_empty() { &[] } else { &rights };
     let iov = [IoSlice::new(&bytes)];
     loop {
         match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
@@ -341,7 +336,7 @@ impl State {
         })
     }
 
-    fn handle(&mut self, req: Request) -> (Response, Option<OwnedFd>) {
+    fn handle(&mut self, req: Request) -> (Response, Vec<OwnedFd>) {
         let what = request_name(&req);
         let result = match req {
             Request::Version { version } => {
@@ -350,25 +345,30 @@ impl State {
                         Response::Version {
                             version: PROTOCOL_VERSION,
                         },
-                        None,
+                        Vec::new(),
                     ))
                 } else {
                     warn!(version, "gofer: peer speaks another protocol version");
                     Err(Errno::EPROTONOSUPPORT)
                 }
             }
-            Request::Walk { dir, name } => self.walk(dir, &name).map(|r| (r, None)),
+            Request::Walk { dir, name } => self.walk(dir, &name).map(|r| (r, Vec::new())),
             Request::WalkOpen { dir, name } => self.walk_open(dir, &name),
-            Request::Stat { node } => self.stat(node).map(|r| (r, None)),
+            Request::Stat { node } => self.stat(node).map(|r| (r, Vec::new())),
+            Request::NodeFd { node } => self.node_fd(node).map(|fd| (Response::Opened, vec![fd])),
             Request::Open { node, flags } => self
                 .open(node, flags)
-                .map(|fd| (Response::Opened, Some(fd))),
-            Request::ReadLink { node } => self.readlink(node).map(|r| (r, None)),
-            Request::Getdents { node, offset } => self.getdents(node, offset).map(|r| (r, None)),
-            Request::Close { node } => self.close(node).map(|r| (r, None)),
-            Request::StatFs { node } => self.statfs(node).map(|r| (r, None)),
-            Request::GetXattr { node, name } => self.get_xattr(node, &name).map(|r| (r, None)),
-            Request::ListXattr { node } => self.list_xattr(node).map(|r| (r, None)),
+                .map(|fd| (Response::Opened, vec![fd])),
+            Request::ReadLink { node } => self.readlink(node).map(|r| (r, Vec::new())),
+            Request::Getdents { node, offset } => {
+                self.getdents(node, offset).map(|r| (r, Vec::new()))
+            }
+            Request::Close { node } => self.close(node).map(|r| (r, Vec::new())),
+            Request::StatFs { node } => self.statfs(node).map(|r| (r, Vec::new())),
+            Request::GetXattr { node, name } => {
+                self.get_xattr(node, &name).map(|r| (r, Vec::new()))
+            }
+            Request::ListXattr { node } => self.list_xattr(node).map(|r| (r, Vec::new())),
             write => {
                 if self.opts.read_only {
                     Err(Errno::EROFS)
@@ -383,13 +383,13 @@ impl State {
                 Response::Error {
                     errno: errno as i32,
                 },
-                None,
+                Vec::new(),
             )
         })
     }
 
     /// Requests that change the tree; never reached on a read-only mount.
-    fn handle_write(&mut self, req: Request) -> Result<(Response, Option<OwnedFd>), Errno> {
+    fn handle_write(&mut self, req: Request) -> Result<(Response, Vec<OwnedFd>), Errno> {
         match req {
             Request::Create {
                 dir,
@@ -399,7 +399,7 @@ impl State {
                 owner,
             } => self
                 .create(dir, &name, flags, mode, owner)
-                .map(|(r, fd)| (r, Some(fd))),
+                .map(|(r, fd)| (r, vec![fd])),
             Request::CreateTmpfile {
                 dir,
                 flags,
@@ -407,31 +407,35 @@ impl State {
                 owner,
             } => self
                 .create_tmpfile(dir, flags, mode, owner)
-                .map(|(r, fd)| (r, Some(fd))),
+                .map(|(r, fd)| (r, vec![fd])),
             Request::Mkdir {
                 dir,
                 name,
                 mode,
                 owner,
-            } => self.mkdir(dir, &name, mode, owner).map(|r| (r, None)),
+            } => self.mkdir(dir, &name, mode, owner).map(|r| (r, Vec::new())),
             Request::Mknod {
                 dir,
                 name,
                 mode,
                 owner,
-            } => self.mknod(dir, &name, mode, owner).map(|r| (r, None)),
+            } => self.mknod(dir, &name, mode, owner).map(|r| (r, Vec::new())),
             Request::Symlink {
                 dir,
                 name,
                 target,
                 owner,
-            } => self.symlink(dir, &name, &target, owner).map(|r| (r, None)),
-            Request::Link { dir, name, target } => self.link(dir, &name, target).map(|r| (r, None)),
+            } => self
+                .symlink(dir, &name, &target, owner)
+                .map(|r| (r, Vec::new())),
+            Request::Link { dir, name, target } => {
+                self.link(dir, &name, target).map(|r| (r, Vec::new()))
+            }
             Request::Unlink {
                 dir,
                 name,
                 remove_dir,
-            } => self.unlink(dir, &name, remove_dir).map(|r| (r, None)),
+            } => self.unlink(dir, &name, remove_dir).map(|r| (r, Vec::new())),
             Request::Rename {
                 old_dir,
                 old_name,
@@ -440,8 +444,8 @@ impl State {
                 flags,
             } => self
                 .rename(old_dir, &old_name, new_dir, &new_name, flags)
-                .map(|r| (r, None)),
-            Request::SetStat { node, attr } => self.set_stat(node, &attr).map(|r| (r, None)),
+                .map(|r| (r, Vec::new())),
+            Request::SetStat { node, attr } => self.set_stat(node, &attr).map(|r| (r, Vec::new())),
             Request::SetXattr {
                 node,
                 name,
@@ -449,9 +453,9 @@ impl State {
                 flags,
             } => self
                 .set_xattr(node, &name, &value, flags)
-                .map(|r| (r, None)),
+                .map(|r| (r, Vec::new())),
             Request::RemoveXattr { node, name } => {
-                self.remove_xattr(node, &name).map(|r| (r, None))
+                self.remove_xattr(node, &name).map(|r| (r, Vec::new()))
             }
             // Everything else was answered by `handle`.
             _ => Err(Errno::EINVAL),
@@ -501,23 +505,28 @@ impl State {
         self.insert_node(fd, Some((dir, name)))
     }
 
-    fn walk_open(
-        &mut self,
-        dir: Handle,
-        name: &[u8],
-    ) -> Result<(Response, Option<OwnedFd>), Errno> {
+    /// A copy of the node's `O_PATH` fd, for the sentry (directfs; safe
+    /// because `..` from it stops at the root we pivot_rooted into).
+    fn node_fd(&mut self, node: Handle) -> Result<OwnedFd, Errno> {
+        self.node(node)?
+            .try_clone()
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EMFILE)))
+    }
+
+    fn walk_open(&mut self, dir: Handle, name: &[u8]) -> Result<(Response, Vec<OwnedFd>), Errno> {
         let name = check_name(name)?;
         let dir_fd = self.dir(dir)?;
         let fd = self.walk_fd(dir_fd.as_fd(), &name)?;
-        let file = if file_type(&sys::fstat(fd.as_fd())?) == libc::S_IFREG {
-            Some(self.reopen(
+        let mut fds = vec![fd
+            .try_clone()
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EMFILE)))?];
+        if file_type(&sys::fstat(fd.as_fd())?) == libc::S_IFREG {
+            fds.push(self.reopen(
                 fd.as_fd(),
                 OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOCTTY,
-            )?)
-        } else {
-            None
-        };
-        Ok((self.insert_node(fd, Some((dir, name)))?, file))
+            )?);
+        }
+        Ok((self.insert_node(fd, Some((dir, name)))?, fds))
     }
 
     /// Walks to a node just made in `dir` and gives it `owner`. The node is
@@ -1016,6 +1025,7 @@ fn request_name(req: &Request) -> &'static str {
         Request::Walk { .. } => "walk",
         Request::WalkOpen { .. } => "walk-open",
         Request::Stat { .. } => "stat",
+        Request::NodeFd { .. } => "node-fd",
         Request::Open { .. } => "open",
         Request::ReadLink { .. } => "readlink",
         Request::Getdents { .. } => "getdents",

@@ -206,12 +206,32 @@ fn confinement_scenario(sock_on_stdin: bool) {
     assert_eq!(s, "inside");
     assert_eq!(c.open(hello, libc::O_RDWR).map(drop), Err(Errno::EROFS));
 
-    // Directories are never donated (an fd of one could reach `..`).
+    // Directories are never opened for reading through Open...
     assert_eq!(
         c.open(ROOT_HANDLE, libc::O_RDONLY | libc::O_DIRECTORY)
             .map(drop),
         Err(Errno::EISDIR)
     );
+    // ... but a walk donates their O_PATH fds (directfs), and `..` from
+    // one never leaves the root, however often it is taken: the gofer
+    // pivot_rooted into the root, so the root is the top of the mount
+    // namespace those fds live in. (With only a chroot, `..` from an fd
+    // reaches the whole host.)
+    let sub_fd = c.walk_open(ROOT_HANDLE, b"sub").unwrap().path_fd.unwrap();
+    let root_id = (meta.dev(), meta.ino());
+    let at = |dir: RawFd, name: &str| -> nix::Result<(u64, u64)> {
+        let st =
+            nix::sys::stat::fstatat(Some(dir), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)?;
+        Ok((st.st_dev, st.st_ino))
+    };
+    let sub = sub_fd.as_raw_fd();
+    assert_eq!(at(sub, ".."), Ok(root_id));
+    for up in ["../..", "../../..", "../../../../../../.."] {
+        assert_eq!(at(sub, up), Ok(root_id), "{up}");
+    }
+    assert_eq!(at(sub, "../../secret.txt"), Err(Errno::ENOENT));
+    assert_eq!(at(sub, "../../../etc/passwd"), Err(Errno::ENOENT));
+    assert_eq!(at(sub, "../hello.txt").map(|_| ()), Ok(()));
     // The root is a read-only bind mount, so even a donated fd reopened
     // through /proc could not write.
     let ffd = c.open(hello, libc::O_RDONLY).unwrap();

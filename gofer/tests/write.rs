@@ -543,19 +543,30 @@ fn donated_fds_write_and_append_on_the_host_file() {
     );
 }
 
-/// `WalkOpen` brings a read-only fd of a regular file (the same inode the
-/// handle names, unwritable) and nothing for any other type: a directory
-/// fd would let its holder walk `..` past the root.
+/// `WalkOpen` brings every node's own `O_PATH` fd (the inode the handle
+/// names, which can be neither read nor written) and, for a regular file
+/// only, a read-only fd of it. (That `..` from a donated directory fd
+/// stays inside the root is `gofer::run`'s part: tests/chroot.rs.)
 #[test]
-fn walk_open_donates_read_only_fds_for_regular_files_only() {
+fn walk_open_donates_path_fds_and_read_only_fds_for_regular_files() {
+    use std::os::fd::AsRawFd;
     let s = Served::start(false);
-    let (h, stat, fd) = s.c().walk_open(ROOT_HANDLE, b"file").unwrap();
-    let fd = fd.expect("a regular file comes with an fd");
-    let st = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd)).unwrap();
-    assert_eq!(
-        (st.st_ino, stat.ino),
-        (stat.ino, s.c().stat(h).unwrap().ino)
-    );
+    let walked = s.c().walk_open(ROOT_HANDLE, b"file").unwrap();
+    let (h, stat) = (walked.handle, walked.stat);
+    let fd = walked.read_fd.expect("a regular file comes with a read fd");
+    let path_fd = walked.path_fd.expect("every node comes with an O_PATH fd");
+    for f in [&fd, &path_fd] {
+        let st = nix::sys::stat::fstat(f.as_raw_fd()).unwrap();
+        assert_eq!(
+            (st.st_ino, stat.ino),
+            (stat.ino, s.c().stat(h).unwrap().ino)
+        );
+    }
+    let flags = nix::fcntl::fcntl(path_fd.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL).unwrap();
+    assert_ne!(flags & libc::O_PATH, 0, "the node fd must be O_PATH");
+    let mut path_file = std::fs::File::from(path_fd);
+    assert!(path_file.read(&mut [0u8; 4]).is_err());
+    assert!(path_file.write_all(b"x").is_err());
     let mut text = String::new();
     let mut f = std::fs::File::from(fd);
     f.read_to_string(&mut text).unwrap();
@@ -567,14 +578,19 @@ fn walk_open_donates_read_only_fds_for_regular_files_only() {
     )
     .unwrap();
     for name in ["dir", "out-link", "secret-link", "fifo"] {
-        let (_, _, fd) = s.c().walk_open(ROOT_HANDLE, name.as_bytes()).unwrap();
-        assert!(fd.is_none(), "{name} came with an fd");
+        let walked = s.c().walk_open(ROOT_HANDLE, name.as_bytes()).unwrap();
+        assert!(walked.read_fd.is_none(), "{name} came with a read fd");
+        let path_fd = walked.path_fd.expect("an O_PATH fd");
+        // The node itself, never what a symlink points to.
+        let st = nix::sys::stat::fstat(path_fd.as_raw_fd()).unwrap();
+        let host = std::fs::symlink_metadata(s.path(name)).unwrap();
+        assert_eq!(st.st_ino, host.ino(), "{name}");
     }
     assert_eq!(
         s.c().walk_open(ROOT_HANDLE, b"..").err(),
         Some(Errno::EINVAL)
     );
-    // Open, too, donates regular files only.
+    // Open donates regular files only.
     let dir = s.walk("dir").unwrap();
     assert_eq!(s.c().open(dir, libc::O_RDONLY).err(), Some(Errno::EISDIR));
     let fifo = s.walk("fifo").unwrap();

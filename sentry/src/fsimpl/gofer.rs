@@ -10,21 +10,33 @@
 //! be freed and its number reused.
 //!
 //! The rootfs ([`Caching::Immutable`]) remembers every walk, misses too;
-//! bind mounts ([`Caching::Revalidate`]) walk through the gofer each time.
+//! bind mounts ([`Caching::Revalidate`]) revalidate every lookup.
 //!
-//! A regular file's walk also brings a read-only host fd of it (while the
-//! sandbox holds fewer than [`read_fd_budget`] of them): its stat is then
-//! an `fstat` and every read-only open shares that fd, with no round trip
-//! to the gofer. Other nodes on a read-only mount (the rootfs under the
-//! in-memory overlay, a `ro` bind) keep the stat of their walk; on a
-//! writable mount they ask the gofer again for every stat, since the host
-//! (or another sandbox sharing the volume) may change them at any time.
+//! A walk also brings the node's own `O_PATH` host fd and, for a regular
+//! file, a read-only host fd of it (while the sandbox holds fewer than
+//! [`host_fd_budget`] of them). This is gVisor's directfs, read side:
+//! - a stat is an `fstat` of one of them, with no round trip to the gofer
+//!   (the host, or another sandbox sharing a volume, may change a node at
+//!   any time, so a bind mount's nodes are never answered from a cache);
+//! - every read-only open of a regular file shares its read fd;
+//! - a lookup in a bind-mounted directory is a single-component
+//!   `fstatat(dir_fd, name, AT_SYMLINK_NOFOLLOW)`: a miss answers ENOENT
+//!   and a hit on a live inode returns it, both without the gofer, which
+//!   is asked only for nodes the sandbox has not met yet.
+//!
+//! The sentry never resolves a path on these fds: names are single
+//! components checked here (no `/`, never `.` or `..`), and the gofer
+//! pivot_roots into the tree it serves, so even `..` from a donated
+//! directory fd could not leave it.
+//!
+//! Without fds (past the budget), a node's stat on a writable mount asks
+//! the gofer, and on a read-only one keeps the stat of its walk.
 
 use std::any::Any;
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use gofer::client::GoferClient;
 use gofer::protocol::{Handle, Owner, ROOT_HANDLE};
@@ -53,13 +65,38 @@ pub enum Caching {
 /// probing many names must not grow the sentry without bound).
 const MAX_NEGATIVE_ENTRIES: usize = 4096;
 
-/// Read fds held by gofer inodes, across all mounts.
-static READ_FDS: AtomicUsize = AtomicUsize::new(0);
+/// Nodes of [`Caching::Revalidate`] trees kept alive after their last
+/// user is gone, newest last, so that a later direct lookup finds them
+/// live (see `lookup_revalidating`). At most half the fd budget's worth:
+/// the oldest go first, closing their fds.
+static KEPT: Mutex<std::collections::VecDeque<Arc<GoferInode>>> =
+    Mutex::new(std::collections::VecDeque::new());
+
+fn keep_alive(node: &Arc<GoferInode>) {
+    let cap = host_fd_budget() / 4;
+    let evicted = {
+        let mut kept = KEPT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        kept.push_back(node.clone());
+        if kept.len() > cap {
+            kept.pop_front()
+        } else {
+            None
+        }
+    };
+    // Dropped outside the lock: the last reference's drop closes fds and
+    // queues the gofer handle's close.
+    drop(evicted);
+}
+
+/// Host fds held by gofer inodes (node and read fds), across all mounts.
+static HOST_FDS: AtomicUsize = AtomicUsize::new(0);
 
 /// How many walk fds the sentry keeps at most: a quarter of its fd limit,
 /// so the application's own files (which also live in the sentry's fd
 /// table) never run short. Past it, walks fall back to plain handles.
-fn read_fd_budget() -> usize {
+fn host_fd_budget() -> usize {
     static BUDGET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *BUDGET.get_or_init(|| {
         nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
@@ -101,7 +138,13 @@ impl GoferFs {
             nodes: Mutex::new(HashMap::new()),
             fifos: Mutex::new(HashMap::new()),
         });
-        Ok(fs.adopt(ROOT_HANDLE, stat, None))
+        // The root's own fd, for direct lookups in it (none past the budget).
+        let path = if HOST_FDS.load(Ordering::Relaxed) < host_fd_budget() {
+            fs.client.node_fd(ROOT_HANDLE).ok()
+        } else {
+            None
+        };
+        Ok(fs.adopt(ROOT_HANDLE, stat, NodeFds { path, read: None }))
     }
 
     fn lock_nodes(&self) -> MutexGuard<'_, HashMap<(u64, u64), Weak<GoferInode>>> {
@@ -113,12 +156,7 @@ impl GoferFs {
     /// The inode for a handle the gofer just gave us: the live one for the
     /// same host inode if there is one (the new handle is then given back),
     /// or a new one.
-    fn adopt(
-        self: &Arc<Self>,
-        handle: Handle,
-        stat: FileStat,
-        read_fd: Option<OwnedFd>,
-    ) -> Arc<GoferInode> {
+    fn adopt(self: &Arc<Self>, handle: Handle, stat: FileStat, fds: NodeFds) -> Arc<GoferInode> {
         let key = (stat.dev, stat.ino);
         let mut nodes = self.lock_nodes();
         if let Some(live) = nodes.get(&key).and_then(Weak::upgrade) {
@@ -126,11 +164,21 @@ impl GoferFs {
                 self.client.close_later(handle);
             }
             *live.lock_stat() = stat;
+            // A node met without fds (made by a create, or walked past the
+            // budget) takes this walk's.
+            if let Some(fd) = fds.path {
+                if live.path_fd.set(fd).is_ok() {
+                    HOST_FDS.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            if let Some(fd) = fds.read {
+                if live.read_fd.set(Arc::new(fd)).is_ok() {
+                    HOST_FDS.fetch_add(1, Ordering::Relaxed);
+                }
+            }
             return live;
         }
-        if read_fd.is_some() {
-            READ_FDS.fetch_add(1, Ordering::Relaxed);
-        }
+        HOST_FDS.fetch_add(fds.count(), Ordering::Relaxed);
         let node = Arc::new(GoferInode {
             fs: self.clone(),
             handle,
@@ -138,7 +186,11 @@ impl GoferFs {
             stat: Mutex::new(stat),
             link: Mutex::new(None),
             fresh_fd: Mutex::new(None),
-            read_fd: read_fd.map(Arc::new),
+            path_fd: fds.path.map(OnceLock::from).unwrap_or_default(),
+            read_fd: fds
+                .read
+                .map(|fd| OnceLock::from(Arc::new(fd)))
+                .unwrap_or_default(),
             children: Mutex::new(HashMap::new()),
         });
         // Dead entries go when the map would grow, keeping it bounded by
@@ -148,6 +200,14 @@ impl GoferFs {
         }
         nodes.insert(key, Arc::downgrade(&node));
         node
+    }
+
+    /// The live inode for host `(dev, ino)` if it holds a host fd of its
+    /// own: that fd pins the host inode, so its number cannot have been
+    /// freed and given to another file in between, and a match is exact.
+    fn live_pinned(&self, dev: u64, ino: u64) -> Option<Arc<GoferInode>> {
+        let node = self.lock_nodes().get(&(dev, ino)).and_then(Weak::upgrade)?;
+        node.host_fd().is_some().then_some(node)
     }
 
     fn fifo(&self, stat: &FileStat) -> VfsResult<Arc<Fifo>> {
@@ -175,20 +235,49 @@ pub struct GoferInode {
     link: Mutex<Option<Vec<u8>>>,
     /// The fd a create just opened, for the open that follows it.
     fresh_fd: Mutex<Option<OwnedFd>>,
+    /// The node's own `O_PATH` host fd, from its walk.
+    /// (Set once: by the walk that made the inode, or by a later walk
+    /// when the first came without fds, past the budget.)
+    path_fd: OnceLock<OwnedFd>,
     /// A regular file's read-only host fd, from its walk.
-    read_fd: Option<Arc<OwnedFd>>,
+    read_fd: OnceLock<Arc<OwnedFd>>,
     /// A directory's entries as walked, misses as `None` (only with
     /// [`Caching::Immutable`]).
     children: Mutex<HashMap<Vec<u8>, Option<Arc<GoferInode>>>>,
 }
 
+/// The host fds a walk brought for a node.
+#[derive(Default)]
+struct NodeFds {
+    path: Option<OwnedFd>,
+    read: Option<OwnedFd>,
+}
+
+impl NodeFds {
+    fn count(&self) -> usize {
+        usize::from(self.path.is_some()) + usize::from(self.read.is_some())
+    }
+}
+
 impl Drop for GoferInode {
     fn drop(&mut self) {
-        if self.read_fd.is_some() {
-            READ_FDS.fetch_sub(1, Ordering::Relaxed);
-        }
+        let held =
+            usize::from(self.path_fd.get().is_some()) + usize::from(self.read_fd.get().is_some());
+        HOST_FDS.fetch_sub(held, Ordering::Relaxed);
         self.fs.client.close_later(self.handle);
     }
+}
+
+/// Whether `name` is one path component the host may look up relative to
+/// a directory fd: not empty, no `/` or NUL, not `.` or `..` (the VFS
+/// walks those itself).
+fn single_component(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name != b"."
+        && name != b".."
+        && !name.contains(&b'/')
+        && !name.contains(&0)
 }
 
 impl GoferInode {
@@ -204,12 +293,64 @@ impl GoferInode {
 
     /// One walk through the gofer.
     fn walk(&self, name: &[u8]) -> VfsResult<Arc<GoferInode>> {
-        if READ_FDS.load(Ordering::Relaxed) < read_fd_budget() {
-            let (handle, stat, fd) = self.client().walk_open(self.handle, name)?;
-            return Ok(self.fs.adopt(handle, stat, fd));
+        if HOST_FDS.load(Ordering::Relaxed) < host_fd_budget() {
+            let walked = self.client().walk_open(self.handle, name)?;
+            let fds = NodeFds {
+                path: walked.path_fd,
+                read: walked.read_fd,
+            };
+            return Ok(self.fs.adopt(walked.handle, walked.stat, fds));
         }
         let (handle, stat) = self.client().walk(self.handle, name)?;
-        Ok(self.fs.adopt(handle, stat, None))
+        Ok(self.fs.adopt(handle, stat, NodeFds::default()))
+    }
+
+    /// A host fd of this very node, if it holds one.
+    fn host_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.read_fd
+            .get()
+            .map(|fd| &**fd)
+            .or(self.path_fd.get())
+            .map(AsRawFd::as_raw_fd)
+    }
+
+    /// A lookup on a tree the host may change: every answer comes from the
+    /// host at the time of the call. Nodes walked here are kept alive for
+    /// a while ([`KEPT`]), so that the next lookup's `fstatat` finds them
+    /// live; a name is never answered without that check.
+    fn lookup_revalidating(&self, name: &[u8]) -> VfsResult<Arc<GoferInode>> {
+        if let Some(found) = self.lookup_direct(name) {
+            return found;
+        }
+        let node = self.walk(name)?;
+        if self.path_fd.get().is_some() && node.host_fd().is_some() {
+            keep_alive(&node);
+        }
+        Ok(node)
+    }
+
+    /// Looks `name` up in this directory on the host, through its own fd
+    /// (directfs): `Some(Err(ENOENT))` for a miss, `Some(Ok(node))` when
+    /// the name is a live inode's, `None` when only the gofer can tell
+    /// (a node the sandbox has not met, no fd, an odd name or error).
+    fn lookup_direct(&self, name: &[u8]) -> Option<VfsResult<Arc<GoferInode>>> {
+        let dir = self.path_fd.get()?;
+        if self.ftype != FileType::Directory || !single_component(name) {
+            return None;
+        }
+        let cname = std::ffi::CString::new(name).ok()?;
+        let st = match nix::sys::stat::fstatat(
+            Some(dir.as_raw_fd()),
+            cname.as_c_str(),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
+            Ok(st) => st,
+            Err(Errno::ENOENT) => return Some(Err(Errno::ENOENT)),
+            Err(_) => return None,
+        };
+        let node = self.fs.live_pinned(st.st_dev, st.st_ino)?;
+        *node.lock_stat() = super::host::stat_from_host(&st);
+        Some(Ok(node))
     }
 
     fn check_writable(&self) -> VfsResult<()> {
@@ -244,9 +385,19 @@ impl GoferInode {
 
 impl Inode for GoferInode {
     fn stat(&self) -> VfsResult<FileStat> {
-        if let Some(fd) = &self.read_fd {
-            let st = nix::sys::stat::fstat(fd.as_raw_fd())?;
-            return Ok(super::host::stat_from_host(&st));
+        // A regular file's size may change under an immutable tree too
+        // (`rvisor do` over the host's root, reading a growing log), so
+        // regular files are always asked; other nodes of such a tree keep
+        // the stat of their walk.
+        let fd = match self.fs.caching {
+            Caching::Revalidate => self.host_fd(),
+            Caching::Immutable => self.read_fd.get().map(|fd| fd.as_raw_fd()),
+        };
+        if let Some(fd) = fd {
+            let st = nix::sys::stat::fstat(fd)?;
+            let st = super::host::stat_from_host(&st);
+            *self.lock_stat() = st.clone();
+            return Ok(st);
         }
         if self.fs.writable {
             let st = self.client().stat(self.handle)?;
@@ -266,7 +417,7 @@ impl Inode for GoferInode {
 
     fn lookup(&self, name: &[u8]) -> VfsResult<Arc<dyn Inode>> {
         if self.fs.caching == Caching::Revalidate {
-            return Ok(self.walk(name)?);
+            return Ok(self.lookup_revalidating(name)?);
         }
         let mut children = self
             .children
@@ -342,7 +493,7 @@ impl Inode for GoferInode {
             self.check_writable()?;
         }
         if !writing {
-            if let Some(fd) = &self.read_fd {
+            if let Some(fd) = self.read_fd.get() {
                 return Ok(Arc::new(HostFile::shared(fd.clone(), HostKind::File)));
             }
         }
@@ -366,7 +517,7 @@ impl Inode for GoferInode {
         let (handle, stat, fd) =
             self.client()
                 .create(self.handle, name, libc::O_RDWR, mode & 0o7777, owner)?;
-        let node = self.fs.adopt(handle, stat, None);
+        let node = self.fs.adopt(handle, stat, NodeFds::default());
         *node.fresh_fd.lock().map_err(|_| Errno::EIO)? = Some(fd);
         Ok(node)
     }
@@ -383,7 +534,7 @@ impl Inode for GoferInode {
         let (handle, stat, fd) =
             self.client()
                 .create_tmpfile(self.handle, flags, mode & 0o7777, owner)?;
-        let node = self.fs.adopt(handle, stat, None);
+        let node = self.fs.adopt(handle, stat, NodeFds::default());
         *node.fresh_fd.lock().map_err(|_| Errno::EIO)? = Some(fd);
         Ok(node)
     }
@@ -392,7 +543,7 @@ impl Inode for GoferInode {
         self.check_writable()?;
         let (mode, owner) = self.new_owner(mode, ctx)?;
         let (handle, stat) = self.client().mknod(self.handle, name, mode, owner)?;
-        drop(self.fs.adopt(handle, stat, None));
+        drop(self.fs.adopt(handle, stat, NodeFds::default()));
         Ok(())
     }
 
@@ -402,7 +553,7 @@ impl Inode for GoferInode {
         let (handle, stat) = self
             .client()
             .mkdir(self.handle, name, mode & 0o7777, owner)?;
-        drop(self.fs.adopt(handle, stat, None));
+        drop(self.fs.adopt(handle, stat, NodeFds::default()));
         Ok(())
     }
 
@@ -410,7 +561,7 @@ impl Inode for GoferInode {
         self.check_writable()?;
         let (_, owner) = self.new_owner(libc::S_IFLNK | 0o777, ctx)?;
         let (handle, stat) = self.client().symlink(self.handle, name, target, owner)?;
-        drop(self.fs.adopt(handle, stat, None));
+        drop(self.fs.adopt(handle, stat, NodeFds::default()));
         Ok(())
     }
 
@@ -418,7 +569,7 @@ impl Inode for GoferInode {
         self.check_writable()?;
         let target = self.same_fs(target)?;
         let (handle, stat) = self.client().link(self.handle, name, target.handle)?;
-        drop(self.fs.adopt(handle, stat, None));
+        drop(self.fs.adopt(handle, stat, NodeFds::default()));
         Ok(())
     }
 
