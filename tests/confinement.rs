@@ -118,8 +118,10 @@ fn stubs_hold_only_their_fd_channel_no_capabilities_and_no_sentry_memory() {
         .collect();
     assert!(!stubs.is_empty());
     for s in stubs {
-        // The only host fd is the channel the sentry hands file fds over
-        // for mmap (sentry/src/platform/fd_channel.rs): fd 4, a socket.
+        // The only host fds are the channel the sentry hands file fds
+        // over for mmap (sentry/src/platform/fd_channel.rs): fd 4, a
+        // socket; and the memory file(s) holding the application's own
+        // private memory (sentry/src/mm/mirror.rs).
         let fds: Vec<(String, String)> = std::fs::read_dir(format!("/proc/{s}/fd"))
             .expect("fd dir")
             .filter_map(|e| e.ok())
@@ -129,6 +131,7 @@ fn stubs_hold_only_their_fd_channel_no_capabilities_and_no_sentry_memory() {
                     .unwrap_or_default();
                 (e.file_name().to_string_lossy().into_owned(), target)
             })
+            .filter(|(_, target)| !target.starts_with("/memfd:rvisor-memory"))
             .collect();
         assert_eq!(fds.len(), 1, "stub {s} holds host fds: {fds:?}");
         assert_eq!(fds[0].0, "4", "stub {s} holds host fds: {fds:?}");
@@ -254,7 +257,10 @@ fn gofer_is_chrooted_into_the_rootfs() {
     let _ = child.kill();
     let _ = child.wait();
     let rootfs_id = id_of(rootfs.display().to_string());
-    assert_eq!(root, rootfs_id, "the gofer's root is not the container's rootfs");
+    assert_eq!(
+        root, rootfs_id,
+        "the gofer's root is not the container's rootfs"
+    );
     assert_eq!(above, rootfs_id, "`..` leads out of the gofer's root");
 }
 

@@ -13,7 +13,7 @@ mod common;
 use common::*;
 use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
-use std::process::Output;
+use std::process::{Command, Output};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 /// Programs use fixed scratch paths under /tmp: two runs of the same program
@@ -73,6 +73,8 @@ fn differential(prog: &str) {
         ("dynamic", &dynamic, "--platform=notif"),
         ("dynamic", &dynamic, "--platform=systrap"),
         ("static", &static_bin, "--platform=systrap"),
+        // The experimental mirrored memory (sentry/src/mm/mirror.rs).
+        ("dynamic, RVISOR_MIRROR=1", &dynamic, "--platform=systrap"),
     ];
     // Network programs also run on host sockets (`--network host` in the
     // host's namespace), where the sentry translates every call.
@@ -80,7 +82,12 @@ fn differential(prog: &str) {
         runs.push(("dynamic", &dynamic, "--network=host"));
     }
     for (label, bin, platform) in runs {
-        let sandboxed = run_rvisor(&[platform.as_ref(), "do".as_ref(), bin.as_os_str()]);
+        let mut cmd = Command::new(rvisor());
+        cmd.args([platform.as_ref(), "do".as_ref(), bin.as_os_str()]);
+        if label.contains("RVISOR_MIRROR=1") {
+            cmd.env("RVISOR_MIRROR", "1");
+        }
+        let sandboxed = run_with_timeout(&mut cmd, default_timeout());
         if let Err(msg) = check_same_output(&native, &sandboxed) {
             failures.push(format!(
                 "--- {prog} ({label} build, {platform}) under `rvisor do` ---\n{msg}"

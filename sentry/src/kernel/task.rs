@@ -82,6 +82,9 @@ pub enum TaskStart {
         /// child may not have been the creator (systrap's syscall thread,
         /// notif's control thread), so the child loads it itself.
         xstate: Option<Vec<u8>>,
+        /// A forked process's copy of its parent's mirrored memory, which
+        /// it maps over the parent's before it runs.
+        memory: Option<crate::mm::mirror::ForkedMemory>,
     },
 }
 
@@ -173,14 +176,36 @@ impl Task {
 
     // ---- application memory -------------------------------------------
 
+    /// The address space's mirror of its private memory.
+    pub fn mirror(&self) -> Arc<crate::mm::mirror::Mirror> {
+        lock(&self.proc.mm()).mirror.clone()
+    }
+
+    /// Reads application memory: through the mirror when it covers the
+    /// range, else from the host.
+    pub fn read_mem(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        if self.mirror().read(addr, buf).is_some() {
+            return Ok(());
+        }
+        self.stub.read_mem(addr, buf)
+    }
+
+    /// Writes application memory, as [`Task::read_mem`] reads it.
+    pub fn write_mem(&self, addr: u64, data: &[u8]) -> Result<(), Errno> {
+        if self.mirror().write(addr, data).is_some() {
+            return Ok(());
+        }
+        self.stub.write_mem(addr, data)
+    }
+
     pub fn read_bytes(&self, addr: u64, len: usize) -> Result<Vec<u8>, Errno> {
         let mut v = vec![0u8; len];
-        self.stub.read_mem(addr, &mut v)?;
+        self.read_mem(addr, &mut v)?;
         Ok(v)
     }
 
     pub fn write_bytes(&self, addr: u64, data: &[u8]) -> Result<(), Errno> {
-        self.stub.write_mem(addr, data)
+        self.write_mem(addr, data)
     }
 
     pub fn read_obj<T: Pod>(&self, addr: u64) -> Result<T, Errno> {
@@ -192,12 +217,12 @@ impl Task {
                 std::mem::size_of::<T>(),
             )
         };
-        self.stub.read_mem(addr, bytes)?;
+        self.read_mem(addr, bytes)?;
         Ok(v)
     }
 
     pub fn write_obj<T: Pod>(&self, addr: u64, v: &T) -> Result<(), Errno> {
-        self.stub.write_mem(addr, pod_bytes(v))
+        self.write_mem(addr, pod_bytes(v))
     }
 
     /// A NUL-terminated string of at most `max` bytes (ENAMETOOLONG beyond).
@@ -207,10 +232,14 @@ impl Task {
         }
         let mut out = Vec::new();
         let mut cur = addr;
+        let mirror = self.mirror();
         while out.len() <= max {
             let chunk = (4096 - (cur % 4096) as usize).min(256);
             let mut buf = vec![0u8; chunk];
-            let got = self.stub.read_mem_partial(cur, &mut buf);
+            let got = match mirror.read(cur, &mut buf) {
+                Some(()) => chunk,
+                None => self.stub.read_mem_partial(cur, &mut buf),
+            };
             if got == 0 {
                 return Err(Errno::EFAULT);
             }
@@ -495,6 +524,13 @@ impl Task {
     ) -> Result<u64, Errno> {
         let k = kernel();
         let shared_vm = flags & libc::CLONE_VM as u64 != 0;
+        // The child's copy of the mirrored memory, made while this thread
+        // holds the parent in the sentry (see mm::mirror).
+        let memory = if shared_vm {
+            None
+        } else {
+            self.mirror().before_fork(&mut self.stub)?
+        };
         let host_pid = self.host_clone(shared_vm)?;
         let parent = &self.proc;
         let mut tree = lock(&k.tree);
@@ -526,7 +562,11 @@ impl Task {
             } else {
                 host_pid
             },
-            mm: lock(&parent.mm()).clone(),
+            mm: {
+                let mut mm = lock(&parent.mm()).clone();
+                mm.mirror = Default::default();
+                mm
+            },
         });
         if shared_vm {
             child.set_mm(parent.mm());
@@ -579,6 +619,7 @@ impl Task {
             },
             borrowed: shared_vm,
             xstate: self.stub.get_xstate().ok(),
+            memory,
         };
         if let Err(e) = spawn_task(child.clone(), thread, start) {
             tracing::error!("cannot start a sentry thread: {e}");
@@ -656,6 +697,7 @@ impl Task {
             // otherwise the whole stub is its process's to end.
             borrowed: self.stub.is_borrowed(),
             xstate: self.stub.get_xstate().ok(),
+            memory: None,
         };
         if let Err(e) = spawn_task(self.proc.clone(), thread.clone(), start) {
             tracing::error!("cannot start a sentry thread: {e}");
@@ -913,10 +955,23 @@ fn task_main(proc: Arc<Process>, thread: Arc<Thread>, start: TaskStart) {
             clear_tid,
             borrowed,
             xstate,
+            memory,
         } => match Stub::attach_forked(host_pid) {
             Ok(mut stub) => {
                 if borrowed {
                     stub.mark_borrowed();
+                }
+                // Until then the child maps its parent's memory file
+                // shared: it must not run (nor be written to) before.
+                if let Some(m) = memory {
+                    let mirror = lock(&proc.mm()).mirror.clone();
+                    if let Err(e) = mirror.adopt_forked(&mut stub, m) {
+                        tracing::error!("pid {}: cannot map its memory: {e}", proc.pid);
+                        stub.kill();
+                        leave_process(&proc, &thread, libc::SIGKILL);
+                        set_current(None);
+                        return;
+                    }
                 }
                 if let Some(x) = xstate {
                     if let Err(e) = stub.set_xstate(&x) {

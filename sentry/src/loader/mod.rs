@@ -4,6 +4,7 @@
 
 pub mod elf;
 
+use crate::mm::mirror::Mirror;
 use std::sync::Arc;
 
 use nix::errno::Errno;
@@ -42,6 +43,22 @@ fn random_u64() -> u64 {
     u64::from_le_bytes(b)
 }
 
+/// An image's memory: private anonymous, mirrored unless mirroring is off.
+fn map_anon(
+    stub: &mut Stub,
+    mirror: &Mirror,
+    hint: u64,
+    len: u64,
+    prot: i32,
+    flags: i32,
+) -> Result<u64, Errno> {
+    if mm::mirror::enabled() {
+        mirror.map_anon(stub, hint, len, prot, flags)
+    } else {
+        mm::host_mmap(stub, hint, len, prot, flags)
+    }
+}
+
 /// Maps one ELF image. Returns the load bias.
 fn map_image(
     stub: &mut Stub,
@@ -50,6 +67,7 @@ fn map_image(
     base_hint: Option<u64>,
     vmas: &mut Vmas,
     name: &VmaName,
+    mirror: &Mirror,
 ) -> Result<u64, Errno> {
     let loads: Vec<_> = elf
         .phdrs
@@ -82,15 +100,22 @@ fn map_image(
         } else {
             flags
         };
-        let got = mm::host_mmap(stub, hint, span, rw, f)
-            .or_else(|_| mm::host_mmap(stub, 0, span, rw, flags))?;
+        let got = map_anon(stub, mirror, hint, span, rw, f)
+            .or_else(|_| map_anon(stub, mirror, 0, span, rw, flags))?;
         got.wrapping_sub(lo)
     } else {
         if lo < PAGE_SIZE * 16 || hi > mm::TASK_SIZE || mm::overlaps_stub(lo, span) {
             return Err(Errno::ENOEXEC);
         }
-        mm::host_mmap(stub, lo, span, rw, flags | libc::MAP_FIXED_NOREPLACE)
-            .map_err(|_| Errno::ENOMEM)?;
+        map_anon(
+            stub,
+            mirror,
+            lo,
+            span,
+            rw,
+            flags | libc::MAP_FIXED_NOREPLACE,
+        )
+        .map_err(|_| Errno::ENOMEM)?;
         0
     };
     // Copy file contents.
@@ -103,13 +128,17 @@ fn map_image(
             if got == 0 {
                 break;
             }
-            stub.write_mem(bias.wrapping_add(p.p_vaddr + done), &buf[..got])?;
+            let at = bias.wrapping_add(p.p_vaddr + done);
+            if mirror.write(at, &buf[..got]).is_none() {
+                stub.write_mem(at, &buf[..got])?;
+            }
             done += got as u64;
         }
     }
     // Final protections: gaps none, each segment its own (a page shared by
     // two segments gets both).
     mm::host_mprotect(stub, bias.wrapping_add(lo), span, libc::PROT_NONE)?;
+    mirror.protected(bias.wrapping_add(lo), span, libc::PROT_NONE);
     vmas.insert(
         bias.wrapping_add(lo),
         span,
@@ -129,6 +158,7 @@ fn map_image(
             }
         }
         mm::host_mprotect(stub, bias.wrapping_add(start), end - start, prot)?;
+        mirror.protected(bias.wrapping_add(start), end - start, prot);
         vmas.insert(
             bias.wrapping_add(start),
             end - start,
@@ -161,7 +191,16 @@ pub fn load_elf(
     } else {
         None
     };
-    let bias = map_image(stub, exe.as_ref(), &elf, exe_hint, &mut vmas, &names.0)?;
+    let mirror = std::sync::Arc::new(Mirror::default());
+    let bias = map_image(
+        stub,
+        exe.as_ref(),
+        &elf,
+        exe_hint,
+        &mut vmas,
+        &names.0,
+        &mirror,
+    )?;
     let exe_end = elf
         .phdrs
         .iter()
@@ -176,7 +215,15 @@ pub fn load_elf(
         if !ielf.is_dyn {
             return Err(Errno::ELIBBAD);
         }
-        interp_base = map_image(stub, interp.as_ref(), &ielf, None, &mut vmas, &names.1)?;
+        interp_base = map_image(
+            stub,
+            interp.as_ref(),
+            &ielf,
+            None,
+            &mut vmas,
+            &names.1,
+            &mirror,
+        )?;
         entry = interp_base.wrapping_add(ielf.entry);
     }
     let phdr_addr = bias.wrapping_add(elf.phdr_vaddr().ok_or(Errno::ENOEXEC)?);
@@ -184,12 +231,35 @@ pub fn load_elf(
     // The heap starts after the executable, at a random page offset (up to
     // 32 MiB, as Linux).
     let brk_start = page_up(exe_end).ok_or(Errno::ENOEXEC)? + ((random_u64() % 0x2000) << 12);
-    let stack_bottom = ensure_stack_room(stub, stack_need(argv, envp, execfn))?;
-    record_kernel_mappings(stub, stack_bottom, &mut vmas);
+    let need = stack_need(argv, envp, execfn);
+    // The main thread's stack: mirrored memory of its own, or the stack
+    // the host kernel made for the stub.
+    let stack_top = if mm::mirror::enabled() {
+        if need > MAX_ARG_BYTES as u64 + 64 * 1024 {
+            return Err(Errno::E2BIG);
+        }
+        let kernel_bottom = mapped_stack_bottom(stub);
+        record_kernel_mappings(stub, kernel_bottom, &mut vmas, false);
+        let base = map_stack(stub, &mirror, kernel_bottom)?;
+        vmas.insert(
+            base,
+            MIRRORED_STACK,
+            libc::PROT_READ | libc::PROT_WRITE,
+            false,
+            0,
+            VmaName::Stack,
+        );
+        base + MIRRORED_STACK
+    } else {
+        let stack_bottom = ensure_stack_room(stub, need)?;
+        record_kernel_mappings(stub, stack_bottom, &mut vmas, true);
+        stub.initial_sp
+    };
     let mm = MemoryManager {
         brk_start,
         brk: brk_start,
         vmas,
+        mirror,
         ..Default::default()
     };
 
@@ -219,7 +289,7 @@ pub fn load_elf(
         (libc::AT_EGID, ids.egid as u64),
         (libc::AT_SECURE, 0),
     ]);
-    let sp = build_stack(stub, argv, envp, execfn, &mut auxv, hwcap2)?;
+    let sp = build_stack(stub, stack_top, argv, envp, execfn, &mut auxv, hwcap2)?;
 
     let mut regs = stub.initial_regs;
     regs.rax = 0;
@@ -244,6 +314,31 @@ pub fn load_elf(
     regs.rsp = sp;
     regs.orig_rax = u64::MAX;
     Ok(Loaded { regs, mm })
+}
+
+/// Size of a mirrored main-thread stack: Linux's default RLIMIT_STACK, all
+/// of it mapped at once (the memory file fills it in as it is touched)
+/// where Linux grows the mapping on demand.
+const MIRRORED_STACK: u64 = 8 << 20;
+
+/// Maps a mirrored main-thread stack, just below the stub's own (where
+/// Linux keeps the gap it leaves for the stack's growth), or anywhere.
+fn map_stack(stub: &mut Stub, mirror: &Mirror, below: u64) -> Result<u64, Errno> {
+    let rw = libc::PROT_READ | libc::PROT_WRITE;
+    let flags = libc::MAP_PRIVATE | libc::MAP_NORESERVE | libc::MAP_STACK;
+    let hint = below.saturating_sub(MIRRORED_STACK + PAGE_SIZE);
+    if hint > PAGE_SIZE * 16 && !mm::overlaps_stub(hint, MIRRORED_STACK) {
+        if let Ok(base) = mirror.map_anon(
+            stub,
+            hint,
+            MIRRORED_STACK,
+            rw,
+            flags | libc::MAP_FIXED_NOREPLACE,
+        ) {
+            return Ok(base);
+        }
+    }
+    mirror.map_anon(stub, 0, MIRRORED_STACK, rw, flags)
 }
 
 /// Bytes the initial stack needs: strings, pointer arrays, auxv, slack.
@@ -304,7 +399,7 @@ fn mapped_stack_bottom(stub: &Stub) -> u64 {
 /// Records the mappings the host kernel made for the stub: its stack
 /// (from `bottom`, up through the pages mapped above the initial stack
 /// pointer, found by probing) and the vDSO with its data pages.
-fn record_kernel_mappings(stub: &Stub, bottom: u64, vmas: &mut Vmas) {
+fn record_kernel_mappings(stub: &Stub, bottom: u64, vmas: &mut Vmas, app_stack: bool) {
     let mut byte = [0u8; 1];
     let mut top = page_down(stub.initial_sp);
     for _ in 0..1024 {
@@ -315,7 +410,12 @@ fn record_kernel_mappings(stub: &Stub, bottom: u64, vmas: &mut Vmas) {
     }
     if top > bottom {
         let rw = libc::PROT_READ | libc::PROT_WRITE;
-        vmas.insert(bottom, top - bottom, rw, false, 0, VmaName::Stack);
+        let name = if app_stack {
+            VmaName::Stack
+        } else {
+            VmaName::Anon
+        };
+        vmas.insert(bottom, top - bottom, rw, false, 0, name);
     }
     if stub.vdso_base != 0 {
         let l = mm::vdso_layout();
@@ -340,6 +440,7 @@ fn unsafe_getauxval(key: u64) -> u64 {
 /// pointer (inside the stack VMA the kernel made at exec). Returns the new sp.
 fn build_stack(
     stub: &mut Stub,
+    top: u64,
     argv: &[Vec<u8>],
     envp: &[Vec<u8>],
     execfn: &[u8],
@@ -356,7 +457,7 @@ fn build_stack(
     if total > MAX_ARG_BYTES {
         return Err(Errno::E2BIG);
     }
-    let mut sp = stub.initial_sp & !0xf;
+    let mut sp = top & !0xf;
     let push_bytes = |stub: &mut Stub, data: &[u8], sp: &mut u64| -> Result<u64, Errno> {
         *sp -= data.len() as u64;
         stub.write_mem(*sp, data).map_err(|_| Errno::E2BIG)?;

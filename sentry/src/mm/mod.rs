@@ -5,6 +5,7 @@
 //! flags and advice are allowlisted and nothing may touch the stub's page.
 //! The sentry keeps the program break itself.
 
+pub mod mirror;
 pub mod vma;
 
 use nix::errno::Errno;
@@ -49,6 +50,9 @@ pub struct MemoryManager {
     pub shm: ShmAttachments,
     /// Every mapping, for /proc/PID/maps.
     pub vmas: vma::Vmas,
+    /// The private memory the sentry maps too (see `mirror`). A fork must
+    /// give the child a mirror of its own: cloning this shares it.
+    pub mirror: std::sync::Arc<mirror::Mirror>,
 }
 
 /// Where the kernel puts [vvar], [vvar_vclock] and [vdso] relative to the

@@ -1076,6 +1076,26 @@ impl Stub {
             })?
     }
 
+    /// Hands host file `fd` to the stub over its channel and leaves it open
+    /// there; returns its fd number in the stub. For memory files the
+    /// sentry maps into the stub again and again (see `mm::mirror`): the
+    /// application cannot use the number, as every system call it makes
+    /// is the sentry's to answer.
+    pub fn install_fd(&mut self, fd: std::os::fd::RawFd) -> Result<i32, PlatformError> {
+        let channel = super::fd_channel::get().ok_or(PlatformError::Unexpected {
+            pid: self.pid.as_raw(),
+            what: "no fd channel".into(),
+        })?;
+        let pid = self.pid.as_raw();
+        channel
+            .donate(fd, |seq| self.receive_fd(seq))
+            .map_err(|errno| PlatformError::Ptrace {
+                op: "fd donation",
+                pid,
+                errno,
+            })?
+    }
+
     /// Injects `recvmsg` on the channel with its buffers in the scratch page
     /// and returns the fd number the stub received.
     fn receive_fd(&mut self, seq: u64) -> Result<i32, PlatformError> {

@@ -24,8 +24,9 @@ pub fn brk(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if new_top > old_top {
         let flags = libc::MAP_PRIVATE | libc::MAP_FIXED_NOREPLACE;
         if overlaps_stub(old_top, new_top - old_top)
-            || mm::host_mmap(
-                &mut t.stub,
+            || map_private_anon(
+                t,
+                &mm.mirror.clone(),
                 old_top,
                 new_top - old_top,
                 libc::PROT_READ | libc::PROT_WRITE,
@@ -35,9 +36,11 @@ pub fn brk(t: &mut Task, a: &[u64; 6]) -> SysResult {
         {
             return Ok(cur);
         }
-    } else if new_top < old_top && mm::host_munmap(&mut t.stub, new_top, old_top - new_top).is_err()
-    {
-        return Ok(cur);
+    } else if new_top < old_top {
+        if mm::host_munmap(&mut t.stub, new_top, old_top - new_top).is_err() {
+            return Ok(cur);
+        }
+        mm.mirror.unmapped(new_top, old_top - new_top);
     }
     if new_top > old_top {
         mm.vmas.insert(
@@ -53,6 +56,24 @@ pub fn brk(t: &mut Task, a: &[u64; 6]) -> SysResult {
     }
     mm.brk = want;
     Ok(want)
+}
+
+/// Private anonymous memory: mirrored (see `mm::mirror`) unless mirroring
+/// is off or the mapping grows down (the host grows those).
+fn map_private_anon(
+    t: &mut Task,
+    mirror: &mm::mirror::Mirror,
+    hint: u64,
+    len: u64,
+    prot: i32,
+    flags: i32,
+) -> Result<u64, Errno> {
+    if mm::mirror::enabled() && flags & libc::MAP_GROWSDOWN == 0 {
+        return mirror.map_anon(&mut t.stub, hint, len, prot, flags);
+    }
+    let addr = mm::host_mmap(&mut t.stub, hint, len, prot, flags)?;
+    mirror.unmapped(addr, len);
+    Ok(addr)
 }
 
 pub fn mmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
@@ -88,7 +109,14 @@ pub fn mmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
         hint = 0;
     }
     if flags & libc::MAP_ANONYMOUS != 0 {
-        let addr = mm::host_mmap(&mut t.stub, hint, len_pg, prot, flags)?;
+        let mirror = t.mirror();
+        let addr = if shared {
+            let addr = mm::host_mmap(&mut t.stub, hint, len_pg, prot, flags)?;
+            mirror.unmapped(addr, len_pg);
+            addr
+        } else {
+            map_private_anon(t, &mirror, hint, len_pg, prot, flags)?
+        };
         let mm_ref = t.proc.mm();
         let mut m = crate::kernel::lock(&mm_ref);
         if shared {
@@ -139,6 +167,7 @@ pub fn mmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
         let addr = mm::host_map_fd(&mut t.stub, backing.fd, hint, len_pg, prot, map_flags, off)?;
         let mm_ref = t.proc.mm();
         let mut m = crate::kernel::lock(&mm_ref);
+        m.mirror.unmapped(addr, len_pg);
         if shared {
             m.add_shared(mm::SharedRegion {
                 start: addr,
@@ -163,6 +192,7 @@ pub fn mmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let map_flags = (map_flags & !libc::MAP_SHARED) | libc::MAP_PRIVATE;
     let rw = libc::PROT_READ | libc::PROT_WRITE;
     let base = mm::host_mmap(&mut t.stub, hint, len_pg, rw, map_flags)?;
+    t.mirror().unmapped(base, len_pg);
     crate::kernel::lock(&t.proc.mm()).forget(base, len_pg);
     let size = file.ops.size()?;
     let avail = size.saturating_sub(off).min(len);
@@ -216,6 +246,7 @@ pub fn munmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let r = mm::host_munmap(&mut t.stub, a[0], len)?;
     let mm_ref = t.proc.mm();
     let mut m = crate::kernel::lock(&mm_ref);
+    m.mirror.unmapped(a[0], len);
     m.forget(a[0], len);
     m.vmas.unmap(a[0], len);
     Ok(r)
@@ -234,9 +265,10 @@ pub fn mprotect(t: &mut Task, a: &[u64; 6]) -> SysResult {
         return Err(Errno::EACCES);
     }
     let r = mm::host_mprotect(&mut t.stub, a[0], len, prot)?;
-    crate::kernel::lock(&t.proc.mm())
-        .vmas
-        .protect(a[0], len, prot & mm::ALLOWED_PROT);
+    let mm_ref = t.proc.mm();
+    let mut m = crate::kernel::lock(&mm_ref);
+    m.mirror.protected(a[0], len, prot & mm::ALLOWED_PROT);
+    m.vmas.protect(a[0], len, prot & mm::ALLOWED_PROT);
     Ok(r)
 }
 
@@ -260,7 +292,14 @@ pub fn mremap(t: &mut Task, a: &[u64; 6]) -> SysResult {
     {
         return Err(Errno::EINVAL);
     }
+    // Only the host moves and grows memory: mirrored memory turns back
+    // into host-private memory first.
+    let mirror = t.mirror();
+    if old_len > 0 {
+        mirror.demirror(&mut t.stub, old, page_up(old_len).unwrap_or(old_len))?;
+    }
     let got = mm::host_mremap(&mut t.stub, old, old_len, new_len, flags, new_addr)?;
+    mirror.unmapped(got, new_pg);
     let mm_ref = t.proc.mm();
     let mut m = crate::kernel::lock(&mm_ref);
     let old_pg = page_up(old_len).unwrap_or(old_len);
@@ -290,7 +329,30 @@ pub fn madvise(t: &mut Task, a: &[u64; 6]) -> SysResult {
         return Ok(0);
     }
     let len = check_range(a[0], a[1])?;
-    mm::host_madvise(&mut t.stub, a[0], len, advice)
+    let mirror = t.mirror();
+    if !mirror.overlaps(a[0], len) {
+        return mm::host_madvise(&mut t.stub, a[0], len, advice);
+    }
+    // The host sees shared memory where the application has private.
+    match advice {
+        libc::MADV_DONTNEED | libc::MADV_FREE => {
+            let r = mm::host_madvise(&mut t.stub, a[0], len, libc::MADV_DONTNEED)?;
+            mirror.discard(a[0], len);
+            Ok(r)
+        }
+        // Linux: shared memory only.
+        libc::MADV_REMOVE => Err(Errno::EINVAL),
+        libc::MADV_WIPEONFORK | libc::MADV_KEEPONFORK => {
+            mirror.demirror(&mut t.stub, a[0], len)?;
+            mm::host_madvise(&mut t.stub, a[0], len, advice)
+        }
+        libc::MADV_DONTFORK | libc::MADV_DOFORK => {
+            let r = mm::host_madvise(&mut t.stub, a[0], len, advice)?;
+            mirror.set_dont_fork(a[0], len, advice == libc::MADV_DONTFORK);
+            Ok(r)
+        }
+        _ => mm::host_madvise(&mut t.stub, a[0], len, advice),
+    }
 }
 
 pub fn msync(_t: &mut Task, a: &[u64; 6]) -> SysResult {

@@ -687,6 +687,8 @@ pub fn shmat(t: &mut Task, a: &[u64; 6]) -> SysResult {
             return Err(if e == Errno::EEXIST { Errno::EINVAL } else { e });
         }
     };
+    // SHM_REMAP may have replaced mirrored memory.
+    t.mirror().unmapped(start, len);
     {
         let mut ns = namespace();
         if let Ok(s) = ns.shms.get_mut(id) {

@@ -1,0 +1,752 @@
+//! Mirrored private memory (gVisor's memory file, in part). Experimental:
+//! on only with `RVISOR_MIRROR=1` (see [`enabled`]).
+//!
+//! An application's private anonymous memory (its mmaps, heap and loaded
+//! images) lives in a memfd per address space, the *memory file*: the stub
+//! maps ranges of it `MAP_SHARED` where the application asked for private
+//! memory, and the sentry maps the same ranges into its own address space.
+//! The sentry then reads and writes application memory with a `memcpy`
+//! instead of `process_vm_readv`/`writev`, which cost ~1.5 µs a call on
+//! these machines, whatever the size.
+//!
+//! The mirror is only an accelerator: an access it does not fully cover
+//! (other memory, a range crossing into unmirrored memory, a protection
+//! that forbids it) falls back to `process_vm_*`, which sees the same
+//! pages. What must hold is that every region it lists is mapped in the
+//! stub at that address from the memory file at that offset, with that
+//! protection; every memory operation on a mirrored range keeps it so:
+//! - munmap, and mappings placed over a region: [`Mirror::unmapped`]
+//!   (the offsets are punched out of the file and reused);
+//! - mprotect: [`Mirror::protected`];
+//! - madvise(DONTNEED/FREE): the offsets are punched (zero-fill, as for
+//!   private memory); the advice that only private memory takes is applied
+//!   after [`Mirror::demirror`] copies the range back into host-private
+//!   memory, as is mremap (so realloc of a mirrored block leaves the
+//!   mirror);
+//! - fork: the child's memory is a copy in a file of its own while the
+//!   parent's is small ([`COPY_AT_FORK_MAX`]); a larger parent's regions
+//!   become `MAP_PRIVATE` mappings of its file first, which the host then
+//!   copies on write for both, and which leave the mirror (their offsets
+//!   are never reused: [`Mirror::before_fork`]).
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex, RwLock};
+
+use nix::errno::Errno;
+
+use super::overlaps_stub;
+#[cfg(test)]
+use super::PAGE_SIZE;
+use crate::platform::Stub;
+
+/// A parent whose mirrored memory holds at most this many bytes of data
+/// is copied at fork; beyond it, its regions are converted (see module).
+pub const COPY_AT_FORK_MAX: u64 = 64 << 20;
+
+/// The memory file's size: offsets are virtual, the file sparse.
+const FILE_SIZE: u64 = 1 << 46;
+
+/// One memfd and the allocation of its offsets.
+#[derive(Debug)]
+pub struct MemFile {
+    fd: OwnedFd,
+    offsets: Mutex<Offsets>,
+}
+
+/// Offsets handed out: a bump pointer and the ranges given back (start to
+/// length, coalesced).
+#[derive(Debug, Default)]
+struct Offsets {
+    next: u64,
+    free: BTreeMap<u64, u64>,
+}
+
+impl Offsets {
+    fn alloc(&mut self, len: u64) -> Option<u64> {
+        let found = self
+            .free
+            .iter()
+            .find(|(_, &l)| l >= len)
+            .map(|(&o, &l)| (o, l));
+        if let Some((off, l)) = found {
+            self.free.remove(&off);
+            if l > len {
+                self.free.insert(off + len, l - len);
+            }
+            return Some(off);
+        }
+        let off = self.next;
+        let end = off.checked_add(len)?;
+        if end > FILE_SIZE {
+            return None;
+        }
+        self.next = end;
+        Some(off)
+    }
+
+    fn release(&mut self, mut off: u64, mut len: u64) {
+        if let Some((&p, &pl)) = self.free.range(..off).next_back() {
+            if p + pl == off {
+                self.free.remove(&p);
+                off = p;
+                len += pl;
+            }
+        }
+        if let Some(&nl) = self.free.get(&(off + len)) {
+            self.free.remove(&(off + len));
+            len += nl;
+        }
+        if off + len == self.next {
+            self.next = off;
+        } else {
+            self.free.insert(off, len);
+        }
+    }
+}
+
+impl MemFile {
+    fn create() -> Result<MemFile, Errno> {
+        let fd = nix::sys::memfd::memfd_create(
+            c"rvisor-memory",
+            nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC,
+        )?;
+        nix::unistd::ftruncate(&fd, FILE_SIZE as i64)?;
+        Ok(MemFile {
+            fd,
+            offsets: Mutex::new(Offsets::default()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Offsets> {
+        self.offsets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Zeroes [off, off+len) and frees its pages (the stub's and the
+    /// sentry's mappings of it read zeros from now on).
+    fn punch(&self, off: u64, len: u64) {
+        let mode = nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE
+            | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE;
+        if let Err(e) = nix::fcntl::fallocate(self.fd.as_raw_fd(), mode, off as i64, len as i64) {
+            tracing::warn!("memory file: punching {len} bytes at {off:#x} failed: {e}");
+        }
+    }
+
+    /// Maps [off, off+len) into the sentry.
+    fn map_here(&self, off: u64, len: u64) -> Result<usize, Errno> {
+        // SAFETY: a fresh shared mapping of our own memfd at an address the
+        // kernel picks; it aliases no Rust object.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                self.fd.as_raw_fd(),
+                off as i64,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(Errno::last());
+        }
+        Ok(p as usize)
+    }
+}
+
+/// Unmaps [ptr, ptr+len) of the sentry's own view of a memory file.
+fn unmap_here(ptr: usize, len: u64) {
+    // SAFETY: the range is (part of) a mapping `MemFile::map_here` made,
+    // which no Rust reference points into; only memcpy under the table's
+    // lock touches it, and the caller holds that lock for writing.
+    unsafe { libc::munmap(ptr as *mut libc::c_void, len as usize) };
+}
+
+/// One mirrored range of the application's address space.
+#[derive(Clone, Copy, Debug)]
+struct Region {
+    len: u64,
+    /// Its offset in the memory file.
+    off: u64,
+    /// Where the sentry maps it.
+    ptr: usize,
+    prot: i32,
+    /// madvise(MADV_DONTFORK): the host does not copy it into a child.
+    dont_fork: bool,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    /// The memory file and its fd number in the stub process.
+    file: Option<(Arc<MemFile>, i32)>,
+    /// Regions by start address.
+    regions: BTreeMap<u64, Region>,
+}
+
+/// The mirror of one address space (shared by its threads and vfork
+/// children; a forked child gets its own).
+#[derive(Debug, Default)]
+pub struct Mirror {
+    table: RwLock<Table>,
+}
+
+/// What a forked child's memory is: regions of its own memory file, with
+/// the parent's contents copied in.
+#[derive(Debug)]
+pub struct ForkedMemory {
+    file: Arc<MemFile>,
+    /// (start, len, prot, offset)
+    regions: Vec<(u64, u64, i32, u64)>,
+    /// The parent's memory file's fd number, inherited by the child's stub.
+    parent_fd: Option<i32>,
+}
+
+fn platform(e: crate::platform::PlatformError) -> Errno {
+    tracing::warn!("memory injection failed: {e}");
+    Errno::EFAULT
+}
+
+fn inject_result(raw: i64) -> Result<u64, Errno> {
+    if (-4095..0).contains(&raw) {
+        Err(Errno::from_raw(-raw as i32))
+    } else {
+        Ok(raw as u64)
+    }
+}
+
+/// Whether mirroring is on: experimental, so only with `RVISOR_MIRROR=1`
+/// (it halves stat and open+read costs, but makes mmap-heavy and
+/// fork-heavy programs such as python3 and gcc 5-15% slower so far; see
+/// docs/benchmarks.md).
+pub fn enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("RVISOR_MIRROR").is_ok_and(|v| v == "1"))
+}
+
+impl Table {
+    /// The memory file, made and installed in the stub on first use.
+    fn file(&mut self, stub: &mut Stub) -> Result<(Arc<MemFile>, i32), Errno> {
+        if let Some((f, fd)) = &self.file {
+            return Ok((f.clone(), *fd));
+        }
+        let f = Arc::new(MemFile::create()?);
+        let fd = stub.install_fd(f.fd.as_raw_fd()).map_err(platform)?;
+        self.file = Some((f.clone(), fd));
+        Ok((f, fd))
+    }
+
+    /// Removes [start, start+len) from the regions: splits those that
+    /// cross its ends, unmaps the sentry's view and returns the file
+    /// ranges to the allocator (punched) when `free`.
+    fn cut(&mut self, start: u64, len: u64, free: bool) {
+        let end = start.saturating_add(len);
+        let hit: Vec<u64> = self
+            .regions
+            .range(..end)
+            .filter(|(&s, r)| s + r.len > start)
+            .map(|(&s, _)| s)
+            .collect();
+        let file = self.file.as_ref().map(|(f, _)| f.clone());
+        for s in hit {
+            let Some(r) = self.regions.remove(&s) else {
+                continue;
+            };
+            let r_end = s + r.len;
+            let (cut_s, cut_e) = (s.max(start), r_end.min(end));
+            if s < cut_s {
+                self.regions.insert(
+                    s,
+                    Region {
+                        len: cut_s - s,
+                        ..r
+                    },
+                );
+            }
+            if cut_e < r_end {
+                let d = cut_e - s;
+                self.regions.insert(
+                    cut_e,
+                    Region {
+                        len: r_end - cut_e,
+                        off: r.off + d,
+                        ptr: r.ptr + d as usize,
+                        ..r
+                    },
+                );
+            }
+            let d = cut_s - s;
+            unmap_here(r.ptr + d as usize, cut_e - cut_s);
+            if free {
+                if let Some(f) = &file {
+                    f.punch(r.off + d, cut_e - cut_s);
+                    f.lock().release(r.off + d, cut_e - cut_s);
+                }
+            }
+        }
+    }
+
+    /// Splits regions at `start` and `end` so that each region lies wholly
+    /// inside or outside [start, end); returns the starts of those inside.
+    fn split(&mut self, start: u64, end: u64) -> Vec<u64> {
+        for at in [start, end] {
+            let found = self
+                .regions
+                .range(..at)
+                .next_back()
+                .map(|(&s, r)| (s, *r))
+                .filter(|(s, r)| s + r.len > at);
+            if let Some((s, r)) = found {
+                let d = at - s;
+                self.regions.insert(s, Region { len: d, ..r });
+                self.regions.insert(
+                    at,
+                    Region {
+                        len: r.len - d,
+                        off: r.off + d,
+                        ptr: r.ptr + d as usize,
+                        ..r
+                    },
+                );
+            }
+        }
+        self.regions.range(start..end).map(|(&s, _)| s).collect()
+    }
+
+    /// The sentry addresses of [addr, addr+len) if all of it is mirrored
+    /// with protection `need`, piece by piece.
+    fn pieces(&self, addr: u64, len: u64, need: i32) -> Option<Vec<(usize, usize)>> {
+        let mut out = Vec::new();
+        let mut cur = addr;
+        let end = addr.checked_add(len)?;
+        while cur < end {
+            let (&s, r) = self.regions.range(..=cur).next_back()?;
+            if s + r.len <= cur || r.prot & need != need {
+                return None;
+            }
+            let n = (s + r.len).min(end) - cur;
+            out.push((r.ptr + (cur - s) as usize, n as usize));
+            cur += n;
+        }
+        Some(out)
+    }
+
+    fn overlaps(&self, start: u64, len: u64) -> bool {
+        let end = start.saturating_add(len);
+        self.regions
+            .range(..end)
+            .next_back()
+            .is_some_and(|(&s, r)| s + r.len > start)
+            || self.regions.range(start..end).next().is_some()
+    }
+}
+
+impl Drop for Table {
+    fn drop(&mut self) {
+        for (_, r) in std::mem::take(&mut self.regions) {
+            unmap_here(r.ptr, r.len);
+        }
+    }
+}
+
+impl Mirror {
+    fn write_lock(&self) -> std::sync::RwLockWriteGuard<'_, Table> {
+        self.table
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn read_lock(&self) -> std::sync::RwLockReadGuard<'_, Table> {
+        self.table
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Maps private anonymous memory from the memory file (mmap's
+    /// `hint`, validated `flags` with MAP_PRIVATE, no MAP_GROWSDOWN);
+    /// returns its address.
+    pub fn map_anon(
+        &self,
+        stub: &mut Stub,
+        hint: u64,
+        len: u64,
+        prot: i32,
+        flags: i32,
+    ) -> Result<u64, Errno> {
+        let mut t = self.write_lock();
+        let (file, fd) = t.file(stub)?;
+        let off = file.lock().alloc(len).ok_or(Errno::ENOMEM)?;
+        let give_back = |file: &MemFile| file.lock().release(off, len);
+        let flags = (flags & !(libc::MAP_PRIVATE | libc::MAP_ANONYMOUS)) | libc::MAP_SHARED;
+        let raw = match stub.inject(
+            libc::SYS_mmap as u64,
+            [hint, len, prot as u64, flags as u64, fd as u64, off],
+        ) {
+            Ok(raw) => raw,
+            Err(e) => {
+                give_back(&file);
+                return Err(platform(e));
+            }
+        };
+        let addr = match inject_result(raw) {
+            Ok(a) => a,
+            Err(e) => {
+                give_back(&file);
+                return Err(e);
+            }
+        };
+        let unmap_stub = |stub: &mut Stub| {
+            let _ = stub.inject(libc::SYS_munmap as u64, [addr, len, 0, 0, 0, 0]);
+        };
+        if overlaps_stub(addr, len) {
+            unmap_stub(stub);
+            give_back(&file);
+            return Err(Errno::ENOMEM);
+        }
+        let ptr = match file.map_here(off, len) {
+            Ok(p) => p,
+            Err(e) => {
+                unmap_stub(stub);
+                give_back(&file);
+                return Err(e);
+            }
+        };
+        // A MAP_FIXED mapping replaced whatever was there.
+        t.cut(addr, len, true);
+        t.regions.insert(
+            addr,
+            Region {
+                len,
+                off,
+                ptr,
+                prot,
+                dont_fork: false,
+            },
+        );
+        Ok(addr)
+    }
+
+    /// [start, start+len) is no longer (this) memory in the stub.
+    pub fn unmapped(&self, start: u64, len: u64) {
+        if self.read_lock().regions.is_empty() {
+            return;
+        }
+        self.write_lock().cut(start, len, true);
+    }
+
+    pub fn protected(&self, start: u64, len: u64, prot: i32) {
+        let mut t = self.write_lock();
+        if t.regions.is_empty() {
+            return;
+        }
+        for s in t.split(start, start.saturating_add(len)) {
+            if let Some(r) = t.regions.get_mut(&s) {
+                r.prot = prot;
+            }
+        }
+    }
+
+    /// Whether any of [start, start+len) is mirrored.
+    pub fn overlaps(&self, start: u64, len: u64) -> bool {
+        self.read_lock().overlaps(start, len)
+    }
+
+    /// madvise(DONTNEED)/(FREE) on the mirrored parts: their pages are
+    /// dropped and read as zeros again, as private memory's.
+    pub fn discard(&self, start: u64, len: u64) {
+        let mut t = self.write_lock();
+        let Some((file, _)) = t.file.clone() else {
+            return;
+        };
+        for s in t.split(start, start.saturating_add(len)) {
+            if let Some(r) = t.regions.get(&s) {
+                file.punch(r.off, r.len);
+            }
+        }
+    }
+
+    /// madvise(DONTFORK)/(DOFORK) on the mirrored parts.
+    pub fn set_dont_fork(&self, start: u64, len: u64, dont_fork: bool) {
+        let mut t = self.write_lock();
+        for s in t.split(start, start.saturating_add(len)) {
+            if let Some(r) = t.regions.get_mut(&s) {
+                r.dont_fork = dont_fork;
+            }
+        }
+    }
+
+    /// Turns the mirrored parts of [start, start+len) back into host
+    /// private memory with the same contents and protection (before an
+    /// operation only private memory takes: mremap, MADV_WIPEONFORK...).
+    pub fn demirror(&self, stub: &mut Stub, start: u64, len: u64) -> Result<(), Errno> {
+        let mut t = self.write_lock();
+        if !t.overlaps(start, len) {
+            return Ok(());
+        }
+        for s in t.split(start, start.saturating_add(len)) {
+            let Some(r) = t.regions.get(&s).copied() else {
+                continue;
+            };
+            let rw = libc::PROT_READ | libc::PROT_WRITE;
+            let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED;
+            let raw = stub
+                .inject(
+                    libc::SYS_mmap as u64,
+                    [s, r.len, rw as u64, flags as u64, u64::MAX, 0],
+                )
+                .map_err(platform)?;
+            inject_result(raw)?;
+            // SAFETY: the sentry's view of the region, mapped by us and
+            // alive until `cut` below; nothing else writes it meanwhile
+            // (we hold the table for writing).
+            let data = unsafe { std::slice::from_raw_parts(r.ptr as *const u8, r.len as usize) };
+            stub.write_mem(s, data)?;
+            if r.prot != rw {
+                let raw = stub
+                    .inject(
+                        libc::SYS_mprotect as u64,
+                        [s, r.len, r.prot as u64, 0, 0, 0],
+                    )
+                    .map_err(platform)?;
+                inject_result(raw)?;
+            }
+            t.cut(s, r.len, true);
+        }
+        Ok(())
+    }
+
+    /// Copies `buf.len()` bytes at `addr` if all of them are mirrored and
+    /// readable; None when the caller must ask the host.
+    pub fn read(&self, addr: u64, buf: &mut [u8]) -> Option<()> {
+        let t = self.read_lock();
+        let pieces = t.pieces(addr, buf.len() as u64, libc::PROT_READ)?;
+        let mut done = 0;
+        for (ptr, n) in pieces {
+            // SAFETY: `ptr..ptr+n` lies in a live sentry mapping of the
+            // memory file (the read lock keeps it mapped); the application
+            // may write those bytes concurrently, as with any read of its
+            // memory, so this copies raw bytes and forms no reference.
+            unsafe {
+                std::ptr::copy_nonoverlapping(ptr as *const u8, buf[done..].as_mut_ptr(), n);
+            }
+            done += n;
+        }
+        Some(())
+    }
+
+    /// Writes `data` at `addr` if all of it is mirrored and writable.
+    pub fn write(&self, addr: u64, data: &[u8]) -> Option<()> {
+        let t = self.read_lock();
+        let pieces = t.pieces(addr, data.len() as u64, libc::PROT_WRITE)?;
+        let mut done = 0;
+        for (ptr, n) in pieces {
+            // SAFETY: as in `read`, a live mapping of the memory file.
+            unsafe {
+                std::ptr::copy_nonoverlapping(data[done..].as_ptr(), ptr as *mut u8, n);
+            }
+            done += n;
+        }
+        Some(())
+    }
+
+    /// Runs `f` on the mirrored bytes [addr, addr+len) if all of them are
+    /// mirrored with `prot` in one region (a read(2) straight into them).
+    pub fn with_slice<R>(
+        &self,
+        addr: u64,
+        len: usize,
+        prot: i32,
+        f: impl FnOnce(&mut [u8]) -> R,
+    ) -> Option<R> {
+        let t = self.read_lock();
+        let pieces = t.pieces(addr, len as u64, prot)?;
+        let [(ptr, n)] = pieces.as_slice() else {
+            return None;
+        };
+        // SAFETY: a live mapping of the memory file, kept by the read
+        // lock for as long as `f` runs; the bytes are the application's,
+        // which may change them at any time, as the host kernel's read
+        // into user memory allows.
+        let s = unsafe { std::slice::from_raw_parts_mut(*ptr as *mut u8, *n) };
+        Some(f(s))
+    }
+
+    /// Prepares a fork (no CLONE_VM) while the forking thread is in the
+    /// sentry: the child's memory as a copy in a file of its own, or (for
+    /// a large parent) the parent's regions made MAP_PRIVATE so the host's
+    /// fork copies them on write, and dropped from the mirror.
+    pub fn before_fork(&self, stub: &mut Stub) -> Result<Option<ForkedMemory>, Errno> {
+        let mut t = self.write_lock();
+        let Some((file, fd)) = t.file.clone() else {
+            return Ok(None);
+        };
+        let regions: Vec<(u64, Region)> = t.regions.iter().map(|(&s, r)| (s, *r)).collect();
+        let data: u64 = regions
+            .iter()
+            .filter(|(_, r)| !r.dont_fork)
+            .map(|(_, r)| data_bytes(&file, r.off, r.len))
+            .sum();
+        if data <= COPY_AT_FORK_MAX {
+            let child = Arc::new(MemFile::create()?);
+            let mut out = Vec::new();
+            for (s, r) in regions.iter().filter(|(_, r)| !r.dont_fork) {
+                let off = child.lock().alloc(r.len).ok_or(Errno::ENOMEM)?;
+                copy_data(&file, r.off, &child, off, r.len)?;
+                out.push((*s, r.len, r.prot, off));
+            }
+            return Ok(Some(ForkedMemory {
+                file: child,
+                regions: out,
+                parent_fd: Some(fd),
+            }));
+        }
+        for (s, r) in &regions {
+            let flags = libc::MAP_PRIVATE | libc::MAP_FIXED;
+            let raw = stub
+                .inject(
+                    libc::SYS_mmap as u64,
+                    [*s, r.len, r.prot as u64, flags as u64, fd as u64, r.off],
+                )
+                .map_err(platform)?;
+            inject_result(raw)?;
+            // The parent and child map these offsets privately from now
+            // on: never punched or given out again.
+            t.cut(*s, r.len, false);
+        }
+        Ok(None)
+    }
+
+    /// The child's side of a fork: maps the copies `before_fork` made over
+    /// the parent's regions (still shared with the parent until now; the
+    /// child has not run yet).
+    pub fn adopt_forked(&self, stub: &mut Stub, fm: ForkedMemory) -> Result<(), Errno> {
+        let mut t = self.write_lock();
+        let fd = stub.install_fd(fm.file.fd.as_raw_fd()).map_err(platform)?;
+        t.file = Some((fm.file.clone(), fd));
+        if let Some(old) = fm.parent_fd {
+            let _ = stub.inject(libc::SYS_close as u64, [old as u64, 0, 0, 0, 0, 0]);
+        }
+        for (s, len, prot, off) in fm.regions {
+            let flags = libc::MAP_SHARED | libc::MAP_FIXED;
+            let raw = stub
+                .inject(
+                    libc::SYS_mmap as u64,
+                    [s, len, prot as u64, flags as u64, fd as u64, off],
+                )
+                .map_err(platform)?;
+            inject_result(raw)?;
+            let ptr = fm.file.map_here(off, len)?;
+            t.regions.insert(
+                s,
+                Region {
+                    len,
+                    off,
+                    ptr,
+                    prot,
+                    dont_fork: false,
+                },
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Bytes of data (not holes) in [off, off+len) of `file`.
+fn data_bytes(file: &MemFile, off: u64, len: u64) -> u64 {
+    extents(file, off, len).iter().map(|&(_, n)| n).sum()
+}
+
+/// The data extents of [off, off+len), by SEEK_DATA/SEEK_HOLE.
+fn extents(file: &MemFile, off: u64, len: u64) -> Vec<(u64, u64)> {
+    let fd = file.fd.as_raw_fd();
+    let end = off + len;
+    let mut out = Vec::new();
+    let mut cur = off;
+    while cur < end {
+        // SAFETY: lseek on our own memfd.
+        let data = unsafe { libc::lseek(fd, cur as i64, libc::SEEK_DATA) };
+        if data < 0 || data as u64 >= end {
+            break;
+        }
+        // SAFETY: as above.
+        let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
+        let hole = if hole < 0 {
+            end
+        } else {
+            (hole as u64).min(end)
+        };
+        out.push((data as u64, hole - data as u64));
+        cur = hole;
+    }
+    out
+}
+
+/// Copies the data of [from_off, +len) of `from` to `to` at `to_off`
+/// (holes stay holes).
+fn copy_data(
+    from: &MemFile,
+    from_off: u64,
+    to: &MemFile,
+    to_off: u64,
+    len: u64,
+) -> Result<(), Errno> {
+    for (start, n) in extents(from, from_off, len) {
+        let mut src = start as i64;
+        let mut dst = (to_off + (start - from_off)) as i64;
+        let mut left = n as usize;
+        while left > 0 {
+            // SAFETY: copy_file_range between our own memfds, with offset
+            // pointers to locals.
+            let done = unsafe {
+                libc::copy_file_range(
+                    from.fd.as_raw_fd(),
+                    &mut src,
+                    to.fd.as_raw_fd(),
+                    &mut dst,
+                    left,
+                    0,
+                )
+            };
+            if done <= 0 {
+                return Err(if done < 0 { Errno::last() } else { Errno::EIO });
+            }
+            left -= done as usize;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_are_reused_and_coalesced() {
+        let mut o = Offsets::default();
+        let a = o.alloc(PAGE_SIZE).unwrap();
+        let b = o.alloc(2 * PAGE_SIZE).unwrap();
+        let c = o.alloc(PAGE_SIZE).unwrap();
+        assert_eq!((a, b, c), (0, PAGE_SIZE, 3 * PAGE_SIZE));
+        o.release(a, PAGE_SIZE);
+        o.release(b, 2 * PAGE_SIZE);
+        assert_eq!(o.free.get(&0), Some(&(3 * PAGE_SIZE)));
+        assert_eq!(o.alloc(3 * PAGE_SIZE), Some(0));
+        o.release(c, PAGE_SIZE);
+        assert_eq!(o.next, 3 * PAGE_SIZE, "{o:?}");
+        o.release(0, 3 * PAGE_SIZE);
+        assert_eq!((o.next, o.free.len()), (0, 0), "{o:?}");
+    }
+
+    #[test]
+    fn copies_keep_holes() {
+        let a = MemFile::create().unwrap();
+        let b = MemFile::create().unwrap();
+        nix::sys::uio::pwrite(&a.fd, b"hello", 3 * PAGE_SIZE as i64).unwrap();
+        assert_eq!(data_bytes(&a, 0, 8 * PAGE_SIZE), PAGE_SIZE);
+        copy_data(&a, 0, &b, 16 * PAGE_SIZE, 8 * PAGE_SIZE).unwrap();
+        let mut buf = [0u8; 5];
+        nix::sys::uio::pread(&b.fd, &mut buf, 19 * PAGE_SIZE as i64).unwrap();
+        assert_eq!(&buf, b"hello");
+        assert_eq!(data_bytes(&b, 0, 32 * PAGE_SIZE), PAGE_SIZE);
+    }
+}
