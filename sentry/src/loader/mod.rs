@@ -43,7 +43,10 @@ fn random_u64() -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// An image's memory: private anonymous, mirrored unless mirroring is off.
+/// An image's memory: private anonymous, host memory. (Mirrored, its
+/// copy-in faults every page in twice, the sentry's and the stub's, which
+/// made gcc 25% slower: exec copies all of cc1. Mapping images from their
+/// files as Linux does is the better fix.)
 fn map_anon(
     stub: &mut Stub,
     mirror: &Mirror,
@@ -52,7 +55,7 @@ fn map_anon(
     prot: i32,
     flags: i32,
 ) -> Result<u64, Errno> {
-    if mm::mirror::enabled() {
+    if mm::mirror::enabled() && MIRROR_IMAGES {
         mirror.map_anon(stub, hint, len, prot, flags)
     } else {
         mm::host_mmap(stub, hint, len, prot, flags)
@@ -118,6 +121,19 @@ fn map_image(
         .map_err(|_| Errno::ENOMEM)?;
         0
     };
+    // Writable segments (.data, .bss) are mirrored memory: programs keep
+    // buffers there, and they are small, so their copy-in costs little.
+    // (Text and read-only data stay host memory: see `map_anon`.)
+    if mm::mirror::enabled() {
+        for p in loads.iter().filter(|p| p.prot() & libc::PROT_WRITE != 0) {
+            let start = page_down(p.p_vaddr);
+            let Some(end) = page_up(p.p_vaddr + p.p_memsz) else {
+                continue;
+            };
+            let fixed = libc::MAP_PRIVATE | libc::MAP_FIXED;
+            mirror.map_anon(stub, bias.wrapping_add(start), end - start, rw, fixed)?;
+        }
+    }
     // Copy file contents.
     let mut buf = vec![0u8; 1 << 20];
     for p in &loads {
@@ -315,6 +331,9 @@ pub fn load_elf(
     regs.orig_rax = u64::MAX;
     Ok(Loaded { regs, mm })
 }
+
+/// Whether mirroring covers loaded images too (see `map_anon`).
+const MIRROR_IMAGES: bool = false;
 
 /// Size of a mirrored main-thread stack: Linux's default RLIMIT_STACK, all
 /// of it mapped at once (the memory file fills it in as it is touched)

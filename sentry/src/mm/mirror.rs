@@ -1,10 +1,11 @@
-//! Mirrored private memory (gVisor's memory file, in part). Experimental:
-//! on only with `RVISOR_MIRROR=1` (see [`enabled`]).
+//! Mirrored private memory (gVisor's memory file, in part). On unless
+//! `RVISOR_MIRROR=0` (see [`enabled`]).
 //!
-//! An application's private anonymous memory (its mmaps, heap and loaded
-//! images) lives in a memfd per address space, the *memory file*: the stub
-//! maps ranges of it `MAP_SHARED` where the application asked for private
-//! memory, and the sentry maps the same ranges into its own address space.
+//! An application's private anonymous memory (its mmaps, heap, main
+//! stack and its images' writable segments) lives in a memfd per address
+//! space, the *memory file*: the stub maps ranges of it `MAP_SHARED` where
+//! the application asked for private memory, and the sentry maps the file
+//! into its own address space too, in views of [`WINDOW`] bytes.
 //! The sentry then reads and writes application memory with a `memcpy`
 //! instead of `process_vm_readv`/`writev`, which cost ~1.5 µs a call on
 //! these machines, whatever the size.
@@ -52,7 +53,16 @@ const FILE_SIZE: u64 = 1 << 46;
 pub struct MemFile {
     fd: OwnedFd,
     offsets: Mutex<Offsets>,
+    /// The sentry's views of the file, [`WINDOW`] bytes each, by index
+    /// (0: not mapped yet). Mapped on first use and kept until the file
+    /// goes: unmapping would cost a TLB shootdown on every CPU running a
+    /// sentry thread, and the views pin no memory (punched pages leave
+    /// them too).
+    windows: Mutex<Vec<usize>>,
 }
+
+/// Size of one sentry view of a memory file.
+const WINDOW: u64 = 64 << 20;
 
 /// Offsets handed out: a bump pointer and the ranges given back (start to
 /// length, coalesced).
@@ -115,6 +125,7 @@ impl MemFile {
         Ok(MemFile {
             fd,
             offsets: Mutex::new(Offsets::default()),
+            windows: Mutex::new(Vec::new()),
         })
     }
 
@@ -134,33 +145,53 @@ impl MemFile {
         }
     }
 
-    /// Maps [off, off+len) into the sentry.
-    fn map_here(&self, off: u64, len: u64) -> Result<usize, Errno> {
-        // SAFETY: a fresh shared mapping of our own memfd at an address the
-        // kernel picks; it aliases no Rust object.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len as usize,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                self.fd.as_raw_fd(),
-                off as i64,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(Errno::last());
+    /// Where the sentry sees offset `off`, and how many bytes from there
+    /// lie in the same view.
+    fn view(&self, off: u64) -> Option<(usize, u64)> {
+        let idx = (off / WINDOW) as usize;
+        let mut windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if windows.len() <= idx {
+            windows.resize(idx + 1, 0);
         }
-        Ok(p as usize)
+        if windows[idx] == 0 {
+            // SAFETY: a fresh shared mapping of our own memfd at an address
+            // the kernel picks; it aliases no Rust object.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    WINDOW as usize,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED | libc::MAP_NORESERVE,
+                    self.fd.as_raw_fd(),
+                    (idx as u64 * WINDOW) as i64,
+                )
+            };
+            if p == libc::MAP_FAILED {
+                tracing::warn!("memory file: mapping a view failed: {}", Errno::last());
+                return None;
+            }
+            windows[idx] = p as usize;
+        }
+        let within = off % WINDOW;
+        Some((windows[idx] + within as usize, WINDOW - within))
     }
 }
 
-/// Unmaps [ptr, ptr+len) of the sentry's own view of a memory file.
-fn unmap_here(ptr: usize, len: u64) {
-    // SAFETY: the range is (part of) a mapping `MemFile::map_here` made,
-    // which no Rust reference points into; only memcpy under the table's
-    // lock touches it, and the caller holds that lock for writing.
-    unsafe { libc::munmap(ptr as *mut libc::c_void, len as usize) };
+impl Drop for MemFile {
+    fn drop(&mut self) {
+        let windows = self
+            .windows
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for &w in windows.iter().filter(|&&w| w != 0) {
+            // SAFETY: a view `MemFile::view` mapped; the file is going, so
+            // no table refers to it any more and nothing copies through it.
+            unsafe { libc::munmap(w as *mut libc::c_void, WINDOW as usize) };
+        }
+    }
 }
 
 /// One mirrored range of the application's address space.
@@ -169,8 +200,6 @@ struct Region {
     len: u64,
     /// Its offset in the memory file.
     off: u64,
-    /// Where the sentry maps it.
-    ptr: usize,
     prot: i32,
     /// madvise(MADV_DONTFORK): the host does not copy it into a child.
     dont_fork: bool,
@@ -215,13 +244,11 @@ fn inject_result(raw: i64) -> Result<u64, Errno> {
     }
 }
 
-/// Whether mirroring is on: experimental, so only with `RVISOR_MIRROR=1`
-/// (it halves stat and open+read costs, but makes mmap-heavy and
-/// fork-heavy programs such as python3 and gcc 5-15% slower so far; see
-/// docs/benchmarks.md).
+/// Whether mirroring is on: the default; `RVISOR_MIRROR=0` turns it off
+/// (for comparison, and as a way out should it misbehave).
 pub fn enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("RVISOR_MIRROR").is_ok_and(|v| v == "1"))
+    *ON.get_or_init(|| std::env::var("RVISOR_MIRROR").map_or(true, |v| v != "0"))
 }
 
 impl Table {
@@ -270,13 +297,11 @@ impl Table {
                     Region {
                         len: r_end - cut_e,
                         off: r.off + d,
-                        ptr: r.ptr + d as usize,
                         ..r
                     },
                 );
             }
             let d = cut_s - s;
-            unmap_here(r.ptr + d as usize, cut_e - cut_s);
             if free {
                 if let Some(f) = &file {
                     f.punch(r.off + d, cut_e - cut_s);
@@ -304,7 +329,6 @@ impl Table {
                     Region {
                         len: r.len - d,
                         off: r.off + d,
-                        ptr: r.ptr + d as usize,
                         ..r
                     },
                 );
@@ -319,13 +343,15 @@ impl Table {
         let mut out = Vec::new();
         let mut cur = addr;
         let end = addr.checked_add(len)?;
+        let file = &self.file.as_ref()?.0;
         while cur < end {
             let (&s, r) = self.regions.range(..=cur).next_back()?;
             if s + r.len <= cur || r.prot & need != need {
                 return None;
             }
-            let n = (s + r.len).min(end) - cur;
-            out.push((r.ptr + (cur - s) as usize, n as usize));
+            let (ptr, in_view) = file.view(r.off + (cur - s))?;
+            let n = ((s + r.len).min(end) - cur).min(in_view);
+            out.push((ptr, n as usize));
             cur += n;
         }
         Some(out)
@@ -338,14 +364,6 @@ impl Table {
             .next_back()
             .is_some_and(|(&s, r)| s + r.len > start)
             || self.regions.range(start..end).next().is_some()
-    }
-}
-
-impl Drop for Table {
-    fn drop(&mut self) {
-        for (_, r) in std::mem::take(&mut self.regions) {
-            unmap_here(r.ptr, r.len);
-        }
     }
 }
 
@@ -403,14 +421,6 @@ impl Mirror {
             give_back(&file);
             return Err(Errno::ENOMEM);
         }
-        let ptr = match file.map_here(off, len) {
-            Ok(p) => p,
-            Err(e) => {
-                unmap_stub(stub);
-                give_back(&file);
-                return Err(e);
-            }
-        };
         // A MAP_FIXED mapping replaced whatever was there.
         t.cut(addr, len, true);
         t.regions.insert(
@@ -418,7 +428,6 @@ impl Mirror {
             Region {
                 len,
                 off,
-                ptr,
                 prot,
                 dont_fork: false,
             },
@@ -496,11 +505,26 @@ impl Mirror {
                 )
                 .map_err(platform)?;
             inject_result(raw)?;
-            // SAFETY: the sentry's view of the region, mapped by us and
-            // alive until `cut` below; nothing else writes it meanwhile
-            // (we hold the table for writing).
-            let data = unsafe { std::slice::from_raw_parts(r.ptr as *const u8, r.len as usize) };
-            stub.write_mem(s, data)?;
+            // Its data (holes read as zeros in the fresh mapping anyway).
+            if let Some((file, _)) = &t.file {
+                let mut buf = vec![0u8; 1 << 20];
+                for (start, n) in extents(file, r.off, r.len) {
+                    let mut done = 0u64;
+                    while done < n {
+                        let want = (n - done).min(buf.len() as u64) as usize;
+                        let got = nix::sys::uio::pread(
+                            &file.fd,
+                            &mut buf[..want],
+                            (start + done) as i64,
+                        )?;
+                        if got == 0 {
+                            return Err(Errno::EIO);
+                        }
+                        stub.write_mem(s + (start - r.off) + done, &buf[..got])?;
+                        done += got as u64;
+                    }
+                }
+            }
             if r.prot != rw {
                 let raw = stub
                     .inject(
@@ -635,13 +659,11 @@ impl Mirror {
                 )
                 .map_err(platform)?;
             inject_result(raw)?;
-            let ptr = fm.file.map_here(off, len)?;
             t.regions.insert(
                 s,
                 Region {
                     len,
                     off,
-                    ptr,
                     prot,
                     dont_fork: false,
                 },

@@ -89,13 +89,26 @@ pub fn read(t: &mut Task, a: &[u64; 6]) -> SysResult {
     }
     let seekable = f.ops.seekable();
     let stream = !seekable || f.ops.host_offset();
-    let r = read_into(t, a[1], a[2], |b, done| {
-        if !stream || done == 0 {
-            f.read(b)
-        } else {
-            Ok(0)
-        }
-    });
+    // A file's bytes go straight into mirrored memory (one copy, as on
+    // Linux). Only for reads that cannot block for long: the mirror stays
+    // locked meanwhile.
+    let direct = if stream {
+        None
+    } else {
+        let count = a[2].min(MAX_RW) as usize;
+        t.mirror()
+            .with_slice(a[1], count, libc::PROT_WRITE, |b| f.read(b))
+    };
+    let r = match direct {
+        Some(r) => r.map(|n| n as u64),
+        None => read_into(t, a[1], a[2], |b, done| {
+            if !stream || done == 0 {
+                f.read(b)
+            } else {
+                Ok(0)
+            }
+        }),
+    };
     if matches!(r, Ok(n) if n > 0) {
         if let Some(loc) = &f.location {
             crate::vfs::inotify::file_event(loc, crate::vfs::inotify::IN_ACCESS);
