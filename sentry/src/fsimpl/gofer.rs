@@ -67,13 +67,17 @@ const MAX_NEGATIVE_ENTRIES: usize = 4096;
 
 /// Nodes of [`Caching::Revalidate`] trees kept alive after their last
 /// user is gone, newest last, so that a later direct lookup finds them
-/// live (see `lookup_revalidating`). At most half the fd budget's worth:
-/// the oldest go first, closing their fds.
+/// live (see `lookup_revalidating`): at most [`MAX_KEPT`], the oldest go
+/// first (closing their fds, if they hold any: fds are budgeted apart).
 static KEPT: Mutex<std::collections::VecDeque<Arc<GoferInode>>> =
     Mutex::new(std::collections::VecDeque::new());
 
+/// How many nodes [`KEPT`] holds (each a few hundred bytes, and a gofer
+/// handle).
+const MAX_KEPT: usize = 16384;
+
 fn keep_alive(node: &Arc<GoferInode>) {
-    let cap = host_fd_budget() / 4;
+    let cap = MAX_KEPT;
     let evicted = {
         let mut kept = KEPT
             .lock()
@@ -186,6 +190,7 @@ impl GoferFs {
             stat: Mutex::new(stat),
             link: Mutex::new(None),
             fresh_fd: Mutex::new(None),
+            seen_in: std::sync::atomic::AtomicU64::new(u64::MAX),
             path_fd: fds.path.map(OnceLock::from).unwrap_or_default(),
             read_fd: fds
                 .read
@@ -202,12 +207,26 @@ impl GoferFs {
         node
     }
 
-    /// The live inode for host `(dev, ino)` if it holds a host fd of its
-    /// own: that fd pins the host inode, so its number cannot have been
-    /// freed and given to another file in between, and a match is exact.
-    fn live_pinned(&self, dev: u64, ino: u64) -> Option<Arc<GoferInode>> {
-        let node = self.lock_nodes().get(&(dev, ino)).and_then(Weak::upgrade)?;
-        node.host_fd().is_some().then_some(node)
+    /// The live inode the host's `st` describes. Exact when the inode
+    /// holds a host fd of its own: that fd pins the host inode, so its
+    /// number cannot have been freed and given to another file. Without
+    /// one, the inode must also have the same type and change time as
+    /// when last seen: a file that took a freed number was made later,
+    /// so its ctime differs (a legitimate change of the old file's
+    /// attributes changes it too; the gofer is then asked again).
+    fn live_match(&self, st: &libc::stat) -> Option<Arc<GoferInode>> {
+        let node = self
+            .lock_nodes()
+            .get(&(st.st_dev, st.st_ino))
+            .and_then(Weak::upgrade)?;
+        if node.host_fd().is_some() {
+            return Some(node);
+        }
+        let seen = node.lock_stat().clone();
+        let same = seen.mode & libc::S_IFMT == st.st_mode & libc::S_IFMT
+            && seen.ctime_sec == st.st_ctime
+            && seen.ctime_nsec == st.st_ctime_nsec;
+        same.then_some(node)
     }
 
     fn fifo(&self, stat: &FileStat) -> VfsResult<Arc<Fifo>> {
@@ -235,6 +254,9 @@ pub struct GoferInode {
     link: Mutex<Option<Vec<u8>>>,
     /// The fd a create just opened, for the open that follows it.
     fresh_fd: Mutex<Option<OwnedFd>>,
+    /// The system call (`vfs::current_syscall`) in which a direct lookup
+    /// last read its stat from the host: a stat in the same call uses it.
+    seen_in: std::sync::atomic::AtomicU64,
     /// The node's own `O_PATH` host fd, from its walk.
     /// (Set once: by the walk that made the inode, or by a later walk
     /// when the first came without fds, past the budget.)
@@ -323,7 +345,7 @@ impl GoferInode {
             return found;
         }
         let node = self.walk(name)?;
-        if self.path_fd.get().is_some() && node.host_fd().is_some() {
+        if self.path_fd.get().is_some() {
             keep_alive(&node);
         }
         Ok(node)
@@ -348,8 +370,10 @@ impl GoferInode {
             Err(Errno::ENOENT) => return Some(Err(Errno::ENOENT)),
             Err(_) => return None,
         };
-        let node = self.fs.live_pinned(st.st_dev, st.st_ino)?;
+        let node = self.fs.live_match(&st)?;
         *node.lock_stat() = super::host::stat_from_host(&st);
+        node.seen_in
+            .store(crate::vfs::current_syscall(), Ordering::Relaxed);
         Some(Ok(node))
     }
 
@@ -398,6 +422,11 @@ impl Inode for GoferInode {
             let st = super::host::stat_from_host(&st);
             *self.lock_stat() = st.clone();
             return Ok(st);
+        }
+        // Looked up on the host earlier in this same system call (the
+        // stat(2) of a path): as fresh as asking the gofer now would be.
+        if self.seen_in.load(Ordering::Relaxed) == crate::vfs::current_syscall() {
+            return Ok(self.lock_stat().clone());
         }
         if self.fs.writable {
             let st = self.client().stat(self.handle)?;

@@ -419,6 +419,7 @@ impl syscall_tables::MemReader for TaskMem<'_> {
 
 /// Emulates the syscall in `t.regs` and stores its result in `rax`.
 pub fn dispatch(t: &mut Task) {
+    crate::vfs::next_syscall();
     let nr = t.regs.orig_rax;
     let args = [
         t.regs.rdi, t.regs.rsi, t.regs.rdx, t.regs.r10, t.regs.r8, t.regs.r9,

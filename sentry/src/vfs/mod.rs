@@ -439,3 +439,27 @@ pub fn now() -> (i64, i64) {
         .unwrap_or_default();
     (d.as_secs() as i64, d.subsec_nanos() as i64)
 }
+
+/// A number naming the system call this sentry thread is serving, unique
+/// across threads and calls (see [`next_syscall`]): lets a filesystem
+/// tell "earlier in this very call" from "some time ago".
+pub fn current_syscall() -> u64 {
+    SYSCALL_SEQ.with(|c| c.get())
+}
+
+/// Called as each system call starts.
+pub fn next_syscall() {
+    SYSCALL_SEQ.with(|c| {
+        let mut v = c.get();
+        if v == 0 {
+            // Each thread takes a block of 2^40 numbers of its own.
+            static BLOCKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+            v = BLOCKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) << 40;
+        }
+        c.set(v + 1);
+    });
+}
+
+thread_local! {
+    static SYSCALL_SEQ: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
