@@ -139,6 +139,7 @@ differential_tests! {
     mm_mmap_shared_file => "mm/mmap_shared_file.c",
     mm_mlock => "mm/mlock.c",
     mm_proc_maps => "mm/proc_maps.c",
+    mm_stack_limit => "mm/stack_limit.c",
     process_ids => "process/ids.c",
     process_wait => "process/wait.c",
     process_comm => "process/comm.c",

@@ -378,6 +378,7 @@ impl Task {
             tracing::error!("stub creation failed: {e}");
             Errno::ENOMEM
         })?;
+        let stack_limit = self.proc.rlimit(libc::RLIMIT_STACK).rlim_cur;
         let loaded = loader::load_elf(
             &mut stub,
             &exe,
@@ -387,6 +388,7 @@ impl Task {
             path,
             &ids,
             (exe_name, interp_name),
+            stack_limit,
         )?;
         let control = new_control(&mut stub);
         if control.is_some() {

@@ -199,6 +199,7 @@ pub fn load_elf(
     execfn: &[u8],
     ids: &AuxIds,
     names: (VmaName, VmaName),
+    stack_limit: u64,
 ) -> Result<Loaded, Errno> {
     let elf = ElfFile::parse(exe.as_ref())?;
     let mut vmas = Vmas::default();
@@ -248,25 +249,47 @@ pub fn load_elf(
     // 32 MiB, as Linux).
     let brk_start = page_up(exe_end).ok_or(Errno::ENOEXEC)? + ((random_u64() % 0x2000) << 12);
     let need = stack_need(argv, envp, execfn);
-    // The main thread's stack: mirrored memory of its own, or the stack
-    // the host kernel made for the stub.
+    // The main thread's stack: mirrored memory of its own, all of
+    // RLIMIT_STACK at once (up to MAX_MIRRORED_STACK), or without
+    // mirroring the stack the host kernel made for the stub (which grows
+    // only as far as the sentry's own RLIMIT_STACK allows).
     let stack_top = if mm::mirror::enabled() {
         if need > MAX_ARG_BYTES as u64 + 64 * 1024 {
             return Err(Errno::E2BIG);
         }
         let kernel_bottom = mapped_stack_bottom(stub);
         record_kernel_mappings(stub, kernel_bottom, &mut vmas, false);
-        let base = map_stack(stub, &mirror, kernel_bottom)?;
+        // RLIMIT_STACK, but room for the arguments and a first frame.
+        let size = page_up(stack_limit.clamp(need + STACK_HEADROOM, MAX_MIRRORED_STACK))
+            .ok_or(Errno::E2BIG)?;
+        let base = map_stack(stub, &mirror, kernel_bottom, size)?;
         vmas.insert(
             base,
-            MIRRORED_STACK,
+            size,
             libc::PROT_READ | libc::PROT_WRITE,
             false,
             0,
             VmaName::Stack,
         );
-        base + MIRRORED_STACK
+        base + size
     } else {
+        // The host grows this stack up to the stub's own RLIMIT_STACK,
+        // which the sentry's gave it: make it the application's (within
+        // the hard limit the sentry has).
+        let mut cur = libc::rlimit64 {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: prlimit64 on our own child, with valid pointers.
+        unsafe {
+            if libc::prlimit64(stub.pid(), libc::RLIMIT_STACK, std::ptr::null(), &mut cur) == 0 {
+                let want = libc::rlimit64 {
+                    rlim_cur: stack_limit.min(cur.rlim_max),
+                    rlim_max: cur.rlim_max,
+                };
+                libc::prlimit64(stub.pid(), libc::RLIMIT_STACK, &want, std::ptr::null_mut());
+            }
+        }
         let stack_bottom = ensure_stack_room(stub, need)?;
         record_kernel_mappings(stub, stack_bottom, &mut vmas, true);
         stub.initial_sp
@@ -335,29 +358,23 @@ pub fn load_elf(
 /// Whether mirroring covers loaded images too (see `map_anon`).
 const MIRROR_IMAGES: bool = false;
 
-/// Size of a mirrored main-thread stack: Linux's default RLIMIT_STACK, all
-/// of it mapped at once (the memory file fills it in as it is touched)
-/// where Linux grows the mapping on demand.
-const MIRRORED_STACK: u64 = 8 << 20;
+/// The largest mirrored main-thread stack (an unlimited RLIMIT_STACK gets
+/// this much). All of it is mapped at once, the memory file filling it in
+/// as it is touched, where Linux grows the mapping on demand.
+const MAX_MIRRORED_STACK: u64 = 1 << 30;
 
 /// Maps a mirrored main-thread stack, just below the stub's own (where
 /// Linux keeps the gap it leaves for the stack's growth), or anywhere.
-fn map_stack(stub: &mut Stub, mirror: &Mirror, below: u64) -> Result<u64, Errno> {
+fn map_stack(stub: &mut Stub, mirror: &Mirror, below: u64, size: u64) -> Result<u64, Errno> {
     let rw = libc::PROT_READ | libc::PROT_WRITE;
     let flags = libc::MAP_PRIVATE | libc::MAP_NORESERVE | libc::MAP_STACK;
-    let hint = below.saturating_sub(MIRRORED_STACK + PAGE_SIZE);
-    if hint > PAGE_SIZE * 16 && !mm::overlaps_stub(hint, MIRRORED_STACK) {
-        if let Ok(base) = mirror.map_anon(
-            stub,
-            hint,
-            MIRRORED_STACK,
-            rw,
-            flags | libc::MAP_FIXED_NOREPLACE,
-        ) {
+    let hint = below.saturating_sub(size + PAGE_SIZE);
+    if hint > PAGE_SIZE * 16 && !mm::overlaps_stub(hint, size) {
+        if let Ok(base) = mirror.map_anon(stub, hint, size, rw, flags | libc::MAP_FIXED_NOREPLACE) {
             return Ok(base);
         }
     }
-    mirror.map_anon(stub, 0, MIRRORED_STACK, rw, flags)
+    mirror.map_anon(stub, 0, size, rw, flags)
 }
 
 /// Bytes the initial stack needs: strings, pointer arrays, auxv, slack.
