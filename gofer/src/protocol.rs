@@ -105,6 +105,22 @@ pub struct Dirent {
     pub name: Vec<u8>,
 }
 
+/// The `DT_*` constant of a directory entry's type, as [`Dirent::d_type`]
+/// holds it.
+pub fn dirent_type(t: Option<nix::dir::Type>) -> u8 {
+    use nix::dir::Type;
+    match t {
+        Some(Type::Fifo) => libc::DT_FIFO,
+        Some(Type::CharacterDevice) => libc::DT_CHR,
+        Some(Type::Directory) => libc::DT_DIR,
+        Some(Type::BlockDevice) => libc::DT_BLK,
+        Some(Type::File) => libc::DT_REG,
+        Some(Type::Symlink) => libc::DT_LNK,
+        Some(Type::Socket) => libc::DT_SOCK,
+        None => libc::DT_UNKNOWN,
+    }
+}
+
 /// A request from the sentry.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum Request {

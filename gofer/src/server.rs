@@ -972,7 +972,7 @@ impl State {
                 bytes += DIRENT_OVERHEAD + name.len();
                 entries.push(Dirent {
                     ino: entry.ino(),
-                    d_type: d_type(entry.file_type()),
+                    d_type: crate::protocol::dirent_type(entry.file_type()),
                     name: name.to_vec(),
                 });
             }
@@ -1002,20 +1002,6 @@ impl State {
         } else {
             Err(Errno::EBADF)
         }
-    }
-}
-
-fn d_type(t: Option<nix::dir::Type>) -> u8 {
-    use nix::dir::Type;
-    match t {
-        Some(Type::Fifo) => libc::DT_FIFO,
-        Some(Type::CharacterDevice) => libc::DT_CHR,
-        Some(Type::Directory) => libc::DT_DIR,
-        Some(Type::BlockDevice) => libc::DT_BLK,
-        Some(Type::File) => libc::DT_REG,
-        Some(Type::Symlink) => libc::DT_LNK,
-        Some(Type::Socket) => libc::DT_SOCK,
-        None => libc::DT_UNKNOWN,
     }
 }
 

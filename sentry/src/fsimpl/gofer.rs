@@ -22,7 +22,8 @@
 //! - a lookup in a bind-mounted directory is a single-component
 //!   `fstatat(dir_fd, name, AT_SYMLINK_NOFOLLOW)`: a miss answers ENOENT
 //!   and a hit on a live inode returns it, both without the gofer, which
-//!   is asked only for nodes the sandbox has not met yet.
+//!   is asked only for nodes the sandbox has not met yet;
+//! - a directory is listed on the host, through `openat(dir_fd, ".")`.
 //!
 //! The sentry never resolves a path on these fds: names are single
 //! components checked here (no `/`, never `.` or `..`), and the gofer
@@ -351,6 +352,41 @@ impl GoferInode {
         Ok(node)
     }
 
+    /// The directory's entries read on the host, through a reopen of its
+    /// own fd (`openat(fd, ".")`, which walks nowhere), as the gofer would
+    /// read them; None when only the gofer can.
+    fn readdir_direct(&self) -> Option<Vec<DirEntry>> {
+        let fd = self.path_fd.get()?;
+        if self.ftype != FileType::Directory {
+            return None;
+        }
+        let flags = nix::fcntl::OFlag::O_RDONLY
+            | nix::fcntl::OFlag::O_DIRECTORY
+            | nix::fcntl::OFlag::O_NOFOLLOW
+            | nix::fcntl::OFlag::O_CLOEXEC;
+        let mut dir = nix::dir::Dir::openat(
+            Some(fd.as_raw_fd()),
+            c".",
+            flags,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ok()?;
+        let mut out = Vec::new();
+        for entry in dir.iter() {
+            let entry = entry.ok()?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            out.push(DirEntry {
+                name: name.to_vec(),
+                ino: entry.ino(),
+                ftype: FileType::from_dtype(gofer::protocol::dirent_type(entry.file_type())),
+            });
+        }
+        Some(out)
+    }
+
     /// Looks `name` up in this directory on the host, through its own fd
     /// (directfs): `Some(Err(ENOENT))` for a miss, `Some(Ok(node))` when
     /// the name is a live inode's, `None` when only the gofer can tell
@@ -474,6 +510,9 @@ impl Inode for GoferInode {
     }
 
     fn readdir(&self) -> VfsResult<Vec<DirEntry>> {
+        if let Some(ents) = self.readdir_direct() {
+            return Ok(ents);
+        }
         let ents = self.client().getdents(self.handle)?;
         Ok(ents
             .into_iter()
