@@ -10,7 +10,7 @@
 //! touch the same pages, as on Linux. Only mapped files pay for an fd in
 //! the sentry.
 
-use std::collections::BTreeMap;
+use crate::mm::offsets::OffsetAllocator;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -69,15 +69,7 @@ const STORE_PAGE: u64 = 4096;
 /// Freed regions are punched out, so the disk holds only live data.
 pub struct Filestore {
     fd: OwnedFd,
-    alloc: Mutex<StoreAlloc>,
-}
-
-#[derive(Default)]
-struct StoreAlloc {
-    /// Where never-used space starts.
-    end: u64,
-    /// Free regions by offset, coalesced.
-    free: BTreeMap<u64, u64>,
+    alloc: Mutex<OffsetAllocator>,
 }
 
 impl Filestore {
@@ -86,11 +78,11 @@ impl Filestore {
     pub fn new(fd: OwnedFd) -> Arc<Filestore> {
         Arc::new(Filestore {
             fd,
-            alloc: Mutex::new(StoreAlloc::default()),
+            alloc: Mutex::new(OffsetAllocator::default()),
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, StoreAlloc> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, OffsetAllocator> {
         self.alloc
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -103,24 +95,18 @@ impl Filestore {
             .ok_or(Errno::EFBIG)?
             .max(STORE_PAGE);
         let mut a = self.lock();
-        let fit = a
-            .free
-            .iter()
-            .find(|(_, &len)| len >= cap)
-            .map(|(&o, &l)| (o, l));
-        if let Some((off, len)) = fit {
-            a.free.remove(&off);
-            if len > cap {
-                a.free.insert(off + cap, len - cap);
+        let old_end = a.end();
+        let off = a.alloc(cap, u64::MAX).ok_or(Errno::EFBIG)?;
+        let end = a.end();
+        if end > old_end {
+            // The host file must cover the region, or reads of its
+            // unwritten tail (a file grown by truncate) would come back
+            // short.
+            if let Err(e) = retry_host(|| nix::unistd::ftruncate(&self.fd, end as i64)) {
+                a.release(off, cap);
+                return Err(e);
             }
-            return Ok((off, cap));
         }
-        let off = a.end;
-        let end = off.checked_add(cap).ok_or(Errno::EFBIG)?;
-        // The host file must cover the region, or reads of its unwritten
-        // tail (a file grown by truncate) would come back short.
-        retry_host(|| nix::unistd::ftruncate(&self.fd, end as i64))?;
-        a.end = end;
         Ok((off, cap))
     }
 
@@ -129,23 +115,10 @@ impl Filestore {
     fn release(&self, off: u64, cap: u64) {
         self.punch(off, cap);
         let mut a = self.lock();
-        let (mut off, mut cap) = (off, cap);
-        if let Some((&prev, &plen)) = a.free.range(..off).next_back() {
-            if prev + plen == off {
-                a.free.remove(&prev);
-                off = prev;
-                cap += plen;
-            }
-        }
-        if let Some(next) = a.free.remove(&(off + cap)) {
-            cap += next;
-        }
-        if off + cap == a.end {
-            a.end = off;
+        if a.release(off, cap) {
             // Best effort: a store that stays longer only wastes a hole.
-            let _ = retry_host(|| nix::unistd::ftruncate(&self.fd, off as i64));
-        } else {
-            a.free.insert(off, cap);
+            let end = a.end();
+            let _ = retry_host(|| nix::unistd::ftruncate(&self.fd, end as i64));
         }
     }
 
@@ -589,9 +562,9 @@ mod tests {
         assert_eq!((a, b, c), (0, 4096, 12288));
         s.release(a, ca);
         s.release(b, cb);
-        assert_eq!(s.lock().free.get(&0), Some(&12288));
+        assert_eq!(s.lock().free_ranges().get(&0), Some(&12288));
         s.release(c, cc);
-        assert_eq!(s.lock().end, 0);
-        assert!(s.lock().free.is_empty());
+        assert_eq!(s.lock().end(), 0);
+        assert!(s.lock().free_ranges().is_empty());
     }
 }

@@ -36,6 +36,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use nix::errno::Errno;
 
+use super::offsets::OffsetAllocator;
 use super::overlaps_stub;
 #[cfg(test)]
 use super::PAGE_SIZE;
@@ -52,7 +53,7 @@ const FILE_SIZE: u64 = 1 << 46;
 #[derive(Debug)]
 pub struct MemFile {
     fd: OwnedFd,
-    offsets: Mutex<Offsets>,
+    offsets: Mutex<OffsetAllocator>,
     /// The sentry's views of the file, [`WINDOW`] bytes each, by index
     /// (0: not mapped yet). Mapped on first use and kept until the file
     /// goes: unmapping would cost a TLB shootdown on every CPU running a
@@ -64,57 +65,6 @@ pub struct MemFile {
 /// Size of one sentry view of a memory file.
 const WINDOW: u64 = 64 << 20;
 
-/// Offsets handed out: a bump pointer and the ranges given back (start to
-/// length, coalesced).
-#[derive(Debug, Default)]
-struct Offsets {
-    next: u64,
-    free: BTreeMap<u64, u64>,
-}
-
-impl Offsets {
-    fn alloc(&mut self, len: u64) -> Option<u64> {
-        let found = self
-            .free
-            .iter()
-            .find(|(_, &l)| l >= len)
-            .map(|(&o, &l)| (o, l));
-        if let Some((off, l)) = found {
-            self.free.remove(&off);
-            if l > len {
-                self.free.insert(off + len, l - len);
-            }
-            return Some(off);
-        }
-        let off = self.next;
-        let end = off.checked_add(len)?;
-        if end > FILE_SIZE {
-            return None;
-        }
-        self.next = end;
-        Some(off)
-    }
-
-    fn release(&mut self, mut off: u64, mut len: u64) {
-        if let Some((&p, &pl)) = self.free.range(..off).next_back() {
-            if p + pl == off {
-                self.free.remove(&p);
-                off = p;
-                len += pl;
-            }
-        }
-        if let Some(&nl) = self.free.get(&(off + len)) {
-            self.free.remove(&(off + len));
-            len += nl;
-        }
-        if off + len == self.next {
-            self.next = off;
-        } else {
-            self.free.insert(off, len);
-        }
-    }
-}
-
 impl MemFile {
     fn create() -> Result<MemFile, Errno> {
         let fd = nix::sys::memfd::memfd_create(
@@ -124,12 +74,12 @@ impl MemFile {
         nix::unistd::ftruncate(&fd, FILE_SIZE as i64)?;
         Ok(MemFile {
             fd,
-            offsets: Mutex::new(Offsets::default()),
+            offsets: Mutex::new(OffsetAllocator::default()),
             windows: Mutex::new(Vec::new()),
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Offsets> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, OffsetAllocator> {
         self.offsets
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -393,8 +343,10 @@ impl Mirror {
     ) -> Result<u64, Errno> {
         let mut t = self.write_lock();
         let (file, fd) = t.file(stub)?;
-        let off = file.lock().alloc(len).ok_or(Errno::ENOMEM)?;
-        let give_back = |file: &MemFile| file.lock().release(off, len);
+        let off = file.lock().alloc(len, FILE_SIZE).ok_or(Errno::ENOMEM)?;
+        let give_back = |file: &MemFile| {
+            file.lock().release(off, len);
+        };
         let flags = (flags & !(libc::MAP_PRIVATE | libc::MAP_ANONYMOUS)) | libc::MAP_SHARED;
         let raw = match stub.inject(
             libc::SYS_mmap as u64,
@@ -614,7 +566,7 @@ impl Mirror {
             let child = Arc::new(MemFile::create()?);
             let mut out = Vec::new();
             for (s, r) in regions.iter().filter(|(_, r)| !r.dont_fork) {
-                let off = child.lock().alloc(r.len).ok_or(Errno::ENOMEM)?;
+                let off = child.lock().alloc(r.len, FILE_SIZE).ok_or(Errno::ENOMEM)?;
                 copy_data(&file, r.off, &child, off, r.len)?;
                 out.push((*s, r.len, r.prot, off));
             }
@@ -741,23 +693,6 @@ fn copy_data(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn offsets_are_reused_and_coalesced() {
-        let mut o = Offsets::default();
-        let a = o.alloc(PAGE_SIZE).unwrap();
-        let b = o.alloc(2 * PAGE_SIZE).unwrap();
-        let c = o.alloc(PAGE_SIZE).unwrap();
-        assert_eq!((a, b, c), (0, PAGE_SIZE, 3 * PAGE_SIZE));
-        o.release(a, PAGE_SIZE);
-        o.release(b, 2 * PAGE_SIZE);
-        assert_eq!(o.free.get(&0), Some(&(3 * PAGE_SIZE)));
-        assert_eq!(o.alloc(3 * PAGE_SIZE), Some(0));
-        o.release(c, PAGE_SIZE);
-        assert_eq!(o.next, 3 * PAGE_SIZE, "{o:?}");
-        o.release(0, 3 * PAGE_SIZE);
-        assert_eq!((o.next, o.free.len()), (0, 0), "{o:?}");
-    }
 
     #[test]
     fn copies_keep_holes() {

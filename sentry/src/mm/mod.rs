@@ -6,6 +6,7 @@
 //! The sentry keeps the program break itself.
 
 pub mod mirror;
+pub mod offsets;
 pub mod vma;
 
 use nix::errno::Errno;
