@@ -37,9 +37,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use nix::errno::Errno;
 
 use super::offsets::OffsetAllocator;
-use super::overlaps_stub;
 #[cfg(test)]
 use super::PAGE_SIZE;
+use super::{host_map_stub_fd, host_mmap, host_mprotect, platform_errno};
 use crate::platform::Stub;
 
 /// A parent whose mirrored memory holds at most this many bytes of data
@@ -181,19 +181,6 @@ pub struct ForkedMemory {
     parent_fd: Option<i32>,
 }
 
-fn platform(e: crate::platform::PlatformError) -> Errno {
-    tracing::warn!("memory injection failed: {e}");
-    Errno::EFAULT
-}
-
-fn inject_result(raw: i64) -> Result<u64, Errno> {
-    if (-4095..0).contains(&raw) {
-        Err(Errno::from_raw(-raw as i32))
-    } else {
-        Ok(raw as u64)
-    }
-}
-
 /// Whether mirroring is on: the default; `RVISOR_MIRROR=0` turns it off
 /// (for comparison, and as a way out should it misbehave).
 pub fn enabled() -> bool {
@@ -208,7 +195,7 @@ impl Table {
             return Ok((f.clone(), *fd));
         }
         let f = Arc::new(MemFile::create()?);
-        let fd = stub.install_fd(f.fd.as_raw_fd()).map_err(platform)?;
+        let fd = stub.install_fd(f.fd.as_raw_fd()).map_err(platform_errno)?;
         self.file = Some((f.clone(), fd));
         Ok((f, fd))
     }
@@ -347,32 +334,9 @@ impl Mirror {
         let give_back = |file: &MemFile| {
             file.lock().release(off, len);
         };
-        let flags = (flags & !(libc::MAP_PRIVATE | libc::MAP_ANONYMOUS)) | libc::MAP_SHARED;
-        let raw = match stub.inject(
-            libc::SYS_mmap as u64,
-            [hint, len, prot as u64, flags as u64, fd as u64, off],
-        ) {
-            Ok(raw) => raw,
-            Err(e) => {
-                give_back(&file);
-                return Err(platform(e));
-            }
-        };
-        let addr = match inject_result(raw) {
-            Ok(a) => a,
-            Err(e) => {
-                give_back(&file);
-                return Err(e);
-            }
-        };
-        let unmap_stub = |stub: &mut Stub| {
-            let _ = stub.inject(libc::SYS_munmap as u64, [addr, len, 0, 0, 0, 0]);
-        };
-        if overlaps_stub(addr, len) {
-            unmap_stub(stub);
-            give_back(&file);
-            return Err(Errno::ENOMEM);
-        }
+        let flags = (flags & !libc::MAP_PRIVATE) | libc::MAP_SHARED;
+        let addr = host_map_stub_fd(stub, fd, hint, len, prot, flags, off)
+            .inspect_err(|_| give_back(&file))?;
         // A MAP_FIXED mapping replaced whatever was there.
         t.cut(addr, len, true);
         t.regions.insert(
@@ -449,14 +413,7 @@ impl Mirror {
                 continue;
             };
             let rw = libc::PROT_READ | libc::PROT_WRITE;
-            let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED;
-            let raw = stub
-                .inject(
-                    libc::SYS_mmap as u64,
-                    [s, r.len, rw as u64, flags as u64, u64::MAX, 0],
-                )
-                .map_err(platform)?;
-            inject_result(raw)?;
+            host_mmap(stub, s, r.len, rw, libc::MAP_PRIVATE | libc::MAP_FIXED)?;
             // Its data (holes read as zeros in the fresh mapping anyway).
             if let Some((file, _)) = &t.file {
                 let mut buf = vec![0u8; 1 << 20];
@@ -478,13 +435,7 @@ impl Mirror {
                 }
             }
             if r.prot != rw {
-                let raw = stub
-                    .inject(
-                        libc::SYS_mprotect as u64,
-                        [s, r.len, r.prot as u64, 0, 0, 0],
-                    )
-                    .map_err(platform)?;
-                inject_result(raw)?;
+                host_mprotect(stub, s, r.len, r.prot)?;
             }
             t.cut(s, r.len, true);
         }
@@ -578,13 +529,7 @@ impl Mirror {
         }
         for (s, r) in &regions {
             let flags = libc::MAP_PRIVATE | libc::MAP_FIXED;
-            let raw = stub
-                .inject(
-                    libc::SYS_mmap as u64,
-                    [*s, r.len, r.prot as u64, flags as u64, fd as u64, r.off],
-                )
-                .map_err(platform)?;
-            inject_result(raw)?;
+            host_map_stub_fd(stub, fd, *s, r.len, r.prot, flags, r.off)?;
             // The parent and child map these offsets privately from now
             // on: never punched or given out again.
             t.cut(*s, r.len, false);
@@ -597,20 +542,16 @@ impl Mirror {
     /// child has not run yet).
     pub fn adopt_forked(&self, stub: &mut Stub, fm: ForkedMemory) -> Result<(), Errno> {
         let mut t = self.write_lock();
-        let fd = stub.install_fd(fm.file.fd.as_raw_fd()).map_err(platform)?;
+        let fd = stub
+            .install_fd(fm.file.fd.as_raw_fd())
+            .map_err(platform_errno)?;
         t.file = Some((fm.file.clone(), fd));
         if let Some(old) = fm.parent_fd {
             let _ = stub.inject(libc::SYS_close as u64, [old as u64, 0, 0, 0, 0, 0]);
         }
         for (s, len, prot, off) in fm.regions {
             let flags = libc::MAP_SHARED | libc::MAP_FIXED;
-            let raw = stub
-                .inject(
-                    libc::SYS_mmap as u64,
-                    [s, len, prot as u64, flags as u64, fd as u64, off],
-                )
-                .map_err(platform)?;
-            inject_result(raw)?;
+            host_map_stub_fd(stub, fd, s, len, prot, flags, off)?;
             t.regions.insert(
                 s,
                 Region {

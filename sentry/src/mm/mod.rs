@@ -337,6 +337,28 @@ pub fn host_map_fd(
     mapped_at(stub, raw, len)
 }
 
+/// Injects a mapping of `stub_fd`, an fd the stub already holds (a memory
+/// file it was given with `Stub::install_fd`); `flags` must already be
+/// validated.
+pub fn host_map_stub_fd(
+    stub: &mut Stub,
+    stub_fd: i32,
+    addr: u64,
+    len: u64,
+    prot: i32,
+    flags: i32,
+    offset: u64,
+) -> Result<u64, Errno> {
+    let flags = flags & !libc::MAP_ANONYMOUS;
+    let raw = stub
+        .inject(
+            libc::SYS_mmap as u64,
+            [addr, len, prot as u64, flags as u64, stub_fd as u64, offset],
+        )
+        .map_err(platform_errno)?;
+    mapped_at(stub, raw, len)
+}
+
 /// mincore(2) of [addr, addr+len) in the stub via the scratch page, a
 /// chunk of up to 4096 pages at a time, each chunk's residency bytes passed
 /// to `sink` with its page index; ENOMEM where the range is not mapped.

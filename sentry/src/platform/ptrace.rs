@@ -1052,28 +1052,15 @@ impl Stub {
         flags: i32,
         offset: u64,
     ) -> Result<i64, PlatformError> {
-        let channel = super::fd_channel::get().ok_or(PlatformError::Unexpected {
-            pid: self.pid.as_raw(),
-            what: "no fd channel".into(),
-        })?;
-        let pid = self.pid.as_raw();
-        channel
-            .donate(fd, |seq| {
-                let stub_fd = self.receive_fd(seq)?;
-                let mapped = self.inject(
-                    libc::SYS_mmap as u64,
-                    [addr, len, prot as u64, flags as u64, stub_fd as u64, offset],
-                );
-                let closed = self.inject(libc::SYS_close as u64, [stub_fd as u64, 0, 0, 0, 0, 0]);
-                let mapped = mapped?;
-                closed?;
-                Ok(mapped)
-            })
-            .map_err(|errno| PlatformError::Ptrace {
-                op: "fd donation",
-                pid,
-                errno,
-            })?
+        let stub_fd = self.install_fd(fd)?;
+        let mapped = self.inject(
+            libc::SYS_mmap as u64,
+            [addr, len, prot as u64, flags as u64, stub_fd as u64, offset],
+        );
+        let closed = self.inject(libc::SYS_close as u64, [stub_fd as u64, 0, 0, 0, 0, 0]);
+        let mapped = mapped?;
+        closed?;
+        Ok(mapped)
     }
 
     /// Hands host file `fd` to the stub over its channel and leaves it open
