@@ -43,25 +43,6 @@ fn random_u64() -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// An image's memory: private anonymous, host memory. (Mirrored, its
-/// copy-in faults every page in twice, the sentry's and the stub's, which
-/// made gcc 25% slower: exec copies all of cc1. Mapping images from their
-/// files as Linux does is the better fix.)
-fn map_anon(
-    stub: &mut Stub,
-    mirror: &Mirror,
-    hint: u64,
-    len: u64,
-    prot: i32,
-    flags: i32,
-) -> Result<u64, Errno> {
-    if mm::mirror::enabled() && MIRROR_IMAGES {
-        mirror.map_anon(stub, hint, len, prot, flags)
-    } else {
-        mm::host_mmap(stub, hint, len, prot, flags)
-    }
-}
-
 /// Maps one ELF image. Returns the load bias.
 fn map_image(
     stub: &mut Stub,
@@ -103,27 +84,23 @@ fn map_image(
         } else {
             flags
         };
-        let got = map_anon(stub, mirror, hint, span, rw, f)
-            .or_else(|_| map_anon(stub, mirror, 0, span, rw, flags))?;
+        let got = mm::host_mmap(stub, hint, span, rw, f)
+            .or_else(|_| mm::host_mmap(stub, 0, span, rw, flags))?;
         got.wrapping_sub(lo)
     } else {
         if lo < PAGE_SIZE * 16 || hi > mm::TASK_SIZE || mm::overlaps_stub(lo, span) {
             return Err(Errno::ENOEXEC);
         }
-        map_anon(
-            stub,
-            mirror,
-            lo,
-            span,
-            rw,
-            flags | libc::MAP_FIXED_NOREPLACE,
-        )
-        .map_err(|_| Errno::ENOMEM)?;
+        mm::host_mmap(stub, lo, span, rw, flags | libc::MAP_FIXED_NOREPLACE)
+            .map_err(|_| Errno::ENOMEM)?;
         0
     };
-    // Writable segments (.data, .bss) are mirrored memory: programs keep
-    // buffers there, and they are small, so their copy-in costs little.
-    // (Text and read-only data stay host memory: see `map_anon`.)
+    // The image is host memory, but for its writable segments (.data,
+    // .bss), which are mirrored: programs keep buffers there, and they are
+    // small, so their copy-in costs little. (Mirrored, the text's copy-in
+    // faulted every page in twice, the sentry's and the stub's, which made
+    // gcc 25% slower: exec copies all of cc1. Mapping images from their
+    // files as Linux does is the better fix.)
     if mm::mirror::enabled() {
         for p in loads.iter().filter(|p| p.prot() & libc::PROT_WRITE != 0) {
             let start = page_down(p.p_vaddr);
@@ -354,9 +331,6 @@ pub fn load_elf(
     regs.orig_rax = u64::MAX;
     Ok(Loaded { regs, mm })
 }
-
-/// Whether mirroring covers loaded images too (see `map_anon`).
-const MIRROR_IMAGES: bool = false;
 
 /// The largest mirrored main-thread stack (an unlimited RLIMIT_STACK gets
 /// this much). All of it is mapped at once, the memory file filling it in
