@@ -508,18 +508,14 @@ impl State {
     /// A copy of the node's `O_PATH` fd, for the sentry (directfs; safe
     /// because `..` from it stops at the root we pivot_rooted into).
     fn node_fd(&mut self, node: Handle) -> Result<OwnedFd, Errno> {
-        self.node(node)?
-            .try_clone()
-            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EMFILE)))
+        sys::dup(&*self.node(node)?)
     }
 
     fn walk_open(&mut self, dir: Handle, name: &[u8]) -> Result<(Response, Vec<OwnedFd>), Errno> {
         let name = check_name(name)?;
         let dir_fd = self.dir(dir)?;
         let fd = self.walk_fd(dir_fd.as_fd(), &name)?;
-        let mut fds = vec![fd
-            .try_clone()
-            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EMFILE)))?];
+        let mut fds = vec![sys::dup(&fd)?];
         if file_type(&sys::fstat(fd.as_fd())?) == libc::S_IFREG {
             fds.push(self.reopen(
                 fd.as_fd(),

@@ -15,6 +15,12 @@ pub(crate) fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: OFlag) -> Result<O
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
+/// A close-on-exec duplicate of `fd` (to donate while keeping ours).
+pub(crate) fn dup(fd: &OwnedFd) -> Result<OwnedFd, Errno> {
+    fd.try_clone()
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EMFILE)))
+}
+
 /// `fstat` of exactly the node `fd` names, never of what a symlink points to
 /// (an `O_PATH|O_NOFOLLOW` fd may be a symlink itself).
 pub(crate) fn fstat(fd: BorrowedFd<'_>) -> Result<libc::stat, Errno> {

@@ -78,13 +78,12 @@ static KEPT: Mutex<std::collections::VecDeque<Arc<GoferInode>>> =
 const MAX_KEPT: usize = 16384;
 
 fn keep_alive(node: &Arc<GoferInode>) {
-    let cap = MAX_KEPT;
     let evicted = {
         let mut kept = KEPT
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         kept.push_back(node.clone());
-        if kept.len() > cap {
+        if kept.len() > MAX_KEPT {
             kept.pop_front()
         } else {
             None
