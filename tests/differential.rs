@@ -137,6 +137,7 @@ differential_tests! {
     mm_mmap => "mm/mmap.c",
     mm_mmap_file => "mm/mmap_file.c",
     mm_mmap_shared_file => "mm/mmap_shared_file.c",
+    mm_file_bytes => "mm/file_bytes.c",
     mm_mlock => "mm/mlock.c",
     mm_proc_maps => "mm/proc_maps.c",
     mm_stack_limit => "mm/stack_limit.c",

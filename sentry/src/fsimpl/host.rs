@@ -93,6 +93,7 @@ impl FileOps for HostFile {
         Ok(Some(crate::vfs::MmapBacking {
             fd: self.fd.as_raw_fd(),
             id: (1 << 63) | ((st.st_dev as u64) << 40) ^ st.st_ino as u64,
+            file: Some(self.fd.clone()),
         }))
     }
 

@@ -787,7 +787,8 @@ impl FileOps for MemFile {
     fn mmap_backing(&self) -> VfsResult<Option<MmapBacking>> {
         self.with_data(|d, _| {
             let (fd, id) = d.mappable()?;
-            Ok(Some(MmapBacking { fd, id }))
+            // The memfd belongs to the file's data, which may drop it.
+            Ok(Some(MmapBacking { fd, id, file: None }))
         })
     }
 }

@@ -566,7 +566,7 @@ impl Task {
             },
             mm: {
                 let mut mm = lock(&parent.mm()).clone();
-                mm.mirror = Default::default();
+                mm.mirror = Arc::new(mm.mirror.for_child());
                 mm
             },
         });
@@ -781,6 +781,8 @@ impl Task {
         };
         let prot = lock(&self.proc.mm()).vmas.private_code_prot(addr, 7);
         if let Some(prot) = prot {
+            // The page's bytes will no longer be its file's.
+            self.mirror().forget_files(addr & !0xfff, 0x2000);
             self.stub.patch_syscall_site(addr, nr, prot);
         }
     }

@@ -44,6 +44,14 @@ fn random_u64() -> u64 {
 }
 
 /// Maps one ELF image. Returns the load bias.
+///
+/// As Linux does, a read-only segment is a private mapping of the file
+/// itself, when the file has a host fd behind it: exec copies none of its
+/// text, processes running one program share its page cache, and the
+/// sentry reads its read-only data from the file (see `mm::mirror`).
+/// Writable segments (.data, .bss) are copied into fresh private memory,
+/// mirrored: programs keep buffers there, and they are small. Segments that
+/// share a page, and files without a host fd, are copied whole.
 fn map_image(
     stub: &mut Stub,
     file: &dyn FileOps,
@@ -75,8 +83,9 @@ fn map_image(
     if span == 0 || span > (1 << 40) {
         return Err(Errno::ENOEXEC);
     }
-    let rw = libc::PROT_READ | libc::PROT_WRITE;
-    let flags = libc::MAP_PRIVATE;
+    // The whole span, inaccessible: the gaps between segments stay so.
+    let none = libc::PROT_NONE;
+    let flags = libc::MAP_PRIVATE | libc::MAP_NORESERVE;
     let bias = if elf.is_dyn {
         let hint = base_hint.unwrap_or(0);
         let f = if hint != 0 {
@@ -84,54 +93,17 @@ fn map_image(
         } else {
             flags
         };
-        let got = mm::host_mmap(stub, hint, span, rw, f)
-            .or_else(|_| mm::host_mmap(stub, 0, span, rw, flags))?;
+        let got = mm::host_mmap(stub, hint, span, none, f)
+            .or_else(|_| mm::host_mmap(stub, 0, span, none, flags))?;
         got.wrapping_sub(lo)
     } else {
         if lo < PAGE_SIZE * 16 || hi > mm::TASK_SIZE || mm::overlaps_stub(lo, span) {
             return Err(Errno::ENOEXEC);
         }
-        mm::host_mmap(stub, lo, span, rw, flags | libc::MAP_FIXED_NOREPLACE)
+        mm::host_mmap(stub, lo, span, none, flags | libc::MAP_FIXED_NOREPLACE)
             .map_err(|_| Errno::ENOMEM)?;
         0
     };
-    // The image is host memory, but for its writable segments (.data,
-    // .bss), which are mirrored: programs keep buffers there, and they are
-    // small, so their copy-in costs little. (Mirrored, the text's copy-in
-    // faulted every page in twice, the sentry's and the stub's, which made
-    // gcc 25% slower: exec copies all of cc1. Mapping images from their
-    // files as Linux does is the better fix.)
-    if mm::mirror::enabled() {
-        for p in loads.iter().filter(|p| p.prot() & libc::PROT_WRITE != 0) {
-            let start = page_down(p.p_vaddr);
-            let Some(end) = page_up(p.p_vaddr + p.p_memsz) else {
-                continue;
-            };
-            let fixed = libc::MAP_PRIVATE | libc::MAP_FIXED;
-            mirror.map_anon(stub, bias.wrapping_add(start), end - start, rw, fixed)?;
-        }
-    }
-    // Copy file contents.
-    let mut buf = vec![0u8; 1 << 20];
-    for p in &loads {
-        let mut done = 0u64;
-        while done < p.p_filesz {
-            let n = (p.p_filesz - done).min(buf.len() as u64) as usize;
-            let got = file.read_at(&mut buf[..n], p.p_offset + done)?;
-            if got == 0 {
-                break;
-            }
-            let at = bias.wrapping_add(p.p_vaddr + done);
-            if mirror.write(at, &buf[..got]).is_none() {
-                stub.write_mem(at, &buf[..got])?;
-            }
-            done += got as u64;
-        }
-    }
-    // Final protections: gaps none, each segment its own (a page shared by
-    // two segments gets both).
-    mm::host_mprotect(stub, bias.wrapping_add(lo), span, libc::PROT_NONE)?;
-    mirror.protected(bias.wrapping_add(lo), span, libc::PROT_NONE);
     vmas.insert(
         bias.wrapping_add(lo),
         span,
@@ -140,29 +112,177 @@ fn map_image(
         0,
         VmaName::Anon,
     );
-    let mut prev: Option<(u64, i32)> = None;
-    for p in &loads {
-        let start = page_down(p.p_vaddr);
-        let end = page_up(p.p_vaddr + p.p_memsz).ok_or(Errno::ENOEXEC)?;
-        let mut prot = p.prot();
-        if let Some((prev_end, prev_prot)) = prev {
-            if start < prev_end {
-                prot |= prev_prot;
+    let mut mapper = ImageMapper {
+        backing: file.mmap_backing().ok().flatten(),
+        size: file.size()?,
+        stub_fd: None,
+        apart: segments_apart(&loads),
+    };
+    let mapped = mapper.map_segments(stub, file, &loads, bias, vmas, name, mirror);
+    if let Some(fd) = mapper.stub_fd {
+        let _ = stub.inject(libc::SYS_close as u64, [fd as u64, 0, 0, 0, 0, 0]);
+    }
+    mapped?;
+    Ok(bias)
+}
+
+/// Whether no two segments share a page (modern linkers' layout), so that
+/// each may be mapped on its own.
+fn segments_apart(loads: &[&elf::Phdr]) -> bool {
+    loads.windows(2).all(|w| {
+        page_up(w[0].p_vaddr.saturating_add(w[0].p_memsz))
+            .is_some_and(|end| end <= page_down(w[1].p_vaddr))
+    })
+}
+
+/// How one image's segments get mapped (see [`map_image`]).
+struct ImageMapper {
+    backing: Option<crate::vfs::MmapBacking>,
+    /// The file's size: a segment mapped from it must lie within it.
+    size: u64,
+    /// The file's fd in the stub, once installed for a first segment.
+    stub_fd: Option<i32>,
+    apart: bool,
+}
+
+impl ImageMapper {
+    #[allow(clippy::too_many_arguments)]
+    fn map_segments(
+        &mut self,
+        stub: &mut Stub,
+        file: &dyn FileOps,
+        loads: &[&elf::Phdr],
+        bias: u64,
+        vmas: &mut Vmas,
+        name: &VmaName,
+        mirror: &Mirror,
+    ) -> Result<(), Errno> {
+        let rw = libc::PROT_READ | libc::PROT_WRITE;
+        // Segments to copy, with the protection each ends with (a page
+        // shared by two segments gets both).
+        let mut copied = Vec::new();
+        let mut prev: Option<(u64, i32)> = None;
+        for p in loads {
+            let start = page_down(p.p_vaddr);
+            let end = page_up(p.p_vaddr + p.p_memsz).ok_or(Errno::ENOEXEC)?;
+            let mut prot = p.prot();
+            // Where this segment's own pages begin (a first page shared
+            // with the previous segment is mapped already).
+            let mut from = start;
+            if let Some((prev_end, prev_prot)) = prev {
+                if start < prev_end {
+                    prot |= prev_prot;
+                    from = prev_end;
+                }
+            }
+            prev = Some((end, p.prot()));
+            let at = bias.wrapping_add(start);
+            if self.map_from_file(stub, p, at, end - start, prot, mirror)? {
+                vmas.insert(
+                    at,
+                    end - start,
+                    prot,
+                    false,
+                    page_down(p.p_offset),
+                    name.clone(),
+                );
+                continue;
+            }
+            if from < end {
+                let fixed = libc::MAP_PRIVATE | libc::MAP_FIXED;
+                let at = bias.wrapping_add(from);
+                if mm::mirror::enabled() && p.prot() & libc::PROT_WRITE != 0 {
+                    mirror.map_anon(stub, at, end - from, rw, fixed)?;
+                } else {
+                    mm::host_mmap(stub, at, end - from, rw, fixed)?;
+                }
+            }
+            copied.push((*p, prot));
+        }
+        let mut buf = Vec::new();
+        for (p, _) in &copied {
+            let mut done = 0u64;
+            while done < p.p_filesz {
+                if buf.is_empty() {
+                    buf = vec![0u8; 1 << 20];
+                }
+                let n = (p.p_filesz - done).min(buf.len() as u64) as usize;
+                let got = file.read_at(&mut buf[..n], p.p_offset + done)?;
+                if got == 0 {
+                    break;
+                }
+                let at = bias.wrapping_add(p.p_vaddr + done);
+                if mirror.write(at, &buf[..got]).is_none() {
+                    stub.write_mem(at, &buf[..got])?;
+                }
+                done += got as u64;
             }
         }
-        mm::host_mprotect(stub, bias.wrapping_add(start), end - start, prot)?;
-        mirror.protected(bias.wrapping_add(start), end - start, prot);
-        vmas.insert(
-            bias.wrapping_add(start),
-            end - start,
-            prot,
-            false,
-            page_down(p.p_offset),
-            name.clone(),
-        );
-        prev = Some((end, p.prot()));
+        for (p, prot) in copied {
+            let start = page_down(p.p_vaddr);
+            let end = page_up(p.p_vaddr + p.p_memsz).ok_or(Errno::ENOEXEC)?;
+            let at = bias.wrapping_add(start);
+            if prot != rw {
+                mm::host_mprotect(stub, at, end - start, prot)?;
+                mirror.protected(at, end - start, prot);
+            }
+            vmas.insert(
+                at,
+                end - start,
+                prot,
+                false,
+                page_down(p.p_offset),
+                name.clone(),
+            );
+        }
+        Ok(())
     }
-    Ok(bias)
+
+    /// Maps read-only segment `p` privately from the file at `at`, if it
+    /// can be: its pages its own, wholly within the file, the file with a
+    /// host fd. Anything else (or a host that refuses, as a noexec mount
+    /// does for text) leaves it to be copied.
+    fn map_from_file(
+        &mut self,
+        stub: &mut Stub,
+        p: &elf::Phdr,
+        at: u64,
+        len: u64,
+        prot: i32,
+        mirror: &Mirror,
+    ) -> Result<bool, Errno> {
+        let Some(backing) = &self.backing else {
+            return Ok(false);
+        };
+        let eligible = self.apart
+            && prot & libc::PROT_WRITE == 0
+            && p.p_filesz == p.p_memsz
+            && p.p_vaddr % PAGE_SIZE == p.p_offset % PAGE_SIZE
+            && p.p_offset
+                .checked_add(p.p_filesz)
+                .is_some_and(|e| e <= self.size);
+        if !eligible {
+            return Ok(false);
+        }
+        let fd = match self.stub_fd {
+            Some(fd) => fd,
+            None => {
+                let fd = stub.install_fd(backing.fd).map_err(mm::platform_errno)?;
+                self.stub_fd = Some(fd);
+                fd
+            }
+        };
+        let off = page_down(p.p_offset);
+        let flags = libc::MAP_PRIVATE | libc::MAP_FIXED;
+        if let Err(e) = mm::host_map_stub_fd(stub, fd, at, len, prot, flags, off) {
+            tracing::debug!("mapping an image segment from its file: {e}; copying it");
+            return Ok(false);
+        }
+        if let Some(host_file) = &backing.file {
+            mirror.map_file(at, len, prot, host_file.clone(), off);
+        }
+        Ok(true)
+    }
 }
 
 /// Loads `exe` (already known to be ELF) into the fresh `stub`.

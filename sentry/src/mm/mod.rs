@@ -259,7 +259,7 @@ impl MemoryManager {
     }
 }
 
-fn platform_errno(e: PlatformError) -> Errno {
+pub(crate) fn platform_errno(e: PlatformError) -> Errno {
     tracing::warn!("memory injection failed: {e}");
     Errno::EFAULT
 }

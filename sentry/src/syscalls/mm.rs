@@ -167,7 +167,12 @@ pub fn mmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
         let addr = mm::host_map_fd(&mut t.stub, backing.fd, hint, len_pg, prot, map_flags, off)?;
         let mm_ref = t.proc.mm();
         let mut m = crate::kernel::lock(&mm_ref);
-        m.mirror.unmapped(addr, len_pg);
+        match backing.file {
+            // Read-only, its bytes are the file's: the sentry reads them
+            // there (see mm::mirror).
+            Some(host_file) => m.mirror.map_file(addr, len_pg, prot, host_file, off),
+            None => m.mirror.unmapped(addr, len_pg),
+        }
         if shared {
             m.add_shared(mm::SharedRegion {
                 start: addr,
@@ -299,10 +304,11 @@ pub fn mremap(t: &mut Task, a: &[u64; 6]) -> SysResult {
         mirror.demirror(&mut t.stub, old, page_up(old_len).unwrap_or(old_len))?;
     }
     let got = mm::host_mremap(&mut t.stub, old, old_len, new_len, flags, new_addr)?;
+    let old_pg = page_up(old_len).unwrap_or(old_len);
+    mirror.unmapped(old, old_pg);
     mirror.unmapped(got, new_pg);
     let mm_ref = t.proc.mm();
     let mut m = crate::kernel::lock(&mm_ref);
-    let old_pg = page_up(old_len).unwrap_or(old_len);
     m.remap(old, old_pg, got, new_pg);
     m.vmas.remap(old, old_pg, got, new_pg);
     if flags & libc::MREMAP_DONTUNMAP != 0 {
@@ -330,6 +336,9 @@ pub fn madvise(t: &mut Task, a: &[u64; 6]) -> SysResult {
     }
     let len = check_range(a[0], a[1])?;
     let mirror = t.mirror();
+    if advice == libc::MADV_DONTFORK {
+        mirror.forget_files(a[0], len);
+    }
     if !mirror.overlaps(a[0], len) {
         return mm::host_madvise(&mut t.stub, a[0], len, advice);
     }

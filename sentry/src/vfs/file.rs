@@ -158,13 +158,16 @@ pub trait FileOps: Send + Sync {
 }
 
 /// Where a file's pages come from for mmap.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct MmapBacking {
     /// Host fd, valid while the file is open.
     pub fd: std::os::fd::RawFd,
     /// Identity of the underlying memory, so that every process mapping
     /// the file agrees on shared futex keys.
     pub id: u64,
+    /// The host file itself, when the sentry may keep it to read mapped
+    /// bytes back from it (see `mm::mirror`).
+    pub file: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
 }
 
 /// An open file description, shared by dup'd fds and across fork.
