@@ -441,6 +441,7 @@ pub fn load(bundle_dir: &Path) -> Result<Bundle> {
         start_hooks: start_hooks(spec.hooks().as_ref(), &proc_env)?,
         readonly_paths,
         root_readonly: root.readonly().unwrap_or(false),
+        root_is_live: false,
         // The caller applies --overlay.
         overlay: sentry::RootOverlay::Memory,
         filestore_fd: None,

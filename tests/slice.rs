@@ -191,6 +191,48 @@ fn do_sha256sum() {
     assert!(stdout_str(&out).ends_with("  /etc/os-release\n"));
 }
 
+/// `rvisor do` runs over the host's own root, which the host goes on
+/// writing: a file the host appends to while a program in the sandbox
+/// watches it shows its new size and bytes, as it would natively (tail -f
+/// on a log). The sandbox caches names and attributes of an image's rootfs,
+/// but not the sizes of a live tree's files.
+#[test]
+fn do_sees_a_file_the_host_appends_to() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = std::env::temp_dir().join(unique_name("rvisor-do-append"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("log");
+    std::fs::write(&log, "one\n").unwrap();
+    let script = format!(
+        "stat -c %s {p}; read go; stat -c %s {p}; cat {p}",
+        p = log.display()
+    );
+    let mut child = std::process::Command::new(rvisor())
+        .args(["do", "sh", "-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("rvisor do");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    // The sandbox has seen the file: now the host appends to it.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .unwrap()
+        .write_all(b"two\n")
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(status.success(), "rvisor do: {status}");
+    assert_eq!(first, "4\n");
+    assert_eq!(rest, "8\none\ntwo\n");
+}
+
 #[test]
 fn do_find_sorted() {
     let out = same_as_native(&["sh", "-c", "find /usr/share/doc/bash -maxdepth 1 | sort"]);

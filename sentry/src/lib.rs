@@ -90,6 +90,11 @@ pub struct BootConfig {
     /// root.readonly: the container may not write its rootfs.
     #[serde(default)]
     pub root_readonly: bool,
+    /// The rootfs is a live host tree (`rvisor do` over the host's root),
+    /// whose files the host may write while the container runs, rather
+    /// than an image that stays as it is.
+    #[serde(default)]
+    pub root_is_live: bool,
     /// Where the container's writes to its rootfs go.
     #[serde(default)]
     pub overlay: RootOverlay,
@@ -337,8 +342,14 @@ pub(crate) fn build_mount_ns(
         gofer::client::GoferClient::connect(sock).map_err(|e| BootError::Gofer(e.to_string()))?;
     let writable_root = cfg.overlay == RootOverlay::None && !cfg.root_readonly;
     // The image does not change under a running container: its walks
-    // are remembered (as the in-memory overlay remembers them anyway).
-    let lower = fsimpl::gofer::GoferFs::mount(client, writable_root, Caching::Immutable)
+    // are remembered (as the in-memory overlay remembers them anyway), and
+    // so are its attributes, but for the files of a live host tree.
+    let caching = if cfg.root_is_live {
+        Caching::Immutable
+    } else {
+        Caching::Frozen
+    };
+    let lower = fsimpl::gofer::GoferFs::mount(client, writable_root, caching)
         .map_err(|e| BootError::Gofer(e.to_string()))?;
     // root.readonly: the gofer's tree bare (writes give EROFS); so is
     // --overlay=none (writes reach the rootfs through the gofer);

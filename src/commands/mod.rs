@@ -179,6 +179,7 @@ fn do_command(g: &GlobalOpts, a: DoArgs) -> Result<i32> {
         masked_paths: Vec::new(),
         readonly_paths: Vec::new(),
         root_readonly: false,
+        root_is_live: true,
         // Never --overlay none here: the root is the host's own.
         overlay: match g.overlay {
             crate::cli::Overlay::SelfBacked => sentry::RootOverlay::SelfBacked,

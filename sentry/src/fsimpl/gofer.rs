@@ -56,10 +56,16 @@ pub enum Caching {
     /// The host may change the tree at any time (bind mounts, which a
     /// host process or another container may share): every walk asks.
     Revalidate,
-    /// The tree never changes under the sandbox (an image's rootfs served
-    /// read-only): each directory remembers its entries, misses included,
-    /// so a path walked once costs no round trip again.
+    /// The tree's names never change under the sandbox (a read-only root
+    /// the host may still write into: `rvisor do` over the host's own):
+    /// each directory remembers its entries, misses included, so a path
+    /// walked once costs no round trip again; a regular file's attributes
+    /// are asked at every stat (a log the host appends to grows).
     Immutable,
+    /// Nothing in the tree changes under the sandbox (an image's rootfs,
+    /// read-only or under the sandbox's overlay): names are remembered as
+    /// for `Immutable`, and every node's attributes as its walk found them.
+    Frozen,
 }
 
 /// Remembered misses per directory before they are forgotten (a program
@@ -122,8 +128,8 @@ pub struct GoferFs {
 
 impl GoferFs {
     /// The root of the tree the gofer on `client` serves. `writable`: the
-    /// gofer accepts changes and the sentry offers them (never with
-    /// [`Caching::Immutable`]).
+    /// gofer accepts changes and the sentry offers them (always with
+    /// [`Caching::Revalidate`]).
     pub fn mount(
         client: GoferClient,
         writable: bool,
@@ -447,10 +453,11 @@ impl Inode for GoferInode {
         // A regular file's size may change under an immutable tree too
         // (`rvisor do` over the host's root, reading a growing log), so
         // regular files are always asked; other nodes of such a tree keep
-        // the stat of their walk.
+        // the stat of their walk, as every node of a frozen one does.
         let fd = match self.fs.caching {
             Caching::Revalidate => self.host_fd(),
             Caching::Immutable => self.read_fd.get().map(|fd| fd.as_raw_fd()),
+            Caching::Frozen => None,
         };
         if let Some(fd) = fd {
             let st = nix::sys::stat::fstat(fd)?;
