@@ -37,8 +37,10 @@ impl HostFile {
 
     /// A file on a host fd other open files may use too (see [`HostFile::fd`]).
     pub fn shared(fd: Arc<OwnedFd>, kind: HostKind) -> HostFile {
+        // A gofer file is a regular file (the gofer's devices never get
+        // here): no ioctl to ask, on every open.
         // SAFETY: isatty only inspects the fd we own.
-        let tty = unsafe { libc::isatty(fd.as_raw_fd()) } == 1;
+        let tty = kind != HostKind::File && unsafe { libc::isatty(fd.as_raw_fd()) } == 1;
         let seekable = match kind {
             HostKind::File => true,
             HostKind::Pipe | HostKind::Event => false,

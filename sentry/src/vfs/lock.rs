@@ -139,11 +139,28 @@ pub fn set(
 pub fn release(file: Option<usize>, owner: Owner) {
     let (_, cv) = table();
     let mut t = lock_table();
-    t.retain(|f, locks| {
-        if file.is_none_or(|x| x == *f) {
-            locks.retain(|l| l.owner != owner);
+    let mut dropped = false;
+    match file {
+        // Every close comes here: one lookup, and no wake-up (a futex
+        // call) unless a lock went.
+        Some(f) => {
+            if let Some(locks) = t.get_mut(&f) {
+                let before = locks.len();
+                locks.retain(|l| l.owner != owner);
+                dropped = locks.len() != before;
+                if locks.is_empty() {
+                    t.remove(&f);
+                }
+            }
         }
-        !locks.is_empty()
-    });
-    cv.notify_all();
+        None => t.retain(|_, locks| {
+            let before = locks.len();
+            locks.retain(|l| l.owner != owner);
+            dropped |= locks.len() != before;
+            !locks.is_empty()
+        }),
+    }
+    if dropped {
+        cv.notify_all();
+    }
 }
