@@ -170,6 +170,7 @@ differential_tests! {
     threads_fp_inherit => "threads/fp_inherit.c",
     threads_futex_ops => "threads/futex_ops.c",
     threads_hot_syscalls => "threads/hot_syscalls.c",
+    threads_read_sites => "threads/read_sites.c",
     time_clocks => "time/clocks.c",
     time_cputimers => "time/cputimers.c",
     time_posix_timers => "time/posix_timers.c",

@@ -776,14 +776,16 @@ impl Task {
     /// skip the signal, if it lies in private executable memory (never in a
     /// shared mapping: the write would reach the file or other processes).
     fn patch_hot_syscall_site(&mut self) {
-        let Some((addr, nr)) = self.stub.hot_syscall_site() else {
+        let Some(site) = self.stub.hot_syscall_site() else {
             return;
         };
-        let prot = lock(&self.proc.mm()).vmas.private_code_prot(addr, 7);
+        let prot = lock(&self.proc.mm())
+            .vmas
+            .private_code_prot(site.addr, site.byte_len());
         if let Some(prot) = prot {
-            // The page's bytes will no longer be its file's.
-            self.mirror().forget_files(addr & !0xfff, 0x2000);
-            self.stub.patch_syscall_site(addr, nr, prot);
+            // The pages' bytes will no longer be their file's.
+            self.mirror().forget_files(site.addr & !0xfff, 0x2000);
+            self.stub.patch_syscall_site(site, prot);
         }
     }
 

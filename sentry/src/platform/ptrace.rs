@@ -130,24 +130,22 @@ impl Stub {
         self.systrap.as_ref()
     }
 
-    /// On systrap: the site of the system call the thread stopped at, as
-    /// (address, number), once it is hot enough to patch.
-    pub fn hot_syscall_site(&self) -> Option<(u64, u64)> {
-        let site = self.systrap.as_ref()?.hot_site()?;
-        Some((site.addr, site.nr))
+    /// On systrap: the site of the system call the thread stopped at,
+    /// once it is hot enough to patch.
+    pub fn hot_syscall_site(&self) -> Option<super::systrap::sites::Site> {
+        self.systrap.as_ref()?.hot_site()
     }
 
     /// On systrap: patches the site `hot_syscall_site` gave, in private
     /// executable memory the application maps with `prot`, so its calls
     /// skip the signal (see `systrap::sites`). Best effort: a site that
     /// cannot be patched keeps working through the trap.
-    pub fn patch_syscall_site(&mut self, addr: u64, nr: u64, prot: i32) {
+    pub fn patch_syscall_site(&mut self, site: super::systrap::sites::Site, prot: i32) {
         if self.systrap.is_none() {
             return;
         }
-        let site = super::systrap::sites::Site { addr, nr };
         if let Err(e) = super::systrap::patch_site(self, site, prot) {
-            tracing::debug!("pid {}: patching {addr:#x}: {e}", self.pid);
+            tracing::debug!("pid {}: patching {:#x}: {e}", self.pid, site.addr);
         }
     }
 

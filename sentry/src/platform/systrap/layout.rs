@@ -156,6 +156,13 @@ pub const BOUNCE_NR: u64 = 0xffe;
 // 5 of the patched instruction is 0x06, an invalid opcode: a thread that
 // had run the `mov` before the patch and stands at the old `syscall`
 // traps with SIGILL there, and the sentry runs its call.
+//
+// glibc's `read` wrapper is `xor %eax, %eax; syscall; cmp $imm, %rax`
+// (31 c0 0f 05 48 3d imm32): no `mov`. Such a site's ten bytes become the
+// same jump and three `int3`s, its pointer taken from `READ_SITES`, whose
+// second byte is 0x06 as well, so that a thread standing where the `cmp`
+// was traps there. The call returns to the site's slow trampoline, whose
+// tail runs the `cmp` and jumps back after it.
 
 /// Where the site table is mapped (below any program's usual load address
 /// and above vm.mmap_min_addr).
@@ -168,13 +175,20 @@ pub const fn site_ptr(i: usize) -> u64 {
     SITES_BASE + 8 * i as u64
 }
 /// Each site's trampolines: the fast one and the slow one (a plain
-/// `mov $nr, %eax; syscall`, used once a process uses its own gs base).
-pub const SITE_TRAMPOLINE_SIZE: u64 = 16;
+/// `mov $nr, %eax; syscall`, used once a process uses its own gs base;
+/// for a `read` site, followed by the site's `cmp` and a jump back).
+pub const SITE_TRAMPOLINE_SIZE: u64 = 32;
+/// Indices of `read` sites (`xor %eax, %eax; syscall; cmp $imm, %rax`):
+/// those whose pointer's second byte is 0x06 too (see `sites`).
+pub const READ_SITES: std::ops::Range<usize> = 0xc0..0xe0;
 pub const FAST_TRAMPOLINES: u64 = SITES_BASE + 0x8000;
 pub const SLOW_TRAMPOLINES: u64 = FAST_TRAMPOLINES + SITE_TRAMPOLINE_SIZE * MAX_SITES as u64;
 pub const SITES_SIZE: u64 = SLOW_TRAMPOLINES + SITE_TRAMPOLINE_SIZE * MAX_SITES as u64 - SITES_BASE;
 /// The byte the patch leaves where the `syscall` instruction was.
 pub const FAULT_OPCODE: u8 = 0x06;
+
+const _: () = assert!((site_ptr(READ_SITES.start) >> 8) & 0xff == FAULT_OPCODE as u64);
+const _: () = assert!((site_ptr(READ_SITES.end - 1) >> 8) & 0xff == FAULT_OPCODE as u64);
 
 /// Stub address of slot `i`.
 pub fn slot_addr(i: usize) -> u64 {

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 
 use layout::*;
-use sites::{Site, Sites};
+use sites::{Shape, Site, Sites};
 
 use super::stub_image::{stub_scratch, systrap_code_addr, StubImage};
 use super::{PlatformError, Regs, StopEvent, Stub};
@@ -802,17 +802,30 @@ impl Thread {
     /// the `int3` the patch starts with, or a SIGILL at the invalid
     /// opcode it leaves where `syscall` was (the thread ran the old `mov`
     /// before the patch).
+    ///
+    /// A read site has one more: a thread that had run its `xor` runs
+    /// the patch's `and $imm32, %eax` (eax stays 0) into the `int3` at
+    /// byte 7 (SIGTRAP after it, at byte 8). One that had made the call
+    /// already traps where the `cmp` was: see [`Thread::read_site_tail`].
     fn patched_site_trap(&self, signo: i32, rip: u64, uc: u64) -> Option<Site> {
+        let sites = &self.space.sites;
         let (site, byte, want): (Site, u64, &[u8]) = match signo {
-            libc::SIGTRAP => {
-                let site = self.space.sites.by_addr(rip.checked_sub(1)?)?;
-                (site, site.addr, &[0xcc, 0xff])
-            }
+            libc::SIGTRAP => match sites.by_addr(rip.checked_sub(1)?) {
+                Some(site) => (site, site.addr, &[0xcc, 0xff]),
+                None => {
+                    let site = sites
+                        .by_addr(rip.checked_sub(8)?)
+                        .filter(|s| matches!(s.shape, Shape::XorSyscallCmp(_)))?;
+                    (site, rip - 1, &[0xcc])
+                }
+            },
             libc::SIGILL => {
                 // The call is whatever rax says, as at a `syscall`: the
                 // site's `mov`, or a restart's number (rip - 2 after a
                 // call from the site lands here too).
-                let site = self.space.sites.by_addr(rip.checked_sub(5)?)?;
+                let site = sites
+                    .by_addr(rip.checked_sub(5)?)
+                    .filter(|s| s.shape == Shape::MovSyscall)?;
                 let nr = self.greg(uc, G_RAX);
                 (Site { nr, ..site }, rip, &[FAULT_OPCODE])
             }
@@ -820,6 +833,24 @@ impl Thread {
         };
         let mut b = [0u8; 1];
         (read_app(self.tid, byte, &mut b) && want.contains(&b[0])).then_some(site)
+    }
+
+    /// Where a thread that trapped with SIGILL where a read site's `cmp`
+    /// was goes on: it made its call before the patch (the sentry had it
+    /// when the site changed, or it stood after the `syscall`), so it
+    /// runs the `cmp` in the site's trampoline and continues after it.
+    fn read_site_tail(&self, ev: &Event) -> Option<u64> {
+        if ev.kind != KIND_FRAME || ev.signo != libc::SIGILL {
+            return None;
+        }
+        let rip = self.greg(ev.ucontext, G_RIP);
+        let site = self
+            .space
+            .sites
+            .by_addr(rip.checked_sub(4)?)
+            .filter(|s| matches!(s.shape, Shape::XorSyscallCmp(_)))?;
+        let mut b = [0u8; 1];
+        (read_app(self.tid, rip, &mut b) && b[0] == FAULT_OPCODE).then_some(site.ret)
     }
 
     fn event(&self) -> Result<Event, PlatformError> {
@@ -874,8 +905,8 @@ impl Thread {
         r.gs_base = self.app_gs_base(self.space.region.read_u64(off + CTX_GSBASE));
         if let Some(site) = ev.site {
             // As the original `syscall` would have left them.
-            r.rip = site.ret();
-            r.rcx = site.ret();
+            r.rip = site.ret;
+            r.rcx = site.ret;
             r.r11 = r.eflags;
         }
         match ev.syscall {
@@ -933,8 +964,8 @@ impl Thread {
         if ev.kind == KIND_FAST_SYSCALL {
             match ev.site {
                 Some(site) => {
-                    x.rip = site.ret();
-                    x.rcx = site.ret();
+                    x.rip = site.ret;
+                    x.rcx = site.ret;
                     x.r11 = x.eflags;
                     x.orig_rax = site.nr;
                     x.rax = -(libc::ENOSYS as i64) as u64;
@@ -1050,6 +1081,11 @@ impl Thread {
                 return Ok(StopEvent::Gone);
             };
             self.event = Some(ev);
+            if let Some(tail) = self.read_site_tail(&ev) {
+                self.set_greg(ev.ucontext, G_RIP, tail);
+                self.resume(STATE_RESUME);
+                continue;
+            }
             let Some(regs) = self.bounce.take() else {
                 break ev;
             };
@@ -1657,10 +1693,13 @@ impl Thread {
         if !self.space.sites.hit(ret) {
             return None;
         }
-        let addr = ret.checked_sub(7)?;
-        let mut code = [0u8; 7];
-        (read_app(self.tid, addr, &mut code) && sites::is_patchable(&code, nr))
-            .then_some(Site { addr, nr })
+        let mut before = [0u8; 7];
+        if !read_app(self.tid, ret.checked_sub(7)?, &mut before) {
+            return None;
+        }
+        let mut after = [0u8; 6];
+        let after = (nr == 0 && read_app(self.tid, ret, &mut after)).then_some(&after);
+        sites::patchable(ret, &before, after, nr)
     }
 }
 
@@ -1682,17 +1721,24 @@ pub fn patch_site(stub: &mut Stub, site: Site, prot: i32) -> Result<(), Platform
     if !space.ready_to_patch(stub)? {
         return Ok(());
     }
-    let Some(patch) = space.sites.add(site) else {
+    let a = site.addr;
+    let len = site.byte_len() as usize;
+    let mut original = [0u8; 10];
+    if stub.read_mem(a, &mut original[..len]).is_err() {
+        return Ok(());
+    }
+    let Some((_, patch)) = space.sites.add(site) else {
         return Ok(());
     };
-    let start = site.addr & !0xfff;
-    let len = ((site.addr + 7 + 0xfff) & !0xfff) - start;
+    let p = &patch.bytes;
+    let start = a & !0xfff;
+    let end = (a + len as u64 + 0xfff) & !0xfff;
     let writable = prot | libc::PROT_READ | libc::PROT_WRITE;
     let mprotect = |p: i32| {
         space.request(
             KIND_PLAIN,
             libc::SYS_mprotect as u64,
-            [start, len, p as u64, 0, 0, 0],
+            [start, end - start, p as u64, 0, 0, 0],
         )
     };
     if mprotect(writable)? != 0 {
@@ -1705,33 +1751,49 @@ pub fn patch_site(stub: &mut Stub, site: Site, prot: i32) -> Result<(), Platform
             [MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0, 0, 0, 0],
         )
     };
-    let a = site.addr;
-    let steps: [(u64, &[u8]); 4] = [
-        (a, &[0xcc]),
-        (a + 1, &patch[1..5]),
-        (a + 5, &patch[5..6]),
-        (a + 6, &patch[6..7]),
-    ];
+    // (offset, bytes, serialise every thread after): each step leaves
+    // code that any thread, wherever it stands in the site, either runs
+    // as before or traps in (see `patched_site_trap`, `read_site_tail`).
+    let steps: Vec<(usize, &[u8], bool)> = match site.shape {
+        Shape::MovSyscall => vec![
+            (0, &[0xcc], true),
+            (1, &p[1..5], false),
+            (5, &p[5..6], false),
+            (6, &p[6..7], true),
+        ],
+        // The `cmp`'s first byte becomes 0x06 before the rest of it
+        // changes; the `syscall`'s first byte becomes the `and` before its
+        // second does.
+        Shape::XorSyscallCmp(_) => vec![
+            (0, &[0xcc], true),
+            (4, &p[4..5], true),
+            (5, &p[5..10], false),
+            (2, &p[2..3], true),
+            (3, &p[3..4], false),
+            (1, &p[1..2], true),
+        ],
+    };
     let mut done = true;
-    for (at, bytes) in steps {
-        if stub.write_mem(at, bytes).is_err() {
+    for (at, bytes, serialise) in steps {
+        if stub.write_mem(a + at as u64, bytes).is_err() {
             done = false;
             break;
         }
-        if at == a || at == a + 6 {
+        if serialise {
             sync()?;
         }
     }
     // The first byte last, with no serialisation after it: a thread that
     // still sees the int3 traps, and the sentry runs its call.
-    if !(done && stub.write_mem(a, &patch[..1]).is_ok()) {
+    if !(done && stub.write_mem(a, &p[..1]).is_ok()) {
         // The memory changed under us (unmapped, say): put the original
-        // back where we can; a thread at the int3 meanwhile still runs
-        // its call through the sentry.
-        let nr = (site.nr as u32).to_le_bytes();
-        let _ = stub.write_mem(a + 5, &[0x0f, 0x05]);
-        let _ = stub.write_mem(a + 1, &nr);
-        let _ = stub.write_mem(a, &[0xb8]);
+        // back where we can, behind an int3; a thread at the int3
+        // meanwhile still runs its call through the sentry.
+        let _ = stub.write_mem(a, &[0xcc]);
+        let _ = sync();
+        let _ = stub.write_mem(a + 1, &original[1..len]);
+        let _ = sync();
+        let _ = stub.write_mem(a, &original[..1]);
         let _ = sync();
     }
     mprotect(prot)?;

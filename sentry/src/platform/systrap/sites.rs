@@ -1,8 +1,10 @@
 //! Patched system call sites (gVisor's `usertrap`): a hot
-//! `mov $nr, %eax; syscall` in private executable memory is rewritten into
+//! `mov $nr, %eax; syscall` in private executable memory, or glibc's
+//! `read` (`xor %eax, %eax; syscall; cmp $imm, %rax`), is rewritten into
 //! an indirect jump to a trampoline that enters the stub's fast path, so
 //! the call reaches the sentry without a signal (see `layout` for the
-//! table's shape and `stub_code` for the fast path).
+//! table's shape, `stub_code` for the fast path, and the platform's
+//! README.md for how threads inside a site are kept safe).
 //!
 //! The table is a memfd the sentry writes through its own mapping and
 //! maps read+exec into the stub, at `SITES_BASE`, the first time a site of
@@ -50,27 +52,74 @@ unsafe impl Sync for Sites {}
 
 #[derive(Default)]
 struct Inner {
-    /// Patched sites (address of the `mov`, call number), by index - 1.
-    sites: Vec<(u64, u32)>,
-    /// Index of each patched site, by the address of its `mov`.
+    /// Patched sites, by index - 1 (None: an index not given out, as the
+    /// `READ_SITES` kept for read sites).
+    sites: Vec<Option<Site>>,
+    /// Index of each patched site, by the address of its first byte.
     by_addr: HashMap<u64, usize>,
     /// Calls seen from unpatched sites, by the address after `syscall`.
     hits: HashMap<u64, u32>,
 }
 
+/// The instructions a patchable site is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// `mov $nr, %eax; syscall` (b8 nr32 0f 05).
+    MovSyscall,
+    /// `xor %eax, %eax; syscall; cmp $imm, %rax` (31 c0 0f 05 48 3d imm32):
+    /// glibc's `read`, whose number is 0. The `cmp` (its six bytes here)
+    /// goes with the patch and runs in the trampoline.
+    XorSyscallCmp([u8; 6]),
+}
+
 /// A site a trap was reported from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Site {
-    /// Address of the `mov` (the patched instruction).
+    /// Address of the site's first instruction (the patched one).
     pub addr: u64,
     pub nr: u64,
+    pub shape: Shape,
+    /// Where the call returns to: after the original `syscall`, or for a
+    /// read site, its slow trampoline's tail (the `cmp`, then a jump back
+    /// after the site). Known once the site has an index.
+    pub ret: u64,
 }
 
 impl Site {
-    /// Where the call returns to: after the original `syscall`.
-    pub fn ret(&self) -> u64 {
-        self.addr + 7
+    /// A site found by its shape, not patched yet.
+    pub fn found(addr: u64, nr: u64, shape: Shape) -> Site {
+        let mut site = Site {
+            addr,
+            nr,
+            shape,
+            ret: 0,
+        };
+        site.ret = site.syscall_end();
+        site
     }
+
+    /// Bytes the patch covers.
+    pub fn byte_len(&self) -> u64 {
+        match self.shape {
+            Shape::MovSyscall => 7,
+            Shape::XorSyscallCmp(_) => 10,
+        }
+    }
+
+    /// The address after the original `syscall` instruction.
+    pub fn syscall_end(&self) -> u64 {
+        match self.shape {
+            Shape::MovSyscall => self.addr + 7,
+            Shape::XorSyscallCmp(_) => self.addr + 4,
+        }
+    }
+}
+
+/// The bytes that patch a site, and how many of them there are.
+#[derive(Clone, Copy, Debug)]
+pub struct Patch {
+    pub bytes: [u8; 10],
+    pub len: usize,
 }
 
 impl Sites {
@@ -133,22 +182,14 @@ impl Sites {
     /// The site with index `i` (reported by the fast path).
     pub fn by_index(&self, i: u32) -> Option<Site> {
         let inner = lock(&self.inner);
-        let &(addr, nr) = inner.sites.get((i as usize).checked_sub(1)?)?;
-        Some(Site {
-            addr,
-            nr: nr as u64,
-        })
+        *inner.sites.get((i as usize).checked_sub(1)?)?
     }
 
-    /// The patched site whose `mov` is at `addr`.
+    /// The patched site whose first byte is at `addr`.
     pub fn by_addr(&self, addr: u64) -> Option<Site> {
         let inner = lock(&self.inner);
         let &i = inner.by_addr.get(&addr)?;
-        let &(addr, nr) = inner.sites.get(i - 1)?;
-        Some(Site {
-            addr,
-            nr: nr as u64,
-        })
+        *inner.sites.get(i - 1)?
     }
 
     /// The site whose slow trampoline's `syscall` ends at `rip`.
@@ -160,44 +201,84 @@ impl Sites {
         self.by_index((off / SITE_TRAMPOLINE_SIZE) as u32)
     }
 
-    /// Adds a site and its trampolines; returns the bytes to patch it
-    /// with, or None when the table is full or the site is known.
-    pub fn add(&self, site: Site) -> Option<[u8; 7]> {
+    /// Adds a site and its trampolines; returns the site as patched (its
+    /// return address set) and the bytes to patch it with, or None when
+    /// the table is full or the site is known.
+    pub fn add(&self, site: Site) -> Option<(Site, Patch)> {
         let mut inner = lock(&self.inner);
-        if inner.by_addr.contains_key(&site.addr) || inner.sites.len() + 2 > MAX_SITES {
+        if inner.by_addr.contains_key(&site.addr) {
             return None;
         }
-        let i = inner.sites.len() + 1;
+        let i = match site.shape {
+            Shape::MovSyscall => {
+                let mut i = inner.sites.len() + 1;
+                if READ_SITES.contains(&i) {
+                    i = READ_SITES.end;
+                }
+                i
+            }
+            Shape::XorSyscallCmp(_) => READ_SITES
+                .clone()
+                .find(|&i| inner.sites.get(i - 1).is_none_or(|s| s.is_none()))?,
+        };
+        if i + 1 >= MAX_SITES {
+            return None;
+        }
+        let at = SITE_TRAMPOLINE_SIZE * i as u64;
+        let slow_at = SLOW_TRAMPOLINES + at;
         // Fast: mov ecx, i; jmp [SITES_BASE] (the fast path's entry).
-        let mut fast = [0u8; SITE_TRAMPOLINE_SIZE as usize];
+        let mut fast = [0xccu8; SITE_TRAMPOLINE_SIZE as usize];
         fast[0] = 0xb9;
         fast[1..5].copy_from_slice(&(i as u32).to_le_bytes());
         fast[5..8].copy_from_slice(&[0xff, 0x24, 0x25]);
         fast[8..12].copy_from_slice(&(site_ptr(0) as u32).to_le_bytes());
-        fast[12..].fill(0xcc);
-        // Slow: mov eax, nr; syscall; ud2.
+        // Slow: mov eax, nr; syscall; then ud2, or for a read site the
+        // tail its calls return to: the site's cmp; jmp [back], with
+        // `back` (the address after the site) in the last 8 bytes.
         let mut slow = [0xccu8; SITE_TRAMPOLINE_SIZE as usize];
         slow[0] = 0xb8;
         slow[1..5].copy_from_slice(&(site.nr as u32).to_le_bytes());
-        slow[5..9].copy_from_slice(&[0x0f, 0x05, 0x0f, 0x0b]);
-        let at = SITE_TRAMPOLINE_SIZE * i as u64;
+        slow[5..7].copy_from_slice(&[0x0f, 0x05]);
+        let end = SLOW_SYSCALL_END as usize;
+        let ret = match site.shape {
+            Shape::MovSyscall => {
+                slow[end..end + 2].copy_from_slice(&[0x0f, 0x0b]);
+                site.syscall_end()
+            }
+            Shape::XorSyscallCmp(cmp) => {
+                let back = SITE_TRAMPOLINE_SIZE as usize - 8;
+                slow[end..end + 6].copy_from_slice(&cmp);
+                slow[end + 6..end + 9].copy_from_slice(&[0xff, 0x24, 0x25]);
+                slow[end + 9..end + 13]
+                    .copy_from_slice(&((slow_at + back as u64) as u32).to_le_bytes());
+                slow[back..].copy_from_slice(&(site.addr + site.byte_len()).to_le_bytes());
+                slow_at + SLOW_SYSCALL_END
+            }
+        };
         self.write(FAST_TRAMPOLINES + at, &fast);
-        self.write(SLOW_TRAMPOLINES + at, &slow);
+        self.write(slow_at, &slow);
         let target = if self.slow.load(Ordering::SeqCst) {
             SLOW_TRAMPOLINES
         } else {
             FAST_TRAMPOLINES
         } + at;
         self.write(site_ptr(i), &target.to_le_bytes());
-        inner.sites.push((site.addr, site.nr as u32));
+        let site = Site { ret, ..site };
+        if inner.sites.len() < i {
+            inner.sites.resize(i, None);
+        }
+        inner.sites[i - 1] = Some(site);
         inner.by_addr.insert(site.addr, i);
-        inner.hits.remove(&site.ret());
+        inner.hits.remove(&site.syscall_end());
         // jmp qword ptr [site_ptr(i)]: byte 5 is the pointer's third
-        // byte, 0x06 (see layout).
-        let mut patch = [0xff, 0x24, 0x25, 0, 0, 0, 0];
-        patch[3..7].copy_from_slice(&(site_ptr(i) as u32).to_le_bytes());
-        debug_assert_eq!(patch[5], FAULT_OPCODE);
-        Some(patch)
+        // byte, 0x06 (see layout); for a read site byte 4 is 0x06 too, and
+        // int3s fill the rest of its ten bytes.
+        let mut bytes = [0xccu8; 10];
+        bytes[..3].copy_from_slice(&[0xff, 0x24, 0x25]);
+        bytes[3..7].copy_from_slice(&(site_ptr(i) as u32).to_le_bytes());
+        debug_assert_eq!(bytes[5], FAULT_OPCODE);
+        let len = site.byte_len() as usize;
+        Some((site, Patch { bytes, len }))
     }
 
     /// Sends every site the slow way from now on (a process sharing the
@@ -207,9 +288,11 @@ impl Sites {
             return;
         }
         let inner = lock(&self.inner);
-        for i in 1..=inner.sites.len() {
-            let target = SLOW_TRAMPOLINES + SITE_TRAMPOLINE_SIZE * i as u64;
-            self.write(site_ptr(i), &target.to_le_bytes());
+        for (i, site) in inner.sites.iter().enumerate() {
+            if site.is_some() {
+                let target = SLOW_TRAMPOLINES + SITE_TRAMPOLINE_SIZE * (i + 1) as u64;
+                self.write(site_ptr(i + 1), &target.to_le_bytes());
+            }
         }
     }
 }
@@ -224,13 +307,21 @@ impl Drop for Sites {
     }
 }
 
-/// Whether `code` (the 7 bytes before a trapped `syscall`'s end) is
-/// `mov $nr, %eax; syscall`.
-pub fn is_patchable(code: &[u8; 7], nr: u64) -> bool {
-    code[0] == 0xb8
-        && u32::from_le_bytes([code[1], code[2], code[3], code[4]]) as u64 == nr
-        && code[5] == 0x0f
-        && code[6] == 0x05
+/// The site a trapped `syscall` ending at `ret` belongs to, if its
+/// instructions are a patchable shape: `before` holds the 7 bytes before
+/// `ret`, `after` the 6 after it (None where they could not be read).
+pub fn patchable(ret: u64, before: &[u8; 7], after: Option<&[u8; 6]>, nr: u64) -> Option<Site> {
+    if before[5..] != [0x0f, 0x05] {
+        return None;
+    }
+    if before[0] == 0xb8
+        && u32::from_le_bytes([before[1], before[2], before[3], before[4]]) as u64 == nr
+    {
+        return Some(Site::found(ret - 7, nr, Shape::MovSyscall));
+    }
+    let cmp = after?;
+    (nr == 0 && before[3..5] == [0x31, 0xc0] && cmp[..2] == [0x48, 0x3d])
+        .then(|| Site::found(ret - 4, 0, Shape::XorSyscallCmp(*cmp)))
 }
 
 #[cfg(test)]
@@ -240,38 +331,92 @@ mod tests {
     #[test]
     fn a_patch_jumps_through_the_sites_pointer_and_faults_midway() {
         let sites = Sites::new(0x7ff0_0000_0400).expect("sites");
-        let site = Site {
-            addr: 0x40_1000,
-            nr: 39,
-        };
-        let patch = sites.add(site).expect("added");
-        assert_eq!(&patch[..3], &[0xff, 0x24, 0x25]);
-        assert_eq!(
-            u32::from_le_bytes([patch[3], patch[4], patch[5], patch[6]]) as u64,
-            site_ptr(1)
-        );
-        assert_eq!(patch[5], FAULT_OPCODE);
+        let found = Site::found(0x40_1000, 39, Shape::MovSyscall);
+        let (site, patch) = sites.add(found).expect("added");
+        assert_eq!(site.ret, 0x40_1007);
+        assert_eq!(patch.len, 7);
+        assert_eq!(&patch.bytes[..3], &[0xff, 0x24, 0x25]);
+        let ptr = |p: &Patch| u32::from_le_bytes([p.bytes[3], p.bytes[4], p.bytes[5], p.bytes[6]]);
+        assert_eq!(ptr(&patch) as u64, site_ptr(1));
+        assert_eq!(patch.bytes[5], FAULT_OPCODE);
         assert_eq!(sites.by_index(1), Some(site));
         assert_eq!(sites.by_index(0), None);
         assert_eq!(sites.by_index(2), None);
         assert_eq!(sites.by_addr(site.addr), Some(site));
-        assert_eq!(
-            sites.by_slow_return(SLOW_TRAMPOLINES + SITE_TRAMPOLINE_SIZE + 7),
-            Some(site)
-        );
-        assert_eq!(
-            sites.by_slow_return(SLOW_TRAMPOLINES + SITE_TRAMPOLINE_SIZE + 5),
-            None
-        );
-        assert!(sites.add(site).is_none(), "a site is patched once");
+        let tramp = SLOW_TRAMPOLINES + SITE_TRAMPOLINE_SIZE;
+        assert_eq!(sites.by_slow_return(tramp + 7), Some(site));
+        assert_eq!(sites.by_slow_return(tramp + 5), None);
+        assert!(sites.add(found).is_none(), "a site is patched once");
     }
 
     #[test]
-    fn only_mov_eax_syscall_with_the_same_number_is_patchable() {
-        assert!(is_patchable(&[0xb8, 39, 0, 0, 0, 0x0f, 0x05], 39));
-        assert!(!is_patchable(&[0xb8, 39, 0, 0, 0, 0x0f, 0x05], 40));
-        assert!(!is_patchable(&[0x48, 0xc7, 0xc0, 39, 0, 0x0f, 0x05], 39));
-        assert!(!is_patchable(&[0xb8, 39, 0, 0, 0, 0x0f, 0x34], 39));
+    fn a_read_site_returns_through_its_cmp_and_faults_where_the_cmp_was() {
+        let sites = Sites::new(0x7ff0_0000_0400).expect("sites");
+        let cmp = [0x48, 0x3d, 0x00, 0xf0, 0xff, 0xff];
+        let found = Site::found(0x40_2000, 0, Shape::XorSyscallCmp(cmp));
+        assert_eq!(found.syscall_end(), 0x40_2004);
+        let (site, patch) = sites.add(found).expect("added");
+        assert_eq!(patch.len, 10);
+        let i = READ_SITES.start;
+        let p = site_ptr(i) as u32;
+        let mut want = [0xff, 0x24, 0x25, 0, 0, 0, 0, 0xcc, 0xcc, 0xcc];
+        want[3..7].copy_from_slice(&p.to_le_bytes());
+        assert_eq!(patch.bytes, want);
+        // Bytes 4 and 5, where a stalled thread may stand: invalid opcodes.
+        assert_eq!(patch.bytes[4], FAULT_OPCODE);
+        assert_eq!(patch.bytes[5], FAULT_OPCODE);
+        // From byte 2 (after the `xor`): `and $imm32, %eax`, then an int3.
+        assert_eq!(patch.bytes[2], 0x25);
+        assert_eq!(patch.bytes[7], 0xcc);
+        let tramp = SLOW_TRAMPOLINES + SITE_TRAMPOLINE_SIZE * i as u64;
+        assert_eq!(site.ret, tramp + 7);
+        assert_eq!(sites.by_index(i as u32), Some(site));
+        assert_eq!(sites.by_slow_return(site.ret), Some(site));
+        // The tail: the site's own cmp, then jmp [back] with back = after
+        // the site.
+        let off = (tramp - SITES_BASE) as usize;
+        // SAFETY: reading the table's own mapping, inside its size.
+        let tail = unsafe { std::slice::from_raw_parts(sites.base.add(off), 32) };
+        assert_eq!(&tail[..7], &[0xb8, 0, 0, 0, 0, 0x0f, 0x05]);
+        assert_eq!(&tail[7..13], &cmp);
+        assert_eq!(&tail[13..16], &[0xff, 0x24, 0x25]);
+        let back_ptr = u32::from_le_bytes([tail[16], tail[17], tail[18], tail[19]]) as u64;
+        assert_eq!(back_ptr, tramp + 24);
+        assert_eq!(
+            u64::from_le_bytes(tail[24..32].try_into().unwrap()),
+            0x40_200a
+        );
+        // Ordinary sites skip the read sites' indices.
+        let mut last = 0;
+        for k in 0..READ_SITES.end {
+            let (s, _) = sites
+                .add(Site::found(0x50_0000 + 16 * k as u64, 1, Shape::MovSyscall))
+                .expect("added");
+            last = (s.ret - 7 - 0x50_0000) / 16;
+        }
+        assert_eq!(last as usize, READ_SITES.end - 1);
+        assert_eq!(sites.by_index(READ_SITES.start as u32 + 1), None);
+    }
+
+    #[test]
+    fn patchable_shapes() {
+        let mov = [0xb8, 39, 0, 0, 0, 0x0f, 0x05];
+        assert_eq!(
+            patchable(0x1007, &mov, None, 39).map(|s| (s.addr, s.shape)),
+            Some((0x1000, Shape::MovSyscall))
+        );
+        assert!(patchable(0x1007, &mov, None, 40).is_none());
+        assert!(patchable(0x1007, &[0x48, 0xc7, 0xc0, 39, 0, 0x0f, 0x05], None, 39).is_none());
+        assert!(patchable(0x1007, &[0xb8, 39, 0, 0, 0, 0x0f, 0x34], None, 39).is_none());
+        let xor = [0x90, 0x90, 0x90, 0x31, 0xc0, 0x0f, 0x05];
+        let cmp = [0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff];
+        assert_eq!(
+            patchable(0x1004, &xor, Some(&cmp), 0).map(|s| (s.addr, s.shape)),
+            Some((0x1000, Shape::XorSyscallCmp(cmp)))
+        );
+        assert!(patchable(0x1004, &xor, Some(&cmp), 1).is_none());
+        assert!(patchable(0x1004, &xor, None, 0).is_none());
+        assert!(patchable(0x1004, &xor, Some(&[0x48, 0x85, 0xc0, 0, 0, 0]), 0).is_none());
     }
 
     #[test]
