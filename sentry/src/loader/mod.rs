@@ -51,7 +51,8 @@ fn random_u64() -> u64 {
 /// sentry reads its read-only data from the file (see `mm::mirror`).
 /// Writable segments (.data, .bss) are copied into fresh private memory,
 /// mirrored: programs keep buffers there, and they are small. Segments that
-/// share a page, and files without a host fd, are copied whole.
+/// share a page, and files that are not host files (the overlay's own,
+/// /proc's), are copied whole.
 fn map_image(
     stub: &mut Stub,
     file: &dyn FileOps,
@@ -112,9 +113,14 @@ fn map_image(
         0,
         VmaName::Anon,
     );
+    // Only a host file: asking an in-memory file for its backing would
+    // move its data into memory of its own (see `FileData::mappable`).
+    let host_file = file.host_kind() == Some(crate::fsimpl::host::HostKind::File);
     let mut mapper = ImageMapper {
-        backing: file.mmap_backing().ok().flatten(),
-        size: file.size()?,
+        backing: host_file
+            .then(|| file.mmap_backing().ok().flatten())
+            .flatten(),
+        size: file.size().unwrap_or(0),
         stub_fd: None,
         apart: segments_apart(&loads),
     };
