@@ -459,15 +459,26 @@ impl Inode for GoferInode {
             Caching::Immutable => self.read_fd.get().map(|fd| fd.as_raw_fd()),
             Caching::Frozen => None,
         };
+        // (0: not in a system call, when nothing counts as this call.)
+        let now = crate::vfs::current_syscall();
+        let seen_now = now != 0 && self.seen_in.load(Ordering::Relaxed) == now;
         if let Some(fd) = fd {
+            // A directory stat'ed or looked up on the host earlier in this
+            // same system call (a walk checks each directory's permissions,
+            // after its lookup): as fresh. Not a file: the call may have
+            // changed it since (open's O_TRUNC).
+            if self.ftype == FileType::Directory && seen_now {
+                return Ok(self.lock_stat().clone());
+            }
             let st = nix::sys::stat::fstat(fd)?;
             let st = super::host::stat_from_host(&st);
             *self.lock_stat() = st.clone();
+            self.seen_in.store(now, Ordering::Relaxed);
             return Ok(st);
         }
         // Looked up on the host earlier in this same system call (the
         // stat(2) of a path): as fresh as asking the gofer now would be.
-        if self.seen_in.load(Ordering::Relaxed) == crate::vfs::current_syscall() {
+        if seen_now {
             return Ok(self.lock_stat().clone());
         }
         if self.fs.writable {
