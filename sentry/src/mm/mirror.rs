@@ -32,9 +32,9 @@
 //!
 //! It also lists read-only mappings of host files (images' text and
 //! read-only data, libraries ld.so maps): what the stub sees there is the
-//! file's bytes, which the sentry reads with one `pread` (~0.3 µs) where
-//! `process_vm_readv` cost 1.5 µs, so a path that is a string literal
-//! costs no cross-process copy. Such a range is listed only while nothing
+//! file's bytes, which the sentry reads from its own mapping of the file
+//! (`safecopy`; a `pread` where it has none) where `process_vm_readv` cost
+//! 1.5 µs, so a path that is a string literal costs no cross-process copy. Such a range is listed only while nothing
 //! can have written it: never with PROT_WRITE, dropped by an mprotect that
 //! adds it ([`Mirror::protected`]) and before the sentry patches a system
 //! call site in it ([`Mirror::forget_files`]).
@@ -173,6 +173,9 @@ struct FileRegion {
     off: u64,
     prot: i32,
     fd: Arc<OwnedFd>,
+    /// The sentry's own mapping of the file, read with a fault-safe copy
+    /// (`pread` where there is none, or where it falls short).
+    view: Option<Arc<super::safecopy::FileView>>,
 }
 
 /// A range a table lists by its start: what splitting one takes.
@@ -363,6 +366,15 @@ impl Table {
                 return None;
             }
             let n = ((s + r.len - cur) as usize).min(buf.len() - done);
+            let at = r.off + (cur - s);
+            if let Some(()) = r
+                .view
+                .as_ref()
+                .and_then(|v| v.read(at, &mut buf[done..done + n]))
+            {
+                done += n;
+                continue;
+            }
             let mut got = 0;
             while got < n {
                 let at = r.off + (cur - s) + got as u64;
@@ -432,7 +444,17 @@ impl Mirror {
         if !enabled() || prot & libc::PROT_WRITE != 0 {
             return;
         }
-        t.files.insert(start, FileRegion { len, off, prot, fd });
+        let view = super::safecopy::view_of(&fd);
+        t.files.insert(
+            start,
+            FileRegion {
+                len,
+                off,
+                prot,
+                fd,
+                view,
+            },
+        );
     }
 
     /// Stops reading [start, start+len) from files: its bytes are about

@@ -7,6 +7,7 @@
 
 pub mod mirror;
 pub mod offsets;
+pub mod safecopy;
 pub mod vma;
 
 use nix::errno::Errno;
