@@ -645,6 +645,10 @@ const UCONTEXT_SIZE: u64 = 304;
 const UC_FPREGS: u64 = UC_MCONTEXT + 23 * 8;
 const SIGINFO_SIZE: u64 = 128;
 const SI_CODE: u64 = 8;
+/// si_code of a trap the CPU raised (int3), not a signal someone sent.
+const SI_KERNEL: i32 = 0x80;
+/// si_code of an invalid opcode.
+const ILL_ILLOPN: i32 = 2;
 const SI_ADDR: u64 = 16;
 const SI_ARCH: u64 = 0x1c;
 const SYS_SECCOMP: i32 = 1;
@@ -791,7 +795,7 @@ impl Thread {
             if arch == AUDIT_ARCH_X86_64 && (SITES_BASE..SITES_BASE + SITES_SIZE).contains(&rip) {
                 ev.site = self.space.sites.by_slow_return(rip);
             }
-        } else if let Some(site) = self.patched_site_trap(signo, rip, ucontext) {
+        } else if let Some(site) = self.patched_site_trap(signo, code, rip, ucontext) {
             ev.syscall = Some(site.nr);
             ev.site = Some(site);
         }
@@ -807,19 +811,25 @@ impl Thread {
     /// the patch's `and $imm32, %eax` (eax stays 0) into the `int3` at
     /// byte 7 (SIGTRAP after it, at byte 8). One that had made the call
     /// already traps where the `cmp` was: see [`Thread::read_site_tail`].
-    fn patched_site_trap(&self, signo: i32, rip: u64, uc: u64) -> Option<Site> {
+    fn patched_site_trap(&self, signo: i32, code: i32, rip: u64, uc: u64) -> Option<Site> {
         let sites = &self.space.sites;
-        let (site, byte, want): (Site, u64, &[u8]) = match signo {
-            libc::SIGTRAP => match sites.by_addr(rip.checked_sub(1)?) {
-                Some(site) => (site, site.addr, &[0xcc, 0xff]),
+        let (site, byte, want): (Site, u64, Vec<u8>) = match (signo, code) {
+            // An int3 the CPU ran (not a SIGTRAP someone sent).
+            (libc::SIGTRAP, SI_KERNEL) => match sites.by_addr(rip.checked_sub(1)?) {
+                // The patch's own int3, its final byte, or (a patch that
+                // failed and was undone) the original's.
+                Some(site) => (site, site.addr, vec![0xcc, 0xff, site.first_byte()]),
                 None => {
+                    // A read site's `and $imm32, %eax` ran into byte 7. A
+                    // jump into the middle of the site with another eax
+                    // would become a read here; compiled code never does.
                     let site = sites
                         .by_addr(rip.checked_sub(8)?)
                         .filter(|s| matches!(s.shape, Shape::XorSyscallCmp(_)))?;
-                    (site, rip - 1, &[0xcc])
+                    (site, rip - 1, vec![0xcc])
                 }
             },
-            libc::SIGILL => {
+            (libc::SIGILL, ILL_ILLOPN) => {
                 // The call is whatever rax says, as at a `syscall`: the
                 // site's `mov`, or a restart's number (rip - 2 after a
                 // call from the site lands here too).
@@ -827,7 +837,7 @@ impl Thread {
                     .by_addr(rip.checked_sub(5)?)
                     .filter(|s| s.shape == Shape::MovSyscall)?;
                 let nr = self.greg(uc, G_RAX);
-                (Site { nr, ..site }, rip, &[FAULT_OPCODE])
+                (Site { nr, ..site }, rip, vec![FAULT_OPCODE])
             }
             _ => return None,
         };
@@ -841,6 +851,14 @@ impl Thread {
     /// runs the `cmp` in the site's trampoline and continues after it.
     fn read_site_tail(&self, ev: &Event) -> Option<u64> {
         if ev.kind != KIND_FRAME || ev.signo != libc::SIGILL {
+            return None;
+        }
+        let code = self
+            .space
+            .region
+            .word(ev.siginfo + SI_CODE)
+            .load(Ordering::Relaxed) as i32;
+        if code != ILL_ILLOPN {
             return None;
         }
         let rip = self.greg(ev.ucontext, G_RIP);
@@ -1740,7 +1758,9 @@ pub fn patch_site(stub: &mut Stub, site: Site, prot: i32) -> Result<(), Platform
     let a = site.addr;
     let len = site.byte_len() as usize;
     let mut original = [0u8; 10];
-    if stub.read_mem(a, &mut original[..len]).is_err() {
+    // The bytes must still be the shape the trap found (another thread
+    // may have remapped the code since).
+    if stub.read_mem(a, &mut original[..len]).is_err() || !site.matches(&original[..len]) {
         return Ok(());
     }
     let Some((_, patch)) = space.sites.add(site) else {
@@ -1783,7 +1803,7 @@ pub fn patch_site(stub: &mut Stub, site: Site, prot: i32) -> Result<(), Platform
         Shape::XorSyscallCmp(_) => vec![
             (0, &[0xcc], true),
             (4, &p[4..5], true),
-            (5, &p[5..10], false),
+            (5, &p[5..10], true),
             (2, &p[2..3], true),
             (3, &p[3..4], false),
             (1, &p[1..2], true),
@@ -1803,13 +1823,27 @@ pub fn patch_site(stub: &mut Stub, site: Site, prot: i32) -> Result<(), Platform
     // still sees the int3 traps, and the sentry runs its call.
     if !(done && stub.write_mem(a, &p[..1]).is_ok()) {
         // The memory changed under us (unmapped, say): put the original
-        // back where we can, behind an int3; a thread at the int3
-        // meanwhile still runs its call through the sentry.
-        let _ = stub.write_mem(a, &[0xcc]);
-        let _ = sync();
-        let _ = stub.write_mem(a + 1, &original[1..len]);
-        let _ = sync();
-        let _ = stub.write_mem(a, &original[..1]);
+        // back where we can, behind an int3 and in the reverse order, so
+        // that each step is again one a thread anywhere in the site
+        // survives; a thread at the int3 meanwhile still runs its call
+        // through the sentry (which accepts the original first byte too).
+        let o = &original;
+        let undo: Vec<(usize, &[u8])> = match site.shape {
+            Shape::MovSyscall => vec![(0, &[0xcc]), (1, &o[1..5]), (6, &o[6..7]), (5, &o[5..6])],
+            Shape::XorSyscallCmp(_) => vec![
+                (0, &[0xcc]),
+                (1, &o[1..2]),
+                (3, &o[3..4]),
+                (2, &o[2..3]),
+                (5, &o[5..10]),
+                (4, &o[4..5]),
+            ],
+        };
+        for (at, bytes) in undo {
+            let _ = stub.write_mem(a + at as u64, bytes);
+            let _ = sync();
+        }
+        let _ = stub.write_mem(a, &o[..1]);
         let _ = sync();
     }
     mprotect(prot)?;

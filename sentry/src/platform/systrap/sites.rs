@@ -106,6 +106,28 @@ impl Site {
         }
     }
 
+    /// The first byte of the site as the application wrote it.
+    pub fn first_byte(&self) -> u8 {
+        match self.shape {
+            Shape::MovSyscall => 0xb8,
+            Shape::XorSyscallCmp(_) => 0x31,
+        }
+    }
+
+    /// Whether `code` (the site's bytes) is still what was found there.
+    pub fn matches(&self, code: &[u8]) -> bool {
+        match self.shape {
+            Shape::MovSyscall => {
+                let mut want = [0xb8, 0, 0, 0, 0, 0x0f, 0x05];
+                want[1..5].copy_from_slice(&(self.nr as u32).to_le_bytes());
+                code == want
+            }
+            Shape::XorSyscallCmp(cmp) => {
+                code.len() == 10 && code[..4] == [0x31, 0xc0, 0x0f, 0x05] && code[4..] == cmp
+            }
+        }
+    }
+
     /// The address after the original `syscall` instruction.
     pub fn syscall_end(&self) -> u64 {
         match self.shape {
