@@ -272,11 +272,16 @@ impl ImageMapper {
         }
         let fd = match self.stub_fd {
             Some(fd) => fd,
-            None => {
-                let fd = stub.install_fd(backing.fd).map_err(mm::platform_errno)?;
-                self.stub_fd = Some(fd);
-                fd
-            }
+            None => match stub.install_fd(backing.fd) {
+                Ok(fd) => {
+                    self.stub_fd = Some(fd);
+                    fd
+                }
+                Err(e) => {
+                    tracing::debug!("handing an image's fd to the stub: {e}; copying it");
+                    return Ok(false);
+                }
+            },
         };
         let off = page_down(p.p_offset);
         let flags = libc::MAP_PRIVATE | libc::MAP_FIXED;

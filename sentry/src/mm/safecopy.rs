@@ -61,6 +61,12 @@ extern "C" fn on_sigbus(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_
             return;
         }
     }
+    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
+    if unsafe { (*info).si_code } <= 0 {
+        // Sent (kill, sigqueue), not a fault: nothing to do, and nothing
+        // to reset (resetting would leave later copies unprotected).
+        return;
+    }
     // Not ours: the previous handler, or the default action (the fault
     // comes again once this returns, and kills the sentry as before).
     match PREVIOUS.get() {

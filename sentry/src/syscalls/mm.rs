@@ -110,6 +110,10 @@ pub fn mmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
     }
     if flags & libc::MAP_ANONYMOUS != 0 {
         let mirror = t.mirror();
+        if fixed {
+            // What was there goes with the host call: read it from no file.
+            mirror.forget_files(addr, len_pg);
+        }
         let addr = if shared {
             let addr = mm::host_mmap(&mut t.stub, hint, len_pg, prot, flags)?;
             mirror.unmapped(addr, len_pg);
@@ -162,6 +166,10 @@ pub fn mmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
         }
     };
     if let Some(backing) = file.ops.mmap_backing()? {
+        if fixed {
+            // What was there goes with the host call: read it from no file.
+            t.mirror().forget_files(addr, len_pg);
+        }
         // The file's own pages: shared mappings see each other's writes
         // and write(2), as on Linux.
         let addr = mm::host_map_fd(&mut t.stub, backing.fd, hint, len_pg, prot, map_flags, off)?;
@@ -268,6 +276,11 @@ pub fn mprotect(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let len = check_range(a[0], a[1])?;
     if prot & libc::PROT_WRITE != 0 && !crate::kernel::lock(&t.proc.mm()).may_write(a[0], len) {
         return Err(Errno::EACCES);
+    }
+    if prot & libc::PROT_WRITE != 0 {
+        // Before the host call: once writable, another thread may change
+        // the bytes while the mirror still reads them from the file.
+        t.mirror().forget_files(a[0], len);
     }
     let r = mm::host_mprotect(&mut t.stub, a[0], len, prot)?;
     let mm_ref = t.proc.mm();
