@@ -160,6 +160,11 @@ fn record(pid: i32, status: i32) {
 /// when it exits, or at once if it already has.
 pub fn watch(pid: i32) -> Arc<ExitSlot> {
     ensure_started();
+    // The reaper records an exit under SPAWN_LOCK right after it reaps:
+    // without the lock, a pid reaped but not yet recorded would be
+    // neither unclaimed nor our child, and reported killed (an exec that
+    // printed its output and exited 0 showed as 137).
+    let _spawning = lock(&SPAWN_LOCK);
     let slot = Arc::new(ExitSlot::default());
     let mut t = lock(&TABLE);
     if let Some(exit) = t.unclaimed.remove(&pid) {
