@@ -759,7 +759,15 @@ impl Task {
                     let group = *lock(&self.proc.group_exit);
                     self.exit = Some(match (group, sig) {
                         (Some(status), _) => status,
-                        (None, 0) => libc::SIGKILL,
+                        (None, 0) => {
+                            // Neither an exit nor a signal the sentry sent:
+                            // the host took the stub away (say why it ends).
+                            tracing::warn!(
+                                "pid {}: its stub process went away unasked; it ends as SIGKILLed",
+                                self.pid()
+                            );
+                            libc::SIGKILL
+                        }
                         (None, sig) => sig,
                     });
                     self.thread_exit = false;
