@@ -164,8 +164,10 @@ impl ImageMapper {
         mirror: &Mirror,
     ) -> Result<(), Errno> {
         let rw = libc::PROT_READ | libc::PROT_WRITE;
-        // Segments to copy, with the protection each ends with (a page
-        // shared by two segments gets both).
+        // Every segment's pages as they end: (address, length, protection
+        // (a page shared by two segments gets both), file offset).
+        let mut placed = Vec::with_capacity(loads.len());
+        // The segments to copy, with their entry in `placed`.
         let mut copied = Vec::new();
         let mut prev: Option<(u64, i32)> = None;
         for p in loads {
@@ -183,27 +185,19 @@ impl ImageMapper {
             }
             prev = Some((end, p.prot()));
             let at = bias.wrapping_add(start);
-            if self.map_from_file(stub, p, at, end - start, prot, mirror)? {
-                vmas.insert(
-                    at,
-                    end - start,
-                    prot,
-                    false,
-                    page_down(p.p_offset),
-                    name.clone(),
-                );
-                continue;
-            }
-            if from < end {
-                let fixed = libc::MAP_PRIVATE | libc::MAP_FIXED;
-                let at = bias.wrapping_add(from);
-                if mm::mirror::enabled() && p.prot() & libc::PROT_WRITE != 0 {
-                    mirror.map_anon(stub, at, end - from, rw, fixed)?;
-                } else {
-                    mm::host_mmap(stub, at, end - from, rw, fixed)?;
+            if !self.map_from_file(stub, p, at, end - start, prot, mirror)? {
+                if from < end {
+                    let fixed = libc::MAP_PRIVATE | libc::MAP_FIXED;
+                    let own = bias.wrapping_add(from);
+                    if mm::mirror::enabled() && p.prot() & libc::PROT_WRITE != 0 {
+                        mirror.map_anon(stub, own, end - from, rw, fixed)?;
+                    } else {
+                        mm::host_mmap(stub, own, end - from, rw, fixed)?;
+                    }
                 }
+                copied.push((*p, placed.len()));
             }
-            copied.push((*p, prot));
+            placed.push((at, end - start, prot, page_down(p.p_offset)));
         }
         let mut buf = Vec::new();
         for (p, _) in &copied {
@@ -224,22 +218,15 @@ impl ImageMapper {
                 done += got as u64;
             }
         }
-        for (p, prot) in copied {
-            let start = page_down(p.p_vaddr);
-            let end = page_up(p.p_vaddr + p.p_memsz).ok_or(Errno::ENOEXEC)?;
-            let at = bias.wrapping_add(start);
+        for &(_, i) in &copied {
+            let (at, len, prot, _) = placed[i];
             if prot != rw {
-                mm::host_mprotect(stub, at, end - start, prot)?;
-                mirror.protected(at, end - start, prot);
+                mm::host_mprotect(stub, at, len, prot)?;
+                mirror.protected(at, len, prot);
             }
-            vmas.insert(
-                at,
-                end - start,
-                prot,
-                false,
-                page_down(p.p_offset),
-                name.clone(),
-            );
+        }
+        for (at, len, prot, off) in placed {
+            vmas.insert(at, len, prot, false, off, name.clone());
         }
         Ok(())
     }
