@@ -151,11 +151,15 @@ echo x > gone; rm gone; mkdir gone-dir; rmdir gone-dir
 rmdir keep && mkdir keep && touch keep/new
 (umask 077; touch private)
 echo appended >> existing; mv existing renamed
+mkdir sg; chown 0:1234 sg; chmod 2775 sg; mkdir sg/sub; touch sg/file; mkdir -m 2777 sg/m
+touch su; chmod 6755 su; chown 1:1 su; touch sv; chown 2:2 sv; chmod 6755 sv
+echo z > r1; mv r1 r2; ln r2 r3; mkdir rd; mv rd rd2; touch rd2/in; ln -s target rd2/sl
+readlink rd2/sl; mv rd2/sl rd2/sl2; rm rd2/in; echo y > rd2/in; mv -f r2 rd2/in; cat rd2/in
 ln -s / escape; echo pwned > escape/tmp/pwned-via-volume; cat /tmp/pwned-via-volume
 ln /etc/passwd /vol/passwd-link 2>/dev/null || echo hardlink across mounts refused
 mv /etc/hostname /vol/hostname-moved 2>/dev/null || echo rename across mounts refused
 ls -ln . d | sed 's/ [A-Z][a-z][a-z] .* / DATE /'
-stat -c '%n %s %a %u:%g %h' f t private d/e/g d/inherits d/inherits-file
+stat -c '%n %s %a %u:%g %h' f t private d/e/g d/inherits d/inherits-file sg/* su sv r3 rd2/*
 df -P /vol >/dev/null && echo statfs ok
 "#;
 

@@ -199,18 +199,25 @@ pub fn run(config: GoferConfig) -> Result<(), GoferError> {
             None::<&str>,
         )
         .map_err(confine_err("bind-mounting the root onto itself"))?;
-        if config.read_only {
-            let keep =
-                locked_mount_flags(root).map_err(confine_err("reading the root's mount flags"))?;
-            nix::mount::mount(
-                None::<&str>,
-                root,
-                None::<&str>,
-                MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | keep,
-                None::<&str>,
-            )
-            .map_err(confine_err("remounting the root read-only"))?;
-        }
+        // nodev: no fd of this tree, the gofer's or the sentry's (which
+        // opens files by name itself, see the sentry's fsimpl/directfs.rs),
+        // can ever open a host device, even one the host swaps in under
+        // a name the sandbox knew as a regular file.
+        let keep =
+            locked_mount_flags(root).map_err(confine_err("reading the root's mount flags"))?;
+        let read_only = if config.read_only {
+            MsFlags::MS_RDONLY
+        } else {
+            MsFlags::empty()
+        };
+        nix::mount::mount(
+            None::<&str>,
+            root,
+            None::<&str>,
+            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NODEV | read_only | keep,
+            None::<&str>,
+        )
+        .map_err(confine_err("remounting the root nodev"))?;
     }
 
     nix::unistd::chdir(root).map_err(confine_err("chdir into the root"))?;

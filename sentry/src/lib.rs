@@ -249,6 +249,9 @@ pub fn boot(
             }
         }
     }
+    // The sentry creates files on gofer mounts itself (fsimpl/directfs.rs)
+    // with the modes the container's umask already shaped.
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     let stub_image = platform::stub_image::StubImage::create().map_err(BootError::StubImage)?;
     // SAFETY: the CLI handed the sentry these fds (the gofers' sockets,
     // the filestore, the cgroup usage file) for its sole use; each is

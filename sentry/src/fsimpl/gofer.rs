@@ -25,6 +25,18 @@
 //!   is asked only for nodes the sandbox has not met yet;
 //! - a directory is listed on the host, through `openat(dir_fd, ".")`.
 //!
+//! The write side too, on writable mounts (`directfs.rs`): the sentry
+//! creates files, directories and symlinks, changes owners, modes and
+//! times, and reopens files it has met for writing, with its own host
+//! calls on those fds. A node it makes has no gofer handle until it needs
+//! one (an xattr, a hard link, a truncate by path): the gofer then walks
+//! to it from its origin, the directory and name it was last reached by,
+//! and the inode found there must be this one. Unlinks and renames are
+//! the sentry's own too, except of nodes the gofer holds a handle for:
+//! those go through the gofer, which keeps its handles true
+//! (gofer/src/nodes.rs). Only single components are ever named, with
+//! symlinks never followed, and the gofer mounts its tree nodev.
+//!
 //! The sentry never resolves a path on these fds: names are single
 //! components checked here (no `/`, never `.` or `..`), and the gofer
 //! pivot_roots into the tree it serves, so even `..` from a donated
@@ -35,7 +47,8 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
@@ -43,6 +56,7 @@ use gofer::client::GoferClient;
 use gofer::protocol::{Handle, Owner, ROOT_HANDLE};
 use nix::errno::Errno;
 
+use super::directfs;
 use super::host::{HostFile, HostKind};
 use super::pipe::Fifo;
 use crate::vfs::{
@@ -170,7 +184,9 @@ impl GoferFs {
         let key = (stat.dev, stat.ino);
         let mut nodes = self.lock_nodes();
         if let Some(live) = nodes.get(&key).and_then(Weak::upgrade) {
-            if live.handle != handle {
+            // A node the sentry made itself has no handle until it needs
+            // one: this walk's is it.
+            if live.handle.get_or_init(|| handle) != &handle {
                 self.client.close_later(handle);
             }
             *live.lock_stat() = stat;
@@ -188,10 +204,34 @@ impl GoferFs {
             }
             return live;
         }
+        let node = self.new_node(Some(handle), stat, fds);
+        Self::insert_node(&mut nodes, key, &node);
+        node
+    }
+
+    /// The inode for a node the sentry itself just made on the host
+    /// (`fds.path` its `O_PATH` fd): always a new one, since the host
+    /// inode is new. A live inode with the same number (possible only
+    /// for one that holds no fd to pin its own) is of a file since freed.
+    fn adopt_made(self: &Arc<Self>, stat: FileStat, fds: NodeFds) -> Arc<GoferInode> {
+        let key = (stat.dev, stat.ino);
+        let node = self.new_node(None, stat, fds);
+        Self::insert_node(&mut self.lock_nodes(), key, &node);
+        node
+    }
+
+    fn new_node(
+        self: &Arc<Self>,
+        handle: Option<Handle>,
+        stat: FileStat,
+        fds: NodeFds,
+    ) -> Arc<GoferInode> {
         HOST_FDS.fetch_add(fds.count(), Ordering::Relaxed);
-        let node = Arc::new(GoferInode {
+        Arc::new_cyclic(|me| GoferInode {
             fs: self.clone(),
-            handle,
+            handle: handle.map(OnceLock::from).unwrap_or_default(),
+            me: me.clone(),
+            origin: Mutex::new(None),
             ftype: FileType::from_mode(stat.mode),
             stat: Mutex::new(stat),
             link: Mutex::new(None),
@@ -203,14 +243,38 @@ impl GoferFs {
                 .map(|fd| OnceLock::from(Arc::new(fd)))
                 .unwrap_or_default(),
             children: Mutex::new(HashMap::new()),
-        });
+        })
+    }
+
+    fn insert_node(
+        nodes: &mut HashMap<(u64, u64), Weak<GoferInode>>,
+        key: (u64, u64),
+        node: &Arc<GoferInode>,
+    ) {
         // Dead entries go when the map would grow, keeping it bounded by
         // the number of live inodes (times two).
         if nodes.len() >= 64 && nodes.len().is_power_of_two() {
             nodes.retain(|_, w| w.strong_count() > 0);
         }
-        nodes.insert(key, Arc::downgrade(&node));
-        node
+        nodes.insert(key, Arc::downgrade(node));
+    }
+
+    /// Whether the gofer holds a handle for the live inode `st` describes.
+    /// Such a node is unlinked and renamed through the gofer, which then
+    /// keeps its handle true (gofer/src/nodes.rs); the sentry changes the
+    /// names of the others itself.
+    fn gofer_knows(&self, st: &libc::stat) -> bool {
+        self.lock_nodes()
+            .get(&(st.st_dev, st.st_ino))
+            .and_then(Weak::upgrade)
+            .is_some_and(|n| n.handle.get().is_some())
+    }
+
+    /// The live inode for host `st`, by number alone.
+    fn live(&self, st: &libc::stat) -> Option<Arc<GoferInode>> {
+        self.lock_nodes()
+            .get(&(st.st_dev, st.st_ino))
+            .and_then(Weak::upgrade)
     }
 
     /// The live inode the host's `st` describes. Exact when the inode
@@ -253,7 +317,15 @@ impl GoferFs {
 
 pub struct GoferInode {
     fs: Arc<GoferFs>,
-    handle: Handle,
+    /// The gofer's handle for the node. A node the sentry made itself
+    /// (directfs) gets one only when something needs the gofer.
+    handle: OnceLock<Handle>,
+    me: Weak<GoferInode>,
+    /// On a writable mount: the directory and name the node was last
+    /// reached by, where the sentry may open it again itself or walk the
+    /// gofer to it for a handle. A hint only: the host may have renamed
+    /// it since, so whatever is found there must be this very inode.
+    origin: Mutex<Option<(Arc<GoferInode>, Vec<u8>)>>,
     ftype: FileType,
     /// The stat from the last walk or change (see the module notes).
     stat: Mutex<FileStat>,
@@ -292,7 +364,9 @@ impl Drop for GoferInode {
         let held =
             usize::from(self.path_fd.get().is_some()) + usize::from(self.read_fd.get().is_some());
         HOST_FDS.fetch_sub(held, Ordering::Relaxed);
-        self.fs.client.close_later(self.handle);
+        if let Some(&handle) = self.handle.get() {
+            self.fs.client.close_later(handle);
+        }
     }
 }
 
@@ -319,18 +393,66 @@ impl GoferInode {
         &self.fs.client
     }
 
+    /// The gofer's handle for this node. One the sentry made itself has
+    /// none yet: the gofer walks to it from its origin, which must still
+    /// name this very inode (else ESTALE, as for a handle the host
+    /// removed).
+    fn handle(&self) -> VfsResult<Handle> {
+        if let Some(&handle) = self.handle.get() {
+            return Ok(handle);
+        }
+        let origin = self
+            .origin
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let (parent, name) = origin.ok_or(Errno::ESTALE)?;
+        let (handle, stat) = match self.client().walk(parent.handle()?, &name) {
+            Ok(walked) => walked,
+            Err(Errno::ENOENT) => return Err(Errno::ESTALE),
+            Err(e) => return Err(e),
+        };
+        let me = self.lock_stat().clone();
+        if (stat.dev, stat.ino) != (me.dev, me.ino) {
+            self.client().close_later(handle);
+            return Err(Errno::ESTALE);
+        }
+        if self.handle.get_or_init(|| handle) != &handle {
+            self.client().close_later(handle);
+        }
+        Ok(handle)
+    }
+
+    /// Remembers where `node` was reached from this directory (writable
+    /// mounts only: the sentry opens and changes nodes there itself).
+    fn set_origin(&self, node: &GoferInode, name: &[u8]) {
+        if !self.fs.writable {
+            return;
+        }
+        if let Some(me) = self.me.upgrade() {
+            *node
+                .origin
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((me, name.to_vec()));
+        }
+    }
+
     /// One walk through the gofer.
     fn walk(&self, name: &[u8]) -> VfsResult<Arc<GoferInode>> {
-        if HOST_FDS.load(Ordering::Relaxed) < host_fd_budget() {
-            let walked = self.client().walk_open(self.handle, name)?;
+        let dir = self.handle()?;
+        let node = if HOST_FDS.load(Ordering::Relaxed) < host_fd_budget() {
+            let walked = self.client().walk_open(dir, name)?;
             let fds = NodeFds {
                 path: walked.path_fd,
                 read: walked.read_fd,
             };
-            return Ok(self.fs.adopt(walked.handle, walked.stat, fds));
-        }
-        let (handle, stat) = self.client().walk(self.handle, name)?;
-        Ok(self.fs.adopt(handle, stat, NodeFds::default()))
+            self.fs.adopt(walked.handle, walked.stat, fds)
+        } else {
+            let (handle, stat) = self.client().walk(dir, name)?;
+            self.fs.adopt(handle, stat, NodeFds::default())
+        };
+        self.set_origin(&node, name);
+        Ok(node)
     }
 
     /// A host fd of this very node, if it holds one.
@@ -413,6 +535,17 @@ impl GoferInode {
         };
         let node = self.fs.live_match(&st)?;
         *node.lock_stat() = super::host::stat_from_host(&st);
+        if self.fs.writable {
+            let moved = node
+                .origin
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .as_ref()
+                .is_none_or(|(p, n)| !std::ptr::eq(&**p, self) || n != name);
+            if moved {
+                self.set_origin(&node, name);
+            }
+        }
         node.seen_in
             .store(crate::vfs::current_syscall(), Ordering::Relaxed);
         Some(Ok(node))
@@ -446,6 +579,284 @@ impl GoferInode {
             _ => Err(Errno::EXDEV),
         }
     }
+
+    // Directfs, write side: the sentry changes a writable mount itself,
+    // through the fds the gofer donated (fsimpl/directfs.rs). Each `*_direct`
+    // returns None where only the gofer can do it (no fd, past the fd
+    // budget, a host refusal the gofer might not meet), and the caller then
+    // asks the gofer.
+
+    /// This directory's own host fd and `name` as a C string, for a change
+    /// the sentry makes itself in it.
+    fn direct_dir(&self, name: &[u8]) -> Option<(std::os::fd::BorrowedFd<'_>, CString)> {
+        if !self.fs.writable || self.ftype != FileType::Directory || !single_component(name) {
+            return None;
+        }
+        let fd = self.path_fd.get()?;
+        Some((fd.as_fd(), CString::new(name).ok()?))
+    }
+
+    /// Creates regular file `name`, opened read-write (kept as the node's
+    /// `fresh_fd`).
+    fn create_direct(
+        &self,
+        name: &[u8],
+        mode: u32,
+        owner: Owner,
+    ) -> Option<VfsResult<Arc<GoferInode>>> {
+        let (dir, cname) = self.direct_dir(name)?;
+        if !fd_room() {
+            return None;
+        }
+        let file = match directfs::create_file(dir, &cname, mode & 0o7777) {
+            Ok(file) => file,
+            Err(e) if gofer_may_differ(e) => return None,
+            Err(e) => return Some(Err(e)),
+        };
+        let node = directfs::path_fd_of(file.as_fd())
+            .and_then(|path| self.own_made(name, path, owner, mode));
+        Some(node.inspect(|node| {
+            *node
+                .fresh_fd
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(file);
+        }))
+    }
+
+    /// Makes directory `name`.
+    fn mkdir_direct(&self, name: &[u8], mode: u32, owner: Owner) -> Option<VfsResult<()>> {
+        let (dir, cname) = self.direct_dir(name)?;
+        if !fd_room() {
+            return None;
+        }
+        match directfs::mkdir(dir, &cname, mode & 0o7777) {
+            Ok(()) => {}
+            Err(e) if gofer_may_differ(e) => return None,
+            Err(e) => return Some(Err(e)),
+        }
+        // Made. Something else at the name by now (the host raced us) is
+        // not ours to change: the mkdir itself succeeded.
+        let flags = nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY;
+        let Ok(path) = directfs::open_node(dir, &cname, flags, 0) else {
+            return Some(Ok(()));
+        };
+        Some(self.own_made(name, path, owner, mode).map(drop))
+    }
+
+    /// Makes symlink `name` to `target`.
+    fn symlink_direct(&self, name: &[u8], target: &[u8], owner: Owner) -> Option<VfsResult<()>> {
+        let (dir, cname) = self.direct_dir(name)?;
+        let target = CString::new(target).ok()?;
+        if !fd_room() {
+            return None;
+        }
+        match directfs::symlink(&target, dir, &cname) {
+            Ok(()) => {}
+            Err(e) if gofer_may_differ(e) => return None,
+            Err(e) => return Some(Err(e)),
+        }
+        let Ok(path) = directfs::open_node(dir, &cname, nix::fcntl::OFlag::O_PATH, 0) else {
+            return Some(Ok(()));
+        };
+        match directfs::stat(path.as_fd()) {
+            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => {}
+            _ => return Some(Ok(())),
+        }
+        Some(
+            self.own_made(name, path, owner, libc::S_IFLNK | 0o777)
+                .map(drop),
+        )
+    }
+
+    /// Gives a node the sentry just made (`path`, its `O_PATH` fd) its
+    /// owner, and set-ID bits the owner change may have cleared, as the
+    /// gofer would; then an inode, reached from here.
+    fn own_made(
+        &self,
+        name: &[u8],
+        path: OwnedFd,
+        owner: Owner,
+        mode: u32,
+    ) -> VfsResult<Arc<GoferInode>> {
+        let mut st = directfs::stat(path.as_fd())?;
+        if (st.st_uid, st.st_gid) != (owner.uid, owner.gid) {
+            directfs::chown(path.as_fd(), Some(owner.uid), Some(owner.gid))?;
+            st = directfs::stat(path.as_fd())?;
+        }
+        let is_link = st.st_mode & libc::S_IFMT == libc::S_IFLNK;
+        if !is_link
+            && mode & (libc::S_ISUID | libc::S_ISGID) != 0
+            && st.st_mode & 0o7777 != mode & 0o7777
+        {
+            directfs::chmod(path.as_fd(), mode)?;
+            st = directfs::stat(path.as_fd())?;
+        }
+        let stat = super::host::stat_from_host(&st);
+        let fds = NodeFds {
+            path: Some(path),
+            read: None,
+        };
+        let node = self.fs.adopt_made(stat, fds);
+        node.seen_in
+            .store(crate::vfs::current_syscall(), Ordering::Relaxed);
+        self.set_origin(&node, name);
+        // Kept, as walked nodes are, so that the next lookup of the name
+        // finds it live.
+        keep_alive(&node);
+        Ok(node)
+    }
+
+    /// Removes `name`, unless the gofer holds a handle on what it names.
+    fn unlink_direct(&self, name: &[u8], remove_dir: bool) -> Option<VfsResult<()>> {
+        let (dir, cname) = self.direct_dir(name)?;
+        if let Ok(st) = directfs::stat_at(dir, &cname) {
+            if self.fs.gofer_knows(&st) {
+                return None;
+            }
+        }
+        match directfs::unlink(dir, &cname, remove_dir) {
+            Err(e) if gofer_may_differ(e) => None,
+            done => Some(done),
+        }
+    }
+
+    /// Renames `old` here to `new` in `new_dir`, unless the gofer holds a
+    /// handle on either node.
+    fn rename_direct(&self, old: &[u8], new_dir: &GoferInode, new: &[u8]) -> Option<VfsResult<()>> {
+        let (odir, oname) = self.direct_dir(old)?;
+        let (ndir, nname) = new_dir.direct_dir(new)?;
+        // (A missing source: the gofer answers.)
+        let src = directfs::stat_at(odir, &oname).ok()?;
+        if self.fs.gofer_knows(&src) {
+            return None;
+        }
+        if let Ok(victim) = directfs::stat_at(ndir, &nname) {
+            if self.fs.gofer_knows(&victim) {
+                return None;
+            }
+        }
+        match directfs::rename(odir, &oname, ndir, &nname) {
+            Ok(()) => {}
+            Err(e) if gofer_may_differ(e) => return None,
+            Err(e) => return Some(Err(e)),
+        }
+        if let Some(moved) = self.fs.live(&src) {
+            new_dir.set_origin(&moved, new);
+        }
+        Some(Ok(()))
+    }
+
+    /// Changes this node's owner, mode and times through its own fd (a
+    /// size change needs a writable fd: the gofer's).
+    fn set_attr_direct(&self, attr: &SetAttr) -> Option<VfsResult<()>> {
+        if !self.fs.writable || attr.size.is_some() {
+            return None;
+        }
+        let fd = self.host_fd()?;
+        // SAFETY: the fd is one of this node's own, which live as long as
+        // it does; it is borrowed only for the calls below.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        if attr.mode.is_some() && self.ftype == FileType::Symlink {
+            // Linux has no lchmod.
+            return Some(Err(Errno::EOPNOTSUPP));
+        }
+        // Linux's order in notify_change: owner, then mode (chown clears
+        // set-ID bits, a chmod after it may set them again), times. Every
+        // step sets a value, so the gofer may redo them all.
+        let steps = || -> Result<(), Errno> {
+            if attr.uid.is_some() || attr.gid.is_some() {
+                directfs::chown(fd, attr.uid, attr.gid)?;
+            }
+            if let Some(mode) = attr.mode {
+                directfs::chmod(fd, mode)?;
+            }
+            if attr.atime.is_some() || attr.mtime.is_some() {
+                let omit = (0, libc::UTIME_OMIT);
+                directfs::set_times(fd, attr.atime.unwrap_or(omit), attr.mtime.unwrap_or(omit))?;
+            }
+            Ok(())
+        };
+        match steps() {
+            Ok(()) => {}
+            Err(e) if gofer_may_differ(e) => return None,
+            Err(e) => return Some(Err(e)),
+        }
+        Some(directfs::stat(fd).map(|st| {
+            *self.lock_stat() = super::host::stat_from_host(&st);
+        }))
+    }
+
+    /// Opens this regular file again at its origin, itself: the node
+    /// found there must be this very inode. O_TRUNC is applied after that
+    /// check, never to another file.
+    fn open_direct(&self, flags: i32) -> Option<VfsResult<OwnedFd>> {
+        if !self.fs.writable || self.ftype != FileType::Regular {
+            return None;
+        }
+        let (parent, name) = self
+            .origin
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()?;
+        let (dir, cname) = parent.direct_dir(&name)?;
+        if flags & libc::O_TRUNC != 0 && flags & libc::O_ACCMODE == libc::O_RDONLY {
+            return None;
+        }
+        let pass = libc::O_ACCMODE | libc::O_APPEND;
+        let oflags = nix::fcntl::OFlag::from_bits_truncate(flags & pass);
+        // Non-blocking, should the host have put a FIFO at the name (a
+        // device cannot be opened there: the gofer mounts its tree nodev).
+        let file =
+            directfs::open_node(dir, &cname, oflags | nix::fcntl::OFlag::O_NONBLOCK, 0).ok()?;
+        let st = directfs::stat(file.as_fd()).ok()?;
+        let me = self.lock_stat().clone();
+        if (st.st_dev, st.st_ino) != (me.dev, me.ino) {
+            return None;
+        }
+        if flags & libc::O_NONBLOCK == 0 {
+            let blocking = nix::fcntl::OFlag::from_bits_truncate(flags & pass);
+            if let Err(e) =
+                nix::fcntl::fcntl(file.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(blocking))
+            {
+                return Some(Err(e));
+            }
+        }
+        if flags & libc::O_TRUNC != 0 {
+            if let Err(e) = nix::unistd::ftruncate(&file, 0) {
+                return Some(Err(e));
+            }
+        }
+        Some(Ok(file))
+    }
+}
+
+/// Room for one more node fd in the budget, making some by letting the
+/// oldest kept nodes go if need be.
+fn fd_room() -> bool {
+    if HOST_FDS.load(Ordering::Relaxed) < host_fd_budget() {
+        return true;
+    }
+    let shed: Vec<_> = {
+        let mut kept = KEPT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = kept.len().min(64);
+        kept.drain(..n).collect()
+    };
+    // Dropped outside the lock (see keep_alive).
+    drop(shed);
+    HOST_FDS.load(Ordering::Relaxed) < host_fd_budget()
+}
+
+/// Whether the gofer might succeed where the sentry's own host call
+/// failed: a refusal of the sentry (privilege, a host too old for the
+/// call) rather than an answer about the tree, which the gofer would get
+/// too.
+fn gofer_may_differ(e: Errno) -> bool {
+    matches!(
+        e,
+        Errno::EPERM | Errno::EACCES | Errno::ENOSYS | Errno::EINVAL | Errno::EBADF
+    )
 }
 
 impl Inode for GoferInode {
@@ -482,7 +893,7 @@ impl Inode for GoferInode {
             return Ok(self.lock_stat().clone());
         }
         if self.fs.writable {
-            let st = self.client().stat(self.handle)?;
+            let st = self.client().stat(self.handle()?)?;
             *self.lock_stat() = st.clone();
             return Ok(st);
         }
@@ -530,7 +941,7 @@ impl Inode for GoferInode {
         if let Some(ents) = self.readdir_direct() {
             return Ok(ents);
         }
-        let ents = self.client().getdents(self.handle)?;
+        let ents = self.client().getdents(self.handle()?)?;
         Ok(ents
             .into_iter()
             .map(|e| DirEntry {
@@ -549,7 +960,14 @@ impl Inode for GoferInode {
         if let Some(l) = cached.as_ref() {
             return Ok(l.clone());
         }
-        let l = self.client().readlink(self.handle)?;
+        // Through the link's own fd when it has one (an empty path names
+        // the link itself), else through the gofer.
+        let l = match self.path_fd.get() {
+            Some(fd) => nix::fcntl::readlinkat(Some(fd.as_raw_fd()), c"")
+                .map(std::os::unix::ffi::OsStringExt::into_vec)
+                .or_else(|_| self.client().readlink(self.handle()?))?,
+            None => self.client().readlink(self.handle()?)?,
+        };
         *cached = Some(l.clone());
         Ok(l)
     }
@@ -591,18 +1009,27 @@ impl Inode for GoferInode {
                 return Ok(Arc::new(HostFile::new(fd, HostKind::File)));
             }
         }
-        let pass = libc::O_ACCMODE | libc::O_NONBLOCK | libc::O_APPEND | libc::O_TRUNC;
-        let fd = self.client().open(self.handle, flags & pass)?;
+        let fd = match self.open_direct(flags) {
+            Some(opened) => opened?,
+            None => {
+                let pass = libc::O_ACCMODE | libc::O_NONBLOCK | libc::O_APPEND | libc::O_TRUNC;
+                self.client().open(self.handle()?, flags & pass)?
+            }
+        };
         Ok(Arc::new(HostFile::new(fd, HostKind::File)))
     }
 
     fn create(&self, name: &[u8], mode: u32, ctx: CreateCtx) -> VfsResult<Arc<dyn Inode>> {
         self.check_writable()?;
         let (mode, owner) = self.new_owner(libc::S_IFREG | (mode & 0o7777), ctx)?;
+        if let Some(made) = self.create_direct(name, mode, owner) {
+            return Ok(made?);
+        }
         let (handle, stat, fd) =
             self.client()
-                .create(self.handle, name, libc::O_RDWR, mode & 0o7777, owner)?;
+                .create(self.handle()?, name, libc::O_RDWR, mode & 0o7777, owner)?;
         let node = self.fs.adopt(handle, stat, NodeFds::default());
+        self.set_origin(&node, name);
         *node.fresh_fd.lock().map_err(|_| Errno::EIO)? = Some(fd);
         Ok(node)
     }
@@ -618,7 +1045,7 @@ impl Inode for GoferInode {
         let flags = libc::O_RDWR | if linkable { 0 } else { libc::O_EXCL };
         let (handle, stat, fd) =
             self.client()
-                .create_tmpfile(self.handle, flags, mode & 0o7777, owner)?;
+                .create_tmpfile(self.handle()?, flags, mode & 0o7777, owner)?;
         let node = self.fs.adopt(handle, stat, NodeFds::default());
         *node.fresh_fd.lock().map_err(|_| Errno::EIO)? = Some(fd);
         Ok(node)
@@ -627,7 +1054,7 @@ impl Inode for GoferInode {
     fn mknod(&self, name: &[u8], mode: u32, _rdev: u64, ctx: CreateCtx) -> VfsResult<()> {
         self.check_writable()?;
         let (mode, owner) = self.new_owner(mode, ctx)?;
-        let (handle, stat) = self.client().mknod(self.handle, name, mode, owner)?;
+        let (handle, stat) = self.client().mknod(self.handle()?, name, mode, owner)?;
         drop(self.fs.adopt(handle, stat, NodeFds::default()));
         Ok(())
     }
@@ -635,9 +1062,12 @@ impl Inode for GoferInode {
     fn mkdir(&self, name: &[u8], mode: u32, ctx: CreateCtx) -> VfsResult<()> {
         self.check_writable()?;
         let (mode, owner) = self.new_owner(libc::S_IFDIR | (mode & 0o7777), ctx)?;
+        if let Some(made) = self.mkdir_direct(name, mode, owner) {
+            return made;
+        }
         let (handle, stat) = self
             .client()
-            .mkdir(self.handle, name, mode & 0o7777, owner)?;
+            .mkdir(self.handle()?, name, mode & 0o7777, owner)?;
         drop(self.fs.adopt(handle, stat, NodeFds::default()));
         Ok(())
     }
@@ -645,7 +1075,10 @@ impl Inode for GoferInode {
     fn symlink(&self, name: &[u8], target: &[u8], ctx: CreateCtx) -> VfsResult<()> {
         self.check_writable()?;
         let (_, owner) = self.new_owner(libc::S_IFLNK | 0o777, ctx)?;
-        let (handle, stat) = self.client().symlink(self.handle, name, target, owner)?;
+        if let Some(made) = self.symlink_direct(name, target, owner) {
+            return made;
+        }
+        let (handle, stat) = self.client().symlink(self.handle()?, name, target, owner)?;
         drop(self.fs.adopt(handle, stat, NodeFds::default()));
         Ok(())
     }
@@ -653,7 +1086,7 @@ impl Inode for GoferInode {
     fn link(&self, name: &[u8], target: &Arc<dyn Inode>) -> VfsResult<()> {
         self.check_writable()?;
         let target = self.same_fs(target)?;
-        let (handle, stat) = self.client().link(self.handle, name, target.handle)?;
+        let (handle, stat) = self.client().link(self.handle()?, name, target.handle()?)?;
         drop(self.fs.adopt(handle, stat, NodeFds::default()));
         Ok(())
     }
@@ -664,50 +1097,62 @@ impl Inode for GoferInode {
 
     fn unlink(&self, name: &[u8]) -> VfsResult<()> {
         self.check_writable()?;
-        self.client().unlink(self.handle, name, false)?;
+        if let Some(done) = self.unlink_direct(name, false) {
+            return done;
+        }
+        self.client().unlink(self.handle()?, name, false)?;
         Ok(())
     }
 
     fn rmdir(&self, name: &[u8]) -> VfsResult<()> {
         self.check_writable()?;
-        self.client().unlink(self.handle, name, true)?;
+        if let Some(done) = self.unlink_direct(name, true) {
+            return done;
+        }
+        self.client().unlink(self.handle()?, name, true)?;
         Ok(())
     }
 
     fn rename(&self, old: &[u8], new_dir: &Arc<dyn Inode>, new: &[u8]) -> VfsResult<()> {
         self.check_writable()?;
         let new_dir = self.same_fs(new_dir)?;
+        if let Some(done) = self.rename_direct(old, new_dir, new) {
+            return done;
+        }
         self.client()
-            .rename(self.handle, old, new_dir.handle, new, 0)
+            .rename(self.handle()?, old, new_dir.handle()?, new, 0)
     }
 
     fn set_attr(&self, attr: &SetAttr) -> VfsResult<()> {
         self.check_writable()?;
-        let st = self.client().set_stat(self.handle, *attr)?;
+        if let Some(done) = self.set_attr_direct(attr) {
+            return done;
+        }
+        let st = self.client().set_stat(self.handle()?, *attr)?;
         *self.lock_stat() = st;
         Ok(())
     }
 
     fn get_xattr(&self, name: &[u8]) -> VfsResult<Vec<u8>> {
-        self.client().get_xattr(self.handle, name)
+        self.client().get_xattr(self.handle()?, name)
     }
 
     fn set_xattr(&self, name: &[u8], value: &[u8], flags: i32) -> VfsResult<()> {
         self.check_writable()?;
-        self.client().set_xattr(self.handle, name, value, flags)
+        self.client().set_xattr(self.handle()?, name, value, flags)
     }
 
     fn list_xattr(&self) -> VfsResult<Vec<Vec<u8>>> {
-        self.client().list_xattr(self.handle)
+        self.client().list_xattr(self.handle()?)
     }
 
     fn remove_xattr(&self, name: &[u8]) -> VfsResult<()> {
         self.check_writable()?;
-        self.client().remove_xattr(self.handle, name)
+        self.client().remove_xattr(self.handle()?, name)
     }
 
     fn statfs(&self) -> Option<FsStat> {
-        self.client().statfs(self.handle).ok()
+        self.client().statfs(self.handle().ok()?).ok()
     }
 
     fn read_only(&self) -> bool {

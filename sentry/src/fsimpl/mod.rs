@@ -3,6 +3,7 @@
 pub mod cgroupfs;
 pub mod dev;
 pub mod devpts;
+pub mod directfs;
 pub mod file_data;
 pub mod gofer;
 pub mod host;
