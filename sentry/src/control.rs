@@ -413,12 +413,7 @@ fn serve_listener(listener: UnixListener, ctl: Arc<ContainerCtl>) -> Result<(), 
                     }
                 }
                 match listener.accept() {
-                    Ok((stream, _)) => {
-                        let ctl = ctl.clone();
-                        let _ = std::thread::Builder::new()
-                            .name("control-conn".into())
-                            .spawn(move || serve_connection(stream, &ctl));
-                    }
+                    Ok((stream, _)) => serve_in_thread(stream, &ctl),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                     Err(e) => {
                         tracing::warn!("control socket accept: {e}");
@@ -449,6 +444,41 @@ impl ContainerCtl {
             None => Some(1),
             Some(j) => lock(&j.life).init_pid,
         }
+    }
+}
+
+/// Serves a control connection on a thread of its own (a wait lasts as
+/// long as its process). A thread that cannot be made (the sandbox's
+/// cgroup at its pids limit) is tried again for a while; a connection
+/// dropped without a reply would read, to a waiter, as its process killed.
+fn serve_in_thread(stream: UnixStream, ctl: &Arc<ContainerCtl>) {
+    let slot = Arc::new(Mutex::new(Some(stream)));
+    for attempt in 0..50 {
+        let (slot2, ctl2) = (slot.clone(), ctl.clone());
+        let spawned = std::thread::Builder::new()
+            .name("control-conn".into())
+            .spawn(move || {
+                if let Some(stream) = lock(&slot2).take() {
+                    serve_connection(stream, &ctl2);
+                }
+            });
+        match spawned {
+            Ok(_) => return,
+            Err(e) => {
+                if attempt == 0 {
+                    tracing::warn!("control connection: no thread for it yet: {e}");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
+    let left = lock(&slot).take();
+    if let Some(mut stream) = left {
+        tracing::error!("control connection: no thread for it; refused");
+        let _ = write_message(
+            &mut stream,
+            &ControlReply::Error("the sandbox cannot make a thread to serve this".into()),
+        );
     }
 }
 

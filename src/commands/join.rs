@@ -209,7 +209,7 @@ pub(super) fn stdio(console: Option<&OwnedFd>) -> Result<Vec<OwnedFd>> {
 /// signals do not reach it; with `tty`, that terminal is its controlling
 /// one and its signals go on to the init.
 fn spawn_init_waiter(g: &GlobalOpts, id: &str, tty: Option<OwnedFd>) -> Result<HostProcess> {
-    let child = super::terminal::spawn_waiter(&g.root, &["init-wait", id], tty)
+    let child = super::terminal::spawn_waiter(g, &["init-wait", id], tty)
         .context("starting the init waiter")?;
     HostProcess::of(child.id() as i32)
         .with_context(|| format!("cannot identify the init waiter {}", child.id()))

@@ -585,7 +585,7 @@ pub fn exec(g: &GlobalOpts, a: ExecArgs) -> Result<i32> {
     if a.detach {
         let pid_arg = pid.to_string();
         // The waiter holds the terminal for the process (see `terminal`).
-        let child = terminal::spawn_waiter(&g.root, &["exec-wait", &a.id, &pid_arg], console)
+        let child = terminal::spawn_waiter(g, &["exec-wait", &a.id, &pid_arg], console)
             .context("starting the exec waiter")?;
         if let Some(pid_file) = &a.pid_file {
             write_pid_file(pid_file, child.id() as i32)?;
@@ -598,27 +598,35 @@ pub fn exec(g: &GlobalOpts, a: ExecArgs) -> Result<i32> {
         write_pid_file(pid_file, std::process::id() as i32)?;
     }
     let dir = dir.unlock()?;
-    let status = wait_exec(&dir, pid)?;
+    let status = wait_exec(g, &dir, pid)?;
     sandbox::exit_like(status)
 }
 
 /// Waits for exec'd process `pid`; a sandbox that goes away first counts
-/// as SIGKILL (its processes died with it).
-fn wait_exec(dir: &container::UnlockedDir, pid: i32) -> Result<i32> {
+/// as SIGKILL (its processes died with it), and is logged as such.
+fn wait_exec(g: &GlobalOpts, dir: &container::UnlockedDir, pid: i32) -> Result<i32> {
     let mut s = dir.connect()?;
     sentry::control::write_message(&mut s, &ControlRequest::Wait { pid })?;
     match sentry::control::read_message::<ControlReply>(&mut s) {
         Ok(ControlReply::Exited { status }) => Ok(status),
         Ok(ControlReply::Error(e)) => bail!("{e}"),
         Ok(other) => bail!("unexpected reply from the sandbox: {other:?}"),
-        Err(_) => Ok(libc::SIGKILL),
+        Err(e) => {
+            let msg = format!(
+                "the sandbox did not answer the wait for process {pid} ({e}); \
+                 reporting it killed"
+            );
+            tracing::warn!("{msg}");
+            logging::write_log(g, "warning", &msg);
+            Ok(libc::SIGKILL)
+        }
     }
 }
 
 pub fn exec_wait(g: &GlobalOpts, a: ExecWaitArgs) -> Result<i32> {
     terminal::forward_signals(g.root.clone(), a.id.clone(), Some(a.pid));
     let dir = ContainerDir::open(&g.root, &a.id)?.unlock()?;
-    let status = wait_exec(&dir, a.pid)?;
+    let status = wait_exec(g, &dir, a.pid)?;
     sandbox::exit_like(status)
 }
 

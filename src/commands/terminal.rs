@@ -41,15 +41,22 @@ pub unsafe fn take_terminal(fd: RawFd) -> std::io::Result<()> {
 /// `tty`, that terminal is its stdin and controlling terminal, whose
 /// signals it forwards (see [`forward_signals`]).
 pub fn spawn_waiter(
-    root: &std::path::Path,
+    g: &crate::cli::GlobalOpts,
     args: &[&str],
     tty: Option<std::os::fd::OwnedFd>,
 ) -> std::io::Result<std::process::Child> {
     use std::process::{Command, Stdio};
     let mut waiter = Command::new("/proc/self/exe");
+    waiter.arg("--root").arg(&g.root);
+    // Its stdout and stderr go nowhere: what goes wrong goes to the
+    // caller's --log (containerd's), as the caller's own errors do.
+    if let Some(log) = &g.log {
+        waiter.arg("--log").arg(log);
+        if matches!(g.log_format, crate::cli::LogFormat::Json) {
+            waiter.args(["--log-format", "json"]);
+        }
+    }
     waiter
-        .arg("--root")
-        .arg(root)
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
