@@ -216,6 +216,17 @@ impl UnixSocket {
         Ok(lock(&self.peer_addr).clone())
     }
 
+    /// What a read of a socket with no peer yet says: a datagram socket
+    /// has nothing yet, a stream one is not connected (EINVAL, as Linux's
+    /// unix_stream_read_generic), a seqpacket one ENOTCONN.
+    pub fn unconnected_read_error(&self) -> Errno {
+        match self.stype {
+            libc::SOCK_DGRAM => Errno::EAGAIN,
+            libc::SOCK_STREAM => Errno::EINVAL,
+            _ => Errno::ENOTCONN,
+        }
+    }
+
     pub fn peer_cred(&self) -> Ucred {
         match &*lock(&self.state) {
             State::Connected { peer, .. } => *peer,
@@ -470,11 +481,9 @@ impl FileOps for UnixSocket {
     }
 
     fn read_at(&self, buf: &mut [u8], _off: u64) -> VfsResult<usize> {
-        let fd = self.recv_fd().ok_or(if self.stype == libc::SOCK_DGRAM {
-            Errno::EAGAIN
-        } else {
-            Errno::ENOTCONN
-        })?;
+        let fd = self
+            .recv_fd()
+            .ok_or_else(|| self.unconnected_read_error())?;
         let n = retry_host(|| nix::unistd::read(fd, buf))?;
         // Files sent with this data are dropped by a plain read, as Linux
         // discards ancillary data nobody asked for.

@@ -17,7 +17,20 @@ const MAX_RW: u64 = 0x7fff_f000;
 /// Bytes moved per chunk between a file and application memory.
 const CHUNK: usize = 1 << 20;
 
+/// The open file at `fd`, for a call that uses it (Linux's fdget): an
+/// `O_PATH` fd is only a location, EBADF here.
 pub fn get_file(t: &Task, fd: i32) -> Result<Arc<OpenFile>, Errno> {
+    let f = get_file_raw(t, fd)?;
+    if f.flags() & libc::O_PATH != 0 {
+        return Err(Errno::EBADF);
+    }
+    Ok(f)
+}
+
+/// The open file at `fd`, `O_PATH` ones included (Linux's fdget_raw): for
+/// calls that only need its location or the fd itself (the *at calls'
+/// dirfd, fstat, fchdir, dup, close, some fcntls, SCM_RIGHTS).
+pub fn get_file_raw(t: &Task, fd: i32) -> Result<Arc<OpenFile>, Errno> {
     lock(&t.proc.fds).get(fd)
 }
 
@@ -356,7 +369,7 @@ pub fn lseek(t: &mut Task, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn dup(t: &mut Task, a: &[u64; 6]) -> SysResult {
-    let f = get_file(t, arg_fd(a[0]))?;
+    let f = get_file_raw(t, arg_fd(a[0]))?;
     install_fd(t, f, false)
 }
 
@@ -375,7 +388,7 @@ fn dup_to(t: &Task, old: i32, new: i32, cloexec: bool) -> SysResult {
 pub fn dup2(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (old, new) = (arg_fd(a[0]), arg_fd(a[1]));
     if old == new {
-        get_file(t, old)?;
+        get_file_raw(t, old)?;
         return Ok(new as u64);
     }
     dup_to(t, old, new, false)
@@ -392,7 +405,15 @@ pub fn dup3(t: &mut Task, a: &[u64; 6]) -> SysResult {
 pub fn fcntl(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let fd = arg_fd(a[0]);
     let cmd = a[1] as i32;
-    let f = get_file(t, fd)?;
+    let f = get_file_raw(t, fd)?;
+    // An O_PATH fd has flags and can be duplicated, nothing more.
+    let fd_only = matches!(
+        cmd,
+        libc::F_DUPFD | libc::F_DUPFD_CLOEXEC | libc::F_GETFD | libc::F_SETFD | libc::F_GETFL
+    );
+    if f.flags() & libc::O_PATH != 0 && !fd_only {
+        return Err(Errno::EBADF);
+    }
     match cmd {
         libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => {
             let min = a[2] as i64;
@@ -414,6 +435,14 @@ pub fn fcntl(t: &mut Task, a: &[u64; 6]) -> SysResult {
         libc::F_GETFL => Ok(f.flags() as u64),
         libc::F_SETFL => {
             let new = a[2] as i32;
+            // O_NOATIME: the owner's or CAP_FOWNER's only, as at open.
+            if new & libc::O_NOATIME != 0 && f.flags() & libc::O_NOATIME == 0 {
+                let st = f.stat()?;
+                let c = lock(&t.proc.creds);
+                if c.euid != st.uid && !c.has_cap(crate::kernel::cap::FOWNER) {
+                    return Err(Errno::EPERM);
+                }
+            }
             f.set_status_flags(new);
             f.ops.set_nonblocking(new & libc::O_NONBLOCK != 0);
             if let Some(hfd) = f.ops.host_fd() {
@@ -710,13 +739,24 @@ pub fn pipe2(t: &mut Task, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn fsync(t: &mut Task, a: &[u64; 6]) -> SysResult {
-    get_file(t, arg_fd(a[0]))?.ops.fsync(false)?;
+    syncable(t, arg_fd(a[0]))?.ops.fsync(false)?;
     Ok(0)
 }
 
 pub fn fdatasync(t: &mut Task, a: &[u64; 6]) -> SysResult {
-    get_file(t, arg_fd(a[0]))?.ops.fsync(true)?;
+    syncable(t, arg_fd(a[0]))?.ops.fsync(true)?;
     Ok(0)
+}
+
+/// A file fsync can act on: Linux's pipes, sockets, character devices and
+/// anonymous inodes (eventfd, epoll...) have no fsync (EINVAL).
+fn syncable(t: &Task, fd: i32) -> Result<Arc<OpenFile>, Errno> {
+    let f = get_file(t, fd)?;
+    let kind = f.stat()?.mode & libc::S_IFMT;
+    if !matches!(kind, libc::S_IFREG | libc::S_IFDIR | libc::S_IFBLK) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(f)
 }
 
 /// sync(2): Linux's never fails. The data of gofer files is in the host's
@@ -753,7 +793,12 @@ pub fn sync_file_range(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if off < 0 || len < 0 || off.checked_add(len).is_none() {
         return Err(Errno::EINVAL);
     }
-    if f.ops.is_pipe() {
+    // Only files, directories, symlinks and block devices have ranges.
+    let kind = f.stat()?.mode & libc::S_IFMT;
+    if !matches!(
+        kind,
+        libc::S_IFREG | libc::S_IFDIR | libc::S_IFLNK | libc::S_IFBLK
+    ) {
         return Err(Errno::ESPIPE);
     }
     if f.ops.host_kind() == Some(crate::fsimpl::host::HostKind::File) {
@@ -1154,8 +1199,9 @@ fn io_pair(t: &Task, out_fd: i32, in_fd: i32) -> Result<(Arc<OpenFile>, Arc<Open
     if !input.readable() || !output.writable() {
         return Err(Errno::EBADF);
     }
+    // A directory has no data to move (Linux: no splice_read, EINVAL).
     if input.ops.is_dir() || output.ops.is_dir() {
-        return Err(Errno::EISDIR);
+        return Err(Errno::EINVAL);
     }
     Ok((input, output))
 }
@@ -1189,7 +1235,40 @@ pub fn splice(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if (input.ops.is_pipe() && in_addr != 0) || (output.ops.is_pipe() && out_addr != 0) {
         return Err(Errno::ESPIPE);
     }
+    // Into a file opened O_APPEND, or a pipe into itself: Linux refuses.
+    if !output.ops.is_pipe() && output.flags() & libc::O_APPEND != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if same_pipe(&input, &output) {
+        return Err(Errno::EINVAL);
+    }
+    // Only files, pipes, sockets and devices move data through splice
+    // (eventfd, timerfd, epoll... have no splice_read or splice_write):
+    // refused before a read from an empty pipe could block.
+    let splices = |f: &OpenFile| {
+        f.stat().is_ok_and(|st| {
+            matches!(
+                st.mode & libc::S_IFMT,
+                libc::S_IFREG | libc::S_IFIFO | libc::S_IFSOCK | libc::S_IFCHR
+            )
+        })
+    };
+    if !splices(&input) || !splices(&output) {
+        return Err(Errno::EINVAL);
+    }
     transfer_at(t, &input, &output, (in_addr, out_addr), len)
+}
+
+/// Whether both files are ends of one pipe (each end is its own host fd
+/// of the same host pipe).
+fn same_pipe(a: &OpenFile, b: &OpenFile) -> bool {
+    if !a.ops.is_pipe() || !b.ops.is_pipe() {
+        return false;
+    }
+    match (a.stat(), b.stat()) {
+        (Ok(x), Ok(y)) => (x.dev, x.ino) == (y.dev, y.ino),
+        _ => false,
+    }
 }
 
 /// splice, tee and vmsplice accept these flags only (EINVAL otherwise).
@@ -1214,7 +1293,7 @@ pub fn tee(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if !input.ops.is_pipe() || !output.ops.is_pipe() {
         return Err(Errno::EINVAL);
     }
-    if from == to {
+    if from == to || same_pipe(&input, &output) {
         return Err(Errno::EINVAL);
     }
     let nonblock = flags & libc::SPLICE_F_NONBLOCK != 0

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use nix::errno::Errno;
 
-use super::file::{get_file, install_fd};
+use super::file::{get_file, get_file_raw, install_fd};
 use super::{arg_fd, SysResult};
 use crate::kernel::cap;
 use crate::kernel::task::{pod_zeroed, Task};
@@ -22,7 +22,7 @@ fn start_dir(t: &Task, dirfd: i32) -> Result<Location, Errno> {
     if dirfd == AT_FDCWD {
         return Ok(lock(&t.proc.fs).cwd.clone());
     }
-    let f = get_file(t, dirfd)?;
+    let f = get_file_raw(t, dirfd)?;
     let loc = f.location.clone().ok_or(Errno::ENOTDIR)?;
     if loc.inode().file_type() != FileType::Directory {
         return Err(Errno::ENOTDIR);
@@ -46,7 +46,7 @@ pub(super) fn resolve_at(
         if dirfd == AT_FDCWD {
             return Ok(lock(&t.proc.fs).cwd.clone());
         }
-        return get_file(t, dirfd)?.location.clone().ok_or(Errno::EBADF);
+        return get_file_raw(t, dirfd)?.location.clone().ok_or(Errno::EBADF);
     }
     let root = lock(&t.proc.fs).root.clone();
     let start = if path.first() == Some(&b'/') {
@@ -371,6 +371,10 @@ fn do_open_how(
         if !just_created {
             check_access(&creds, &st, mask, false)?;
         }
+        // O_NOATIME: the owner's or CAP_FOWNER's only (Linux's may_open).
+        if flags & libc::O_NOATIME != 0 && creds.euid != st.uid && !creds.has_cap(cap::FOWNER) {
+            return Err(Errno::EPERM);
+        }
     }
     if writing && ftype == FileType::Regular && inode.read_only() {
         return Err(Errno::EROFS);
@@ -533,7 +537,7 @@ fn stat_path(t: &mut Task, dirfd: i32, path_addr: u64, buf: u64, flags: i32) -> 
     }
     let path = t.read_path(path_addr)?;
     if path.is_empty() && flags & libc::AT_EMPTY_PATH != 0 && dirfd != AT_FDCWD {
-        let f = get_file(t, dirfd)?;
+        let f = get_file_raw(t, dirfd)?;
         return write_stat(t, buf, &f.stat()?);
     }
     let loc = resolve_at(
@@ -559,7 +563,7 @@ pub fn newfstatat(t: &mut Task, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn fstat(t: &mut Task, a: &[u64; 6]) -> SysResult {
-    let f = get_file(t, arg_fd(a[0]))?;
+    let f = get_file_raw(t, arg_fd(a[0]))?;
     write_stat(t, a[1], &f.stat()?)
 }
 
@@ -578,7 +582,7 @@ pub fn statx(t: &mut Task, a: &[u64; 6]) -> SysResult {
     }
     let path = t.read_path(path_addr)?;
     let s = if path.is_empty() && flags & libc::AT_EMPTY_PATH != 0 && dirfd != AT_FDCWD {
-        get_file(t, dirfd)?.stat()?
+        get_file_raw(t, dirfd)?.stat()?
     } else {
         resolve_at(
             t,
@@ -694,7 +698,7 @@ pub fn statfs(t: &mut Task, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn fstatfs(t: &mut Task, a: &[u64; 6]) -> SysResult {
-    let f = get_file(t, arg_fd(a[0]))?;
+    let f = get_file_raw(t, arg_fd(a[0]))?;
     match &f.location {
         Some(l) => write_statfs(t, a[1], l.inode()),
         None => {
@@ -761,6 +765,11 @@ fn do_readlink(t: &mut Task, dirfd: i32, path_addr: u64, buf: u64, size: u64) ->
         return Err(Errno::EINVAL);
     }
     let path = t.read_path(path_addr)?;
+    // An empty path names dirfd itself (a symlink opened O_PATH|O_NOFOLLOW);
+    // from the cwd it names nothing (ENOENT, as Linux).
+    if path.is_empty() && dirfd == AT_FDCWD {
+        return Err(Errno::ENOENT);
+    }
     let loc = resolve_at(t, dirfd, &path, false, true)?;
     let target = loc.inode().readlink()?;
     let n = target.len().min(size as usize);
@@ -807,7 +816,7 @@ pub fn chdir(t: &mut Task, a: &[u64; 6]) -> SysResult {
 }
 
 pub fn fchdir(t: &mut Task, a: &[u64; 6]) -> SysResult {
-    let f = get_file(t, arg_fd(a[0]))?;
+    let f = get_file_raw(t, arg_fd(a[0]))?;
     let loc = f.location.clone().ok_or(Errno::ENOTDIR)?;
     set_cwd(t, loc)
 }
@@ -1058,24 +1067,41 @@ pub fn symlinkat(t: &mut Task, a: &[u64; 6]) -> SysResult {
 
 // ---- attributes ------------------------------------------------------------------
 
+/// The caller owns the node or has CAP_FOWNER (Linux's
+/// inode_owner_or_capable), on a writable mount: EROFS comes first, as
+/// Linux takes the mount's write access before any permission check.
 fn owner_or_root(t: &Task, inode: &Arc<dyn Inode>) -> Result<(), Errno> {
-    let st = inode.stat()?;
-    let (euid, fowner) = {
-        let c = lock(&t.proc.creds);
-        (c.euid, c.has_cap(cap::FOWNER))
-    };
-    if !fowner && euid != st.uid {
-        return Err(Errno::EPERM);
-    }
     if inode.read_only() {
         return Err(Errno::EROFS);
+    }
+    if !is_owner_or_fowner(t, &inode.stat()?) {
+        return Err(Errno::EPERM);
     }
     Ok(())
 }
 
-fn set_attr(t: &Task, target: &Target, attr: SetAttr) -> SysResult {
+fn is_owner_or_fowner(t: &Task, st: &FileStat) -> bool {
+    let c = lock(&t.proc.creds);
+    c.euid == st.uid || c.has_cap(cap::FOWNER)
+}
+
+/// chmod's change: a caller outside the node's group without CAP_FSETID
+/// cannot set its set-group-ID bit (Linux's setattr_prepare drops it).
+fn change_mode(t: &Task, target: &Target, mode: u32) -> SysResult {
     owner_or_root(t, target)?;
-    target.set_attr(&attr)?;
+    let st = target.stat()?;
+    let mut mode = mode & 0o7777;
+    if mode & libc::S_ISGID != 0 {
+        let c = lock(&t.proc.creds);
+        let in_group = c.egid == st.gid || c.groups.contains(&st.gid);
+        if !in_group && !c.has_cap(cap::FSETID) {
+            mode &= !libc::S_ISGID;
+        }
+    }
+    target.set_attr(&SetAttr {
+        mode: Some(mode),
+        ..Default::default()
+    })?;
     target.event(notify::IN_ATTRIB);
     Ok(0)
 }
@@ -1127,7 +1153,7 @@ fn fd_or_path(
 ) -> Result<Target, Errno> {
     let path = t.read_path(path_addr)?;
     if path.is_empty() && empty_ok && dirfd != AT_FDCWD {
-        return Target::of_file(&*get_file(t, dirfd)?);
+        return Target::of_file(&*get_file_raw(t, dirfd)?);
     }
     let loc = resolve_at(t, dirfd, &path, follow, empty_ok)?;
     Ok(Target {
@@ -1142,38 +1168,17 @@ fn fd_inode(t: &Task, fd: i32) -> Result<Target, Errno> {
 
 pub fn chmod(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let i = fd_or_path(t, AT_FDCWD, a[0], true, false)?;
-    set_attr(
-        t,
-        &i,
-        SetAttr {
-            mode: Some(a[1] as u32),
-            ..Default::default()
-        },
-    )
+    change_mode(t, &i, a[1] as u32)
 }
 
 pub fn fchmod(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let i = fd_inode(t, arg_fd(a[0]))?;
-    set_attr(
-        t,
-        &i,
-        SetAttr {
-            mode: Some(a[1] as u32),
-            ..Default::default()
-        },
-    )
+    change_mode(t, &i, a[1] as u32)
 }
 
 pub fn fchmodat(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let i = fd_or_path(t, arg_fd(a[0]), a[1], true, false)?;
-    set_attr(
-        t,
-        &i,
-        SetAttr {
-            mode: Some(a[2] as u32),
-            ..Default::default()
-        },
-    )
+    change_mode(t, &i, a[2] as u32)
 }
 
 /// fchmodat2: fchmodat with flags. A symlink has no mode of its own
@@ -1189,14 +1194,7 @@ pub fn fchmodat2(t: &mut Task, a: &[u64; 6]) -> SysResult {
     if !follow && i.file_type() == FileType::Symlink {
         return Err(Errno::EOPNOTSUPP);
     }
-    set_attr(
-        t,
-        &i,
-        SetAttr {
-            mode: Some(a[2] as u32),
-            ..Default::default()
-        },
-    )
+    change_mode(t, &i, a[2] as u32)
 }
 
 /// chown: Linux's rules (chown_ok/chgrp_ok) — only a privileged caller
@@ -1213,6 +1211,9 @@ fn do_chown(t: &Task, target: &Target, uid: u64, gid: u64) -> SysResult {
         }
     };
     let (uid, gid) = (conv(uid), conv(gid));
+    if inode.read_only() {
+        return Err(Errno::EROFS);
+    }
     let st = inode.stat()?;
     let (euid, egid, groups, chown_cap) = {
         let c = lock(&t.proc.creds);
@@ -1225,9 +1226,6 @@ fn do_chown(t: &Task, target: &Target, uid: u64, gid: u64) -> SysResult {
         if !uid_ok || !gid_ok {
             return Err(Errno::EPERM);
         }
-    }
-    if inode.read_only() {
-        return Err(Errno::EROFS);
     }
     let mut attr = SetAttr {
         uid,
@@ -1279,12 +1277,38 @@ pub fn fchownat(t: &mut Task, a: &[u64; 6]) -> SysResult {
     do_chown(t, &i, a[2], a[3])
 }
 
+/// New access and modification times: each a time, `UTIME_NOW` or
+/// `UTIME_OMIT` in its nanoseconds; None for "both now".
+type Times = Option<[(i64, i64); 2]>;
+
 pub fn utimensat(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (dirfd, path_addr, times, flags) = (arg_fd(a[0]), a[1], a[2], a[3] as i32);
     if flags & !(libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH) != 0 {
         return Err(Errno::EINVAL);
     }
-    let inode = if path_addr == 0 {
+    let times: Times = if times == 0 {
+        None
+    } else {
+        let ts: [libc::timespec; 2] = [t.read_obj(times)?, t.read_obj(times + 16)?];
+        for x in &ts {
+            let valid = (0..1_000_000_000).contains(&x.tv_nsec)
+                || x.tv_nsec == libc::UTIME_NOW
+                || x.tv_nsec == libc::UTIME_OMIT;
+            if !valid {
+                return Err(Errno::EINVAL);
+            }
+        }
+        Some([(ts[0].tv_sec, ts[0].tv_nsec), (ts[1].tv_sec, ts[1].tv_nsec)])
+    };
+    // Nothing to change: done before the path is even looked up, as Linux.
+    if times.is_some_and(|ts| ts.iter().all(|x| x.1 == libc::UTIME_OMIT)) {
+        return Ok(0);
+    }
+    let target = if path_addr == 0 {
+        // (NULL names dirfd; with AT_FDCWD, Linux reads the NULL path.)
+        if dirfd == AT_FDCWD {
+            return Err(Errno::EFAULT);
+        }
         fd_inode(t, dirfd)?
     } else {
         fd_or_path(
@@ -1295,30 +1319,88 @@ pub fn utimensat(t: &mut Task, a: &[u64; 6]) -> SysResult {
             flags & libc::AT_EMPTY_PATH != 0,
         )?
     };
-    let now = crate::vfs::now();
-    let (at, mt) = if times == 0 {
-        (Some(now), Some(now))
+    set_times(t, &target, times)
+}
+
+/// utimes(2) and futimesat(2): times as two `struct timeval`s (NULL: now).
+fn timevals(t: &Task, addr: u64) -> Result<Times, Errno> {
+    if addr == 0 {
+        return Ok(None);
+    }
+    let tv: [libc::timeval; 2] = [t.read_obj(addr)?, t.read_obj(addr + 16)?];
+    let mut out = [(0, 0); 2];
+    for (o, x) in out.iter_mut().zip(&tv) {
+        if !(0..1_000_000).contains(&x.tv_usec) {
+            return Err(Errno::EINVAL);
+        }
+        *o = (x.tv_sec, x.tv_usec * 1000);
+    }
+    Ok(Some(out))
+}
+
+pub fn utimes(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let times = timevals(t, a[1])?;
+    let target = fd_or_path(t, AT_FDCWD, a[0], true, false)?;
+    set_times(t, &target, times)
+}
+
+pub fn futimesat(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let times = timevals(t, a[2])?;
+    let target = if a[1] == 0 {
+        if arg_fd(a[0]) == AT_FDCWD {
+            return Err(Errno::EFAULT);
+        }
+        fd_inode(t, arg_fd(a[0]))?
     } else {
-        let ts: [libc::timespec; 2] = [t.read_obj(times)?, t.read_obj(times + 16)?];
-        let conv = |x: &libc::timespec| -> Result<Option<(i64, i64)>, Errno> {
-            match x.tv_nsec {
-                libc::UTIME_NOW => Ok(Some(now)),
-                libc::UTIME_OMIT => Ok(None),
-                n if (0..1_000_000_000).contains(&n) => Ok(Some((x.tv_sec, n))),
-                _ => Err(Errno::EINVAL),
-            }
-        };
-        (conv(&ts[0])?, conv(&ts[1])?)
+        fd_or_path(t, arg_fd(a[0]), a[1], true, false)?
     };
-    if inode.read_only() {
+    set_times(t, &target, times)
+}
+
+/// utime(2): times as a `struct utimbuf` (whole seconds; NULL: now).
+pub fn utime(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let times = if a[1] == 0 {
+        None
+    } else {
+        // struct utimbuf: two time_t.
+        let times: [i64; 2] = [t.read_obj(a[1])?, t.read_obj(a[1] + 8)?];
+        Some([(times[0], 0), (times[1], 0)])
+    };
+    let target = fd_or_path(t, AT_FDCWD, a[0], true, false)?;
+    set_times(t, &target, times)
+}
+
+/// Linux's vfs_utimes: EROFS first; setting both times to now needs
+/// ownership, CAP_FOWNER or write permission (EACCES), setting any other
+/// way ownership or CAP_FOWNER (EPERM).
+fn set_times(t: &Task, target: &Target, times: Times) -> SysResult {
+    let times = times.filter(|ts| !ts.iter().all(|x| x.1 == libc::UTIME_NOW));
+    if target.read_only() {
         return Err(Errno::EROFS);
     }
-    inode.set_attr(&SetAttr {
-        atime: at,
-        mtime: mt,
+    let st = target.stat()?;
+    if !is_owner_or_fowner(t, &st) {
+        match times {
+            None => check_access(&lock(&t.proc.creds), &st, 2, false)?,
+            Some(_) => return Err(Errno::EPERM),
+        }
+    }
+    let now = crate::vfs::now();
+    let conv = |x: (i64, i64)| match x.1 {
+        libc::UTIME_NOW => Some(now),
+        libc::UTIME_OMIT => None,
+        _ => Some(x),
+    };
+    let (atime, mtime) = match times {
+        None => (Some(now), Some(now)),
+        Some([at, mt]) => (conv(at), conv(mt)),
+    };
+    target.set_attr(&SetAttr {
+        atime,
+        mtime,
         ..Default::default()
     })?;
-    inode.event(notify::IN_ATTRIB);
+    target.event(notify::IN_ATTRIB);
     Ok(0)
 }
 

@@ -79,6 +79,15 @@ fn map_private_anon(
 pub fn mmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let (addr, len, prot, flags, fd, off) =
         (a[0], a[1], a[2] as i32, a[3] as i32, arg_fd(a[4]), a[5]);
+    // Linux's order: the offset's alignment, then the fd, then the rest.
+    if !off.is_multiple_of(PAGE_SIZE) {
+        return Err(Errno::EINVAL);
+    }
+    let file = if flags & libc::MAP_ANONYMOUS == 0 {
+        Some(get_file(t, fd)?)
+    } else {
+        None
+    };
     if len == 0 || prot & !mm::ALLOWED_PROT != 0 || flags & !mm::ALLOWED_MMAP_FLAGS != 0 {
         return Err(Errno::EINVAL);
     }
@@ -87,9 +96,6 @@ pub fn mmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
         libc::MAP_PRIVATE => false,
         _ => return Err(Errno::EINVAL),
     };
-    if !off.is_multiple_of(PAGE_SIZE) {
-        return Err(Errno::EINVAL);
-    }
     let len_pg = page_up(len).ok_or(Errno::ENOMEM)?;
     let fixed = flags & (libc::MAP_FIXED | libc::MAP_FIXED_NOREPLACE) != 0;
     let mut hint = addr;
@@ -131,7 +137,9 @@ pub fn mmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
         m.vmas.insert(addr, len_pg, prot, shared, 0, VmaName::Anon);
         return Ok(addr);
     }
-    let file = get_file(t, fd)?;
+    let Some(file) = file else {
+        return Err(Errno::EBADF);
+    };
     if !file.readable() {
         return Err(Errno::EACCES);
     }
@@ -377,9 +385,12 @@ pub fn madvise(t: &mut Task, a: &[u64; 6]) -> SysResult {
     }
 }
 
-pub fn msync(_t: &mut Task, a: &[u64; 6]) -> SysResult {
-    let flags = a[2] as i32;
-    if !a[0].is_multiple_of(PAGE_SIZE)
+/// msync: Linux's checks, and ENOMEM for a range with a hole in it. The
+/// pages of a shared file mapping are the host file's own, so its data is
+/// already in the host's page cache, where read(2) sees it.
+pub fn msync(t: &mut Task, a: &[u64; 6]) -> SysResult {
+    let (addr, len, flags) = (a[0], a[1], a[2] as i32);
+    if !addr.is_multiple_of(PAGE_SIZE)
         || flags & !(libc::MS_ASYNC | libc::MS_SYNC | libc::MS_INVALIDATE) != 0
     {
         return Err(Errno::EINVAL);
@@ -387,6 +398,15 @@ pub fn msync(_t: &mut Task, a: &[u64; 6]) -> SysResult {
     if flags & libc::MS_ASYNC != 0 && flags & libc::MS_SYNC != 0 {
         return Err(Errno::EINVAL);
     }
+    let len = page_up(len).ok_or(Errno::ENOMEM)?;
+    let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+    if len == 0 {
+        return Ok(0);
+    }
+    if end > TASK_SIZE {
+        return Err(Errno::ENOMEM);
+    }
+    mm::host_mincore(&mut t.stub, addr, len, |_, _, _| Ok(()))?;
     Ok(0)
 }
 

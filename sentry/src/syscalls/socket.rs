@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use nix::errno::Errno;
 
-use super::file::{get_file, install_fd};
+use super::file::{get_file, get_file_raw, install_fd};
 use super::fs::{check_access, ctx, current_umask, may_write, resolve_at, resolve_parent_at};
 use super::inet;
 use super::{arg_fd, SysResult};
@@ -339,11 +339,7 @@ fn do_recv(
     if flags & !RECV_FLAGS != 0 {
         return Err(Errno::EOPNOTSUPP);
     }
-    let h = s.recv_fd().ok_or(if s.stype == libc::SOCK_DGRAM {
-        Errno::EAGAIN
-    } else {
-        Errno::ENOTCONN
-    })?;
+    let h = s.recv_fd().ok_or_else(|| s.unconnected_read_error())?;
     let mut fl = flags & !libc::MSG_CMSG_CLOEXEC;
     if f.flags() & libc::O_NONBLOCK != 0 {
         fl |= libc::MSG_DONTWAIT;
@@ -555,7 +551,8 @@ fn control_rights(t: &Task, control: u64, len: u64) -> Result<Vec<Arc<OpenFile>>
             libc::SCM_RIGHTS => {
                 for c in m.data.chunks_exact(4) {
                     let fd = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-                    files.push(get_file(t, fd)?);
+                    // (O_PATH fds travel too.)
+                    files.push(get_file_raw(t, fd)?);
                 }
                 if files.len() > SCM_MAX_FD {
                     return Err(Errno::EINVAL);

@@ -1,0 +1,82 @@
+/* file/io_rules: Linux's answers to I/O calls on files that cannot take
+ * them: fsync/fdatasync on a pipe, socket or eventfd (EINVAL),
+ * sync_file_range on a character device (ESPIPE), splice into an
+ * O_APPEND file, from a pipe into itself or into an eventfd (EINVAL, not
+ * a wait on the empty pipe), from a directory (EINVAL); reads of an
+ * unconnected unix stream socket (EINVAL) and seqpacket one (ENOTCONN);
+ * readlink of an empty path (ENOENT); msync over a hole (ENOMEM); mmap of
+ * a closed fd (EBADF before anything else is checked). */
+#include "../common.h"
+
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+
+#define FILE_PATH "/tmp/rvisor-difftest-io-rules"
+
+int main(void)
+{
+    test_init();
+    int p[2], q[2];
+    MUST(pipe(p));
+    MUST(pipe(q));
+    int sv[2];
+    MUST(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+    int ev = eventfd(0, 0);
+    MUST(ev);
+    int null = open("/dev/null", O_RDWR);
+    MUST(null);
+    unlink(FILE_PATH);
+    int f = open(FILE_PATH, O_RDWR | O_CREAT, 0644);
+    MUST(f);
+    MUST(write(f, "hello", 5));
+    int app = open(FILE_PATH, O_WRONLY | O_APPEND);
+    MUST(app);
+    int dir = open("/tmp", O_RDONLY | O_DIRECTORY);
+    MUST(dir);
+
+    expect_err("fsync a pipe", fsync(p[1]));
+    expect_err("fdatasync a socket", fdatasync(sv[0]));
+    expect_err("fsync an eventfd", fsync(ev));
+    show("fsync a file", fsync(f));
+    show("fsync a directory", fsync(dir));
+    expect_err("sync_file_range /dev/null", sync_file_range(null, 0, 1, SYNC_FILE_RANGE_WRITE));
+    expect_err("sync_file_range a pipe", sync_file_range(p[0], 0, 1, SYNC_FILE_RANGE_WRITE));
+    expect_err("sync_file_range bad flags", sync_file_range(f, 0, 1, 8));
+    show("sync_file_range a file", sync_file_range(f, 0, 1, SYNC_FILE_RANGE_WRITE));
+
+    MUST(write(p[1], "abc", 3));
+    expect_err("splice pipe -> O_APPEND file", splice(p[0], NULL, app, NULL, 3, 0));
+    expect_err("splice pipe -> same pipe", splice(p[0], NULL, p[1], NULL, 1, 0));
+    expect_err("splice empty pipe -> eventfd", splice(q[0], NULL, ev, NULL, 1, 0));
+    expect_err("splice eventfd -> pipe", splice(ev, NULL, q[1], NULL, 1, 0));
+    expect_err("splice directory -> pipe", splice(dir, NULL, q[1], NULL, 1, 0));
+    expect_err("splice file -> file", splice(f, NULL, app, NULL, 1, 0));
+    expect_err("tee pipe -> same pipe", tee(p[0], p[1], 1, 0));
+    show("splice pipe -> pipe", splice(p[0], NULL, q[1], NULL, 3, 0));
+
+    char b[4];
+    int us = socket(AF_UNIX, SOCK_STREAM, 0);
+    expect_err("read an unconnected unix stream socket", read(us, b, 1));
+    expect_err("recv from it", recv(us, b, 1, MSG_DONTWAIT));
+    int sp = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+    expect_err("read an unconnected seqpacket socket", read(sp, b, 1));
+
+    char link[64];
+    expect_err("readlink(\"\")", readlink("", link, sizeof link));
+
+    char *m = mmap(NULL, 3 * 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    MUST(m == MAP_FAILED ? -1 : 0);
+    MUST(munmap(m + 4096, 4096));
+    expect_err("msync over a hole", msync(m, 3 * 4096, MS_SYNC));
+    show("msync of a mapped page", msync(m, 4096, MS_SYNC));
+    expect_err("msync MS_SYNC|MS_ASYNC", msync(m, 4096, MS_SYNC | MS_ASYNC));
+    int closed = dup(f);
+    close(closed);
+    expect_err("mmap a closed fd", (long)mmap(NULL, 4096, PROT_READ, MAP_SHARED, closed, 0) == -1 ? -1 : 0);
+    expect_err("mmap a closed fd, length 0",
+               (long)mmap(NULL, 0, PROT_READ, MAP_SHARED, closed, 0) == -1 ? -1 : 0);
+    unlink(FILE_PATH);
+    return 0;
+}
