@@ -4,6 +4,10 @@
 //! EOF once no writer is left, writes to a FIFO without readers fail with
 //! EPIPE (and SIGPIPE), writes of up to PIPE_BUF bytes are atomic.
 
+/// The largest pipe an unprivileged process may ask for (F_SETPIPE_SZ),
+/// as Linux's default /proc/sys/fs/pipe-max-size.
+pub const PIPE_MAX_SIZE: u32 = 1 << 20;
+
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -427,7 +427,15 @@ pub fn new_procfs(ns: Option<Arc<PidNamespace>>) -> Arc<dyn Inode> {
         StaticDir::new(0o555)
             .with(
                 "fs",
-                Arc::new(StaticDir::new(0o555).with("inotify", inotify_limits)),
+                Arc::new(
+                    StaticDir::new(0o555)
+                        .with("inotify", inotify_limits)
+                        .with(
+                            "pipe-max-size",
+                            text(|| format!("{}\n", crate::fsimpl::pipe::PIPE_MAX_SIZE)),
+                        )
+                        .with("nr_open", text(|| "1048576\n".into())),
+                ),
             )
             .with(
                 "kernel",

@@ -351,7 +351,13 @@ pub fn lseek(t: &mut Task, a: &[u64; 6]) -> SysResult {
         return f.ops.host_lseek(off, a[2] as i32);
     }
     let mut cur = f.offset.lock().map_err(|_| Errno::EIO)?;
-    let base: i64 = match a[2] as i32 {
+    let whence = a[2] as i32;
+    if whence == libc::SEEK_DATA || whence == libc::SEEK_HOLE {
+        let new = seek_data_or_hole(&f, off, whence)?;
+        *cur = new;
+        return Ok(new);
+    }
+    let base: i64 = match whence {
         libc::SEEK_SET => 0,
         libc::SEEK_CUR => *cur as i64,
         libc::SEEK_END => f.ops.size()? as i64,
@@ -366,6 +372,35 @@ pub fn lseek(t: &mut Task, a: &[u64; 6]) -> SysResult {
         *lock(&f.dir_entries) = None;
     }
     Ok(new as u64)
+}
+
+/// SEEK_DATA and SEEK_HOLE: a host file's layout comes from the host (its
+/// own fd: the sentry's I/O on it is positional, so the host offset this
+/// moves is nobody's); other files are data from start to end, as Linux's
+/// generic answer for filesystems that do not track holes.
+fn seek_data_or_hole(f: &OpenFile, off: i64, whence: i32) -> Result<u64, Errno> {
+    if f.ops.is_dir() {
+        return Err(Errno::EINVAL);
+    }
+    if off < 0 {
+        return Err(Errno::ENXIO);
+    }
+    if f.ops.host_kind() == Some(crate::fsimpl::host::HostKind::File) {
+        if let Some(fd) = f.ops.host_fd() {
+            // SAFETY: lseek on an fd the file owns; integers only.
+            let r = unsafe { libc::lseek(fd, off, whence) };
+            return Errno::result(r).map(|o| o as u64);
+        }
+    }
+    let size = f.ops.size()?;
+    if off as u64 >= size {
+        return Err(Errno::ENXIO);
+    }
+    Ok(if whence == libc::SEEK_DATA {
+        off as u64
+    } else {
+        size
+    })
 }
 
 pub fn dup(t: &mut Task, a: &[u64; 6]) -> SysResult {
@@ -472,9 +507,51 @@ pub fn fcntl(t: &mut Task, a: &[u64; 6]) -> SysResult {
         | libc::F_SETLKW
         | libc::F_OFD_SETLK
         | libc::F_OFD_SETLKW => record_lock(t, &f, cmd, a[2]),
-        libc::F_GETPIPE_SZ if f.ops.is_pipe() => Ok(65536),
-        libc::F_SETPIPE_SZ if f.ops.is_pipe() => Ok((a[2]).max(4096)),
+        libc::F_GETPIPE_SZ | libc::F_SETPIPE_SZ if f.ops.is_pipe() => pipe_size(t, &f, cmd, a[2]),
+        // (Linux: not a pipe, EBADF.)
+        libc::F_GETPIPE_SZ | libc::F_SETPIPE_SZ => Err(Errno::EBADF),
         _ => Err(Errno::EINVAL),
+    }
+}
+
+/// F_GETPIPE_SZ and F_SETPIPE_SZ: the pipe's buffer is the host pipe's,
+/// sized by the host after Linux's checks against the sandbox's
+/// credentials (a size rounds up to a power-of-two number of pages; past
+/// pipe-max-size needs CAP_SYS_RESOURCE; the data already in the pipe
+/// must fit, else EBUSY, which the host reports).
+fn pipe_size(t: &Task, f: &OpenFile, cmd: i32, arg: u64) -> SysResult {
+    let host = f
+        .ops
+        .host_fd()
+        .filter(|_| f.ops.host_kind() == Some(crate::fsimpl::host::HostKind::Pipe));
+    if cmd == libc::F_GETPIPE_SZ {
+        return match host {
+            // SAFETY: F_GETPIPE_SZ on a pipe the sentry owns; no pointers.
+            Some(fd) => {
+                Errno::result(unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) }).map(|n| n as u64)
+            }
+            None => Ok(65536),
+        };
+    }
+    let arg = arg as u32 as u64;
+    if arg > 1 << 31 {
+        return Err(Errno::EINVAL);
+    }
+    let page = crate::mm::PAGE_SIZE;
+    let size = (arg.div_ceil(page).max(1)).next_power_of_two() * page;
+    if size > 1 << 31 {
+        return Err(Errno::EINVAL);
+    }
+    if size > u64::from(crate::fsimpl::pipe::PIPE_MAX_SIZE)
+        && !lock(&t.proc.creds).has_cap(crate::kernel::cap::SYS_RESOURCE)
+    {
+        return Err(Errno::EPERM);
+    }
+    match host {
+        // SAFETY: F_SETPIPE_SZ on a pipe the sentry owns; no pointers.
+        Some(fd) => Errno::result(unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, size as i32) })
+            .map(|n| n as u64),
+        None => Ok(size),
     }
 }
 

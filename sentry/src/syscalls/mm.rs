@@ -88,6 +88,14 @@ pub fn mmap(t: &mut Task, a: &[u64; 6]) -> SysResult {
     } else {
         None
     };
+    // MAP_SHARED_VALIDATE: a flag we do not know is EOPNOTSUPP, as Linux
+    // answers for flags it does not know (with the legacy types Linux
+    // ignores them; we refuse what we do not implement, EINVAL below).
+    if flags & libc::MAP_SHARED_VALIDATE == libc::MAP_SHARED_VALIDATE
+        && flags & !mm::ALLOWED_MMAP_FLAGS != 0
+    {
+        return Err(Errno::EOPNOTSUPP);
+    }
     if len == 0 || prot & !mm::ALLOWED_PROT != 0 || flags & !mm::ALLOWED_MMAP_FLAGS != 0 {
         return Err(Errno::EINVAL);
     }

@@ -5,7 +5,9 @@
  * a wait on the empty pipe), from a directory (EINVAL); reads of an
  * unconnected unix stream socket (EINVAL) and seqpacket one (ENOTCONN);
  * readlink of an empty path (ENOENT); msync over a hole (ENOMEM); mmap of
- * a closed fd (EBADF before anything else is checked). */
+ * a closed fd (EBADF before anything else is checked), and of an unknown
+ * flag with MAP_SHARED_VALIDATE (EOPNOTSUPP); SEEK_DATA/SEEK_HOLE; pipe
+ * buffer sizes. */
 #include "../common.h"
 
 #include <fcntl.h>
@@ -77,6 +79,24 @@ int main(void)
     expect_err("mmap a closed fd", (long)mmap(NULL, 4096, PROT_READ, MAP_SHARED, closed, 0) == -1 ? -1 : 0);
     expect_err("mmap a closed fd, length 0",
                (long)mmap(NULL, 0, PROT_READ, MAP_SHARED, closed, 0) == -1 ? -1 : 0);
+    expect_err("mmap MAP_SHARED_VALIDATE with an unknown flag",
+               (long)mmap(NULL, 4096, PROT_READ, MAP_SHARED_VALIDATE | (1 << 10), f, 0) == -1
+                   ? -1 : 0);
+
+    /* SEEK_DATA / SEEK_HOLE on a file without holes */
+    show("SEEK_DATA from 0", lseek(f, 0, SEEK_DATA));
+    show("SEEK_HOLE from 0", lseek(f, 0, SEEK_HOLE));
+    show("SEEK_DATA from 3", lseek(f, 3, SEEK_DATA));
+    expect_err("SEEK_DATA at the end", lseek(f, 5, SEEK_DATA));
+    expect_err("SEEK_HOLE past the end", lseek(f, 9, SEEK_HOLE));
+    expect_err("SEEK_DATA on a pipe", lseek(p[0], 0, SEEK_DATA));
+
+    /* pipe sizes: rounded up to a power-of-two number of pages */
+    show("F_SETPIPE_SZ 100000", fcntl(q[1], F_SETPIPE_SZ, 100000));
+    show("F_GETPIPE_SZ", fcntl(q[0], F_GETPIPE_SZ));
+    show("F_SETPIPE_SZ 1", fcntl(q[1], F_SETPIPE_SZ, 1));
+    expect_err("F_SETPIPE_SZ past 2^31", fcntl(q[1], F_SETPIPE_SZ, (1u << 31) + 1));
+    expect_err("F_SETPIPE_SZ on a file", fcntl(f, F_SETPIPE_SZ, 4096));
     unlink(FILE_PATH);
     return 0;
 }
