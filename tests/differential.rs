@@ -136,6 +136,7 @@ differential_tests! {
     file_attr_rules => "file/attr_rules.c",
     file_lock_rules => "file/lock_rules.c",
     file_io_rules => "file/io_rules.c",
+    file_rename_exchange => "file/rename_exchange.c",
     mm_brk => "mm/brk.c",
     mm_mmap => "mm/mmap.c",
     mm_mmap_file => "mm/mmap_file.c",

@@ -86,17 +86,20 @@ pub fn unlink(dir: BorrowedFd<'_>, name: &CStr, remove_dir: bool) -> Result<(), 
     nix::unistd::unlinkat(Some(dir.as_raw_fd()), name, how)
 }
 
+/// renameat2 with `flags` (0 or RENAME_EXCHANGE).
 pub fn rename(
     old_dir: BorrowedFd<'_>,
     old: &CStr,
     new_dir: BorrowedFd<'_>,
     new: &CStr,
+    flags: u32,
 ) -> Result<(), Errno> {
-    nix::fcntl::renameat(
+    nix::fcntl::renameat2(
         Some(old_dir.as_raw_fd()),
         old,
         Some(new_dir.as_raw_fd()),
         new,
+        nix::fcntl::RenameFlags::from_bits_retain(flags),
     )
 }
 

@@ -722,7 +722,13 @@ impl GoferInode {
 
     /// Renames `old` here to `new` in `new_dir`, unless the gofer holds a
     /// handle on either node.
-    fn rename_direct(&self, old: &[u8], new_dir: &GoferInode, new: &[u8]) -> Option<VfsResult<()>> {
+    fn rename_direct(
+        &self,
+        old: &[u8],
+        new_dir: &GoferInode,
+        new: &[u8],
+        flags: u32,
+    ) -> Option<VfsResult<()>> {
         let (odir, oname) = self.direct_dir(old)?;
         let (ndir, nname) = new_dir.direct_dir(new)?;
         // (A missing source: the gofer answers.)
@@ -730,18 +736,22 @@ impl GoferInode {
         if self.fs.gofer_knows(&src) {
             return None;
         }
-        if let Ok(victim) = directfs::stat_at(ndir, &nname) {
-            if self.fs.gofer_knows(&victim) {
-                return None;
-            }
+        let victim = directfs::stat_at(ndir, &nname).ok();
+        if victim.as_ref().is_some_and(|v| self.fs.gofer_knows(v)) {
+            return None;
         }
-        match directfs::rename(odir, &oname, ndir, &nname) {
+        match directfs::rename(odir, &oname, ndir, &nname, flags) {
             Ok(()) => {}
             Err(e) if gofer_may_differ(e) => return None,
             Err(e) => return Some(Err(e)),
         }
         if let Some(moved) = self.fs.live(&src) {
             new_dir.set_origin(&moved, new);
+        }
+        if flags & libc::RENAME_EXCHANGE != 0 {
+            if let Some(moved) = victim.and_then(|v| self.fs.live(&v)) {
+                self.set_origin(&moved, old);
+            }
         }
         Some(Ok(()))
     }
@@ -1116,11 +1126,22 @@ impl Inode for GoferInode {
     fn rename(&self, old: &[u8], new_dir: &Arc<dyn Inode>, new: &[u8]) -> VfsResult<()> {
         self.check_writable()?;
         let new_dir = self.same_fs(new_dir)?;
-        if let Some(done) = self.rename_direct(old, new_dir, new) {
+        if let Some(done) = self.rename_direct(old, new_dir, new, 0) {
             return done;
         }
         self.client()
             .rename(self.handle()?, old, new_dir.handle()?, new, 0)
+    }
+
+    fn exchange(&self, old: &[u8], new_dir: &Arc<dyn Inode>, new: &[u8]) -> VfsResult<()> {
+        self.check_writable()?;
+        let new_dir = self.same_fs(new_dir)?;
+        let flags = libc::RENAME_EXCHANGE;
+        if let Some(done) = self.rename_direct(old, new_dir, new, flags) {
+            return done;
+        }
+        self.client()
+            .rename(self.handle()?, old, new_dir.handle()?, new, flags)
     }
 
     fn set_attr(&self, attr: &SetAttr) -> VfsResult<()> {

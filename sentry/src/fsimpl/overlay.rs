@@ -627,6 +627,37 @@ impl Inode for OvNode {
         new_dir.touch()
     }
 
+    fn exchange(&self, old: &[u8], new_dir: &Arc<dyn Inode>, new: &[u8]) -> VfsResult<()> {
+        let new_dir = OvNode::downcast(new_dir)?;
+        if !Arc::ptr_eq(&self.fs, &new_dir.fs) {
+            return Err(Errno::EXDEV);
+        }
+        let a = self.child(old)?;
+        let b = new_dir.child(new)?;
+        if Arc::ptr_eq(&a, &b) {
+            return Ok(());
+        }
+        // Both names stay taken: no whiteout, each entry names the other node.
+        self.lock()?
+            .children
+            .insert(old.to_vec(), Child::Node(b.clone()));
+        new_dir
+            .lock()?
+            .children
+            .insert(new.to_vec(), Child::Node(a.clone()));
+        for node in [&a, &b] {
+            let mut st = node.lock()?;
+            node.copy_up_meta(&mut st)?;
+            if let Some(m) = st.meta.as_mut() {
+                let (s, ns) = now();
+                m.ctime_sec = s;
+                m.ctime_nsec = ns;
+            }
+        }
+        self.touch()?;
+        new_dir.touch()
+    }
+
     fn get_xattr(&self, name: &[u8]) -> VfsResult<Vec<u8>> {
         self.lock()?.xattrs.get(name).cloned().ok_or(Errno::ENODATA)
     }

@@ -991,7 +991,10 @@ fn do_rename(
     new_addr: u64,
     flags: u32,
 ) -> SysResult {
-    if flags & !libc::RENAME_NOREPLACE != 0 {
+    let exchange = flags & libc::RENAME_EXCHANGE != 0;
+    if flags & !(libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE) != 0
+        || (exchange && flags & libc::RENAME_NOREPLACE != 0)
+    {
         return Err(Errno::EINVAL);
     }
     let old = t.read_path(old_addr)?;
@@ -1007,6 +1010,9 @@ fn do_rename(
     // A directory cannot move below itself.
     if src.inode().file_type() == FileType::Directory && np.is_within(&src) {
         return Err(Errno::EINVAL);
+    }
+    if exchange {
+        return exchange_names(t, (&op, &oname), (&np, &nname), &src);
     }
     if flags & libc::RENAME_NOREPLACE != 0 && kernel().vfs.step(&np, &nname).is_ok() {
         return Err(Errno::EEXIST);
@@ -1025,6 +1031,28 @@ fn do_rename(
             notify::deleted(v.inode());
         }
     }
+    Ok(0)
+}
+
+/// renameat2's RENAME_EXCHANGE: both names must exist; neither directory
+/// may end up below itself; each is a rename for permissions and events.
+fn exchange_names(
+    t: &Task,
+    (op, oname): (&Location, &[u8]),
+    (np, nname): (&Location, &[u8]),
+    src: &Location,
+) -> SysResult {
+    let dst = kernel().vfs.step(np, nname)?;
+    if dst.inode().file_type() == FileType::Directory && op.is_within(&dst) {
+        return Err(Errno::EINVAL);
+    }
+    may_write(t, op.inode())?;
+    may_write(t, np.inode())?;
+    sticky_ok(t, op.inode(), src.inode())?;
+    sticky_ok(t, np.inode(), dst.inode())?;
+    op.inode().exchange(oname, np.inode(), nname)?;
+    notify::moved(op.inode(), oname, np.inode(), nname, src.inode());
+    notify::moved(np.inode(), nname, op.inode(), oname, dst.inode());
     Ok(0)
 }
 

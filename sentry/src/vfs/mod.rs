@@ -208,6 +208,12 @@ pub trait Inode: Send + Sync {
     fn rename(&self, _old: &[u8], _new_dir: &Arc<dyn Inode>, _new: &[u8]) -> VfsResult<()> {
         Err(Errno::EXDEV)
     }
+    /// renameat2's RENAME_EXCHANGE: `old` here and `new` in `new_dir`
+    /// (both existing) swap places. Filesystems that cannot answer EINVAL,
+    /// as Linux's do.
+    fn exchange(&self, _old: &[u8], _new_dir: &Arc<dyn Inode>, _new: &[u8]) -> VfsResult<()> {
+        Err(Errno::EINVAL)
+    }
     fn set_attr(&self, _attr: &SetAttr) -> VfsResult<()> {
         Err(Errno::EPERM)
     }
