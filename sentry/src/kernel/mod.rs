@@ -157,6 +157,8 @@ pub struct ExeInfo {
     pub path: Vec<u8>,
     pub argv: Vec<Vec<u8>>,
     pub comm: Vec<u8>,
+    /// The program file, busy while this image runs (ETXTBSY to writers).
+    pub running: Option<Arc<crate::vfs::text::Running>>,
 }
 
 /// Host identities of a process's stub and the sentry thread driving it.
@@ -1088,6 +1090,9 @@ impl Kernel {
         // Close files first so pipe readers see EOF; locks go too.
         let files = lock(&proc.fds).take_all();
         drop(files);
+        // Its program may be written again (Linux lets go with the mm).
+        let running = lock(&proc.exe).running.take();
+        drop(running);
         // Its control thread dies with the stub process; the handle goes.
         proc.set_control(None);
         crate::vfs::lock::release(None, crate::vfs::lock::Owner::Process(proc.pid));

@@ -465,10 +465,13 @@ impl Task {
             .take(15)
             .copied()
             .collect();
+        let running = Some(crate::vfs::text::Running::new(exe_loc.inode()));
+        // (The old image's hold goes when this replaces it.)
         *lock(&self.proc.exe) = ExeInfo {
             path: exe_path,
             argv,
             comm,
+            running,
         };
         self.proc.signal_vfork_parent();
         Ok(())
@@ -1323,6 +1326,7 @@ fn start_top_level(
             path: path.clone(),
             argv: argv.clone(),
             comm: Vec::new(),
+            running: None,
         },
         thread: thread.clone(),
         stub_tgid: 0,

@@ -379,6 +379,9 @@ fn do_open_how(
     if writing && ftype == FileType::Regular && inode.read_only() {
         return Err(Errno::EROFS);
     }
+    if writing && crate::vfs::text::busy(&inode) {
+        return Err(Errno::ETXTBSY);
+    }
     let ops = inode.open(flags)?;
     notify::file_event(&loc, notify::IN_OPEN);
     if flags & libc::O_TRUNC != 0 && writing && !created_now {
@@ -1444,6 +1447,9 @@ pub fn truncate(t: &mut Task, a: &[u64; 6]) -> SysResult {
         return Err(Errno::EISDIR);
     }
     may_write(t, inode)?;
+    if crate::vfs::text::busy(inode) {
+        return Err(Errno::ETXTBSY);
+    }
     super::file::check_fsize(t, len as u64)?;
     inode.set_attr(&SetAttr {
         size: Some(len as u64),

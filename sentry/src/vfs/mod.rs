@@ -11,6 +11,7 @@ pub mod file;
 pub mod inotify;
 pub mod lock;
 pub mod path;
+pub mod text;
 
 use std::any::Any;
 use std::collections::HashMap;

@@ -7,19 +7,74 @@
  * readlink of an empty path (ENOENT); msync over a hole (ENOMEM); mmap of
  * a closed fd (EBADF before anything else is checked), and of an unknown
  * flag with MAP_SHARED_VALIDATE (EOPNOTSUPP); SEEK_DATA/SEEK_HOLE; pipe
- * buffer sizes. */
+ * buffer sizes; ETXTBSY for writers of a running program's file. */
 #include "../common.h"
 
 #include <fcntl.h>
 #include <sys/eventfd.h>
+#include <sys/wait.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 
 #define FILE_PATH "/tmp/rvisor-difftest-io-rules"
 
-int main(void)
+#define TEXT_COPY "/tmp/rvisor-difftest-io-rules-text"
+
+/* A running program's file: ETXTBSY to writers until the program ends. */
+static void text_busy(void)
 {
+    char buf[65536];
+    int in = open("/proc/self/exe", O_RDONLY), out;
+    MUST(in);
+    unlink(TEXT_COPY);
+    MUST(out = open(TEXT_COPY, O_CREAT | O_WRONLY, 0755));
+    long n;
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        MUST(write(out, buf, n));
+    close(in);
+    close(out);
+    int ready[2], stop[2];
+    /* close-on-exec: the program keeps only its fds 3 and 4 (dup2 clears
+     * the flag on them), so it sees EOF on 4 once we close our end. */
+    MUST(pipe2(ready, O_CLOEXEC));
+    MUST(pipe2(stop, O_CLOEXEC));
+    fflush(stdout);
+    pid_t c = fork();
+    if (c == 0) {
+        dup2(ready[1], 3);
+        dup2(stop[0], 4);
+        execl(TEXT_COPY, TEXT_COPY, "wait", (char *)NULL);
+        _exit(127);
+    }
+    close(ready[1]);
+    close(stop[0]);
+    char x;
+    MUST(read(ready[0], &x, 1));
+    expect_err("open a running program O_WRONLY", open(TEXT_COPY, O_WRONLY));
+    expect_err("open it O_RDONLY|O_TRUNC", open(TEXT_COPY, O_RDONLY | O_TRUNC));
+    expect_err("truncate it", truncate(TEXT_COPY, 0));
+    int r = open(TEXT_COPY, O_RDONLY);
+    show_ok("open it O_RDONLY", r);
+    close(r);
+    close(stop[1]);
+    waitpid(c, NULL, 0);
+    r = open(TEXT_COPY, O_WRONLY);
+    show_ok("open it O_WRONLY once it ended", r);
+    close(r);
+    unlink(TEXT_COPY);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "wait") == 0) {
+        /* The copy, run by text_busy: say it runs, wait to be told to end. */
+        char x;
+        if (write(3, "r", 1) != 1 || read(4, &x, 1) < 0)
+            return 1;
+        return 0;
+    }
     test_init();
+    text_busy();
     int p[2], q[2];
     MUST(pipe(p));
     MUST(pipe(q));
