@@ -22,7 +22,7 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::mount::MsFlags;
 use nix::sys::statvfs::FsFlags;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 pub use server::ServerError;
 
@@ -218,6 +218,10 @@ pub fn run(config: GoferConfig) -> Result<(), GoferError> {
             None::<&str>,
         )
         .map_err(confine_err("remounting the root nodev"))?;
+        // The submounts an rbind brought along, too.
+        if let Err(e) = sys::set_nodev_recursive(root) {
+            warn!(error = %e, "gofer: submounts of the served tree keep device nodes");
+        }
     }
 
     nix::unistd::chdir(root).map_err(confine_err("chdir into the root"))?;

@@ -261,3 +261,39 @@ pub(crate) fn fremovexattr(fd: BorrowedFd<'_>, name: &CStr) -> Result<(), Errno>
     let r = unsafe { libc::fremovexattr(fd.as_raw_fd(), name.as_ptr()) };
     Errno::result(r).map(drop)
 }
+
+/// `mount_setattr(path, AT_RECURSIVE, MOUNT_ATTR_NODEV)` (Linux 5.12): no
+/// mount at or below `path` lets a device node be opened.
+pub(crate) fn set_nodev_recursive(path: &std::path::Path) -> Result<(), Errno> {
+    use std::os::unix::ffi::OsStrExt;
+    // struct mount_attr (include/uapi/linux/mount.h).
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const MOUNT_ATTR_NODEV: u64 = 0x4;
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_NODEV,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: the path is a valid C string and `attr` a struct mount_attr
+    // of the size passed; both are only read for the duration of the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(r).map(drop)
+}

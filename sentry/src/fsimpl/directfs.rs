@@ -177,3 +177,38 @@ pub fn set_times(fd: BorrowedFd<'_>, atime: (i64, i64), mtime: (i64, i64)) -> Re
     }
     Ok(())
 }
+
+/// Whether the mount `fd` lies on refuses device nodes (nodev): opens by
+/// name there can reach no host device.
+pub fn nodev(fd: BorrowedFd<'_>) -> bool {
+    nix::sys::statvfs::fstatvfs(fd)
+        .is_ok_and(|st| st.flags().contains(nix::sys::statvfs::FsFlags::ST_NODEV))
+}
+
+/// statfs(2) of the filesystem holding the node `fd` is open on (an
+/// `O_PATH` fd will do).
+pub fn statfs(fd: BorrowedFd<'_>) -> Option<crate::vfs::FsStat> {
+    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: fstatfs fills the struct it is given; read only on success.
+    let st = unsafe {
+        if libc::fstatfs(fd.as_raw_fd(), st.as_mut_ptr()) < 0 {
+            return None;
+        }
+        st.assume_init()
+    };
+    // libc's statfs hides f_flags; statvfs has them as ST_* bits.
+    let flags = nix::sys::statvfs::fstatvfs(fd).ok()?.flags().bits();
+    #[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
+    Some(crate::vfs::FsStat {
+        fs_type: st.f_type as i64,
+        block_size: st.f_bsize as i64,
+        blocks: st.f_blocks as u64,
+        blocks_free: st.f_bfree as u64,
+        blocks_available: st.f_bavail as u64,
+        files: st.f_files as u64,
+        files_free: st.f_ffree as u64,
+        name_max: st.f_namelen as i64,
+        fragment_size: st.f_frsize as i64,
+        flags: flags as i64,
+    })
+}

@@ -138,6 +138,8 @@ pub struct GoferFs {
     /// FIFOs in this tree, by host `(dev, ino)`: the pipe buffer lives in
     /// the sentry while an end is open, as Linux keeps it in the inode.
     fifos: Mutex<HashMap<(u64, u64), Weak<Fifo>>>,
+    /// See [`GoferFs::lock_names`].
+    names: Mutex<()>,
 }
 
 impl GoferFs {
@@ -161,6 +163,7 @@ impl GoferFs {
             caching,
             nodes: Mutex::new(HashMap::new()),
             fifos: Mutex::new(HashMap::new()),
+            names: Mutex::new(()),
         });
         // The root's own fd, for direct lookups in it (none past the budget).
         let path = if HOST_FDS.load(Ordering::Relaxed) < host_fd_budget() {
@@ -264,17 +267,25 @@ impl GoferFs {
     /// keeps its handle true (gofer/src/nodes.rs); the sentry changes the
     /// names of the others itself.
     fn gofer_knows(&self, st: &libc::stat) -> bool {
-        self.lock_nodes()
-            .get(&(st.st_dev, st.st_ino))
-            .and_then(Weak::upgrade)
-            .is_some_and(|n| n.handle.get().is_some())
+        // (The node is let go after the map's lock: a last reference's
+        // drop may talk to the gofer.)
+        let node = self.live(st);
+        node.is_some_and(|n| n.handle.get().is_some())
     }
 
     /// The live inode for host `st`, by number alone.
     fn live(&self, st: &libc::stat) -> Option<Arc<GoferInode>> {
-        self.lock_nodes()
-            .get(&(st.st_dev, st.st_ino))
-            .and_then(Weak::upgrade)
+        let nodes = self.lock_nodes();
+        nodes.get(&(st.st_dev, st.st_ino)).and_then(Weak::upgrade)
+    }
+
+    /// Serialises the sentry's own changes to names in this tree, as the
+    /// single-threaded gofer did: between a mkdir and the open of what it
+    /// made, no other thread of the sandbox may put something else there.
+    fn lock_names(&self) -> MutexGuard<'_, ()> {
+        self.names
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The live inode the host's `st` describes. Exact when the inode
@@ -367,6 +378,23 @@ impl Drop for GoferInode {
         if let Some(&handle) = self.handle.get() {
             self.fs.client.close_later(handle);
         }
+        // The chain of origins is let go one link at a time: dropping a
+        // deep directory nest recursively would overflow the stack.
+        let mut next = self
+            .origin
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        while let Some((parent, _)) = next {
+            next = match Arc::try_unwrap(parent) {
+                Ok(mut last) => last
+                    .origin
+                    .get_mut()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take(),
+                Err(_) => None,
+            };
+        }
     }
 }
 
@@ -401,13 +429,45 @@ impl GoferInode {
         if let Some(&handle) = self.handle.get() {
             return Ok(handle);
         }
+        // Ancestors the sentry made too may lack handles: from the nearest
+        // one that has one down to here, each is walked to in turn (a
+        // loop, not a recursion: a directory nest may be deep).
+        let mut lacking = Vec::new();
+        let mut up = self.origin_parent();
+        while let Some(p) = up {
+            if p.handle.get().is_some() {
+                break;
+            }
+            up = p.origin_parent();
+            lacking.push(p);
+        }
+        for node in lacking.iter().rev() {
+            node.handle_from_origin()?;
+        }
+        self.handle_from_origin()
+    }
+
+    fn origin_parent(&self) -> Option<Arc<GoferInode>> {
+        self.origin
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(|(p, _)| p.clone())
+    }
+
+    /// A handle by a gofer walk from the origin, whose directory has one.
+    fn handle_from_origin(&self) -> VfsResult<Handle> {
+        if let Some(&handle) = self.handle.get() {
+            return Ok(handle);
+        }
         let origin = self
             .origin
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         let (parent, name) = origin.ok_or(Errno::ESTALE)?;
-        let (handle, stat) = match self.client().walk(parent.handle()?, &name) {
+        let dir = *parent.handle.get().ok_or(Errno::ESTALE)?;
+        let (handle, stat) = match self.client().walk(dir, &name) {
             Ok(walked) => walked,
             Err(Errno::ENOENT) => return Err(Errno::ESTALE),
             Err(e) => return Err(e),
@@ -608,13 +668,16 @@ impl GoferInode {
         if !fd_room() {
             return None;
         }
+        let _names = self.fs.lock_names();
         let file = match directfs::create_file(dir, &cname, mode & 0o7777) {
             Ok(file) => file,
             Err(e) if gofer_may_differ(e) => return None,
             Err(e) => return Some(Err(e)),
         };
-        let node = directfs::path_fd_of(file.as_fd())
-            .and_then(|path| self.own_made(name, path, owner, mode));
+        // The node's own O_PATH fd, for later changes; without one (a host
+        // without open_tree) the node is reached through its origin.
+        let path = directfs::path_fd_of(file.as_fd()).ok();
+        let node = self.own_made(name, file.as_fd(), path, owner, mode);
         Some(node.inspect(|node| {
             *node
                 .fresh_fd
@@ -629,18 +692,26 @@ impl GoferInode {
         if !fd_room() {
             return None;
         }
+        let _names = self.fs.lock_names();
         match directfs::mkdir(dir, &cname, mode & 0o7777) {
             Ok(()) => {}
             Err(e) if gofer_may_differ(e) => return None,
             Err(e) => return Some(Err(e)),
         }
-        // Made. Something else at the name by now (the host raced us) is
-        // not ours to change: the mkdir itself succeeded.
         let flags = nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY;
-        let Ok(path) = directfs::open_node(dir, &cname, flags, 0) else {
-            return Some(Ok(()));
+        let path = match directfs::open_node(dir, &cname, flags, 0) {
+            Ok(path) => path,
+            Err(e) => return Some(Err(e)),
         };
-        Some(self.own_made(name, path, owner, mode).map(drop))
+        // Set-ID bits of a directory come from its parent alone (the host
+        // saw to that), as mkdir(2) ignores them in the mode: none to set.
+        let fd = path.as_raw_fd();
+        // SAFETY: `path` is moved into the node below but outlives the call.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        Some(
+            self.own_made(name, borrowed, Some(path), owner, 0)
+                .map(drop),
+        )
     }
 
     /// Makes symlink `name` to `target`.
@@ -650,6 +721,7 @@ impl GoferInode {
         if !fd_room() {
             return None;
         }
+        let _names = self.fs.lock_names();
         match directfs::symlink(&target, dir, &cname) {
             Ok(()) => {}
             Err(e) if gofer_may_differ(e) => return None,
@@ -662,40 +734,46 @@ impl GoferInode {
             Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => {}
             _ => return Some(Ok(())),
         }
+        let fd = path.as_raw_fd();
+        // SAFETY: `path` is moved into the node below but outlives the call.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
         Some(
-            self.own_made(name, path, owner, libc::S_IFLNK | 0o777)
+            self.own_made(name, borrowed, Some(path), owner, 0)
                 .map(drop),
         )
     }
 
-    /// Gives a node the sentry just made (`path`, its `O_PATH` fd) its
-    /// owner, and set-ID bits the owner change may have cleared, as the
-    /// gofer would; then an inode, reached from here.
+    /// Gives a node the sentry just made (`fd`: open on it; `path`: its
+    /// `O_PATH` fd to keep) its owner, and the set-ID bits of `mode` the
+    /// owner change cleared (only a regular file's: `fd` is then the file
+    /// open read-write), as the gofer would; then an inode, reached from
+    /// here. A node already known (the host put something else at the
+    /// name since) is left alone.
     fn own_made(
         &self,
         name: &[u8],
-        path: OwnedFd,
+        fd: std::os::fd::BorrowedFd<'_>,
+        path: Option<OwnedFd>,
         owner: Owner,
         mode: u32,
     ) -> VfsResult<Arc<GoferInode>> {
-        let mut st = directfs::stat(path.as_fd())?;
-        if (st.st_uid, st.st_gid) != (owner.uid, owner.gid) {
-            directfs::chown(path.as_fd(), Some(owner.uid), Some(owner.gid))?;
-            st = directfs::stat(path.as_fd())?;
+        let mut st = directfs::stat(fd)?;
+        if let Some(known) = self.fs.live(&st) {
+            return Ok(known);
         }
-        let is_link = st.st_mode & libc::S_IFMT == libc::S_IFLNK;
-        if !is_link
-            && mode & (libc::S_ISUID | libc::S_ISGID) != 0
-            && st.st_mode & 0o7777 != mode & 0o7777
-        {
-            directfs::chmod(path.as_fd(), mode)?;
-            st = directfs::stat(path.as_fd())?;
+        if (st.st_uid, st.st_gid) != (owner.uid, owner.gid) {
+            directfs::chown(fd, Some(owner.uid), Some(owner.gid))?;
+            st = directfs::stat(fd)?;
+        }
+        if mode & (libc::S_ISUID | libc::S_ISGID) != 0 && st.st_mode & 0o7777 != mode & 0o7777 {
+            nix::sys::stat::fchmod(
+                fd.as_raw_fd(),
+                nix::sys::stat::Mode::from_bits_retain(mode & 0o7777),
+            )?;
+            st = directfs::stat(fd)?;
         }
         let stat = super::host::stat_from_host(&st);
-        let fds = NodeFds {
-            path: Some(path),
-            read: None,
-        };
+        let fds = NodeFds { path, read: None };
         let node = self.fs.adopt_made(stat, fds);
         node.seen_in
             .store(crate::vfs::current_syscall(), Ordering::Relaxed);
@@ -709,6 +787,7 @@ impl GoferInode {
     /// Removes `name`, unless the gofer holds a handle on what it names.
     fn unlink_direct(&self, name: &[u8], remove_dir: bool) -> Option<VfsResult<()>> {
         let (dir, cname) = self.direct_dir(name)?;
+        let _names = self.fs.lock_names();
         if let Ok(st) = directfs::stat_at(dir, &cname) {
             if self.fs.gofer_knows(&st) {
                 return None;
@@ -731,6 +810,7 @@ impl GoferInode {
     ) -> Option<VfsResult<()>> {
         let (odir, oname) = self.direct_dir(old)?;
         let (ndir, nname) = new_dir.direct_dir(new)?;
+        let _names = self.fs.lock_names();
         // (A missing source: the gofer answers.)
         let src = directfs::stat_at(odir, &oname).ok()?;
         if self.fs.gofer_knows(&src) {
@@ -812,15 +892,29 @@ impl GoferInode {
         if flags & libc::O_TRUNC != 0 && flags & libc::O_ACCMODE == libc::O_RDONLY {
             return None;
         }
+        // The origin is a hint: whatever holds the name now must be this
+        // very regular file, checked before the open (so that nothing else,
+        // a FIFO or a device the host put there, is opened at all) and
+        // after it (in case it changed in between; a device could not be
+        // opened then either: the directory's mount must be nodev, as the
+        // gofer mounts its trees).
+        let me = self.lock_stat().clone();
+        let is_me = |st: &libc::stat| {
+            st.st_mode & libc::S_IFMT == libc::S_IFREG && (st.st_dev, st.st_ino) == (me.dev, me.ino)
+        };
+        if !directfs::stat_at(dir, &cname).is_ok_and(|st| is_me(&st)) || !directfs::nodev(dir) {
+            return None;
+        }
         let pass = libc::O_ACCMODE | libc::O_APPEND;
         let oflags = nix::fcntl::OFlag::from_bits_truncate(flags & pass);
-        // Non-blocking, should the host have put a FIFO at the name (a
-        // device cannot be opened there: the gofer mounts its tree nodev).
-        let file =
-            directfs::open_node(dir, &cname, oflags | nix::fcntl::OFlag::O_NONBLOCK, 0).ok()?;
-        let st = directfs::stat(file.as_fd()).ok()?;
-        let me = self.lock_stat().clone();
-        if (st.st_dev, st.st_ino) != (me.dev, me.ino) {
+        let file = directfs::open_node(
+            dir,
+            &cname,
+            oflags | nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOCTTY,
+            0,
+        )
+        .ok()?;
+        if !directfs::stat(file.as_fd()).is_ok_and(|st| is_me(&st)) {
             return None;
         }
         if flags & libc::O_NONBLOCK == 0 {
@@ -1173,6 +1267,13 @@ impl Inode for GoferInode {
     }
 
     fn statfs(&self) -> Option<FsStat> {
+        if let Some(fd) = self.host_fd() {
+            // SAFETY: one of this node's own fds, borrowed for the call.
+            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            if let Some(st) = directfs::statfs(fd) {
+                return Some(st);
+            }
+        }
         self.client().statfs(self.handle().ok()?).ok()
     }
 
