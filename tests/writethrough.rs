@@ -438,3 +438,105 @@ fn host_changes_to_a_volume_are_seen_at_once() {
     actor.join().unwrap();
     assert_same_output_named("runc", &expected, "rvisor", &actual);
 }
+
+/// The file-family differential programs (tests/programs/file), run with
+/// their /tmp on a writable bind mount, print what they print natively:
+/// the sentry's own changes on volumes (directfs: creates, renames,
+/// unlinks, attribute changes, reopens) keep Linux's semantics. Not
+/// file/dir.c (it lists the root, which is the image's here) nor
+/// file/xattr.c (gofer mounts take `user.*` xattrs only).
+#[test]
+fn file_programs_on_a_volume_behave_as_natively() {
+    const PROGRAMS: &[&str] = &[
+        "attr_rules",
+        "errors",
+        "fallocate",
+        "fd",
+        "inotify",
+        "io",
+        "io_rules",
+        "lock_rules",
+        "locks",
+        "openat2",
+        "perms",
+        "rename_exchange",
+        "stat",
+        "sync_tee",
+        "tmpfile",
+        "transfer",
+        "vectored",
+    ];
+    let bins = TempDir::new("volprog-bin");
+    for p in PROGRAMS {
+        let built = compile_c_static(&format!("file/{p}.c"));
+        std::fs::copy(&built, bins.path().join(p)).expect("copy a test program");
+    }
+    let mut native = String::new();
+    for p in PROGRAMS {
+        let out = run_with_timeout(
+            Command::new(bins.path().join(p)).current_dir("/tmp"),
+            default_timeout(),
+        );
+        native.push_str(&format!("== {p}\n{}", stdout_str(&out)));
+        native.push_str(&format!("rc={}\n", out.status.code().unwrap_or(-1)));
+    }
+
+    let vol = TempDir::new("volprog-tmp");
+    let bundle = TempDir::new("volprog-bundle");
+    let state = TempDir::new("volprog-state");
+    let script = format!(
+        "cd /tmp; for p in {}; do echo \"== $p\"; /bench/$p; echo \"rc=$?\"; done",
+        PROGRAMS.join(" ")
+    );
+    let mounts = [
+        serde_json::json!({ "destination": "/bench", "type": "bind",
+            "source": bins.path().to_string_lossy(), "options": ["rbind", "ro"] }),
+        serde_json::json!({ "destination": "/tmp", "type": "bind",
+            "source": vol.path().to_string_lossy(), "options": ["rbind", "rw"] }),
+    ];
+    write_bundle_config_with_mounts(
+        bundle.path(),
+        &busybox_rootfs(),
+        &["sh", "-c", &script],
+        &[],
+        &mounts,
+    );
+    // Root with root's usual capabilities: the programs chown, drop to
+    // other users and set group ids, as natively.
+    edit_bundle_config(bundle.path(), |c| {
+        let caps = serde_json::json!([
+            "CAP_CHOWN",
+            "CAP_DAC_OVERRIDE",
+            "CAP_DAC_READ_SEARCH",
+            "CAP_FOWNER",
+            "CAP_FSETID",
+            "CAP_KILL",
+            "CAP_SETGID",
+            "CAP_SETUID",
+            "CAP_SYS_ADMIN",
+            "CAP_SYS_RESOURCE",
+            "CAP_LEASE",
+            "CAP_MKNOD"
+        ]);
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set] = caps.clone();
+        }
+        c["process"]["noNewPrivileges"] = serde_json::json!(false);
+    });
+    let out = run_with_timeout(
+        Command::new(rvisor())
+            .arg("--root")
+            .arg(state.path())
+            .args(["run", "--bundle"])
+            .arg(bundle.path())
+            .arg(unique_name("volprog")),
+        long_timeout(),
+    );
+    let sandboxed = stdout_str(&out);
+    assert!(
+        native == sandboxed,
+        "file programs on a volume differ from native (- native, + rvisor):\n{}\n--- stderr ---\n{}",
+        line_diff(&native, &sandboxed),
+        stderr_str(&out)
+    );
+}

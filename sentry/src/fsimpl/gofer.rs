@@ -47,7 +47,7 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
@@ -792,6 +792,7 @@ impl GoferInode {
             if self.fs.gofer_knows(&st) {
                 return None;
             }
+            keep_readable(&self.fs, dir, &cname, &st);
         }
         match directfs::unlink(dir, &cname, remove_dir) {
             Err(e) if gofer_may_differ(e) => None,
@@ -819,6 +820,12 @@ impl GoferInode {
         let victim = directfs::stat_at(ndir, &nname).ok();
         if victim.as_ref().is_some_and(|v| self.fs.gofer_knows(v)) {
             return None;
+        }
+        if let Some(v) = victim
+            .as_ref()
+            .filter(|_| flags & libc::RENAME_EXCHANGE == 0)
+        {
+            keep_readable(&self.fs, ndir, &nname, v);
         }
         match directfs::rename(odir, &oname, ndir, &nname, flags) {
             Ok(()) => {}
@@ -931,6 +938,39 @@ impl GoferInode {
             }
         }
         Some(Ok(file))
+    }
+}
+
+/// Before the sentry itself takes away the name of a live regular file
+/// (`st`, at `name` in `dir`) that has no gofer handle: gives the node a
+/// read fd of its own, so that the sandbox can still open it read-only
+/// after (through /proc/self/fd/N, as Linux allows for an unlinked file);
+/// without a handle or a name nothing else could reach it again.
+fn keep_readable(fs: &GoferFs, dir: std::os::fd::BorrowedFd<'_>, name: &CStr, st: &libc::stat) {
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return;
+    }
+    let Some(node) = fs.live(st) else {
+        return;
+    };
+    if node.handle.get().is_some() || node.read_fd.get().is_some() || !fd_room() {
+        return;
+    }
+    // As open_direct: only this very regular file, on a nodev mount.
+    if !directfs::nodev(dir) {
+        return;
+    }
+    let flags =
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOCTTY;
+    let Ok(fd) = directfs::open_node(dir, name, flags, 0) else {
+        return;
+    };
+    let same = directfs::stat(fd.as_fd()).is_ok_and(|now| {
+        now.st_mode & libc::S_IFMT == libc::S_IFREG
+            && (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
+    });
+    if same && node.read_fd.set(Arc::new(fd)).is_ok() {
+        HOST_FDS.fetch_add(1, Ordering::Relaxed);
     }
 }
 
