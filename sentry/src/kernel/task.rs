@@ -318,6 +318,11 @@ impl Task {
             if st.mode & 0o111 == 0 {
                 return Err(Errno::EACCES);
             }
+            // A file some description may write is not run (Linux's
+            // deny_write_access at exec).
+            if crate::vfs::text::open_for_writing(&inode) {
+                return Err(Errno::ETXTBSY);
+            }
             let ops = inode.open(libc::O_RDONLY)?;
             let mut head = [0u8; 256];
             let n = ops.read_at(&mut head, 0)?;

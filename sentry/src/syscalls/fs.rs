@@ -388,6 +388,9 @@ fn do_open_how(
         notify::file_event(&loc, notify::IN_MODIFY);
     }
     let file = OpenFile::new(ops, Some(loc), flags);
+    if acc != libc::O_RDONLY && ftype == FileType::Regular {
+        file.hold_for_writing(&inode);
+    }
     install_fd(t, file, flags & libc::O_CLOEXEC != 0)
 }
 

@@ -182,6 +182,8 @@ pub struct OpenFile {
     pub offset: Mutex<u64>,
     /// getdents snapshot, taken at the first call and dropped on rewind.
     pub dir_entries: Mutex<Option<Vec<DirEntry>>>,
+    /// A regular file opened for writing is not executable meanwhile.
+    writer: Mutex<Option<super::text::Writer>>,
 }
 
 impl OpenFile {
@@ -200,7 +202,18 @@ impl OpenFile {
             ),
             offset: Mutex::new(0),
             dir_entries: Mutex::new(None),
+            writer: Mutex::new(None),
         })
+    }
+
+    /// Marks the file as open for writing while this description lives
+    /// (execve of it is then ETXTBSY).
+    pub fn hold_for_writing(&self, inode: &Arc<dyn super::Inode>) {
+        *self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(super::text::Writer::new(inode));
     }
 
     pub fn with_display(ops: Arc<dyn FileOps>, display: Vec<u8>, flags: i32) -> Arc<OpenFile> {
@@ -211,6 +224,7 @@ impl OpenFile {
             flags: AtomicI32::new(flags & !libc::O_CLOEXEC),
             offset: Mutex::new(0),
             dir_entries: Mutex::new(None),
+            writer: Mutex::new(None),
         })
     }
 

@@ -1,7 +1,8 @@
 //! Files that processes are running (Linux's deny_write_access): while a
 //! process runs a program, opening that file for writing or truncating it
 //! fails with ETXTBSY ("text file busy"), so a running binary is never
-//! changed under it by the sandbox.
+//! changed under it by the sandbox; and the other way round, a file open
+//! for writing cannot be executed (ETXTBSY from execve).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -52,4 +53,45 @@ impl Drop for Running {
 /// Whether some process runs `inode`'s program.
 pub fn busy(inode: &Arc<dyn Inode>) -> bool {
     running().contains_key(&key(inode))
+}
+
+/// Files open for writing, by inode identity, with how many descriptions.
+static WRITING: Mutex<BTreeMap<usize, usize>> = Mutex::new(BTreeMap::new());
+
+fn writing() -> std::sync::MutexGuard<'static, BTreeMap<usize, usize>> {
+    WRITING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// An open file description's hold on a file it may write.
+pub struct Writer {
+    inode: Arc<dyn Inode>,
+}
+
+impl Writer {
+    pub fn new(inode: &Arc<dyn Inode>) -> Writer {
+        *writing().entry(key(inode)).or_insert(0) += 1;
+        Writer {
+            inode: inode.clone(),
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let k = key(&self.inode);
+        let mut w = writing();
+        if let Some(n) = w.get_mut(&k) {
+            *n -= 1;
+            if *n == 0 {
+                w.remove(&k);
+            }
+        }
+    }
+}
+
+/// Whether some open file description may write `inode`.
+pub fn open_for_writing(inode: &Arc<dyn Inode>) -> bool {
+    writing().contains_key(&key(inode))
 }

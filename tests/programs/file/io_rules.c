@@ -33,6 +33,19 @@ static void text_busy(void)
         MUST(write(out, buf, n));
     close(in);
     close(out);
+    /* Open for writing (even by this process alone): not runnable. */
+    int w = open(TEXT_COPY, O_WRONLY);
+    MUST(w);
+    fflush(stdout);
+    pid_t e = fork();
+    if (e == 0) {
+        execl(TEXT_COPY, TEXT_COPY, "wait", (char *)NULL);
+        printf("exec a program open for writing: %s\n", errname(errno));
+        fflush(stdout);
+        _exit(0);
+    }
+    waitpid(e, NULL, 0);
+    close(w);
     int ready[2], stop[2];
     /* close-on-exec: the program keeps only its fds 3 and 4 (dup2 clears
      * the flag on them), so it sees EOF on 4 once we close our end. */
