@@ -13,6 +13,13 @@ pub mod protocol;
 pub mod server;
 mod sys;
 
+/// Calls on a node through its own fd (an empty path, `AT_EMPTY_PATH`),
+/// which the sentry makes itself too on the fds the gofer donated
+/// (its directfs): one implementation for both sides.
+pub mod node_calls {
+    pub use crate::sys::{chown_node, fs_stat, set_times};
+}
+
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;

@@ -21,8 +21,8 @@ use tracing::{debug, error, warn};
 
 use crate::nodes::NodeTable;
 use crate::protocol::{
-    decode_request, encode_response, Dirent, FileStat, FsStat, Handle, Owner, Request, Response,
-    SetStat, MAX_MESSAGE, PROTOCOL_VERSION, ROOT_HANDLE,
+    decode_request, encode_response, Dirent, FileStat, Handle, Owner, Request, Response, SetStat,
+    MAX_MESSAGE, PROTOCOL_VERSION, ROOT_HANDLE,
 };
 use crate::sys;
 
@@ -803,23 +803,7 @@ impl State {
 
     fn statfs(&mut self, node: Handle) -> Result<Response, Errno> {
         let node_fd = self.node(node)?;
-        let fd = node_fd.as_fd();
-        let st = sys::fstatfs(fd)?;
-        // libc's statfs hides f_flags; statvfs has them as ST_* bits.
-        let flags = nix::sys::statvfs::fstatvfs(fd)?.flags().bits();
-        #[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
-        Ok(Response::StatFs(FsStat {
-            fs_type: st.f_type as i64,
-            block_size: st.f_bsize as i64,
-            blocks: st.f_blocks as u64,
-            blocks_free: st.f_bfree as u64,
-            blocks_available: st.f_bavail as u64,
-            files: st.f_files as u64,
-            files_free: st.f_ffree as u64,
-            name_max: st.f_namelen as i64,
-            fragment_size: st.f_frsize as i64,
-            flags: flags as i64,
-        }))
+        Ok(Response::StatFs(sys::fs_stat(node_fd.as_fd())?))
     }
 
     /// An fd xattr calls can use on the node: regular files and

@@ -126,11 +126,7 @@ pub(crate) fn openat_create(
 
 /// `fchownat(fd, "", uid, gid, AT_EMPTY_PATH)`: changes the owner of exactly
 /// the node `fd` names (a symlink itself, never its target). `None` keeps.
-pub(crate) fn chown_node(
-    fd: BorrowedFd<'_>,
-    uid: Option<u32>,
-    gid: Option<u32>,
-) -> Result<(), Errno> {
+pub fn chown_node(fd: BorrowedFd<'_>, uid: Option<u32>, gid: Option<u32>) -> Result<(), Errno> {
     nix::unistd::fchownat(
         Some(fd.as_raw_fd()),
         c"",
@@ -142,11 +138,7 @@ pub(crate) fn chown_node(
 
 /// `utimensat(fd, "", times, AT_EMPTY_PATH)`: sets the times of exactly the
 /// node `fd` names. Each time is `(sec, nsec)`; `UTIME_OMIT` keeps one.
-pub(crate) fn set_times(
-    fd: BorrowedFd<'_>,
-    atime: (i64, i64),
-    mtime: (i64, i64),
-) -> Result<(), Errno> {
+pub fn set_times(fd: BorrowedFd<'_>, atime: (i64, i64), mtime: (i64, i64)) -> Result<(), Errno> {
     let times = [
         libc::timespec {
             tv_sec: atime.0,
@@ -180,6 +172,27 @@ pub(crate) fn fstatfs(fd: BorrowedFd<'_>) -> Result<libc::statfs, Errno> {
     Errno::result(r)?;
     // SAFETY: fstatfs succeeded, so the struct is initialised.
     Ok(unsafe { st.assume_init() })
+}
+
+/// statfs(2) of the filesystem holding the node `fd` is open on, as the
+/// protocol carries it (an `O_PATH` fd will do).
+pub fn fs_stat(fd: BorrowedFd<'_>) -> Result<crate::protocol::FsStat, Errno> {
+    let st = fstatfs(fd)?;
+    // libc's statfs hides f_flags; statvfs has them as ST_* bits.
+    let flags = nix::sys::statvfs::fstatvfs(fd)?.flags().bits();
+    #[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
+    Ok(crate::protocol::FsStat {
+        fs_type: st.f_type as i64,
+        block_size: st.f_bsize as i64,
+        blocks: st.f_blocks as u64,
+        blocks_free: st.f_bfree as u64,
+        blocks_available: st.f_bavail as u64,
+        files: st.f_files as u64,
+        files_free: st.f_ffree as u64,
+        name_max: st.f_namelen as i64,
+        fragment_size: st.f_frsize as i64,
+        flags: flags as i64,
+    })
 }
 
 /// `fgetxattr`: the value of `name`, sized by a first probing call.

@@ -13,9 +13,12 @@
 //! `pivot_root` keeps even a rename of it inside the mount.
 
 use std::ffi::CStr;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use nix::errno::Errno;
+
+/// chown, utimes and statfs of a node through its own fd: the gofer's.
+pub use gofer::node_calls::{chown_node as chown, fs_stat, set_times};
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
@@ -116,18 +119,6 @@ pub fn stat(fd: BorrowedFd<'_>) -> Result<libc::stat, Errno> {
     nix::sys::stat::fstat(fd.as_raw_fd())
 }
 
-/// Changes the owner of exactly the node `fd` is open on (a symlink's
-/// own, for an `O_PATH` fd of one).
-pub fn chown(fd: BorrowedFd<'_>, uid: Option<u32>, gid: Option<u32>) -> Result<(), Errno> {
-    nix::unistd::fchownat(
-        Some(fd.as_raw_fd()),
-        c"",
-        uid.map(nix::unistd::Uid::from_raw),
-        gid.map(nix::unistd::Gid::from_raw),
-        nix::fcntl::AtFlags::AT_EMPTY_PATH,
-    )
-}
-
 /// Changes the mode of exactly the node `fd` is open on (`fchmodat2` with
 /// an empty path, Linux 6.6; ENOSYS or EINVAL before it). A symlink's is
 /// EOPNOTSUPP, as lchmod's.
@@ -149,33 +140,25 @@ pub fn chmod(fd: BorrowedFd<'_>, mode: u32) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Sets the times of exactly the node `fd` is open on. Each time is
-/// `(sec, nsec)`; `UTIME_OMIT` keeps one, `UTIME_NOW` takes the host's.
-pub fn set_times(fd: BorrowedFd<'_>, atime: (i64, i64), mtime: (i64, i64)) -> Result<(), Errno> {
-    let times = [
-        libc::timespec {
-            tv_sec: atime.0,
-            tv_nsec: atime.1,
-        },
-        libc::timespec {
-            tv_sec: mtime.0,
-            tv_nsec: mtime.1,
-        },
-    ];
-    // SAFETY: the path is a valid empty C string and `times` an array of
-    // two timespecs, both read only for the duration of the call.
-    let r = unsafe {
-        libc::utimensat(
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            times.as_ptr(),
-            libc::AT_EMPTY_PATH,
-        )
-    };
-    if r < 0 {
-        return Err(Errno::last());
+/// Opens `name` in `dir` with `flags` only as the regular file `id`
+/// (device, inode), which the caller found there: on a nodev mount (a
+/// device the host swapped in could not be opened at all), non-blocking
+/// and without taking a terminal (nor could a FIFO block the sentry), and
+/// checked again on the open fd (the name may have changed meanwhile).
+/// O_NONBLOCK stays set on the fd.
+pub fn reopen_regular(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    id: (u64, u64),
+    flags: OFlag,
+) -> Option<OwnedFd> {
+    if !nodev(dir) {
+        return None;
     }
-    Ok(())
+    let file = open_node(dir, name, flags | OFlag::O_NONBLOCK | OFlag::O_NOCTTY, 0).ok()?;
+    let same = stat(file.as_fd())
+        .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG && (st.st_dev, st.st_ino) == id);
+    same.then_some(file)
 }
 
 /// Whether the mount `fd` lies on refuses device nodes (nodev): opens by
@@ -183,32 +166,4 @@ pub fn set_times(fd: BorrowedFd<'_>, atime: (i64, i64), mtime: (i64, i64)) -> Re
 pub fn nodev(fd: BorrowedFd<'_>) -> bool {
     nix::sys::statvfs::fstatvfs(fd)
         .is_ok_and(|st| st.flags().contains(nix::sys::statvfs::FsFlags::ST_NODEV))
-}
-
-/// statfs(2) of the filesystem holding the node `fd` is open on (an
-/// `O_PATH` fd will do).
-pub fn statfs(fd: BorrowedFd<'_>) -> Option<crate::vfs::FsStat> {
-    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: fstatfs fills the struct it is given; read only on success.
-    let st = unsafe {
-        if libc::fstatfs(fd.as_raw_fd(), st.as_mut_ptr()) < 0 {
-            return None;
-        }
-        st.assume_init()
-    };
-    // libc's statfs hides f_flags; statvfs has them as ST_* bits.
-    let flags = nix::sys::statvfs::fstatvfs(fd).ok()?.flags().bits();
-    #[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
-    Some(crate::vfs::FsStat {
-        fs_type: st.f_type as i64,
-        block_size: st.f_bsize as i64,
-        blocks: st.f_blocks as u64,
-        blocks_free: st.f_bfree as u64,
-        blocks_available: st.f_bavail as u64,
-        files: st.f_files as u64,
-        files_free: st.f_ffree as u64,
-        name_max: st.f_namelen as i64,
-        fragment_size: st.f_frsize as i64,
-        flags: flags as i64,
-    })
 }

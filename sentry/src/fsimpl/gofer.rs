@@ -516,12 +516,12 @@ impl GoferInode {
     }
 
     /// A host fd of this very node, if it holds one.
-    fn host_fd(&self) -> Option<std::os::fd::RawFd> {
+    fn host_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.read_fd
             .get()
             .map(|fd| &**fd)
             .or(self.path_fd.get())
-            .map(AsRawFd::as_raw_fd)
+            .map(AsFd::as_fd)
     }
 
     /// A lookup on a tree the host may change: every answer comes from the
@@ -677,7 +677,15 @@ impl GoferInode {
         // The node's own O_PATH fd, for later changes; without one (a host
         // without open_tree) the node is reached through its origin.
         let path = directfs::path_fd_of(file.as_fd()).ok();
-        let node = self.own_made(name, file.as_fd(), path, owner, mode);
+        let node = self.own_made(
+            name,
+            Made::File {
+                file: file.as_fd(),
+                path,
+            },
+            owner,
+            mode,
+        );
         Some(node.inspect(|node| {
             *node
                 .fresh_fd
@@ -705,13 +713,7 @@ impl GoferInode {
         };
         // Set-ID bits of a directory come from its parent alone (the host
         // saw to that), as mkdir(2) ignores them in the mode: none to set.
-        let fd = path.as_raw_fd();
-        // SAFETY: `path` is moved into the node below but outlives the call.
-        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-        Some(
-            self.own_made(name, borrowed, Some(path), owner, 0)
-                .map(drop),
-        )
+        Some(self.own_made(name, Made::Node(path), owner, 0).map(drop))
     }
 
     /// Makes symlink `name` to `target`.
@@ -734,29 +736,25 @@ impl GoferInode {
             Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => {}
             _ => return Some(Ok(())),
         }
-        let fd = path.as_raw_fd();
-        // SAFETY: `path` is moved into the node below but outlives the call.
-        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-        Some(
-            self.own_made(name, borrowed, Some(path), owner, 0)
-                .map(drop),
-        )
+        Some(self.own_made(name, Made::Node(path), owner, 0).map(drop))
     }
 
-    /// Gives a node the sentry just made (`fd`: open on it; `path`: its
-    /// `O_PATH` fd to keep) its owner, and the set-ID bits of `mode` the
-    /// owner change cleared (only a regular file's: `fd` is then the file
-    /// open read-write), as the gofer would; then an inode, reached from
+    /// Gives a node the sentry just made its owner, and the set-ID bits of
+    /// `mode` the owner change cleared (only a regular file's, through its
+    /// read-write fd), as the gofer would; then an inode, reached from
     /// here. A node already known (the host put something else at the
     /// name since) is left alone.
     fn own_made(
         &self,
         name: &[u8],
-        fd: std::os::fd::BorrowedFd<'_>,
-        path: Option<OwnedFd>,
+        made: Made<'_>,
         owner: Owner,
         mode: u32,
     ) -> VfsResult<Arc<GoferInode>> {
+        let fd = match &made {
+            Made::File { file, .. } => *file,
+            Made::Node(path) => path.as_fd(),
+        };
         let mut st = directfs::stat(fd)?;
         if let Some(known) = self.fs.live(&st) {
             return Ok(known);
@@ -773,6 +771,10 @@ impl GoferInode {
             st = directfs::stat(fd)?;
         }
         let stat = super::host::stat_from_host(&st);
+        let path = match made {
+            Made::File { path, .. } => path,
+            Made::Node(path) => Some(path),
+        };
         let fds = NodeFds { path, read: None };
         let node = self.fs.adopt_made(stat, fds);
         node.seen_in
@@ -850,9 +852,6 @@ impl GoferInode {
             return None;
         }
         let fd = self.host_fd()?;
-        // SAFETY: the fd is one of this node's own, which live as long as
-        // it does; it is borrowed only for the calls below.
-        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
         if attr.mode.is_some() && self.ftype == FileType::Symlink {
             // Linux has no lchmod.
             return Some(Err(Errno::EOPNOTSUPP));
@@ -902,28 +901,16 @@ impl GoferInode {
         // The origin is a hint: whatever holds the name now must be this
         // very regular file, checked before the open (so that nothing else,
         // a FIFO or a device the host put there, is opened at all) and
-        // after it (in case it changed in between; a device could not be
-        // opened then either: the directory's mount must be nodev, as the
-        // gofer mounts its trees).
+        // after it (reopen_regular).
         let me = self.lock_stat().clone();
-        let is_me = |st: &libc::stat| {
-            st.st_mode & libc::S_IFMT == libc::S_IFREG && (st.st_dev, st.st_ino) == (me.dev, me.ino)
-        };
-        if !directfs::stat_at(dir, &cname).is_ok_and(|st| is_me(&st)) || !directfs::nodev(dir) {
+        let id = (me.dev, me.ino);
+        let found = directfs::stat_at(dir, &cname).ok()?;
+        if found.st_mode & libc::S_IFMT != libc::S_IFREG || (found.st_dev, found.st_ino) != id {
             return None;
         }
         let pass = libc::O_ACCMODE | libc::O_APPEND;
         let oflags = nix::fcntl::OFlag::from_bits_truncate(flags & pass);
-        let file = directfs::open_node(
-            dir,
-            &cname,
-            oflags | nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOCTTY,
-            0,
-        )
-        .ok()?;
-        if !directfs::stat(file.as_fd()).is_ok_and(|st| is_me(&st)) {
-            return None;
-        }
+        let file = directfs::reopen_regular(dir, &cname, id, oflags)?;
         if flags & libc::O_NONBLOCK == 0 {
             let blocking = nix::fcntl::OFlag::from_bits_truncate(flags & pass);
             if let Err(e) =
@@ -956,22 +943,25 @@ fn keep_readable(fs: &GoferFs, dir: std::os::fd::BorrowedFd<'_>, name: &CStr, st
     if node.handle.get().is_some() || node.read_fd.get().is_some() || !fd_room() {
         return;
     }
-    // As open_direct: only this very regular file, on a nodev mount.
-    if !directfs::nodev(dir) {
-        return;
-    }
-    let flags =
-        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOCTTY;
-    let Ok(fd) = directfs::open_node(dir, name, flags, 0) else {
+    let id = (st.st_dev, st.st_ino);
+    let Some(fd) = directfs::reopen_regular(dir, name, id, nix::fcntl::OFlag::O_RDONLY) else {
         return;
     };
-    let same = directfs::stat(fd.as_fd()).is_ok_and(|now| {
-        now.st_mode & libc::S_IFMT == libc::S_IFREG
-            && (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
-    });
-    if same && node.read_fd.set(Arc::new(fd)).is_ok() {
+    if node.read_fd.set(Arc::new(fd)).is_ok() {
         HOST_FDS.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// A node the sentry just made, as `own_made` takes it.
+enum Made<'a> {
+    /// A regular file: its read-write fd, and its `O_PATH` fd to keep
+    /// (None where the host has no open_tree).
+    File {
+        file: std::os::fd::BorrowedFd<'a>,
+        path: Option<OwnedFd>,
+    },
+    /// A directory or symlink: its `O_PATH` fd, kept.
+    Node(OwnedFd),
 }
 
 /// Room for one more node fd in the budget, making some by letting the
@@ -1011,7 +1001,7 @@ impl Inode for GoferInode {
         // the stat of their walk, as every node of a frozen one does.
         let fd = match self.fs.caching {
             Caching::Revalidate => self.host_fd(),
-            Caching::Immutable => self.read_fd.get().map(|fd| fd.as_raw_fd()),
+            Caching::Immutable => self.read_fd.get().map(|fd| fd.as_fd()),
             Caching::Frozen => None,
         };
         // (0: not in a system call, when nothing counts as this call.)
@@ -1025,7 +1015,7 @@ impl Inode for GoferInode {
             if self.ftype == FileType::Directory && seen_now {
                 return Ok(self.lock_stat().clone());
             }
-            let st = nix::sys::stat::fstat(fd)?;
+            let st = directfs::stat(fd)?;
             let st = super::host::stat_from_host(&st);
             *self.lock_stat() = st.clone();
             self.seen_in.store(now, Ordering::Relaxed);
@@ -1308,9 +1298,7 @@ impl Inode for GoferInode {
 
     fn statfs(&self) -> Option<FsStat> {
         if let Some(fd) = self.host_fd() {
-            // SAFETY: one of this node's own fds, borrowed for the call.
-            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-            if let Some(st) = directfs::statfs(fd) {
+            if let Ok(st) = directfs::fs_stat(fd) {
                 return Some(st);
             }
         }
