@@ -470,7 +470,7 @@ impl Task {
             .take(15)
             .copied()
             .collect();
-        let running = Some(crate::vfs::text::Running::new(exe_loc.inode()));
+        let running = Some(crate::vfs::text::running(exe_loc.inode()));
         // (The old image's hold goes when this replaces it.)
         *lock(&self.proc.exe) = ExeInfo {
             path: exe_path,

@@ -471,12 +471,11 @@ pub fn fcntl(t: &mut Task, a: &[u64; 6]) -> SysResult {
         libc::F_SETFL => {
             let new = a[2] as i32;
             // O_NOATIME: the owner's or CAP_FOWNER's only, as at open.
-            if new & libc::O_NOATIME != 0 && f.flags() & libc::O_NOATIME == 0 {
-                let st = f.stat()?;
-                let c = lock(&t.proc.creds);
-                if c.euid != st.uid && !c.has_cap(crate::kernel::cap::FOWNER) {
-                    return Err(Errno::EPERM);
-                }
+            if new & libc::O_NOATIME != 0
+                && f.flags() & libc::O_NOATIME == 0
+                && !super::fs::is_owner_or_fowner(t, &f.stat()?)
+            {
+                return Err(Errno::EPERM);
             }
             f.set_status_flags(new);
             f.ops.set_nonblocking(new & libc::O_NONBLOCK != 0);

@@ -1114,7 +1114,7 @@ fn owner_or_root(t: &Task, inode: &Arc<dyn Inode>) -> Result<(), Errno> {
     Ok(())
 }
 
-fn is_owner_or_fowner(t: &Task, st: &FileStat) -> bool {
+pub(super) fn is_owner_or_fowner(t: &Task, st: &FileStat) -> bool {
     let c = lock(&t.proc.creds);
     c.euid == st.uid || c.has_cap(cap::FOWNER)
 }

@@ -212,8 +212,7 @@ impl OpenFile {
         *self
             .writer
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) =
-            Some(super::text::Writer::new(inode));
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(super::text::writer(inode));
     }
 
     pub fn with_display(ops: Arc<dyn FileOps>, display: Vec<u8>, flags: i32) -> Arc<OpenFile> {

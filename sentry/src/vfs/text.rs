@@ -5,93 +5,80 @@
 //! for writing cannot be executed (ETXTBSY from execve).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::vfs::Inode;
 
-/// Running files by inode identity, with how many programs run each.
-static RUNNING: Mutex<BTreeMap<usize, usize>> = Mutex::new(BTreeMap::new());
+/// Holds of one kind, by inode identity, with how many of each file.
+type Holds = Mutex<BTreeMap<usize, usize>>;
+
+/// Files some process runs.
+static RUNNING: Holds = Mutex::new(BTreeMap::new());
+/// Files some open description may write.
+static WRITING: Holds = Mutex::new(BTreeMap::new());
 
 fn key(inode: &Arc<dyn Inode>) -> usize {
     Arc::as_ptr(inode) as *const () as usize
 }
 
-fn running() -> std::sync::MutexGuard<'static, BTreeMap<usize, usize>> {
-    RUNNING
+fn lock(holds: &'static Holds) -> MutexGuard<'static, BTreeMap<usize, usize>> {
+    holds
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// One process image's hold on its program file (shared by forks).
-/// Holds the inode too, so that its identity is not reused meanwhile.
-pub struct Running {
+/// A counted hold on a file in one of the tables, let go on drop. Holds
+/// the inode too, so that its identity is not reused meanwhile.
+pub struct Hold {
+    holds: &'static Holds,
     inode: Arc<dyn Inode>,
 }
 
-impl Running {
-    pub fn new(inode: &Arc<dyn Inode>) -> Arc<Running> {
-        *running().entry(key(inode)).or_insert(0) += 1;
-        Arc::new(Running {
+impl Hold {
+    fn new(holds: &'static Holds, inode: &Arc<dyn Inode>) -> Hold {
+        *lock(holds).entry(key(inode)).or_insert(0) += 1;
+        Hold {
+            holds,
             inode: inode.clone(),
-        })
+        }
     }
 }
 
-impl Drop for Running {
+impl Drop for Hold {
     fn drop(&mut self) {
         let k = key(&self.inode);
-        let mut r = running();
-        if let Some(n) = r.get_mut(&k) {
+        let mut table = lock(self.holds);
+        if let Some(n) = table.get_mut(&k) {
             *n -= 1;
             if *n == 0 {
-                r.remove(&k);
+                table.remove(&k);
             }
         }
     }
+}
+
+/// One process image's hold on its program file (shared by forks).
+pub type Running = Hold;
+
+/// An open file description's hold on a file it may write.
+pub type Writer = Hold;
+
+/// `inode`'s program runs while the returned hold lives.
+pub fn running(inode: &Arc<dyn Inode>) -> Arc<Running> {
+    Arc::new(Hold::new(&RUNNING, inode))
+}
+
+/// `inode` is open for writing while the returned hold lives.
+pub fn writer(inode: &Arc<dyn Inode>) -> Writer {
+    Hold::new(&WRITING, inode)
 }
 
 /// Whether some process runs `inode`'s program.
 pub fn busy(inode: &Arc<dyn Inode>) -> bool {
-    running().contains_key(&key(inode))
-}
-
-/// Files open for writing, by inode identity, with how many descriptions.
-static WRITING: Mutex<BTreeMap<usize, usize>> = Mutex::new(BTreeMap::new());
-
-fn writing() -> std::sync::MutexGuard<'static, BTreeMap<usize, usize>> {
-    WRITING
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// An open file description's hold on a file it may write.
-pub struct Writer {
-    inode: Arc<dyn Inode>,
-}
-
-impl Writer {
-    pub fn new(inode: &Arc<dyn Inode>) -> Writer {
-        *writing().entry(key(inode)).or_insert(0) += 1;
-        Writer {
-            inode: inode.clone(),
-        }
-    }
-}
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        let k = key(&self.inode);
-        let mut w = writing();
-        if let Some(n) = w.get_mut(&k) {
-            *n -= 1;
-            if *n == 0 {
-                w.remove(&k);
-            }
-        }
-    }
+    lock(&RUNNING).contains_key(&key(inode))
 }
 
 /// Whether some open file description may write `inode`.
 pub fn open_for_writing(inode: &Arc<dyn Inode>) -> bool {
-    writing().contains_key(&key(inode))
+    lock(&WRITING).contains_key(&key(inode))
 }
