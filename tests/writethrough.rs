@@ -439,6 +439,73 @@ fn host_changes_to_a_volume_are_seen_at_once() {
     assert_same_output_named("runc", &expected, "rvisor", &actual);
 }
 
+/// Rounds of [`QUIET_DIR_SCRIPT`].
+const QUIET_ROUNDS: u32 = 6;
+
+/// What the host does to directory `d` of the volume while
+/// `QUIET_DIR_SCRIPT` runs: each time the script asks (`askN` in the
+/// volume's top directory, so that `d` itself stays quiet), replaces `x`
+/// by a new file holding N, makes `yN` and removes `y(N-1)`; then
+/// acknowledges with `ackN`.
+fn quiet_dir_actor(vol: PathBuf) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for round in 0..QUIET_ROUNDS {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while !vol.join(format!("ask{round}")).exists() {
+                assert!(std::time::Instant::now() < deadline, "no ask{round}");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            let d = vol.join("d");
+            std::fs::write(d.join("x.new"), format!("{round}\n")).unwrap();
+            std::fs::rename(d.join("x.new"), d.join("x")).unwrap();
+            std::fs::write(d.join(format!("y{round}")), "").unwrap();
+            if round > 0 {
+                std::fs::remove_file(d.join(format!("y{}", round - 1))).unwrap();
+            }
+            std::fs::write(vol.join(format!("ack{round}")), "").unwrap();
+        }
+    })
+}
+
+/// Each round looks `x` and `yN` up, leaves `d` alone for 50 ms (long
+/// enough for the sentry to keep `d`'s answers: see gofer.rs's
+/// `recall_name`), asks the host to change `d`, waits as long again (so
+/// that the changed directory is as settled as before), and looks again.
+const QUIET_DIR_SCRIPT: &str = r#"
+mkdir -p /vol/d; echo start > /vol/d/x
+i=0; while [ $i -lt 6 ]; do
+  cd /vol/d; cat x >/dev/null; [ -e y$i ] && echo "y$i early"
+  usleep 50000
+  cat x >/dev/null; [ -e y$i ] && echo "y$i early"; stat -c %s x >/dev/null
+  touch /vol/ask$i; while [ ! -e /vol/ack$i ]; do usleep 5000; done
+  usleep 50000
+  echo "x holds $(cat x)"; [ -e y$i ] && echo "y$i there"; ls; stat -c '%n %s' x
+  i=$((i+1))
+done
+"#;
+
+/// A directory of a volume the sandbox left quiet, and whose lookups the
+/// sentry therefore answers without asking the host name by name, still
+/// shows every change the host makes to it at once: a file replaced, a
+/// name made and one removed; as under runc.
+#[test]
+fn host_changes_to_a_quiet_volume_directory_are_seen_at_once() {
+    let Some(runc) = which("runc") else {
+        eprintln!("SKIP: runc is not installed (scripts/setup.sh installs it)");
+        return;
+    };
+    let theirs = Copies::new("qd-runc");
+    let actor = quiet_dir_actor(theirs.vol());
+    let expected = run(&runc, &[], &theirs, QUIET_DIR_SCRIPT);
+    actor.join().unwrap();
+    assert_success("runc run", &expected);
+    let ours = Copies::new("qd-rvisor");
+    let actor = quiet_dir_actor(ours.vol());
+    let actual = run(&rvisor(), &[], &ours, QUIET_DIR_SCRIPT);
+    actor.join().unwrap();
+    assert_same_output_named("runc", &expected, "rvisor", &actual);
+}
+
 /// The file-family differential programs (tests/programs/file), run with
 /// their /tmp on a writable bind mount, print what they print natively:
 /// the sentry's own changes on volumes (directfs: creates, renames,

@@ -23,6 +23,10 @@
 //!   `fstatat(dir_fd, name, AT_SYMLINK_NOFOLLOW)`: a miss answers ENOENT
 //!   and a hit on a live inode returns it, both without the gofer, which
 //!   is asked only for nodes the sandbox has not met yet;
+//! - a directory whose ctime has not changed since it answered a name
+//!   (every change of an entry sets it) gives the same answer again, with
+//!   only the directory's own `fstat` on the host, which the walk needs
+//!   anyway (see `recall_name` for when a ctime can be trusted);
 //! - a directory is listed on the host, through `openat(dir_fd, ".")`.
 //!
 //! The write side too, on writable mounts (`directfs.rs`): the sentry
@@ -140,6 +144,10 @@ pub struct GoferFs {
     fifos: Mutex<HashMap<(u64, u64), Weak<Fifo>>>,
     /// See [`GoferFs::lock_names`].
     names: Mutex<()>,
+    /// The last system call that changed this tree through the sentry
+    /// ([`GoferInode::begin_change`]): what it saw of the tree before the
+    /// change is no longer fresh.
+    changed_in: std::sync::atomic::AtomicU64,
 }
 
 impl GoferFs {
@@ -164,6 +172,7 @@ impl GoferFs {
             nodes: Mutex::new(HashMap::new()),
             fifos: Mutex::new(HashMap::new()),
             names: Mutex::new(()),
+            changed_in: std::sync::atomic::AtomicU64::new(0),
         });
         // The root's own fd, for direct lookups in it (none past the budget).
         let path = if HOST_FDS.load(Ordering::Relaxed) < host_fd_budget() {
@@ -192,7 +201,7 @@ impl GoferFs {
             if live.handle.get_or_init(|| handle) != &handle {
                 self.client.close_later(handle);
             }
-            *live.lock_stat() = stat;
+            live.set_stat(stat);
             // A node met without fds (made by a create, or walked past the
             // budget) takes this walk's.
             if let Some(fd) = fds.path {
@@ -237,6 +246,7 @@ impl GoferFs {
             origin: Mutex::new(None),
             ftype: FileType::from_mode(stat.mode),
             stat: Mutex::new(stat),
+            stat_settled: std::sync::atomic::AtomicBool::new(false),
             link: Mutex::new(None),
             fresh_fd: Mutex::new(None),
             seen_in: std::sync::atomic::AtomicU64::new(u64::MAX),
@@ -246,6 +256,7 @@ impl GoferFs {
                 .map(|fd| OnceLock::from(Arc::new(fd)))
                 .unwrap_or_default(),
             children: Mutex::new(HashMap::new()),
+            answers: Mutex::new(None),
         })
     }
 
@@ -340,6 +351,8 @@ pub struct GoferInode {
     ftype: FileType,
     /// The stat from the last walk or change (see the module notes).
     stat: Mutex<FileStat>,
+    /// Whether `stat` is [`settled`]: written with it, under its lock.
+    stat_settled: std::sync::atomic::AtomicBool,
     link: Mutex<Option<Vec<u8>>>,
     /// The fd a create just opened, for the open that follows it.
     fresh_fd: Mutex<Option<OwnedFd>>,
@@ -355,6 +368,60 @@ pub struct GoferInode {
     /// A directory's entries as walked, misses as `None` (only with
     /// [`Caching::Immutable`]).
     children: Mutex<HashMap<Vec<u8>, Option<Arc<GoferInode>>>>,
+    /// A directory's answers since its last change (only with
+    /// [`Caching::Revalidate`]; see [`GoferInode::recall_name`]).
+    answers: Mutex<Option<Answers>>,
+}
+
+/// The names a bind-mounted directory was asked for since it last
+/// changed, and what they were: a live inode (weakly held: the answer
+/// must not keep its fds open) or no entry. Valid while the directory's
+/// ctime on the host is `ctime`: every change of an entry in a directory
+/// (a create, unlink, rename in or out, link) sets its ctime to the
+/// current time, on every Linux filesystem.
+struct Answers {
+    ctime: (i64, i64),
+    names: HashMap<Vec<u8>, Option<Weak<GoferInode>>>,
+}
+
+/// What a directory's [`Answers`] say of a name.
+enum Recalled {
+    /// The answer it gave since it last changed.
+    Known(VfsResult<Arc<GoferInode>>),
+    /// None: the answer the host gives now may be remembered if the
+    /// directory's ctime is still this one (None: not at all).
+    Unknown(Option<(i64, i64)>),
+}
+
+/// Answers one directory remembers before it forgets them all.
+const MAX_ANSWERS: usize = 1 << 16;
+
+/// The clock the host's filesystems stamp changes with (Linux's
+/// `current_time`: the coarse realtime clock, or a finer reading of the
+/// same clock, never an earlier one), in nanoseconds.
+fn change_clock() -> i128 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME_COARSE)
+        .map(|t| i128::from(t.tv_sec()) * 1_000_000_000 + i128::from(t.tv_nsec()))
+        .unwrap_or(0)
+}
+
+/// Whether a ctime the host returned after [`change_clock`] read `clock`
+/// is settled: old enough that any later change of the node stamps a
+/// different one. A change made after `clock` was read is stamped no
+/// earlier than `clock`, truncated to the filesystem's granularity,
+/// which is not known here: a ctime with nanoseconds must be 10 ms older
+/// than the clock (every fine-grained filesystem's granularity is finer,
+/// and the coarse clock's ticks too), one without must be 2 s older (FAT
+/// and whole-second filesystems). Otherwise two changes within one tick
+/// could leave the same ctime, as git's "racy" index entries.
+fn settled(ctime: (i64, i64), clock: i128) -> bool {
+    let stamped = i128::from(ctime.0) * 1_000_000_000 + i128::from(ctime.1);
+    let margin = if ctime.1 != 0 {
+        10_000_000
+    } else {
+        2_000_000_000
+    };
+    stamped + margin < clock
 }
 
 /// The host fds a walk brought for a node.
@@ -415,6 +482,38 @@ impl GoferInode {
         self.stat
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Replaces the node's stat with one not known to be [`settled`].
+    fn set_stat(&self, st: FileStat) {
+        let mut known = self.lock_stat();
+        self.stat_settled.store(false, Ordering::Relaxed);
+        *known = st;
+    }
+
+    /// Replaces the node's stat with one the host returned after
+    /// [`change_clock`] read `clock`, noting it as seen in this call.
+    fn set_host_stat(&self, st: FileStat, clock: i128) {
+        {
+            let mut known = self.lock_stat();
+            let ctime = (st.ctime_sec, st.ctime_nsec);
+            self.stat_settled
+                .store(settled(ctime, clock), Ordering::Relaxed);
+            *known = st;
+        }
+        self.seen_in
+            .store(crate::vfs::current_syscall(), Ordering::Relaxed);
+    }
+
+    /// Whether this node's stat was read from the host earlier in this
+    /// same system call, which has changed nothing in the tree since: as
+    /// fresh as asking the host again.
+    fn seen_now(&self) -> bool {
+        // (0: not in a system call, when nothing counts as this call.)
+        let now = crate::vfs::current_syscall();
+        now != 0
+            && self.seen_in.load(Ordering::Relaxed) == now
+            && self.fs.changed_in.load(Ordering::Relaxed) != now
     }
 
     fn client(&self) -> &GoferClient {
@@ -529,14 +628,22 @@ impl GoferInode {
     /// a while ([`KEPT`]), so that the next lookup's `fstatat` finds them
     /// live; a name is never answered without that check.
     fn lookup_revalidating(&self, name: &[u8]) -> VfsResult<Arc<GoferInode>> {
-        if let Some(found) = self.lookup_direct(name) {
-            return found;
+        let ctime = match self.recall_name(name) {
+            Recalled::Known(found) => return found,
+            Recalled::Unknown(ctime) => ctime,
+        };
+        let found = match self.lookup_direct(name) {
+            Some(found) => found,
+            None => self.walk(name).inspect(|node| {
+                if self.path_fd.get().is_some() {
+                    keep_alive(node);
+                }
+            }),
+        };
+        if let Some(ctime) = ctime {
+            self.remember_name(ctime, name, &found);
         }
-        let node = self.walk(name)?;
-        if self.path_fd.get().is_some() {
-            keep_alive(&node);
-        }
-        Ok(node)
+        found
     }
 
     /// The directory's entries read on the host, through a reopen of its
@@ -584,6 +691,7 @@ impl GoferInode {
             return None;
         }
         let cname = std::ffi::CString::new(name).ok()?;
+        let clock = change_clock();
         let st = match nix::sys::stat::fstatat(
             Some(dir.as_raw_fd()),
             cname.as_c_str(),
@@ -594,29 +702,121 @@ impl GoferInode {
             Err(_) => return None,
         };
         let node = self.fs.live_match(&st)?;
-        *node.lock_stat() = super::host::stat_from_host(&st);
-        if self.fs.writable {
-            let moved = node
-                .origin
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .as_ref()
-                .is_none_or(|(p, n)| !std::ptr::eq(&**p, self) || n != name);
-            if moved {
-                self.set_origin(&node, name);
-            }
-        }
-        node.seen_in
-            .store(crate::vfs::current_syscall(), Ordering::Relaxed);
+        node.set_host_stat(super::host::stat_from_host(&st), clock);
+        self.note_reached(&node, name);
         Some(Ok(node))
     }
 
-    fn check_writable(&self) -> VfsResult<()> {
-        if self.fs.writable {
-            Ok(())
-        } else {
-            Err(Errno::EROFS)
+    /// Notes that `node` was reached as `name` in this directory, for
+    /// its later reopens (on a writable mount).
+    fn note_reached(&self, node: &Arc<GoferInode>, name: &[u8]) {
+        if !self.fs.writable {
+            return;
         }
+        let moved = node
+            .origin
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .is_none_or(|(p, n)| !std::ptr::eq(&**p, self) || n != name);
+        if moved {
+            self.set_origin(node, name);
+        }
+    }
+
+    /// What this directory answered for `name` since it last changed on
+    /// the host, if that is known: the directory's own stat, read in this
+    /// call (a walk reads it anyway: its lookup in its parent, or the
+    /// search permission check) or now, has the ctime of those answers,
+    /// which was [`settled`]. Otherwise, the ctime under which the answer
+    /// found now may be remembered (`remember_name`).
+    ///
+    /// This is what lets a walk through a bind mount cost one `fstat` per
+    /// directory instead of an `fstatat` by name: the names themselves
+    /// are never trusted without the directory's word that none changed.
+    fn recall_name(&self, name: &[u8]) -> Recalled {
+        let Some(fd) = self.path_fd.get() else {
+            return Recalled::Unknown(None);
+        };
+        if self.ftype != FileType::Directory || !single_component(name) {
+            return Recalled::Unknown(None);
+        }
+        if !self.seen_now() {
+            let clock = change_clock();
+            match directfs::stat(fd.as_fd()) {
+                Ok(st) => self.set_host_stat(super::host::stat_from_host(&st), clock),
+                Err(_) => return Recalled::Unknown(None),
+            }
+        }
+        let (ctime, settled) = {
+            let known = self.lock_stat();
+            (
+                (known.ctime_sec, known.ctime_nsec),
+                self.stat_settled.load(Ordering::Relaxed),
+            )
+        };
+        let mut answers = self
+            .answers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !settled {
+            *answers = None;
+            return Recalled::Unknown(None);
+        }
+        match &*answers {
+            Some(known) if known.ctime == ctime => match known.names.get(name) {
+                Some(None) => return Recalled::Known(Err(Errno::ENOENT)),
+                Some(Some(node)) => {
+                    // Only a node with its own fd: its stat asks the host.
+                    if let Some(node) = node.upgrade().filter(|n| n.host_fd().is_some()) {
+                        drop(answers);
+                        self.note_reached(&node, name);
+                        return Recalled::Known(Ok(node));
+                    }
+                }
+                None => {}
+            },
+            _ => {
+                *answers = Some(Answers {
+                    ctime,
+                    names: HashMap::new(),
+                })
+            }
+        }
+        Recalled::Unknown(Some(ctime))
+    }
+
+    /// Remembers what the host answered for `name`, if the directory's
+    /// ctime is still the one `recall_name` saw before the lookup.
+    fn remember_name(&self, ctime: (i64, i64), name: &[u8], found: &VfsResult<Arc<GoferInode>>) {
+        let answer = match found {
+            Ok(node) if node.host_fd().is_some() => Some(Arc::downgrade(node)),
+            Err(Errno::ENOENT) => None,
+            _ => return,
+        };
+        let mut answers = self
+            .answers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(known) = answers.as_mut().filter(|a| a.ctime == ctime) {
+            if known.names.len() >= MAX_ANSWERS {
+                known.names.clear();
+            }
+            known.names.insert(name.to_vec(), answer);
+        }
+    }
+
+    /// Checks that the mount takes changes, and notes that this system
+    /// call makes one: stats of its earlier lookups are no longer fresh
+    /// for it (an unlink's victim, a truncated file).
+    fn begin_change(&self) -> VfsResult<()> {
+        if !self.fs.writable {
+            return Err(Errno::EROFS);
+        }
+        self.fs
+            .changed_in
+            .store(crate::vfs::current_syscall(), Ordering::Relaxed);
+        Ok(())
     }
 
     /// Owner of a node created in this directory by `ctx`.
@@ -777,8 +977,6 @@ impl GoferInode {
         };
         let fds = NodeFds { path, read: None };
         let node = self.fs.adopt_made(stat, fds);
-        node.seen_in
-            .store(crate::vfs::current_syscall(), Ordering::Relaxed);
         self.set_origin(&node, name);
         // Kept, as walked nodes are, so that the next lookup of the name
         // finds it live.
@@ -878,7 +1076,7 @@ impl GoferInode {
             Err(e) => return Some(Err(e)),
         }
         Some(directfs::stat(fd).map(|st| {
-            *self.lock_stat() = super::host::stat_from_host(&st);
+            self.set_stat(super::host::stat_from_host(&st));
         }))
     }
 
@@ -1004,21 +1202,19 @@ impl Inode for GoferInode {
             Caching::Immutable => self.read_fd.get().map(|fd| fd.as_fd()),
             Caching::Frozen => None,
         };
-        // (0: not in a system call, when nothing counts as this call.)
-        let now = crate::vfs::current_syscall();
-        let seen_now = now != 0 && self.seen_in.load(Ordering::Relaxed) == now;
+        // A node stat'ed or looked up on the host earlier in this same
+        // system call, which has changed nothing in the tree since: as
+        // fresh as asking again. A walk checks each directory's
+        // permissions right after its lookup, and stat(2) of a path asks
+        // for what its last lookup just saw.
+        let seen_now = self.seen_now();
         if let Some(fd) = fd {
-            // A directory stat'ed or looked up on the host earlier in this
-            // same system call (a walk checks each directory's permissions,
-            // after its lookup): as fresh. Not a file: the call may have
-            // changed it since (open's O_TRUNC).
-            if self.ftype == FileType::Directory && seen_now {
+            if seen_now {
                 return Ok(self.lock_stat().clone());
             }
-            let st = directfs::stat(fd)?;
-            let st = super::host::stat_from_host(&st);
-            *self.lock_stat() = st.clone();
-            self.seen_in.store(now, Ordering::Relaxed);
+            let clock = change_clock();
+            let st = super::host::stat_from_host(&directfs::stat(fd)?);
+            self.set_host_stat(st.clone(), clock);
             return Ok(st);
         }
         // Looked up on the host earlier in this same system call (the
@@ -1028,7 +1224,7 @@ impl Inode for GoferInode {
         }
         if self.fs.writable {
             let st = self.client().stat(self.handle()?)?;
-            *self.lock_stat() = st.clone();
+            self.set_stat(st.clone());
             return Ok(st);
         }
         Ok(self.lock_stat().clone())
@@ -1127,7 +1323,7 @@ impl Inode for GoferInode {
         let acc = flags & libc::O_ACCMODE;
         let writing = acc != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
         if writing {
-            self.check_writable()?;
+            self.begin_change()?;
         }
         if !writing {
             if let Some(fd) = self.read_fd.get() {
@@ -1154,7 +1350,7 @@ impl Inode for GoferInode {
     }
 
     fn create(&self, name: &[u8], mode: u32, ctx: CreateCtx) -> VfsResult<Arc<dyn Inode>> {
-        self.check_writable()?;
+        self.begin_change()?;
         let (mode, owner) = self.new_owner(libc::S_IFREG | (mode & 0o7777), ctx)?;
         if let Some(made) = self.create_direct(name, mode, owner) {
             return Ok(made?);
@@ -1174,7 +1370,7 @@ impl Inode for GoferInode {
         ctx: CreateCtx,
         linkable: bool,
     ) -> VfsResult<Arc<dyn Inode>> {
-        self.check_writable()?;
+        self.begin_change()?;
         let (mode, owner) = self.new_owner(libc::S_IFREG | (mode & 0o7777), ctx)?;
         let flags = libc::O_RDWR | if linkable { 0 } else { libc::O_EXCL };
         let (handle, stat, fd) =
@@ -1186,7 +1382,7 @@ impl Inode for GoferInode {
     }
 
     fn mknod(&self, name: &[u8], mode: u32, _rdev: u64, ctx: CreateCtx) -> VfsResult<()> {
-        self.check_writable()?;
+        self.begin_change()?;
         let (mode, owner) = self.new_owner(mode, ctx)?;
         let (handle, stat) = self.client().mknod(self.handle()?, name, mode, owner)?;
         drop(self.fs.adopt(handle, stat, NodeFds::default()));
@@ -1194,7 +1390,7 @@ impl Inode for GoferInode {
     }
 
     fn mkdir(&self, name: &[u8], mode: u32, ctx: CreateCtx) -> VfsResult<()> {
-        self.check_writable()?;
+        self.begin_change()?;
         let (mode, owner) = self.new_owner(libc::S_IFDIR | (mode & 0o7777), ctx)?;
         if let Some(made) = self.mkdir_direct(name, mode, owner) {
             return made;
@@ -1207,7 +1403,7 @@ impl Inode for GoferInode {
     }
 
     fn symlink(&self, name: &[u8], target: &[u8], ctx: CreateCtx) -> VfsResult<()> {
-        self.check_writable()?;
+        self.begin_change()?;
         let (_, owner) = self.new_owner(libc::S_IFLNK | 0o777, ctx)?;
         if let Some(made) = self.symlink_direct(name, target, owner) {
             return made;
@@ -1218,7 +1414,7 @@ impl Inode for GoferInode {
     }
 
     fn link(&self, name: &[u8], target: &Arc<dyn Inode>) -> VfsResult<()> {
-        self.check_writable()?;
+        self.begin_change()?;
         let target = self.same_fs(target)?;
         let (handle, stat) = self.client().link(self.handle()?, name, target.handle()?)?;
         drop(self.fs.adopt(handle, stat, NodeFds::default()));
@@ -1230,7 +1426,7 @@ impl Inode for GoferInode {
     }
 
     fn unlink(&self, name: &[u8]) -> VfsResult<()> {
-        self.check_writable()?;
+        self.begin_change()?;
         if let Some(done) = self.unlink_direct(name, false) {
             return done;
         }
@@ -1239,7 +1435,7 @@ impl Inode for GoferInode {
     }
 
     fn rmdir(&self, name: &[u8]) -> VfsResult<()> {
-        self.check_writable()?;
+        self.begin_change()?;
         if let Some(done) = self.unlink_direct(name, true) {
             return done;
         }
@@ -1248,7 +1444,7 @@ impl Inode for GoferInode {
     }
 
     fn rename(&self, old: &[u8], new_dir: &Arc<dyn Inode>, new: &[u8]) -> VfsResult<()> {
-        self.check_writable()?;
+        self.begin_change()?;
         let new_dir = self.same_fs(new_dir)?;
         if let Some(done) = self.rename_direct(old, new_dir, new, 0) {
             return done;
@@ -1258,7 +1454,7 @@ impl Inode for GoferInode {
     }
 
     fn exchange(&self, old: &[u8], new_dir: &Arc<dyn Inode>, new: &[u8]) -> VfsResult<()> {
-        self.check_writable()?;
+        self.begin_change()?;
         let new_dir = self.same_fs(new_dir)?;
         let flags = libc::RENAME_EXCHANGE;
         if let Some(done) = self.rename_direct(old, new_dir, new, flags) {
@@ -1269,12 +1465,12 @@ impl Inode for GoferInode {
     }
 
     fn set_attr(&self, attr: &SetAttr) -> VfsResult<()> {
-        self.check_writable()?;
+        self.begin_change()?;
         if let Some(done) = self.set_attr_direct(attr) {
             return done;
         }
         let st = self.client().set_stat(self.handle()?, *attr)?;
-        *self.lock_stat() = st;
+        self.set_stat(st);
         Ok(())
     }
 
@@ -1283,7 +1479,7 @@ impl Inode for GoferInode {
     }
 
     fn set_xattr(&self, name: &[u8], value: &[u8], flags: i32) -> VfsResult<()> {
-        self.check_writable()?;
+        self.begin_change()?;
         self.client().set_xattr(self.handle()?, name, value, flags)
     }
 
@@ -1292,7 +1488,7 @@ impl Inode for GoferInode {
     }
 
     fn remove_xattr(&self, name: &[u8]) -> VfsResult<()> {
-        self.check_writable()?;
+        self.begin_change()?;
         self.client().remove_xattr(self.handle()?, name)
     }
 
