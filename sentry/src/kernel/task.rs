@@ -235,10 +235,11 @@ impl Task {
         let mirror = self.mirror();
         while out.len() <= max {
             let chunk = (4096 - (cur % 4096) as usize).min(256);
-            let mut buf = vec![0u8; chunk];
-            let got = match mirror.read(cur, &mut buf) {
+            let mut whole = [0u8; 256];
+            let buf = &mut whole[..chunk];
+            let got = match mirror.read(cur, buf) {
                 Some(()) => chunk,
-                None => self.stub.read_mem_partial(cur, &mut buf),
+                None => self.stub.read_mem_partial(cur, buf),
             };
             if got == 0 {
                 return Err(Errno::EFAULT);

@@ -6,21 +6,27 @@ use nix::errno::Errno;
 
 use super::{FileType, Inode, Vfs, VfsResult, MAX_SYMLINKS, NAME_MAX, PATH_MAX};
 
-/// A resolved position in the tree: the chain of (name, inode) from the
-/// root, and the mount namespace it lies in (whose mount table every step
-/// from here consults). `..` pops the chain, so it can never leave the
-/// root.
+/// A resolved position in the tree: the chain of inodes from the root,
+/// their names, and the mount namespace it lies in (whose mount table
+/// every step from here consults). `..` pops the chain, so it can never
+/// leave the root.
 #[derive(Clone)]
 pub struct Location {
     ns: Arc<Vfs>,
-    chain: Vec<(Vec<u8>, Arc<dyn Inode>)>,
+    /// The absolute path, each name preceded by a `/` ("" at the root):
+    /// the names of the chain, and the key of the mount table at once.
+    path: Vec<u8>,
+    /// Each inode from the root, with where its `/` starts in `path`
+    /// (the root's is 0, and it has no name).
+    chain: Vec<(usize, Arc<dyn Inode>)>,
 }
 
 impl Location {
     pub(super) fn root(ns: Arc<Vfs>, root: Arc<dyn Inode>) -> Location {
         Location {
             ns,
-            chain: vec![(Vec::new(), root)],
+            path: Vec::new(),
+            chain: vec![(0, root)],
         }
     }
 
@@ -33,6 +39,7 @@ impl Location {
     pub fn in_ns(&self, ns: &Arc<Vfs>) -> Location {
         Location {
             ns: ns.clone(),
+            path: self.path.clone(),
             chain: self.chain.clone(),
         }
     }
@@ -51,17 +58,15 @@ impl Location {
         if self.is_root() {
             return b"/".to_vec();
         }
-        let mut out = Vec::new();
-        for (name, _) in &self.chain[1..] {
-            out.push(b'/');
-            out.extend_from_slice(name);
-        }
-        out
+        self.path.clone()
     }
 
     /// The last component's name (empty for the root).
     pub fn name(&self) -> &[u8] {
-        &self.chain[self.chain.len() - 1].0
+        if self.is_root() {
+            return &[];
+        }
+        &self.path[self.chain[self.chain.len() - 1].0 + 1..]
     }
 
     pub fn parent(&self) -> Location {
@@ -72,7 +77,9 @@ impl Location {
 
     fn pop(&mut self) {
         if self.chain.len() > 1 {
-            self.chain.pop();
+            if let Some((start, _)) = self.chain.pop() {
+                self.path.truncate(start);
+            }
         }
     }
 
@@ -85,7 +92,16 @@ impl Location {
     }
 
     fn push(&mut self, name: &[u8], inode: Arc<dyn Inode>) {
-        self.chain.push((name.to_vec(), inode));
+        self.chain.push((self.path.len(), inode));
+        self.path.push(b'/');
+        self.path.extend_from_slice(name);
+    }
+
+    /// Replaces the last inode (by what is mounted over it).
+    fn replace_top(&mut self, inode: Arc<dyn Inode>) {
+        if let Some(top) = self.chain.last_mut() {
+            top.1 = inode;
+        }
     }
 
     /// Whether any directory on the chain was removed (getcwd's ENOENT).
@@ -224,7 +240,9 @@ impl Vfs {
 
     /// Looks up one name in a directory location, crossing mounts.
     pub fn step(&self, loc: &Location, name: &[u8]) -> VfsResult<Location> {
-        self.step_crossing(loc, name).map(|(l, _)| l)
+        let mut next = loc.clone();
+        self.step_into(&mut next, name)?;
+        Ok(next)
     }
 
     /// The mount point a location lies in ("/" for the root filesystem).
@@ -240,8 +258,10 @@ impl Vfs {
         best
     }
 
-    /// [`Vfs::step`], also saying whether it stepped onto a mount.
-    fn step_crossing(&self, loc: &Location, name: &[u8]) -> VfsResult<(Location, bool)> {
+    /// Moves `loc` to its child `name`, or to what is mounted there;
+    /// true when it stepped onto a mount. `loc` is left as it was on
+    /// error.
+    fn step_into(&self, loc: &mut Location, name: &[u8]) -> VfsResult<bool> {
         let dir = loc.inode();
         if dir.file_type() != FileType::Directory {
             return Err(Errno::ENOTDIR);
@@ -267,21 +287,19 @@ impl Vfs {
                     }
                     None => return Err(Errno::ENOENT),
                 };
-                let mut next = loc.clone();
-                next.push(name, mounted);
-                return Ok((next, true));
+                loc.push(name, mounted);
+                return Ok(true);
             }
             Err(e) => return Err(e),
         };
-        let mut next = loc.clone();
-        next.push(name, child);
-        let mut crossed = false;
-        if let Some(mounted) = loc.ns.mount_at(&next.path()) {
-            next.pop();
-            next.push(name, mounted);
-            crossed = true;
+        loc.push(name, child);
+        match loc.ns.mount_at(&loc.path) {
+            Some(mounted) => {
+                loc.replace_top(mounted);
+                Ok(true)
+            }
+            None => Ok(false),
         }
-        Ok((next, crossed))
     }
 
     fn walk(
@@ -339,20 +357,22 @@ impl Vfs {
             if comp.len() > NAME_MAX {
                 return Err(Errno::ENAMETOOLONG);
             }
-            let (next, crossed) = self.step_crossing(&loc, comp)?;
+            let crossed = self.step_into(&mut loc, comp)?;
             if crossed && how.no_xdev {
                 return Err(Errno::EXDEV);
             }
-            if next.inode().file_type() == FileType::Symlink && (!last || follow || trailing_slash)
-            {
-                if how.no_symlinks || (how.no_magiclinks && next.inode().is_magic_link()) {
+            if loc.inode().file_type() == FileType::Symlink && (!last || follow || trailing_slash) {
+                // The link is resolved from the directory it lies in.
+                let link = loc.inode().clone();
+                loc.pop();
+                if how.no_symlinks || (how.no_magiclinks && link.is_magic_link()) {
                     return Err(Errno::ELOOP);
                 }
                 *depth += 1;
                 if *depth > MAX_SYMLINKS {
                     return Err(Errno::ELOOP);
                 }
-                if let Some(jump) = next.inode().magic_target() {
+                if let Some(jump) = link.magic_target() {
                     // Where the fd points, whatever its name says now. A
                     // walk confined by BENEATH or IN_ROOT never gets here
                     // (they refuse magic links); NO_XDEV refuses a jump to
@@ -363,14 +383,13 @@ impl Vfs {
                     loc = jump;
                     continue;
                 }
-                let target = next.inode().readlink()?;
+                let target = link.readlink()?;
                 if target.is_empty() {
                     return Err(Errno::ENOENT);
                 }
                 loc = self.walk(ctx, &loc, &target, true, depth)?;
                 continue;
             }
-            loc = next;
         }
         if trailing_slash && loc.inode().file_type() != FileType::Directory {
             return Err(Errno::ENOTDIR);
