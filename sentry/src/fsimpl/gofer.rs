@@ -1212,7 +1212,12 @@ impl Inode for GoferInode {
             if seen_now {
                 return Ok(self.lock_stat().clone());
             }
-            let clock = change_clock();
+            // (Only a directory's ctime is ever trusted: `recall_name`.)
+            let clock = if self.ftype == FileType::Directory {
+                change_clock()
+            } else {
+                0
+            };
             let st = super::host::stat_from_host(&directfs::stat(fd)?);
             self.set_host_stat(st.clone(), clock);
             return Ok(st);

@@ -324,21 +324,21 @@ impl Vfs {
             start.clone()
         };
         let trailing_slash = path.len() > 1 && path.last() == Some(&b'/');
-        let comps: Vec<&[u8]> = path
+        let mut comps = path
             .split(|&b| b == b'/')
             .filter(|c| !c.is_empty())
-            .collect();
+            .peekable();
         let searcher = Searcher::current();
-        for (i, comp) in comps.iter().enumerate() {
-            let last = i + 1 == comps.len();
+        while let Some(comp) = comps.next() {
+            let last = comps.peek().is_none();
             if loc.inode().file_type() != FileType::Directory {
                 return Err(Errno::ENOTDIR);
             }
             searcher.check(loc.inode())?;
-            if *comp == b"." {
+            if comp == b"." {
                 continue;
             }
-            if *comp == b".." {
+            if comp == b".." {
                 if let Some(floor) = ctx.floor {
                     if loc.chain.len() <= floor.chain.len() {
                         return Err(Errno::EXDEV);
