@@ -27,6 +27,11 @@ use super::simple::{next_ino, synthetic_stat};
 use crate::kernel::{kernel, lock};
 use crate::vfs::{DirEntry, FileOps, FileStat, FileType, Inode, VfsResult};
 
+/// Size of the System V struct termio (TCGETA/TCSETA), and how many
+/// control characters it carries.
+pub const TERMIO_SIZE: usize = 18;
+const TERMIO_NCC: usize = 8;
+
 /// Size of the kernel's struct termios (TCGETS/TCSETS).
 pub const TERMIOS_SIZE: usize = 36;
 /// Most bytes the input queue holds, as N_TTY's buffer.
@@ -121,6 +126,38 @@ impl Termios {
             line: b[16],
             cc,
         })
+    }
+
+    /// The System V `struct termio` (TCGETA): each flag's low 16 bits, the
+    /// line discipline and the first 8 control characters (18 bytes).
+    pub fn to_termio_bytes(self) -> [u8; TERMIO_SIZE] {
+        let mut b = [0u8; TERMIO_SIZE];
+        for (i, flag) in [self.iflag, self.oflag, self.cflag, self.lflag]
+            .into_iter()
+            .enumerate()
+        {
+            b[2 * i..2 * i + 2].copy_from_slice(&(flag as u16).to_le_bytes());
+        }
+        b[8] = self.line;
+        b[9..17].copy_from_slice(&self.cc[..TERMIO_NCC]);
+        b
+    }
+
+    /// These settings with a `struct termio` applied (TCSETA): as Linux's
+    /// user_termio_to_kernel_termios, the flags' high 16 bits and the
+    /// control characters past the 8th are kept.
+    pub fn with_termio(mut self, b: &[u8]) -> Option<Termios> {
+        if b.len() < TERMIO_SIZE {
+            return None;
+        }
+        let low = |o: usize| u32::from(u16::from_le_bytes([b[o], b[o + 1]]));
+        self.iflag = (self.iflag & 0xffff_0000) | low(0);
+        self.oflag = (self.oflag & 0xffff_0000) | low(2);
+        self.cflag = (self.cflag & 0xffff_0000) | low(4);
+        self.lflag = (self.lflag & 0xffff_0000) | low(6);
+        self.line = b[8];
+        self.cc[..TERMIO_NCC].copy_from_slice(&b[9..17]);
+        Some(self)
     }
 
     fn has_l(&self, bit: u32) -> bool {

@@ -9,7 +9,9 @@ use nix::errno::Errno;
 
 use super::file::install_fd;
 use super::SysResult;
-use crate::fsimpl::devpts::{PtyReplica, Terminal, TerminalEnd, Termios, TERMIOS_SIZE};
+use crate::fsimpl::devpts::{
+    PtyReplica, Terminal, TerminalEnd, Termios, TERMIOS_SIZE, TERMIO_SIZE,
+};
 use crate::kernel::task::Task;
 use crate::kernel::{kernel, lock};
 use crate::vfs::OpenFile;
@@ -18,6 +20,10 @@ const TCGETS: u64 = 0x5401;
 const TCSETS: u64 = 0x5402;
 const TCSETSW: u64 = 0x5403;
 const TCSETSF: u64 = 0x5404;
+const TCGETA: u64 = 0x5405;
+const TCSETA: u64 = 0x5406;
+const TCSETAW: u64 = 0x5407;
+const TCSETAF: u64 = 0x5408;
 const TCSBRK: u64 = 0x5409;
 const TCXONC: u64 = 0x540a;
 const TCFLSH: u64 = 0x540b;
@@ -77,6 +83,17 @@ pub fn ioctl(t: &mut Task, end: TerminalEnd<'_>, cmd: u64, arg: u64) -> SysResul
             let bytes = t.read_bytes(arg, size)?;
             let tio = Termios::from_bytes(&bytes).ok_or(Errno::EFAULT)?;
             term.set_termios(tio, matches!(cmd, TCSETSF | TCSETSF2));
+            Ok(0)
+        }
+        // The System V struct termio, which Linux still takes on x86-64.
+        TCGETA => {
+            t.write_bytes(arg, &term.termios().to_termio_bytes())?;
+            Ok(0)
+        }
+        TCSETA | TCSETAW | TCSETAF => {
+            let bytes = t.read_bytes(arg, TERMIO_SIZE)?;
+            let tio = term.termios().with_termio(&bytes).ok_or(Errno::EFAULT)?;
+            term.set_termios(tio, cmd == TCSETAF);
             Ok(0)
         }
         TCSBRK | TCSBRKP | TCXONC | TIOCEXCL | TIOCNXCL => Ok(0),

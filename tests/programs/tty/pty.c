@@ -1,10 +1,10 @@
 /* tty/pty: pseudo-terminals — posix_openpt/grantpt/unlockpt/ptsname, the
  * replica locked until unlockpt, termios defaults and changes, canonical
  * input (one line per read, erase and kill characters, VEOF), echo with
- * ONLCR, raw mode with VMIN, ^C raising SIGINT in the foreground group of
- * the controlling terminal, TIOCSCTTY/TIOCGPGRP/TIOCSPGRP/TIOCGSID, window
- * size with SIGWINCH, FIONREAD, poll readiness, and hangup when the master
- * closes. */
+ * ONLCR, raw mode with VMIN, the System V termio (TCGETA/TCSETA), ^C
+ * raising SIGINT in the foreground group of the controlling terminal,
+ * TIOCSCTTY/TIOCGPGRP/TIOCSPGRP/TIOCGSID, window size with SIGWINCH,
+ * FIONREAD, poll readiness, and hangup when the master closes. */
 #include "../common.h"
 
 #include <fcntl.h>
@@ -116,6 +116,24 @@ int main(void)
     drain(m, "raw echo (none)");
     MUST(write(s, "a\nb", 3));
     drain(m, "raw output (no ONLCR)");
+    MUST(tcsetattr(s, TCSANOW, &t));
+
+    /* the System V struct termio (TCGETA/TCSETA): low 16 bits of each flag */
+    struct termio tio;
+    show("TCGETA", ioctl(s, TCGETA, &tio));
+    printf("termio: icanon %d echo %d icrnl %d vintr %d veof %d line %d\n",
+           !!(tio.c_lflag & ICANON), !!(tio.c_lflag & ECHO), !!(tio.c_iflag & ICRNL),
+           tio.c_cc[VINTR], tio.c_cc[VEOF], tio.c_line);
+    tio.c_lflag &= ~ECHO;
+    tio.c_cc[VINTR] = 0x07;
+    show("TCSETA", ioctl(s, TCSETA, &tio));
+    struct termios after;
+    MUST(tcgetattr(s, &after));
+    printf("after TCSETA: echo %d icanon %d vintr %d cflag kept %d vdiscard kept %d\n",
+           !!(after.c_lflag & ECHO), !!(after.c_lflag & ICANON), after.c_cc[VINTR],
+           after.c_cflag == t.c_cflag, after.c_cc[VDISCARD] == t.c_cc[VDISCARD]);
+    expect_err("TCGETA to a bad address", ioctl(s, TCGETA, (struct termio *)-1));
+    expect_err("TCSETA from NULL", ioctl(s, TCSETA, NULL));
     MUST(tcsetattr(s, TCSANOW, &t));
 
     /* poll: nothing to read, then a line */
