@@ -601,8 +601,17 @@ impl GoferInode {
         let dir = self.handle()?;
         let node = if HOST_FDS.load(Ordering::Relaxed) < host_fd_budget() {
             let walked = self.client().walk_open(dir, name)?;
+            // A regular file's read fd serves everything its O_PATH fd
+            // would (stats and attribute changes go through either with
+            // AT_EMPTY_PATH; names are only looked up in directories):
+            // one fd per file, not two, so that the budget covers twice
+            // as many.
+            let path = match walked.read_fd {
+                Some(_) => None,
+                None => walked.path_fd,
+            };
             let fds = NodeFds {
-                path: walked.path_fd,
+                path,
                 read: walked.read_fd,
             };
             self.fs.adopt(walked.handle, walked.stat, fds)
