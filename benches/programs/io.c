@@ -4,11 +4,12 @@
  *     io DIR MIB TAR...
  *
  * creates 10,000 files and times getdents over them and a stat of each,
- * writes MIB MiB sequentially (1 MiB writes, then fsync) and reads them
- * back, and times TAR (a command line, run with DIR/untar as its cwd).
- * Prints "name<TAB>nanoseconds" per line: per operation for the small
- * ones, the whole run for the large ones. Best of several rounds where a
- * round is cheap. */
+ * writes MIB MiB sequentially (1 MiB writes; then fsync, timed apart;
+ * best of two) and reads them back (best of three), and times TAR (a
+ * command line, run with DIR/untar as its cwd). Prints
+ * "name<TAB>nanoseconds" per line: per operation for the small ones, the
+ * whole run for the large ones. Best of several rounds where a round is
+ * cheap. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
@@ -92,31 +93,48 @@ int main(int argc, char **argv) {
     static char buf[1 << 20];
     memset(buf, 0x5a, sizeof buf);
     snprintf(path, sizeof path, "%s/big", dir);
-    int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0644);
-    if (fd < 0) die("open big");
-    t0 = now_ns();
-    for (long i = 0; i < mib; i++)
-        if (write(fd, buf, sizeof buf) != sizeof buf) die("write");
-    if (fsync(fd) != 0) die("fsync");
-    report("sequential write + fsync (whole file)", now_ns() - t0);
-    close(fd);
+    /* Best of two rounds: on a VM the same write takes from 0.2 to 0.7 s
+     * by what the host's disk is doing, and the fsync, timed apart, from
+     * 0.4 to 3.3 s. */
+    double best_write = 1e30, best_fsync = 1e30;
+    for (int round = 0; round < 2; round++) {
+        int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+        if (fd < 0) die("open big");
+        t0 = now_ns();
+        for (long i = 0; i < mib; i++)
+            if (write(fd, buf, sizeof buf) != sizeof buf) die("write");
+        double t = now_ns() - t0;
+        if (t < best_write) best_write = t;
+        t0 = now_ns();
+        if (fsync(fd) != 0) die("fsync");
+        t = now_ns() - t0;
+        if (t < best_fsync) best_fsync = t;
+        close(fd);
+    }
+    report("sequential write (whole file)", best_write);
+    report("fsync of it", best_fsync);
 
-    fd = open(path, O_RDONLY);
-    if (fd < 0) die("open big");
-    t0 = now_ns();
-    long total = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n < 0) die("read");
-        if (n == 0) break;
-        total += n;
+    best = 1e30;
+    for (int round = 0; round < 3; round++) {
+        int fd = open(path, O_RDONLY);
+        if (fd < 0) die("open big");
+        t0 = now_ns();
+        long total = 0;
+        for (;;) {
+            ssize_t n = read(fd, buf, sizeof buf);
+            if (n < 0) die("read");
+            if (n == 0) break;
+            total += n;
+        }
+        double t = now_ns() - t0;
+        if (t < best) best = t;
+        close(fd);
+        if (total != mib << 20) {
+            fprintf(stderr, "read %ld bytes\n", total);
+            return 1;
+        }
     }
-    report("sequential read (whole file)", now_ns() - t0);
-    close(fd);
-    if (total != mib << 20) {
-        fprintf(stderr, "read %ld bytes\n", total);
-        return 1;
-    }
+    report("sequential read (whole file)", best);
 
     snprintf(path, sizeof path, "%s/untar", dir);
     if (mkdir(path, 0755) != 0) die("mkdir untar");
