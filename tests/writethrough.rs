@@ -506,6 +506,50 @@ fn host_changes_to_a_quiet_volume_directory_are_seen_at_once() {
     assert_same_output_named("runc", &expected, "rvisor", &actual);
 }
 
+/// The host's /proc bound into the sandbox (as node exporters mount it):
+/// procfs makes and drops entries without touching its directories'
+/// ctimes, so no answer of a directory there may be kept. A host process
+/// opens fd 7 after the sandbox has looked for it twice, 50 ms apart,
+/// and the sandbox must then find it.
+#[test]
+fn host_proc_bound_in_shows_new_entries_at_once() {
+    let vol = TempDir::new("hostproc-vol");
+    let copies = Copies::new("hostproc");
+    let opener = format!(
+        "while [ ! -e {0}/ask ]; do sleep 0.01; done; exec 7</dev/null; touch {0}/ack; sleep 30",
+        vol.path().display()
+    );
+    let mut helper = Command::new("sh")
+        .args(["-c", &opener])
+        .spawn()
+        .expect("spawn the host helper");
+    let pid = helper.id();
+    let script = format!(
+        "d=/hostproc/{pid}/fd
+        [ -L $d/7 ] && echo early || echo not yet
+        usleep 50000
+        [ -L $d/7 ] && echo early || echo not yet
+        touch /vol/ask; while [ ! -e /vol/ack ]; do usleep 5000; done
+        [ -L $d/7 ] && echo there || echo missing"
+    );
+    let out = run_with_volume(&rvisor(), &[], &copies.rootfs(), vol.path(), &script, |c| {
+        let mounts = c["mounts"].as_array_mut().expect("mounts");
+        mounts.push(
+            serde_json::json!({ "destination": "/hostproc", "type": "bind",
+            "source": "/proc", "options": ["rbind", "ro"] }),
+        );
+    });
+    let _ = helper.kill();
+    let _ = helper.wait();
+    assert_success("rvisor run", &out);
+    assert_eq!(
+        stdout_str(&out),
+        "not yet\nnot yet\nthere\n",
+        "{}",
+        stderr_str(&out)
+    );
+}
+
 /// The file-family differential programs (tests/programs/file), run with
 /// their /tmp on a writable bind mount, print what they print natively:
 /// the sentry's own changes on volumes (directfs: creates, renames,

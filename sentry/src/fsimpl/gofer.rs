@@ -144,10 +144,9 @@ pub struct GoferFs {
     fifos: Mutex<HashMap<(u64, u64), Weak<Fifo>>>,
     /// See [`GoferFs::lock_names`].
     names: Mutex<()>,
-    /// The last system call that changed this tree through the sentry
-    /// ([`GoferInode::begin_change`]): what it saw of the tree before the
-    /// change is no longer fresh.
-    changed_in: std::sync::atomic::AtomicU64,
+    /// Whether directories' ctimes can be trusted, by host device (see
+    /// [`GoferFs::ctimes_trusted`]).
+    ctime_devices: Mutex<HashMap<u64, bool>>,
 }
 
 impl GoferFs {
@@ -172,7 +171,7 @@ impl GoferFs {
             nodes: Mutex::new(HashMap::new()),
             fifos: Mutex::new(HashMap::new()),
             names: Mutex::new(()),
-            changed_in: std::sync::atomic::AtomicU64::new(0),
+            ctime_devices: Mutex::new(HashMap::new()),
         });
         // The root's own fd, for direct lookups in it (none past the budget).
         let path = if HOST_FDS.load(Ordering::Relaxed) < host_fd_budget() {
@@ -245,18 +244,21 @@ impl GoferFs {
             me: me.clone(),
             origin: Mutex::new(None),
             ftype: FileType::from_mode(stat.mode),
-            stat: Mutex::new(stat),
-            stat_settled: std::sync::atomic::AtomicBool::new(false),
+            stat: Mutex::new(Known {
+                stat,
+                read_in: NOT_READ,
+                settled: false,
+            }),
             link: Mutex::new(None),
             fresh_fd: Mutex::new(None),
-            seen_in: std::sync::atomic::AtomicU64::new(u64::MAX),
             path_fd: fds.path.map(OnceLock::from).unwrap_or_default(),
             read_fd: fds
                 .read
                 .map(|fd| OnceLock::from(Arc::new(fd)))
                 .unwrap_or_default(),
             children: Mutex::new(HashMap::new()),
-            answers: Mutex::new(None),
+            answers: Mutex::new(AnswerState::Empty),
+            ctime_trusted: OnceLock::new(),
         })
     }
 
@@ -314,11 +316,41 @@ impl GoferFs {
         if node.host_fd().is_some() {
             return Some(node);
         }
-        let seen = node.lock_stat().clone();
+        let seen = node.known_stat();
         let same = seen.mode & libc::S_IFMT == st.st_mode & libc::S_IFMT
             && seen.ctime_sec == st.st_ctime
             && seen.ctime_nsec == st.st_ctime_nsec;
         same.then_some(node)
+    }
+
+    /// Whether the filesystem on host device `dev` (where `dir_fd` lies)
+    /// stamps a directory's ctime at every change of its entries: the
+    /// local disk filesystems and tmpfs do. procfs, sysfs and cgroupfs
+    /// make and drop entries without touching it, and network and FUSE
+    /// filesystems report times from another clock, or cached, or fixed;
+    /// their directories are asked about every name. Asked once per
+    /// device (an rbind brings the submounts of other filesystems).
+    fn ctimes_trusted(&self, dev: u64, dir_fd: std::os::fd::BorrowedFd<'_>) -> bool {
+        let mut devices = self
+            .ctime_devices
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(&trusted) = devices.get(&dev) {
+            return trusted;
+        }
+        let Ok(fs) = nix::sys::statfs::fstatfs(dir_fd) else {
+            return false;
+        };
+        let trusted = [
+            nix::sys::statfs::EXT4_SUPER_MAGIC,
+            nix::sys::statfs::XFS_SUPER_MAGIC,
+            nix::sys::statfs::BTRFS_SUPER_MAGIC,
+            nix::sys::statfs::TMPFS_MAGIC,
+            nix::sys::statfs::F2FS_SUPER_MAGIC,
+        ]
+        .contains(&fs.filesystem_type());
+        devices.insert(dev, trusted);
+        trusted
     }
 
     fn fifo(&self, stat: &FileStat) -> VfsResult<Arc<Fifo>> {
@@ -350,15 +382,10 @@ pub struct GoferInode {
     origin: Mutex<Option<(Arc<GoferInode>, Vec<u8>)>>,
     ftype: FileType,
     /// The stat from the last walk or change (see the module notes).
-    stat: Mutex<FileStat>,
-    /// Whether `stat` is [`settled`]: written with it, under its lock.
-    stat_settled: std::sync::atomic::AtomicBool,
+    stat: Mutex<Known>,
     link: Mutex<Option<Vec<u8>>>,
     /// The fd a create just opened, for the open that follows it.
     fresh_fd: Mutex<Option<OwnedFd>>,
-    /// The system call (`vfs::current_syscall`) in which a direct lookup
-    /// last read its stat from the host: a stat in the same call uses it.
-    seen_in: std::sync::atomic::AtomicU64,
     /// The node's own `O_PATH` host fd, from its walk.
     /// (Set once: by the walk that made the inode, or by a later walk
     /// when the first came without fds, past the budget.)
@@ -370,7 +397,9 @@ pub struct GoferInode {
     children: Mutex<HashMap<Vec<u8>, Option<Arc<GoferInode>>>>,
     /// A directory's answers since its last change (only with
     /// [`Caching::Revalidate`]; see [`GoferInode::recall_name`]).
-    answers: Mutex<Option<Answers>>,
+    answers: Mutex<AnswerState>,
+    /// Whether this directory's ctime can be trusted ([`GoferFs::ctimes_trusted`]).
+    ctime_trusted: OnceLock<bool>,
 }
 
 /// The names a bind-mounted directory was asked for since it last
@@ -378,10 +407,61 @@ pub struct GoferInode {
 /// must not keep its fds open) or no entry. Valid while the directory's
 /// ctime on the host is `ctime`: every change of an entry in a directory
 /// (a create, unlink, rename in or out, link) sets its ctime to the
-/// current time, on every Linux filesystem.
+/// current time, on the filesystems [`GoferFs::ctimes_trusted`] admits.
 struct Answers {
     ctime: (i64, i64),
+    /// The realtime clock's lead over the monotonic one when these answers
+    /// began: a realtime clock set back since could stamp a later change
+    /// with this very ctime, and drops them.
+    lead: i128,
     names: HashMap<Vec<u8>, Option<Weak<GoferInode>>>,
+}
+
+impl Answers {
+    fn new(ctime: (i64, i64), lead: i128) -> Answers {
+        Answers {
+            ctime,
+            lead,
+            names: HashMap::new(),
+        }
+    }
+
+    fn insert(&mut self, name: &[u8], answer: Option<Weak<GoferInode>>) {
+        if self.names.len() >= MAX_ANSWERS {
+            ANSWERS_HELD.fetch_sub(self.names.len(), Ordering::Relaxed);
+            self.names.clear();
+        }
+        if ANSWERS_HELD.load(Ordering::Relaxed) >= MAX_ANSWERS_HELD {
+            return;
+        }
+        if self.names.insert(name.to_vec(), answer).is_none() {
+            ANSWERS_HELD.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn forget(&mut self, name: &[u8]) {
+        if self.names.remove(name).is_some() {
+            ANSWERS_HELD.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Answers {
+    fn drop(&mut self) {
+        ANSWERS_HELD.fetch_sub(self.names.len(), Ordering::Relaxed);
+    }
+}
+
+/// What a directory keeps of its answers.
+enum AnswerState {
+    /// Nothing (yet).
+    Empty,
+    /// It changed too recently for its ctime to be [`settled`]: asking for
+    /// it again before this clock reading would be no use.
+    Unsettled {
+        until: i128,
+    },
+    Kept(Answers),
 }
 
 /// What a directory's [`Answers`] say of a name.
@@ -394,7 +474,29 @@ enum Recalled {
 }
 
 /// Answers one directory remembers before it forgets them all.
-const MAX_ANSWERS: usize = 1 << 16;
+const MAX_ANSWERS: usize = 1 << 15;
+
+/// Answers all directories remember together, at most (each a name and a
+/// weak pointer, which keeps a dead inode's allocation: ~0.5 KiB).
+const MAX_ANSWERS_HELD: usize = 1 << 17;
+
+/// Answers all directories remember now.
+static ANSWERS_HELD: AtomicUsize = AtomicUsize::new(0);
+
+/// By how much the realtime clock may have been set back (relative to
+/// the monotonic clock, which slewing moves alike) before a directory's
+/// answers are dropped.
+const CLOCK_SET_BACK_NS: i128 = 1_000_000;
+
+/// The realtime clock's lead over the monotonic one, in nanoseconds.
+fn realtime_lead() -> i128 {
+    let ns = |id| {
+        nix::time::clock_gettime(id)
+            .map(|t| i128::from(t.tv_sec()) * 1_000_000_000 + i128::from(t.tv_nsec()))
+            .unwrap_or(0)
+    };
+    ns(nix::time::ClockId::CLOCK_REALTIME_COARSE) - ns(nix::time::ClockId::CLOCK_MONOTONIC_COARSE)
+}
 
 /// The clock the host's filesystems stamp changes with (Linux's
 /// `current_time`: the coarse realtime clock, or a finer reading of the
@@ -415,13 +517,40 @@ fn change_clock() -> i128 {
 /// and whole-second filesystems). Otherwise two changes within one tick
 /// could leave the same ctime, as git's "racy" index entries.
 fn settled(ctime: (i64, i64), clock: i128) -> bool {
+    settles_at(ctime) < clock
+}
+
+/// The clock reading past which `ctime` is [`settled`].
+fn settles_at(ctime: (i64, i64)) -> i128 {
     let stamped = i128::from(ctime.0) * 1_000_000_000 + i128::from(ctime.1);
     let margin = if ctime.1 != 0 {
         10_000_000
     } else {
         2_000_000_000
     };
-    stamped + margin < clock
+    stamped + margin
+}
+
+/// What the sentry knows of a node's attributes, read and written as one.
+struct Known {
+    stat: FileStat,
+    /// The system call (`vfs::current_syscall`) in which `stat` was read
+    /// from the host: a stat later in the same call may use it, unless
+    /// the call changed the tree since ([`GoferInode::begin_change`]).
+    read_in: u64,
+    /// Whether `stat`'s ctime is [`settled`].
+    settled: bool,
+}
+
+/// `Known::read_in` of a stat not read from the host in any call.
+const NOT_READ: u64 = u64::MAX;
+
+thread_local! {
+    /// The last system call of this sentry thread that changed a gofer
+    /// tree: stats it read before the change are no longer fresh for it.
+    /// (Per thread, as system call numbers are: another thread's change
+    /// must not clear this call's mark.)
+    static CHANGED_IN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// The host fds a walk brought for a node.
@@ -478,42 +607,48 @@ fn single_component(name: &[u8]) -> bool {
 }
 
 impl GoferInode {
-    fn lock_stat(&self) -> MutexGuard<'_, FileStat> {
+    fn lock_stat(&self) -> MutexGuard<'_, Known> {
         self.stat
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Replaces the node's stat with one not known to be [`settled`].
-    fn set_stat(&self, st: FileStat) {
-        let mut known = self.lock_stat();
-        self.stat_settled.store(false, Ordering::Relaxed);
-        *known = st;
+    /// The node's last known stat, however old.
+    fn known_stat(&self) -> FileStat {
+        self.lock_stat().stat.clone()
     }
 
-    /// Replaces the node's stat with one the host returned after
-    /// [`change_clock`] read `clock`, noting it as seen in this call.
-    fn set_host_stat(&self, st: FileStat, clock: i128) {
-        {
-            let mut known = self.lock_stat();
-            let ctime = (st.ctime_sec, st.ctime_nsec);
-            self.stat_settled
-                .store(settled(ctime, clock), Ordering::Relaxed);
-            *known = st;
-        }
-        self.seen_in
-            .store(crate::vfs::current_syscall(), Ordering::Relaxed);
+    /// Replaces the node's stat with one not read from the host now.
+    fn set_stat(&self, stat: FileStat) {
+        *self.lock_stat() = Known {
+            stat,
+            read_in: NOT_READ,
+            settled: false,
+        };
     }
 
-    /// Whether this node's stat was read from the host earlier in this
-    /// same system call, which has changed nothing in the tree since: as
-    /// fresh as asking the host again.
-    fn seen_now(&self) -> bool {
+    /// Replaces the node's stat with one the host just returned, after
+    /// [`change_clock`] read `clock`.
+    fn set_host_stat(&self, stat: FileStat, clock: i128) {
+        let settled = settled((stat.ctime_sec, stat.ctime_nsec), clock);
+        *self.lock_stat() = Known {
+            stat,
+            read_in: crate::vfs::current_syscall(),
+            settled,
+        };
+    }
+
+    /// The node's stat, and whether its ctime is settled, if it was read
+    /// from the host earlier in this same system call, which has changed
+    /// nothing in any tree since: as fresh as asking the host again.
+    fn stat_read_now(&self) -> Option<(FileStat, bool)> {
         // (0: not in a system call, when nothing counts as this call.)
         let now = crate::vfs::current_syscall();
-        now != 0
-            && self.seen_in.load(Ordering::Relaxed) == now
-            && self.fs.changed_in.load(Ordering::Relaxed) != now
+        if now == 0 || CHANGED_IN.with(std::cell::Cell::get) == now {
+            return None;
+        }
+        let known = self.lock_stat();
+        (known.read_in == now).then(|| (known.stat.clone(), known.settled))
     }
 
     fn client(&self) -> &GoferClient {
@@ -571,7 +706,7 @@ impl GoferInode {
             Err(Errno::ENOENT) => return Err(Errno::ESTALE),
             Err(e) => return Err(e),
         };
-        let me = self.lock_stat().clone();
+        let me = self.known_stat();
         if (stat.dev, stat.ino) != (me.dev, me.ino) {
             self.client().close_later(handle);
             return Err(Errno::ESTALE);
@@ -747,52 +882,75 @@ impl GoferInode {
         let Some(fd) = self.path_fd.get() else {
             return Recalled::Unknown(None);
         };
-        if self.ftype != FileType::Directory || !single_component(name) {
+        if self.ftype != FileType::Directory
+            || !single_component(name)
+            || self.ctime_trusted.get() == Some(&false)
+        {
             return Recalled::Unknown(None);
         }
-        if !self.seen_now() {
-            let clock = change_clock();
-            match directfs::stat(fd.as_fd()) {
-                Ok(st) => self.set_host_stat(super::host::stat_from_host(&st), clock),
-                Err(_) => return Recalled::Unknown(None),
-            }
-        }
-        let (ctime, settled) = {
-            let known = self.lock_stat();
-            (
-                (known.ctime_sec, known.ctime_nsec),
-                self.stat_settled.load(Ordering::Relaxed),
-            )
-        };
-        let mut answers = self
-            .answers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !settled {
-            *answers = None;
-            return Recalled::Unknown(None);
-        }
-        match &*answers {
-            Some(known) if known.ctime == ctime => match known.names.get(name) {
-                Some(None) => return Recalled::Known(Err(Errno::ENOENT)),
-                Some(Some(node)) => {
-                    // Only a node with its own fd: its stat asks the host.
-                    if let Some(node) = node.upgrade().filter(|n| n.host_fd().is_some()) {
-                        drop(answers);
-                        self.note_reached(&node, name);
-                        return Recalled::Known(Ok(node));
+        let (stat, settled_now) = match self.stat_read_now() {
+            Some(known) => known,
+            None => {
+                if let AnswerState::Unsettled { until } = *self.lock_answers() {
+                    if change_clock() < until {
+                        return Recalled::Unknown(None);
                     }
                 }
-                None => {}
-            },
-            _ => {
-                *answers = Some(Answers {
-                    ctime,
-                    names: HashMap::new(),
-                })
+                let clock = change_clock();
+                let Ok(st) = directfs::stat(fd.as_fd()) else {
+                    return Recalled::Unknown(None);
+                };
+                let st = super::host::stat_from_host(&st);
+                self.set_host_stat(st.clone(), clock);
+                let settled_now = settled((st.ctime_sec, st.ctime_nsec), clock);
+                (st, settled_now)
             }
+        };
+        let trusted = *self
+            .ctime_trusted
+            .get_or_init(|| self.fs.ctimes_trusted(stat.dev, fd.as_fd()));
+        if !trusted {
+            return Recalled::Unknown(None);
+        }
+        let ctime = (stat.ctime_sec, stat.ctime_nsec);
+        let mut answers = self.lock_answers();
+        if !settled_now {
+            *answers = AnswerState::Unsettled {
+                until: settles_at(ctime),
+            };
+            return Recalled::Unknown(None);
+        }
+        let lead = realtime_lead();
+        match &mut *answers {
+            AnswerState::Kept(known)
+                if known.ctime == ctime && known.lead - lead < CLOCK_SET_BACK_NS =>
+            {
+                match known.names.get(name) {
+                    Some(None) => return Recalled::Known(Err(Errno::ENOENT)),
+                    Some(Some(node)) => {
+                        // Only a node with its own fd: its stat asks the
+                        // host. A dead one's answer goes.
+                        match node.upgrade().filter(|n| n.host_fd().is_some()) {
+                            Some(node) => {
+                                drop(answers);
+                                self.note_reached(&node, name);
+                                return Recalled::Known(Ok(node));
+                            }
+                            None => known.forget(name),
+                        }
+                    }
+                    None => {}
+                }
+            }
+            _ => *answers = AnswerState::Kept(Answers::new(ctime, lead)),
         }
         Recalled::Unknown(Some(ctime))
+    }
+
+    fn lock_answers(&self) -> MutexGuard<'_, AnswerState> {
+        self.answers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Remembers what the host answered for `name`, if the directory's
@@ -803,15 +961,10 @@ impl GoferInode {
             Err(Errno::ENOENT) => None,
             _ => return,
         };
-        let mut answers = self
-            .answers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(known) = answers.as_mut().filter(|a| a.ctime == ctime) {
-            if known.names.len() >= MAX_ANSWERS {
-                known.names.clear();
+        if let AnswerState::Kept(known) = &mut *self.lock_answers() {
+            if known.ctime == ctime {
+                known.insert(name, answer);
             }
-            known.names.insert(name.to_vec(), answer);
         }
     }
 
@@ -822,9 +975,7 @@ impl GoferInode {
         if !self.fs.writable {
             return Err(Errno::EROFS);
         }
-        self.fs
-            .changed_in
-            .store(crate::vfs::current_syscall(), Ordering::Relaxed);
+        CHANGED_IN.with(|c| c.set(crate::vfs::current_syscall()));
         Ok(())
     }
 
@@ -1109,7 +1260,7 @@ impl GoferInode {
         // very regular file, checked before the open (so that nothing else,
         // a FIFO or a device the host put there, is opened at all) and
         // after it (reopen_regular).
-        let me = self.lock_stat().clone();
+        let me = self.known_stat();
         let id = (me.dev, me.ino);
         let found = directfs::stat_at(dir, &cname).ok()?;
         if found.st_mode & libc::S_IFMT != libc::S_IFREG || (found.st_dev, found.st_ino) != id {
@@ -1216,10 +1367,10 @@ impl Inode for GoferInode {
         // fresh as asking again. A walk checks each directory's
         // permissions right after its lookup, and stat(2) of a path asks
         // for what its last lookup just saw.
-        let seen_now = self.seen_now();
+        let read_now = self.stat_read_now();
         if let Some(fd) = fd {
-            if seen_now {
-                return Ok(self.lock_stat().clone());
+            if let Some((st, _)) = read_now {
+                return Ok(st);
             }
             // (Only a directory's ctime is ever trusted: `recall_name`.)
             let clock = if self.ftype == FileType::Directory {
@@ -1233,15 +1384,15 @@ impl Inode for GoferInode {
         }
         // Looked up on the host earlier in this same system call (the
         // stat(2) of a path): as fresh as asking the gofer now would be.
-        if seen_now {
-            return Ok(self.lock_stat().clone());
+        if let Some((st, _)) = read_now {
+            return Ok(st);
         }
         if self.fs.writable {
             let st = self.client().stat(self.handle()?)?;
             self.set_stat(st.clone());
             return Ok(st);
         }
-        Ok(self.lock_stat().clone())
+        Ok(self.known_stat())
     }
 
     fn file_type(&self) -> FileType {

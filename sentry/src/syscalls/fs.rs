@@ -249,6 +249,7 @@ fn do_open_how(
             .vfs
             .resolve_parent_with(&root, &start, &path, how)?;
         let mut hops = 0;
+        let mut races = 0;
         loop {
             if name.is_empty() || name == b"." || name == b".." {
                 return Err(Errno::EISDIR);
@@ -319,8 +320,13 @@ fn do_open_how(
                             break kernel().vfs.step(&parent, &name)?;
                         }
                         // Someone outside the sandbox (a shared volume) made
-                        // it since our lookup: open theirs, as Linux would.
-                        Err(Errno::EEXIST) if flags & libc::O_EXCL == 0 => continue,
+                        // it since our lookup: open theirs, as Linux would
+                        // (a few times: a host that keeps making and removing
+                        // the name must not hold the call forever).
+                        Err(Errno::EEXIST) if flags & libc::O_EXCL == 0 && races < 64 => {
+                            races += 1;
+                            continue;
+                        }
                         Err(e) => return Err(e),
                     }
                 }
