@@ -317,7 +317,11 @@ fn do_open_how(
                                 Some(&node),
                             );
                             created_now = true;
-                            break kernel().vfs.step(&parent, &name)?;
+                            // The file this call made, whatever holds the
+                            // name by now (as Linux opens the dentry it
+                            // created); nothing is mounted where nothing
+                            // was found.
+                            break parent.with_child(&name, node);
                         }
                         // Someone outside the sandbox (a shared volume) made
                         // it since our lookup: open theirs, as Linux would
