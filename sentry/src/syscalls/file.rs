@@ -205,15 +205,28 @@ fn write_inner(t: &Task, f: &OpenFile, buf: u64, count: u64, off: Option<u64>) -
             count = count.min((limit - start) as usize);
         }
     }
+    // A file's bytes go to it straight from mirrored memory (one copy, as
+    // on Linux), as reads come into it. Only where a write cannot block
+    // for long (not pipes or sockets): the mirror stays locked meanwhile.
+    let direct = f.ops.seekable() && !f.ops.host_offset();
     let mut done = 0usize;
     while done < count || count == 0 {
         let want = (count - done).min(CHUNK);
-        let data = t.read_bytes(buf + done as u64, want)?;
-        let r = match off {
+        let write = |data: &[u8]| match off {
             // Linux's pwrite on an O_APPEND file appends anyway.
-            Some(_) if f.flags() & libc::O_APPEND != 0 => f.ops.append(&data).map(|(n, _)| n),
-            Some(o) => f.ops.write_at(&data, o + done as u64),
-            None => f.write(&data),
+            Some(_) if f.flags() & libc::O_APPEND != 0 => f.ops.append(data).map(|(n, _)| n),
+            Some(o) => f.ops.write_at(data, o + done as u64),
+            None => f.write(data),
+        };
+        let from_mirror = if direct && want > 0 {
+            t.mirror()
+                .with_slice(buf + done as u64, want, libc::PROT_READ, |data| write(data))
+        } else {
+            None
+        };
+        let r = match from_mirror {
+            Some(r) => r,
+            None => write(&t.read_bytes(buf + done as u64, want)?),
         };
         let n = match check_epipe(t, f, r) {
             Ok(n) => n,
