@@ -137,6 +137,7 @@ differential_tests! {
     file_lock_rules => "file/lock_rules.c",
     file_io_rules => "file/io_rules.c",
     file_rename_exchange => "file/rename_exchange.c",
+    file_create_race => "file/create_race.c",
     mm_brk => "mm/brk.c",
     mm_mmap => "mm/mmap.c",
     mm_mmap_file => "mm/mmap_file.c",

@@ -228,6 +228,21 @@ impl OvNode {
         }
     }
 
+    /// Enters `node` as `name`, unless another thread entered that name
+    /// since `check_new_name` (EEXIST: two creates of one name must not
+    /// both succeed, the second dropping the first's file from the tree).
+    fn insert_checked(&self, name: &[u8], node: Arc<OvNode>) -> VfsResult<()> {
+        let mut st = self.lock()?;
+        if st.unlinked {
+            return Err(Errno::ENOENT);
+        }
+        if let Some(Child::Node(_)) = st.children.get(name) {
+            return Err(Errno::EEXIST);
+        }
+        st.children.insert(name.to_vec(), Child::Node(node));
+        Ok(())
+    }
+
     fn insert_new(&self, name: &[u8], ftype: FileType, state: OvState) -> VfsResult<Arc<OvNode>> {
         if self.ftype != FileType::Directory {
             return Err(Errno::ENOTDIR);
@@ -240,9 +255,7 @@ impl OvNode {
             m.dev = self.fs.dev;
         }
         let node = OvNode::new(self.fs.clone(), ftype, None, ino, state);
-        self.lock()?
-            .children
-            .insert(name.to_vec(), Child::Node(node.clone()));
+        self.insert_checked(name, node.clone())?;
         self.touch()?;
         Ok(node)
     }
@@ -544,9 +557,10 @@ impl Inode for OvNode {
             return Err(Errno::EPERM);
         }
         self.check_new_name(name)?;
-        {
+        let tmpfile = {
             let mut ts = target.lock()?;
-            if ts.unlinked {
+            let tmpfile = ts.unlinked;
+            if tmpfile {
                 if !ts.linkable_tmpfile {
                     return Err(Errno::ENOENT);
                 }
@@ -560,10 +574,20 @@ impl Inode for OvNode {
                 m.ctime_sec = s;
                 m.ctime_nsec = ns;
             }
+            tmpfile
+        };
+        if let Err(e) = self.insert_checked(name, target.clone()) {
+            // Another thread took the name: the link never happened.
+            let mut ts = target.lock()?;
+            if let Some(m) = ts.meta.as_mut() {
+                m.nlink -= 1;
+            }
+            if tmpfile {
+                ts.unlinked = true;
+                ts.linkable_tmpfile = true;
+            }
+            return Err(e);
         }
-        self.lock()?
-            .children
-            .insert(name.to_vec(), Child::Node(target));
         self.touch()
     }
 

@@ -205,10 +205,12 @@ fn write_inner(t: &Task, f: &OpenFile, buf: u64, count: u64, off: Option<u64>) -
             count = count.min((limit - start) as usize);
         }
     }
-    // A file's bytes go to it straight from mirrored memory (one copy, as
-    // on Linux), as reads come into it. Only where a write cannot block
-    // for long (not pipes or sockets): the mirror stays locked meanwhile.
-    let direct = f.ops.seekable() && !f.ops.host_offset();
+    // A host file's bytes go to it straight from mirrored memory (one
+    // copy, as on Linux), as reads come into it. Only host files: the
+    // mirror stays locked meanwhile, so not pipes or sockets, which may
+    // block, nor the sentry's own files, whose growth may copy the whole
+    // file (MemFile's stored data).
+    let direct = f.ops.host_kind() == Some(crate::fsimpl::host::HostKind::File);
     let mut done = 0usize;
     while done < count || count == 0 {
         let want = (count - done).min(CHUNK);
@@ -569,6 +571,13 @@ fn pipe_size(t: &Task, f: &OpenFile, cmd: i32, arg: u64) -> SysResult {
 
 /// sizeof(struct termios) as the kernel's TCGETS/TCSETS use it.
 const KERNEL_TERMIOS_SIZE: usize = 36;
+/// sizeof(struct termio) (TCGETA/TCSETA), padding byte included: Linux
+/// copies the whole struct both ways, the padding zeroed.
+const TERMIO_SIZE: usize = 18;
+const TCGETA: u64 = 0x5405;
+const TCSETA: u64 = 0x5406;
+const TCSETAW: u64 = 0x5407;
+const TCSETAF: u64 = 0x5408;
 const TCGETS: u64 = 0x5401;
 const TCSETS: u64 = 0x5402;
 const TCSETSW: u64 = 0x5403;
@@ -696,6 +705,28 @@ pub fn ioctl(t: &mut Task, a: &[u64; 6]) -> SysResult {
                 _ => libc::TCSETSF,
             };
             // SAFETY: reads a kernel termios (36 bytes) from our buffer.
+            if unsafe { libc::ioctl(hfd, req, tio.as_ptr()) } < 0 {
+                return Err(Errno::last());
+            }
+            Ok(0)
+        }
+        TCGETA => {
+            let mut tio = [0u8; TERMIO_SIZE];
+            // SAFETY: TCGETA fills a struct termio (18 bytes) in our buffer.
+            if unsafe { libc::ioctl(hfd, libc::TCGETA, tio.as_mut_ptr()) } < 0 {
+                return Err(Errno::last());
+            }
+            t.write_bytes(arg, &tio)?;
+            Ok(0)
+        }
+        TCSETA | TCSETAW | TCSETAF => {
+            let tio = t.read_bytes(arg, TERMIO_SIZE)?;
+            let req = match cmd {
+                TCSETA => libc::TCSETA,
+                TCSETAW => libc::TCSETAW,
+                _ => libc::TCSETAF,
+            };
+            // SAFETY: reads a struct termio (18 bytes) from our buffer.
             if unsafe { libc::ioctl(hfd, req, tio.as_ptr()) } < 0 {
                 return Err(Errno::last());
             }

@@ -120,10 +120,12 @@ int main(void)
 
     /* the System V struct termio (TCGETA/TCSETA): low 16 bits of each flag */
     struct termio tio;
+    memset(&tio, 0xee, sizeof tio);
     show("TCGETA", ioctl(s, TCGETA, &tio));
-    printf("termio: icanon %d echo %d icrnl %d vintr %d veof %d line %d\n",
+    printf("termio: icanon %d echo %d icrnl %d vintr %d veof %d line %d size %zu last byte %#x\n",
            !!(tio.c_lflag & ICANON), !!(tio.c_lflag & ECHO), !!(tio.c_iflag & ICRNL),
-           tio.c_cc[VINTR], tio.c_cc[VEOF], tio.c_line);
+           tio.c_cc[VINTR], tio.c_cc[VEOF], tio.c_line, sizeof tio,
+           ((unsigned char *)&tio)[sizeof tio - 1]);
     tio.c_lflag &= ~ECHO;
     tio.c_cc[VINTR] = 0x07;
     show("TCSETA", ioctl(s, TCSETA, &tio));
