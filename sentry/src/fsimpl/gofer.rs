@@ -121,16 +121,26 @@ fn keep_alive(node: &Arc<GoferInode>) {
 /// Host fds held by gofer inodes (node and read fds), across all mounts.
 static HOST_FDS: AtomicUsize = AtomicUsize::new(0);
 
-/// How many walk fds the sentry keeps at most: a quarter of its fd limit,
-/// so the application's own files (which also live in the sentry's fd
-/// table) never run short. Past it, walks fall back to plain handles.
+/// How many walk fds the sentry keeps at most: half of its fd limit as
+/// long as that leaves [`APPLICATION_FDS`] for the application's own
+/// files (which also live in the sentry's fd table), and a quarter at
+/// least. Past it, walks fall back to plain handles.
 fn host_fd_budget() -> usize {
     static BUDGET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *BUDGET.get_or_init(|| {
         nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-            .map(|(soft, _)| (soft / 4).min(1 << 20) as usize)
+            .map(|(soft, _)| fd_budget_of(soft))
             .unwrap_or(256)
     })
+}
+
+/// Host fds the walk budget leaves to the application's files, at least
+/// (unless the limit is so low that a quarter of it is more).
+const APPLICATION_FDS: u64 = 8192;
+
+fn fd_budget_of(limit: u64) -> usize {
+    let half = (limit / 2).min(limit.saturating_sub(APPLICATION_FDS));
+    half.max(limit / 4).min(1 << 20) as usize
 }
 
 pub struct GoferFs {
@@ -1668,5 +1678,21 @@ impl Inode for GoferInode {
 
     fn read_only(&self) -> bool {
         !self.fs.writable
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fd_budget_of;
+
+    #[test]
+    fn walk_fd_budget_leaves_the_application_its_share() {
+        // Half, when 8192 fds remain for the application's files...
+        assert_eq!(fd_budget_of(20_000), 10_000);
+        assert_eq!(fd_budget_of(1 << 20), 1 << 19);
+        // ...fewer, so that they do...
+        assert_eq!(fd_budget_of(12_000), 12_000 - 8192);
+        // ...but a quarter of a low limit at least.
+        assert_eq!(fd_budget_of(1024), 256);
     }
 }
