@@ -452,6 +452,9 @@ pub fn dup3(t: &mut Task, a: &[u64; 6]) -> SysResult {
     dup_to(t, old, new, flags & libc::O_CLOEXEC != 0)
 }
 
+/// F_LINUX_SPECIFIC_BASE + 4.
+const F_CREATED_QUERY: i32 = 1028;
+
 pub fn fcntl(t: &mut Task, a: &[u64; 6]) -> SysResult {
     let fd = arg_fd(a[0]);
     let cmd = a[1] as i32;
@@ -459,7 +462,12 @@ pub fn fcntl(t: &mut Task, a: &[u64; 6]) -> SysResult {
     // An O_PATH fd has flags and can be duplicated, nothing more.
     let fd_only = matches!(
         cmd,
-        libc::F_DUPFD | libc::F_DUPFD_CLOEXEC | libc::F_GETFD | libc::F_SETFD | libc::F_GETFL
+        libc::F_DUPFD
+            | libc::F_DUPFD_CLOEXEC
+            | libc::F_GETFD
+            | libc::F_SETFD
+            | libc::F_GETFL
+            | F_CREATED_QUERY
     );
     if f.flags() & libc::O_PATH != 0 && !fd_only {
         return Err(Errno::EBADF);
@@ -473,6 +481,9 @@ pub fn fcntl(t: &mut Task, a: &[u64; 6]) -> SysResult {
             let limit = t.proc.nofile_limit();
             Ok(lock(&t.proc.fds).alloc(f, cmd == libc::F_DUPFD_CLOEXEC, min as i32, limit)? as u64)
         }
+        // Whether the open that made this description created the file
+        // (Linux 6.12); its argument is ignored.
+        F_CREATED_QUERY => Ok(u64::from(f.created())),
         libc::F_GETFD => Ok(if lock(&t.proc.fds).entry(fd)?.cloexec {
             libc::FD_CLOEXEC as u64
         } else {

@@ -398,6 +398,9 @@ fn do_open_how(
         notify::file_event(&loc, notify::IN_MODIFY);
     }
     let file = OpenFile::new(ops, Some(loc), flags);
+    if created_now {
+        file.mark_created();
+    }
     if acc != libc::O_RDONLY && ftype == FileType::Regular {
         file.hold_for_writing(&inode);
     }

@@ -184,6 +184,9 @@ pub struct OpenFile {
     pub dir_entries: Mutex<Option<Vec<DirEntry>>>,
     /// A regular file opened for writing is not executable meanwhile.
     writer: Mutex<Option<super::text::Writer>>,
+    /// The open that made this description created the file
+    /// (fcntl F_CREATED_QUERY).
+    created: std::sync::atomic::AtomicBool,
 }
 
 impl OpenFile {
@@ -203,7 +206,19 @@ impl OpenFile {
             offset: Mutex::new(0),
             dir_entries: Mutex::new(None),
             writer: Mutex::new(None),
+            created: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Notes that the open that made this description created the file.
+    pub fn mark_created(&self) {
+        self.created
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the open that made this description created the file.
+    pub fn created(&self) -> bool {
+        self.created.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Marks the file as open for writing while this description lives
@@ -224,6 +239,7 @@ impl OpenFile {
             offset: Mutex::new(0),
             dir_entries: Mutex::new(None),
             writer: Mutex::new(None),
+            created: std::sync::atomic::AtomicBool::new(false),
         })
     }
 

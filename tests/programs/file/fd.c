@@ -1,5 +1,5 @@
 /* file/fd: dup, dup2, dup3, fcntl (F_GETFD/F_SETFD/F_GETFL/F_SETFL/F_DUPFD/
- * F_DUPFD_CLOEXEC), ioctl (ENOTTY on a regular file, FIONREAD on a pipe),
+ * F_DUPFD_CLOEXEC/F_CREATED_QUERY), ioctl (ENOTTY on a regular file, FIONREAD on a pipe),
  * pipe2, umask, close_range-free fd bookkeeping. */
 #include "../common.h"
 
@@ -206,6 +206,27 @@ int main(void)
     int last = open("/dev/null", O_RDONLY);
     show("next fd is lowest free", last);
     close(last);
+
+    /* F_CREATED_QUERY (Linux 6.12): did the open that made this
+     * description create the file? Shared by dups; 0 for O_PATH. */
+    unlink(PATH);
+    int made = open(PATH, O_CREAT | O_RDWR, 0600);
+    MUST(made);
+    show("F_CREATED_QUERY after creating", fcntl(made, 1028, 0));
+    int made_dup = dup(made);
+    show("F_CREATED_QUERY of its dup", fcntl(made_dup, 1028, 0));
+    int again = open(PATH, O_CREAT | O_RDWR, 0600);
+    show("F_CREATED_QUERY of an existing file", fcntl(again, 1028, 0));
+    int path_fd = open(PATH, O_PATH);
+    show("F_CREATED_QUERY of an O_PATH fd", fcntl(path_fd, 1028, 0));
+    int tmp = open("/tmp", O_TMPFILE | O_RDWR, 0600);
+    show("F_CREATED_QUERY of an O_TMPFILE", tmp < 0 ? -2 : fcntl(tmp, 1028, 0));
+    close(made);
+    close(made_dup);
+    close(again);
+    close(path_fd);
+    if (tmp >= 0)
+        close(tmp);
 
     unlink(PATH);
     return 0;
