@@ -638,14 +638,29 @@ impl GoferInode {
     }
 
     /// Replaces the node's stat with one the host just returned, after
-    /// [`change_clock`] read `clock`.
-    fn set_host_stat(&self, stat: FileStat, clock: i128) {
+    /// [`change_clock`] read `clock`; says whether its ctime is settled.
+    fn set_host_stat(&self, stat: FileStat, clock: i128) -> bool {
         let settled = settled((stat.ctime_sec, stat.ctime_nsec), clock);
         *self.lock_stat() = Known {
             stat,
             read_in: crate::vfs::current_syscall(),
             settled,
         };
+        settled
+    }
+
+    /// Reads the node's stat from the host through `fd`, its own, and
+    /// keeps it; with whether its ctime is settled (only a directory's
+    /// ever is: `recall_name` trusts no other).
+    fn read_host_stat(&self, fd: std::os::fd::BorrowedFd<'_>) -> VfsResult<(FileStat, bool)> {
+        let clock = if self.ftype == FileType::Directory {
+            change_clock()
+        } else {
+            0
+        };
+        let st = super::host::stat_from_host(&directfs::stat(fd)?);
+        let settled = self.set_host_stat(st.clone(), clock);
+        Ok((st, settled))
     }
 
     /// The node's stat, and whether its ctime is settled, if it was read
@@ -906,14 +921,10 @@ impl GoferInode {
                         return Recalled::Unknown(None);
                     }
                 }
-                let clock = change_clock();
-                let Ok(st) = directfs::stat(fd.as_fd()) else {
-                    return Recalled::Unknown(None);
-                };
-                let st = super::host::stat_from_host(&st);
-                self.set_host_stat(st.clone(), clock);
-                let settled_now = settled((st.ctime_sec, st.ctime_nsec), clock);
-                (st, settled_now)
+                match self.read_host_stat(fd.as_fd()) {
+                    Ok(known) => known,
+                    Err(_) => return Recalled::Unknown(None),
+                }
             }
         };
         let trusted = *self
@@ -1382,15 +1393,7 @@ impl Inode for GoferInode {
             if let Some((st, _)) = read_now {
                 return Ok(st);
             }
-            // (Only a directory's ctime is ever trusted: `recall_name`.)
-            let clock = if self.ftype == FileType::Directory {
-                change_clock()
-            } else {
-                0
-            };
-            let st = super::host::stat_from_host(&directfs::stat(fd)?);
-            self.set_host_stat(st.clone(), clock);
-            return Ok(st);
+            return self.read_host_stat(fd).map(|(st, _)| st);
         }
         // Looked up on the host earlier in this same system call (the
         // stat(2) of a path): as fresh as asking the gofer now would be.

@@ -452,6 +452,18 @@ pub fn dup3(t: &mut Task, a: &[u64; 6]) -> SysResult {
     dup_to(t, old, new, flags & libc::O_CLOEXEC != 0)
 }
 
+/// A terminal request that fills `N` bytes (TCGETS, TCGETA), made on the
+/// sentry's own host terminal fd.
+fn host_tty_get<const N: usize>(hfd: i32, req: libc::Ioctl) -> Result<[u8; N], Errno> {
+    let mut out = [0u8; N];
+    // SAFETY: the callers pair each request with the size it fills, and
+    // the buffer is ours.
+    if unsafe { libc::ioctl(hfd, req, out.as_mut_ptr()) } < 0 {
+        return Err(Errno::last());
+    }
+    Ok(out)
+}
+
 /// F_LINUX_SPECIFIC_BASE + 4.
 const F_CREATED_QUERY: i32 = 1028;
 
@@ -698,46 +710,30 @@ pub fn ioctl(t: &mut Task, a: &[u64; 6]) -> SysResult {
     // Terminal requests answered on the sentry's own terminal fd, with
     // buffers the sentry owns and validated sizes.
     match cmd {
-        // The kernel's struct termios (36 bytes), not glibc's larger one.
+        // The kernel's struct termios (36 bytes), not glibc's larger one;
+        // the System V struct termio (18 bytes).
         TCGETS => {
-            let mut tio = [0u8; KERNEL_TERMIOS_SIZE];
-            // SAFETY: TCGETS fills a kernel termios (36 bytes) in our buffer.
-            if unsafe { libc::ioctl(hfd, libc::TCGETS, tio.as_mut_ptr()) } < 0 {
-                return Err(Errno::last());
-            }
+            let tio = host_tty_get::<KERNEL_TERMIOS_SIZE>(hfd, libc::TCGETS)?;
             t.write_bytes(arg, &tio)?;
-            Ok(0)
-        }
-        TCSETS | TCSETSW | TCSETSF => {
-            let tio = t.read_bytes(arg, KERNEL_TERMIOS_SIZE)?;
-            let req = match cmd {
-                TCSETS => libc::TCSETS,
-                TCSETSW => libc::TCSETSW,
-                _ => libc::TCSETSF,
-            };
-            // SAFETY: reads a kernel termios (36 bytes) from our buffer.
-            if unsafe { libc::ioctl(hfd, req, tio.as_ptr()) } < 0 {
-                return Err(Errno::last());
-            }
             Ok(0)
         }
         TCGETA => {
-            let mut tio = [0u8; TERMIO_SIZE];
-            // SAFETY: TCGETA fills a struct termio (18 bytes) in our buffer.
-            if unsafe { libc::ioctl(hfd, libc::TCGETA, tio.as_mut_ptr()) } < 0 {
-                return Err(Errno::last());
-            }
+            let tio = host_tty_get::<TERMIO_SIZE>(hfd, libc::TCGETA)?;
             t.write_bytes(arg, &tio)?;
             Ok(0)
         }
-        TCSETA | TCSETAW | TCSETAF => {
-            let tio = t.read_bytes(arg, TERMIO_SIZE)?;
-            let req = match cmd {
-                TCSETA => libc::TCSETA,
-                TCSETAW => libc::TCSETAW,
-                _ => libc::TCSETAF,
+        TCSETS | TCSETSW | TCSETSF | TCSETA | TCSETAW | TCSETAF => {
+            let (req, size) = match cmd {
+                TCSETS => (libc::TCSETS, KERNEL_TERMIOS_SIZE),
+                TCSETSW => (libc::TCSETSW, KERNEL_TERMIOS_SIZE),
+                TCSETSF => (libc::TCSETSF, KERNEL_TERMIOS_SIZE),
+                TCSETA => (libc::TCSETA, TERMIO_SIZE),
+                TCSETAW => (libc::TCSETAW, TERMIO_SIZE),
+                _ => (libc::TCSETAF, TERMIO_SIZE),
             };
-            // SAFETY: reads a struct termio (18 bytes) from our buffer.
+            let tio = t.read_bytes(arg, size)?;
+            // SAFETY: the request reads `size` bytes, all in `tio`, which
+            // we own.
             if unsafe { libc::ioctl(hfd, req, tio.as_ptr()) } < 0 {
                 return Err(Errno::last());
             }
