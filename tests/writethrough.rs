@@ -379,21 +379,14 @@ fn unix_sockets_in_a_volume_like_runc() {
 /// directory made; then a rename, a chmod and a hard link.
 fn host_actor(vol: PathBuf) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        let wait_for = |name: &str| {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-            while !vol.join(name).exists() {
-                assert!(std::time::Instant::now() < deadline, "no {name}");
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-        };
-        wait_for("step1");
+        wait_for_file(&vol.join("step1"));
         std::fs::write(vol.join("a.new"), "12345").unwrap();
         std::fs::rename(vol.join("a.new"), vol.join("a")).unwrap();
         std::fs::remove_file(vol.join("c")).unwrap();
         std::fs::create_dir(vol.join("d")).unwrap();
         std::fs::write(vol.join("d/f"), "made on the host\n").unwrap();
         std::fs::write(vol.join("ack1"), "").unwrap();
-        wait_for("step2");
+        wait_for_file(&vol.join("step2"));
         std::fs::rename(vol.join("a"), vol.join("e")).unwrap();
         std::fs::set_permissions(
             vol.join("e"),
@@ -403,6 +396,44 @@ fn host_actor(vol: PathBuf) -> std::thread::JoinHandle<()> {
         std::fs::hard_link(vol.join("e"), vol.join("e-link")).unwrap();
         std::fs::write(vol.join("ack2"), "").unwrap();
     })
+}
+
+/// Waits (up to 30 s) for the sandbox to make `path`: its signal to a
+/// host actor.
+fn wait_for_file(path: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !path.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {}",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Runs `script` under runc, then under rvisor, each on fresh copies of
+/// the rootfs and volume with `actor` changing the volume meanwhile; both
+/// must print the same.
+fn same_as_runc_with_host_actor(
+    tag: &str,
+    actor: fn(PathBuf) -> std::thread::JoinHandle<()>,
+    script: &str,
+) {
+    let Some(runc) = which("runc") else {
+        eprintln!("SKIP: runc is not installed (scripts/setup.sh installs it)");
+        return;
+    };
+    let theirs = Copies::new(&format!("{tag}-runc"));
+    let acting = actor(theirs.vol());
+    let expected = run(&runc, &[], &theirs, script);
+    acting.join().unwrap();
+    assert_success("runc run", &expected);
+    let ours = Copies::new(&format!("{tag}-rvisor"));
+    let acting = actor(ours.vol());
+    let actual = run(&rvisor(), &[], &ours, script);
+    acting.join().unwrap();
+    assert_same_output_named("runc", &expected, "rvisor", &actual);
 }
 
 /// Each lookup the script makes after a step must see the host's change.
@@ -423,20 +454,7 @@ stat -c '%n %s %a %h' e e-link; cat e-link; echo
 /// no trip to the gofer, when it already knows the inode.)
 #[test]
 fn host_changes_to_a_volume_are_seen_at_once() {
-    let Some(runc) = which("runc") else {
-        eprintln!("SKIP: runc is not installed (scripts/setup.sh installs it)");
-        return;
-    };
-    let theirs = Copies::new("hc-runc");
-    let actor = host_actor(theirs.vol());
-    let expected = run(&runc, &[], &theirs, HOST_CHANGES_SCRIPT);
-    actor.join().unwrap();
-    assert_success("runc run", &expected);
-    let ours = Copies::new("hc-rvisor");
-    let actor = host_actor(ours.vol());
-    let actual = run(&rvisor(), &[], &ours, HOST_CHANGES_SCRIPT);
-    actor.join().unwrap();
-    assert_same_output_named("runc", &expected, "rvisor", &actual);
+    same_as_runc_with_host_actor("hc", host_actor, HOST_CHANGES_SCRIPT);
 }
 
 /// Rounds of [`QUIET_DIR_SCRIPT`].
@@ -450,11 +468,7 @@ const QUIET_ROUNDS: u32 = 6;
 fn quiet_dir_actor(vol: PathBuf) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         for round in 0..QUIET_ROUNDS {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-            while !vol.join(format!("ask{round}")).exists() {
-                assert!(std::time::Instant::now() < deadline, "no ask{round}");
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
+            wait_for_file(&vol.join(format!("ask{round}")));
             let d = vol.join("d");
             std::fs::write(d.join("x.new"), format!("{round}\n")).unwrap();
             std::fs::rename(d.join("x.new"), d.join("x")).unwrap();
@@ -490,20 +504,7 @@ done
 /// name made and one removed; as under runc.
 #[test]
 fn host_changes_to_a_quiet_volume_directory_are_seen_at_once() {
-    let Some(runc) = which("runc") else {
-        eprintln!("SKIP: runc is not installed (scripts/setup.sh installs it)");
-        return;
-    };
-    let theirs = Copies::new("qd-runc");
-    let actor = quiet_dir_actor(theirs.vol());
-    let expected = run(&runc, &[], &theirs, QUIET_DIR_SCRIPT);
-    actor.join().unwrap();
-    assert_success("runc run", &expected);
-    let ours = Copies::new("qd-rvisor");
-    let actor = quiet_dir_actor(ours.vol());
-    let actual = run(&rvisor(), &[], &ours, QUIET_DIR_SCRIPT);
-    actor.join().unwrap();
-    assert_same_output_named("runc", &expected, "rvisor", &actual);
+    same_as_runc_with_host_actor("qd", quiet_dir_actor, QUIET_DIR_SCRIPT);
 }
 
 /// The host's /proc bound into the sandbox (as node exporters mount it):
