@@ -12,10 +12,10 @@
 //! The rootfs ([`Caching::Immutable`]) remembers every walk, misses too;
 //! bind mounts ([`Caching::Revalidate`]) revalidate every lookup.
 //!
-//! A walk also brings the node's own `O_PATH` host fd and, for a regular
-//! file, a read-only host fd of it (while the sandbox holds fewer than
+//! A walk also brings the node's own host fd: a regular file's read-only
+//! fd, another node's `O_PATH` fd (while the sandbox holds fewer than
 //! [`host_fd_budget`] of them). This is gVisor's directfs, read side:
-//! - a stat is an `fstat` of one of them, with no round trip to the gofer
+//! - a stat is an `fstat` of it, with no round trip to the gofer
 //!   (the host, or another sandbox sharing a volume, may change a node at
 //!   any time, so a bind mount's nodes are never answered from a cache);
 //! - every read-only open of a regular file shares its read fd;
