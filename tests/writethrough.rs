@@ -420,18 +420,32 @@ fn same_as_runc_with_host_actor(
     actor: fn(PathBuf) -> std::thread::JoinHandle<()>,
     script: &str,
 ) {
+    same_as_runc_with_host_actor_as(tag, actor, script, |_| {});
+}
+
+/// As [`same_as_runc_with_host_actor`], with the bundle's config edited
+/// by `edit`.
+fn same_as_runc_with_host_actor_as(
+    tag: &str,
+    actor: fn(PathBuf) -> std::thread::JoinHandle<()>,
+    script: &str,
+    edit: fn(&mut serde_json::Value),
+) {
     let Some(runc) = which("runc") else {
         eprintln!("SKIP: runc is not installed (scripts/setup.sh installs it)");
         return;
     };
     let theirs = Copies::new(&format!("{tag}-runc"));
     let acting = actor(theirs.vol());
-    let expected = run(&runc, &[], &theirs, script);
+    let run = |runtime: &Path, copies: &Copies| {
+        run_with_volume(runtime, &[], &copies.rootfs(), &copies.vol(), script, edit)
+    };
+    let expected = run(&runc, &theirs);
     acting.join().unwrap();
     assert_success("runc run", &expected);
     let ours = Copies::new(&format!("{tag}-rvisor"));
     let acting = actor(ours.vol());
-    let actual = run(&rvisor(), &[], &ours, script);
+    let actual = run(&rvisor(), &ours);
     acting.join().unwrap();
     assert_same_output_named("runc", &expected, "rvisor", &actual);
 }
@@ -505,6 +519,68 @@ done
 #[test]
 fn host_changes_to_a_quiet_volume_directory_are_seen_at_once() {
     same_as_runc_with_host_actor("qd", quiet_dir_actor, QUIET_DIR_SCRIPT);
+}
+
+/// Sets up directory `a/p` of the volume (with `a/p/q/f`) for
+/// [`HOST_CHMOD_SCRIPT`], which runs as uid 1000, then changes `p`'s mode
+/// and owner each time the script asks (`sig/stepN`, acknowledged by
+/// `sig/ackN`: the signals stay out of `a`, which must stay quiet):
+/// closed to others (0700), search only (0711), then owned by 1000
+/// (0700).
+fn chmod_actor(vol: PathBuf) -> std::thread::JoinHandle<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    std::fs::create_dir_all(vol.join("a/p/q")).unwrap();
+    std::fs::create_dir_all(vol.join("sig")).unwrap();
+    std::fs::write(vol.join("a/p/q/f"), "in p/q\n").unwrap();
+    for (path, m) in [
+        ("a", 0o755),
+        ("a/p", 0o755),
+        ("a/p/q", 0o755),
+        ("sig", 0o777),
+    ] {
+        mode(&vol.join(path), m);
+    }
+    std::thread::spawn(move || {
+        let p = vol.join("a/p");
+        let sig = vol.join("sig");
+        wait_for_file(&sig.join("step1"));
+        mode(&p, 0o700);
+        std::fs::write(sig.join("ack1"), "").unwrap();
+        wait_for_file(&sig.join("step2"));
+        mode(&p, 0o711);
+        std::fs::write(sig.join("ack2"), "").unwrap();
+        wait_for_file(&sig.join("step3"));
+        std::os::unix::fs::chown(&p, Some(1000), Some(1000)).unwrap();
+        mode(&p, 0o700);
+        std::fs::write(sig.join("ack3"), "").unwrap();
+    })
+}
+
+/// Walks through `a/p` as uid 1000 (several times: the sentry then knows
+/// the directories well), after each change the host makes to `p`.
+const HOST_CHMOD_SCRIPT: &str = r#"
+look() {
+  for i in 1 2 3; do cat /vol/a/p/q/f 2>&1; ls /vol/a/p 2>&1; done
+  usleep 50000; cat /vol/a/p/q/f 2>&1
+}
+look
+for n in 1 2 3; do
+  touch /vol/sig/step$n; while [ ! -e /vol/sig/ack$n ]; do usleep 10000; done
+  echo "after step $n"; look
+done
+"#;
+
+/// A host change to a volume directory's mode or owner applies to the
+/// next walk through it, however often the sandbox walked through it
+/// before (the sentry keeps a watched directory's mode between walks).
+#[test]
+fn host_chmod_of_a_volume_directory_applies_at_once() {
+    same_as_runc_with_host_actor_as("chmod", chmod_actor, HOST_CHMOD_SCRIPT, |c| {
+        c["process"]["user"] = serde_json::json!({ "uid": 1000, "gid": 1000 });
+    });
 }
 
 /// The host's /proc bound into the sandbox (as node exporters mount it):

@@ -23,10 +23,12 @@
 //!   `fstatat(dir_fd, name, AT_SYMLINK_NOFOLLOW)`: a miss answers ENOENT
 //!   and a hit on a live inode returns it, both without the gofer, which
 //!   is asked only for nodes the sandbox has not met yet;
-//! - a directory whose ctime has not changed since it answered a name
-//!   (every change of an entry sets it) gives the same answer again, with
-//!   only the directory's own `fstat` on the host, which the walk needs
-//!   anyway (see `recall_name` for when a ctime can be trusted);
+//! - a directory that has not changed since it answered a name gives the
+//!   same answer again: one the sentry watches with fanotify
+//!   (`dir_watch.rs`) without asking the host at all, and the mode its
+//!   search permission check reads as well; another if its ctime is the
+//!   same (every change of an entry sets it), for the price of its own
+//!   `fstat` (see `recall_name` for when a ctime can be trusted);
 //! - a directory is listed on the host, through `openat(dir_fd, ".")`.
 //!
 //! The write side too, on writable mounts (`directfs.rs`): the sentry
@@ -60,6 +62,7 @@ use gofer::client::GoferClient;
 use gofer::protocol::{Handle, Owner, ROOT_HANDLE};
 use nix::errno::Errno;
 
+use super::dir_watch::{DirMark, DirWatch};
 use super::directfs;
 use super::host::{HostFile, HostKind};
 use super::pipe::Fifo;
@@ -155,8 +158,8 @@ pub struct GoferFs {
     /// See [`GoferFs::lock_names`].
     names: Mutex<()>,
     /// Whether directories' ctimes can be trusted, by host device (see
-    /// [`GoferFs::ctimes_trusted`]).
-    ctime_devices: Mutex<HashMap<u64, bool>>,
+    /// [`GoferFs::changes_show`]).
+    change_devices: Mutex<HashMap<u64, bool>>,
 }
 
 impl GoferFs {
@@ -181,7 +184,7 @@ impl GoferFs {
             nodes: Mutex::new(HashMap::new()),
             fifos: Mutex::new(HashMap::new()),
             names: Mutex::new(()),
-            ctime_devices: Mutex::new(HashMap::new()),
+            change_devices: Mutex::new(HashMap::new()),
         });
         // The root's own fd, for direct lookups in it (none past the budget).
         let path = if HOST_FDS.load(Ordering::Relaxed) < host_fd_budget() {
@@ -258,6 +261,7 @@ impl GoferFs {
                 stat,
                 read_in: NOT_READ,
                 settled: false,
+                generation: None,
             }),
             link: Mutex::new(None),
             fresh_fd: Mutex::new(None),
@@ -268,7 +272,8 @@ impl GoferFs {
                 .unwrap_or_default(),
             children: Mutex::new(HashMap::new()),
             answers: Mutex::new(AnswerState::Empty),
-            ctime_trusted: OnceLock::new(),
+            changes_show: OnceLock::new(),
+            dir_mark: OnceLock::new(),
         })
     }
 
@@ -333,16 +338,18 @@ impl GoferFs {
         same.then_some(node)
     }
 
-    /// Whether the filesystem on host device `dev` (where `dir_fd` lies)
-    /// stamps a directory's ctime at every change of its entries: the
-    /// local disk filesystems and tmpfs do. procfs, sysfs and cgroupfs
-    /// make and drop entries without touching it, and network and FUSE
-    /// filesystems report times from another clock, or cached, or fixed;
-    /// their directories are asked about every name. Asked once per
-    /// device (an rbind brings the submounts of other filesystems).
-    fn ctimes_trusted(&self, dev: u64, dir_fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    /// Whether every change of a directory's entries on host device `dev`
+    /// (where `dir_fd` lies) shows: this kernel's VFS makes it, raising
+    /// fanotify events and stamping the directory's ctime. The local disk
+    /// filesystems and tmpfs qualify. procfs, sysfs and cgroupfs make and
+    /// drop entries with neither; network and FUSE filesystems are changed
+    /// by others, and report times from another clock, or cached, or
+    /// fixed; overlayfs is changed beneath, through its layers. Their
+    /// directories are asked about every name. Asked once per device (an
+    /// rbind brings the submounts of other filesystems).
+    fn changes_show(&self, dev: u64, dir_fd: std::os::fd::BorrowedFd<'_>) -> bool {
         let mut devices = self
-            .ctime_devices
+            .change_devices
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(&trusted) = devices.get(&dev) {
@@ -408,8 +415,11 @@ pub struct GoferInode {
     /// A directory's answers since its last change (only with
     /// [`Caching::Revalidate`]; see [`GoferInode::recall_name`]).
     answers: Mutex<AnswerState>,
-    /// Whether this directory's ctime can be trusted ([`GoferFs::ctimes_trusted`]).
-    ctime_trusted: OnceLock<bool>,
+    /// Whether this directory's changes show ([`GoferFs::changes_show`]).
+    changes_show: OnceLock<bool>,
+    /// A bind-mounted directory's fanotify mark, made at its first lookup
+    /// (None: it cannot be watched; see `dir_watch`).
+    dir_mark: OnceLock<Option<Arc<DirMark>>>,
 }
 
 /// The names a bind-mounted directory was asked for since it last
@@ -417,23 +427,39 @@ pub struct GoferInode {
 /// must not keep its fds open) or no entry. Valid while the directory's
 /// ctime on the host is `ctime`: every change of an entry in a directory
 /// (a create, unlink, rename in or out, link) sets its ctime to the
-/// current time, on the filesystems [`GoferFs::ctimes_trusted`] admits.
+/// current time, on the filesystems [`GoferFs::changes_show`] admits.
 struct Answers {
-    ctime: (i64, i64),
+    since: Since,
     /// The realtime clock's lead over the monotonic one when these answers
     /// began: a realtime clock set back since could stamp a later change
-    /// with this very ctime, and drops them.
+    /// with the very ctime of [`Since::Ctime`], and drops them.
     lead: i128,
     names: HashMap<Vec<u8>, Option<Weak<GoferInode>>>,
 }
 
+/// What tells that a directory has not changed since it gave answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Since {
+    /// Its fanotify mark's generation ([`DirMark::generation`]).
+    Generation(u64),
+    /// Its ctime on the host, when it cannot be watched.
+    Ctime((i64, i64)),
+}
+
 impl Answers {
-    fn new(ctime: (i64, i64), lead: i128) -> Answers {
+    fn new(since: Since, lead: i128) -> Answers {
         Answers {
-            ctime,
+            since,
             lead,
             names: HashMap::new(),
         }
+    }
+
+    /// Whether these answers still hold for a directory now in state
+    /// `since`, with the realtime clock's lead now `lead`.
+    fn hold(&self, since: Since, lead: i128) -> bool {
+        self.since == since
+            && (matches!(since, Since::Generation(_)) || self.lead - lead < CLOCK_SET_BACK_NS)
     }
 
     fn insert(&mut self, name: &[u8], answer: Option<Weak<GoferInode>>) {
@@ -479,8 +505,8 @@ enum Recalled {
     /// The answer it gave since it last changed.
     Known(VfsResult<Arc<GoferInode>>),
     /// None: the answer the host gives now may be remembered if the
-    /// directory's ctime is still this one (None: not at all).
-    Unknown(Option<(i64, i64)>),
+    /// directory is still in this state (None: not at all).
+    Unknown(Option<Since>),
 }
 
 /// Answers one directory remembers before it forgets them all.
@@ -550,6 +576,9 @@ struct Known {
     read_in: u64,
     /// Whether `stat`'s ctime is [`settled`].
     settled: bool,
+    /// For a watched directory: its mark's generation before `stat` was
+    /// read; `stat` holds (but for its atime) while that is current.
+    generation: Option<u64>,
 }
 
 /// `Known::read_in` of a stat not read from the host in any call.
@@ -561,6 +590,9 @@ thread_local! {
     /// (Per thread, as system call numbers are: another thread's change
     /// must not clear this call's mark.)
     static CHANGED_IN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// The last system call of this sentry thread that read the
+    /// [`DirWatch`] queue.
+    static SYNCED_IN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// The host fds a walk brought for a node.
@@ -583,6 +615,11 @@ impl Drop for GoferInode {
         HOST_FDS.fetch_sub(held, Ordering::Relaxed);
         if let Some(&handle) = self.handle.get() {
             self.fs.client.close_later(handle);
+        }
+        if let (Some(Some(mark)), Some(fd), Some(watch)) =
+            (self.dir_mark.take(), self.path_fd.get(), DirWatch::get())
+        {
+            watch.release(fd.as_fd(), mark);
         }
         // The chain of origins is let go one link at a time: dropping a
         // deep directory nest recursively would overflow the stack.
@@ -634,6 +671,7 @@ impl GoferInode {
             stat,
             read_in: NOT_READ,
             settled: false,
+            generation: None,
         };
     }
 
@@ -645,6 +683,7 @@ impl GoferInode {
             stat,
             read_in: crate::vfs::current_syscall(),
             settled,
+            generation: None,
         };
         settled
     }
@@ -797,9 +836,9 @@ impl GoferInode {
     /// a while ([`KEPT`]), so that the next lookup's `fstatat` finds them
     /// live; a name is never answered without that check.
     fn lookup_revalidating(&self, name: &[u8]) -> VfsResult<Arc<GoferInode>> {
-        let ctime = match self.recall_name(name) {
+        let since = match self.recall_name(name) {
             Recalled::Known(found) => return found,
-            Recalled::Unknown(ctime) => ctime,
+            Recalled::Unknown(since) => since,
         };
         let found = match self.lookup_direct(name) {
             Some(found) => found,
@@ -809,8 +848,8 @@ impl GoferInode {
                 }
             }),
         };
-        if let Some(ctime) = ctime {
-            self.remember_name(ctime, name, &found);
+        if let Some(since) = since {
+            self.remember_name(since, name, &found);
         }
         found
     }
@@ -894,23 +933,31 @@ impl GoferInode {
     }
 
     /// What this directory answered for `name` since it last changed on
-    /// the host, if that is known: the directory's own stat, read in this
-    /// call (a walk reads it anyway: its lookup in its parent, or the
-    /// search permission check) or now, has the ctime of those answers,
-    /// which was [`settled`]. Otherwise, the ctime under which the answer
-    /// found now may be remembered (`remember_name`).
+    /// the host, if that is known; otherwise, the state of the directory
+    /// under which the answer found now may be remembered
+    /// (`remember_name`). A name is never trusted without the directory's
+    /// word that none of its entries changed since:
+    /// - a directory watched by fanotify ([`DirWatch`]) gives it with its
+    ///   mark's generation, after the queue has been read: no host call
+    ///   but one `epoll_wait` per system call;
+    /// - another gives it with its ctime: its own stat, read in this call
+    ///   (a walk reads it anyway: its lookup in its parent, or the search
+    ///   permission check) or now, has the ctime of those answers, which
+    ///   was [`settled`].
     ///
-    /// This is what lets a walk through a bind mount cost one `fstat` per
-    /// directory instead of an `fstatat` by name: the names themselves
-    /// are never trusted without the directory's word that none changed.
+    /// This is what lets a walk through a bind mount cost less than an
+    /// `fstatat` by name per directory.
     fn recall_name(&self, name: &[u8]) -> Recalled {
         let Some(fd) = self.path_fd.get() else {
             return Recalled::Unknown(None);
         };
-        if self.ftype != FileType::Directory
-            || !single_component(name)
-            || self.ctime_trusted.get() == Some(&false)
-        {
+        if self.ftype != FileType::Directory || !single_component(name) {
+            return Recalled::Unknown(None);
+        }
+        if let Some(mark) = self.watched(fd.as_fd()) {
+            return self.recall_since(Since::Generation(mark.generation()), 0, name);
+        }
+        if self.changes_show.get() == Some(&false) {
             return Recalled::Unknown(None);
         }
         let (stat, settled_now) = match self.stat_read_now() {
@@ -928,44 +975,70 @@ impl GoferInode {
             }
         };
         let trusted = *self
-            .ctime_trusted
-            .get_or_init(|| self.fs.ctimes_trusted(stat.dev, fd.as_fd()));
+            .changes_show
+            .get_or_init(|| self.fs.changes_show(stat.dev, fd.as_fd()));
         if !trusted {
             return Recalled::Unknown(None);
         }
         let ctime = (stat.ctime_sec, stat.ctime_nsec);
-        let mut answers = self.lock_answers();
         if !settled_now {
-            *answers = AnswerState::Unsettled {
+            *self.lock_answers() = AnswerState::Unsettled {
                 until: settles_at(ctime),
             };
             return Recalled::Unknown(None);
         }
-        let lead = realtime_lead();
+        self.recall_since(Since::Ctime(ctime), realtime_lead(), name)
+    }
+
+    /// The answer for `name` kept under `since`, the directory's state
+    /// now, if any; otherwise starts keeping answers under it.
+    fn recall_since(&self, since: Since, lead: i128, name: &[u8]) -> Recalled {
+        let mut answers = self.lock_answers();
         match &mut *answers {
-            AnswerState::Kept(known)
-                if known.ctime == ctime && known.lead - lead < CLOCK_SET_BACK_NS =>
-            {
-                match known.names.get(name) {
-                    Some(None) => return Recalled::Known(Err(Errno::ENOENT)),
-                    Some(Some(node)) => {
-                        // Only a node with its own fd: its stat asks the
-                        // host. A dead one's answer goes.
-                        match node.upgrade().filter(|n| n.host_fd().is_some()) {
-                            Some(node) => {
-                                drop(answers);
-                                self.note_reached(&node, name);
-                                return Recalled::Known(Ok(node));
-                            }
-                            None => known.forget(name),
+            AnswerState::Kept(known) if known.hold(since, lead) => match known.names.get(name) {
+                Some(None) => return Recalled::Known(Err(Errno::ENOENT)),
+                Some(Some(node)) => {
+                    // Only a node with its own fd: its stat asks the
+                    // host. A dead one's answer goes.
+                    match node.upgrade().filter(|n| n.host_fd().is_some()) {
+                        Some(node) => {
+                            drop(answers);
+                            self.note_reached(&node, name);
+                            return Recalled::Known(Ok(node));
                         }
+                        None => known.forget(name),
                     }
-                    None => {}
                 }
-            }
-            _ => *answers = AnswerState::Kept(Answers::new(ctime, lead)),
+                None => {}
+            },
+            _ => *answers = AnswerState::Kept(Answers::new(since, lead)),
         }
-        Recalled::Unknown(Some(ctime))
+        Recalled::Unknown(Some(since))
+    }
+
+    /// This directory's fanotify mark, made at its first lookup, if it is
+    /// watched; the queue read in this system call (again, if the call
+    /// changed a tree since), so its generation is current.
+    fn watched(&self, fd: std::os::fd::BorrowedFd<'_>) -> Option<&Arc<DirMark>> {
+        let watch = DirWatch::get()?;
+        let mark = self
+            .dir_mark
+            .get_or_init(|| {
+                let shows = *self
+                    .changes_show
+                    .get_or_init(|| self.fs.changes_show(self.known_stat().dev, fd));
+                shows.then(|| watch.mark(fd)).flatten()
+            })
+            .as_ref()
+            .filter(|mark| mark.watching())?;
+        let now = crate::vfs::current_syscall();
+        let synced = SYNCED_IN.with(std::cell::Cell::get);
+        if now == 0 || synced != now || CHANGED_IN.with(std::cell::Cell::get) == now {
+            watch.sync();
+            SYNCED_IN.with(|c| c.set(now));
+        }
+        // The kernel drops the mark of a directory removed on the host.
+        mark.watching().then_some(mark)
     }
 
     fn lock_answers(&self) -> MutexGuard<'_, AnswerState> {
@@ -974,16 +1047,16 @@ impl GoferInode {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Remembers what the host answered for `name`, if the directory's
-    /// ctime is still the one `recall_name` saw before the lookup.
-    fn remember_name(&self, ctime: (i64, i64), name: &[u8], found: &VfsResult<Arc<GoferInode>>) {
+    /// Remembers what the host answered for `name`, if the directory is
+    /// still in the state `recall_name` saw before the lookup.
+    fn remember_name(&self, since: Since, name: &[u8], found: &VfsResult<Arc<GoferInode>>) {
         let answer = match found {
             Ok(node) if node.host_fd().is_some() => Some(Arc::downgrade(node)),
             Err(Errno::ENOENT) => None,
             _ => return,
         };
         if let AnswerState::Kept(known) = &mut *self.lock_answers() {
-            if known.ctime == ctime {
+            if known.since == since {
                 known.insert(name, answer);
             }
         }
@@ -1406,6 +1479,33 @@ impl Inode for GoferInode {
             return Ok(st);
         }
         Ok(self.known_stat())
+    }
+
+    /// A watched directory's mode and owner change only with an event
+    /// (`FAN_ATTRIB`): its stat read since its mark's last bump holds for
+    /// them, without asking the host.
+    fn access_stat(&self) -> VfsResult<FileStat> {
+        let fd = match self.path_fd.get() {
+            Some(fd)
+                if self.fs.caching == Caching::Revalidate && self.ftype == FileType::Directory =>
+            {
+                fd
+            }
+            _ => return self.stat(),
+        };
+        let Some(mark) = self.watched(fd.as_fd()) else {
+            return self.stat();
+        };
+        let generation = mark.generation();
+        {
+            let known = self.lock_stat();
+            if known.generation == Some(generation) {
+                return Ok(known.stat.clone());
+            }
+        }
+        let (st, _) = self.read_host_stat(fd.as_fd())?;
+        self.lock_stat().generation = Some(generation);
+        Ok(st)
     }
 
     fn file_type(&self) -> FileType {

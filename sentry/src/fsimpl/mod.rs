@@ -3,6 +3,7 @@
 pub mod cgroupfs;
 pub mod dev;
 pub mod devpts;
+pub mod dir_watch;
 pub mod directfs;
 pub mod file_data;
 pub mod gofer;

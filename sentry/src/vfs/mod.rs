@@ -144,6 +144,12 @@ pub use gofer::protocol::SetStat as SetAttr;
 /// A filesystem object. Directory operations take single names only.
 pub trait Inode: Send + Sync {
     fn stat(&self) -> VfsResult<FileStat>;
+    /// The stat a path walk's search permission check reads (mode and
+    /// owner): the node's stat, unless the filesystem can tell those are
+    /// unchanged without asking (a watched bind-mounted directory).
+    fn access_stat(&self) -> VfsResult<FileStat> {
+        self.stat()
+    }
     fn file_type(&self) -> FileType;
     fn as_any(&self) -> &dyn Any;
 

@@ -418,7 +418,7 @@ impl Searcher {
         let Some((uid, gid, groups)) = &self.0 else {
             return Ok(());
         };
-        let st = dir.stat()?;
+        let st = dir.access_stat()?;
         let bits = if *uid == st.uid {
             st.mode >> 6
         } else if *gid == st.gid || groups.contains(&st.gid) {
