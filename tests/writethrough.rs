@@ -583,6 +583,135 @@ fn host_chmod_of_a_volume_directory_applies_at_once() {
     });
 }
 
+/// Two loop-mounted copies of one ext4 image (a snapshot and its origin,
+/// a cloned VM disk): the same UUID, so fanotify names their inodes
+/// alike. Unmounted and removed on drop.
+struct TwinFilesystems {
+    base: TempDir,
+    mounted: Vec<PathBuf>,
+}
+
+impl TwinFilesystems {
+    /// None when mkfs.ext4 or loop mounts are missing.
+    fn new(tag: &str) -> Option<TwinFilesystems> {
+        let base = TempDir::new(tag);
+        let mut twins = TwinFilesystems {
+            base,
+            mounted: Vec::new(),
+        };
+        let first = twins.base.path().join("first.img");
+        let made = std::fs::File::create(&first)
+            .and_then(|f| f.set_len(32 << 20))
+            .is_ok()
+            && Command::new("mkfs.ext4")
+                .args(["-q", "-F"])
+                .arg(&first)
+                .status()
+                .is_ok_and(|s| s.success());
+        if !made || !twins.mount(&first, "a") {
+            return None;
+        }
+        std::fs::create_dir(twins.path("a").join("d")).unwrap();
+        std::fs::write(twins.path("a").join("d/x"), "x\n").unwrap();
+        let at = twins.mounted.pop()?;
+        assert!(Command::new("umount").arg(&at).status().unwrap().success());
+        let second = twins.base.path().join("second.img");
+        std::fs::copy(&first, &second).unwrap();
+        (twins.mount(&first, "a") && twins.mount(&second, "b")).then_some(twins)
+    }
+
+    fn mount(&mut self, image: &Path, name: &str) -> bool {
+        let at = self.path(name);
+        std::fs::create_dir_all(&at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(image)
+            .arg(&at)
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            self.mounted.push(at);
+        }
+        ok
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.base.path().join(name)
+    }
+}
+
+impl Drop for TwinFilesystems {
+    fn drop(&mut self) {
+        for at in &self.mounted {
+            let _ = Command::new("umount").arg(at).status();
+        }
+    }
+}
+
+/// Looks names up in both twins (so that both directories answer them
+/// from what they know), asks the host to make `b/d/y`, looks again,
+/// asks for `a/d/z`, and looks again.
+const TWINS_SCRIPT: &str = r#"
+look() {
+  for f in /a/d/y /a/d/z /b/d/y /b/d/z; do [ -e $f ] && echo "$f there" || echo "$f missing"; done
+}
+look; look; cat /a/d/x /b/d/x; usleep 50000; look
+for n in 1 2; do
+  touch /vol/step$n; while [ ! -e /vol/ack$n ]; do usleep 10000; done
+  echo "after step $n"; look
+done
+"#;
+
+/// Two volumes that are copies of one filesystem: a change the host makes
+/// in either shows in the sandbox at once, as under runc, although
+/// fanotify cannot tell their directories apart (so the sentry watches
+/// only one of each pair).
+#[test]
+fn twin_filesystems_as_volumes_both_show_host_changes() {
+    let Some(runc) = which("runc") else {
+        eprintln!("SKIP: runc is not installed (scripts/setup.sh installs it)");
+        return;
+    };
+    let run_one = |runtime: &Path, tag: &str| -> Option<Output> {
+        let twins = TwinFilesystems::new(&format!("{tag}-fs"))?;
+        let copies = Copies::new(tag);
+        let (vol, a, b) = (copies.vol(), twins.path("a"), twins.path("b"));
+        let actor = std::thread::spawn(move || {
+            wait_for_file(&vol.join("step1"));
+            std::fs::write(b.join("d/y"), "y").unwrap();
+            std::fs::write(vol.join("ack1"), "").unwrap();
+            wait_for_file(&vol.join("step2"));
+            std::fs::write(a.join("d/z"), "z").unwrap();
+            std::fs::write(vol.join("ack2"), "").unwrap();
+        });
+        let out = run_with_volume(
+            runtime,
+            &[],
+            &copies.rootfs(),
+            &copies.vol(),
+            TWINS_SCRIPT,
+            |c| {
+                let mounts = c["mounts"].as_array_mut().expect("mounts");
+                for name in ["a", "b"] {
+                    mounts.push(serde_json::json!({
+                        "destination": format!("/{name}"), "type": "bind",
+                        "source": twins.path(name).to_string_lossy(), "options": ["rbind", "rw"]
+                    }));
+                }
+            },
+        );
+        actor.join().unwrap();
+        Some(out)
+    };
+    let Some(expected) = run_one(&runc, "twins-runc") else {
+        eprintln!("SKIP: no loop-mounted ext4 here (mkfs.ext4, loop devices)");
+        return;
+    };
+    assert_success("runc run", &expected);
+    let actual = run_one(&rvisor(), "twins-rvisor").expect("twin filesystems");
+    assert_same_output_named("runc", &expected, "rvisor", &actual);
+}
+
 /// The host's /proc bound into the sandbox (as node exporters mount it):
 /// procfs makes and drops entries without touching its directories'
 /// ctimes, so no answer of a directory there may be kept. A host process

@@ -7,10 +7,12 @@
 //! one fanotify inode mark on each such directory it walks through, on
 //! its own donated fd (`fanotify_mark(fd, ".")`: the directory itself,
 //! no path is resolved), all in one group. Every change of an entry in a
-//! marked directory (create, delete, link, rename in or out), of the
-//! directory's own attributes (mode, owner, times, xattrs) and its
-//! removal bump the directory's [`DirMark::generation`]; answers kept
-//! under an older generation are dropped (`GoferInode::recall_name`).
+//! marked directory (create, delete, link, rename in or out, exchange,
+//! whiteout) and of the directory's own attributes (mode, owner, times,
+//! ACLs and other xattrs) bumps the directory's [`DirMark::generation`];
+//! answers kept under an older generation are dropped
+//! (`GoferInode::recall_name`). A directory removed on the host needs no
+//! event: it can gain no entries, and a chmod of it still raises one.
 //!
 //! **Ordering.** Linux queues a fanotify event before the system call
 //! that made the change returns. A lookup first [`DirWatch::sync`]s: it
@@ -25,17 +27,25 @@
 //! 5.13 for a sentry without CAP_SYS_ADMIN), a filesystem with file
 //! handles and an fsid (not procfs, sysfs, most FUSE), and room under the
 //! user's mark limit; the sentry takes at most [`MAX_MARKS`]. A directory
-//! that cannot be marked, or whose mark the kernel dropped (it was
-//! removed), is revalidated by its ctime instead (`recall_name`). A
-//! queue that overflows bumps every mark.
+//! that cannot be marked is revalidated by its ctime instead
+//! (`recall_name`). A queue that overflows bumps every mark.
 //!
-//! Entries only, never file contents: writes through a shared mapping
-//! raise no event, so a file's own attributes are still asked of the host
-//! at every stat.
+//! Two filesystems may name different inodes alike: the fsid of ext4 is
+//! its UUID, which a copy of the filesystem (a snapshot, a cloned image)
+//! keeps, and a handle is an inode and generation number. Events could
+//! not tell such inodes apart, so a name is marked for one inode only
+//! (by device and inode number); another inode of the same name is not
+//! watched.
+//!
+//! Neither file contents (writes through a shared mapping raise no
+//! event, so a file's own attributes are asked of the host at every
+//! stat) nor mounts: a host mount over a directory of a volume, or its
+//! unmount, is not seen by a walk that knew the name before (as with
+//! the ctime, which it leaves alone).
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use nix::errno::Errno;
@@ -49,13 +59,12 @@ pub const MAX_MARKS: usize = 16384;
 
 /// Changes that bump a marked directory's generation. `FAN_ONDIR` makes
 /// entries that are directories count, and the directory's own
-/// attributes and removal.
+/// attributes.
 const WATCHED_CHANGES: u64 = libc::FAN_CREATE
     | libc::FAN_DELETE
     | libc::FAN_MOVED_FROM
     | libc::FAN_MOVED_TO
     | libc::FAN_ATTRIB
-    | libc::FAN_DELETE_SELF
     | libc::FAN_ONDIR;
 
 /// The longest event a FID-reporting group queues: the metadata, the
@@ -93,9 +102,9 @@ struct FileId {
 #[derive(Debug)]
 pub struct DirMark {
     id: FileId,
+    /// The host inode marked: `(st_dev, st_ino)`.
+    inode: (u64, u64),
     generation: AtomicU64,
-    /// The kernel dropped the mark: the directory was removed.
-    dropped: AtomicBool,
 }
 
 impl DirMark {
@@ -103,11 +112,6 @@ impl DirMark {
     /// that [`DirWatch::sync`] has taken from the queue.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
-    }
-
-    /// Whether changes still reach the mark.
-    pub fn watching(&self) -> bool {
-        !self.dropped.load(Ordering::Acquire)
     }
 
     fn bump(&self) {
@@ -164,16 +168,17 @@ impl DirWatch {
     }
 
     /// Marks the directory `dir` (an fd of the sentry's own, `O_PATH`
-    /// will do), or shares the mark it has; None when it cannot be
-    /// watched. Changes made before this returns are not reported: the
-    /// caller must ask the host for what it needs after it.
-    pub fn mark(&self, dir: BorrowedFd<'_>) -> Option<Arc<DirMark>> {
+    /// will do) on host inode `inode` (`(st_dev, st_ino)`), or shares the
+    /// mark it has; None when it cannot be watched. Changes made before
+    /// this returns are not reported: the caller must ask the host for
+    /// what it needs after it.
+    pub fn mark(&self, dir: BorrowedFd<'_>, inode: (u64, u64)) -> Option<Arc<DirMark>> {
         let id = file_id(dir)?;
         let mut state = self.lock();
         if let Some(mark) = state.marks.get(&id).and_then(Weak::upgrade) {
-            if mark.watching() {
-                return Some(mark);
-            }
+            // Another inode of the same name (a copy of a filesystem):
+            // its events would be taken for this one's.
+            return (mark.inode == inode).then_some(mark);
         }
         if state.marks.len() >= MAX_MARKS {
             return None;
@@ -181,8 +186,8 @@ impl DirWatch {
         self.mark_inode(libc::FAN_MARK_ADD, dir).ok()?;
         let mark = Arc::new(DirMark {
             id: id.clone(),
+            inode,
             generation: AtomicU64::new(0),
-            dropped: AtomicBool::new(false),
         });
         state.marks.insert(id, Arc::downgrade(&mark));
         Some(mark)
@@ -192,22 +197,20 @@ impl DirWatch {
     /// kernel's mark through `dir`, an fd on the directory.
     pub fn release(&self, dir: BorrowedFd<'_>, mark: Arc<DirMark>) {
         let mut state = self.lock();
-        // Under the lock, no one can take a new share (`mark` upgrades
-        // under it), so a count of one is the last.
-        if Arc::strong_count(&mark) > 1 {
+        // Under the lock no share can be taken (`mark` upgrades under
+        // it), and of two last shares let go at once exactly one gets the
+        // mark back.
+        let Some(last) = Arc::into_inner(mark) else {
             return;
-        }
-        let ours = state
+        };
+        if state
             .marks
-            .get(&mark.id)
-            .is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(&mark)));
-        if ours {
-            state.marks.remove(&mark.id);
+            .get(&last.id)
+            .is_some_and(|w| w.strong_count() == 0)
+        {
+            state.marks.remove(&last.id);
         }
-        if mark.watching() {
-            // ENOENT: the kernel dropped it already (the directory went).
-            let _ = self.mark_inode(libc::FAN_MARK_REMOVE, dir);
-        }
+        let _ = self.mark_inode(libc::FAN_MARK_REMOVE, dir);
     }
 
     fn mark_inode(&self, how: libc::c_uint, dir: BorrowedFd<'_>) -> Result<(), Errno> {
@@ -252,14 +255,9 @@ impl DirWatch {
             };
             for event in Events(&buf[..n]) {
                 match event {
-                    Event::Changed(id, mask) => {
+                    Event::Changed(id) => {
                         if let Some(mark) = marks.get(&id).and_then(Weak::upgrade) {
                             mark.bump();
-                            if mask & libc::FAN_DELETE_SELF != 0 {
-                                // Linux removes the marks of a removed
-                                // inode itself.
-                                mark.dropped.store(true, Ordering::Release);
-                            }
                         }
                     }
                     Event::Unknown => bump_all(marks),
@@ -341,8 +339,8 @@ fn name_to_handle(fd: BorrowedFd<'_>) -> Option<(i32, Box<[u8]>)> {
 /// What one queued event says.
 #[derive(Debug, PartialEq, Eq)]
 enum Event {
-    /// The inode named changed (`mask`: how).
-    Changed(FileId, u64),
+    /// The inode named changed.
+    Changed(FileId),
     /// An overflow, or an event this code cannot read: anything may have
     /// changed.
     Unknown,
@@ -388,7 +386,10 @@ fn parse_event(
     let vers = *e.get(4)?;
     let metadata_len = usize::from(u16_at(e, 6)?);
     let mask = u64::from_ne_bytes(e.get(8..16)?.try_into().ok()?);
-    if vers != libc::FANOTIFY_METADATA_VERSION || mask & libc::FAN_Q_OVERFLOW != 0 {
+    if vers != libc::FANOTIFY_METADATA_VERSION
+        || metadata_len < 24
+        || mask & libc::FAN_Q_OVERFLOW != 0
+    {
         return None;
     }
     let info = e.get(metadata_len..)?;
@@ -396,19 +397,19 @@ fn parse_event(
         return None;
     }
     let info_len = usize::from(u16_at(info, 2)?);
+    if info_len < 20 {
+        return None;
+    }
     let info = info.get(..info_len)?;
     let fsid = [u32_at(info, 4)? as i32, u32_at(info, 8)? as i32];
     let handle_bytes = u32_at(info, 12)? as usize;
     let handle_type = u32_at(info, 16)? as i32;
     let handle = info.get(20..20 + handle_bytes)?;
-    Some(Event::Changed(
-        FileId {
-            fsid,
-            handle_type,
-            handle: handle.into(),
-        },
-        mask,
-    ))
+    Some(Event::Changed(FileId {
+        fsid,
+        handle_type,
+        handle: handle.into(),
+    }))
 }
 
 #[cfg(test)]
@@ -440,27 +441,21 @@ mod tests {
     #[test]
     fn events_parse_and_garbage_means_anything_changed() {
         let mut buf = record(libc::FAN_CREATE, [1, 2], &[9; 8]);
-        buf.extend(record(libc::FAN_DELETE_SELF, [3, 4], &[5; 12]));
+        buf.extend(record(libc::FAN_ATTRIB | libc::FAN_ONDIR, [3, 4], &[5; 12]));
         let events: Vec<Event> = Events(&buf).collect();
         assert_eq!(
             events,
             vec![
-                Event::Changed(
-                    FileId {
-                        fsid: [1, 2],
-                        handle_type: 1,
-                        handle: vec![9; 8].into()
-                    },
-                    libc::FAN_CREATE
-                ),
-                Event::Changed(
-                    FileId {
-                        fsid: [3, 4],
-                        handle_type: 1,
-                        handle: vec![5; 12].into()
-                    },
-                    libc::FAN_DELETE_SELF
-                ),
+                Event::Changed(FileId {
+                    fsid: [1, 2],
+                    handle_type: 1,
+                    handle: vec![9; 8].into()
+                }),
+                Event::Changed(FileId {
+                    fsid: [3, 4],
+                    handle_type: 1,
+                    handle: vec![5; 12].into()
+                }),
             ]
         );
         // An overflow, a short record, a handle longer than its record.
@@ -479,6 +474,20 @@ mod tests {
         let mut zero = record(libc::FAN_CREATE, [1, 2], &[9; 8]);
         zero[0..4].copy_from_slice(&0u32.to_ne_bytes());
         assert_eq!(Events(&zero).collect::<Vec<_>>(), vec![Event::Unknown]);
+        // Lengths that cut into the metadata or the info record's fixed
+        // part, whatever the bytes there say.
+        let mut short_meta = record(libc::FAN_CREATE, [1, 2], &[9; 8]);
+        short_meta[6..8].copy_from_slice(&16u16.to_ne_bytes());
+        assert_eq!(
+            Events(&short_meta).collect::<Vec<_>>(),
+            vec![Event::Unknown]
+        );
+        let mut short_info = record(libc::FAN_CREATE, [1, 2], &[9; 8]);
+        short_info[26..28].copy_from_slice(&12u16.to_ne_bytes());
+        assert_eq!(
+            Events(&short_info).collect::<Vec<_>>(),
+            vec![Event::Unknown]
+        );
     }
 
     #[test]
@@ -497,12 +506,17 @@ mod tests {
         .unwrap();
         // SAFETY: fd was just opened and is owned nowhere else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let Some(mark) = watch.mark(fd.as_fd()) else {
+        let st = nix::sys::stat::fstat(fd.as_raw_fd()).unwrap();
+        let inode = (st.st_dev, st.st_ino);
+        let Some(mark) = watch.mark(fd.as_fd(), inode) else {
             eprintln!("temp dir cannot be marked");
             return;
         };
-        let again = watch.mark(fd.as_fd()).unwrap();
+        let again = watch.mark(fd.as_fd(), inode).unwrap();
         assert!(Arc::ptr_eq(&mark, &again));
+        // The same name on another inode (a copy of the filesystem) is
+        // not watched: its events could not be told apart.
+        assert!(watch.mark(fd.as_fd(), (inode.0 + 1, inode.1)).is_none());
         watch.sync();
         let g0 = mark.generation();
         std::fs::write(dir.join("new"), b"x").unwrap();

@@ -616,10 +616,11 @@ impl Drop for GoferInode {
         if let Some(&handle) = self.handle.get() {
             self.fs.client.close_later(handle);
         }
-        if let (Some(Some(mark)), Some(fd), Some(watch)) =
-            (self.dir_mark.take(), self.path_fd.get(), DirWatch::get())
-        {
-            watch.release(fd.as_fd(), mark);
+        if let (Some(Some(mark)), Some(fd)) = (self.dir_mark.take(), self.path_fd.get()) {
+            // (A mark exists only if the watch does: no group is made here.)
+            if let Some(watch) = DirWatch::get() {
+                watch.release(fd.as_fd(), mark);
+            }
         }
         // The chain of origins is let go one link at a time: dropping a
         // deep directory nest recursively would overflow the stack.
@@ -678,12 +679,20 @@ impl GoferInode {
     /// Replaces the node's stat with one the host just returned, after
     /// [`change_clock`] read `clock`; says whether its ctime is settled.
     fn set_host_stat(&self, stat: FileStat, clock: i128) -> bool {
+        self.keep_host_stat(stat, clock, None)
+    }
+
+    /// As [`GoferInode::set_host_stat`], for a watched directory whose
+    /// mark's generation was `generation` (if known) before the host was
+    /// asked. Stat and generation are kept as one: a stat another thread
+    /// read earlier must never pass for one read under this generation.
+    fn keep_host_stat(&self, stat: FileStat, clock: i128, generation: Option<u64>) -> bool {
         let settled = settled((stat.ctime_sec, stat.ctime_nsec), clock);
         *self.lock_stat() = Known {
             stat,
             read_in: crate::vfs::current_syscall(),
             settled,
-            generation: None,
+            generation,
         };
         settled
     }
@@ -692,13 +701,23 @@ impl GoferInode {
     /// keeps it; with whether its ctime is settled (only a directory's
     /// ever is: `recall_name` trusts no other).
     fn read_host_stat(&self, fd: std::os::fd::BorrowedFd<'_>) -> VfsResult<(FileStat, bool)> {
+        self.read_host_stat_in(fd, None)
+    }
+
+    /// As [`GoferInode::read_host_stat`], for a watched directory whose
+    /// mark's generation is `generation` (see `keep_host_stat`).
+    fn read_host_stat_in(
+        &self,
+        fd: std::os::fd::BorrowedFd<'_>,
+        generation: Option<u64>,
+    ) -> VfsResult<(FileStat, bool)> {
         let clock = if self.ftype == FileType::Directory {
             change_clock()
         } else {
             0
         };
         let st = super::host::stat_from_host(&directfs::stat(fd)?);
-        let settled = self.set_host_stat(st.clone(), clock);
+        let settled = self.keep_host_stat(st.clone(), clock, generation);
         Ok((st, settled))
     }
 
@@ -1024,21 +1043,22 @@ impl GoferInode {
         let mark = self
             .dir_mark
             .get_or_init(|| {
+                let seen = self.known_stat();
                 let shows = *self
                     .changes_show
-                    .get_or_init(|| self.fs.changes_show(self.known_stat().dev, fd));
-                shows.then(|| watch.mark(fd)).flatten()
+                    .get_or_init(|| self.fs.changes_show(seen.dev, fd));
+                shows
+                    .then(|| watch.mark(fd, (seen.dev, seen.ino)))
+                    .flatten()
             })
-            .as_ref()
-            .filter(|mark| mark.watching())?;
+            .as_ref()?;
         let now = crate::vfs::current_syscall();
         let synced = SYNCED_IN.with(std::cell::Cell::get);
         if now == 0 || synced != now || CHANGED_IN.with(std::cell::Cell::get) == now {
             watch.sync();
             SYNCED_IN.with(|c| c.set(now));
         }
-        // The kernel drops the mark of a directory removed on the host.
-        mark.watching().then_some(mark)
+        Some(mark)
     }
 
     fn lock_answers(&self) -> MutexGuard<'_, AnswerState> {
@@ -1503,8 +1523,7 @@ impl Inode for GoferInode {
                 return Ok(known.stat.clone());
             }
         }
-        let (st, _) = self.read_host_stat(fd.as_fd())?;
-        self.lock_stat().generation = Some(generation);
+        let (st, _) = self.read_host_stat_in(fd.as_fd(), Some(generation))?;
         Ok(st)
     }
 
