@@ -154,6 +154,7 @@ differential_tests! {
     process_segv => "process/segv.c",
     process_jobctl => "process/jobctl.c",
     process_caps => "process/caps.c",
+    process_fork_signals => "process/fork_signals.c",
     process_spawn => "process/spawn.c",
     process_vfork => "process/vfork.c",
     process_proc_access => "process/proc_access.c",

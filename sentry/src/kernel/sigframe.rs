@@ -51,23 +51,35 @@ fn frame_xstate_len(full: usize) -> usize {
     }
 }
 
-/// Syscalls Linux restarts after a handler with SA_RESTART (ERESTARTSYS).
-pub fn restartable(nr: u64) -> bool {
+/// Syscalls Linux restarts after any handler, SA_RESTART or not
+/// (ERESTARTNOINTR): a fork a signal interrupted is made again once the
+/// handler returns; the program never sees EINTR.
+pub fn restarts_always(nr: u64) -> bool {
     matches!(
         nr as i64,
-        libc::SYS_read
-            | libc::SYS_readv
-            | libc::SYS_pread64
-            | libc::SYS_write
-            | libc::SYS_writev
-            | libc::SYS_pwrite64
-            | libc::SYS_wait4
-            | libc::SYS_waitid
-            | libc::SYS_futex
-            | libc::SYS_ioctl
-            | libc::SYS_openat
-            | libc::SYS_open
+        libc::SYS_clone | libc::SYS_clone3 | libc::SYS_fork | libc::SYS_vfork
     )
+}
+
+/// Syscalls Linux restarts after a handler with SA_RESTART (ERESTARTSYS),
+/// and those it always restarts ([`restarts_always`]).
+pub fn restartable(nr: u64) -> bool {
+    restarts_always(nr)
+        || matches!(
+            nr as i64,
+            libc::SYS_read
+                | libc::SYS_readv
+                | libc::SYS_pread64
+                | libc::SYS_write
+                | libc::SYS_writev
+                | libc::SYS_pwrite64
+                | libc::SYS_wait4
+                | libc::SYS_waitid
+                | libc::SYS_futex
+                | libc::SYS_ioctl
+                | libc::SYS_openat
+                | libc::SYS_open
+        )
 }
 
 fn put(b: &mut [u8], off: usize, v: u64) {
@@ -138,7 +150,7 @@ impl Task {
         };
         let restart = match handler {
             None => true,
-            Some(a) => a.flags & SA_RESTART != 0 && restartable(nr),
+            Some(a) => (a.flags & SA_RESTART != 0 && restartable(nr)) || restarts_always(nr),
         };
         if restart {
             self.regs.rip -= 2;

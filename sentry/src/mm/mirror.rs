@@ -768,6 +768,11 @@ fn copy_data(
                     0,
                 )
             };
+            if done < 0 && Errno::last() == Errno::EINTR {
+                // The sentry's interrupt signal (a signal posted to the
+                // forking process): a copy is no wait to cut short.
+                continue;
+            }
             if done <= 0 {
                 return Err(if done < 0 { Errno::last() } else { Errno::EIO });
             }
