@@ -32,8 +32,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use nix::errno::Errno;
 
 use super::bpf::{
-    fprog_image, jump, stmt, AUDIT_ARCH_X86_64, DATA_ARCH, DATA_IP_HI, DATA_NR, JEQ_K, JGE_K,
-    LD_W_ABS, RET_K, SECCOMP_RET_ALLOW, SECCOMP_RET_TRACE, SECCOMP_RET_USER_NOTIF, X32_SYSCALL_BIT,
+    fprog_image, jump, stmt, AUDIT_ARCH_X86_64, DATA_ARCH, DATA_IP_HI, DATA_IP_LO, DATA_NR, JEQ_K,
+    JGE_K, LD_W_ABS, RET_K, SECCOMP_RET_ALLOW, SECCOMP_RET_TRACE, SECCOMP_RET_USER_NOTIF,
+    X32_SYSCALL_BIT,
 };
 
 const SECCOMP_SET_MODE_FILTER: u64 = 1;
@@ -91,14 +92,22 @@ const TRACED_SYSCALLS: &[i64] = &[
     libc::SYS_sigaltstack,
 ];
 
-/// The stub's own code (see `stub_image`): calls made from there are the
-/// sentry's injections (or an application imitating them).
-fn stub_ip_high() -> u32 {
-    (super::stub_image::stub_base() >> 32) as u32
+/// The stub's code page (see `stub_image`): calls made from there are the
+/// sentry's injections (or an application imitating them). As the high
+/// and low halves of the instruction pointer the filter compares: the
+/// page is 64 KiB aligned, so it never straddles a 4 GiB boundary.
+fn stub_code_page() -> (u32, u32, u32) {
+    let base = super::stub_image::stub_base();
+    let lo = base as u32;
+    ((base >> 32) as u32, lo, lo + STUB_CODE_PAGE)
 }
+
+/// The stub's code page's size.
+const STUB_CODE_PAGE: u32 = 0x1000;
 
 /// The filter each stub thread installs for itself.
 pub fn filter() -> Vec<libc::sock_filter> {
+    let (code_hi, code_lo, code_end) = stub_code_page();
     let mut f = vec![
         // Another ABI (int $0x80, x32): the tracer sees it as it does today.
         stmt(LD_W_ABS, DATA_ARCH),
@@ -109,9 +118,14 @@ pub fn filter() -> Vec<libc::sock_filter> {
         stmt(RET_K, SECCOMP_RET_TRACE),
         // From the stub's code: pause (where new threads and forked stubs
         // park until their tracer attaches) runs; anything else stops in
-        // ptrace.
+        // ptrace. The whole instruction pointer is checked: the program's
+        // own code (its libc) may lie in the same 4 GiB as the stub, and
+        // its pause must not run on the host.
         stmt(LD_W_ABS, DATA_IP_HI),
-        jump(JEQ_K, stub_ip_high(), 0, 4),
+        jump(JEQ_K, code_hi, 0, 7),
+        stmt(LD_W_ABS, DATA_IP_LO),
+        jump(JGE_K, code_lo, 0, 5),
+        jump(JGE_K, code_end, 4, 0),
         stmt(LD_W_ABS, DATA_NR),
         jump(JEQ_K, libc::SYS_pause as u32, 0, 1),
         stmt(RET_K, SECCOMP_RET_ALLOW),
@@ -434,5 +448,41 @@ mod tests {
             }
         }
         assert!(f.len() < 255, "jump offsets are u8");
+    }
+
+    /// Only calls made from the stub's code page may run pause on the
+    /// host; the same call from anywhere else, even an address sharing
+    /// the page's upper 32 bits (a libc mapped in the same 4 GiB, which
+    /// let a program's pause run on the host), is the sentry's.
+    #[test]
+    fn only_the_stub_code_page_runs_pause() {
+        let f = filter();
+        let x86 = AUDIT_ARCH_X86_64;
+        let pause = libc::SYS_pause as u32;
+        let base = crate::platform::stub_image::stub_base();
+        let run = |nr: u32, ip: u64| crate::platform::bpf::run(&f, nr, x86, ip, 0);
+        assert_eq!(run(pause, base + 0x80), SECCOMP_RET_ALLOW);
+        assert_eq!(run(pause, base + 0xfff), SECCOMP_RET_ALLOW);
+        assert_eq!(run(libc::SYS_read as u32, base + 0x80), SECCOMP_RET_TRACE);
+        for elsewhere in [
+            base + 0x1000,
+            base - 1,
+            base + 0x1_0000,
+            (base & !0xffff_ffff) + 0x1234,
+        ] {
+            if elsewhere >> 12 == base >> 12 {
+                continue;
+            }
+            assert_eq!(
+                run(pause, elsewhere),
+                SECCOMP_RET_USER_NOTIF,
+                "{elsewhere:#x}"
+            );
+            assert_eq!(
+                run(libc::SYS_read as u32, elsewhere),
+                SECCOMP_RET_USER_NOTIF
+            );
+            assert_eq!(run(libc::SYS_clone as u32, elsewhere), SECCOMP_RET_TRACE);
+        }
     }
 }
