@@ -560,11 +560,13 @@ fn chmod_actor(vol: PathBuf) -> std::thread::JoinHandle<()> {
 }
 
 /// Walks through `a/p` as uid 1000 (several times: the sentry then knows
-/// the directories well), after each change the host makes to `p`.
+/// the directories well), and makes a file in it, after each change the
+/// host makes to `p`.
 const HOST_CHMOD_SCRIPT: &str = r#"
 look() {
   for i in 1 2 3; do cat /vol/a/p/q/f 2>&1; ls /vol/a/p 2>&1; done
   usleep 50000; cat /vol/a/p/q/f 2>&1
+  touch /vol/a/p/w 2>&1 && echo "made w" && rm /vol/a/p/w
 }
 look
 for n in 1 2 3; do

@@ -8,10 +8,13 @@
 //! its own donated fd (`fanotify_mark(fd, ".")`: the directory itself,
 //! no path is resolved), all in one group. Every change of an entry in a
 //! marked directory (create, delete, link, rename in or out, exchange,
-//! whiteout) and of the directory's own attributes (mode, owner, times,
-//! ACLs and other xattrs) bumps the directory's [`DirMark::generation`];
-//! answers kept under an older generation are dropped
-//! (`GoferInode::recall_name`). A directory removed on the host needs no
+//! whiteout) bumps the directory's [`DirMark::entries`] generation, and
+//! every change of its own attributes (mode, owner, times, ACLs and other
+//! xattrs) its [`DirMark::attrs`] generation. Answers kept under an older
+//! entries generation are dropped (`GoferInode::recall_name`), and a mode
+//! kept under an older attrs generation is read again
+//! (`GoferInode::access_stat`): a directory's entries change far more
+//! often than its mode, which they leave alone. A directory removed on the host needs no
 //! event: it can gain no entries, and a chmod of it still raises one.
 //!
 //! **Ordering.** Linux queues a fanotify event before the system call
@@ -104,18 +107,35 @@ pub struct DirMark {
     id: FileId,
     /// The host inode marked: `(st_dev, st_ino)`.
     inode: (u64, u64),
-    generation: AtomicU64,
+    entries: AtomicU64,
+    attrs: AtomicU64,
 }
 
+/// The events that change a directory's entries.
+const ENTRY_CHANGES: u64 =
+    libc::FAN_CREATE | libc::FAN_DELETE | libc::FAN_MOVED_FROM | libc::FAN_MOVED_TO;
+
 impl DirMark {
-    /// Bumped by every change of the directory's entries or attributes
-    /// that [`DirWatch::sync`] has taken from the queue.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+    /// Bumped by every change of the directory's entries that
+    /// [`DirWatch::sync`] has taken from the queue.
+    pub fn entries(&self) -> u64 {
+        self.entries.load(Ordering::Acquire)
     }
 
-    fn bump(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+    /// Bumped by every change of the directory's own attributes that
+    /// [`DirWatch::sync`] has taken from the queue.
+    pub fn attrs(&self) -> u64 {
+        self.attrs.load(Ordering::Acquire)
+    }
+
+    /// Applies an event's `mask` (all bits: anything may have changed).
+    fn bump(&self, mask: u64) {
+        if mask & ENTRY_CHANGES != 0 {
+            self.entries.fetch_add(1, Ordering::AcqRel);
+        }
+        if mask & !ENTRY_CHANGES != 0 {
+            self.attrs.fetch_add(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -187,7 +207,8 @@ impl DirWatch {
         let mark = Arc::new(DirMark {
             id: id.clone(),
             inode,
-            generation: AtomicU64::new(0),
+            entries: AtomicU64::new(0),
+            attrs: AtomicU64::new(0),
         });
         state.marks.insert(id, Arc::downgrade(&mark));
         Some(mark)
@@ -255,9 +276,9 @@ impl DirWatch {
             };
             for event in Events(&buf[..n]) {
                 match event {
-                    Event::Changed(id) => {
+                    Event::Changed(id, mask) => {
                         if let Some(mark) = marks.get(&id).and_then(Weak::upgrade) {
-                            mark.bump();
+                            mark.bump(mask);
                         }
                     }
                     Event::Unknown => bump_all(marks),
@@ -274,7 +295,7 @@ impl DirWatch {
 
 fn bump_all(marks: &HashMap<FileId, Weak<DirMark>>) {
     for mark in marks.values().filter_map(Weak::upgrade) {
-        mark.bump();
+        mark.bump(u64::MAX);
     }
 }
 
@@ -339,8 +360,8 @@ fn name_to_handle(fd: BorrowedFd<'_>) -> Option<(i32, Box<[u8]>)> {
 /// What one queued event says.
 #[derive(Debug, PartialEq, Eq)]
 enum Event {
-    /// The inode named changed.
-    Changed(FileId),
+    /// The inode named changed (`mask`: how).
+    Changed(FileId, u64),
     /// An overflow, or an event this code cannot read: anything may have
     /// changed.
     Unknown,
@@ -405,11 +426,14 @@ fn parse_event(
     let handle_bytes = u32_at(info, 12)? as usize;
     let handle_type = u32_at(info, 16)? as i32;
     let handle = info.get(20..20 + handle_bytes)?;
-    Some(Event::Changed(FileId {
-        fsid,
-        handle_type,
-        handle: handle.into(),
-    }))
+    Some(Event::Changed(
+        FileId {
+            fsid,
+            handle_type,
+            handle: handle.into(),
+        },
+        mask,
+    ))
 }
 
 #[cfg(test)]
@@ -446,16 +470,22 @@ mod tests {
         assert_eq!(
             events,
             vec![
-                Event::Changed(FileId {
-                    fsid: [1, 2],
-                    handle_type: 1,
-                    handle: vec![9; 8].into()
-                }),
-                Event::Changed(FileId {
-                    fsid: [3, 4],
-                    handle_type: 1,
-                    handle: vec![5; 12].into()
-                }),
+                Event::Changed(
+                    FileId {
+                        fsid: [1, 2],
+                        handle_type: 1,
+                        handle: vec![9; 8].into()
+                    },
+                    libc::FAN_CREATE
+                ),
+                Event::Changed(
+                    FileId {
+                        fsid: [3, 4],
+                        handle_type: 1,
+                        handle: vec![5; 12].into()
+                    },
+                    libc::FAN_ATTRIB | libc::FAN_ONDIR
+                ),
             ]
         );
         // An overflow, a short record, a handle longer than its record.
@@ -518,24 +548,25 @@ mod tests {
         // not watched: its events could not be told apart.
         assert!(watch.mark(fd.as_fd(), (inode.0 + 1, inode.1)).is_none());
         watch.sync();
-        let g0 = mark.generation();
+        let (e0, a0) = (mark.entries(), mark.attrs());
         std::fs::write(dir.join("new"), b"x").unwrap();
         watch.sync();
-        let g1 = mark.generation();
-        assert!(g1 > g0, "a create bumps");
+        let e1 = mark.entries();
+        assert!(e1 > e0, "a create bumps the entries");
+        assert_eq!(mark.attrs(), a0, "a create leaves the mode alone");
         watch.sync();
-        assert_eq!(mark.generation(), g1, "nothing new, no bump");
+        assert_eq!(mark.entries(), e1, "nothing new, no bump");
         std::fs::write(dir.join("sub/deeper"), b"x").unwrap();
         watch.sync();
-        assert_eq!(mark.generation(), g1, "a grandchild is not an entry");
+        assert_eq!(mark.entries(), e1, "a grandchild is not an entry");
         std::fs::rename(dir.join("new"), dir.join("renamed")).unwrap();
         watch.sync();
-        let g2 = mark.generation();
-        assert!(g2 > g1, "a rename bumps");
+        let e2 = mark.entries();
+        assert!(e2 > e1, "a rename bumps");
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .unwrap();
         watch.sync();
-        assert!(mark.generation() > g2, "a chmod bumps");
+        assert!(mark.attrs() > a0, "a chmod bumps the attributes");
         drop(again);
         watch.release(fd.as_fd(), mark);
         std::fs::remove_dir_all(&dir).unwrap();

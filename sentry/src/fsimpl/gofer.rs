@@ -440,7 +440,7 @@ struct Answers {
 /// What tells that a directory has not changed since it gave answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Since {
-    /// Its fanotify mark's generation ([`DirMark::generation`]).
+    /// Its fanotify mark's entries generation ([`DirMark::entries`]).
     Generation(u64),
     /// Its ctime on the host, when it cannot be watched.
     Ctime((i64, i64)),
@@ -576,8 +576,9 @@ struct Known {
     read_in: u64,
     /// Whether `stat`'s ctime is [`settled`].
     settled: bool,
-    /// For a watched directory: its mark's generation before `stat` was
-    /// read; `stat` holds (but for its atime) while that is current.
+    /// For a watched directory: its mark's attrs generation
+    /// ([`DirMark::attrs`]) before `stat` was read; `stat`'s mode and
+    /// owner hold while that is current.
     generation: Option<u64>,
 }
 
@@ -974,7 +975,7 @@ impl GoferInode {
             return Recalled::Unknown(None);
         }
         if let Some(mark) = self.watched(fd.as_fd()) {
-            return self.recall_since(Since::Generation(mark.generation()), 0, name);
+            return self.recall_since(Since::Generation(mark.entries()), 0, name);
         }
         if self.changes_show.get() == Some(&false) {
             return Recalled::Unknown(None);
@@ -1093,9 +1094,10 @@ impl GoferInode {
         Ok(())
     }
 
-    /// Owner of a node created in this directory by `ctx`.
+    /// Owner of a node created in this directory by `ctx` (from the
+    /// directory's mode and group: `access_stat` is enough).
     fn new_owner(&self, mode: u32, ctx: CreateCtx) -> VfsResult<(u32, Owner)> {
-        let (mode, ctx) = init_owner(&self.stat()?, mode, ctx);
+        let (mode, ctx) = init_owner(&self.access_stat()?, mode, ctx);
         Ok((
             mode,
             Owner {
@@ -1502,8 +1504,9 @@ impl Inode for GoferInode {
     }
 
     /// A watched directory's mode and owner change only with an event
-    /// (`FAN_ATTRIB`): its stat read since its mark's last bump holds for
-    /// them, without asking the host.
+    /// (`FAN_ATTRIB`): its stat read since its mark's attrs generation
+    /// last moved holds for them, without asking the host. (Its entries
+    /// changing moves its mtime, size and link count, not those.)
     fn access_stat(&self) -> VfsResult<FileStat> {
         let fd = match self.path_fd.get() {
             Some(fd)
@@ -1516,7 +1519,7 @@ impl Inode for GoferInode {
         let Some(mark) = self.watched(fd.as_fd()) else {
             return self.stat();
         };
-        let generation = mark.generation();
+        let generation = mark.attrs();
         {
             let known = self.lock_stat();
             if known.generation == Some(generation) {

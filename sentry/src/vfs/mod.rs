@@ -144,9 +144,11 @@ pub use gofer::protocol::SetStat as SetAttr;
 /// A filesystem object. Directory operations take single names only.
 pub trait Inode: Send + Sync {
     fn stat(&self) -> VfsResult<FileStat>;
-    /// The stat a path walk's search permission check reads (mode and
-    /// owner): the node's stat, unless the filesystem can tell those are
-    /// unchanged without asking (a watched bind-mounted directory).
+    /// The stat a permission check reads, of which only the mode and
+    /// owner count (a walk's search permission, the write permission on a
+    /// directory an entry is made or removed in, the group a new node
+    /// inherits): the node's stat, unless the filesystem can tell those
+    /// are unchanged without asking (a watched bind-mounted directory).
     fn access_stat(&self) -> VfsResult<FileStat> {
         self.stat()
     }
