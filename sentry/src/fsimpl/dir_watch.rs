@@ -133,7 +133,8 @@ impl DirMark {
         if mask & ENTRY_CHANGES != 0 {
             self.entries.fetch_add(1, Ordering::AcqRel);
         }
-        if mask & !ENTRY_CHANGES != 0 {
+        // (FAN_ONDIR comes with a subdirectory's create or removal too.)
+        if mask & !(ENTRY_CHANGES | libc::FAN_ONDIR) != 0 {
             self.attrs.fetch_add(1, Ordering::AcqRel);
         }
     }
@@ -563,6 +564,10 @@ mod tests {
         watch.sync();
         let e2 = mark.entries();
         assert!(e2 > e1, "a rename bumps");
+        std::fs::create_dir(dir.join("subdir")).unwrap();
+        watch.sync();
+        assert!(mark.entries() > e2, "a mkdir bumps the entries");
+        assert_eq!(mark.attrs(), a0, "a mkdir leaves the mode alone");
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .unwrap();
         watch.sync();

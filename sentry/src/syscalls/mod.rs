@@ -489,7 +489,14 @@ pub fn dispatch(t: &mut Task) {
     t.thread
         .in_syscall
         .store(false, std::sync::atomic::Ordering::Relaxed);
-    if result == Err(Errno::EINTR) && crate::kernel::sigframe::restartable(nr) {
+    // Only an EINTR of the call itself is a signal's doing: one the
+    // program's own seccomp filter returns (SECCOMP_RET_ERRNO) is its
+    // result, as on Linux, and must not restart the call forever.
+    let filtered = matches!(
+        verdict,
+        SeccompAction::Errno(_) | SeccompAction::Kill | SeccompAction::Trap
+    );
+    if result == Err(Errno::EINTR) && !filtered && crate::kernel::sigframe::restartable(nr) {
         t.restart = Some(nr);
     }
     let ret: i64 = match result {
