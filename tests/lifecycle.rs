@@ -648,7 +648,8 @@ fn seccomp_profile_matches_runc() {
         rt.set_args(&[
             "sh",
             "-c",
-            "mkdir /tmp/d; echo mkdir=$?; sync; echo sync=$?; \
+            "mkdir /tmp/d; echo mkdir=$?; set -C; echo x > /tmp/excl 2>&1; echo excl=$?; \
+             set +C; sync; echo sync=$?; \
              rmdir /tmp/nonexistent 2>&1; echo rmdir=$?; echo done",
         ]);
         edit_bundle_config(rt.bundle.path(), |cfg| {
@@ -657,6 +658,10 @@ fn seccomp_profile_matches_runc() {
                 "architectures": ["SCMP_ARCH_X86_64"],
                 "syscalls": [
                     { "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13 },
+                    // EINTR from the profile is the call's result (the
+                    // call is not restarted): an O_EXCL create (set -C).
+                    { "names": ["openat", "open"], "action": "SCMP_ACT_ERRNO", "errnoRet": 4,
+                      "args": [ { "index": 2, "value": 193, "op": "SCMP_CMP_EQ" } ] },
                     { "names": ["sync"], "action": "SCMP_ACT_KILL_PROCESS" },
                     { "names": ["rmdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 30,
                       "args": [ { "index": 1, "value": 0, "op": "SCMP_CMP_EQ" } ] }
