@@ -60,9 +60,9 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 /// to ctime revalidation.
 pub const MAX_MARKS: usize = 16384;
 
-/// Changes that bump a marked directory's generation. `FAN_ONDIR` makes
-/// entries that are directories count, and the directory's own
-/// attributes.
+/// Changes that bump a marked directory's generations ([`DirMark::bump`]).
+/// `FAN_ONDIR` makes entries that are directories count, and the
+/// directory's own attributes.
 const WATCHED_CHANGES: u64 = libc::FAN_CREATE
     | libc::FAN_DELETE
     | libc::FAN_MOVED_FROM
@@ -252,9 +252,9 @@ impl DirWatch {
         Errno::result(r).map(drop)
     }
 
-    /// Applies every change queued so far to its mark's generation. When
+    /// Applies every change queued so far to its mark's generations. When
     /// this returns, every change that completed on the host before it
-    /// was called has bumped its directory's generation.
+    /// was called has bumped its directory's generations.
     pub fn sync(&self) {
         let mut state = self.lock();
         let mut ready = [EpollEvent::empty()];

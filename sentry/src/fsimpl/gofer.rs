@@ -679,15 +679,11 @@ impl GoferInode {
 
     /// Replaces the node's stat with one the host just returned, after
     /// [`change_clock`] read `clock`; says whether its ctime is settled.
-    fn set_host_stat(&self, stat: FileStat, clock: i128) -> bool {
-        self.keep_host_stat(stat, clock, None)
-    }
-
-    /// As [`GoferInode::set_host_stat`], for a watched directory whose
-    /// mark's generation was `generation` (if known) before the host was
-    /// asked. Stat and generation are kept as one: a stat another thread
-    /// read earlier must never pass for one read under this generation.
-    fn keep_host_stat(&self, stat: FileStat, clock: i128, generation: Option<u64>) -> bool {
+    /// `generation`: for a watched directory, its mark's attrs generation
+    /// before the host was asked (`access_stat`), if known. Stat and
+    /// generation are kept as one: a stat another thread read earlier
+    /// must never pass for one read under this generation.
+    fn set_host_stat(&self, stat: FileStat, clock: i128, generation: Option<u64>) -> bool {
         let settled = settled((stat.ctime_sec, stat.ctime_nsec), clock);
         *self.lock_stat() = Known {
             stat,
@@ -699,15 +695,10 @@ impl GoferInode {
     }
 
     /// Reads the node's stat from the host through `fd`, its own, and
-    /// keeps it; with whether its ctime is settled (only a directory's
-    /// ever is: `recall_name` trusts no other).
-    fn read_host_stat(&self, fd: std::os::fd::BorrowedFd<'_>) -> VfsResult<(FileStat, bool)> {
-        self.read_host_stat_in(fd, None)
-    }
-
-    /// As [`GoferInode::read_host_stat`], for a watched directory whose
-    /// mark's generation is `generation` (see `keep_host_stat`).
-    fn read_host_stat_in(
+    /// keeps it (`generation` as for `set_host_stat`); with whether its
+    /// ctime is settled (only a directory's ever is: `recall_name` trusts
+    /// no other).
+    fn read_host_stat(
         &self,
         fd: std::os::fd::BorrowedFd<'_>,
         generation: Option<u64>,
@@ -718,7 +709,7 @@ impl GoferInode {
             0
         };
         let st = super::host::stat_from_host(&directfs::stat(fd)?);
-        let settled = self.keep_host_stat(st.clone(), clock, generation);
+        let settled = self.set_host_stat(st.clone(), clock, generation);
         Ok((st, settled))
     }
 
@@ -930,7 +921,7 @@ impl GoferInode {
             Err(_) => return None,
         };
         let node = self.fs.live_match(&st)?;
-        node.set_host_stat(super::host::stat_from_host(&st), clock);
+        node.set_host_stat(super::host::stat_from_host(&st), clock, None);
         self.note_reached(&node, name);
         Some(Ok(node))
     }
@@ -977,7 +968,7 @@ impl GoferInode {
         if let Some(mark) = self.watched(fd.as_fd()) {
             return self.recall_since(Since::Generation(mark.entries()), 0, name);
         }
-        if self.changes_show.get() == Some(&false) {
+        if !self.shows_changes(fd.as_fd()) {
             return Recalled::Unknown(None);
         }
         let (stat, settled_now) = match self.stat_read_now() {
@@ -988,18 +979,12 @@ impl GoferInode {
                         return Recalled::Unknown(None);
                     }
                 }
-                match self.read_host_stat(fd.as_fd()) {
+                match self.read_host_stat(fd.as_fd(), None) {
                     Ok(known) => known,
                     Err(_) => return Recalled::Unknown(None),
                 }
             }
         };
-        let trusted = *self
-            .changes_show
-            .get_or_init(|| self.fs.changes_show(stat.dev, fd.as_fd()));
-        if !trusted {
-            return Recalled::Unknown(None);
-        }
         let ctime = (stat.ctime_sec, stat.ctime_nsec);
         if !settled_now {
             *self.lock_answers() = AnswerState::Unsettled {
@@ -1045,10 +1030,7 @@ impl GoferInode {
             .dir_mark
             .get_or_init(|| {
                 let seen = self.known_stat();
-                let shows = *self
-                    .changes_show
-                    .get_or_init(|| self.fs.changes_show(seen.dev, fd));
-                shows
+                self.shows_changes(fd)
                     .then(|| watch.mark(fd, (seen.dev, seen.ino)))
                     .flatten()
             })
@@ -1060,6 +1042,14 @@ impl GoferInode {
             SYNCED_IN.with(|c| c.set(now));
         }
         Some(mark)
+    }
+
+    /// Whether this directory's changes show ([`GoferFs::changes_show`]),
+    /// asked once (its device never changes).
+    fn shows_changes(&self, fd: std::os::fd::BorrowedFd<'_>) -> bool {
+        *self
+            .changes_show
+            .get_or_init(|| self.fs.changes_show(self.known_stat().dev, fd))
     }
 
     fn lock_answers(&self) -> MutexGuard<'_, AnswerState> {
@@ -1488,7 +1478,7 @@ impl Inode for GoferInode {
             if let Some((st, _)) = read_now {
                 return Ok(st);
             }
-            return self.read_host_stat(fd).map(|(st, _)| st);
+            return self.read_host_stat(fd, None).map(|(st, _)| st);
         }
         // Looked up on the host earlier in this same system call (the
         // stat(2) of a path): as fresh as asking the gofer now would be.
@@ -1526,7 +1516,7 @@ impl Inode for GoferInode {
                 return Ok(known.stat.clone());
             }
         }
-        let (st, _) = self.read_host_stat_in(fd.as_fd(), Some(generation))?;
+        let (st, _) = self.read_host_stat(fd.as_fd(), Some(generation))?;
         Ok(st)
     }
 
